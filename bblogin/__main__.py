@@ -1,0 +1,3 @@
+from bblogin._cli import main
+
+raise SystemExit(main())

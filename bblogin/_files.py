@@ -1,0 +1,66 @@
+"""Small, careful file helpers: private directories, atomic 0600 writes, tolerant JSON reads.
+
+Stdlib only (the hot path reads JSON through here).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from typing import Any
+
+from bblogin._errors import StorageError
+
+DIR_MODE = 0o700
+
+
+def ensure_private_dir(path: str) -> str:
+    """Create ``path`` (and parents) with mode 0700; tighten it if it exists looser."""
+    try:
+        os.makedirs(path, mode=DIR_MODE, exist_ok=True)
+        if os.name == "posix" and os.stat(path).st_mode & 0o077:
+            os.chmod(path, DIR_MODE)
+    except OSError as exc:
+        raise StorageError(
+            f"cannot create the directory {path}: {exc.strerror}",
+            hint="check that the directory is writable, or point BBLOGIN_STATE_DIR/BBLOGIN_CACHE_DIR elsewhere",
+        ) from exc
+    return path
+
+
+def atomic_write_bytes(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (mkstemp makes it 0600, fsync, rename).
+
+    Readers see the old file or the new one, never a torn write; a full disk leaves the old file.
+    """
+    directory = ensure_private_dir(os.path.dirname(path) or ".")
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise StorageError(
+            f"cannot write {path}: {exc.strerror}",
+            hint="free disk space or make the directory writable; the previous file is unchanged",
+        ) from exc
+
+
+def atomic_write_json(path: str, obj: Any) -> None:
+    atomic_write_bytes(path, json.dumps(obj, indent=1, sort_keys=True).encode() + b"\n")
+
+
+def read_json(path: str) -> Any | None:
+    """The parsed JSON at ``path``; None when it is missing or unreadable as JSON."""
+    try:
+        with open(path, "rb") as fh:
+            return json.loads(fh.read())
+    except (OSError, ValueError):
+        return None
