@@ -1,0 +1,367 @@
+"""config.toml: profiles and git hosts, validated with errors that name the file, line and key.
+
+    default_profile = "work"
+
+    [profiles.work]
+    issuer = "https://dex.example.com/dex"
+    client_id = "bblogin"
+    connector_id = "bitbucket-cloud"      # skip dex's connector chooser
+    scopes = ["openid", "email", "profile", "groups", "offline_access"]
+    flow = "auto"                         # auto | loopback | device
+
+    [git."https://bitbucket.org"]
+    profile = "cloud"
+
+The slow path reads TOML here; the hot path reads the compiled JSON snapshot written by
+:func:`compile_for_hot_path` (tomllib alone costs about a Python start-up to import).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from bblogin import _files, _paths
+from bblogin._errors import ConfigError, ProfileNotFound
+
+PROVIDERS = ("oidc", "bitbucket-cloud", "bitbucket-dc")
+FLOWS = ("auto", "loopback", "device")
+STORAGES = ("keyring", "plaintext")
+DEFAULT_OIDC_SCOPES = ("openid", "email", "profile", "groups", "offline_access")
+BITBUCKET_CLOUD_URL = "https://bitbucket.org"
+COMPILED_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One named way to log in: an IdP, a client, and how to run the flow."""
+
+    name: str
+    issuer: str
+    client_id: str
+    provider: str = "oidc"
+    client_secret: str | None = None
+    connector_id: str | None = None
+    scopes: tuple[str, ...] = DEFAULT_OIDC_SCOPES
+    flow: str = "auto"
+    ca_file: str | None = None
+    extra_auth_params: dict[str, str] = field(default_factory=dict)
+    listen_port: int | None = None
+    storage: str = "keyring"
+    refresh_margin: int = 60
+    login_timeout: int = 180
+    lock_timeout: int = 240
+    use_access_token: bool = False
+    pipelines: bool = False
+    exchange_connector_id: str | None = None
+
+    def __repr__(self) -> str:  # the client secret never reaches a log or traceback
+        secret = "set" if self.client_secret else "none"
+        return f"Profile(name={self.name!r}, provider={self.provider!r}, issuer={self.issuer!r}, client_id={self.client_id!r}, client_secret={secret})"
+
+
+@dataclass(frozen=True)
+class GitHost:
+    """A git remote prefix (``https://host[:port][/path]``) served from a profile's account."""
+
+    url: str
+    profile: str
+    account: str | None = None
+    username: str | None = None  # None: x-token-auth for Bitbucket Cloud, the account's user name otherwise
+    token: str = "access_token"  # access_token | id_token
+    authtype: str = "basic"  # basic | bearer (bearer only when git advertises capability[]=authtype)
+
+
+@dataclass(frozen=True)
+class Config:
+    path: str
+    default_profile: str | None = None
+    profiles: dict[str, Profile] = field(default_factory=dict)
+    git_hosts: tuple[GitHost, ...] = ()
+
+    def profile(self, name: str | None) -> Profile:
+        """The named profile, else the default one, else the only one."""
+        chosen = name or self.default_profile or (next(iter(self.profiles)) if len(self.profiles) == 1 else None)
+        if chosen is None:
+            raise ProfileNotFound("no profile given and no default_profile set in " + self.path)
+        try:
+            return self.profiles[chosen]
+        except KeyError:
+            raise ProfileNotFound(f"no profile named {chosen!r} in {self.path}") from None
+
+
+_PROFILE_TYPES: dict[str, type | tuple[type, ...]] = {
+    "issuer": str,
+    "client_id": str,
+    "provider": str,
+    "client_secret": str,
+    "connector_id": str,
+    "scopes": list,
+    "flow": str,
+    "ca_file": str,
+    "extra_auth_params": dict,
+    "listen_port": int,
+    "storage": str,
+    "refresh_margin": int,
+    "login_timeout": int,
+    "lock_timeout": int,
+    "use_access_token": bool,
+    "pipelines": bool,
+    "exchange_connector_id": str,
+}
+_GIT_TYPES: dict[str, type] = {"profile": str, "account": str, "username": str, "token": str, "authtype": str}
+
+
+def _line_of(text: str, table: str | None, key: str | None) -> int | None:
+    """Best-effort line number of ``key`` inside ``[table]`` (or of the table header)."""
+    lines = text.splitlines()
+    start = 0
+    if table is not None:
+        header = re.compile(r"^\s*\[\s*" + r"\s*\.\s*".join(re.escape(p) for p in table) + r"\s*\]\s*(#.*)?$")
+        for i, line in enumerate(lines):
+            if header.match(line.replace('"', "")):
+                start = i
+                break
+        else:
+            return None
+        if key is None:
+            return start + 1
+    pattern = re.compile(r"^\s*\"?" + re.escape(key or "") + r"\"?\s*=")
+    for i in range(start, len(lines)):
+        if i > start and lines[i].lstrip().startswith("[") and table is not None:
+            break
+        if pattern.match(lines[i]):
+            return i + 1
+    return None
+
+
+class _Validator:
+    def __init__(self, path: str, text: str) -> None:
+        self.path = path
+        self.text = text
+
+    def fail(self, table: tuple[str, ...] | None, key: str | None, problem: str) -> ConfigError:
+        line = _line_of(self.text, table, key)
+        where = f"{self.path}:{line}" if line else self.path
+        name = ".".join([*(table or ()), *([key] if key else [])])
+        return ConfigError(f"{where}: {name}: {problem}", hint="fix the value in the file, or run `bblogin doctor`")
+
+    def typed(self, table: tuple[str, ...], raw: dict[str, Any], types: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in raw.items():
+            if key not in types:
+                raise self.fail(table, key, f"unknown key (known: {', '.join(sorted(types))})")
+            want = types[key]
+            if want is int and isinstance(value, bool) or not isinstance(value, want):
+                raise self.fail(table, key, f"must be a {getattr(want, '__name__', want)}, not {type(value).__name__}")
+            out[key] = value
+        return out
+
+    def profile(self, name: str, raw: Any) -> Profile:
+        table = ("profiles", name)
+        if not isinstance(raw, dict):
+            raise self.fail(None, None, f"profiles.{name} must be a table")
+        values = self.typed(table, raw, _PROFILE_TYPES)
+        provider = values.get("provider", "oidc")
+        if provider not in PROVIDERS:
+            raise self.fail(table, "provider", f"must be one of {', '.join(PROVIDERS)}")
+        if provider == "bitbucket-cloud":
+            values.setdefault("issuer", BITBUCKET_CLOUD_URL)
+        for required in ("issuer", "client_id"):
+            if not values.get(required):
+                raise self.fail(table, None, f"missing required key {required!r}")
+        issuer = values["issuer"]
+        if not _is_http_url(issuer):
+            raise self.fail(table, "issuer", "must be an https:// URL (http:// only for 127.0.0.1/localhost)")
+        for key, allowed in (("flow", FLOWS), ("storage", STORAGES)):
+            if key in values and values[key] not in allowed:
+                raise self.fail(table, key, f"must be one of {', '.join(allowed)}")
+        if "scopes" in values:
+            if not all(isinstance(s, str) and s and " " not in s for s in values["scopes"]):
+                raise self.fail(table, "scopes", "must be a list of scope names without spaces")
+            values["scopes"] = tuple(values["scopes"])
+        elif provider == "bitbucket-dc":
+            values["scopes"] = ("REPO_READ", "REPO_WRITE")
+        elif provider == "bitbucket-cloud":
+            values["scopes"] = ("account", "email", "repository", "repository:write")
+        if "extra_auth_params" in values and not all(isinstance(v, str) for v in values["extra_auth_params"].values()):
+            raise self.fail(table, "extra_auth_params", "values must be strings")
+        for key in ("listen_port",):
+            if key in values and not 0 <= values[key] <= 65535:
+                raise self.fail(table, key, "must be a port number (0-65535)")
+        for key in ("refresh_margin", "login_timeout", "lock_timeout"):
+            if key in values and values[key] < 0:
+                raise self.fail(table, key, "must not be negative")
+        return Profile(name=name, **values)
+
+    def git_host(self, url: str, raw: Any, profiles: dict[str, Profile]) -> GitHost:
+        table = ("git", url)
+        if not isinstance(raw, dict):
+            raise self.fail(None, None, f'git."{url}" must be a table')
+        values = self.typed(table, raw, _GIT_TYPES)
+        problem = git_url_problem(url)
+        if problem:
+            raise self.fail(table, None, problem)
+        if "profile" not in values:
+            raise self.fail(table, None, "missing required key 'profile'")
+        if values["profile"] not in profiles:
+            raise self.fail(table, "profile", f"no profile named {values['profile']!r}")
+        if values.get("token", "access_token") not in ("access_token", "id_token"):
+            raise self.fail(table, "token", "must be access_token or id_token")
+        if values.get("authtype", "basic") not in ("basic", "bearer"):
+            raise self.fail(table, "authtype", "must be basic or bearer")
+        return GitHost(url=url.rstrip("/"), **values)
+
+
+def _is_http_url(url: str) -> bool:
+    if url.startswith("https://") and len(url) > len("https://"):
+        return True
+    return bool(re.match(r"^http://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?(/|$)", url))
+
+
+def git_url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be a git host key, or None. https only; http only on loopback."""
+    m = re.match(r"^(https|http)://([A-Za-z0-9.-]+|\[::1\])(:\d{1,5})?(/[^?#]*)?$", url)
+    if not m or "@" in url:
+        return "must be https://host[:port][/path] (no user name, query or fragment)"
+    if m.group(1) == "http" and m.group(2) not in ("127.0.0.1", "localhost", "[::1]"):
+        return "plain http is allowed only for 127.0.0.1/localhost"
+    return None
+
+
+def load(path: str | None = None) -> Config:
+    """Parse and validate config.toml. A missing file is an empty config."""
+    path = path or _paths.config_file()
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        return Config(path=path)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        text = data.decode("utf-8")
+        raw = tomllib.loads(text)
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}", hint="fix the syntax at the line shown") from None
+    v = _Validator(path, text)
+    default = raw.pop("default_profile", None)
+    profiles_raw = raw.pop("profiles", {})
+    git_raw = raw.pop("git", {})
+    for key in raw:
+        raise v.fail(None, key, "unknown top-level key (known: default_profile, profiles, git)")
+    if not isinstance(profiles_raw, dict) or not isinstance(git_raw, dict):
+        raise v.fail(None, "profiles" if not isinstance(profiles_raw, dict) else "git", "must be a table")
+    profiles = {name: v.profile(name, body) for name, body in profiles_raw.items()}
+    if default is not None and (not isinstance(default, str) or default not in profiles):
+        raise v.fail(None, "default_profile", f"names no profile (have: {', '.join(profiles) or 'none'})")
+    hosts = tuple(v.git_host(url, body, profiles) for url, body in git_raw.items())
+    return Config(path=path, default_profile=default, profiles=profiles, git_hosts=hosts)
+
+
+def _profile_table(profile: Profile) -> dict[str, Any]:
+    defaults = Profile(name="", issuer="", client_id="", provider=profile.provider)
+    out: dict[str, Any] = {}
+    for f in fields(Profile):
+        if f.name == "name":
+            continue
+        value = getattr(profile, f.name)
+        if f.name in ("issuer", "client_id") or value != getattr(defaults, f.name):
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def _edit(path: str | None, mutate: Any) -> None:
+    """Apply ``mutate(doc)`` to config.toml with tomlkit (comments and order kept), atomically."""
+    import tomlkit
+
+    path = path or _paths.config_file()
+    try:
+        with open(path, encoding="utf-8") as fh:
+            doc = tomlkit.parse(fh.read())
+    except FileNotFoundError:
+        doc = tomlkit.document()
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot update {path}: {exc}") from exc
+    mutate(doc, tomlkit)
+    _files.atomic_write_bytes(path, tomlkit.dumps(doc).encode())
+    load_and_compile(path)
+
+
+def save_profile(profile: Profile, *, make_default: bool = False, path: str | None = None) -> None:
+    """Add or replace ``[profiles.NAME]``, keeping the rest of the file (comments included)."""
+
+    def mutate(doc: Any, tomlkit: Any) -> None:
+        if make_default or "default_profile" not in doc:
+            doc["default_profile"] = profile.name
+        table = tomlkit.table()
+        for key, value in _profile_table(profile).items():
+            table[key] = value
+        doc.setdefault("profiles", tomlkit.table(is_super_table=True))[profile.name] = table
+
+    _edit(path, mutate)
+
+
+def save_git_host(host: GitHost, *, path: str | None = None) -> None:
+    """Add or replace ``[git."URL"]``, keeping the rest of the file."""
+    defaults = GitHost(url="", profile="")
+
+    def mutate(doc: Any, tomlkit: Any) -> None:
+        table = tomlkit.table()
+        for key, value in asdict(host).items():
+            if key == "profile" or (key != "url" and value is not None and value != getattr(defaults, key)):
+                table[key] = value
+        doc.setdefault("git", tomlkit.table(is_super_table=True))[host.url] = table
+
+    _edit(path, mutate)
+
+
+def fingerprint(path: str) -> list[int] | None:
+    """What the hot path compares to know the compiled snapshot is current: (mtime_ns, size, inode)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_mtime_ns, st.st_size, st.st_ino]
+
+
+def compile_for_hot_path(config: Config) -> None:
+    """Write cache/config.json: what ``_fast`` needs, as JSON, tagged with config.toml's fingerprint."""
+    snapshot = {
+        "version": COMPILED_VERSION,
+        "source": config.path,
+        "fingerprint": fingerprint(config.path),
+        "default_profile": config.default_profile or (next(iter(config.profiles)) if len(config.profiles) == 1 else None),
+        "profiles": {
+            name: {
+                "provider": p.provider,
+                "issuer": p.issuer,
+                "client_id": p.client_id,
+                "storage": p.storage,
+                "refresh_margin": p.refresh_margin,
+                "use_access_token": p.use_access_token,
+            }
+            for name, p in config.profiles.items()
+        },
+        "git_hosts": [asdict(h) for h in config.git_hosts],
+    }
+    _files.atomic_write_json(_paths.compiled_config_file(), snapshot)
+
+
+def load_and_compile(path: str | None = None) -> Config:
+    """Load config.toml and refresh the hot path's snapshot of it when it is stale."""
+    config = load(path)
+    current = _files.read_json(_paths.compiled_config_file())
+    if (
+        not isinstance(current, dict)
+        or current.get("version") != COMPILED_VERSION
+        or current.get("source") != config.path
+        or current.get("fingerprint") != fingerprint(config.path)
+    ):
+        compile_for_hot_path(config)
+    return config

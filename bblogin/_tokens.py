@@ -1,0 +1,53 @@
+"""What a login or a refresh yields: the token set and the identity behind it. Stdlib only."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+
+TOKEN_KINDS = ("id_token", "access_token", "refresh_token")
+
+
+@dataclass(frozen=True)
+class TokenSet:
+    """Tokens from one token-endpoint answer. ``*_expires_at`` are Unix seconds (None = unknown)."""
+
+    access_token: str
+    id_token: str | None = None
+    refresh_token: str | None = None
+    access_expires_at: int | None = None
+    id_expires_at: int | None = None
+    scope: str | None = None
+
+    def values(self) -> dict[str, str]:
+        """The non-empty tokens by kind (``id_token``, ``access_token``, ``refresh_token``)."""
+        out = {"id_token": self.id_token, "access_token": self.access_token, "refresh_token": self.refresh_token}
+        return {k: v for k, v in out.items() if v}
+
+    def expires_at(self, kind: str) -> int | None:
+        return {"id_token": self.id_expires_at, "access_token": self.access_expires_at}.get(kind)
+
+    def __repr__(self) -> str:  # never show a token in a traceback or log
+        return f"TokenSet(kinds={sorted(self.values())}, access_expires_at={self.access_expires_at}, id_expires_at={self.id_expires_at})"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who logged in. ``sub`` is stable per (issuer, client): dex's sub, a Bitbucket uuid or DC user id."""
+
+    sub: str
+    email: str | None = None
+    name: str | None = None
+    username: str | None = None
+    groups: tuple[str, ...] = field(default_factory=tuple)
+    claims: dict[str, object] = field(default_factory=dict, compare=False)
+
+
+def account_id(issuer: str, client_id: str, sub: str) -> str:
+    """The stable account id: 16 hex digits of SHA-256 over issuer, client id and subject, in order."""
+    return hashlib.sha256(f"{issuer}\n{client_id}\n{sub}".encode()).hexdigest()[:16]
+
+
+def now() -> int:
+    return int(time.time())
