@@ -1,0 +1,211 @@
+"""The command line: one argparse parser (the source of the completions and the man page) and main().
+
+kubectl and git spawn bblogin on every call, so ``main`` first offers the call to ``_fast``
+(standard library only: answers from the cache when it can) and builds the argparse parser and
+imports a command module only when it must.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import argparse
+
+PROG = "bblogin"
+
+
+def _add_profile(p: argparse.ArgumentParser, *, account: bool = True) -> None:
+    p.add_argument("--profile", "-p", metavar="NAME", help="profile from config.toml (default: default_profile)")
+    if account:
+        p.add_argument("--account", "-a", metavar="ACCOUNT", help="account id, email or user name (default: the profile's active account)")
+
+
+def _add_idp(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("identity provider (saved into --profile NAME when given with it)")
+    g.add_argument("--issuer", metavar="URL", help="OIDC issuer (dex), or the Bitbucket base URL")
+    g.add_argument("--client-id", metavar="ID", help="OAuth 2.0 client id")
+    g.add_argument("--client-secret", metavar="SECRET", help="client secret (confidential clients; prefer the config file)")
+    g.add_argument("--provider", choices=("oidc", "bitbucket-cloud", "bitbucket-dc"), help="kind of identity provider (default oidc)")
+    g.add_argument("--connector-id", metavar="ID", help="dex connector to use, skipping dex's chooser (e.g. bitbucket-cloud)")
+    g.add_argument("--scope", dest="scopes", action="append", metavar="SCOPE", help="scope to request (repeatable; default: openid email profile groups offline_access)")
+    g.add_argument("--ca-file", metavar="PEM", help="extra CA certificates for the IdP's TLS")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import argparse
+
+    from bblogin import __version__
+
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Log in with your Bitbucket identity and hand the tokens to kubectl, git and you.",
+        epilog="Run `bblogin COMMAND --help` for a command's options. Exit codes: see `man bblogin`.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="say more on stderr (never prints tokens)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name: str, module: str, help_text: str, **kw: object) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text, **kw)  # type: ignore[arg-type]
+        p.set_defaults(_module=module)
+        p.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        return p
+
+    p = command("login", "login", "log in (loopback browser redirect or device code) and cache the tokens")
+    _add_profile(p, account=False)
+    _add_idp(p)
+    p.add_argument("--flow", choices=("auto", "loopback", "device"), help="auto: device code over SSH or without a browser, loopback otherwise")
+    p.add_argument("--no-browser", action="store_true", help="print the URL instead of opening a browser")
+    p.add_argument("--listen", type=int, metavar="PORT", help="loopback port for the redirect (default: random)")
+    p.add_argument("--timeout", type=int, metavar="SECONDS", help="give up on the browser after this long (default 180)")
+    p.add_argument("--insecure-storage", action="store_true", help="store tokens in a plaintext file (0600) instead of the OS keyring")
+    p.add_argument("--default", action="store_true", help="make --profile the default profile")
+
+    p = command("token", "token", "print a valid token (refreshing it when needed)")
+    _add_profile(p)
+    kind = p.add_mutually_exclusive_group()
+    kind.add_argument("--id-token", dest="kind", action="store_const", const="id_token", help="the ID token (default)")
+    kind.add_argument("--access-token", dest="kind", action="store_const", const="access_token", help="the access token")
+    p.add_argument("--json", action="store_true", help="print JSON with the token and its expiry")
+    p.add_argument("--no-login", action="store_true", help="fail instead of starting a login when no valid token is cached")
+
+    p = command("status", "status", "who is logged in, where, until when, and where the tokens are stored")
+    _add_profile(p, account=False)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = command("accounts", "accounts", "list accounts by profile")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = command("use", "use", "make an account the active one for its profile")
+    p.add_argument("account", metavar="ACCOUNT", help="account id, email or user name")
+    _add_profile(p, account=False)
+
+    p = command("logout", "logout", "remove an account's tokens (and revoke them where the IdP can)")
+    p.add_argument("account", metavar="ACCOUNT", nargs="?", help="account id, email or user name (default: the active account)")
+    _add_profile(p, account=False)
+    p.add_argument("--all", action="store_true", help="log out every account")
+
+    p = command("kubectl", "kubectl", "kubectl exec credential plugin: print an ExecCredential")
+    _add_profile(p)
+    _add_idp(p)
+    p.add_argument("--use-access-token", action="store_true", help="send the access token instead of the ID token")
+
+    p = command("git-credential", "git_credential", "git credential helper (git runs it; see `bblogin setup git`)")
+    p.add_argument("operation", choices=("get", "store", "erase", "capability"), help="what git asks")
+
+    p = command("setup", "setup", "wire bblogin into kubectl or git")
+    setup = p.add_subparsers(dest="target", metavar="TARGET", required=True)
+    s = setup.add_parser("kubectl", help="write the kubeconfig exec entry", description="write the kubeconfig exec entry")
+    s.set_defaults(_module="setup_kubectl")
+    s.add_argument("--profile", "-p", metavar="NAME", required=True, help="profile to log in with")
+    s.add_argument("--kubeconfig", metavar="PATH", help="kubeconfig to edit (default: $KUBECONFIG or ~/.kube/config)")
+    s.add_argument("--user", metavar="NAME", help="kubeconfig user name (default: bblogin-PROFILE)")
+    s.add_argument("--context", metavar="NAME", help="also write a context with this name (needs --cluster)")
+    s.add_argument("--cluster", metavar="NAME", help="cluster for --context")
+    s.add_argument("--use-access-token", action="store_true", help="send the access token instead of the ID token")
+    s.add_argument("--print", dest="print_only", action="store_true", help="show the entry, change nothing")
+    s = setup.add_parser("git", help="write the scoped git credential helper config", description="write the scoped git credential helper config")
+    s.set_defaults(_module="setup_git")
+    s.add_argument("--host", metavar="URL", required=True, help="remote prefix, e.g. https://bitbucket.org")
+    s.add_argument("--profile", "-p", metavar="NAME", required=True, help="profile whose account serves this host")
+    s.add_argument("--file", metavar="PATH", help="git config file to edit (default: the global one)")
+    s.add_argument("--authtype", choices=("basic", "bearer"), help="bearer: send the token as Bearer when git supports it")
+    s.add_argument("--username", metavar="NAME", help="user name to send with the token")
+    s.add_argument("--print", dest="print_only", action="store_true", help="show the config, change nothing")
+
+    p = command("demo", "demo", "run the whole flow against the embedded dev IdP, then clean up")
+    p.add_argument("--flow", choices=("device", "loopback"), default="device", help="device (auto-approved) or loopback (opens a browser or prints the URL)")
+    p.add_argument("--no-browser", action="store_true", help="print the URL instead of opening a browser (loopback)")
+
+    p = command("dev-idp", "dev_idp", "run the development IdP (a double of dex with the bitbucket-cloud connector)")
+    p.add_argument("--port", type=int, default=5556, help="port on 127.0.0.1 (0: random; default 5556)")
+    p.add_argument("--auto-approve", action="store_true", help="log in the default user without pages (tests, demos)")
+    p.add_argument("--user", default="alice", help="default fake Bitbucket user (alice, bob)")
+    p.add_argument("--token-ttl", type=int, default=86400, metavar="SECONDS", help="ID token lifetime")
+
+    p = command("tui", "tui", "open the account switcher (Textual)")
+
+    p = command("exchange", "exchange", "exchange a CI identity token (Bitbucket Pipelines) for IdP tokens (RFC 8693)")
+    _add_profile(p, account=False)
+    p.add_argument("--from-env", metavar="VAR", default="BITBUCKET_STEP_OIDC_TOKEN", help="environment variable holding the subject token")
+    p.add_argument("--json", action="store_true", help="print JSON instead of the token")
+
+    p = command("aws", "aws", "AWS credential_process: AssumeRoleWithWebIdentity with a Pipelines or IdP token")
+    _add_profile(p)
+    p.add_argument("--role-arn", required=True, metavar="ARN", help="role to assume")
+    p.add_argument("--duration", type=int, default=3600, metavar="SECONDS", help="session duration (900..max)")
+    p.add_argument("--session-name", metavar="NAME", help="role session name (default: derived from the identity)")
+    p.add_argument("--from-env", metavar="VAR", help="use the token in this environment variable (default: BITBUCKET_STEP_OIDC_TOKEN when set, else the profile's ID token)")
+    p.add_argument("--sts-endpoint", metavar="URL", help="STS endpoint (default: the regional endpoint from AWS_REGION)")
+
+    p = command("doctor", "doctor", "check config, keyring, IdP reachability, clock and wiring; say what to fix")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    return parser
+
+
+def _configure_logging(verbosity: int) -> None:
+    if verbosity:
+        from bblogin._log import configure
+
+        configure(verbosity)
+
+
+def run(argv: list[str]) -> int:
+    """Parse ``argv`` and run the command; errors become messages and documented exit codes."""
+    from bblogin._errors import EXIT_CANCELLED, BbloginError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _configure_logging(args.verbose)
+    module = getattr(args, "_module", None)
+    try:
+        if module is None:
+            if sys.stdin.isatty() and sys.stdout.isatty():
+                module = "tui"
+            else:
+                parser.print_help(sys.stderr)
+                return 2
+        import importlib
+
+        return int(importlib.import_module(f"bblogin._commands.{module}").run(args) or 0)
+    except BbloginError as exc:
+        print(exc.render(), file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("bblogin: cancelled", file=sys.stderr)
+        return EXIT_CANCELLED
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["kubectl"] and not os.environ.get("BBLOGIN_NO_FAST_PATH"):
+        from bblogin import _fast
+
+        code = _fast.kubectl(argv[1:])
+        if code is not None:
+            return code
+    if argv[:2] == ["git-credential", "get"] and not os.environ.get("BBLOGIN_NO_FAST_PATH"):
+        import io
+
+        from bblogin import _fast, _gitcred
+
+        request = _gitcred.read_stdin()
+        code = _fast.git_credential_get(request)
+        if code is not None:
+            return code
+        sys.stdin = io.TextIOWrapper(io.BytesIO(request))  # the full helper reads the same request
+    return run(argv)
+
+
+def git_credential_main() -> int:
+    """``git-credential-bblogin OP``: what git runs for ``credential.helper = bblogin``."""
+    return main(["git-credential", *sys.argv[1:]])
+
+
+def kubectl_main() -> int:
+    """``kubectl-bblogin``: lets ``kubectl bblogin ...`` run bblogin as a kubectl plugin."""
+    args = sys.argv[1:]
+    return main(args if args and not args[0].startswith("-") else ["kubectl", *args])

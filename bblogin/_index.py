@@ -1,0 +1,130 @@
+"""The account index, ``accounts.json`` in the state dir: who is logged in where, and until when.
+
+No secrets live here (those are in ``_store``). Every change is a read-modify-write under a short
+inter-process lock, written atomically, so concurrent bblogin processes never lose each other's
+updates. The hot path (``_fast``) reads the same file as plain JSON.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from bblogin import _files, _lock, _paths
+from bblogin._errors import AccountNotFound
+from bblogin._tokens import Identity, TokenSet, now
+
+VERSION = 1
+INDEX_LOCK_TIMEOUT = 10.0
+DEFAULT_ACCESS_TOKEN_LIFETIME = 3600
+
+
+@dataclass
+class Account:
+    id: str
+    profile: str
+    provider: str
+    issuer: str
+    client_id: str
+    sub: str
+    email: str | None = None
+    name: str | None = None
+    username: str | None = None
+    groups: list[str] = field(default_factory=list)
+    storage: str = "keyring"
+    tokens: dict[str, dict[str, int | None]] = field(default_factory=dict)
+    refresh_dead: bool = False
+    updated_at: int = 0
+
+    @property
+    def label(self) -> str:
+        """How people recognise the account: email, else user name, else the subject."""
+        return self.email or self.username or self.name or self.sub
+
+    def expires_at(self, kind: str) -> int | None:
+        return self.tokens.get(kind, {}).get("expires_at")
+
+    def has(self, kind: str) -> bool:
+        return kind in self.tokens
+
+    def record_tokens(self, tokens: TokenSet) -> None:
+        """Note which tokens are stored and until when (the values go to the keyring)."""
+        for kind in tokens.values():
+            expires_at = tokens.expires_at(kind)
+            if expires_at is None and kind == "access_token":
+                expires_at = now() + DEFAULT_ACCESS_TOKEN_LIFETIME  # the IdP named none; a 401 erases it sooner
+            self.tokens[kind] = {"expires_at": expires_at}
+        self.refresh_dead = False
+        self.updated_at = now()
+
+    def set_identity(self, identity: Identity) -> None:
+        self.email, self.name, self.username = identity.email, identity.name, identity.username
+        self.groups = list(identity.groups)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Account:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+@dataclass
+class Index:
+    accounts: dict[str, Account] = field(default_factory=dict)
+    active: dict[str, str] = field(default_factory=dict)
+
+    def get(self, account_id: str) -> Account:
+        try:
+            return self.accounts[account_id]
+        except KeyError:
+            raise AccountNotFound(f"no account {account_id!r}") from None
+
+    def for_profile(self, profile: str) -> list[Account]:
+        return [a for a in self.accounts.values() if a.profile == profile]
+
+    def active_account(self, profile: str) -> Account | None:
+        account_id = self.active.get(profile)
+        return self.accounts.get(account_id) if account_id else None
+
+    def find(self, query: str, profile: str | None = None) -> Account:
+        """An account by id (or unique id prefix), email or user name, optionally within a profile."""
+        pool = [a for a in self.accounts.values() if profile is None or a.profile == profile]
+        for test in (
+            lambda a: a.id == query,
+            lambda a: query.lower() in ((a.email or "").lower(), (a.username or "").lower()),
+            lambda a: len(query) >= 4 and a.id.startswith(query),
+        ):
+            hits = [a for a in pool if test(a)]
+            if len(hits) == 1:
+                return hits[0]
+            if len(hits) > 1:
+                raise AccountNotFound(
+                    f"{query!r} matches {len(hits)} accounts", hint="name the profile with --profile, or use the account id from `bblogin accounts`"
+                )
+        raise AccountNotFound(f"no account matches {query!r}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": VERSION, "active": self.active, "accounts": {k: asdict(v) for k, v in self.accounts.items()}}
+
+
+def load() -> Index:
+    data = _files.read_json(_paths.accounts_file())
+    if not isinstance(data, dict) or data.get("version") != VERSION:
+        return Index()
+    accounts = {}
+    for key, value in (data.get("accounts") or {}).items():
+        if isinstance(value, dict):
+            with contextlib.suppress(TypeError):
+                accounts[key] = Account.from_json(value)
+    active = {k: v for k, v in (data.get("active") or {}).items() if isinstance(v, str)}
+    return Index(accounts=accounts, active=active)
+
+
+@contextlib.contextmanager
+def transaction() -> Iterator[Index]:
+    """Read the index under the index lock, let the caller change it, write it back atomically."""
+    with _lock.account_lock("index", INDEX_LOCK_TIMEOUT):
+        index = load()
+        yield index
+        _files.atomic_write_json(_paths.accounts_file(), index.to_json())
