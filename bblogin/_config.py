@@ -174,7 +174,7 @@ class _Validator:
             if not values.get(required):
                 raise self.fail(table, None, f"missing required key {required!r}")
         issuer = values["issuer"]
-        if not _is_http_url(issuer):
+        if not is_allowed_issuer(issuer):
             raise self.fail(table, "issuer", "must be an https:// URL (http:// only for 127.0.0.1/localhost)")
         for key, allowed in (("flow", FLOWS), ("storage", STORAGES)):
             if key in values and values[key] not in allowed:
@@ -183,10 +183,8 @@ class _Validator:
             if not all(isinstance(s, str) and s and " " not in s for s in values["scopes"]):
                 raise self.fail(table, "scopes", "must be a list of scope names without spaces")
             values["scopes"] = tuple(values["scopes"])
-        elif provider == "bitbucket-dc":
-            values["scopes"] = ("REPO_READ", "REPO_WRITE")
-        elif provider == "bitbucket-cloud":
-            values["scopes"] = ("account", "email", "repository", "repository:write")
+        else:
+            values["scopes"] = default_scopes(provider)
         if "extra_auth_params" in values and not all(isinstance(v, str) for v in values["extra_auth_params"].values()):
             raise self.fail(table, "extra_auth_params", "values must be strings")
         for key in ("listen_port",):
@@ -216,7 +214,15 @@ class _Validator:
         return GitHost(url=url.rstrip("/"), **values)
 
 
-def _is_http_url(url: str) -> bool:
+def default_scopes(provider: str) -> tuple[str, ...]:
+    return {
+        "bitbucket-dc": ("REPO_READ", "REPO_WRITE"),
+        "bitbucket-cloud": ("account", "email", "repository", "repository:write"),
+    }.get(provider, DEFAULT_OIDC_SCOPES)
+
+
+def is_allowed_issuer(url: str) -> bool:
+    """https, or plain http only on loopback (the dev IdP, tests)."""
     if url.startswith("https://") and len(url) > len("https://"):
         return True
     return bool(re.match(r"^http://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?(/|$)", url))

@@ -1,0 +1,64 @@
+"""What the commands share: config loading, profile and account resolution from flags."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+
+from bblogin import _config, _index
+from bblogin._config import Config, Profile
+from bblogin._errors import UsageError
+from bblogin._fast import adhoc_profile_name
+from bblogin._index import Account
+
+
+def load_config() -> Config:
+    return _config.load_and_compile()
+
+
+_IDP_FLAGS = ("issuer", "client_id", "client_secret", "provider", "connector_id", "scopes", "ca_file")
+
+
+def profile_from_args(args: argparse.Namespace, config: Config, *, save: bool = False) -> Profile:
+    """The profile named by --profile, updated by any IdP flags; or an ad-hoc one from the flags.
+
+    With ``save`` and --profile, the result is written to config.toml (comments kept).
+    """
+    flags = {k: getattr(args, k, None) for k in _IDP_FLAGS}
+    flags = {k: (tuple(v) if k == "scopes" else v) for k, v in flags.items() if v}
+    storage = "plaintext" if getattr(args, "insecure_storage", False) else None
+    name = getattr(args, "profile", None)
+    if not flags:
+        profile = config.profile(name)
+        return dataclasses.replace(profile, storage=storage) if storage else profile
+    base = config.profiles.get(name) if name else None
+    if base is None:
+        if not (flags.get("issuer") or flags.get("provider") == "bitbucket-cloud") or not flags.get("client_id"):
+            raise UsageError("a new profile needs --issuer URL and --client-id ID", hint="or name an existing profile with --profile")
+        issuer = flags.get("issuer") or _config.BITBUCKET_CLOUD_URL
+        base = Profile(name=name or adhoc_profile_name(issuer, flags["client_id"]), issuer=issuer, client_id=flags["client_id"])
+        if flags.get("provider") and "scopes" not in flags:
+            base = dataclasses.replace(base, provider=flags["provider"], scopes=_config.default_scopes(flags["provider"]))
+    profile = dataclasses.replace(base, **flags, **({"storage": storage} if storage else {}))
+    if not _config.is_allowed_issuer(profile.issuer):
+        raise UsageError(f"--issuer {profile.issuer}: must be https:// (http:// only for 127.0.0.1/localhost)")
+    if save and name:
+        _config.save_profile(profile, make_default=bool(getattr(args, "default", False)))
+    return profile
+
+
+def account_from_args(args: argparse.Namespace, profile: Profile) -> Account | None:
+    """The account named by --account within the profile, or None for the active one."""
+    query = getattr(args, "account", None)
+    return _index.load().find(query, profile.name) if query else None
+
+
+def on_terminal() -> bool:
+    """Whether a person is at the terminal to take part in a login."""
+    return sys.stdin.isatty() and sys.stderr.isatty()
+
+
+def say(message: str) -> None:
+    """A message for the person: always stderr, so stdout stays clean for kubectl, git and scripts."""
+    print(message, file=sys.stderr)

@@ -1,0 +1,47 @@
+"""Account descriptions shared by `status`, `accounts` and the TUI: one source for what is shown."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bblogin._config import Config
+from bblogin._index import Account, Index
+from bblogin._store import SecretStore
+from bblogin._timefmt import describe_expiry
+from bblogin._tokens import now
+
+
+def token_state(account: Account, at: int) -> str:
+    """One phrase for the account's login: valid, needs refresh, ended."""
+    id_exp = account.expires_at("id_token") or account.expires_at("access_token")
+    if id_exp is not None and id_exp > at:
+        return "valid"
+    if account.has("refresh_token") and not account.refresh_dead:
+        return "expired (will refresh)"
+    return "login needed"
+
+
+def describe(account: Account, config: Config, index: Index) -> dict[str, Any]:
+    """Everything `status --json` says about one account; no token values."""
+    at = now()
+    profile = config.profiles.get(account.profile)
+    store = SecretStore(account.storage)
+    return {
+        "id": account.id,
+        "profile": account.profile,
+        "active": index.active.get(account.profile) == account.id,
+        "provider": account.provider,
+        "issuer": account.issuer,
+        "client_id": account.client_id,
+        "sub": account.sub,
+        "email": account.email,
+        "name": account.name,
+        "username": account.username,
+        "groups": account.groups,
+        "state": token_state(account, at),
+        "tokens": {kind: {"expires_at": info.get("expires_at"), "expiry": describe_expiry(info.get("expires_at"), at) if kind != "refresh_token" else ("refused by the IdP" if account.refresh_dead else "held")} for kind, info in account.tokens.items()},
+        "storage": account.storage,
+        "storage_description": store.backend_description(),
+        "plaintext": store.is_plaintext,
+        "profile_configured": profile is not None,
+    }

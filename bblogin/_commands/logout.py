@@ -1,0 +1,35 @@
+"""`bblogin logout [ACCOUNT|--all]`: delete an account's tokens, revoking them where the IdP can."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from bblogin import _index
+from bblogin._commands._common import load_config, say
+from bblogin._config import Profile
+from bblogin._errors import AccountNotFound, UsageError
+from bblogin._session import logout
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config()
+    index = _index.load()
+    if args.all:
+        if args.account:
+            raise UsageError("give an ACCOUNT or --all, not both")
+        targets = list(index.accounts.values())
+    elif args.account:
+        targets = [index.find(args.account, args.profile)]
+    else:
+        active = index.active_account(config.profile(args.profile).name)
+        if active is None:
+            raise AccountNotFound("no active account to log out", hint="name one: `bblogin accounts` lists them")
+        targets = [active]
+    for account in targets:
+        profile = config.profiles.get(account.profile) or Profile(name=account.profile, issuer=account.issuer, client_id=account.client_id, provider=account.provider)
+        revoked = logout(dataclasses.replace(profile, storage=account.storage), account)
+        say(f"Logged out {account.label} ({account.profile})" + ("; revoked at the identity provider." if revoked else "."))
+    if not targets:
+        say("No accounts to log out.")
+    return 0

@@ -1,0 +1,36 @@
+"""`bblogin status`: who is logged in, where, with which groups, until when, stored where."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from bblogin import _index
+from bblogin._commands._common import load_config
+from bblogin._commands._views import describe
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config()
+    index = _index.load()
+    names = [config.profile(args.profile).name] if args.profile else sorted(set(config.profiles) | set(index.active))
+    accounts = [index.active_account(n) for n in names]
+    views = [describe(a, config, index) for a in accounts if a is not None]
+    if args.json:
+        sys.stdout.write(json.dumps({"accounts": views}, indent=2) + "\n")
+        return 0
+    if not views:
+        print("Not logged in. Run `bblogin login --profile NAME` (or `bblogin demo` to try it out).")
+        return 0
+    for v in views:
+        print(f"{v['profile']}: {v['email'] or v['username'] or v['sub']}" + (f" ({v['name']})" if v["name"] else ""))
+        print(f"  identity provider  {v['issuer']} (client {v['client_id']})")
+        if v["username"]:
+            print(f"  user name          {v['username']}")
+        print(f"  groups             {', '.join(v['groups']) or '-'}")
+        for kind, info in v["tokens"].items():
+            print(f"  {kind.replace('_', ' '):18} {info['expiry']}")
+        print(f"  stored in          {v['storage_description']}" + ("  <- PLAINTEXT FILE" if v["plaintext"] else ""))
+        print(f"  state              {v['state']}")
+    return 0

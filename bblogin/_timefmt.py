@@ -1,0 +1,21 @@
+"""Time formatting shared by the protocol adapters and the CLI. Stdlib only."""
+
+from __future__ import annotations
+
+import time
+
+
+def rfc3339(ts: int) -> str:
+    """Unix seconds as RFC 3339 UTC (``2026-11-22T13:45:00Z``), as kubectl and git expect."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def describe_expiry(ts: int | None, now: int) -> str:
+    """``valid 42 min (until 14:27 UTC)`` / ``expired 3 h ago`` / ``unknown``."""
+    if ts is None:
+        return "unknown"
+    delta = ts - now
+    span = abs(delta)
+    amount = f"{span} s" if span < 120 else f"{span // 60} min" if span < 7200 else f"{span // 3600} h" if span < 172800 else f"{span // 86400} d"
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ts))
+    return f"valid {amount} more (until {when})" if delta > 0 else f"expired {amount} ago ({when})"
