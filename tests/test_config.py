@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import os
+import pathlib
+
+import pytest
+
+from bblogin import _config, _files, _paths
+from bblogin._errors import ConfigError, ProfileNotFound
+
+
+def write(text: str) -> str:
+    path = _paths.config_file()
+    pathlib.Path(path).write_text(text)
+    return path
+
+
+def test_missing_file_is_empty_config() -> None:
+    config = _config.load()
+    assert config.profiles == {} and config.git_hosts == ()
+    with pytest.raises(ProfileNotFound):
+        config.profile(None)
+
+
+def test_profiles_defaults_and_git_hosts() -> None:
+    write(
+        """
+default_profile = "work"
+[profiles.work]
+issuer = "https://dex.example.com/dex"
+client_id = "bblogin"
+connector_id = "bitbucket-cloud"
+[profiles.cloud]
+provider = "bitbucket-cloud"
+client_id = "abc"
+client_secret = "s3cret"
+[profiles.dc]
+provider = "bitbucket-dc"
+issuer = "https://git.example.com/bitbucket"
+client_id = "dc"
+[git."https://bitbucket.org"]
+profile = "cloud"
+"""
+    )
+    config = _config.load()
+    work = config.profile(None)
+    assert work.name == "work" and work.connector_id == "bitbucket-cloud"
+    assert work.scopes == _config.DEFAULT_OIDC_SCOPES and work.flow == "auto" and work.refresh_margin == 60
+    assert config.profiles["cloud"].issuer == "https://bitbucket.org"
+    assert "s3cret" not in repr(config.profiles["cloud"])
+    assert config.profiles["dc"].scopes == ("REPO_READ", "REPO_WRITE")
+    assert config.git_hosts[0].profile == "cloud" and config.git_hosts[0].token == "access_token"
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "fragment"),
+    [
+        ('[profiles.a]\nissuer = "https://x"\nclient_id = 3\n', 3, "profiles.a.client_id: must be a str"),
+        ('[profiles.a]\nissuer = "http://evil.example"\nclient_id = "c"\n', 2, "profiles.a.issuer: must be an https://"),
+        ('[profiles.a]\nissuer = "https://x"\nclient_id = "c"\nflow = "magic"\n', 4, "flow: must be one of auto, loopback, device"),
+        ('[profiles.a]\nissuer = "https://x"\nclient_id = "c"\ncolour = "red"\n', 4, "colour: unknown key"),
+        ('[profiles.a]\nclient_id = "c"\n', 1, "missing required key 'issuer'"),
+        ('default_profile = "nope"\n', 1, "default_profile: names no profile"),
+        ('[profiles.a]\nissuer = "https://x"\nclient_id = "c"\n[git."https://h"]\nprofile = "b"\n', 5, "no profile named 'b'"),
+        ('[profiles.a]\nissuer = "https://x"\nclient_id = "c"\n[git."http://h.example"]\nprofile = "a"\n', 4, "plain http is allowed only"),
+        ('[profiles.a]\nissuer = "https://x"\nclient_id = "c"\nlisten_port = 70000\n', 4, "must be a port number"),
+    ],
+)
+def test_invalid_config_names_file_line_and_key(text: str, line: int, fragment: str) -> None:
+    path = write(text)
+    with pytest.raises(ConfigError) as info:
+        _config.load()
+    assert f"{path}:{line}:" in str(info.value)
+    assert fragment in str(info.value)
+    assert info.value.exit_code == 3
+
+
+def test_syntax_error_names_the_line() -> None:
+    path = write('[profiles.a]\nissuer = "https://x\n')
+    with pytest.raises(ConfigError) as info:
+        _config.load()
+    assert path in str(info.value) and "line 2" in str(info.value)
+
+
+def test_save_profile_keeps_comments_and_compiles_snapshot() -> None:
+    write('# my settings\n[profiles.old]\nissuer = "https://old.example"  # keep me\nclient_id = "o"\n')
+    _config.save_profile(_config.Profile(name="new", issuer="https://dex.example/dex", client_id="bblogin", scopes=("openid", "email")), make_default=True)
+    text = pathlib.Path(_paths.config_file()).read_text()
+    assert "# my settings" in text and "# keep me" in text
+    config = _config.load()
+    assert config.default_profile == "new" and config.profiles["new"].scopes == ("openid", "email")
+    snapshot = _files.read_json(_paths.compiled_config_file())
+    assert snapshot["fingerprint"] == _config.fingerprint(_paths.config_file())
+    assert snapshot["profiles"]["new"]["issuer"] == "https://dex.example/dex"
+    assert "client_secret" not in snapshot["profiles"]["new"]
+    assert os.stat(_paths.config_file()).st_mode & 0o777 == 0o600
+
+
+def test_snapshot_recompiled_when_config_changes() -> None:
+    write('[profiles.a]\nissuer = "https://a.example"\nclient_id = "a"\n')
+    _config.load_and_compile()
+    write('[profiles.a]\nissuer = "https://b.example"\nclient_id = "a"\n')
+    os.utime(_paths.config_file(), ns=(1, 1))
+    _config.load_and_compile()
+    assert _files.read_json(_paths.compiled_config_file())["profiles"]["a"]["issuer"] == "https://b.example"
