@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False  # not `from typing import …`: typing costs the hot path a fifth of a Python start-up
 if TYPE_CHECKING:
     import argparse
 
@@ -177,6 +177,16 @@ def run(argv: list[str]) -> int:
     except KeyboardInterrupt:
         print("bblogin: cancelled", file=sys.stderr)
         return EXIT_CANCELLED
+    except Exception as exc:  # a bug: say so plainly, show the traceback only with -v
+        from bblogin._log import redact
+
+        if args.verbose:
+            import traceback
+
+            print(redact("".join(traceback.format_exception(exc))), file=sys.stderr)
+        print(f"bblogin: internal error ({type(exc).__name__}): this is a bug in bblogin.", file=sys.stderr)
+        print("  hint: rerun with -v for details and report it; the message never contains your tokens", file=sys.stderr)
+        return 1
 
 
 def main(argv: list[str] | None = None) -> int:

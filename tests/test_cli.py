@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from bblogin import __version__, _cli, _fast
+
+HEAVY = ("argparse", "tomllib", "platformdirs", "keyring", "httpx", "authlib", "jwt", "textual", "typing", "dataclasses", "secretstorage", "jeepney")
+
+
+def bblogin(*args: str, stdin: str = "", env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bblogin", *args], input=stdin, capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})})
+
+
+def test_version() -> None:
+    done = bblogin("--version")
+    assert done.returncode == 0 and done.stdout.strip() == f"bblogin {__version__}"
+
+
+def test_every_command_has_help() -> None:
+    parser = _cli.build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    names = sorted(sub.choices)  # type: ignore[union-attr]
+    assert {"login", "token", "status", "accounts", "use", "logout", "kubectl", "git-credential", "setup", "demo", "dev-idp", "tui", "exchange", "aws", "doctor"} <= set(names)
+    for name in names:
+        with pytest.raises(SystemExit) as info:
+            parser.parse_args([name, "--help"])
+        assert info.value.code == 0
+
+
+def test_usage_error_exit_code() -> None:
+    done = bblogin("login", "--flow", "sideways")
+    assert done.returncode == 2 and "invalid choice" in done.stderr
+
+
+def test_config_error_is_rendered_with_hint_and_exit_3(bblogin_home) -> None:
+    (bblogin_home / "config" / "config.toml").write_text("[profiles.x]\nissuer = 5\n")
+    done = bblogin("status")
+    assert done.returncode == 3
+    assert "config.toml:2: profiles.x.issuer: must be a str" in done.stderr and "hint:" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_no_profile_is_a_clear_error() -> None:
+    done = bblogin("token", "--no-login")
+    assert done.returncode == 3 and "no profile given" in done.stderr and "bblogin login --profile NAME" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        ([], {}),
+        (["--profile", "work"], {"--profile": "work"}),
+        (["--profile=work", "--use-access-token"], {"--profile": "work", "--use-access-token": True}),
+        (["-p", "w", "-a", "me@example.com"], {"-p": "w", "-a": "me@example.com"}),
+        (["--profile"], None),
+        (["--help"], None),
+        (["--bogus"], None),
+        (["positional"], None),
+    ],
+)
+def test_fast_path_parses_a_strict_subset(argv: list[str], expected: dict | None) -> None:
+    assert _fast._parse(argv, _fast._KUBECTL_VALUE_FLAGS, ("--use-access-token",)) == expected
+
+
+def test_fast_path_flags_agree_with_the_parser() -> None:
+    """Every flag the hot path accepts exists on the real `kubectl` subcommand."""
+    parser = _cli.build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    kubectl = sub.choices["kubectl"]  # type: ignore[index]
+    known = {s for a in kubectl._actions for s in a.option_strings}
+    assert set(_fast._KUBECTL_VALUE_FLAGS) | {"--use-access-token"} <= known
+
+
+@pytest.mark.parametrize("module", ["bblogin._cli", "bblogin._fast", "bblogin"])
+def test_hot_path_modules_import_nothing_heavy(module: str) -> None:
+    code = f"import sys, {module}; print(' '.join(sorted(m for m in {HEAVY!r} if m in sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == ""
+
+
+def test_adhoc_profile_name_is_stable_in_issuer_and_client_only() -> None:
+    a = _fast.adhoc_profile_name("https://dex.example/dex", "kube")
+    assert a == _fast.adhoc_profile_name("https://dex.example/dex", "kube")
+    assert a != _fast.adhoc_profile_name("https://dex.example/dex", "kube2")
