@@ -1,0 +1,115 @@
+"""The token lifecycle end to end: real bblogin processes, the dev IdP, the real Secret Service."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from bblogin import _config, _index
+
+pytestmark = pytest.mark.usefixtures("keyring_secret_service")
+
+
+def bblogin(*args: str, stdin: str = "", timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bblogin", *args], input=stdin, capture_output=True, text=True, timeout=timeout, env=os.environ.copy())
+
+
+def login(idp, profile: str = "dev", *extra: str) -> subprocess.CompletedProcess[str]:
+    done = bblogin("login", "--profile", profile, "--issuer", idp.issuer, "--client-id", "bblogin", "--connector-id", "bitbucket-cloud", "--flow", "device", "--no-browser", *extra)
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+def set_margin(profile: str, margin: int) -> None:
+    import dataclasses
+
+    config = _config.load()
+    _config.save_profile(dataclasses.replace(config.profiles[profile], refresh_margin=margin))
+
+
+def test_device_login_then_token_status_accounts(devidp) -> None:
+    done = login(devidp)
+    assert "Logged in as alice@" in done.stderr
+    token = bblogin("token", "--profile", "dev", "--no-login")
+    assert token.returncode == 0
+    claims = json.loads(bblogin("token", "--profile", "dev", "--no-login", "--json").stdout)
+    assert claims["token"] == token.stdout.strip() and claims["kind"] == "id_token" and claims["expires_at"] > time.time()
+    status = json.loads(bblogin("status", "--json").stdout)["accounts"][0]
+    assert status["email"].startswith("alice@") and status["groups"] and status["state"] == "valid" and not status["plaintext"]
+    assert token.stdout.strip() not in json.dumps(status)
+    assert devidp.count("/token", "refresh_token") == 0
+
+
+def test_expiring_token_is_refreshed_and_rotation_is_followed(devidp_factory) -> None:
+    idp = devidp_factory(id_token_ttl=90)
+    login(idp)
+    set_margin("dev", 120)  # every token is "about to expire": each call refreshes
+    for _ in range(3):
+        done = bblogin("token", "--profile", "dev", "--no-login")
+        assert done.returncode == 0, done.stderr
+    # three refreshes, each with the token the previous one rotated in: dex refuses a reused one
+    assert idp.count("/token", "refresh_token") == 3
+
+
+def test_sixteen_concurrent_callers_cause_exactly_one_refresh(devidp_factory) -> None:
+    idp = devidp_factory(id_token_ttl=2)
+    login(idp)
+    set_margin("dev", 0)
+    time.sleep(2.5)  # the ID token has expired
+    idp.id_token_ttl = 3600
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(lambda _: bblogin("token", "--profile", "dev", "--no-login"), range(16)))
+    assert [r.returncode for r in results] == [0] * 16, [r.stderr for r in results if r.returncode]
+    assert len({r.stdout for r in results}) == 1
+    assert idp.count("/token", "refresh_token") == 1
+
+
+def test_dead_refresh_token_asks_for_login_without_a_browser(devidp_factory) -> None:
+    idp = devidp_factory(id_token_ttl=90)
+    login(idp)
+    set_margin("dev", 120)
+    idp.revoke_refresh_tokens()
+    done = bblogin("token", "--profile", "dev", "--no-login")
+    assert done.returncode == 4
+    assert "bblogin login --profile dev" in done.stderr and done.stdout == ""
+    assert idp.count("/device/code") == 1 and idp.count("/auth") == 0  # only the first login
+    account = next(iter(_index.load().accounts.values()))
+    assert account.refresh_dead
+
+
+def test_network_failure_is_reported_never_a_login_and_cache_survives(devidp_factory) -> None:
+    idp = devidp_factory(id_token_ttl=90)
+    login(idp)
+    set_margin("dev", 120)
+    idp.fail_next("/token", 503, "<html><body>upstream down</body></html>", content_type="text/html", count=10)
+    done = bblogin("token", "--profile", "dev", "--no-login")
+    assert done.returncode == 5, done.stderr
+    assert "<html>" not in done.stderr and done.stdout == ""
+    assert idp.count("/device/code") == 1
+    idp.fail_next("/token", 200, '{"access_token": "x", "id_tok', count=1)  # truncated JSON
+    done = bblogin("token", "--profile", "dev", "--no-login")
+    assert done.returncode == 5
+    idp.fail_next("/token", 200, "", count=0)
+    done = bblogin("token", "--profile", "dev", "--no-login")
+    assert done.returncode == 0, done.stderr  # the refresh token survived every failure
+
+
+def test_two_accounts_on_one_idp_and_use(devidp) -> None:
+    login(devidp)
+    devidp.default_user = "bob"
+    login(devidp)
+    listing = json.loads(bblogin("accounts", "--json").stdout)["accounts"]
+    assert sorted(a["email"].split("@")[0] for a in listing) == ["alice", "bob"]
+    active = [a for a in listing if a["active"]]
+    assert len(active) == 1 and active[0]["email"].startswith("bob@")
+    assert bblogin("use", "alice@" + active[0]["email"].split("@")[1]).returncode == 0
+    claims = json.loads(bblogin("token", "--profile", "dev", "--no-login", "--json").stdout)
+    assert _index.load().get(claims["account"]).email.startswith("alice@")
+    assert bblogin("logout", "--all").returncode == 0
+    assert _index.load().accounts == {}
