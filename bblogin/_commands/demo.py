@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
             name="demo", issuer=idp.issuer, client_id="bblogin", connector_id="bitbucket-cloud", flow=args.flow, storage=storage
         )
         _config.save_profile(profile, make_default=True)
-        _config.save_git_host(_config.GitHost(url=DEMO_GIT_HOST, profile="demo", username="demo"))
+        _config.save_git_host(_config.GitHost(url=DEMO_GIT_HOST, profile="demo"))
         say(f"Logging in with the {args.flow} flow" + (" (auto-approved as the fake Bitbucket user alice)…" if auto else "…"))
         tokens, identity = interactive_login(profile, LoginOptions(flow=args.flow, open_browser=not args.no_browser))
         account = save_login(profile, tokens, identity)
@@ -94,14 +94,14 @@ def run(args: argparse.Namespace) -> int:
             cred = json.loads(_run_bblogin(["kubectl", "--profile", "demo"]))
             cred["status"]["token"] = _mask(cred["status"]["token"])
             print("What kubectl receives from `bblogin kubectl --profile demo`:")
-            print(json.dumps(cred, indent=2))
+            print(json.dumps(cred, indent=2, ensure_ascii=False))
             answer = _run_bblogin(["git-credential", "get"], f"protocol=https\nhost={DEMO_GIT_HOST.split('://')[1]}\n\n")
             print(f"\nWhat git receives from `git-credential-bblogin get` for {DEMO_GIT_HOST}:")
             for line in answer.splitlines():
                 key, _, value = line.partition("=")
                 print(f"  {key}={_mask(value) if key in ('password', 'credential') else value}")
             print("\nThe ID token's claims (verified against the IdP's JWKS when stored):")
-            print(json.dumps(unverified_claims(tokens.id_token or "") or {}, indent=2))
+            print(json.dumps(unverified_claims(tokens.id_token or "") or {}, indent=2, ensure_ascii=False))
         finally:
             logout(profile, account)
             say("\nDemo finished: tokens deleted, dev IdP stopped, temp files removed.")
