@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
-from typing import Any
+
+TYPE_CHECKING = False  # typing itself costs the hot path a fifth of a start-up
+if TYPE_CHECKING:
+    from typing import Any
 
 from bblogin._errors import StorageError
 
@@ -34,6 +36,8 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
 
     Readers see the old file or the new one, never a torn write; a full disk leaves the old file.
     """
+    import tempfile  # not at module level: the hot path only reads
+
     directory = ensure_private_dir(os.path.dirname(path) or ".")
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
     try:

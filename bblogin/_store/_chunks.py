@@ -8,8 +8,6 @@ between writing parts and header) read as "missing", never as a wrong token. Std
 
 from __future__ import annotations
 
-import hashlib
-
 SERVICE = "bblogin"  # the keyring service name every entry lives under
 CHUNK_SIZE = 1000
 HEADER_PREFIX = "bblogin-chunks:1:"
@@ -20,6 +18,8 @@ def entry_name(account_id: str, kind: str, part: int | None = None) -> str:
 
 
 def digest(value: str) -> str:
+    import hashlib  # only chunked values need it: kept off the common hot path
+
     return hashlib.sha256(value.encode()).hexdigest()[:16]
 
 

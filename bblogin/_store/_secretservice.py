@@ -13,8 +13,9 @@ path, which reports the problem properly.
 from __future__ import annotations
 
 import os
-import socket
 import struct
+
+import _socket  # socket.py pulls in enum and selectors: a fifth of a start-up for nothing here
 
 from bblogin._errors import StorageError
 
@@ -143,13 +144,13 @@ def _bus_sockets() -> list[tuple[int, object]]:
             continue
         kv = dict(p.partition("=")[::2] for p in params.split(","))
         if "path" in kv:
-            out.append((socket.AF_UNIX, kv["path"]))
+            out.append((_socket.AF_UNIX, kv["path"]))
         elif "abstract" in kv:
-            out.append((socket.AF_UNIX, "\0" + kv["abstract"]))
+            out.append((_socket.AF_UNIX, "\0" + kv["abstract"]))
     if not out:
         runtime = os.environ.get("XDG_RUNTIME_DIR")
         if runtime and os.path.exists(os.path.join(runtime, "bus")):
-            out.append((socket.AF_UNIX, os.path.join(runtime, "bus")))
+            out.append((_socket.AF_UNIX, os.path.join(runtime, "bus")))
     return out
 
 
@@ -157,11 +158,11 @@ class Connection:
     """One authenticated session-bus connection (use as a context manager)."""
 
     def __init__(self, timeout: float = 2.0) -> None:
-        self.sock: socket.socket | None = None
+        self.sock: _socket.socket | None = None
         self.serial = 0
         self.pending = b""
         for family, address in _bus_sockets():
-            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock = _socket.socket(family, _socket.SOCK_STREAM)
             sock.settimeout(timeout)
             try:
                 sock.connect(address)  # type: ignore[arg-type]
