@@ -168,10 +168,16 @@ def get_credential(
             account = fresh_after_wait
             if force_refresh and refreshed_meanwhile:
                 force_refresh = False  # someone refreshed while we waited: their tokens are new
-        if account is not None:
-            cached = None if force_refresh else _fresh(account, store, kind, margin)
+        if account is not None and not force_refresh:
+            cached = _fresh(account, store, kind, margin)
             if cached is not None:
                 return cached
+        if profile.pipelines:  # CI: a fresh exchange of the step's identity token, never a login
+            from bblogin._exchange import exchange, subject_token
+
+            tokens, identity = exchange(profile, subject_token())
+            return _issued(save_login(profile, tokens, identity), profile, kind)
+        if account is not None:
             try:
                 if _refresh(profile, account, store) is not None:
                     cached = _fresh(account, store, kind, 0)
@@ -190,11 +196,15 @@ def get_credential(
         from bblogin._login import LoginOptions, interactive_login
 
         tokens, identity = interactive_login(profile, login or LoginOptions())
-        new_account = save_login(profile, tokens, identity)
-        cached = _fresh(new_account, SecretStore(profile.storage), kind, 0)
-        if cached is None:
-            raise LoginRequired(f"the identity provider issued no {kind.replace('_', ' ')} for profile {profile.name!r}", hint="check the profile's scopes")
-        return cached
+        return _issued(save_login(profile, tokens, identity), profile, kind)
+
+
+def _issued(account: Account, profile: Profile, kind: str) -> Credential:
+    """The ``kind`` token a login or exchange just stored."""
+    cached = _fresh(account, SecretStore(profile.storage), kind, 0)
+    if cached is None:
+        raise LoginRequired(f"the identity provider issued no {kind.replace('_', ' ')} for profile {profile.name!r}", hint="check the profile's scopes")
+    return cached
 
 
 def forget_cached(profile: Profile, account: Account) -> None:

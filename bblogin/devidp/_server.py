@@ -24,10 +24,14 @@ from typing import Any
 
 from bblogin.devidp import _pages
 from bblogin.devidp._keys import SigningKey, half_hash
+from bblogin.devidp._pipelines import PipelinesIssuer
 from bblogin.devidp._users import USERS, BitbucketUser, claims_for
 
 SUPPORTED_SCOPES = ("openid", "email", "groups", "profile", "offline_access")
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"
+TOKEN_TYPES = {"id_token": "urn:ietf:params:oauth:token-type:id_token", "access_token": "urn:ietf:params:oauth:token-type:access_token"}
+PIPELINES_CONNECTOR = "bitbucket-pipelines"
 USER_CODE_ALPHABET = "BCDFGHJKLMNPQRSTVWXZ"
 CODE_LIFETIME = 30 * 60
 _LOOPBACK_REDIRECT = re.compile(r"^http://(localhost|127\.0\.0\.1|\[::1\])(:\d+)?(/.*)?$")
@@ -129,6 +133,7 @@ class DevIdP:
         self._devices: dict[str, DeviceRequest] = {}
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self.pipelines: PipelinesIssuer | None = None  # the Pipelines issuer double, once started
 
     # -- lifecycle ---------------------------------------------------------------------------
     @property
@@ -144,6 +149,7 @@ class DevIdP:
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
+        self.pipelines = PipelinesIssuer(f"http://127.0.0.1:{self.port}")
         self._thread = threading.Thread(target=self._server.serve_forever, name="bblogin-devidp", daemon=True)
         self._thread.start()
         return self
@@ -274,6 +280,11 @@ class _Handler(BaseHTTPRequestHandler):
             if fault is not None:
                 time.sleep(fault.delay)
                 raise _Reply(fault.status, fault.body, fault.content_type)
+            pipelines = idp.pipelines
+            if pipelines is not None and url.path == f"/{pipelines.path}/.well-known/openid-configuration":
+                raise _json(200, pipelines.discovery())
+            if pipelines is not None and url.path == f"/{pipelines.path}/keys.json":
+                raise _json(200, pipelines.jwks())
             if path is None:
                 raise _Reply(404, _pages.error_page("Not found."))
             self._route(method, path, query, form, url.query)
@@ -335,7 +346,7 @@ class _Handler(BaseHTTPRequestHandler):
             "userinfo_endpoint": f"{iss}/userinfo",
             "device_authorization_endpoint": f"{iss}/device/code",
             "introspection_endpoint": f"{iss}/token/introspect",
-            "grant_types_supported": ["authorization_code", "refresh_token", DEVICE_GRANT],
+            "grant_types_supported": ["authorization_code", "refresh_token", DEVICE_GRANT, EXCHANGE_GRANT],
             "response_types_supported": ["code"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS256"],
@@ -491,7 +502,30 @@ class _Handler(BaseHTTPRequestHandler):
             return self._code_grant(client, form)
         if grant == "refresh_token":
             return self._refresh_grant(client, form)
+        if grant == EXCHANGE_GRANT:
+            return self._token_exchange(client, form)
         return _oauth_error("unsupported_grant_type")
+
+    def _token_exchange(self, client: Client, form: dict[str, str]) -> _Reply:
+        """dex's RFC 8693 grant: client auth, connector_id (required), an oidc connector that
+        verifies the subject token; 401 access_denied when it does not verify."""
+        idp = self.server_idp
+        if client.public:
+            return _oauth_error("invalid_client", "Invalid client credentials.", 401)
+        if form.get("connector_id") != PIPELINES_CONNECTOR or idp.pipelines is None:
+            return _oauth_error("invalid_request", "Requested connector does not exist.")
+        if form.get("subject_token_type") not in TOKEN_TYPES.values():
+            return _oauth_error("invalid_request", "Invalid subject_token_type.")
+        requested = form.get("requested_token_type") or TOKEN_TYPES["access_token"]
+        if requested not in TOKEN_TYPES.values():
+            return _oauth_error("invalid_request", "Invalid requested_token_type.")
+        claims = idp.pipelines.verify(form.get("subject_token", ""))
+        if claims is None:
+            return _oauth_error("access_denied", status=401)
+        ci_user = BitbucketUser(str(claims["sub"]), str(claims["sub"]), f"Pipelines step {claims.get('stepUuid', '')}", "", ())
+        body = idp.mint(client.id, ci_user, PIPELINES_CONNECTOR, [s for s in form.get("scope", "openid").split() if s != "email"], None)
+        issued = body["id_token"] if requested == TOKEN_TYPES["id_token"] else body["access_token"]
+        return self._tokens({"access_token": issued, "issued_token_type": requested, "token_type": "bearer", "expires_in": body["expires_in"]})
 
     def _code_grant(self, client: Client, form: dict[str, str]) -> _Reply:
         idp = self.server_idp

@@ -1,0 +1,85 @@
+"""AWS: AssumeRoleWithWebIdentity with an OIDC token, answered in `credential_process` format.
+
+STS takes the web identity token itself as the credential (no AWS signature), so this needs no
+AWS SDK: one form POST, one XML answer. STS errors become messages that say what to fix.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+
+import httpx
+
+from bblogin import _http
+from bblogin._errors import BbloginError, IdPResponseError, LoginFailed
+
+STS_VERSION = "2011-06-15"
+_NS = "{https://sts.amazonaws.com/doc/2011-06-15/}"
+_HINTS = {
+    "InvalidIdentityToken": "the role's trust policy or the IAM OIDC provider does not accept this token's issuer, audience or subject",
+    "ExpiredTokenException": "the web identity token expired: in Pipelines, use the step's fresh BITBUCKET_STEP_OIDC_TOKEN",
+    "IDPRejectedClaim": "the IAM OIDC provider rejected a claim (audience or thumbprint): check the provider's client id list",
+    "AccessDenied": "the role's trust policy does not allow this subject (check its conditions on aud and sub)",
+    "ValidationError": "check --role-arn, --duration (900 up to the role's maximum) and --session-name",
+}
+
+
+class STSError(BbloginError):
+    exit_code = LoginFailed.exit_code
+
+
+@dataclass(frozen=True)
+class AWSCredentials:
+    access_key_id: str
+    secret_access_key: str
+    session_token: str
+    expiration: str  # ISO 8601, as STS sends it
+
+    def expires_at(self) -> int:
+        return int(datetime.datetime.fromisoformat(self.expiration.replace("Z", "+00:00")).timestamp())
+
+    def credential_process_json(self) -> str:
+        return json.dumps(
+            {"Version": 1, "AccessKeyId": self.access_key_id, "SecretAccessKey": self.secret_access_key, "SessionToken": self.session_token, "Expiration": self.expiration}
+        )
+
+    def __repr__(self) -> str:
+        return f"AWSCredentials(access_key_id={self.access_key_id[:4]}…, expiration={self.expiration})"
+
+
+def default_endpoint() -> str:
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    return f"https://sts.{region}.amazonaws.com/" if region else "https://sts.amazonaws.com/"
+
+
+def _text(root: ET.Element, path: str) -> str:
+    node = root.find(path)
+    if node is None or not node.text:
+        raise IdPResponseError(f"the STS answer lacks {path.split('}')[-1]}")
+    return node.text.strip()
+
+
+def assume_role(http: httpx.Client, endpoint: str, *, role_arn: str, session_name: str, token: str, duration: int) -> AWSCredentials:
+    data = {
+        "Action": "AssumeRoleWithWebIdentity",
+        "Version": STS_VERSION,
+        "RoleArn": role_arn,
+        "RoleSessionName": session_name,
+        "WebIdentityToken": token,
+        "DurationSeconds": str(duration),
+    }
+    response = _http.send(http, "POST", endpoint, data=data, headers={"Accept": "application/xml"})
+    try:
+        root = ET.fromstring(response.content)
+    except ET.ParseError:
+        raise IdPResponseError(f"STS answered HTTP {response.status_code} with something that is not XML") from None
+    if response.status_code != 200:
+        code = (root.findtext(f".//{_NS}Code") or root.findtext(".//Code") or "unknown error").strip()
+        message = (root.findtext(f".//{_NS}Message") or root.findtext(".//Message") or "").strip()
+        raise STSError(f"AWS STS refused AssumeRoleWithWebIdentity: {code}" + (f" ({message})" if message else ""), hint=_HINTS.get(code, "see the AWS STS documentation for this error"))
+    creds = f".//{_NS}Credentials/{_NS}"
+    return AWSCredentials(_text(root, creds + "AccessKeyId"), _text(root, creds + "SecretAccessKey"), _text(root, creds + "SessionToken"), _text(root, creds + "Expiration"))

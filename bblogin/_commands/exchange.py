@@ -1,0 +1,24 @@
+"""`bblogin exchange`: trade the CI step's identity token for IdP tokens, store them, print one."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from bblogin._commands._common import load_config
+from bblogin._exchange import exchange, subject_token
+from bblogin._session import save_login
+from bblogin._timefmt import rfc3339
+
+
+def run(args: argparse.Namespace) -> int:
+    profile = load_config().profile(args.profile)
+    tokens, identity = exchange(profile, subject_token(args.from_env))
+    account = save_login(profile, tokens, identity)
+    token, expires_at = tokens.access_token, tokens.id_expires_at or 0
+    if args.json:
+        sys.stdout.write(json.dumps({"token": token, "expires_at": expires_at, "expiration": rfc3339(expires_at), "account": account.id, "sub": identity.sub}) + "\n")
+    else:
+        sys.stdout.write(token + "\n")
+    return 0

@@ -1,0 +1,90 @@
+"""CI without stored secrets: Bitbucket Pipelines tokens exchanged at dex; AWS credential_process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from pytest_httpserver import HTTPServer
+
+from bblogin import _config
+from bblogin._claims import unverified_claims
+from bblogin.devidp import dex_subject
+
+STS_OK = """<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+  <AssumeRoleWithWebIdentityResult><Credentials>
+    <AccessKeyId>ASIAEXAMPLEKEY</AccessKeyId><SecretAccessKey>secret/key</SecretAccessKey>
+    <SessionToken>session-token</SessionToken><Expiration>2099-01-01T00:00:00Z</Expiration>
+  </Credentials></AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>"""
+STS_DENIED = """<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type>
+  <Code>InvalidIdentityToken</Code><Message>Incorrect token audience</Message></Error></ErrorResponse>"""
+
+
+def bblogin(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bblogin", *args], capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture
+def ci_profile(devidp):  # type: ignore[no-untyped-def]
+    _config.save_profile(
+        _config.Profile(
+            name="ci", issuer=devidp.issuer, client_id="bblogin-ci", client_secret="bblogin-ci-secret", pipelines=True,
+            exchange_connector_id="bitbucket-pipelines", scopes=("openid", "groups"), storage="plaintext",
+        )
+    )
+    return devidp
+
+
+def test_exchange_prints_a_verified_dex_token(ci_profile) -> None:
+    step_token = ci_profile.pipelines.mint(repository_uuid="{repo-1}", step_uuid="{step-1}")
+    done = bblogin("exchange", "--profile", "ci", "--json", env={"BITBUCKET_STEP_OIDC_TOKEN": step_token})
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    claims = unverified_claims(out["token"])
+    assert claims["iss"] == ci_profile.issuer and claims["aud"] == "bblogin-ci"
+    assert claims["sub"] == dex_subject("{repo-1}:{step-1}", "bitbucket-pipelines") == out["sub"]
+    assert ci_profile.count("/auth") == 0 and ci_profile.count("/device/code") == 0
+
+
+def test_kubectl_plugin_exchanges_without_any_login(ci_profile) -> None:
+    env = {"BITBUCKET_STEP_OIDC_TOKEN": ci_profile.pipelines.mint(), "KUBERNETES_EXEC_INFO": '{"apiVersion":"client.authentication.k8s.io/v1","spec":{"interactive":false}}'}
+    done = bblogin("kubectl", "--profile", "ci", env=env)
+    assert done.returncode == 0, done.stderr
+    cred = json.loads(done.stdout)
+    assert cred["apiVersion"] == "client.authentication.k8s.io/v1" and unverified_claims(cred["status"]["token"])["aud"] == "bblogin-ci"
+    assert bblogin("kubectl", "--profile", "ci", env=env).returncode == 0
+    assert ci_profile.count("/token", "urn:ietf:params:oauth:grant-type:token-exchange") == 1  # the second call hit the cache
+
+
+def test_forged_or_missing_step_token(ci_profile) -> None:
+    forged = ci_profile.pipelines.mint(audience="ari:cloud:bitbucket::workspace/someone-else")
+    done = bblogin("exchange", "--profile", "ci", env={"BITBUCKET_STEP_OIDC_TOKEN": forged})
+    assert done.returncode == 8 and "access_denied" in done.stderr and done.stdout == ""
+    done = bblogin("exchange", "--profile", "ci")
+    assert done.returncode == 4 and "oidc: true" in done.stderr
+
+
+def test_aws_credential_process_and_cache(keyring_secret_service, ci_profile, httpserver: HTTPServer) -> None:
+    httpserver.expect_ordered_request("/", method="POST").respond_with_data(STS_OK, content_type="text/xml")
+    env = {"BITBUCKET_STEP_OIDC_TOKEN": ci_profile.pipelines.mint()}
+    args = ["aws", "--role-arn", "arn:aws:iam::123456789012:role/deploy", "--sts-endpoint", httpserver.url_for("/")]
+    first = bblogin(*args, env=env)
+    assert first.returncode == 0, first.stderr
+    out = json.loads(first.stdout)
+    assert out == {"Version": 1, "AccessKeyId": "ASIAEXAMPLEKEY", "SecretAccessKey": "secret/key", "SessionToken": "session-token", "Expiration": "2099-01-01T00:00:00Z"}
+    form = httpserver.log[0][0].form
+    assert form["Action"] == "AssumeRoleWithWebIdentity" and form["RoleArn"].endswith("role/deploy") and form["WebIdentityToken"] == env["BITBUCKET_STEP_OIDC_TOKEN"]
+    second = bblogin(*args, env=env)
+    assert second.returncode == 0 and json.loads(second.stdout) == out
+    assert len(httpserver.log) == 1  # cached until shortly before Expiration
+
+
+def test_aws_sts_error_is_explained(ci_profile, httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/", method="POST").respond_with_data(STS_DENIED, status=400, content_type="text/xml")
+    env = {"BITBUCKET_STEP_OIDC_TOKEN": ci_profile.pipelines.mint(), "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
+    done = bblogin("aws", "--role-arn", "arn:aws:iam::1:role/r", "--sts-endpoint", httpserver.url_for("/"), env=env)
+    assert done.returncode == 8
+    assert "InvalidIdentityToken" in done.stderr and "trust policy" in done.stderr and done.stdout == ""
