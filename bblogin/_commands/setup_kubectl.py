@@ -1,0 +1,103 @@
+"""`bblogin setup kubectl`: write the kubeconfig exec entry that runs `bblogin kubectl`.
+
+A round trip through ruamel.yaml keeps the rest of the file as it was (comments, order, other
+users); an existing file is backed up first; the write is atomic; a second run changes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import shutil
+import sys
+from typing import Any
+
+from bblogin import _files
+from bblogin._commands._common import load_config, say
+from bblogin._errors import ConfigError, UsageError
+
+
+def kubeconfig_path(explicit: str | None) -> str:
+    if explicit:
+        return explicit
+    env = os.environ.get("KUBECONFIG", "")
+    first = next((p for p in env.split(os.pathsep) if p), "")
+    return first or os.path.join(os.path.expanduser("~"), ".kube", "config")
+
+
+def exec_entry(profile: str, use_access_token: bool) -> dict[str, Any]:
+    command = shutil.which("bblogin") or "bblogin"
+    args = ["kubectl", "--profile", profile] + (["--use-access-token"] if use_access_token else [])
+    return {
+        "exec": {
+            "apiVersion": "client.authentication.k8s.io/v1",
+            "command": command,
+            "args": args,
+            "interactiveMode": "IfAvailable",
+            "provideClusterInfo": False,
+        }
+    }
+
+
+def _upsert(items: Any, name: str, key: str, value: dict[str, Any]) -> bool:
+    """Set ``items[name=name][key] = value``; True when something changed."""
+    for item in items:
+        if item.get("name") == name:
+            if item.get(key) == value:
+                return False
+            item[key] = value
+            return True
+    items.append({"name": name, key: value})
+    return True
+
+
+def run(args: argparse.Namespace) -> int:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    config = load_config()
+    profile = config.profile(args.profile)
+    if bool(args.context) != bool(args.cluster):
+        raise UsageError("--context and --cluster go together")
+    user = args.user or f"bblogin-{profile.name}"
+    entry = exec_entry(profile.name, args.use_access_token)
+    yaml = YAML()
+    yaml.preserve_quotes = True
+    path = kubeconfig_path(args.kubeconfig)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            original = fh.read()
+    except FileNotFoundError:
+        original = ""
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        doc = yaml.load(original) if original.strip() else None
+    except YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML ({type(exc).__name__}); nothing was changed") from None
+    if doc is None:
+        doc = {"apiVersion": "v1", "kind": "Config", "clusters": [], "contexts": [], "users": [], "preferences": {}}
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path} is not a kubeconfig (its top level is not a mapping)")
+    for key in ("users", "contexts"):
+        if not isinstance(doc.get(key), list):
+            doc[key] = []
+    changed = _upsert(doc["users"], user, "user", entry)
+    if args.context:
+        changed |= _upsert(doc["contexts"], args.context, "context", {"cluster": args.cluster, "user": user})
+    out = io.StringIO()
+    yaml.dump(doc, out)
+    if args.print_only:
+        sys.stdout.write(out.getvalue())
+        return 0
+    if not changed:
+        say(f"{path} already runs bblogin for user {user}; nothing to change.")
+        return 0
+    if original:
+        _files.atomic_write_bytes(path + ".bblogin-backup", original.encode())
+    _files.atomic_write_bytes(path, out.getvalue().encode())
+    say(f"Wrote user {user} (bblogin kubectl --profile {profile.name}) to {path}" + (f", with context {args.context}" if args.context else "") + ".")
+    if original:
+        say(f"The previous file is saved as {path}.bblogin-backup.")
+    return 0

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from bblogin import _config
+
+EXISTING = """# my clusters
+apiVersion: v1
+kind: Config
+clusters:
+- name: prod   # the real one
+  cluster:
+    server: https://prod.example.com
+users:
+- name: someone-else
+  user:
+    token: keep-me
+contexts: []
+current-context: ""
+"""
+
+
+def setup(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bblogin", "setup", "kubectl", *args], capture_output=True, text=True, timeout=60, env=os.environ.copy())
+
+
+@pytest.fixture(autouse=True)
+def profile() -> None:
+    _config.save_profile(_config.Profile(name="work", issuer="https://dex.example.com/dex", client_id="bblogin"))
+
+
+def test_existing_file_keeps_everything_and_gets_a_backup(tmp_path: pathlib.Path, kubectl_bin: pathlib.Path) -> None:
+    path = tmp_path / "config"
+    path.write_text(EXISTING)
+    done = setup("--profile", "work", "--kubeconfig", str(path), "--context", "prod-bblogin", "--cluster", "prod")
+    assert done.returncode == 0, done.stderr
+    text = path.read_text()
+    assert "# my clusters" in text and "# the real one" in text and "token: keep-me" in text
+    assert (tmp_path / "config.bblogin-backup").read_text() == EXISTING
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    view = subprocess.run([str(kubectl_bin), "--kubeconfig", str(path), "config", "view", "-o", "jsonpath={.users[?(@.name=='bblogin-work')].user.exec.args}"], capture_output=True, text=True)
+    assert view.stdout == '["kubectl","--profile","work"]'
+    mode = subprocess.run([str(kubectl_bin), "--kubeconfig", str(path), "config", "view", "-o", "jsonpath={.users[?(@.name=='bblogin-work')].user.exec.interactiveMode}"], capture_output=True, text=True)
+    assert mode.stdout == "IfAvailable"
+    again = setup("--profile", "work", "--kubeconfig", str(path), "--context", "prod-bblogin", "--cluster", "prod")
+    assert again.returncode == 0 and "nothing to change" in again.stderr
+    assert path.read_text() == text
+
+
+def test_fresh_file_and_print(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "kube" / "config"
+    shown = setup("--profile", "work", "--kubeconfig", str(path), "--print", "--use-access-token")
+    assert shown.returncode == 0 and "--use-access-token" in shown.stdout and not path.exists()
+    assert setup("--profile", "work", "--kubeconfig", str(path)).returncode == 0
+    assert "bblogin-work" in path.read_text() and not (path.parent / "config.bblogin-backup").exists()
+
+
+def test_unknown_profile_and_broken_yaml(tmp_path: pathlib.Path) -> None:
+    assert setup("--profile", "nope", "--kubeconfig", str(tmp_path / "c")).returncode == 3
+    broken = tmp_path / "broken"
+    broken.write_text("users: [unclosed\n")
+    done = setup("--profile", "work", "--kubeconfig", str(broken))
+    assert done.returncode == 3 and "not valid YAML" in done.stderr and broken.read_text() == "users: [unclosed\n"
