@@ -1,12 +1,22 @@
-"""HTTP to identity providers: httpx with TLS always verified, bounded retries, and failures
-mapped onto the bblogin error tree. Response bodies never reach an error message: an IdP's
-error page may echo a code or a token back.
+"""HTTP to identity providers: httpx with TLS always verified, bounded retries, and every failure
+mapped onto the bblogin error tree.
+
+- TLS verification is always on; ``ca_file`` adds a private CA to the usual trust store.
+- Redirects are never followed: an IdP API that answers 3xx is misconfigured (or a captive
+  portal), and a token request must not be replayed to wherever a redirect points.
+- 429/502/503/504 are retried with exponential backoff (0.5 s, 1 s, ...) or the server's
+  Retry-After, never waiting more than :data:`MAX_TOTAL_WAIT` seconds in all. Other 5xx answers,
+  and 429/5xx once the retries are spent, are :class:`IdPResponseError`.
+- Response bodies never reach an error message or a log line: an IdP's error page may echo a code
+  or a token back. Errors name the host, the status and the content type.
 """
 
 from __future__ import annotations
 
 import email.utils
+import json
 import logging
+import ssl
 import time
 from typing import Any
 
@@ -17,75 +27,158 @@ from bblogin._errors import IdPResponseError, IdPUnreachable, TLSError
 
 log = logging.getLogger("bblogin.http")
 
-RETRY_STATUSES = (429, 502, 503, 504)
-MAX_RETRY_WAIT = 10.0
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+MAX_TOTAL_WAIT = 10.0  # seconds of backoff per request, Retry-After included
+_FAILING_HINT = "the identity provider (or a proxy in front of it) is failing; try again later. The cached tokens are untouched"
 
 
 def make_client(*, ca_file: str | None = None, timeout: float = 10.0) -> httpx.Client:
-    """A client for one IdP: certificate checks on (plus ``ca_file`` when given), no redirects."""
-    verify: Any = True
+    """An httpx client for one IdP: certificates checked (``ca_file`` trusted too), no redirects."""
+    context = httpx.create_ssl_context()  # the system/certifi trust store, hostname checks on
     if ca_file:
-        import ssl
-
         try:
-            verify = ssl.create_default_context(cafile=ca_file)
+            context.load_verify_locations(cafile=ca_file)
         except (OSError, ssl.SSLError) as exc:
-            raise TLSError(f"cannot load the CA file {ca_file}: {exc}", hint="pass a PEM file with --ca-file") from None
-    return httpx.Client(verify=verify, timeout=timeout, follow_redirects=False, headers={"User-Agent": f"bblogin/{__version__}"})
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a PEM certificate bundle"
+            raise TLSError(f"cannot use the CA file {ca_file}: {reason}", hint="pass a readable PEM file with --ca-file (or ca_file in the profile)") from None
+    return httpx.Client(
+        verify=context,
+        timeout=timeout,
+        follow_redirects=False,
+        headers={"User-Agent": f"bblogin/{__version__}", "Accept": "application/json"},
+    )
 
 
-def _retry_after(response: httpx.Response, attempt: int) -> float:
-    value = response.headers.get("Retry-After", "")
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and the exceptions it was raised from (httpx wraps httpcore wraps ssl/OSError)."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def _transport_error(exc: httpx.TransportError, host: str, timeout: float) -> Exception:
+    causes = _causes(exc)
+    tls = next((c for c in causes if isinstance(c, ssl.SSLError)), None)
+    if tls is not None:
+        reason = getattr(tls, "verify_message", None) or getattr(tls, "reason", None) or "handshake failed"
+        return TLSError(f"the TLS connection to {host} failed: {str(reason).replace('_', ' ').lower()}")
+    if isinstance(exc, httpx.TimeoutException):
+        return IdPUnreachable(f"{host} did not answer: timed out after {timeout:g} s")
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return IdPResponseError(f"{host} closed the connection before its answer was complete", hint=_FAILING_HINT)
+    os_error = next((c for c in causes if isinstance(c, OSError) and c.strerror), None)
+    if isinstance(exc, httpx.ConnectError):
+        reason = os_error.strerror if os_error is not None else "connection failed"
+        return IdPUnreachable(f"cannot connect to {host}: {reason}")
+    return IdPUnreachable(f"talking to {host} failed ({type(exc).__name__})")
+
+
+def retry_delay(response: httpx.Response, attempt: int, now: float | None = None) -> float:
+    """Seconds to wait before retry number ``attempt + 1``: Retry-After if given, else 0.5 * 2^attempt."""
+    value = response.headers.get("Retry-After", "").strip()
     if value.isdigit():
         return float(value)
     if value:
-        parsed = email.utils.parsedate_to_datetime(value) if "," in value else None
-        if parsed is not None:
-            return max(0.0, parsed.timestamp() - time.time())
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            when = None
+        if when is not None and when.tzinfo is not None:
+            return max(0.0, when.timestamp() - (time.time() if now is None else now))
     return 0.5 * 2**attempt
 
 
-def send(client: httpx.Client, method: str, url: str, *, retries: int = 2, **kwargs: Any) -> httpx.Response:
-    """Send with bounded retries on 429/502/503/504 (honouring Retry-After, 10 s at most in all)."""
-    host = httpx.URL(url).host
-    waited = 0.0
-    for attempt in range(retries + 1):
-        try:
-            response = client.request(method, url, **kwargs)
-        except httpx.ConnectError as exc:
-            if "CERTIFICATE_VERIFY_FAILED" in str(exc) or "SSL" in str(exc):
-                raise TLSError(f"TLS verification failed for {host}") from None
-            raise IdPUnreachable(f"cannot connect to {host}") from None
-        except httpx.TimeoutException:
-            raise IdPUnreachable(f"{host} did not answer within {client.timeout.read or 0:g} s") from None
-        except httpx.HTTPError as exc:
-            raise IdPUnreachable(f"talking to {host} failed ({type(exc).__name__})") from None
-        if response.status_code not in RETRY_STATUSES or attempt == retries:
-            return response
-        pause = _retry_after(response, attempt)
-        if waited + pause > MAX_RETRY_WAIT:
-            return response
-        log.debug("%s answered %s; retrying in %.1f s", host, response.status_code, pause)
-        time.sleep(pause)
-        waited += pause
-    raise AssertionError("unreachable")
-
-
-def json_body(response: httpx.Response, what: str) -> dict[str, Any]:
-    """The JSON object in ``response``, or IdPResponseError naming status and content type."""
-    kind = response.headers.get("Content-Type", "no content type").split(";")[0]
+def _error_code(response: httpx.Response) -> str | None:
+    """The OAuth ``error`` code of a JSON error body (a short registered word, safe to show)."""
     try:
-        body = response.json()
-    except ValueError:
+        body = json.loads(response.content)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    error = body.get("error") if isinstance(body, dict) else None
+    return error if isinstance(error, str) and error.isascii() and len(error) <= 64 else None
+
+
+def _content_kind(response: httpx.Response) -> str:
+    return response.headers.get("Content-Type", "").split(";")[0].strip() or "no content type"
+
+
+def request(
+    client: httpx.Client,
+    method: str,
+    url: str,
+    *,
+    data: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+    auth: tuple[str, str] | None = None,
+    retries: int = 2,
+    what: str = "the request",
+) -> httpx.Response:
+    """Send one request with the retry policy above. Returns any 1xx/2xx/4xx response; raises
+    :class:`IdPUnreachable`/:class:`TLSError` for transport failures and
+    :class:`IdPResponseError` for redirects, exhausted 429s and 5xx."""
+    host = httpx.URL(url).host or url
+    timeout = client.timeout.read or client.timeout.connect or 0.0
+    waited = 0.0
+    attempt = 0
+    while True:
+        try:
+            response = client.request(method, url, data=data, headers=headers, auth=auth)
+        except httpx.TransportError as exc:
+            raise _transport_error(exc, host, timeout) from None
+        log.debug("%s %s %s -> HTTP %s", method, host, httpx.URL(url).path, response.status_code)
+        status = response.status_code
+        if status in RETRY_STATUSES and attempt < retries:
+            pause = retry_delay(response, attempt)
+            if waited + pause <= MAX_TOTAL_WAIT:
+                log.debug("%s answered HTTP %s; retrying in %.1f s", host, status, pause)
+                time.sleep(pause)
+                waited += pause
+                attempt += 1
+                continue
+        if 300 <= status < 400:
+            target = httpx.URL(response.headers.get("Location", "")).host or "elsewhere"
+            raise IdPResponseError(
+                f"{what}: {host} answered HTTP {status}, a redirect to {target}; bblogin does not follow redirects from an identity provider's API",
+                hint="check the issuer URL in the profile (scheme, host and path exactly as the IdP announces them)",
+            )
+        if status == 429:
+            raise IdPResponseError(f"{what}: {host} is rate-limiting requests (HTTP 429)", hint="wait a minute and try again; the cached tokens are untouched")
+        if status >= 500:
+            code = _error_code(response)
+            detail = f" ({code})" if code else f" ({_content_kind(response)})"
+            raise IdPResponseError(f"{what}: {host} failed with HTTP {status}{detail}", hint=_FAILING_HINT)
+        return response
+
+
+def parse_json(response: httpx.Response, what: str) -> dict[str, Any]:
+    """The JSON object in ``response``; otherwise IdPResponseError naming status and content type."""
+    host = response.request.url.host
+    try:
+        body = json.loads(response.content)
+    except (ValueError, UnicodeDecodeError):
         raise IdPResponseError(
-            f"{what}: HTTP {response.status_code} with {kind} instead of JSON",
-            hint="the identity provider or a proxy in front of it is failing; the cached tokens are untouched",
+            f"{what}: {host} answered HTTP {response.status_code} with {_content_kind(response)} that is not valid JSON",
+            hint=_FAILING_HINT,
         ) from None
     if not isinstance(body, dict):
-        raise IdPResponseError(f"{what}: HTTP {response.status_code}: the JSON is not an object")
+        raise IdPResponseError(f"{what}: {host} answered HTTP {response.status_code} with JSON that is not an object", hint=_FAILING_HINT)
     return body
 
 
-def request_json(client: httpx.Client, method: str, url: str, what: str, **kwargs: Any) -> tuple[int, dict[str, Any], httpx.Headers]:
-    response = send(client, method, url, **kwargs)
-    return response.status_code, json_body(response, what), response.headers
+def request_json(
+    client: httpx.Client,
+    method: str,
+    url: str,
+    *,
+    data: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+    auth: tuple[str, str] | None = None,
+    retries: int = 2,
+    what: str = "the request",
+) -> tuple[int, dict[str, Any], httpx.Headers]:
+    """:func:`request`, then the body as a JSON object: ``(status, body, headers)``."""
+    response = request(client, method, url, data=data, headers=headers, auth=auth, retries=retries, what=what)
+    return response.status_code, parse_json(response, what), response.headers

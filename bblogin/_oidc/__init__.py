@@ -1,6 +1,14 @@
-"""OAuth 2.0 and OpenID Connect, one concern per module (like authlib's one module per RFC):
+"""OAuth 2.0 and OpenID Connect client machinery, one protocol concern per module (as authlib
+keeps one module per RFC). Nothing here is imported on the hot path.
 
-_cache (HTTP caching to disk), _discovery (OIDC Discovery), _jwks (key sets), _verify (ID tokens),
-_pkce (RFC 7636), _grants (token endpoint, RFC 6749/8628/8693/7009), _loopback (RFC 8252 listener),
-_device (RFC 8628 user interaction), _browser (launching one).
+    _cache      the IdP's public documents on disk, per Cache-Control (RFC 9111)
+    _discovery  OpenID Connect Discovery / RFC 8414 metadata
+    _jwks       signing keys (RFC 7517), refetched once on rotation
+    _verify     ID token validation (OIDC Core §3.1.3.7)
+    _pkce       PKCE S256 (RFC 7636)
+    _grants     the token endpoint (RFC 6749, 8628, 8693) and revocation (RFC 7009)
+    _loopback   the loopback redirect listener (RFC 8252 §7.3)
+    _pages      the listener's HTML pages
+    _device     the device flow's prompt and polling (RFC 8628)
+    _browser    launching a browser, once, where it can be seen
 """

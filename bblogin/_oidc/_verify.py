@@ -1,87 +1,140 @@
-"""ID token verification (OpenID Connect Core 3.1.3.7): every check, every time.
+"""ID token validation (OpenID Connect Core §3.1.3.7, §3.1.3.8, §3.3.2.11, §12.2): every check, every time.
 
-Signature via the IdP's JWKS; an alg allow-list (asymmetric only: never `none`, never HS* — an
-HMAC "signed" with the RSA public key is the classic confusion attack); iss exact; aud contains
-our client id, and several audiences need azp = our client id; exp and iat with a small leeway;
-nonce when we sent one; at_hash and c_hash when present.
+- Compact JWS only (an encrypted ID token has five parts: refused, never decrypted).
+- alg: asymmetric only — RS/PS/ES 256/384/512 — and advertised by the IdP. Never ``none``, never
+  HS*: an HMAC "signed" with the IdP's public RSA key as the secret is the classic confusion attack.
+- The key comes from the IdP's JWKS (discovery's ``jwks_uri``), never from the token's own
+  ``jku``/``jwk``/``x5u`` headers. No kid with several fitting keys is refused.
+- iss exactly the issuer; aud contains our client id; several audiences need azp = our client id,
+  and any azp must be our client id; sub present.
+- exp, nbf and iat with ``leeway`` seconds of clock skew; an iat in the future is refused.
+- nonce: when the login sent one it must be there and equal (a missing nonce is a refusal).
+- at_hash (§3.1.3.8, §3.2.2.9): checked whenever present and the access token is at hand. The code
+  flow does not require it (only the implicit flow's ``id_token token`` does), so absent is fine.
+- c_hash (§3.3.2.11): checked whenever present and the code is at hand.
+
+Every refusal is a :class:`TokenVerificationError` naming the failed check, never the token.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import time
 from typing import Any
 
 import jwt
 
 from bblogin._errors import TokenVerificationError
+from bblogin._oidc._discovery import ProviderMetadata
 from bblogin._oidc._jwks import JWKSCache
 
 ALLOWED_ALGS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512")
-MAX_CLOCK_SKEW = 60
+DEFAULT_LEEWAY = 60
+_CLOCK_HINT = "check this machine's clock (and time zone) against the identity provider's"
 
 
 def half_hash(value: str, alg: str) -> str:
-    """at_hash / c_hash: base64url of the left half of the hash that matches the alg's size."""
+    """at_hash / c_hash: base64url (no padding) of the left half of the alg's hash of ``value``."""
     digest = {"256": hashlib.sha256, "384": hashlib.sha384, "512": hashlib.sha512}[alg[-3:]](value.encode()).digest()
     return base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode()
+
+
+def _refuse(check: str, hint: str | None = None) -> TokenVerificationError:
+    return TokenVerificationError(f"the ID token failed verification: {check}", hint=hint)
+
+
+def _header(token: str) -> dict[str, Any]:
+    if token.count(".") == 4:
+        raise _refuse("it is encrypted (JWE); bblogin accepts only signed ID tokens")
+    if token.count(".") != 2:
+        raise _refuse("it is not a compact JWS (header.payload.signature)")
+    try:
+        return jwt.get_unverified_header(token)
+    except jwt.PyJWTError:
+        raise _refuse("its header is not valid JSON in base64url") from None
+
+
+def _int_claim(claims: dict[str, Any], name: str, *, required: bool) -> int | None:
+    value = claims.get(name)
+    if value is None and not required:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _refuse(f"its {name} claim is {'missing' if value is None else 'not a number'}")
+    return int(value)
 
 
 def verify_id_token(
     token: str,
     *,
-    issuer: str,
-    client_id: str,
+    metadata: ProviderMetadata,
     jwks: JWKSCache,
-    advertised_algs: tuple[str, ...] = ("RS256",),
+    client_id: str,
     nonce: str | None,
     access_token: str | None = None,
     code: str | None = None,
-    leeway: int = MAX_CLOCK_SKEW,
+    leeway: int = DEFAULT_LEEWAY,
+    now: int | None = None,
 ) -> dict[str, Any]:
-    """The verified claims, or TokenVerificationError naming the check that failed."""
-    try:
-        header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError:
-        raise TokenVerificationError("the ID token is not a well-formed JWT") from None
+    """The claims of ``token`` once every check above passed; else TokenVerificationError."""
+    header = _header(token)
     alg = header.get("alg")
-    if alg not in ALLOWED_ALGS or alg not in advertised_algs:
-        raise TokenVerificationError(f"the ID token is signed with {alg!r}, which bblogin does not accept from this IdP")
-    key = jwks.key_for(header.get("kid"), alg)
+    allowed = [a for a in ALLOWED_ALGS if a in metadata.id_token_signing_alg_values_supported]
+    if alg not in allowed:
+        raise _refuse(f"it is signed with {alg!r}; bblogin accepts {', '.join(allowed) or 'none of the algorithms this IdP advertises'}")
+    assert isinstance(alg, str)
+    kid = header.get("kid")
+    key = jwks.key_for(kid if isinstance(kid, str) else None, alg)
     try:
         claims: dict[str, Any] = jwt.decode(
             token,
             key.key,
             algorithms=[alg],
-            audience=client_id,
-            issuer=issuer,
-            leeway=leeway,
-            options={"require": ["iss", "sub", "aud", "exp", "iat"]},
+            options={"verify_signature": True, "verify_exp": False, "verify_nbf": False, "verify_iat": False, "verify_aud": False, "verify_iss": False},
         )
     except jwt.InvalidSignatureError:
-        raise TokenVerificationError("the ID token's signature does not verify") from None
-    except jwt.ExpiredSignatureError:
-        raise TokenVerificationError("the ID token has expired", hint="check this machine's clock against the IdP's") from None
-    except jwt.InvalidAudienceError:
-        raise TokenVerificationError(f"the ID token is not meant for client {client_id!r} (aud)") from None
-    except jwt.InvalidIssuerError:
-        raise TokenVerificationError(f"the ID token's issuer is not {issuer!r}") from None
-    except jwt.ImmatureSignatureError:
-        raise TokenVerificationError("the ID token was issued in the future (iat)", hint="check this machine's clock") from None
+        raise _refuse("its signature does not verify with the IdP's key") from None
     except jwt.PyJWTError as exc:
-        raise TokenVerificationError(f"the ID token is invalid ({type(exc).__name__})") from None
-    if claims["iat"] > time.time() + leeway:
-        raise TokenVerificationError("the ID token was issued in the future (iat)", hint="check this machine's clock")
-    aud = claims["aud"]
-    if isinstance(aud, list) and len(aud) > 1 and claims.get("azp") != client_id:
-        raise TokenVerificationError("the ID token has several audiences but its azp is not this client")
-    if "azp" in claims and claims["azp"] != client_id:
-        raise TokenVerificationError("the ID token's azp is not this client")
-    if nonce is not None and claims.get("nonce") != nonce:
-        raise TokenVerificationError("the ID token's nonce does not match this login (replayed or injected token)")
-    if access_token is not None and "at_hash" in claims and claims["at_hash"] != half_hash(access_token, alg):
-        raise TokenVerificationError("the ID token's at_hash does not match the access token")
-    if code is not None and "c_hash" in claims and claims["c_hash"] != half_hash(code, alg):
-        raise TokenVerificationError("the ID token's c_hash does not match the authorization code")
+        raise _refuse(f"it cannot be decoded ({type(exc).__name__})") from None
+
+    if claims.get("iss") != metadata.issuer:
+        raise _refuse(f"its issuer (iss) is {claims.get('iss')!r}, not {metadata.issuer!r}")
+    sub = claims.get("sub")
+    if not isinstance(sub, str) or not sub:
+        raise _refuse("it has no subject (sub)")
+    aud = claims.get("aud")
+    audiences = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) and all(isinstance(a, str) for a in aud) else None
+    if not audiences or client_id not in audiences:
+        raise _refuse(f"its audience (aud) does not include this client {client_id!r}", hint="check the profile's client_id")
+    azp = claims.get("azp")
+    if len(audiences) > 1 and azp is None:
+        raise _refuse("it has several audiences but no authorized party (azp)")
+    if azp is not None and azp != client_id:
+        raise _refuse(f"its authorized party (azp) is {azp!r}, not this client {client_id!r}")
+
+    current = int(time.time()) if now is None else now
+    exp = _int_claim(claims, "exp", required=True)
+    iat = _int_claim(claims, "iat", required=True)
+    nbf = _int_claim(claims, "nbf", required=False)
+    assert exp is not None and iat is not None
+    if current > exp + leeway:
+        raise _refuse(f"it expired {current - exp} s ago (exp)", hint=_CLOCK_HINT)
+    if iat > current + leeway:
+        raise _refuse(f"it was issued {iat - current} s in the future (iat)", hint=_CLOCK_HINT)
+    if nbf is not None and nbf > current + leeway:
+        raise _refuse(f"it is not valid for another {nbf - current} s (nbf)", hint=_CLOCK_HINT)
+
+    if nonce is not None:
+        got = claims.get("nonce")
+        if not isinstance(got, str):
+            raise _refuse("it carries no nonce, but this login sent one (a token from another login?)")
+        if not hmac.compare_digest(got.encode(), nonce.encode()):
+            raise _refuse("its nonce does not match this login's (a replayed or injected token?)")
+    for name, value in (("at_hash", access_token), ("c_hash", code)):
+        if value is not None and name in claims:
+            expected = half_hash(value, alg)
+            if not isinstance(claims[name], str) or not hmac.compare_digest(claims[name].encode(), expected.encode()):
+                what = "access token" if name == "at_hash" else "authorization code"
+                raise _refuse(f"its {name} does not match the {what} it came with")
     return claims

@@ -1,144 +1,224 @@
 """An OpenID Connect provider (dex above all), driven by its discovery document.
 
-With dex, ``connector_id`` skips the connector chooser (``bitbucket-cloud``). Every ID token is
-verified before anything is stored: on code exchange with the nonce, at_hash and c_hash; on
-refresh without a nonce check (dex copies the first nonce into refreshed tokens, OIDC Core §12.2
-does not require one) while the session checks that ``sub`` did not change.
+With dex, the profile's ``connector_id`` (``bitbucket-cloud``) skips the connector chooser.
+Every ID token is verified before anything is returned:
+
+- code exchange: signature, iss, aud/azp, exp/iat, the login's nonce, at_hash and c_hash;
+- refresh: the same checks without a nonce. OIDC Core §12.2 says a refreshed ID token SHOULD NOT
+  carry a nonce, while dex copies the original one in; bblogin sent no nonce with the refresh
+  request, so it has nothing to compare and requires none. What §12.2 does require — the same
+  iss, sub and aud as the original login — holds because iss and aud are verified against the
+  profile on every token, and the caller compares ``identity(tokens).sub`` with the account's
+  (``bblogin._session`` does, before storing anything).
+
+The HTTP client, the discovery metadata (for :data:`METADATA_MEMO` seconds) and the JWKS cache
+are kept per process; the documents themselves are cached on disk per Cache-Control.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import sys
+import time
 import urllib.parse
 from collections.abc import Callable
-from functools import cached_property
 from typing import Any
 
 import httpx
 
 from bblogin._config import Profile
-from bblogin._errors import TokenVerificationError, UsageError
-from bblogin._oidc import _device, _grants
+from bblogin._errors import LoginFailed, TokenVerificationError
+from bblogin._oidc import _grants
 from bblogin._oidc._discovery import ProviderMetadata, discover
 from bblogin._oidc._jwks import JWKSCache
 from bblogin._oidc._verify import verify_id_token
 from bblogin._tokens import Identity, TokenSet
 
-_RESERVED = {"response_type", "client_id", "redirect_uri", "scope", "state", "nonce", "code_challenge", "code_challenge_method"}
+# parameters the login itself sets: extra_auth_params can never replace them
+RESERVED_AUTH_PARAMS = frozenset(
+    {"response_type", "client_id", "redirect_uri", "scope", "state", "nonce", "code_challenge", "code_challenge_method", "request", "request_uri"}
+)
+
+METADATA_MEMO = 300.0
+
+_clients: dict[str | None, httpx.Client] = {}
+_metadata: dict[tuple[str, str | None], tuple[float, ProviderMetadata]] = {}
+_jwks: dict[str, JWKSCache] = {}
+
+
+def _client_for(ca_file: str | None) -> httpx.Client:
+    if ca_file not in _clients:
+        from bblogin._http import make_client
+
+        _clients[ca_file] = make_client(ca_file=ca_file)
+    return _clients[ca_file]
+
+
+def _str_claim(claims: dict[str, Any], name: str) -> str | None:
+    value = claims.get(name)
+    return value if isinstance(value, str) and value else None
 
 
 class OIDCProvider:
+    """The :class:`bblogin._providers.Provider` for ``provider = "oidc"`` profiles."""
+
     def __init__(self, profile: Profile) -> None:
         self.profile = profile
-        self._verified: dict[str, dict[str, Any]] = {}
+        self._verified: dict[str, dict[str, Any]] = {}  # ID token -> its verified claims
 
-    @cached_property
+    # -- what discovery tells ---------------------------------------------------------------
+    @property
     def http(self) -> httpx.Client:
-        from bblogin._http import make_client
+        return _client_for(self.profile.ca_file)
 
-        return make_client(ca_file=self.profile.ca_file)
-
-    @cached_property
+    @property
     def metadata(self) -> ProviderMetadata:
-        return discover(self.profile.issuer, self.http)
+        key = (self.profile.issuer, self.profile.ca_file)
+        memo = _metadata.get(key)
+        if memo is None or time.monotonic() - memo[0] > METADATA_MEMO:
+            memo = _metadata[key] = (time.monotonic(), discover(self.profile.issuer, http=self.http))
+        return memo[1]
 
-    @cached_property
+    @property
     def jwks(self) -> JWKSCache:
-        return JWKSCache(self.metadata.jwks_uri, self.http)
+        uri = self.metadata.jwks_uri
+        if uri not in _jwks:
+            _jwks[uri] = JWKSCache(uri, http=self.http)
+        return _jwks[uri]
 
-    @cached_property
-    def client(self) -> _grants.ClientCredentials:
-        methods = self.metadata.token_endpoint_auth_methods_supported
-        use_basic = "client_secret_basic" in methods or "client_secret_post" not in methods
-        return _grants.ClientCredentials(self.profile.client_id, self.profile.client_secret, use_basic)
+    @property
+    def client(self) -> _grants.ClientAuth:
+        return _grants.ClientAuth.for_idp(self.profile.client_id, self.profile.client_secret, self.metadata.token_endpoint_auth_methods_supported)
 
     @property
     def supports_device_flow(self) -> bool:
         return self.metadata.device_authorization_endpoint is not None
 
-    def _login_hint(self) -> str:
+    @property
+    def scope(self) -> str:
+        """The profile's scopes, with ``openid`` first when the profile forgot it."""
+        scopes = list(self.profile.scopes)
+        return " ".join(scopes if "openid" in scopes else ["openid", *scopes])
+
+    def relogin_command(self) -> str:
         return f"bblogin login --profile {self.profile.name}"
 
+    # -- login --------------------------------------------------------------------------------
     def authorization_url(self, *, redirect_uri: str, state: str, nonce: str, code_challenge: str) -> str:
-        params = {k: v for k, v in self.profile.extra_auth_params.items() if k not in _RESERVED}
+        """The authorization request (code flow, PKCE S256, nonce, dex's connector_id)."""
+        methods = self.metadata.code_challenge_methods_supported
+        if methods and "S256" not in methods:
+            raise LoginFailed(
+                f"{self.profile.issuer} does not offer PKCE with S256 (it advertises {', '.join(methods)}); bblogin will not log in without it",
+                hint="ask the identity provider's administrator to enable S256 PKCE",
+            )
+        params = {k: v for k, v in self.profile.extra_auth_params.items() if k not in RESERVED_AUTH_PARAMS}
         if self.profile.connector_id:
             params["connector_id"] = self.profile.connector_id
         params.update(
             response_type="code",
             client_id=self.profile.client_id,
             redirect_uri=redirect_uri,
-            scope=" ".join(self.profile.scopes),
+            scope=self.scope,
             state=state,
             nonce=nonce,
             code_challenge=code_challenge,
             code_challenge_method="S256",
         )
         endpoint = self.metadata.authorization_endpoint
-        return endpoint + ("&" if "?" in endpoint else "?") + urllib.parse.urlencode(params)
+        return endpoint + ("&" if urllib.parse.urlsplit(endpoint).query else "?") + urllib.parse.urlencode(params)
 
-    def _verify(self, tokens: TokenSet, *, nonce: str | None, code: str | None = None) -> TokenSet:
+    def exchange_code(self, *, code: str, redirect_uri: str, code_verifier: str, nonce: str) -> TokenSet:
+        tokens = _grants.exchange_code(self.http, self.metadata.token_endpoint, self.client, code=code, redirect_uri=redirect_uri, code_verifier=code_verifier)
         if tokens.id_token is None:
-            raise TokenVerificationError("the identity provider sent no ID token", hint="request the openid scope (see the profile's scopes)")
+            raise TokenVerificationError("the identity provider sent no ID token", hint="make sure the profile's scopes include openid")
+        return self._verified_tokens(tokens, nonce=nonce, code=code)
+
+    def device_login(self, *, open_browser: bool = True, on_prompt: Callable[[Any], None] | None = None, timeout: float | None = None) -> TokenSet:
+        """A device-code login with this profile (see :func:`bblogin._oidc._device.run_device_flow`)."""
+        from bblogin._oidc._device import run_device_flow
+
+        tokens = run_device_flow(self.http, self.metadata, self.client, scope=self.scope, timeout=timeout, open_browser=open_browser, on_prompt=on_prompt)
+        if tokens.id_token is None:
+            raise TokenVerificationError("the identity provider sent no ID token", hint="make sure the profile's scopes include openid")
+        return self._verified_tokens(tokens, nonce=None)
+
+    # -- refresh, identity, logout ------------------------------------------------------------
+    def refresh(self, refresh_token: str) -> TokenSet:
+        """Redeem the refresh token; a returned ID token is verified (no nonce: see the module doc)."""
+        tokens = _grants.refresh(self.http, self.metadata.token_endpoint, self.client, refresh_token, relogin_command=self.relogin_command())
+        return self._verified_tokens(tokens, nonce=None) if tokens.id_token else tokens
+
+    def token_exchange(self, subject_token: str, *, subject_token_type: str = _grants.ID_TOKEN_TYPE) -> TokenSet:
+        """RFC 8693 exchange of an external token (a Bitbucket Pipelines OIDC token) for a dex ID
+        token through the profile's ``exchange_connector_id``; the ID token is verified."""
+        exchanged = _grants.token_exchange(
+            self.http,
+            self.metadata.token_endpoint,
+            self.client,
+            subject_token=subject_token,
+            subject_token_type=subject_token_type,
+            requested_token_type=_grants.ID_TOKEN_TYPE,
+            connector_id=self.profile.exchange_connector_id,
+            scope=self.scope,
+        )
+        tokens = TokenSet(access_token=exchanged.token, id_token=exchanged.token, access_expires_at=exchanged.expires_at)
+        return self._verified_tokens(tokens, nonce=None, check_at_hash=False)
+
+    def _verified_tokens(self, tokens: TokenSet, *, nonce: str | None, code: str | None = None, check_at_hash: bool = True) -> TokenSet:
+        assert tokens.id_token is not None
         claims = verify_id_token(
             tokens.id_token,
-            issuer=self.metadata.issuer,
-            client_id=self.profile.client_id,
+            metadata=self.metadata,
             jwks=self.jwks,
-            advertised_algs=self.metadata.id_token_signing_alg_values_supported,
+            client_id=self.profile.client_id,
             nonce=nonce,
-            access_token=tokens.access_token,
+            access_token=tokens.access_token if check_at_hash else None,
             code=code,
         )
         self._verified[tokens.id_token] = claims
         return dataclasses.replace(tokens, id_expires_at=int(claims["exp"]))
 
-    def exchange_code(self, *, code: str, redirect_uri: str, code_verifier: str, nonce: str) -> TokenSet:
-        tokens = _grants.exchange_code(self.http, self.metadata.token_endpoint, self.client, code=code, redirect_uri=redirect_uri, code_verifier=code_verifier)
-        return self._verify(tokens, nonce=nonce, code=code)
+    def claims(self, tokens: TokenSet) -> dict[str, Any]:
+        """The verified claims of ``tokens.id_token`` (verified now if this process has not yet);
+        without an ID token, the userinfo endpoint's claims for the access token."""
+        if tokens.id_token is not None:
+            if tokens.id_token not in self._verified:
+                self._verified_tokens(tokens, nonce=None)
+            return self._verified[tokens.id_token]
+        return self._userinfo(tokens.access_token)
 
-    def refresh(self, refresh_token: str) -> TokenSet:
-        tokens = _grants.refresh(self.http, self.metadata.token_endpoint, self.client, refresh_token, login_hint=self._login_hint())
-        return self._verify(tokens, nonce=None) if tokens.id_token else tokens
-
-    def device_login(self, *, open_browser: bool, on_prompt: Callable[[_grants.DeviceAuthorization], None] | None, timeout: int) -> TokenSet:
-        endpoint = self.metadata.device_authorization_endpoint
+    def _userinfo(self, access_token: str) -> dict[str, Any]:
+        endpoint = self.metadata.userinfo_endpoint
         if endpoint is None:
-            raise UsageError(f"{self.profile.issuer} offers no device-code login", hint="use --flow loopback")
-        auth = _grants.device_authorize(self.http, endpoint, self.client, self.profile.scopes)
-        if on_prompt is not None:
-            on_prompt(auth)
-        else:
-            _device.show_prompt(auth, sys.stderr)
-        if open_browser:
-            from bblogin._oidc._browser import open_browser as launch
+            raise TokenVerificationError("the identity provider sent no ID token and has no userinfo endpoint: bblogin cannot tell who logged in")
+        from bblogin._http import request_json
 
-            launch(auth.verification_uri_complete or auth.verification_uri)
-        tokens = _device.wait_for_tokens(
-            auth, lambda: _grants.poll_device(self.http, self.metadata.token_endpoint, self.client, auth.device_code), out=sys.stderr, timeout=timeout
-        )
-        return self._verify(tokens, nonce=None)
+        what = "reading the user's profile (userinfo)"
+        status, body, _ = request_json(self.http, "GET", endpoint, headers={"Authorization": f"Bearer {access_token}"}, what=what)
+        if status != 200 or not isinstance(body.get("sub"), str) or not body["sub"]:
+            raise TokenVerificationError(f"{what} failed (HTTP {status})")
+        return body
 
     def identity(self, tokens: TokenSet) -> Identity:
-        claims = self._verified.get(tokens.id_token or "")
-        if claims is None:
-            raise TokenVerificationError("no verified ID token to take the identity from")
-        groups = claims.get("groups") if isinstance(claims.get("groups"), list) else []
-        email = claims.get("email") if claims.get("email_verified") is not False else None
+        """Who logged in, from verified claims: email only when email_verified is not false."""
+        claims = self.claims(tokens)
+        groups = claims.get("groups")
         return Identity(
             sub=str(claims["sub"]),
-            email=email if isinstance(email, str) else None,
-            name=claims.get("name") if isinstance(claims.get("name"), str) else None,
-            username=claims.get("preferred_username") if isinstance(claims.get("preferred_username"), str) else None,
-            groups=tuple(str(g) for g in groups),
+            email=_str_claim(claims, "email") if claims.get("email_verified") is not False else None,
+            name=_str_claim(claims, "name"),
+            username=_str_claim(claims, "preferred_username"),
+            groups=tuple(g for g in groups if isinstance(g, str)) if isinstance(groups, list) else (),
             claims=claims,
         )
 
     def revoke(self, tokens: TokenSet) -> bool:
+        """Revoke at the IdP (refresh token first: RFC 7009 §2.1 revokes its access tokens too).
+        False when the IdP has no revocation endpoint (dex)."""
         endpoint = self.metadata.revocation_endpoint
         if endpoint is None:
-            return False  # dex has no revocation endpoint
+            return False
         if tokens.refresh_token:
-            _grants.revoke(self.http, endpoint, self.client, tokens.refresh_token, "refresh_token")
-        _grants.revoke(self.http, endpoint, self.client, tokens.access_token, "access_token")
+            _grants.revoke(self.http, endpoint, self.client, tokens.refresh_token, token_type_hint="refresh_token")
+        _grants.revoke(self.http, endpoint, self.client, tokens.access_token, token_type_hint="access_token")
         return True
