@@ -1,0 +1,74 @@
+"""`bblogin setup git`: scope bblogin to one remote prefix in git's config, idempotently.
+
+    [credential "https://bitbucket.org"]
+        helper =                 # reset: no other helper answers for this host
+        helper = bblogin         # git runs git-credential-bblogin
+        useHttpPath = true       # only when the prefix has a path
+
+and records ``[git."URL"]`` in bblogin's config.toml so the helper knows which profile serves it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+
+from bblogin import _config
+from bblogin._commands._common import load_config, say
+from bblogin._errors import ConfigError, UsageError
+
+
+def helper_value() -> str:
+    """`bblogin` when git can find git-credential-bblogin on PATH, else the script's absolute path."""
+    if shutil.which("git-credential-bblogin"):
+        return "bblogin"
+    beside = os.path.join(os.path.dirname(sys.executable), "git-credential-bblogin")
+    return beside if os.access(beside, os.X_OK) else "bblogin"
+
+
+def _git_config(scope: list[str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    try:
+        done = subprocess.run(["git", "config", *scope, *args], capture_output=True, text=True, timeout=30)
+    except FileNotFoundError:
+        raise UsageError("git is not installed (or not on PATH)") from None
+    if check and done.returncode not in (0, 5):  # 5: nothing to unset
+        raise ConfigError(f"git config failed: {done.stderr.strip()}")
+    return done
+
+
+def run(args: argparse.Namespace) -> int:
+    url = args.host.rstrip("/")
+    problem = _config.git_url_problem(url)
+    if problem:
+        raise UsageError(f"--host {args.host}: {problem}")
+    config = load_config()
+    profile = config.profile(args.profile)
+    scope = ["--file", args.file] if args.file else ["--global"]
+    helper = helper_value()
+    has_path = "/" in url.split("://", 1)[1]
+    host = _config.GitHost(url=url, profile=profile.name, username=args.username, authtype=args.authtype or "basic")
+    lines = [f'[credential "{url}"]', "\thelper =", f"\thelper = {helper}"] + (["\tuseHttpPath = true"] if has_path else [])
+    if args.print_only:
+        print(f"# git config ({'file ' + args.file if args.file else 'global'})")
+        print("\n".join(lines))
+        print(f'\n# bblogin config ({config.path})\n[git."{url}"]\nprofile = "{profile.name}"' + (f'\nusername = "{args.username}"' if args.username else "") + (f'\nauthtype = "{args.authtype}"' if args.authtype else ""))
+        return 0
+    key = f"credential.{url}.helper"
+    current = _git_config(scope, "--get-all", key, check=False).stdout.splitlines()
+    if current != ["", helper]:
+        _git_config(scope, "--unset-all", key)
+        _git_config(scope, "--add", key, "")
+        _git_config(scope, "--add", key, helper)
+    if has_path:
+        _git_config(scope, f"credential.{url}.useHttpPath", "true")
+    existing = next((h for h in config.git_hosts if h.url == url), None)
+    if existing != host:
+        _config.save_git_host(host)
+    state = "already set up" if current == ["", helper] and existing == host else "set up"
+    say(f"git: {url} {state}: bblogin answers with profile {profile.name}'s account; other helpers are off for it.")
+    if helper != "bblogin":
+        say(f"note: git-credential-bblogin is not on PATH; git will run {helper}")
+    return 0
