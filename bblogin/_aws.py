@@ -72,7 +72,7 @@ def assume_role(http: httpx.Client, endpoint: str, *, role_arn: str, session_nam
         "WebIdentityToken": token,
         "DurationSeconds": str(duration),
     }
-    response = _http.send(http, "POST", endpoint, data=data, headers={"Accept": "application/xml"})
+    response = _http.request(http, "POST", endpoint, data=data, headers={"Accept": "application/xml"}, what="AssumeRoleWithWebIdentity at AWS STS")
     try:
         root = ET.fromstring(response.content)
     except ET.ParseError:

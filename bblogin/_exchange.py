@@ -12,7 +12,6 @@ from bblogin._config import Profile
 from bblogin._errors import LoginFailed, LoginRequired, OAuthError, UsageError
 from bblogin._tokens import Identity, TokenSet
 
-ID_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:id_token"
 PIPELINES_ENV = "BITBUCKET_STEP_OIDC_TOKEN"
 
 
@@ -26,24 +25,13 @@ def subject_token(env_var: str = PIPELINES_ENV) -> str:
 
 def exchange(profile: Profile, subject: str) -> tuple[TokenSet, Identity]:
     """Trade ``subject`` (a CI ID token) for a verified ID token from the profile's IdP."""
-    from bblogin._oidc import _grants
-    from bblogin._oidc._verify import verify_id_token
     from bblogin._providers._oidc import OIDCProvider
 
     if profile.client_secret is None:
         raise UsageError(f"profile {profile.name!r} needs a client_secret: dex only exchanges tokens for confidential clients")
     provider = OIDCProvider(profile)
     try:
-        body = _grants.token_exchange(
-            provider.http,
-            provider.metadata.token_endpoint,
-            provider.client,
-            subject_token=subject,
-            subject_token_type=ID_TOKEN_TYPE,
-            connector_id=profile.exchange_connector_id or profile.connector_id,
-            requested_token_type=ID_TOKEN_TYPE,
-            scopes=tuple(s for s in profile.scopes if s != "offline_access"),
-        )
+        tokens = provider.token_exchange(subject)
     except OAuthError as exc:
         if exc.error != "access_denied":
             raise
@@ -51,16 +39,4 @@ def exchange(profile: Profile, subject: str) -> tuple[TokenSet, Identity]:
             "the identity provider refused the CI identity token (access_denied)",
             hint="check that dex's oidc connector trusts this workspace's Pipelines issuer and audience, and that the token is this step's",
         ) from None
-    issued = _grants.parse_token_response(body)
-    claims = verify_id_token(
-        issued.access_token,
-        issuer=provider.metadata.issuer,
-        client_id=profile.client_id,
-        jwks=provider.jwks,
-        advertised_algs=provider.metadata.id_token_signing_alg_values_supported,
-        nonce=None,
-    )
-    tokens = TokenSet(access_token=issued.access_token, id_token=issued.access_token, access_expires_at=int(claims["exp"]), id_expires_at=int(claims["exp"]))
-    groups = claims.get("groups") if isinstance(claims.get("groups"), list) else []
-    identity = Identity(sub=str(claims["sub"]), email=claims.get("email"), name=claims.get("name"), username=claims.get("preferred_username"), groups=tuple(map(str, groups)), claims=claims)
-    return tokens, identity
+    return tokens, provider.identity(tokens)
