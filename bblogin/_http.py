@@ -39,7 +39,7 @@ def make_client(*, ca_file: str | None = None, timeout: float = 10.0) -> httpx.C
         try:
             context.load_verify_locations(cafile=ca_file)
         except (OSError, ssl.SSLError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a PEM certificate bundle"
+            reason = "not a PEM certificate bundle" if isinstance(exc, ssl.SSLError) else exc.strerror or "unreadable"
             raise TLSError(f"cannot use the CA file {ca_file}: {reason}", hint="pass a readable PEM file with --ca-file (or ca_file in the profile)") from None
     return httpx.Client(
         verify=context,

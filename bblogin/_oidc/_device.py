@@ -77,7 +77,8 @@ def run_device_flow(
     if metadata.device_authorization_endpoint is None:
         raise LoginFailed(f"{metadata.issuer} offers no device-code login", hint="use --flow loopback")
     auth = _grants.device_authorize(http, metadata.device_authorization_endpoint, client, scope=scope)
-    prompt = DevicePrompt(auth.user_code, auth.verification_uri, auth.verification_uri_complete, auth.expires_at)
+    expires_at = clock() + auth.expires_in
+    prompt = DevicePrompt(auth.user_code, auth.verification_uri, auth.verification_uri_complete, expires_at)
     stream = sys.stderr if out is None else out
     if on_prompt is not None:
         on_prompt(prompt)
@@ -88,14 +89,14 @@ def run_device_flow(
 
         launch(auth.verification_uri_complete or auth.verification_uri)
     ticking = on_prompt is None and stream.isatty()
-    limit = auth.expires_at if timeout is None else min(auth.expires_at, clock() + timeout)
+    limit = expires_at if timeout is None else min(expires_at, clock() + timeout)
     interval = float(auth.interval)
     try:
         while True:
             next_poll = clock() + interval
             while (now := clock()) < next_poll:
                 if now >= limit:
-                    if limit < auth.expires_at:
+                    if limit < expires_at:
                         raise LoginTimeout(f"the sign-in was not approved within {timeout:g} s")
                     raise LoginFailed("the code expired before the sign-in was approved", hint="run the login again and enter the new code")
                 if ticking:

@@ -173,11 +173,11 @@ class DeviceAuthorization:
     user_code: str
     verification_uri: str
     verification_uri_complete: str | None
-    expires_at: float
+    expires_in: int
     interval: int
 
     def __repr__(self) -> str:
-        return f"DeviceAuthorization(user_code={self.user_code!r}, verification_uri={self.verification_uri!r}, expires_at={self.expires_at:.0f})"
+        return f"DeviceAuthorization(user_code={self.user_code!r}, verification_uri={self.verification_uri!r}, expires_in={self.expires_in})"
 
 
 def _browser_url(body: dict[str, Any], key: str) -> str | None:
@@ -192,7 +192,6 @@ def _browser_url(body: dict[str, Any], key: str) -> str | None:
 def device_authorize(http: httpx.Client, endpoint: str, client: ClientAuth, *, scope: str) -> DeviceAuthorization:
     """Start a device login (RFC 8628 §3.1)."""
     body = post_form(http, endpoint, client, {"scope": scope}, "starting the device login", credentials_in_form=True)
-    received = time.time()
     device_code, user_code = body.get("device_code"), body.get("user_code")
     if not isinstance(device_code, str) or not device_code or not isinstance(user_code, str) or not user_code:
         raise IdPResponseError("the device authorization response lacks device_code or user_code")
@@ -205,7 +204,7 @@ def device_authorize(http: httpx.Client, endpoint: str, client: ClientAuth, *, s
         raise IdPResponseError("the device authorization response has no valid expires_in")
     if isinstance(interval, bool) or not isinstance(interval, int) or interval < 0:
         raise IdPResponseError("the device authorization response has an invalid interval")
-    return DeviceAuthorization(device_code, user_code, uri, _browser_url(body, "verification_uri_complete"), received + expires_in, max(interval, 1))
+    return DeviceAuthorization(device_code, user_code, uri, _browser_url(body, "verification_uri_complete"), expires_in, max(interval, 1))
 
 
 def poll_device_token(http: httpx.Client, token_endpoint: str, client: ClientAuth, device_code: str) -> TokenSet:

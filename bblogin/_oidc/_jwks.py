@@ -87,11 +87,11 @@ class JWKSCache:
             hits = self._matching(self._load(force=True), kid, alg)
         if not hits:
             which = f"the kid {kid!r}" if kid is not None else "no kid"
-            raise TokenVerificationError(f"the ID token names {which} and the IdP's JWKS has no {alg} key for it")
+            raise TokenVerificationError(f"the ID token failed verification: it names {which} and the IdP's JWKS has no {alg} key for it")
         if len(hits) > 1:
             if kid is None:
-                raise TokenVerificationError(f"the ID token names no kid and the IdP's JWKS has {len(hits)} {alg} keys: bblogin will not guess")
-            raise TokenVerificationError(f"the IdP's JWKS has {len(hits)} keys with the kid {kid!r}: bblogin will not guess")
+                raise TokenVerificationError(f"the ID token failed verification: it names no kid and the IdP's JWKS has {len(hits)} {alg} keys: bblogin will not guess")
+            raise TokenVerificationError(f"the ID token failed verification: the IdP's JWKS has {len(hits)} keys with the kid {kid!r}: bblogin will not guess")
         return hits[0].jwk
 
     @staticmethod
