@@ -12,19 +12,18 @@
     [git."https://bitbucket.org"]
     profile = "cloud"
 
-The slow path reads TOML here; the hot path reads the compiled JSON snapshot written by
+The slow path reads TOML here; the hot path reads the compiled snapshot written by
 :func:`compile_for_hot_path` (tomllib alone costs about a Python start-up to import).
 """
 
 from __future__ import annotations
 
-import os
 import re
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from bblogin import _files, _paths
+from bblogin import _files, _hotcache, _paths
 from bblogin._errors import ConfigError, ProfileNotFound
 
 PROVIDERS = ("oidc", "bitbucket-cloud", "bitbucket-dc")
@@ -327,21 +326,12 @@ def save_git_host(host: GitHost, *, path: str | None = None) -> None:
     _edit(path, mutate)
 
 
-def fingerprint(path: str) -> list[int] | None:
-    """What the hot path compares to know the compiled snapshot is current: (mtime_ns, size, inode)."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return [st.st_mtime_ns, st.st_size, st.st_ino]
-
-
 def compile_for_hot_path(config: Config) -> None:
-    """Write cache/config.json: what ``_fast`` needs, as JSON, tagged with config.toml's fingerprint."""
+    """Write the hot path's mirror of config.toml (``_hotcache``), tagged with its fingerprint."""
     snapshot = {
         "version": COMPILED_VERSION,
         "source": config.path,
-        "fingerprint": fingerprint(config.path),
+        "fingerprint": _hotcache.fingerprint(config.path),
         "default_profile": config.default_profile or (next(iter(config.profiles)) if len(config.profiles) == 1 else None),
         "profiles": {
             name: {
@@ -356,18 +346,18 @@ def compile_for_hot_path(config: Config) -> None:
         },
         "git_hosts": [asdict(h) for h in config.git_hosts],
     }
-    _files.atomic_write_json(_paths.compiled_config_file(), snapshot)
+    _hotcache.write(_hotcache.config_path(), snapshot)
 
 
 def load_and_compile(path: str | None = None) -> Config:
     """Load config.toml and refresh the hot path's snapshot of it when it is stale."""
     config = load(path)
-    current = _files.read_json(_paths.compiled_config_file())
+    current = _hotcache.read(_hotcache.config_path())
     if (
         not isinstance(current, dict)
         or current.get("version") != COMPILED_VERSION
         or current.get("source") != config.path
-        or current.get("fingerprint") != fingerprint(config.path)
+        or current.get("fingerprint") != _hotcache.fingerprint(config.path)
     ):
         compile_for_hot_path(config)
     return config

@@ -1,12 +1,13 @@
 """The hot path: answer kubectl and git from the cache with the standard library only.
 
 kubectl and git spawn bblogin on every call. When the active account's token is cached and valid
-for longer than the profile's margin, this module answers without importing argparse, tomllib,
-platformdirs, keyring, httpx, authlib or jwt: it reads the compiled config snapshot and the account
-index (JSON), checks the stored token's own claims (exp, and iss/aud for ID tokens: it was
-signature-verified when it was stored), reads the secret over one D-Bus connection, and prints.
+for longer than the profile's margin, this module answers without importing argparse, json,
+tomllib, platformdirs, keyring, httpx, authlib or jwt: it reads the marshal mirrors of the
+config and the account index (``_hotcache``), reads the secret over one D-Bus connection, checks
+that it is exactly the token that was verified when it was stored (its SHA-256 is in the index,
+next to the expiry and the issuer/client it was verified against), and prints.
 
-Any doubt — unknown flags, a stale snapshot, an expiring token, a locked keyring — returns None,
+Any doubt — unknown flags, a stale mirror, an expiring token, a locked keyring — returns None,
 and the full command (``_session``) takes over with locking, refresh and login.
 """
 
@@ -15,9 +16,9 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 
-from bblogin import _paths
-from bblogin._claims import unverified_claims
+from bblogin import _hotcache, _paths
 
 _KUBECTL_VALUE_FLAGS = ("--profile", "-p", "--account", "-a", "--issuer", "--client-id", "--client-secret", "--provider", "--connector-id", "--scope", "--ca-file")
 
@@ -44,29 +45,19 @@ def _parse(argv: list[str], value_flags: tuple[str, ...], bool_flags: tuple[str,
     return out
 
 
-def _compiled_config() -> dict | None:
-    from bblogin._files import read_json
-
-    snapshot = read_json(_paths.compiled_config_file())
-    if not isinstance(snapshot, dict) or snapshot.get("version") != 1:
-        return None
+def _config() -> dict | None:
+    snapshot = _hotcache.read(_hotcache.config_path())
     source = _paths.config_file()
-    try:
-        st = os.stat(source)
-        fingerprint = [st.st_mtime_ns, st.st_size, st.st_ino]
-    except OSError:
-        fingerprint = None
-    if snapshot.get("source") != source or snapshot.get("fingerprint") != fingerprint:
+    if snapshot is None or snapshot.get("source") != source or snapshot.get("fingerprint") != _hotcache.fingerprint(source):
         return None
     return snapshot
 
 
 def _account(profile_name: str, account_query: str | None) -> dict | None:
-    from bblogin._files import read_json
-
-    index = read_json(_paths.accounts_file())
-    if not isinstance(index, dict) or index.get("version") != 1:
+    mirror = _hotcache.read(_hotcache.accounts_path())
+    if mirror is None or mirror.get("source") != _hotcache.fingerprint(_paths.accounts_file()):
         return None
+    index = mirror.get("index") or {}
     accounts = index.get("accounts") or {}
     if account_query is None:
         account = accounts.get((index.get("active") or {}).get(profile_name))
@@ -76,30 +67,24 @@ def _account(profile_name: str, account_query: str | None) -> dict | None:
     return account if isinstance(account, dict) else None
 
 
-def cached_token(profile: dict, account: dict, kind: str) -> tuple[str, int] | None:
-    """(token, expires_at) when ``kind`` stays valid beyond the profile's margin; else None."""
-    margin = profile.get("refresh_margin", 60)
-    deadline = time.time() + margin
-    expires_at = ((account.get("tokens") or {}).get(kind) or {}).get("expires_at")
-    if not isinstance(expires_at, int) or expires_at <= deadline:
+def _read_secret(account_id: str, kind: str, storage: str) -> str | None:
+    from bblogin._store._fastread import read_secret
+
+    return read_secret(account_id, kind, storage)
+
+
+def cached_token(profile: dict, account: dict, kind: str, read: Callable[[str, str, str], str | None] = _read_secret) -> tuple[str, int] | None:
+    """(token, expires_at) when ``kind`` stays valid beyond the profile's margin and the stored
+    value is the very token that was verified for this profile's issuer and client; else None."""
+    info = (account.get("tokens") or {}).get(kind) or {}
+    expires_at = info.get("expires_at")
+    if not isinstance(expires_at, int) or expires_at <= time.time() + profile.get("refresh_margin", 60):
         return None
     if account.get("issuer") != profile.get("issuer") or account.get("client_id") != profile.get("client_id"):
         return None
-    from bblogin._store._fastread import read_secret
-
-    token = read_secret(account["id"], kind, account.get("storage", "keyring"))
-    if not token:
+    token = read(account["id"], kind, account.get("storage", "keyring"))
+    if not token or info.get("sha256") != _hotcache.token_digest(token):
         return None
-    claims = unverified_claims(token)
-    if claims is not None:
-        exp = claims.get("exp")
-        if not isinstance(exp, int) or exp <= deadline:
-            return None
-        expires_at = exp
-        if kind == "id_token":
-            aud = claims.get("aud")
-            if claims.get("iss") != profile["issuer"] or profile["client_id"] not in (aud if isinstance(aud, list) else [aud]):
-                return None
     return token, expires_at
 
 
@@ -117,11 +102,8 @@ def kubectl(argv: list[str]) -> int | None:
         return None
     from bblogin import _kubectl
 
-    try:
-        api_version, _interactive = _kubectl.parse_exec_info(os.environ.get("KUBERNETES_EXEC_INFO"))
-    except Exception:  # the full command reports it properly
-        return None
-    config = _compiled_config()
+    api_version = _kubectl.exec_info_api_version(os.environ.get("KUBERNETES_EXEC_INFO"))
+    config = _config() if api_version else None
     if config is None:
         return None
     issuer, client_id = opts.get("--issuer"), opts.get("--client-id")
@@ -150,10 +132,8 @@ def git_credential_get(request: bytes) -> int | None:
     from bblogin import _gitcred
 
     fields = _gitcred.parse_request(request)
-    if fields is None:
-        return None
-    config = _compiled_config()
-    if config is None:
+    config = _config() if fields is not None else None
+    if fields is None or config is None:
         return None
     host = _gitcred.match_host(fields, config.get("git_hosts") or [])
     if host is None:
@@ -167,4 +147,3 @@ def git_credential_get(request: bytes) -> int | None:
         return None
     sys.stdout.buffer.write(_gitcred.format_response(_gitcred.answer_fields(host, profile, account, hit[0], hit[1], fields)))
     return 0
-

@@ -68,3 +68,4 @@ def read_json(path: str) -> Any | None:
             return json.loads(fh.read())
     except (OSError, ValueError):
         return None
+

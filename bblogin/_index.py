@@ -12,8 +12,9 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from bblogin import _files, _lock, _paths
-from bblogin._errors import AccountNotFound
+from bblogin import _files, _hotcache, _lock, _paths
+from bblogin._errors import AccountNotFound, StorageError
+from bblogin._hotcache import token_digest
 from bblogin._tokens import Identity, TokenSet, now
 
 VERSION = 1
@@ -34,7 +35,7 @@ class Account:
     username: str | None = None
     groups: list[str] = field(default_factory=list)
     storage: str = "keyring"
-    tokens: dict[str, dict[str, int | None]] = field(default_factory=dict)
+    tokens: dict[str, dict[str, int | str | None]] = field(default_factory=dict)  # kind -> expires_at, sha256
     refresh_dead: bool = False
     updated_at: int = 0
 
@@ -44,18 +45,19 @@ class Account:
         return self.email or self.username or self.name or self.sub
 
     def expires_at(self, kind: str) -> int | None:
-        return self.tokens.get(kind, {}).get("expires_at")
+        value = self.tokens.get(kind, {}).get("expires_at")
+        return value if isinstance(value, int) else None
 
     def has(self, kind: str) -> bool:
         return kind in self.tokens
 
     def record_tokens(self, tokens: TokenSet) -> None:
         """Note which tokens are stored and until when (the values go to the keyring)."""
-        for kind in tokens.values():
+        for kind, value in tokens.values().items():
             expires_at = tokens.expires_at(kind)
             if expires_at is None and kind == "access_token":
                 expires_at = now() + DEFAULT_ACCESS_TOKEN_LIFETIME  # the IdP named none; a 401 erases it sooner
-            self.tokens[kind] = {"expires_at": expires_at}
+            self.tokens[kind] = {"expires_at": expires_at, "sha256": token_digest(value)}
         self.refresh_dead = False
         self.updated_at = now()
 
@@ -112,6 +114,10 @@ def load() -> Index:
     data = _files.read_json(_paths.accounts_file())
     if not isinstance(data, dict) or data.get("version") != VERSION:
         return Index()
+    mirror = _hotcache.read(_hotcache.accounts_path())
+    if mirror is None or mirror.get("source") != _hotcache.fingerprint(_paths.accounts_file()):
+        with contextlib.suppress(StorageError):
+            _mirror(data)  # edited by hand or by an older bblogin: bring the hot path back
     accounts = {}
     for key, value in (data.get("accounts") or {}).items():
         if isinstance(value, dict):
@@ -127,4 +133,11 @@ def transaction() -> Iterator[Index]:
     with _lock.account_lock("index", INDEX_LOCK_TIMEOUT):
         index = load()
         yield index
-        _files.atomic_write_json(_paths.accounts_file(), index.to_json())
+        data = index.to_json()
+        _files.atomic_write_json(_paths.accounts_file(), data)
+        _mirror(data)
+
+
+def _mirror(data: dict[str, Any]) -> None:
+    """Write the hot path's copy of the index, tagged with accounts.json's fingerprint."""
+    _hotcache.write(_hotcache.accounts_path(), {"source": _hotcache.fingerprint(_paths.accounts_file()), "index": data})

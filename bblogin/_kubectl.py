@@ -7,8 +7,6 @@ kubectl sent; without the variable (old kubectl), v1beta1, as kubectl's docs pre
 
 from __future__ import annotations
 
-import json
-
 from bblogin._errors import UsageError
 from bblogin._timefmt import rfc3339
 
@@ -16,10 +14,28 @@ V1 = "client.authentication.k8s.io/v1"
 V1BETA1 = "client.authentication.k8s.io/v1beta1"
 
 
+def exec_info_api_version(value: str | None) -> str | None:
+    """The hot path's reading of KUBERNETES_EXEC_INFO without `json` (which costs half a Python
+    start-up): the apiVersion when the document names exactly one, as kubectl writes it; None when
+    in doubt, and the full parser below decides."""
+    if not value:
+        return V1BETA1
+    at = value.find('"apiVersion"')
+    if at < 0 or value.find('"apiVersion"', at + 1) >= 0:
+        return None
+    rest = value[at + len('"apiVersion"') :].lstrip()
+    if not rest.startswith(":"):
+        return None
+    rest = rest[1:].lstrip()
+    return next((v for v in (V1BETA1, V1) if rest.startswith(f'"{v}"')), None)
+
+
 def parse_exec_info(value: str | None) -> tuple[str, bool]:
     """(apiVersion to answer in, whether a person may be asked) from KUBERNETES_EXEC_INFO."""
     if not value:
         return V1BETA1, False
+    import json
+
     try:
         info = json.loads(value)
     except ValueError:
@@ -34,7 +50,23 @@ def parse_exec_info(value: str | None) -> tuple[str, bool]:
     return version, interactive
 
 
+def _json_string(value: str) -> str:
+    """A JSON string literal (RFC 8259 §7), without importing json."""
+    out = ['"']
+    for ch in value:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ch < " " or ch in "\u2028\u2029":
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
 def format_exec_credential(api_version: str, token: str, expires_at: int) -> str:
     """The one line kubectl reads from stdout."""
-    status = {"token": token, "expirationTimestamp": rfc3339(expires_at)}
-    return json.dumps({"apiVersion": api_version, "kind": "ExecCredential", "spec": {}, "status": status}, separators=(",", ":")) + "\n"
+    return (
+        f'{{"apiVersion":{_json_string(api_version)},"kind":"ExecCredential","spec":{{}},'
+        f'"status":{{"token":{_json_string(token)},"expirationTimestamp":{_json_string(rfc3339(expires_at))}}}}}\n'
+    )

@@ -8,7 +8,7 @@ each location (tests and portable installs use them).
 
   config dir  config.toml (profiles, git hosts)              XDG_CONFIG_HOME/bblogin
   state dir   accounts.json (account index), locks/, plaintext/   XDG_STATE_HOME/bblogin
-  cache dir   config.json (compiled config), discovery and JWKS caches   XDG_CACHE_HOME/bblogin
+  cache dir   config.marshal + accounts.marshal (hot-path mirrors), discovery/JWKS   XDG_CACHE_HOME/bblogin
 """
 
 from __future__ import annotations
@@ -51,10 +51,6 @@ def cache_dir() -> str:
 
 def config_file() -> str:
     return os.environ.get("BBLOGIN_CONFIG") or os.path.join(config_dir(), "config.toml")
-
-
-def compiled_config_file() -> str:
-    return os.path.join(cache_dir(), "config.json")
 
 
 def accounts_file() -> str:

@@ -17,11 +17,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bblogin import _index
-from bblogin._claims import unverified_claims
 from bblogin._errors import LoginRequired, RefreshTokenDead
 from bblogin._lock import account_lock
 from bblogin._store import SecretStore
-from bblogin._tokens import TOKEN_KINDS, Identity, TokenSet, account_id, now
+from bblogin._tokens import TOKEN_KINDS, Identity, TokenSet, account_id
 
 if TYPE_CHECKING:
     from bblogin._config import Profile
@@ -48,20 +47,16 @@ def login_command(profile: Profile) -> str:
     return f"bblogin login --profile {profile.name}"
 
 
-def _fresh(account: Account, store: SecretStore, kind: str, margin: int) -> Credential | None:
-    """The cached ``kind`` token when it stays valid for ``margin`` more seconds."""
-    expires_at = account.expires_at(kind)
-    if expires_at is None or expires_at - margin <= now():
-        return None
-    token = store.get(account.id, kind)
-    if token is None:
-        return None
-    claims = unverified_claims(token)  # verified when stored; the token's own exp is the truth
-    if claims is not None and isinstance(claims.get("exp"), int):
-        if claims["exp"] - margin <= now():
-            return None
-        expires_at = claims["exp"]
-    return Credential(account, kind, token, expires_at)
+def _fresh(profile: Profile, account: Account, store: SecretStore, kind: str, margin: int) -> Credential | None:
+    """The cached ``kind`` token when it stays valid for ``margin`` more seconds — the same test
+    the hot path makes (``_fast.cached_token``), reading through the keyring library."""
+    from dataclasses import asdict
+
+    from bblogin._fast import cached_token
+
+    checks = {"issuer": profile.issuer, "client_id": profile.client_id, "refresh_margin": margin}
+    hit = cached_token(checks, asdict(account), kind, read=lambda acct, k, _storage: store.get(acct, k))
+    return Credential(account, kind, *hit) if hit else None
 
 
 def _write_secrets(account_id: str, tokens: TokenSet, store: SecretStore) -> None:
@@ -153,7 +148,7 @@ def get_credential(
     store = SecretStore(profile.storage)
     margin = profile.refresh_margin
     if account is not None and not force_refresh:
-        cached = _fresh(account, store, kind, margin)
+        cached = _fresh(profile, account, store, kind, margin)
         if cached is not None:
             return cached
     lock_key = account.id if account is not None else f"profile-{profile.name}"
@@ -169,7 +164,7 @@ def get_credential(
             if force_refresh and refreshed_meanwhile:
                 force_refresh = False  # someone refreshed while we waited: their tokens are new
         if account is not None and not force_refresh:
-            cached = _fresh(account, store, kind, margin)
+            cached = _fresh(profile, account, store, kind, margin)
             if cached is not None:
                 return cached
         if profile.pipelines:  # CI: a fresh exchange of the step's identity token, never a login
@@ -180,7 +175,7 @@ def get_credential(
         if account is not None:
             try:
                 if _refresh(profile, account, store) is not None:
-                    cached = _fresh(account, store, kind, 0)
+                    cached = _fresh(profile, account, store, kind, 0)
                     if cached is not None:
                         return cached
             except RefreshTokenDead as exc:
@@ -201,7 +196,7 @@ def get_credential(
 
 def _issued(account: Account, profile: Profile, kind: str) -> Credential:
     """The ``kind`` token a login or exchange just stored."""
-    cached = _fresh(account, SecretStore(profile.storage), kind, 0)
+    cached = _fresh(profile, account, SecretStore(profile.storage), kind, 0)
     if cached is None:
         raise LoginRequired(f"the identity provider issued no {kind.replace('_', ' ')} for profile {profile.name!r}", hint="check the profile's scopes")
     return cached

@@ -8,7 +8,7 @@ import pytest
 
 from bblogin import __version__, _cli, _fast
 
-HEAVY = ("argparse", "tomllib", "platformdirs", "keyring", "httpx", "authlib", "jwt", "textual", "typing", "dataclasses", "secretstorage", "jeepney")
+HEAVY = ("argparse", "json", "re", "tomllib", "platformdirs", "keyring", "httpx", "authlib", "jwt", "textual", "typing", "dataclasses", "secretstorage", "jeepney")
 
 
 def bblogin(*args: str, stdin: str = "", env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -5,7 +5,7 @@ import pathlib
 
 import pytest
 
-from bblogin import _config, _files, _paths
+from bblogin import _config, _hotcache, _paths
 from bblogin._errors import ConfigError, ProfileNotFound
 
 
@@ -89,8 +89,8 @@ def test_save_profile_keeps_comments_and_compiles_snapshot() -> None:
     assert "# my settings" in text and "# keep me" in text
     config = _config.load()
     assert config.default_profile == "new" and config.profiles["new"].scopes == ("openid", "email")
-    snapshot = _files.read_json(_paths.compiled_config_file())
-    assert snapshot["fingerprint"] == _config.fingerprint(_paths.config_file())
+    snapshot = _hotcache.read(_hotcache.config_path())
+    assert snapshot["fingerprint"] == _hotcache.fingerprint(_paths.config_file())
     assert snapshot["profiles"]["new"]["issuer"] == "https://dex.example/dex"
     assert "client_secret" not in snapshot["profiles"]["new"]
     assert os.stat(_paths.config_file()).st_mode & 0o777 == 0o600
@@ -102,4 +102,4 @@ def test_snapshot_recompiled_when_config_changes() -> None:
     write('[profiles.a]\nissuer = "https://b.example"\nclient_id = "a"\n')
     os.utime(_paths.config_file(), ns=(1, 1))
     _config.load_and_compile()
-    assert _files.read_json(_paths.compiled_config_file())["profiles"]["a"]["issuer"] == "https://b.example"
+    assert _hotcache.read(_hotcache.config_path())["profiles"]["a"]["issuer"] == "https://b.example"

@@ -6,7 +6,12 @@ import argparse
 import json
 import sys
 
-from bblogin._commands._common import account_from_args, load_config, on_terminal, profile_from_args
+from bblogin._commands._common import (
+    account_from_args,
+    load_config,
+    on_terminal,
+    profile_from_args,
+)
 from bblogin._session import get_credential
 from bblogin._timefmt import rfc3339
 

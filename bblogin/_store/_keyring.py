@@ -11,7 +11,12 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from bblogin._errors import KeyringLocked, KeyringTimeout, KeyringUnavailable, StorageError
+from bblogin._errors import (
+    KeyringLocked,
+    KeyringTimeout,
+    KeyringUnavailable,
+    StorageError,
+)
 
 T = TypeVar("T")
 

@@ -12,10 +12,9 @@ path, which reports the problem properly.
 
 from __future__ import annotations
 
+import _socket  # socket.py pulls in enum and selectors: a fifth of a start-up for nothing here
 import os
 import struct
-
-import _socket  # socket.py pulls in enum and selectors: a fifth of a start-up for nothing here
 
 from bblogin._errors import StorageError
 
