@@ -88,7 +88,7 @@ def retry_delay(response: httpx.Response, attempt: int, now: float | None = None
             when = None
         if when is not None and when.tzinfo is not None:
             return max(0.0, when.timestamp() - (time.time() if now is None else now))
-    return 0.5 * 2**attempt
+    return 0.5 * 2.0**attempt
 
 
 def _error_code(response: httpx.Response) -> str | None:

@@ -95,7 +95,8 @@ def test_without_cache_control_discovery_is_reused_for_an_hour(mini_idp: MiniIdP
     [name] = cache_files()
     path = os.path.join(_paths.cache_dir(), "oidc", name)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    entry = json.load(open(path))
+    with open(path) as fh:
+        entry = json.load(fh)
     assert DISCOVERY_TTL - 5 <= entry["expires_at"] - entry["fetched_at"] <= DISCOVERY_TTL
 
 
@@ -129,6 +130,16 @@ def test_no_store_deletes_an_older_copy(mini_idp: MiniIdP, http: httpx.Client) -
     mini_idp.serve_discovery(headers={"Cache-Control": "no-store"})
     discover(mini_idp.issuer, http=http)
     assert cache_files() == []
+
+
+def test_an_unwritable_cache_never_fails_discovery(mini_idp: MiniIdP, http: httpx.Client, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("BBLOGIN_CACHE_DIR", str(blocker / "cache"))  # cannot be created
+    mini_idp.serve_discovery()
+    assert discover(mini_idp.issuer, http=http).issuer == mini_idp.issuer
+    assert discover(mini_idp.issuer, http=http).issuer == mini_idp.issuer
+    assert mini_idp.requests_to("/.well-known/openid-configuration") == 2
 
 
 def test_stale_discovery_stands_in_while_the_idp_is_down(mini_idp: MiniIdP, http: httpx.Client) -> None:

@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 
 from bblogin import _files, _http, _paths
-from bblogin._errors import IdPError, IdPResponseError
+from bblogin._errors import IdPError, IdPResponseError, StorageError
 
 log = logging.getLogger("bblogin.oidc")
 
@@ -106,5 +106,9 @@ def get_json(http: httpx.Client, url: str, what: str, *, default_ttl: int, allow
         with contextlib.suppress(OSError):
             os.unlink(_path(url))
     elif fresh.ttl > 0 or fresh.stale_ok:
-        _files.atomic_write_json(_path(url), {"url": url, "fetched_at": now, "expires_at": now + fresh.ttl, "stale_ok": fresh.stale_ok, "body": body})
+        entry = {"url": url, "fetched_at": now, "expires_at": now + fresh.ttl, "stale_ok": fresh.stale_ok, "body": body}
+        try:
+            _files.atomic_write_json(_path(url), entry)
+        except StorageError as exc:  # a cache is an optimisation: never fail a login over it
+            log.debug("not caching %s: %s", url, exc.message)
     return body

@@ -31,7 +31,7 @@ import threading
 import urllib.parse
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 from bblogin._errors import Cancelled, LoginFailed, LoginTimeout, UsageError
 from bblogin._oidc import _pages
@@ -208,7 +208,7 @@ class LoopbackListener:
         self._server.server_close()
         self._thread.join(5)
 
-    def __enter__(self) -> LoopbackListener:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

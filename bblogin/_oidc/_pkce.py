@@ -12,8 +12,8 @@ METHOD = "S256"
 
 def make_pkce() -> tuple[str, str]:
     """``(code_verifier, code_challenge)`` with challenge = BASE64URL(SHA256(verifier)), no padding."""
-    from authlib.common.security import generate_token
-    from authlib.oauth2.rfc7636 import create_s256_code_challenge
+    from authlib.common.security import generate_token  # type: ignore[import-untyped]
+    from authlib.oauth2.rfc7636 import create_s256_code_challenge  # type: ignore[import-untyped]
 
     verifier = generate_token(VERIFIER_LENGTH)
     return verifier, create_s256_code_challenge(verifier)

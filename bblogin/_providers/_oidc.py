@@ -21,7 +21,7 @@ import dataclasses
 import time
 import urllib.parse
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -32,6 +32,9 @@ from bblogin._oidc._discovery import ProviderMetadata, discover
 from bblogin._oidc._jwks import JWKSCache
 from bblogin._oidc._verify import verify_id_token
 from bblogin._tokens import Identity, TokenSet
+
+if TYPE_CHECKING:
+    from bblogin._oidc._device import DevicePrompt
 
 # parameters the login itself sets: extra_auth_params can never replace them
 RESERVED_AUTH_PARAMS = frozenset(
@@ -133,7 +136,7 @@ class OIDCProvider:
             raise TokenVerificationError("the identity provider sent no ID token", hint="make sure the profile's scopes include openid")
         return self._verified_tokens(tokens, nonce=nonce, code=code)
 
-    def device_login(self, *, open_browser: bool = True, on_prompt: Callable[[Any], None] | None = None, timeout: float | None = None) -> TokenSet:
+    def device_login(self, *, open_browser: bool = True, on_prompt: Callable[[DevicePrompt], None] | None = None, timeout: float | None = None) -> TokenSet:
         """A device-code login with this profile (see :func:`bblogin._oidc._device.run_device_flow`)."""
         from bblogin._oidc._device import run_device_flow
 
