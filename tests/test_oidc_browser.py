@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import stat
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from bblogin._oidc._browser import can_open_browser, open_browser
+from bblogin._oidc._browser import LAUNCH_GRACE, can_open_browser, open_browser
 
 ENV = ("BROWSER", "DISPLAY", "WAYLAND_DISPLAY", "SSH_CONNECTION", "SSH_TTY")
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the display rules are the Linux/BSD ones")
@@ -44,10 +45,10 @@ def test_can_open_browser(env, values: dict[str, str], expected: bool) -> None:
     assert can_open_browser() is expected
 
 
-def recording_browser(tmp_path: Path, name: str = "browser", exit_code: int = 0) -> tuple[str, Path]:
+def recording_browser(tmp_path: Path, name: str = "browser", exit_code: int = 0, runs_for: float = 0) -> tuple[str, Path]:
     record = tmp_path / f"{name}.opened"
     script = tmp_path / name
-    script.write_text(f'#!/bin/sh\necho "$1" >> {record}\nexit {exit_code}\n')
+    script.write_text(f'#!/bin/sh\necho "$1" >> {record}\nsleep {runs_for}\nexit {exit_code}\n')
     script.chmod(script.stat().st_mode | stat.S_IEXEC)
     return f"{script} %s", record
 
@@ -66,6 +67,15 @@ def test_a_failing_browser_is_not_followed_by_another(env, tmp_path: Path) -> No
     assert open_browser("http://127.0.0.1:9/auth") is False
     assert record.read_text().splitlines() == ["http://127.0.0.1:9/auth"]
     assert not second_record.exists()
+
+
+def test_a_browser_running_in_the_foreground_does_not_block_the_login(env, tmp_path: Path) -> None:
+    command, record = recording_browser(tmp_path, runs_for=5)  # e.g. a text browser, or a wrapper that waits
+    env(BROWSER=command)
+    started = time.monotonic()
+    assert open_browser("http://127.0.0.1:9/auth") is True
+    assert LAUNCH_GRACE <= time.monotonic() - started < LAUNCH_GRACE + 1.5
+    assert record.read_text().splitlines() == ["http://127.0.0.1:9/auth"]
 
 
 @linux_only

@@ -6,7 +6,11 @@ DISPLAY or WAYLAND_DISPLAY (a text browser would take over the terminal we are w
 
 ``open_browser(url)`` launches the first browser :mod:`webbrowser` would pick, exactly once:
 ``webbrowser.open`` itself moves on to the next candidate whenever a launcher exits quickly
-(xdg-open does), which can open two browsers. The caller prints the URL in any case.
+(xdg-open does), which can open two browsers. A $BROWSER command runs in the foreground until it
+exits (a wrapper script, a text browser): the launch happens on a thread, and a launcher still
+running after :data:`LAUNCH_GRACE` seconds counts as a browser that is up, so the login goes on
+to wait for the redirect instead of waiting for the browser to quit. The caller prints the URL
+in any case.
 """
 
 from __future__ import annotations
@@ -14,8 +18,11 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 
 log = logging.getLogger("bblogin.oidc")
+
+LAUNCH_GRACE = 2.0
 
 
 def can_open_browser() -> bool:
@@ -41,8 +48,16 @@ def open_browser(url: str) -> bool:
     except webbrowser.Error:
         log.debug("no browser found to open")
         return False
-    try:
-        return bool(controller.open(url, new=1, autoraise=True))
-    except (webbrowser.Error, OSError) as exc:
-        log.debug("opening the browser failed: %s", type(exc).__name__)
-        return False
+    outcome: list[bool] = []
+
+    def launch() -> None:
+        try:
+            outcome.append(bool(controller.open(url, new=1, autoraise=True)))
+        except (webbrowser.Error, OSError) as exc:
+            log.debug("opening the browser failed: %s", type(exc).__name__)
+            outcome.append(False)
+
+    launcher = threading.Thread(target=launch, name="bblogin-browser", daemon=True)
+    launcher.start()
+    launcher.join(LAUNCH_GRACE)
+    return outcome[0] if outcome else True  # still running: a browser in the foreground

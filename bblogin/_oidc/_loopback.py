@@ -13,7 +13,8 @@
   :class:`LoginFailed` carrying the IdP's error and description.
 - After the login completed, any callback gets a harmless "already finished" page: a second code
   is never redeemed.
-- A callback that arrives before :meth:`wait` was called (a fast IdP) is held until it is.
+- A callback that arrives before :meth:`wait` was called (a fast IdP, a browser launcher that
+  has not returned yet) is held until it is, or until the listener closes.
 - Each connection is served on its own thread with a socket timeout, so a browser's idle
   pre-connection cannot stall the real callback.
 - Timeout: :class:`LoginTimeout`; Ctrl-C: :class:`Cancelled`; leaving the ``with`` block (or
@@ -37,7 +38,6 @@ from bblogin._errors import Cancelled, LoginFailed, LoginTimeout, UsageError
 from bblogin._oidc import _pages
 
 DEFAULT_TIMEOUT = 180.0
-HOLD_EARLY_CALLBACK = 30.0  # seconds a callback waits for wait() to be called
 CONNECTION_TIMEOUT = 10.0
 
 
@@ -148,7 +148,7 @@ class LoopbackListener:
             return _Reply(404, _pages.not_found())
         if self._done.is_set():
             return _Reply(200, _pages.already_finished())
-        self._armed.wait(HOLD_EARLY_CALLBACK)
+        self._armed.wait()  # set by wait() or close()
         params = urllib.parse.parse_qs(url.query, keep_blank_values=True)
         with self._lock:
             if self._done.is_set():
