@@ -188,7 +188,11 @@ class LoopbackListener:
         except KeyboardInterrupt:
             raise Cancelled("login cancelled") from None
         if not finished:
-            raise LoginTimeout(f"the browser did not come back within {timeout:g} s")
+            raise LoginTimeout(
+                f"the browser did not come back within {timeout:g} s",
+                hint="if the browser showed an error page, the sign-in failed at the identity provider (dex shows a denied "
+                "Bitbucket login that way); otherwise run the login again and finish it within the time limit (--timeout)",
+            )
         assert self._outcome is not None
         if self._outcome.error is not None:
             raise LoginFailed(

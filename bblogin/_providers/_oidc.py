@@ -4,12 +4,15 @@ With dex, the profile's ``connector_id`` (``bitbucket-cloud``) skips the connect
 Every ID token is verified before anything is returned:
 
 - code exchange: signature, iss, aud/azp, exp/iat, the login's nonce, at_hash and c_hash;
-- refresh: the same checks without a nonce. OIDC Core §12.2 says a refreshed ID token SHOULD NOT
-  carry a nonce, while dex copies the original one in; bblogin sent no nonce with the refresh
-  request, so it has nothing to compare and requires none. What §12.2 does require — the same
-  iss, sub and aud as the original login — holds because iss and aud are verified against the
-  profile on every token, and the caller compares ``identity(tokens).sub`` with the account's
-  (``bblogin._session`` does, before storing anything).
+- device login: the same without a nonce (RFC 8628 has none to send);
+- refresh: the same checks without a nonce. A nonce binds an ID token to one authentication
+  request; a refresh is not one, and OIDC Core §12.2 as clarified by the OpenID errata (issue
+  #1025) lets a refreshed ID token omit it (if present it repeats the original — dex copies it
+  in). The refreshed token arrives over TLS straight from the token endpoint in answer to our
+  own refresh token, so there is nothing to replay-check: no nonce is required or compared.
+  What §12.2 does require — the same iss, sub and aud as the original login — holds because iss
+  and aud are verified against the profile on every token, and the caller compares
+  ``identity(tokens).sub`` with the account's (``bblogin._session`` does, before storing).
 
 The HTTP client, the discovery metadata (for :data:`METADATA_MEMO` seconds) and the JWKS cache
 are kept per process; the documents themselves are cached on disk per Cache-Control.
