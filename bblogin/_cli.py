@@ -153,8 +153,22 @@ def _configure_logging(verbosity: int) -> None:
         configure(verbosity)
 
 
+def _ensure_site() -> None:
+    """Started by the lean launcher (python -S): load site now, so dependencies import."""
+    if sys.flags.no_site and "site" not in sys.modules:
+        import site
+
+        site.main()
+
+
+def launcher_command(*args: str) -> list[str]:
+    """The fastest way for kubectl or git to start bblogin: the bare interpreter and _launcher.py."""
+    return [sys.executable, "-S", os.path.join(os.path.dirname(os.path.abspath(__file__)), "_launcher.py"), *args]
+
+
 def run(argv: list[str]) -> int:
     """Parse ``argv`` and run the command; errors become messages and documented exit codes."""
+    _ensure_site()
     from bblogin._errors import EXIT_CANCELLED, BbloginError
 
     parser = build_parser()

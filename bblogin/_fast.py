@@ -16,9 +16,12 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable
 
 from bblogin import _hotcache, _paths
+
+TYPE_CHECKING = False  # typing/collections.abc cost the hot path more than its own code
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 _KUBECTL_VALUE_FLAGS = ("--profile", "-p", "--account", "-a", "--issuer", "--client-id", "--client-secret", "--provider", "--connector-id", "--scope", "--ca-file")
 

@@ -58,7 +58,7 @@ def wired(keyring_secret_service, devidp_factory, git_server, git_env):  # type:
 
 def test_clone_and_push_with_dex_tokens(wired, tmp_path: pathlib.Path, git_env: pathlib.Path) -> None:
     idp, server, _ = wired
-    assert 'helper = bblogin' in git_env.read_text() or "git-credential-bblogin" in git_env.read_text()
+    assert "_launcher.py git-credential" in git_env.read_text()
     clone = git("clone", "-q", f"{server.url}/repo.git", str(tmp_path / "clone"))
     assert clone.returncode == 0, clone.stderr
     work = tmp_path / "clone"

@@ -12,10 +12,9 @@ import time
 import pytest
 
 from bblogin import _kubectl
+from bblogin._commands.setup_kubectl import exec_entry
 from bblogin._errors import UsageError
 from tests.test_session import bblogin, login, set_margin
-
-BBLOGIN = str(pathlib.Path(sys.executable).parent / "bblogin")
 
 
 @pytest.mark.parametrize(
@@ -42,8 +41,11 @@ def test_format_exec_credential() -> None:
     assert out == {"apiVersion": _kubectl.V1, "kind": "ExecCredential", "spec": {}, "status": {"token": "tok", "expirationTimestamp": "1970-01-01T00:00:00Z"}}
 
 
-def exec_user(mode: str = "IfAvailable", *extra: str) -> dict:
-    return {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": BBLOGIN, "args": ["kubectl", "--profile", "dev", *extra], "interactiveMode": mode, "provideClusterInfo": False}}
+def exec_user(mode: str = "IfAvailable") -> dict:
+    """The entry `bblogin setup kubectl` writes (the lean launcher), with kubectl's interactive mode."""
+    entry = exec_entry("dev", use_access_token=False)
+    entry["exec"]["interactiveMode"] = mode
+    return entry
 
 
 def kubectl(binary: pathlib.Path, kubeconfig: pathlib.Path, *args: str) -> subprocess.CompletedProcess[str]:

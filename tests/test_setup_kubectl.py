@@ -44,7 +44,7 @@ def test_existing_file_keeps_everything_and_gets_a_backup(tmp_path: pathlib.Path
     assert (tmp_path / "config.bblogin-backup").read_text() == EXISTING
     assert os.stat(path).st_mode & 0o777 == 0o600
     view = subprocess.run([str(kubectl_bin), "--kubeconfig", str(path), "config", "view", "-o", "jsonpath={.users[?(@.name=='bblogin-work')].user.exec.args}"], capture_output=True, text=True)
-    assert view.stdout == '["kubectl","--profile","work"]'
+    assert view.stdout.endswith('_launcher.py","kubectl","--profile","work"]')
     mode = subprocess.run([str(kubectl_bin), "--kubeconfig", str(path), "config", "view", "-o", "jsonpath={.users[?(@.name=='bblogin-work')].user.exec.interactiveMode}"], capture_output=True, text=True)
     assert mode.stdout == "IfAvailable"
     again = setup("--profile", "work", "--kubeconfig", str(path), "--context", "prod-bblogin", "--cluster", "prod")

@@ -2,7 +2,7 @@
 
     [credential "https://bitbucket.org"]
         helper =                 # reset: no other helper answers for this host
-        helper = bblogin         # git runs git-credential-bblogin
+        helper = !/venv/bin/python -S …/bblogin/_launcher.py git-credential   # the lean launcher
         useHttpPath = true       # only when the prefix has a path
 
 and records ``[git."URL"]`` in bblogin's config.toml so the helper knows which profile serves it.
@@ -11,22 +11,19 @@ and records ``[git."URL"]`` in bblogin's config.toml so the helper knows which p
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
+import shlex
 import subprocess
-import sys
 
 from bblogin import _config
+from bblogin._cli import launcher_command
 from bblogin._commands._common import load_config, say
 from bblogin._errors import ConfigError, UsageError
 
 
 def helper_value() -> str:
-    """`bblogin` when git can find git-credential-bblogin on PATH, else the script's absolute path."""
-    if shutil.which("git-credential-bblogin"):
-        return "bblogin"
-    beside = os.path.join(os.path.dirname(sys.executable), "git-credential-bblogin")
-    return beside if os.access(beside, os.X_OK) else "bblogin"
+    """A shell helper that starts bblogin through the lean launcher (see ``_launcher``): git runs
+    it for every fetch and push, so it pays the bare interpreter's start-up and no more."""
+    return "!" + " ".join(shlex.quote(part) for part in launcher_command("git-credential"))
 
 
 def _git_config(scope: list[str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -69,6 +66,4 @@ def run(args: argparse.Namespace) -> int:
         _config.save_git_host(host)
     state = "already set up" if current == ["", helper] and existing == host else "set up"
     say(f"git: {url} {state}: bblogin answers with profile {profile.name}'s account; other helpers are off for it.")
-    if helper != "bblogin":
-        say(f"note: git-credential-bblogin is not on PATH; git will run {helper}")
     return 0

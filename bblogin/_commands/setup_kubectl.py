@@ -9,11 +9,11 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import shutil
 import sys
 from typing import Any
 
 from bblogin import _files
+from bblogin._cli import launcher_command
 from bblogin._commands._common import load_config, say
 from bblogin._errors import ConfigError, UsageError
 
@@ -27,13 +27,14 @@ def kubeconfig_path(explicit: str | None) -> str:
 
 
 def exec_entry(profile: str, use_access_token: bool) -> dict[str, Any]:
-    command = shutil.which("bblogin") or "bblogin"
-    args = ["kubectl", "--profile", profile] + (["--use-access-token"] if use_access_token else [])
+    """Runs bblogin through the lean launcher (see ``_launcher``): kubectl pays the bare
+    interpreter's start-up on every call, not pip's wrapper and `site` on top."""
+    command, *launcher = launcher_command("kubectl", "--profile", profile, *(["--use-access-token"] if use_access_token else []))
     return {
         "exec": {
             "apiVersion": "client.authentication.k8s.io/v1",
             "command": command,
-            "args": args,
+            "args": launcher,
             "interactiveMode": "IfAvailable",
             "provideClusterInfo": False,
         }
