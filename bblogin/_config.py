@@ -270,7 +270,8 @@ def load(path: str | None = None) -> Config:
 
 
 def _profile_table(profile: Profile) -> dict[str, Any]:
-    defaults = Profile(name="", issuer="", client_id="", provider=profile.provider)
+    """The keys that differ from what loading would default to (the provider's own scopes too)."""
+    defaults = Profile(name="", issuer="", client_id="", scopes=default_scopes(profile.provider))
     out: dict[str, Any] = {}
     for f in fields(Profile):
         if f.name == "name":

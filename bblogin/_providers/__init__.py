@@ -39,11 +39,11 @@ class Provider(Protocol):
 def for_profile(profile: Profile) -> Provider:
     """The provider for ``profile.provider`` (imported lazily: each pulls in httpx)."""
     if profile.provider == "bitbucket-cloud":
-        from bblogin._providers._bitbucket_cloud import BitbucketCloud
+        from bblogin._providers._bitbucket import BitbucketCloud
 
         return BitbucketCloud(profile)
     if profile.provider == "bitbucket-dc":
-        from bblogin._providers._bitbucket_dc import BitbucketDataCenter
+        from bblogin._providers._bitbucket import BitbucketDataCenter
 
         return BitbucketDataCenter(profile)
     from bblogin._providers._oidc import OIDCProvider
