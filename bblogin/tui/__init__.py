@@ -1,0 +1,1 @@
+"""The Textual account switcher. Textual is imported here and nowhere else in bblogin."""

@@ -1,0 +1,222 @@
+"""The account switcher: a table of accounts, the selected one's details, and keys for every
+action. Slow work (refresh, login, logout) runs in worker threads; errors become notifications."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from textual import work
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.widgets import Footer, Header, Input
+
+from bblogin._errors import BbloginError
+from bblogin.tui.screens.confirm import Confirm
+from bblogin.tui.screens.help import HelpScreen
+from bblogin.tui.screens.login import ChooseProfile, LoginProgress
+from bblogin.tui.source import AccountSource, CoreSource
+from bblogin.tui.widgets.accounts import AccountTable
+from bblogin.tui.widgets.details import Details
+
+
+class AccountsApp(App[None]):
+    CSS_PATH = "app.tcss"
+    TITLE = "bblogin"
+    SUB_TITLE = "accounts"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("u", "use", "Use"),
+        Binding("l", "login", "Log in"),
+        Binding("r", "refresh", "Refresh"),
+        Binding("x", "logout", "Log out"),
+        Binding("t", "token", "Token"),
+        Binding("c", "copy", "Copy"),
+        Binding("slash", "filter", "Filter"),
+        Binding("question_mark", "help", "Help"),
+        Binding("q", "quit", "Quit"),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+    ]
+
+    def __init__(self, source: AccountSource | None = None) -> None:
+        super().__init__()
+        self.source: AccountSource = source or CoreSource()
+        self.views: list[dict[str, Any]] = []
+        self.needle = ""
+        self.shown_token: tuple[str, bool] | None = None  # (account id, revealed)
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False)
+        yield Input(placeholder="filter: name, email, group, profile", id="filter")
+        yield AccountTable(id="accounts")
+        with VerticalScroll(id="details-scroll"):
+            yield Details(id="details")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.reload()
+        self.query_one(AccountTable).focus()
+
+    # -- data ------------------------------------------------------------------------------------
+    def reload(self) -> None:
+        try:
+            self.views = self.source.accounts()
+        except BbloginError as exc:
+            self.views = []
+            self.notify(exc.message, title="Cannot read accounts", severity="error")
+        self.query_one(AccountTable).show(self.views, self.needle)
+        self.show_details()
+
+    def selected(self) -> dict[str, Any] | None:
+        account_id = self.query_one(AccountTable).selected_id
+        return next((v for v in self.views if v["id"] == account_id), None)
+
+    def show_details(self) -> None:
+        view = self.selected()
+        claims: dict[str, Any] = {}
+        token = None
+        revealed = False
+        if view is not None:
+            try:
+                claims = self.source.claims(view["id"])
+                if self.shown_token and self.shown_token[0] == view["id"]:
+                    token = self.source.token(view["id"], "id_token")
+                    revealed = self.shown_token[1]
+            except BbloginError as exc:
+                self.notify(exc.message, title="Cannot read the token", severity="error")
+        self.query_one(Details).show(view, claims, self.source.now(), token, revealed)
+
+    def on_data_table_row_selected(self, _event: AccountTable.RowSelected) -> None:
+        self.action_use()  # enter on a row
+
+    def on_data_table_row_highlighted(self, _event: AccountTable.RowHighlighted) -> None:
+        self.shown_token = None
+        self.show_details()
+
+    # -- actions -----------------------------------------------------------------------------------
+    def action_use(self) -> None:
+        view = self.selected()
+        if view is None:
+            return
+        try:
+            self.source.use(view["id"])
+        except BbloginError as exc:
+            self.notify(exc.message, severity="error")
+            return
+        self.notify(f"{view['email'] or view['sub']} is now active for {view['profile']}")
+        self.reload()
+
+    def action_refresh(self) -> None:
+        view = self.selected()
+        if view is not None:
+            self.notify(f"Refreshing {view['email'] or view['sub']}…")
+            self._background(lambda: self.source.refresh(view["id"]), "Refreshed", "Refresh failed")
+
+    def action_logout(self) -> None:
+        view = self.selected()
+        if view is None:
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._background(lambda: self.source.logout(view["id"]), "Logged out", "Logout failed")
+
+        self.push_screen(Confirm(f"Log out {view['email'] or view['sub']} ({view['profile']})?\nIts tokens are deleted from this machine."), answered)
+
+    def action_token(self) -> None:
+        view = self.selected()
+        if view is None:
+            return
+        revealed = bool(self.shown_token and self.shown_token[0] == view["id"])  # second press reveals
+        self.shown_token = (view["id"], revealed)
+        self.show_details()
+
+    def action_copy(self) -> None:
+        view = self.selected()
+        if view is None:
+            return
+
+        def answered(yes: bool | None) -> None:
+            if not yes:
+                return
+            try:
+                token = self.source.token(view["id"], "id_token") or self.source.token(view["id"], "access_token")
+            except BbloginError as exc:
+                self.notify(exc.message, severity="error")
+                return
+            if token is None:
+                self.notify("This account has no token to copy; refresh or log in first", severity="warning")
+                return
+            self.copy_to_clipboard(token)
+            self.notify("Token copied. It is a secret: paste it only where it belongs, then clear your clipboard.", severity="warning")
+
+        self.push_screen(Confirm("Copy the ID token to the clipboard?\nAnyone who reads your clipboard can use it until it expires."), answered)
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.add_class("visible")
+        box.focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.value = ""
+        box.remove_class("visible")
+        self.needle = ""
+        self.reload()
+        self.query_one(AccountTable).focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.needle = event.value
+        self.query_one(AccountTable).show(self.views, self.needle)
+        self.show_details()
+
+    def on_input_submitted(self, _event: Input.Submitted) -> None:
+        self.query_one(AccountTable).focus()
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_login(self) -> None:
+        profiles = self.source.profiles()
+        if not profiles:
+            self.notify("No profiles yet: create one with `bblogin login --profile NAME --issuer URL --client-id ID`", severity="warning")
+            return
+        if len(profiles) == 1:
+            self._login(profiles[0])
+        else:
+            self.push_screen(ChooseProfile(profiles), lambda chosen: self._login(chosen) if chosen else None)
+
+    def _login(self, profile: str) -> None:
+        progress = LoginProgress(profile)
+        self.push_screen(progress)
+        self._login_worker(profile, progress)
+
+    @work(thread=True, exclusive=True, group="login")
+    def _login_worker(self, profile: str, progress: LoginProgress) -> None:
+        try:
+            label = self.source.login(
+                profile,
+                on_prompt=lambda prompt: self.call_from_thread(progress.show_device, prompt),
+                on_url=lambda url: self.call_from_thread(progress.show_url, url),
+            )
+        except BbloginError as exc:
+            self.call_from_thread(self._finish, progress, None, exc.render().removeprefix("bblogin: "))
+        else:
+            self.call_from_thread(self._finish, progress, f"Logged in as {label}", None)
+
+    def _finish(self, progress: LoginProgress, ok: str | None, error: str | None) -> None:
+        progress.dismiss(None)
+        if error:
+            self.notify(error, title="Login failed", severity="error", timeout=10)
+        else:
+            self.notify(ok or "")
+        self.reload()
+
+    @work(thread=True, group="actions")
+    def _background(self, job: Any, ok: str, failed: str) -> None:
+        try:
+            job()
+        except BbloginError as exc:
+            self.call_from_thread(self.notify, exc.render().removeprefix("bblogin: "), title=failed, severity="error", timeout=10)
+        else:
+            self.call_from_thread(self.notify, ok)
+        self.call_from_thread(self.reload)

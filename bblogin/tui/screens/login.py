@@ -1,0 +1,73 @@
+"""Logging in from the TUI: pick a profile; the device code (user code, URL, QR, countdown) or
+the loopback URL is shown here while a worker waits for the IdP."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import OptionList, Static
+
+
+class ChooseProfile(ModalScreen[str | None]):
+    BINDINGS = [("escape", "dismiss_none", "Cancel")]
+
+    def __init__(self, profiles: list[str]) -> None:
+        super().__init__()
+        self.profiles = profiles
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Static("Log in with which profile?")
+            yield OptionList(*self.profiles, id="profiles")
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(self.profiles[event.option_index])
+
+    def action_dismiss_none(self) -> None:
+        self.dismiss(None)
+
+
+class LoginProgress(ModalScreen[None]):
+    """Shows what the person must do; the app dismisses it when the worker finishes."""
+
+    def __init__(self, profile: str) -> None:
+        super().__init__()
+        self.profile = profile
+        self.deadline: float | None = None
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Static(f"Logging in with profile [b]{self.profile}[/b]…", id="login-text")
+            yield Static("", id="countdown")
+
+    def on_mount(self) -> None:
+        self.set_interval(1, self._tick)
+
+    def show_device(self, prompt: Any) -> None:
+        import segno
+
+        qr = segno.make(prompt.verification_uri_complete or prompt.verification_uri, error="l")
+        buffer: list[str] = []
+
+        class _Sink:
+            def write(self, text: str) -> None:
+                buffer.append(text)
+
+        qr.terminal(out=_Sink(), compact=True)
+        complete = f"\nor open   {prompt.verification_uri_complete}" if prompt.verification_uri_complete else ""
+        self.query_one("#login-text", Static).update(
+            f"Your code: [b reverse] {prompt.user_code} [/]\n\nEnter it at {prompt.verification_uri}{complete}\n\n" + "".join(buffer)
+        )
+        self.deadline = float(prompt.expires_at)
+
+    def show_url(self, url: str) -> None:
+        self.query_one("#login-text", Static).update(f"Sign in in your browser. If it did not open, visit:\n\n{url}")
+
+    def _tick(self) -> None:
+        if self.deadline is not None:
+            left = max(0, int(self.deadline - time.time()))
+            self.query_one("#countdown", Static).update(f"Waiting for approval… {left // 60}:{left % 60:02d} left")

@@ -1,0 +1,110 @@
+"""What the TUI reads and does, behind one small interface: the real core by default, a fixed
+fake in tests (deterministic snapshots, a fixed clock)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from bblogin._commands._views import describe
+from bblogin._config import Config, Profile
+
+
+class AccountSource(Protocol):
+    def now(self) -> int: ...
+
+    def profiles(self) -> list[str]: ...
+
+    def accounts(self) -> list[dict[str, Any]]:
+        """``_views.describe`` dicts, plus ``git_hosts`` (URLs this account serves)."""
+
+    def claims(self, account_id: str) -> dict[str, Any]:
+        """The stored ID token's claims (verified when stored), or {}."""
+
+    def token(self, account_id: str, kind: str) -> str | None: ...
+
+    def use(self, account_id: str) -> None: ...
+
+    def refresh(self, account_id: str) -> None: ...
+
+    def logout(self, account_id: str) -> None: ...
+
+    def login(self, profile: str, on_prompt: Callable[[Any], None], on_url: Callable[[str], None]) -> str:
+        """Run a login (blocking: call from a worker thread); returns the new account's label."""
+
+
+class CoreSource:
+    """The real thing: config, account index, keyring, IdP."""
+
+    def _config(self) -> Config:
+        from bblogin._config import load_and_compile
+
+        return load_and_compile()
+
+    def _profile_for(self, account_id: str) -> tuple[Profile, Any]:
+        from bblogin import _index
+
+        config = self._config()
+        account = _index.load().get(account_id)
+        profile = config.profiles.get(account.profile) or Profile(name=account.profile, issuer=account.issuer, client_id=account.client_id, provider=account.provider)
+        return dataclasses.replace(profile, storage=account.storage), account
+
+    def now(self) -> int:
+        from bblogin._tokens import now
+
+        return now()
+
+    def profiles(self) -> list[str]:
+        return sorted(self._config().profiles)
+
+    def accounts(self) -> list[dict[str, Any]]:
+        from bblogin import _index
+
+        config = self._config()
+        index = _index.load()
+        out = []
+        for account in index.accounts.values():
+            view = describe(account, config, index)
+            view["git_hosts"] = [h.url for h in config.git_hosts if h.profile == account.profile and (h.account in (None, account.id, account.email))]
+            out.append(view)
+        return sorted(out, key=lambda v: (v["profile"], v["email"] or v["sub"]))
+
+    def claims(self, account_id: str) -> dict[str, Any]:
+        from bblogin._claims import unverified_claims
+
+        token = self.token(account_id, "id_token")
+        return (unverified_claims(token) or {}) if token else {}
+
+    def token(self, account_id: str, kind: str) -> str | None:
+        from bblogin._store import SecretStore
+
+        _profile, account = self._profile_for(account_id)
+        return SecretStore(account.storage).get(account_id, kind)
+
+    def use(self, account_id: str) -> None:
+        from bblogin import _index
+
+        with _index.transaction() as index:
+            account = index.get(account_id)
+            index.active[account.profile] = account.id
+
+    def refresh(self, account_id: str) -> None:
+        from bblogin._session import get_credential
+
+        profile, account = self._profile_for(account_id)
+        get_credential(profile, kind="id_token" if account.has("id_token") else "access_token", account=account, interactive=False, force_refresh=True)
+
+    def logout(self, account_id: str) -> None:
+        from bblogin._session import logout
+
+        profile, account = self._profile_for(account_id)
+        logout(profile, account)
+
+    def login(self, profile: str, on_prompt: Callable[[Any], None], on_url: Callable[[str], None]) -> str:
+        from bblogin._login import LoginOptions, interactive_login
+        from bblogin._session import save_login
+
+        chosen = self._config().profile(profile)
+        tokens, identity = interactive_login(chosen, LoginOptions(on_device_prompt=on_prompt, on_url=on_url))
+        return save_login(chosen, tokens, identity).label
