@@ -17,8 +17,13 @@ if TYPE_CHECKING:
 PROG = "bblogin"
 
 
+# Shell functions (defined in the completion scripts' preamble) that list profile names.
+PROFILE_COMPLETION = {"bash": "_bblogin_profiles", "zsh": "_bblogin_profiles"}
+
+
 def _add_profile(p: argparse.ArgumentParser, *, account: bool = True) -> None:
-    p.add_argument("--profile", "-p", metavar="NAME", help="profile from config.toml (default: default_profile)")
+    action = p.add_argument("--profile", "-p", metavar="NAME", help="profile from config.toml (default: default_profile)")
+    action.complete = PROFILE_COMPLETION  # type: ignore[attr-defined]  # read by shtab in tools/generate.py
     if account:
         p.add_argument("--account", "-a", metavar="ACCOUNT", help="account id, email or user name (default: the profile's active account)")
 
@@ -79,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("accounts", "accounts", "list accounts by profile")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
+    command("profiles", "profiles", "list profile names, one per line (for scripts and shell completion)")
+
     p = command("use", "use", "make an account the active one for its profile")
     p.add_argument("account", metavar="ACCOUNT", help="account id, email or user name")
     _add_profile(p, account=False)
@@ -100,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     setup = p.add_subparsers(dest="target", metavar="TARGET", required=True)
     s = setup.add_parser("kubectl", help="write the kubeconfig exec entry", description="write the kubeconfig exec entry")
     s.set_defaults(_module="setup_kubectl")
-    s.add_argument("--profile", "-p", metavar="NAME", required=True, help="profile to log in with")
+    s.add_argument("--profile", "-p", metavar="NAME", required=True, help="profile to log in with").complete = PROFILE_COMPLETION  # type: ignore[attr-defined]
     s.add_argument("--kubeconfig", metavar="PATH", help="kubeconfig to edit (default: $KUBECONFIG or ~/.kube/config)")
     s.add_argument("--user", metavar="NAME", help="kubeconfig user name (default: bblogin-PROFILE)")
     s.add_argument("--context", metavar="NAME", help="also write a context with this name (needs --cluster)")
@@ -110,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = setup.add_parser("git", help="write the scoped git credential helper config", description="write the scoped git credential helper config")
     s.set_defaults(_module="setup_git")
     s.add_argument("--host", metavar="URL", required=True, help="remote prefix, e.g. https://bitbucket.org")
-    s.add_argument("--profile", "-p", metavar="NAME", required=True, help="profile whose account serves this host")
+    s.add_argument("--profile", "-p", metavar="NAME", required=True, help="profile whose account serves this host").complete = PROFILE_COMPLETION  # type: ignore[attr-defined]
     s.add_argument("--file", metavar="PATH", help="git config file to edit (default: the global one)")
     s.add_argument("--authtype", choices=("basic", "bearer"), help="bearer: send the token as Bearer when git supports it")
     s.add_argument("--username", metavar="NAME", help="user name to send with the token")
