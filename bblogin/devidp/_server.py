@@ -127,6 +127,7 @@ class DevIdP:
         self.lock = threading.RLock()
         self.requests: list[tuple[str, str, str | None]] = []
         self._faults: dict[str, Fault] = {}
+        self._delays: dict[str, list[float]] = {}
         self._auth: dict[str, AuthRequest] = {}
         self._codes: dict[str, tuple[AuthRequest, float]] = {}
         self._refresh: dict[tuple[str, str, str], RefreshRecord] = {}
@@ -189,6 +190,11 @@ class DevIdP:
                 self._faults.pop(path, None)
             else:
                 self._faults[path] = Fault(status, body.encode() if isinstance(body, str) else body, content_type, count, delay)
+
+    def delay_next(self, path: str, seconds: float, count: int = 1) -> None:
+        """The next ``count`` requests to ``path`` are answered normally, after ``seconds``."""
+        with self.lock:
+            self._delays[path] = [seconds, count]
 
     def count(self, path: str, grant_type: str | None = None) -> int:
         with self.lock:
@@ -276,6 +282,13 @@ class _Handler(BaseHTTPRequestHandler):
                 fault.count -= 1
                 if fault.count <= 0:
                     del idp._faults[path or ""]
+            delay = idp._delays.get(path or "")
+            if delay is not None:
+                delay[1] -= 1
+                if delay[1] <= 0:
+                    del idp._delays[path or ""]
+        if delay is not None:
+            time.sleep(delay[0])
         try:
             if fault is not None:
                 time.sleep(fault.delay)
