@@ -114,7 +114,7 @@ _PROFILE_TYPES: dict[str, type | tuple[type, ...]] = {
 _GIT_TYPES: dict[str, type] = {"profile": str, "account": str, "username": str, "token": str, "authtype": str}
 
 
-def _line_of(text: str, table: str | None, key: str | None) -> int | None:
+def _line_of(text: str, table: tuple[str, ...] | None, key: str | None) -> int | None:
     """Best-effort line number of ``key`` inside ``[table]`` (or of the table header)."""
     lines = text.splitlines()
     start = 0

@@ -107,9 +107,11 @@ def kubectl(argv: list[str]) -> int | None:
 
     api_version = _kubectl.exec_info_api_version(os.environ.get("KUBERNETES_EXEC_INFO"))
     config = _config() if api_version else None
-    if config is None:
+    if config is None or api_version is None:
         return None
     issuer, client_id = opts.get("--issuer"), opts.get("--client-id")
+    name: str | None
+    profile: dict | None
     if issuer or client_id:
         if not (issuer and client_id) or "--profile" in opts or "-p" in opts:
             return None
@@ -120,7 +122,7 @@ def kubectl(argv: list[str]) -> int | None:
         profile = (config.get("profiles") or {}).get(name)
         if not profile:
             return None
-    account = _account(name, opts.get("--account") or opts.get("-a"))
+    account = _account(name, opts.get("--account") or opts.get("-a")) if name else None
     if account is None:
         return None
     kind = "access_token" if opts.get("--use-access-token") or profile.get("use_access_token") else "id_token"
@@ -143,7 +145,7 @@ def git_credential_get(request: bytes) -> int | None:
         return 0  # not ours: no answer, so git asks the next helper
     profile = (config.get("profiles") or {}).get(host["profile"])
     account = _account(host["profile"], host.get("account")) if profile else None
-    if account is None:
+    if profile is None or account is None:
         return None
     hit = cached_token(profile, account, host.get("token") or "access_token")
     if hit is None:

@@ -67,7 +67,7 @@ def _split_host(host: str, scheme: str) -> tuple[str, int] | None:
             if not rest.startswith(":") or not rest[1:].isdigit():
                 return None
             port = int(rest[1:])
-        return (name, port) if name == "[::1]" else None
+        return (name, port) if name == "[::1]" and port is not None else None
     name, sep, port_text = host.partition(":")
     if sep:
         if not port_text.isdigit() or not port_text.isascii():

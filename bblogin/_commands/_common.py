@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from typing import Any
 
 from bblogin import _config, _index
 from bblogin._config import Config, Profile
@@ -25,8 +26,8 @@ def profile_from_args(args: argparse.Namespace, config: Config, *, save: bool = 
 
     With ``save`` and --profile, the result is written to config.toml (comments kept).
     """
-    flags = {k: getattr(args, k, None) for k in _IDP_FLAGS}
-    flags = {k: (tuple(v) if k == "scopes" else v) for k, v in flags.items() if v}
+    given = {k: getattr(args, k, None) for k in _IDP_FLAGS}
+    flags: dict[str, Any] = {k: (tuple(v) if k == "scopes" else v) for k, v in given.items() if v}
     storage = "plaintext" if getattr(args, "insecure_storage", False) else None
     name = getattr(args, "profile", None)
     if not flags:
@@ -40,7 +41,9 @@ def profile_from_args(args: argparse.Namespace, config: Config, *, save: bool = 
         base = Profile(name=name or adhoc_profile_name(issuer, flags["client_id"]), issuer=issuer, client_id=flags["client_id"])
         if flags.get("provider") and "scopes" not in flags:
             base = dataclasses.replace(base, provider=flags["provider"], scopes=_config.default_scopes(flags["provider"]))
-    profile = dataclasses.replace(base, **flags, **({"storage": storage} if storage else {}))
+    if storage:
+        flags["storage"] = storage
+    profile = dataclasses.replace(base, **flags)
     if not _config.is_allowed_issuer(profile.issuer):
         raise UsageError(f"--issuer {profile.issuer}: must be https:// (http:// only for 127.0.0.1/localhost)")
     if save and name:

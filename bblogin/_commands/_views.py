@@ -39,7 +39,7 @@ def describe(account: Account, config: Config, index: Index) -> dict[str, Any]:
         "username": account.username,
         "groups": account.groups,
         "state": token_state(account, at),
-        "tokens": {kind: {"expires_at": info.get("expires_at"), "expiry": describe_expiry(info.get("expires_at"), at) if kind != "refresh_token" else ("refused by the IdP" if account.refresh_dead else "held")} for kind, info in account.tokens.items()},
+        "tokens": {kind: {"expires_at": info.get("expires_at"), "expiry": describe_expiry(account.expires_at(kind), at) if kind != "refresh_token" else ("refused by the IdP" if account.refresh_dead else "held")} for kind, info in account.tokens.items()},
         "storage": account.storage,
         "storage_description": store.backend_description(),
         "plaintext": store.is_plaintext,

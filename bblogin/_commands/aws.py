@@ -51,9 +51,9 @@ def run(args: argparse.Namespace) -> int:
     key = "aws-" + hashlib.sha256("\n".join([args.role_arn, session_name, str(claims.get("iss")), str(claims.get("sub")), endpoint]).encode()).hexdigest()[:16]
     from bblogin._store import SecretStore
 
-    store = SecretStore("keyring")
+    store: SecretStore | None = SecretStore("keyring")
     try:
-        cached = store.get(key, "aws_credentials")
+        cached = store.get(key, "aws_credentials") if store else None
     except StorageError:
         cached, store = None, None  # no keyring (a CI container): fetch every time, store nothing
     if cached:

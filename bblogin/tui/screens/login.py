@@ -51,16 +51,13 @@ class LoginProgress(ModalScreen[None]):
         import segno
 
         qr = segno.make(prompt.verification_uri_complete or prompt.verification_uri, error="l")
-        buffer: list[str] = []
+        import io
 
-        class _Sink:
-            def write(self, text: str) -> None:
-                buffer.append(text)
-
-        qr.terminal(out=_Sink(), compact=True)
+        buffer = io.StringIO()
+        qr.terminal(out=buffer, compact=True)
         complete = f"\nor open   {prompt.verification_uri_complete}" if prompt.verification_uri_complete else ""
         self.query_one("#login-text", Static).update(
-            f"Your code: [b reverse] {prompt.user_code} [/]\n\nEnter it at {prompt.verification_uri}{complete}\n\n" + "".join(buffer)
+            f"Your code: [b reverse] {prompt.user_code} [/]\n\nEnter it at {prompt.verification_uri}{complete}\n\n" + buffer.getvalue()
         )
         self.deadline = float(prompt.expires_at)
 
