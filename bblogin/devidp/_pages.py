@@ -16,7 +16,7 @@ body{{font:16px/1.5 system-ui,sans-serif;max-width:34rem;margin:3rem auto;paddin
 .banner{{background:#fff4e5;border:1px solid #f5a623;padding:.4rem .7rem;font-size:.85rem;border-radius:4px}}
 h1{{font-size:1.4rem}} button{{font:inherit;padding:.5rem 1rem;margin:.2rem;border-radius:4px;border:1px solid #0052cc;background:#0052cc;color:#fff;cursor:pointer}}
 button.secondary{{background:#fff;color:#0052cc}} input{{font:inherit;padding:.4rem;letter-spacing:.1em}}
-.user{{display:block;width:100%;text-align:left}} .muted{{color:#5e6c84;font-size:.9rem}}
+.user{{display:block;width:100%;text-align:left}} .muted{{color:#5e6c84;font-size:.9rem}} .user .muted{{color:#deebff}}
 </style></head><body><p class="banner">{BANNER}</p><h1>{escape(title)}</h1>{body}</body></html>""".encode()
 
 
@@ -29,7 +29,7 @@ def chooser(connectors: list[str], query: str) -> bytes:
     return page("Log in to dex", links)
 
 
-def bitbucket_login(req: str, users: dict[str, tuple[str, str, tuple[str, ...]]]) -> bytes:
+def bitbucket_login(connector: str, req: str, users: dict[str, tuple[str, str, tuple[str, ...]]]) -> bytes:
     buttons = "".join(
         f'<button class="user" name="user" value="{escape(login)}">{escape(name)} <span class="muted">({escape(email)}; '
         f'workspaces: {escape(", ".join(ws) or "none")})</span></button>'
@@ -38,7 +38,7 @@ def bitbucket_login(req: str, users: dict[str, tuple[str, str, tuple[str, ...]]]
     return page(
         "Log in to Bitbucket",
         f'<p>This page plays Bitbucket Cloud\'s login. Choose a fake Bitbucket user:</p>'
-        f'<form method="post" action="login?req={escape(req)}">{buttons}</form>',
+        f'<form method="post" action="{escape(connector)}/login?req={escape(req)}">{buttons}</form>',
     )
 
 

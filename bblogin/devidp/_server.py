@@ -438,7 +438,7 @@ class _Handler(BaseHTTPRequestHandler):
         if idp.auto_approve:
             return self._finish_login(req_id, USERS[idp.default_user])
         users = {login: (u.display_name, u.email, u.workspaces) for login, u in USERS.items()}
-        return _Reply(200, _pages.bitbucket_login(req_id, users))
+        return _Reply(200, _pages.bitbucket_login(connector, req_id, users))
 
     def _connector_login(self, query: dict[str, str], form: dict[str, str]) -> _Reply:
         user = USERS.get(form.get("user", ""))
