@@ -9,6 +9,8 @@ In one run, interleaved so machine noise hits every command alike, the median wa
                                               `bblogin setup kubectl` writes); (b') via pip's script
   (c) kubectl get --raw /version              with a static token
   (d) kubectl get --raw /version              with bblogin as the exec credential plugin
+  (e) kubectl get --raw /version              with a plugin that only prints a fixed credential
+                                              from a bare `python -S` (the floor for any Python plugin)
 and the peak RSS of (b). Goals: b/a <= 3.0, d/c <= 1.25, RSS <= 30 MB (--check fails otherwise).
 Everything runs locally: a private gnome-keyring, the dev IdP and an API-server double on 127.0.0.1.
 """
@@ -86,12 +88,18 @@ def main() -> int:
         static_server = KubeAPIServer(static_dir, issuer=None, client_id=None, static_token="bench-static-token")
         exec_config = oidc_server.kubeconfig(exec_entry("bench", use_access_token=False))  # what `bblogin setup kubectl` writes
         static_config = static_server.kubeconfig({"token": "bench-static-token"})
+        floor_dir = pathlib.Path(tmp) / "floor"
+        floor_dir.mkdir()
+        floor_server = KubeAPIServer(floor_dir, issuer=None, client_id=None, static_token="bench-static-token")
+        credential = '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"token":"bench-static-token"}}'
+        floor_config = floor_server.kubeconfig({"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": sys.executable, "args": ["-S", "-c", f"print('{credential}')"], "interactiveMode": "Never"}})
         commands = {
             "a": [sys.executable, "-c", "pass"],
             "b": launcher_command("kubectl", "--profile", "bench"),
             "b'": [bblogin, "kubectl", "--profile", "bench"],
             "c": [kubectl, "--kubeconfig", str(static_config), "get", "--raw", "/version"],
             "d": [kubectl, "--kubeconfig", str(exec_config), "get", "--raw", "/version"],
+            "e": [kubectl, "--kubeconfig", str(floor_config), "get", "--raw", "/version"],
         }
         for cmd in commands.values():  # warm caches (pyc, page cache, JWKS in the API server)
             timed(cmd, env)
@@ -101,18 +109,20 @@ def main() -> int:
                 times[key].append(timed(cmd, env))
         rss_b = max(peak_rss_kib(commands["b"], env) for _ in range(5))
         importtime = subprocess.run([sys.executable, "-X", "importtime", *launcher_command("kubectl", "--profile", "bench")[1:]], env=env, capture_output=True, text=True)
-        oidc_server.stop()
-        static_server.stop()
+        for server in (oidc_server, static_server, floor_server):
+            server.stop()
 
     med = {k: statistics.median(v) for k, v in times.items()}
     results = {"b/a": med["b"] / med["a"], "d/c": med["d"] / med["c"], "rss_mb": rss_b / 1024}
     console = med["b'"] / med["a"]
+    floor = med["e"] / med["c"]
     print(f"runs: {args.runs} each, interleaved; medians are shown relative to each other, not as absolute times")
     if args.absolute:
         print("  medians (ms, this run only): " + ", ".join(f"{k}={v * 1000:.1f}" for k, v in med.items()))
     print(f"  b/a  bblogin kubectl (cached) vs python -c pass     {results['b/a']:.2f}   (goal <= {GOALS['b/a']}; the launcher kubeconfig runs)")
     print(f"  b'/a the same through pip's console script          {console:.2f}   (pip's wrapper imports re; site)")
     print(f"  d/c  kubectl with bblogin plugin vs static token    {results['d/c']:.2f}   (goal <= {GOALS['d/c']})")
+    print(f"  e/c  kubectl with a do-nothing Python plugin (the floor) {floor:.2f}   (what any CPython plugin costs at least)")
     print(f"  peak RSS of bblogin kubectl                         {results['rss_mb']:.1f} MB (goal <= {GOALS['rss_mb']:.0f} MB)")
     rows = [line.split("|") for line in importtime.stderr.splitlines() if line.startswith("import time:") and "cumulative" not in line]
     top = sorted(rows, key=lambda r: int(r[1]), reverse=True)[:8]

@@ -142,6 +142,10 @@ def test_64_kubectl_and_git_callers_with_an_expired_token_cause_one_refresh(keyr
 
 
 def test_1000_cache_hits_grow_nothing(keyring_secret_service, devidp, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process, back to back (each hit opens and closes its own D-Bus connection; when the bus
+    pushes back, a hit takes the full path instead — still a cache hit, never a refresh)."""
+    from bblogin._cli import main
+
     login(devidp)
     home = [pathlib.Path(os.environ[v]) for v in ("BBLOGIN_CONFIG_DIR", "BBLOGIN_STATE_DIR", "BBLOGIN_CACHE_DIR")]
 
@@ -153,10 +157,14 @@ def test_1000_cache_hits_grow_nothing(keyring_secret_service, devidp, monkeypatc
     for _ in range(1000):
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
-            assert _fast.kubectl(["--profile", "dev"]) == 0
-        assert out.getvalue().startswith('{"apiVersion":"client.authentication.k8s.io/v1"')
-    assert files() == before and keyring_secret_service.bblogin_items() == items
-    assert devidp.count("/token") == 1  # the login only
+            code = _fast.kubectl(["--profile", "dev"])
+            if code is None:
+                code = main(["kubectl", "--profile", "dev"])
+        assert code == 0 and out.getvalue().startswith('{"apiVersion":"client.authentication.k8s.io/v1"'), (code, out.getvalue()[:80])
+    after = files()
+    assert after == before, {k: (before.get(k), after.get(k)) for k in set(before) | set(after) if before.get(k) != after.get(k)}
+    assert keyring_secret_service.bblogin_items() == items
+    assert devidp.count("/token") == 1, devidp.requests  # the login only: not one refresh
 
 
 # -- secrets hygiene -----------------------------------------------------------------------------------
@@ -166,9 +174,10 @@ def test_no_token_in_any_output_log_or_file(keyring_secret_service, devidp) -> N
     set_margin("dev", 200000)  # every call now refreshes, under -vv too
     refreshed = bblogin("-vv", "token", "--profile", "dev", "--no-login")
     tokens.add(refreshed.stdout.strip())
+    assert devidp.count("/token", "refresh_token") == 1
     reports = [bblogin(*args) for args in (["-v", "status"], ["-v", "accounts", "--json"], ["-v", "status", "--json"], ["-vv", "doctor"], ["-v", "setup", "kubectl", "--profile", "dev", "--print"])]
     texts = [logged_in.stderr, logged_in.stdout, refreshed.stderr] + [r.stdout + r.stderr for r in reports]
-    assert all(tokens) and len(tokens) >= 3
+    assert all(tokens) and len(tokens) >= 2
     for text in texts:
         assert not any(token in text for token in tokens)
     for var in ("BBLOGIN_CONFIG_DIR", "BBLOGIN_STATE_DIR", "BBLOGIN_CACHE_DIR"):
