@@ -6,6 +6,7 @@ import json
 import os
 import pathlib
 import subprocess
+import sys
 import time
 
 import pytest
@@ -112,3 +113,13 @@ def test_static_token_baseline(kube_apiserver, kubectl_bin) -> None:
     server = kube_apiserver(static_token="static-test-token")
     config = server.kubeconfig({"token": "static-test-token"})
     assert kubectl(kubectl_bin, config, "get", "--raw", "/version").returncode == 0
+
+
+def test_kubectl_bblogin_plugin_entry_point(kubectl_bin, tmp_path) -> None:
+    """`kubectl bblogin …` finds the kubectl-bblogin script on PATH and runs bblogin."""
+    bindir = pathlib.Path(sys.executable).parent
+    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}", "KUBECONFIG": str(tmp_path / "none")}
+    listed = subprocess.run([str(kubectl_bin), "plugin", "list"], capture_output=True, text=True, env=env, timeout=60)
+    assert "kubectl-bblogin" in listed.stdout
+    done = subprocess.run([str(kubectl_bin), "bblogin", "status", "--json"], capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0 and json.loads(done.stdout) == {"accounts": []}

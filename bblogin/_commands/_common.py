@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from typing import Any
 
@@ -58,7 +59,10 @@ def account_from_args(args: argparse.Namespace, profile: Profile) -> Account | N
 
 
 def on_terminal() -> bool:
-    """Whether a person is at the terminal to take part in a login."""
+    """Whether a person is at the terminal to take part in a login: never in a Bitbucket
+    Pipelines step (it has BITBUCKET_STEP_OIDC_TOKEN or BITBUCKET_BUILD_NUMBER), whatever the TTY."""
+    if os.environ.get("BITBUCKET_STEP_OIDC_TOKEN") or os.environ.get("BITBUCKET_BUILD_NUMBER"):
+        return False
     return sys.stdin.isatty() and sys.stderr.isatty()
 
 
