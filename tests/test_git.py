@@ -206,3 +206,13 @@ def test_answers() -> None:
     assert _gitcred.answer_fields({"authtype": "bearer"}, {}, account, "tok", 100, {})[0] == ("username", "x-token-auth")
     with pytest.raises(ValueError):
         _gitcred.format_response([("password", "a\nb")])
+
+
+def test_erase_ignores_a_credential_that_is_not_ours(wired) -> None:
+    idp, server, _ = wired
+    host = server.url.split("//")[1]
+    erase = [sys.executable, "-m", "bblogin", "git-credential", "erase"]
+    before = bblogin("token", "--profile", "dev", "--access-token", "--no-login").stdout.strip()
+    subprocess.run(erase, input=f"protocol=http\nhost={host}\nusername=alice\npassword=someone-elses\n\n", text=True, timeout=60, env=os.environ.copy(), check=True)
+    assert bblogin("token", "--profile", "dev", "--access-token", "--no-login").stdout.strip() == before
+    assert idp.count("/token", "refresh_token") == 0

@@ -54,12 +54,19 @@ def _get(config: Config, host: GitHost, fields: dict[str, list[str]]) -> int:
     return 0
 
 
-def _erase(config: Config, host: GitHost) -> int:
-    """git got a 401 with our token: drop the cached access/ID token so the next get refreshes."""
+def _erase(config: Config, host: GitHost, fields: dict[str, list[str]]) -> int:
+    """git got a 401 with our token: drop the cached access/ID token so the next get refreshes.
+    A credential that is not the one we cached (another helper's, an old one) erases nothing."""
+    from bblogin._store import SecretStore
+
     profile = config.profiles[host.profile]
     index = _index.load()
     account = index.find(host.account, profile.name) if host.account else index.active_account(profile.name)
-    if account is not None:
+    if account is None:
+        return 0
+    rejected = (fields.get("password") or fields.get("credential") or [""])[-1]
+    store = SecretStore(account.storage)
+    if rejected and rejected in (store.get(account.id, host.token), store.get(account.id, "access_token")):
         forget_cached(profile, account)
     return 0
 
@@ -80,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         if args.operation == "get":
             return _get(config, host, fields)
         if args.operation == "erase":
-            return _erase(config, host)
+            return _erase(config, host, fields)
         return 0  # store: git offers back what we gave it; the keyring already has it
     except BbloginError as exc:
         say(exc.render())
