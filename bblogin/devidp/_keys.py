@@ -1,15 +1,30 @@
-"""Signing keys like dex's: RSA-2048, RS256, a 40-hex kid, current key first, retired keys kept."""
+"""Signing keys like dex's local signer: RSA-2048, RS256, a 40-hex kid; rotated every 6 hours,
+the retired key kept for verification for one ID-token lifetime; the JWKS lists the current key
+first, then the retired ones, oldest first."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+ROTATION_PERIOD = 6 * 3600
+
+
+def _b64_uint(n: int) -> str:
+    return base64.urlsafe_b64encode(n.to_bytes((n.bit_length() + 7) // 8, "big")).rstrip(b"=").decode()
+
+
+def half_hash(value: str) -> str:
+    """at_hash / c_hash for RS256: base64url of the left half of SHA-256."""
+    digest = hashlib.sha256(value.encode()).digest()
+    return base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode()
 
 
 @dataclass
@@ -22,14 +37,64 @@ class SigningKey:
         return cls(kid=secrets.token_hex(20), private=rsa.generate_private_key(public_exponent=65537, key_size=2048))
 
     def jwk(self) -> dict[str, Any]:
-        jwk = jwt.algorithms.RSAAlgorithm.to_jwk(self.private.public_key(), as_dict=True)
-        return {**jwk, "kid": self.kid, "use": "sig", "alg": "RS256"}
+        """The public key as go-jose writes it (field order included)."""
+        numbers = self.private.public_key().public_numbers()
+        return {"use": "sig", "kty": "RSA", "kid": self.kid, "alg": "RS256", "n": _b64_uint(numbers.n), "e": _b64_uint(numbers.e)}
 
-    def sign(self, claims: dict[str, Any]) -> str:
-        return jwt.encode(claims, self.private, algorithm="RS256", headers={"kid": self.kid})
+    def sign(self, payload: bytes) -> str:
+        """A compact JWS over exactly these payload bytes; header {"alg":"RS256","kid":…} and no typ."""
+        return jwt.api_jws.encode(payload, self.private, algorithm="RS256", headers={"kid": self.kid, "typ": None})
+
+    def verify(self, token: str) -> bytes | None:
+        try:
+            return bytes(jwt.api_jws.decode(token, self.private.public_key(), algorithms=["RS256"]))
+        except jwt.PyJWTError:
+            return None
 
 
-def half_hash(value: str) -> str:
-    """at_hash / c_hash for RS256: base64url of the left half of SHA-256."""
-    digest = hashlib.sha256(value.encode()).digest()
-    return base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode()
+@dataclass
+class _Retired:
+    key: SigningKey
+    expires_at: float
+
+
+class Keyring:
+    """The current signing key and the retired ones still published. Callers hold the IdP lock."""
+
+    def __init__(self) -> None:
+        self.current = SigningKey.generate()
+        self._retired: list[_Retired] = []
+        self._next_rotation = time.time() + ROTATION_PERIOD
+
+    def signing_key(self, id_token_ttl: int) -> SigningKey:
+        if time.time() >= self._next_rotation:
+            self.rotate(id_token_ttl)
+        return self.current
+
+    def rotate(self, id_token_ttl: int) -> None:
+        """The current key retires (published until the tokens it signed have expired)."""
+        now = time.time()
+        self._retired = [r for r in self._retired if r.expires_at >= now]
+        self._retired.append(_Retired(self.current, now + id_token_ttl))
+        self.current = SigningKey.generate()
+        self._next_rotation = now + ROTATION_PERIOD
+
+    def validation_keys(self) -> list[SigningKey]:
+        now = time.time()
+        return [self.current, *(r.key for r in self._retired if r.expires_at >= now)]
+
+    def jwks(self) -> dict[str, Any]:
+        return {"keys": [k.jwk() for k in self.validation_keys()]}
+
+    def verify(self, token: str) -> bytes | None:
+        """The payload of a JWS signed by a published key (kid matched when present), else None."""
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+        except jwt.PyJWTError:
+            return None
+        for key in self.validation_keys():
+            if kid in (None, "", key.kid):
+                payload = key.verify(token)
+                if payload is not None:
+                    return payload
+        return None
