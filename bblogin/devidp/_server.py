@@ -57,9 +57,9 @@ class DevIdP:
         auto_approve: bool = False,
         default_user: str = "alice",
         id_token_ttl: int = 86400,
-        refresh_reuse_interval: int = 0,
-        refresh_token_ttl: int | None = None,
-        refresh_unused_ttl: int | None = None,
+        refresh_reuse_interval: float = 0,
+        refresh_token_ttl: float | None = None,
+        refresh_unused_ttl: float | None = None,
         skip_approval: bool = False,
         connectors: tuple[str, ...] = ("bitbucket-cloud",),
         device_interval: int = 5,
@@ -118,7 +118,7 @@ class DevIdP:
         config = self._pipelines_config or OIDCConfig(issuer=pipelines.issuer("acme"), client_id=pipelines.audience("acme"), scopes=("openid",), user_name_key="sub")
         connectors[PIPELINES_CONNECTOR] = OIDCConnector(PIPELINES_CONNECTOR, "Bitbucket Pipelines", config, pipelines)
         self._provider = Provider(self.settings, self._clients, connectors, list(self._connector_ids), bitbucket, pipelines)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="bblogin-devidp", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="bblogin-devidp", daemon=True)
         self._thread.start()
         return self
 

@@ -12,9 +12,9 @@ class Settings:
     auto_approve: bool  # the fake Bitbucket logs default_user in and no approval screen is shown
     default_user: str
     id_token_ttl: int  # dex expiry.idTokens
-    refresh_reuse_interval: int  # dex expiry.refreshTokens.reuseInterval (0: off)
-    refresh_token_ttl: int | None  # dex expiry.refreshTokens.absoluteLifetime (None: never)
-    refresh_unused_ttl: int | None  # dex expiry.refreshTokens.validIfNotUsedFor (None: never)
+    refresh_reuse_interval: float  # dex expiry.refreshTokens.reuseInterval (0: off)
+    refresh_token_ttl: float | None  # dex expiry.refreshTokens.absoluteLifetime (None: never)
+    refresh_unused_ttl: float | None  # dex expiry.refreshTokens.validIfNotUsedFor (None: never)
     skip_approval: bool  # dex skipApprovalScreen
     device_interval: int  # dex's poll interval (5 in dex)
     device_expires_in: int  # dex expiry.deviceRequests

@@ -100,7 +100,7 @@ def _refresh_token(p: Provider, token: str) -> dict[str, Any] | None:
             return None
         raise TokenError("server_error", "", 500) from None
     claims, created = record.claims, int(record.created_at)
-    lifetime = p.settings.refresh_token_ttl or 0
+    lifetime = int(p.settings.refresh_token_ttl or 0)
     extra: dict[str, Any] = {"email": claims.email, "email_verified": claims.email_verified, "groups": list(claims.groups), "name": claims.username, "preferred_username": claims.preferred_username}
     extra = {k: v for k, v in extra.items() if k == "email_verified" or v}
     subject = dex_subject(claims.user_id, record.connector_id)
