@@ -109,10 +109,11 @@ class BitbucketCloudConnector:
 
 @dataclass(frozen=True)
 class OIDCConfig:
-    """The subset of dex's oidc connector configuration that token exchange reads."""
+    """The subset of dex's oidc connector configuration that token exchange reads. An empty
+    issuer or client_id means the Pipelines double's ``acme`` workspace issuer and audience."""
 
-    issuer: str
-    client_id: str
+    issuer: str = ""
+    client_id: str = ""
     scopes: tuple[str, ...] = ()  # dex prepends openid; empty means "profile email"
     user_name_key: str = ""  # default "name"
     user_id_key: str = ""  # default "sub"

@@ -14,6 +14,7 @@ configured (for token exchange) but offered at /auth only when named in ``connec
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import threading
 from http.server import ThreadingHTTPServer
@@ -115,7 +116,8 @@ class DevIdP:
             if cid != PIPELINES_CONNECTOR:
                 name = "Bitbucket Cloud" if cid == "bitbucket-cloud" else f"Bitbucket Cloud ({cid})"
                 connectors[cid] = BitbucketCloudConnector(cid, name, bitbucket, self._teams)
-        config = self._pipelines_config or OIDCConfig(issuer=pipelines.issuer("acme"), client_id=pipelines.audience("acme"), scopes=("openid",), user_name_key="sub")
+        config = self._pipelines_config or OIDCConfig(scopes=("openid",), user_name_key="sub")
+        config = dataclasses.replace(config, issuer=config.issuer or pipelines.issuer("acme"), client_id=config.client_id or pipelines.audience("acme"))
         connectors[PIPELINES_CONNECTOR] = OIDCConnector(PIPELINES_CONNECTOR, "Bitbucket Pipelines", config, pipelines)
         self._provider = Provider(self.settings, self._clients, connectors, list(self._connector_ids), bitbucket, pipelines)
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="bblogin-devidp", daemon=True)
