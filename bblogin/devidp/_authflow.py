@@ -170,7 +170,6 @@ def parse_authorization_request(p: Provider, request: Request) -> AuthRequest:
         scopes=scopes,
         state=state,
         nonce=nonce,
-        response_types=response_types,
         connector_id=connector_id,
         pkce=PKCE(request.form("code_challenge"), method),
         force_approval=request.form("approval_prompt") == "force",

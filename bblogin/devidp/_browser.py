@@ -54,6 +54,8 @@ def device_login(dispatch: Callable[[Request], Reply], issuer_path: str, connect
             request = internal_request("POST", f"{request.path}?{go_encode(request.query)}", answer)
         elif reply.status == 200 and request.path == issuer_path + "/device/callback":
             return Outcome(200, "Login Successful")
+        elif reply.status == 400 and request.path == issuer_path + "/device/auth/verify_code":  # the entry page again
+            return Outcome(400, "Invalid or Expired User Code")
         else:
-            return Outcome(reply.status, "Invalid or Expired User Code" if reply.status == 400 else "unexpected page")
+            return Outcome(reply.status, f"an unexpected page at {request.path}")
     return Outcome(508, "too many redirects")

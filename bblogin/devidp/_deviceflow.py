@@ -42,7 +42,7 @@ def device_code(p: Provider, request: Request, issued: Callable[[str], None]) ->
     code, user_code = new_device_code(), new_user_code()
     expiry = now + settings.device_expires_in
     p.store.device_requests[user_code] = DeviceRequest(user_code, code, request.form("client_id"), request.form("client_secret"), scopes, expiry)
-    p.store.device_tokens[code] = DeviceToken(code, expiry, now, PKCE(request.form("code_challenge"), method))
+    p.store.device_tokens[code] = DeviceToken(expiry, now, PKCE(request.form("code_challenge"), method))
     issued(user_code)
     verification_uri = f"{p.issuer}/device"
     body = {

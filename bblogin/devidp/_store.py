@@ -33,7 +33,6 @@ class AuthRequest:
     scopes: list[str]
     state: str
     nonce: str
-    response_types: list[str]
     connector_id: str
     pkce: PKCE
     force_approval: bool
@@ -93,7 +92,6 @@ class DeviceRequest:
 
 @dataclass
 class DeviceToken:
-    device_code: str
     expiry: float
     last_request: float
     pkce: PKCE
