@@ -12,7 +12,7 @@ _CSS = """body{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:3rem au
 .banner{background:#fff4e5;border:1px solid #f5a623;padding:.4rem .7rem;font-size:.85rem;border-radius:4px}
 h1{font-size:1.4rem} form{margin:.3rem 0} .error{color:#bf2600}
 button{font:inherit;padding:.5rem 1rem;border-radius:4px;border:1px solid #0052cc;background:#0052cc;color:#fff;cursor:pointer}
-button.secondary,a.connector{background:#fff;color:#0052cc} a.connector{display:inline-block;padding:.5rem 1rem;border:1px solid #0052cc;border-radius:4px;text-decoration:none} input{font:inherit;padding:.4rem;letter-spacing:.1em}
+button.secondary{background:#fff;color:#0052cc} a.connector{display:inline-block;padding:.5rem 1rem;border-radius:4px;text-decoration:none;background:#0052cc;color:#fff} input{font:inherit;padding:.4rem;letter-spacing:.1em}
 .user{display:block;width:100%;text-align:left;margin:.3rem 0} .muted{color:#5e6c84;font-size:.9rem} .user .muted{color:#deebff}"""
 
 
