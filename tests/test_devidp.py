@@ -93,6 +93,14 @@ def test_landing_page_and_unknown_paths(idp: DevIdP, http: httpx.Client) -> None
     assert http.get(f"{idp.issuer}/healthz").text == "Health check passed"
 
 
+def test_a_stopped_idp_is_gone_for_pooled_connections_too(devidp_factory: Callable[..., DevIdP], http: httpx.Client) -> None:
+    idp = devidp_factory()
+    assert http.get(f"{idp.issuer}/keys").status_code == 200  # the connection stays in the pool
+    idp.stop()
+    with pytest.raises(httpx.TransportError):
+        http.get(f"{idp.issuer}/keys")
+
+
 # -- /auth: the connector ------------------------------------------------------------------------
 def test_auth_redirects_to_the_connector_without_connector_id(idp: DevIdP, http: httpx.Client) -> None:
     answer = http.get(auth_url(idp))

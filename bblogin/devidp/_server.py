@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import sys
 import threading
-from http.server import ThreadingHTTPServer
 from typing import Any, Self
 
 from bblogin.devidp import (
@@ -41,7 +40,7 @@ from bblogin.devidp._pipelines import PipelinesIssuer
 from bblogin.devidp._provider import DEFAULT_CLIENTS, Client, Provider
 from bblogin.devidp._settings import Settings
 from bblogin.devidp._users import USERS
-from bblogin.devidp._web import Reply, Request, Traffic, html, serve
+from bblogin.devidp._web import Reply, Request, Server, Traffic, html, serve
 
 ISSUER_PATH = "/dex"
 PIPELINES_CONNECTOR = "bitbucket-pipelines"
@@ -96,7 +95,7 @@ class DevIdP:
         self._pipelines_config = pipelines_connector
         self._traffic = Traffic()
         self._provider: Provider | None = None
-        self._server: ThreadingHTTPServer | None = None
+        self._server: Server | None = None
         self._thread: threading.Thread | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -127,6 +126,7 @@ class DevIdP:
     def stop(self) -> None:
         if self._server is not None:
             self._server.shutdown()
+            self._server.close_connections()
             self._server.server_close()
             self._server = None
         if self._thread is not None:

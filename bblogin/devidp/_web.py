@@ -4,6 +4,8 @@ accounting and injected faults for tests, and the threaded stdlib server."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import sys
 import threading
 import time
@@ -209,8 +211,37 @@ def _parse(handler: BaseHTTPRequestHandler) -> Request:
     return Request(handler.command, url.path, query, body, handler.headers, bad)
 
 
-def serve(port: int, issuer_path: str, dispatch: Callable[[Request], Reply], traffic: Traffic) -> ThreadingHTTPServer:
-    """A started-on-demand server on 127.0.0.1; its handler threads are daemons."""
+class Server(ThreadingHTTPServer):
+    """Handler threads are daemons; ``close_connections`` also ends kept-alive connections, so
+    a stopped IdP is gone for clients with a connection pool too."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        with self._open_lock:
+            connections = list(self._open)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
+
+def serve(port: int, issuer_path: str, dispatch: Callable[[Request], Reply], traffic: Traffic) -> Server:
+    """A server on 127.0.0.1 (not yet serving: run serve_forever on a thread)."""
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -250,6 +281,4 @@ def serve(port: int, issuer_path: str, dispatch: Callable[[Request], Reply], tra
 
         do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = handle_one
 
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    server.daemon_threads = True
-    return server
+    return Server(("127.0.0.1", port), Handler)
