@@ -8,8 +8,11 @@ A development and test double, labelled as such on every page. Tests steer it wi
 ``revoke_refresh_tokens``, ``approve_device``/``deny_device``, ``bitbucket`` (the accounts)
 and ``mint_pipelines_token``.
 
-One deliberate difference from dex: the ``bitbucket-pipelines`` connector is always
-configured (for token exchange) but offered at /auth only when named in ``connectors``.
+Where it knowingly differs from dex: the ``bitbucket-pipelines`` connector is always
+configured (for token exchange) but offered at /auth only when named in ``connectors``, and
+it cannot run a browser login; ``auto_approve`` skips the approval screen even when
+``approval_prompt=force`` asks for it; Bitbucket's login and consent are one page; the
+deprecated /device/token, password logins and storage garbage collection are left out.
 """
 
 from __future__ import annotations
