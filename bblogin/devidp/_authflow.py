@@ -5,7 +5,6 @@ to the client after. Callers hold the IdP lock."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import ipaddress
@@ -18,7 +17,12 @@ from bblogin.devidp._connectors import (
     ConnectorError,
     RefreshConnector,
 )
-from bblogin.devidp._ids import new_hmac_key, new_id, raw_url_b64decode
+from bblogin.devidp._ids import (
+    new_hmac_key,
+    new_id,
+    raw_url_b64decode,
+    raw_url_b64encode,
+)
 from bblogin.devidp._provider import Client, Provider
 from bblogin.devidp._store import PKCE, AuthCode, AuthRequest, Identity, OfflineSession
 from bblogin.devidp._tokens import CROSS_CLIENT_PREFIX
@@ -237,7 +241,7 @@ def finalize_login(p: Provider, auth_request: AuthRequest, identity: Identity, c
     settings = p.settings
     if settings.auto_approve or (settings.skip_approval and not auth_request.force_approval):
         return "", True
-    mac = base64.urlsafe_b64encode(_mac(auth_request)).rstrip(b"=").decode()
+    mac = raw_url_b64encode(_mac(auth_request))
     return p.path(f"/approval?req={auth_request.id}&hmac={mac}"), False
 
 

@@ -52,7 +52,7 @@ def marshal(first: str, second: str) -> str:
         if value:
             data = value.encode()
             message += _varint(number << 3 | 2) + _varint(len(data)) + data
-    return base64.urlsafe_b64encode(message).rstrip(b"=").decode()
+    return raw_url_b64encode(message)
 
 
 def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
@@ -64,6 +64,11 @@ def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
         if not byte & 0x80:
             return value, pos
     raise ValueError("truncated varint")
+
+
+def raw_url_b64encode(data: bytes) -> str:
+    """base64.RawURLEncoding.EncodeToString."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def raw_url_b64decode(text: str) -> bytes:

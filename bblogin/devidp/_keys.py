@@ -4,7 +4,6 @@ first, then the retired ones, oldest first."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import secrets
 import time
@@ -14,17 +13,19 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from bblogin.devidp._ids import raw_url_b64encode
+
 ROTATION_PERIOD = 6 * 3600
 
 
 def _b64_uint(n: int) -> str:
-    return base64.urlsafe_b64encode(n.to_bytes((n.bit_length() + 7) // 8, "big")).rstrip(b"=").decode()
+    return raw_url_b64encode(n.to_bytes((n.bit_length() + 7) // 8, "big"))
 
 
 def half_hash(value: str) -> str:
     """at_hash / c_hash for RS256: base64url of the left half of SHA-256."""
     digest = hashlib.sha256(value.encode()).digest()
-    return base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode()
+    return raw_url_b64encode(digest[: len(digest) // 2])
 
 
 @dataclass

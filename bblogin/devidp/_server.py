@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any, Self
 
 from bblogin.devidp import (
@@ -98,6 +99,22 @@ class DevIdP:
         self._pipelines_config = pipelines_connector
         self._traffic = Traffic()
         self._provider: Provider | None = None
+        self._routes: dict[str, Callable[[Provider, Request], Reply]] = {  # paths below the issuer
+            "": lambda p, _r: html(200, _pages.landing(f"{p.issuer}/.well-known/openid-configuration")),
+            "/.well-known/openid-configuration": lambda p, _r: _discovery.discovery(p),
+            "/keys": lambda p, _r: _discovery.keys(p),
+            "/token": _tokenflow.token,
+            "/userinfo": _tokeninfo.userinfo,
+            "/token/introspect": _tokeninfo.introspect,
+            "/auth": _authflow.authorize,
+            "/callback": _authflow.connector_callback,
+            "/approval": _authflow.approval,
+            "/device": _deviceflow.entry_page,
+            "/device/code": lambda p, r: _deviceflow.device_code(p, r, self._issued),
+            "/device/auth/verify_code": _deviceflow.verify_user_code,
+            "/device/callback": _deviceflow.callback,
+            "/healthz": lambda _p, _r: Reply(200, b"Health check passed", "text/plain; charset=utf-8"),
+        }
         self._server: Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -255,35 +272,10 @@ class DevIdP:
         if request.path != ISSUER_PATH and not request.path.startswith(ISSUER_PATH + "/"):
             return _NOT_FOUND
         path = request.path[len(ISSUER_PATH) :]
-        if path == "":
-            return html(200, _pages.landing(f"{p.issuer}/.well-known/openid-configuration"))
-        if path == "/.well-known/openid-configuration":
-            return _discovery.discovery(p)
-        if path == "/keys":
-            return _discovery.keys(p)
-        if path == "/token":
-            return _tokenflow.token(p, request)
-        if path == "/userinfo":
-            return _tokeninfo.userinfo(p, request)
-        if path == "/token/introspect":
-            return _tokeninfo.introspect(p, request)
-        if path == "/auth":
-            return _authflow.authorize(p, request)
-        if path == "/callback":
-            return _authflow.connector_callback(p, request)
-        if path == "/approval":
-            return _authflow.approval(p, request)
-        if path == "/device":
-            return _deviceflow.entry_page(p, request)
-        if path == "/device/code":
-            return _deviceflow.device_code(p, request, self._issued)
-        if path == "/device/auth/verify_code":
-            return _deviceflow.verify_user_code(p, request)
-        if path == "/device/callback":
-            return _deviceflow.callback(p, request)
-        if path == "/healthz":
-            return Reply(200, b"Health check passed", "text/plain; charset=utf-8")
-        head, _, connector = path[1:].partition("/")
+        handler = self._routes.get(path)
+        if handler is not None:
+            return handler(p, request)
+        head, _, connector = path[1:].partition("/")  # dex's /auth/{connector} and /callback/{connector}
         if head == "auth" and connector and "/" not in connector:
             return _authflow.connector_login(p, request, connector)
         if head == "callback" and connector and "/" not in connector:

@@ -4,14 +4,13 @@ code exchange shared by /token and the device flow. Callers hold the IdP lock.""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import time
 from typing import Any
 
 from bblogin.devidp import _gojson
 from bblogin.devidp._connectors import RefreshConnector
-from bblogin.devidp._ids import dex_subject, marshal, new_id
+from bblogin.devidp._ids import dex_subject, marshal, new_id, raw_url_b64encode
 from bblogin.devidp._keys import half_hash
 from bblogin.devidp._provider import Client, Provider
 from bblogin.devidp._store import PKCE, AuthCode, Identity, OfflineSession, RefreshToken
@@ -76,7 +75,7 @@ def response(id_tok: str, access: str, refresh: str, expiry: float) -> dict[str,
 def verify_pkce(pkce: PKCE, verifier: str) -> None:
     """RFC 7636 as dex checks it at /token, with dex's errors."""
     if verifier and pkce.challenge:
-        computed = verifier if pkce.method == "plain" else base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+        computed = verifier if pkce.method == "plain" else raw_url_b64encode(hashlib.sha256(verifier.encode()).digest())
         if computed != pkce.challenge:
             raise TokenError("invalid_grant", "Invalid code_verifier.")
     elif verifier:
