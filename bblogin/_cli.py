@@ -130,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("dev-idp", "dev_idp", "run the development IdP (a double of dex with the bitbucket-cloud connector)")
     p.add_argument("--port", type=int, default=5556, help="port on 127.0.0.1 (0: random; default 5556)")
     p.add_argument("--auto-approve", action="store_true", help="log in the default user without pages (tests, demos)")
-    p.add_argument("--user", default="alice", help="default fake Bitbucket user (alice, bob)")
+    p.add_argument("--user", default="alice", help="default fake Bitbucket user (alice, bob, carol, dave)")
     p.add_argument("--token-ttl", type=int, default=86400, metavar="SECONDS", help="ID token lifetime")
 
     p = command("tui", "tui", "open the account switcher (Textual)")

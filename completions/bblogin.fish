@@ -84,7 +84,7 @@ complete -c bblogin -n '__fish_use_subcommand' -a dev-idp -d 'run the developmen
 complete -c bblogin -n '__fish_seen_subcommand_from dev-idp' -l help -s h -d 'show this help message and exit'
 complete -c bblogin -n '__fish_seen_subcommand_from dev-idp' -l port -d 'port on 127.0.0.1 (0: random; default 5556)'
 complete -c bblogin -n '__fish_seen_subcommand_from dev-idp' -l auto-approve -d 'log in the default user without pages (tests, demos)'
-complete -c bblogin -n '__fish_seen_subcommand_from dev-idp' -l user -d 'default fake Bitbucket user (alice, bob)'
+complete -c bblogin -n '__fish_seen_subcommand_from dev-idp' -l user -d 'default fake Bitbucket user (alice, bob, carol, dave)'
 complete -c bblogin -n '__fish_seen_subcommand_from dev-idp' -l token-ttl -r -d 'ID token lifetime'
 complete -c bblogin -n '__fish_use_subcommand' -a tui -d 'open the account switcher (Textual)'
 complete -c bblogin -n '__fish_seen_subcommand_from tui' -l help -s h -d 'show this help message and exit'

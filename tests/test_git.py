@@ -36,11 +36,18 @@ def git(*args: str, cwd: pathlib.Path | None = None) -> subprocess.CompletedProc
 
 
 def dex_token_validator(idp, rejected: set[str]):  # type: ignore[no-untyped-def]
+    """What a dex-backed git server checks: the access token's signature (the IdP's JWKS), issuer,
+    audience and expiry, and that the user name sent is the token's user."""
+    keys = jwt.PyJWKClient(f"{idp.issuer}/keys")
+
     def valid(user: str, token: str) -> bool:
         if token in rejected:
             return False
-        claims = idp.verify_access_token(token)
-        return claims is not None and user == claims.get("preferred_username")
+        try:
+            claims = jwt.decode(token, keys.get_signing_key_from_jwt(token).key, algorithms=["RS256"], audience="bblogin", issuer=idp.issuer)
+        except jwt.PyJWTError:
+            return False
+        return user == (claims.get("preferred_username") or claims.get("name"))
 
     return valid
 

@@ -39,7 +39,7 @@ def ci_profile(devidp):  # type: ignore[no-untyped-def]
 
 
 def test_exchange_prints_a_verified_dex_token(ci_profile) -> None:
-    step_token = ci_profile.pipelines.mint(repository_uuid="{repo-1}", step_uuid="{step-1}")
+    step_token = ci_profile.mint_pipelines_token(repository_uuid="{repo-1}", step_uuid="{step-1}")
     done = bblogin("exchange", "--profile", "ci", "--json", env={"BITBUCKET_STEP_OIDC_TOKEN": step_token})
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
@@ -50,7 +50,7 @@ def test_exchange_prints_a_verified_dex_token(ci_profile) -> None:
 
 
 def test_kubectl_plugin_exchanges_without_any_login(ci_profile) -> None:
-    env = {"BITBUCKET_STEP_OIDC_TOKEN": ci_profile.pipelines.mint(), "KUBERNETES_EXEC_INFO": '{"apiVersion":"client.authentication.k8s.io/v1","spec":{"interactive":false}}'}
+    env = {"BITBUCKET_STEP_OIDC_TOKEN": ci_profile.mint_pipelines_token(), "KUBERNETES_EXEC_INFO": '{"apiVersion":"client.authentication.k8s.io/v1","spec":{"interactive":false}}'}
     done = bblogin("kubectl", "--profile", "ci", env=env)
     assert done.returncode == 0, done.stderr
     cred = json.loads(done.stdout)
@@ -60,7 +60,7 @@ def test_kubectl_plugin_exchanges_without_any_login(ci_profile) -> None:
 
 
 def test_forged_or_missing_step_token(ci_profile) -> None:
-    forged = ci_profile.pipelines.mint(audience="ari:cloud:bitbucket::workspace/someone-else")
+    forged = ci_profile.mint_pipelines_token(workspace="someone-else")  # another workspace's issuer: not trusted
     done = bblogin("exchange", "--profile", "ci", env={"BITBUCKET_STEP_OIDC_TOKEN": forged})
     assert done.returncode == 8 and "access_denied" in done.stderr and done.stdout == ""
     done = bblogin("exchange", "--profile", "ci")
@@ -69,7 +69,7 @@ def test_forged_or_missing_step_token(ci_profile) -> None:
 
 def test_aws_credential_process_and_cache(keyring_secret_service, ci_profile, httpserver: HTTPServer) -> None:
     httpserver.expect_ordered_request("/", method="POST").respond_with_data(STS_OK, content_type="text/xml")
-    env = {"BITBUCKET_STEP_OIDC_TOKEN": ci_profile.pipelines.mint()}
+    env = {"BITBUCKET_STEP_OIDC_TOKEN": ci_profile.mint_pipelines_token()}
     args = ["aws", "--role-arn", "arn:aws:iam::123456789012:role/deploy", "--sts-endpoint", httpserver.url_for("/")]
     first = bblogin(*args, env=env)
     assert first.returncode == 0, first.stderr
@@ -84,7 +84,7 @@ def test_aws_credential_process_and_cache(keyring_secret_service, ci_profile, ht
 
 def test_aws_sts_error_is_explained(ci_profile, httpserver: HTTPServer) -> None:
     httpserver.expect_request("/", method="POST").respond_with_data(STS_DENIED, status=400, content_type="text/xml")
-    env = {"BITBUCKET_STEP_OIDC_TOKEN": ci_profile.pipelines.mint(), "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
+    env = {"BITBUCKET_STEP_OIDC_TOKEN": ci_profile.mint_pipelines_token(), "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
     done = bblogin("aws", "--role-arn", "arn:aws:iam::1:role/r", "--sts-endpoint", httpserver.url_for("/"), env=env)
     assert done.returncode == 8
     assert "InvalidIdentityToken" in done.stderr and "trust policy" in done.stderr and done.stdout == ""

@@ -213,7 +213,7 @@ class OIDCProvider:
             sub=str(claims["sub"]),
             email=_str_claim(claims, "email") if claims.get("email_verified") is not False else None,
             name=_str_claim(claims, "name"),
-            username=_str_claim(claims, "preferred_username"),
+            username=_str_claim(claims, "preferred_username") or _str_claim(claims, "name"),  # dex's bitbucket-cloud sets only name
             groups=tuple(g for g in groups if isinstance(g, str)) if isinstance(groups, list) else (),
             claims=claims,
         )
