@@ -23,7 +23,8 @@ import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from bblogin import _files, _hotcache, _paths
+from bblogin import _files, _paths
+from bblogin._hot import _mirror as _hotcache
 from bblogin._errors import ConfigError, ProfileNotFound
 
 PROVIDERS = ("oidc", "bitbucket-cloud", "bitbucket-dc")

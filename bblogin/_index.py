@@ -12,9 +12,10 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from bblogin import _files, _hotcache, _lock, _paths
+from bblogin import _files, _lock, _paths
+from bblogin._hot import _mirror as _hotcache
 from bblogin._errors import AccountNotFound, StorageError
-from bblogin._hotcache import token_digest
+from bblogin._hot._mirror import token_digest
 from bblogin._tokens import Identity, TokenSet, now
 
 VERSION = 1

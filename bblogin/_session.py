@@ -52,7 +52,7 @@ def _fresh(profile: Profile, account: Account, store: SecretStore, kind: str, ma
     the hot path makes (``_fast.cached_token``), reading through the keyring library."""
     from dataclasses import asdict
 
-    from bblogin._fast import cached_token
+    from bblogin._hot._answer import cached_token
 
     checks = {"issuer": profile.issuer, "client_id": profile.client_id, "refresh_margin": margin}
     hit = cached_token(checks, asdict(account), kind, read=lambda acct, k, _storage: store.get(acct, k))

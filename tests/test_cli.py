@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from bblogin import __version__, _cli, _fast
+from bblogin import __version__, _cli
+from bblogin._hot import _answer as _fast
 
 HEAVY = ("argparse", "json", "re", "tomllib", "platformdirs", "keyring", "httpx", "authlib", "jwt", "textual", "typing", "dataclasses", "secretstorage", "jeepney")
 
@@ -75,7 +76,7 @@ def test_fast_path_flags_agree_with_the_parser() -> None:
     assert set(_fast._KUBECTL_VALUE_FLAGS) | {"--use-access-token"} <= known
 
 
-@pytest.mark.parametrize("module", ["bblogin._cli", "bblogin._fast", "bblogin"])
+@pytest.mark.parametrize("module", ["bblogin._cli", "bblogin._hot._answer", "bblogin"])
 def test_hot_path_modules_import_nothing_heavy(module: str) -> None:
     code = f"import sys, {module}; print(' '.join(sorted(m for m in {HEAVY!r} if m in sys.modules)))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)

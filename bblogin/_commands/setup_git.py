@@ -2,7 +2,7 @@
 
     [credential "https://bitbucket.org"]
         helper =                 # reset: no other helper answers for this host
-        helper = !/venv/bin/python -S …/bblogin/_launcher.py git-credential   # the lean launcher
+        helper = !/venv/bin/python -S …/bblogin/_hot/_launcher.py git-credential   # the lean launcher
         useHttpPath = true       # only when the prefix has a path
 
 and records ``[git."URL"]`` in bblogin's config.toml so the helper knows which profile serves it.

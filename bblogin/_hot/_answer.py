@@ -17,7 +17,8 @@ import os
 import sys
 import time
 
-from bblogin import _hotcache, _paths
+from bblogin import _paths
+from bblogin._hot import _mirror as _hotcache
 
 TYPE_CHECKING = False  # typing/collections.abc cost the hot path more than its own code
 if TYPE_CHECKING:
@@ -71,7 +72,7 @@ def _account(profile_name: str, account_query: str | None) -> dict | None:
 
 
 def _read_secret(account_id: str, kind: str, storage: str) -> str | None:
-    from bblogin._store._fastread import read_secret
+    from bblogin._hot._secrets import read_secret
 
     return read_secret(account_id, kind, storage)
 
@@ -152,3 +153,23 @@ def git_credential_get(request: bytes) -> int | None:
         return None
     sys.stdout.buffer.write(_gitcred.format_response(_gitcred.answer_fields(host, profile, account, hit[0], hit[1], fields)))
     return 0
+
+
+def answer(argv: list[str]) -> int | None:
+    """Answer ``kubectl …`` or ``git-credential get`` from the cache: the exit code, or None when
+    the full command must run (for git, the request it read from stdin is put back first)."""
+    if os.environ.get("BBLOGIN_NO_FAST_PATH"):
+        return None
+    if argv[:1] == ["kubectl"]:
+        return kubectl(argv[1:])
+    if argv[:2] == ["git-credential", "get"]:
+        import io
+
+        from bblogin import _gitcred
+
+        request = _gitcred.read_stdin()
+        code = git_credential_get(request)
+        if code is None:
+            sys.stdin = io.TextIOWrapper(io.BytesIO(request))  # the full helper reads the same request
+        return code
+    return None

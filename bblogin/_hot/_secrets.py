@@ -26,7 +26,7 @@ def read_secret(account_id: str, kind: str, storage: str = "keyring", timeout: f
         return _plaintext.read_all(account_id).get(kind)
     if not _keyring_is_secret_service():
         return None
-    from bblogin._store._secretservice import SecretReader, SecretServiceUnavailable
+    from bblogin._hot._dbus import SecretReader, SecretServiceUnavailable
 
     try:
         with SecretReader(timeout) as reader:
