@@ -63,3 +63,7 @@ def locks_dir() -> str:
 
 def plaintext_dir() -> str:
     return os.path.join(state_dir(), "plaintext")
+
+
+def plaintext_file(account_id: str) -> str:
+    return os.path.join(plaintext_dir(), f"{account_id}.json")

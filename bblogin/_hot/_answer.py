@@ -100,7 +100,8 @@ def adhoc_profile_name(issuer: str, client_id: str) -> str:
     return "adhoc-" + hashlib.sha256(f"{issuer}\n{client_id}".encode()).hexdigest()[:12]
 
 
-def kubectl(argv: list[str]) -> int | None:
+def kubectl(argv: list[str]) -> bytes | None:
+    """The ExecCredential for ``bblogin kubectl ARGV``, or None when the full command must answer."""
     opts = _parse(argv, _KUBECTL_VALUE_FLAGS, ("--use-access-token",))
     if opts is None or "--scope" in opts:
         return None
@@ -130,11 +131,12 @@ def kubectl(argv: list[str]) -> int | None:
     hit = cached_token(profile, account, kind)
     if hit is None:
         return None
-    sys.stdout.write(_kubectl.format_exec_credential(api_version, hit[0], hit[1]))
-    return 0
+    return _kubectl.format_exec_credential(api_version, hit[0], hit[1]).encode()
 
 
-def git_credential_get(request: bytes) -> int | None:
+def git_credential_get(request: bytes) -> bytes | None:
+    """What ``git-credential get`` prints for this request (b"" when the host is not ours), or None
+    when the full helper must answer."""
     from bblogin import _gitcred
 
     fields = _gitcred.parse_request(request)
@@ -143,7 +145,7 @@ def git_credential_get(request: bytes) -> int | None:
         return None
     host = _gitcred.match_host(fields, config.get("git_hosts") or [])
     if host is None:
-        return 0  # not ours: no answer, so git asks the next helper
+        return b""  # not ours: no answer, so git asks the next helper
     profile = (config.get("profiles") or {}).get(host["profile"])
     account = _account(host["profile"], host.get("account")) if profile else None
     if profile is None or account is None:
@@ -151,25 +153,39 @@ def git_credential_get(request: bytes) -> int | None:
     hit = cached_token(profile, account, host.get("token") or "access_token")
     if hit is None:
         return None
-    sys.stdout.buffer.write(_gitcred.format_response(_gitcred.answer_fields(host, profile, account, hit[0], hit[1], fields)))
-    return 0
+    return _gitcred.format_response(_gitcred.answer_fields(host, profile, account, hit[0], hit[1], fields))
 
 
 def answer(argv: list[str]) -> int | None:
     """Answer ``kubectl …`` or ``git-credential get`` from the cache: the exit code, or None when
-    the full command must run (for git, the request it read from stdin is put back first)."""
+    the full command must run (for git, the request it read from stdin is put back first).
+
+    This is the hot path's boundary: whatever goes wrong below it — a damaged mirror, a Secret
+    Service that hangs or answers nonsense, a bug — means "decline", never a traceback; the full
+    command then does the same work carefully and reports any problem with its documented exit
+    code. Only the final write is outside: by then the answer is complete.
+    """
     if os.environ.get("BBLOGIN_NO_FAST_PATH"):
         return None
+    out: bytes | None = None
     if argv[:1] == ["kubectl"]:
-        return kubectl(argv[1:])
-    if argv[:2] == ["git-credential", "get"]:
-        import io
-
+        try:
+            out = kubectl(argv[1:])
+        except Exception:  # noqa: BLE001  # the boundary: any doubt means the full path
+            out = None
+    elif argv[:2] == ["git-credential", "get"]:
         from bblogin import _gitcred
 
         request = _gitcred.read_stdin()
-        code = git_credential_get(request)
-        if code is None:
+        try:
+            out = git_credential_get(request)
+        except Exception:  # noqa: BLE001  # the boundary: any doubt means the full path
+            out = None
+        if out is None:
+            import io
+
             sys.stdin = io.TextIOWrapper(io.BytesIO(request))  # the full helper reads the same request
-        return code
-    return None
+    if out is None:
+        return None
+    sys.stdout.buffer.write(out)
+    return 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 import _socket  # socket.py pulls in enum and selectors: a fifth of a start-up for nothing here
 import os
 import struct
+import time
 
 from bblogin._errors import StorageError
 
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 BUS = ("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus")
 SECRETS = ("org.freedesktop.secrets", "/org/freedesktop/secrets", "org.freedesktop.Secret.Service")
 _ALIGN = {"y": 1, "b": 4, "n": 2, "q": 2, "i": 4, "u": 4, "x": 8, "t": 8, "d": 8, "s": 4, "o": 4, "g": 1, "a": 4, "(": 8, "{": 8, "v": 1, "h": 4}
+MAX_MESSAGE = 1 << 20  # header fields + body; a secret is a few KiB (D-Bus itself allows 128 MiB)
+MAX_AUTH_LINE = 1024
 _FIXED = {"y": "B", "b": "I", "n": "h", "q": "H", "i": "i", "u": "I", "x": "q", "t": "Q", "d": "d", "h": "I"}
 
 
@@ -101,6 +104,10 @@ class _Reader:
     def align(self, n: int) -> None:
         self.pos += -self.pos % n
 
+    def _check(self) -> None:
+        if self.pos > len(self.data):
+            raise SecretServiceUnavailable("D-Bus string longer than its message")
+
     def get(self, t: str) -> Any:
         c = t[0]
         self.align(_ALIGN[c])
@@ -112,10 +119,12 @@ class _Reader:
         if c in "so":
             (n,) = struct.unpack_from("<I", self.data, self.pos)
             self.pos += 4 + n + 1
+            self._check()
             return self.data[self.pos - n - 1 : self.pos - 1].decode()
         if c == "g":
             n = self.data[self.pos]
             self.pos += 1 + n + 1
+            self._check()
             return self.data[self.pos - n - 1 : self.pos - 1].decode()
         if c == "v":
             sig = str(self.get("g"))
@@ -126,12 +135,17 @@ class _Reader:
             elem = t[1:]
             self.align(_ALIGN[elem[0]])
             end = self.pos + n
+            if end > len(self.data):
+                raise SecretServiceUnavailable("D-Bus array longer than its message")
             if elem == "y":
                 self.pos = end
                 return self.data[end - n : end]
             items = []
             while self.pos < end:
+                at = self.pos
                 items.append(self.get(elem))
+                if self.pos == at:
+                    raise SecretServiceUnavailable("D-Bus array of empty elements")
             return dict(items) if elem[0] == "{" else items
         if c in "({":
             return tuple(self.get(sub) for sub in _split(t[1:-1]))
@@ -158,12 +172,25 @@ def _bus_sockets() -> list[tuple[int, object]]:
 
 
 class Connection:
-    """One authenticated session-bus connection (use as a context manager)."""
+    """One authenticated session-bus connection (use as a context manager), pipelined.
+
+    ``send`` only queues a call and returns its serial; ``reply`` sends everything queued in one
+    write and reads until that call's reply. The SASL exchange, BEGIN and Hello are queued too, so
+    a client that needs no answer in between (OpenSession and SearchItems need none) pays one
+    round trip for all of it, as sd-bus does. dbus-daemon and dbus-broker accept BEGIN and the
+    first messages before they answer AUTH; they refuse any call before Hello, so Hello stays.
+
+    Bounded in every way a misbehaving peer could stretch it: one deadline for the whole
+    connection (not per read, so a peer trickling bytes cannot keep us), MAX_MESSAGE bytes per
+    message, MAX_AUTH_LINE for the SASL answer.
+    """
 
     def __init__(self, timeout: float = 2.0) -> None:
+        self.deadline = time.monotonic() + timeout
         self.sock: _socket.socket | None = None
         self.serial = 0
         self.pending = b""
+        self.replies: dict[int, tuple[int, dict, bytes]] = {}
         for family, address in _bus_sockets():
             sock = _socket.socket(family, _socket.SOCK_STREAM)
             sock.settimeout(timeout)
@@ -176,12 +203,9 @@ class Connection:
             break
         if self.sock is None:
             raise SecretServiceUnavailable("no D-Bus session bus")
-        try:
-            self._auth()
-            self.call(BUS, "Hello")
-        except (OSError, struct.error, IndexError, ValueError, UnicodeDecodeError) as exc:
-            self.close()
-            raise SecretServiceUnavailable(f"D-Bus handshake failed ({type(exc).__name__})") from None
+        self.outbox = bytearray(b"\0AUTH EXTERNAL " + str(os.getuid()).encode().hex().encode() + b"\r\nBEGIN\r\n")
+        self.authenticated = False
+        self.send(BUS, "Hello")
 
     def __enter__(self) -> Connection:
         return self
@@ -194,32 +218,35 @@ class Connection:
             self.sock.close()
             self.sock = None
 
-    def _auth(self) -> None:
+    def _recv(self) -> bytes:
         assert self.sock is not None
-        self.sock.sendall(b"\0AUTH EXTERNAL " + str(os.getuid()).encode().hex().encode() + b"\r\n")
-        line = b""
-        while not line.endswith(b"\r\n"):
-            chunk = self.sock.recv(256)
-            if not chunk:
-                raise SecretServiceUnavailable("D-Bus closed the connection during authentication")
-            line += chunk
-        if not line.startswith(b"OK "):
-            raise SecretServiceUnavailable("D-Bus refused authentication")
-        self.sock.sendall(b"BEGIN\r\n")
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise SecretServiceUnavailable("the Secret Service did not answer in time")
+        self.sock.settimeout(left)
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise SecretServiceUnavailable("D-Bus closed the connection")
+        return chunk
 
     def _recv_exact(self, n: int) -> bytes:
-        assert self.sock is not None
         while len(self.pending) < n:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise SecretServiceUnavailable("D-Bus closed the connection")
-            self.pending += chunk
+            self.pending += self._recv()
         data, self.pending = self.pending[:n], self.pending[n:]
         return data
 
-    def call(self, target: tuple[str, str, str], member: str, signature: str = "", *args: object) -> tuple:
-        """Call ``member`` on (destination, path, interface) and return the reply's values."""
-        assert self.sock is not None
+    def _auth_answer(self) -> None:
+        while b"\r\n" not in self.pending:
+            if len(self.pending) > MAX_AUTH_LINE:
+                raise SecretServiceUnavailable("D-Bus sent an overlong authentication line")
+            self.pending += self._recv()
+        line, _, self.pending = self.pending.partition(b"\r\n")
+        if not line.startswith(b"OK "):
+            raise SecretServiceUnavailable("D-Bus refused authentication")
+        self.authenticated = True
+
+    def send(self, target: tuple[str, str, str], member: str, signature: str = "", *args: object) -> int:
+        """Queue a call of ``member`` on (destination, path, interface); its serial."""
         self.serial += 1
         body = _Writer()
         for t, value in zip(_split(signature), args, strict=True):
@@ -231,36 +258,50 @@ class Connection:
         head.buf += struct.pack("<cBBBII", b"l", 1, 0, 1, len(body.buf), self.serial)
         head.put("a(yv)", fields)
         head.pad(8)
-        self.sock.sendall(bytes(head.buf) + bytes(body.buf))
-        while True:
+        self.outbox += head.buf + body.buf
+        return self.serial
+
+    def reply(self, serial: int) -> tuple:
+        """Send what is queued; the values of call ``serial``'s reply (a D-Bus error raises)."""
+        assert self.sock is not None
+        if self.outbox:
+            self.sock.settimeout(max(self.deadline - time.monotonic(), 0.001))
+            self.sock.sendall(self.outbox)
+            self.outbox = bytearray()
+        if not self.authenticated:
+            self._auth_answer()
+        while serial not in self.replies:
             fixed = self._recv_exact(16)
             if fixed[:1] != b"l":
                 raise SecretServiceUnavailable("big-endian D-Bus replies are not supported")
-            kind = fixed[1]
             body_len, _serial, fields_len = struct.unpack_from("<III", fixed, 4)
-            rest = self._recv_exact(fields_len + (-(16 + fields_len) % 8) + body_len)
-            message = fixed + rest
+            if fields_len + body_len > MAX_MESSAGE:
+                raise SecretServiceUnavailable("D-Bus sent an oversized message")
+            message = fixed + self._recv_exact(fields_len + (-(16 + fields_len) % 8) + body_len)
             reader = _Reader(message, 12)
             header = dict(reader.get("a(yv)"))
-            if header.get(5) != self.serial:
-                continue  # a signal (NameAcquired…) or someone else's reply
-            reader.align(8)
-            values = tuple(reader.get(t) for t in _split(str(header.get(8, ""))))
-            if kind == 3:
-                raise SecretServiceUnavailable(f"D-Bus error {header.get(4)}")
-            return values
+            if fixed[1] in (2, 3) and isinstance(header.get(5), int):  # a reply or an error; signals are skipped
+                reader.align(8)
+                self.replies[header[5]] = (fixed[1], header, message[reader.pos :])
+        kind, header, body = self.replies.pop(serial)
+        if kind == 3:
+            raise SecretServiceUnavailable(f"D-Bus error {header.get(4)}")
+        reader = _Reader(body)
+        return tuple(reader.get(t) for t in _split(str(header.get(8, ""))))
 
 
 class SecretReader:
-    """Reads items over one connection and one "plain" session: ``with SecretReader() as r: r.read({...})``."""
+    """Reads items over one connection and one "plain" session: ``with SecretReader() as r: r.read([{...}])``.
+
+    OpenSession is queued with the connection's handshake; ``read`` queues its SearchItems behind
+    it, so finding the items costs one round trip and fetching their secrets (one GetSecrets for
+    all of them) a second.
+    """
 
     def __init__(self, timeout: float = 2.0) -> None:
         self.bus = Connection(timeout)
-        try:
-            _output, self.session = self.bus.call(SECRETS, "OpenSession", "sv", "plain", ("s", ""))
-        except BaseException:
-            self.bus.close()
-            raise
+        self.opening: int | None = self.bus.send(SECRETS, "OpenSession", "sv", "plain", ("s", ""))
+        self.session = ""
 
     def __enter__(self) -> SecretReader:
         return self
@@ -268,19 +309,34 @@ class SecretReader:
     def __exit__(self, *exc: object) -> None:
         self.bus.close()
 
-    def read(self, attributes: dict[str, str]) -> bytes | None:
-        """The secret of the first unlocked item with these attributes; None when there is none.
-
-        Raises SecretServiceUnavailable when a matching item exists but is locked.
-        """
+    def read(self, queries: list[dict[str, str]]) -> list[bytes | None]:
+        """For each query (item attributes), the secret of the first unlocked item that has them,
+        or None when there is none. Raises SecretServiceUnavailable when a matching item is
+        locked, and for anything this client cannot make sense of."""
         try:
-            unlocked, locked = self.bus.call(SECRETS, "SearchItems", "a{ss}", attributes)
-            if not unlocked:
-                if locked:
+            searches = [self.bus.send(SECRETS, "SearchItems", "a{ss}", q) for q in queries]
+            if self.opening is not None:
+                opened = self.bus.reply(self.opening)
+                self.opening = None
+                if len(opened) != 2 or not isinstance(opened[1], str) or not opened[1].startswith("/"):
+                    raise SecretServiceUnavailable("the Secret Service opened no session")
+                self.session = opened[1]
+            found: list[str | None] = []
+            for serial in searches:
+                unlocked, locked = self.bus.reply(serial)
+                if not unlocked and locked:
                     raise SecretServiceUnavailable("the keyring item is locked")
-                return None
-            (secrets,) = self.bus.call(SECRETS, "GetSecrets", "aoo", unlocked[:1], self.session)
-            secret = secrets.get(unlocked[0])
-            return bytes(secret[2]) if secret else None
-        except (OSError, struct.error, IndexError, ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:
+                found.append(str(unlocked[0]) if unlocked else None)
+            paths = [p for p in found if p is not None]
+            if not paths:
+                return [None] * len(queries)
+            (secrets,) = self.bus.reply(self.bus.send(SECRETS, "GetSecrets", "aoo", paths, self.session))
+            out: list[bytes | None] = []
+            for path in found:
+                secret = secrets.get(path) if path is not None else None
+                out.append(bytes(secret[2]) if secret is not None else None)
+            return out
+        except SecretServiceUnavailable:
+            raise
+        except (OSError, struct.error, IndexError, ValueError, TypeError, KeyError, AttributeError, UnicodeDecodeError, RecursionError, MemoryError) as exc:
             raise SecretServiceUnavailable(f"Secret Service read failed ({type(exc).__name__})") from None

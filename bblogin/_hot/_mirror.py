@@ -1,11 +1,17 @@
-"""Snapshots for the hot path, in `marshal` format: no JSON on the cached path.
+"""The hot path's mirrors of config.toml and accounts.json, in `marshal` format: no JSON on the cached path.
 
 `import json` pulls in `re`, `enum` and `functools` — about half a Python start-up, which kubectl
-would pay on every call. The slow path therefore writes two small marshal mirrors next to the
-human-readable files: ``cache/config.marshal`` (the compiled config.toml, tagged with its
-fingerprint) and ``cache/accounts.marshal`` (the account index). They hold no secrets, live in
-private 0700 directories, and are rebuilt whenever their source changes; the hot path type-checks
-what it loads and treats anything odd as a miss. Stdlib only.
+would pay on every call. The full path therefore writes two small marshal mirrors next to the
+human-readable files: ``cache/config.marshal`` (the compiled config.toml) and
+``cache/accounts.marshal`` (the account index), each tagged with what it was built from (see
+``_config`` and ``_index``, which decide when to rebuild them). They hold no secrets and live in
+private 0700 directories.
+
+A mirror is ``MAGIC + SHA-256(payload) + payload``. ``read`` trusts nothing: it reads at most
+MAX_BYTES, and hands the payload to ``marshal.loads`` only when its digest matches — a flipped
+length inside marshal data would otherwise make ``marshal.loads`` allocate gigabytes before it
+notices the data is short. The caller still type-checks every value it uses (the hot path's
+boundary in ``_answer`` turns anything odd into "decline"). Stdlib only.
 """
 
 from __future__ import annotations
@@ -15,7 +21,8 @@ import os
 
 from bblogin import _paths
 
-VERSION = 1
+MAGIC = b"bblogin-mirror-2\n"  # the format's version: a mirror from an older bblogin reads as a miss
+MAX_BYTES = 1 << 20  # a mirror holds a few profiles and accounts: a few KiB
 
 
 def config_path() -> str:
@@ -26,21 +33,41 @@ def accounts_path() -> str:
     return os.path.join(_paths.cache_dir(), "accounts.marshal")
 
 
+def _sha256() -> type:
+    try:
+        from _sha2 import sha256  # type: ignore[import-not-found]  # Python 3.12+: the small built-in module, not hashlib
+    except ImportError:
+        try:
+            from _sha256 import sha256  # type: ignore[import-not-found,no-redef]  # Python 3.11
+        except ImportError:
+            from hashlib import sha256  # type: ignore[assignment]
+    return sha256  # type: ignore[no-any-return]
+
+
 def write(path: str, data: dict) -> None:
     from bblogin._files import atomic_write_bytes
 
-    atomic_write_bytes(path, marshal.dumps({"v": VERSION, "data": data}))
+    payload = marshal.dumps(data)
+    if len(MAGIC) + 32 + len(payload) > MAX_BYTES:
+        raise ValueError(f"the hot-path mirror {path} would exceed {MAX_BYTES} bytes")
+    atomic_write_bytes(path, MAGIC + _sha256()(payload).digest() + payload)
 
 
 def read(path: str) -> dict | None:
+    """The mirror's data, or None when it is missing, too big, damaged or not a dict."""
     try:
         with open(path, "rb") as fh:
-            loaded = marshal.loads(fh.read())
-    except (OSError, EOFError, ValueError, TypeError):
+            blob = fh.read(MAX_BYTES + 1)
+    except OSError:
         return None
-    if not isinstance(loaded, dict) or loaded.get("v") != VERSION or not isinstance(loaded.get("data"), dict):
+    head = len(MAGIC) + 32
+    if len(blob) > MAX_BYTES or blob[: len(MAGIC)] != MAGIC or _sha256()(blob[head:]).digest() != blob[len(MAGIC) : head]:
         return None
-    return loaded["data"]
+    try:
+        data = marshal.loads(blob[head:])
+    except (EOFError, ValueError, TypeError, MemoryError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def fingerprint(path: str) -> list[int] | None:
@@ -54,12 +81,5 @@ def fingerprint(path: str) -> list[int] | None:
 
 def token_digest(token: str) -> str:
     """SHA-256 of a token, hex: the index records which token was verified; the hot path checks
-    that the keyring still holds exactly that one. Uses the small built-in module, not hashlib."""
-    try:
-        from _sha2 import sha256  # type: ignore[import-not-found]  # Python 3.12+
-    except ImportError:
-        try:
-            from _sha256 import sha256  # type: ignore[import-not-found,no-redef]  # Python 3.11
-        except ImportError:
-            from hashlib import sha256  # type: ignore[assignment]
-    return sha256(token.encode()).hexdigest()
+    that the keyring still holds exactly that one."""
+    return str(_sha256()(token.encode()).hexdigest())

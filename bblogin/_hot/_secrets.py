@@ -1,12 +1,16 @@
-"""Hot-path secret reads, standard library only: the Secret Service over raw D-Bus, or the
-plaintext file. Returns None on any miss or doubt — the slow path then decides properly."""
+"""Hot-path secret reads, standard library only: the Secret Service over raw D-Bus (``_dbus``), or
+the plaintext file. Returns None on any miss or doubt — the full path then decides properly."""
 
 from __future__ import annotations
 
 import os
 import sys
 
+from bblogin import _paths
 from bblogin._store import _chunks
+
+MAX_PLAINTEXT_BYTES = 1 << 20
+MAX_PARTS = 64  # 64 KB of token: far beyond any IdP's, and a bound on what a bad header asks for
 
 
 def _keyring_is_secret_service() -> bool:
@@ -19,25 +23,43 @@ def _keyring_is_secret_service() -> bool:
     )
 
 
+def _read_plaintext(account_id: str, kind: str) -> str | None:
+    try:
+        with open(_paths.plaintext_file(account_id), "rb") as fh:
+            blob = fh.read(MAX_PLAINTEXT_BYTES + 1)
+    except OSError:
+        return None
+    if len(blob) > MAX_PLAINTEXT_BYTES:
+        return None
+    import json  # only plaintext storage (an explicit choice) pays for it
+
+    try:
+        value = json.loads(blob).get(kind)
+    except (ValueError, AttributeError, RecursionError):
+        return None
+    return value if isinstance(value, str) else None
+
+
 def read_secret(account_id: str, kind: str, storage: str = "keyring", timeout: float = 2.0) -> str | None:
     if storage == "plaintext":
-        from bblogin._store import _plaintext
-
-        return _plaintext.read_all(account_id).get(kind)
+        return _read_plaintext(account_id, kind)
     if not _keyring_is_secret_service():
         return None
     from bblogin._hot._dbus import SecretReader, SecretServiceUnavailable
 
+    def query(name: str) -> dict[str, str]:
+        return {"service": _chunks.SERVICE, "username": name}
+
     try:
         with SecretReader(timeout) as reader:
-            def get(name: str) -> str | None:
-                raw = reader.read({"service": _chunks.SERVICE, "username": name})
-                return raw.decode() if raw is not None else None
-
-            stored = get(_chunks.entry_name(account_id, kind))
+            (raw,) = reader.read([query(_chunks.entry_name(account_id, kind))])
+            stored = raw.decode() if raw is not None else None
             header = _chunks.parse_header(stored) if stored is not None else None
             if header is None:
                 return stored
-            return _chunks.join(header, [get(_chunks.entry_name(account_id, kind, i)) for i in range(1, header[0] + 1)])
+            if header[0] > MAX_PARTS:
+                return None
+            parts = reader.read([query(_chunks.entry_name(account_id, kind, i)) for i in range(1, header[0] + 1)])
+            return _chunks.join(header, [p.decode() if p is not None else None for p in parts])
     except (SecretServiceUnavailable, UnicodeDecodeError):
         return None

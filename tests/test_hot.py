@@ -1,0 +1,142 @@
+"""The hot path (bblogin/_hot) declines instead of failing: any doubt means the full path, never
+a traceback. A Secret Service that hangs or answers nonsense (a fake peer on a unix socket: the
+real one cannot be made to misbehave like this), mirrors of the right format but the wrong shape,
+and a mirror with a corrupted length."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import resource
+import subprocess
+import time
+
+import pytest
+
+from bblogin import _paths
+from bblogin._cli import launcher_command
+from bblogin._hot import _mirror
+from bblogin._hot._secrets import read_secret
+from tests.test_session import login
+from tests.tools.fake_dbus import fake_bus
+
+EXEC_INFO = '{"apiVersion":"client.authentication.k8s.io/v1","spec":{"interactive":false}}'
+
+
+def kubectl(*args: str, env: dict[str, str] | None = None, limit_memory: int | None = None) -> subprocess.CompletedProcess[bytes]:
+    """`bblogin kubectl` as kubectl starts it (the launcher), not interactive."""
+
+    def limit() -> None:
+        if limit_memory:
+            resource.setrlimit(resource.RLIMIT_AS, (limit_memory, limit_memory))
+
+    return subprocess.run(
+        launcher_command("kubectl", *args), capture_output=True, timeout=90, env={**os.environ, "KUBERNETES_EXEC_INFO": EXEC_INFO, **(env or {})}, preexec_fn=limit
+    )
+
+
+def full_path_answer(*args: str) -> bytes:
+    done = kubectl(*args, env={"BBLOGIN_NO_FAST_PATH": "1"})
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+# -- a Secret Service that misbehaves ------------------------------------------------------------------
+@pytest.mark.parametrize("behaviour", ["hang", "empty", "huge", "trickle"])
+def test_fast_read_declines_a_misbehaving_secret_service_in_time(monkeypatch: pytest.MonkeyPatch, behaviour: str) -> None:
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.SecretService.Keyring")
+    with fake_bus(behaviour) as address:
+        monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", address)
+        start = time.monotonic()
+        assert read_secret("acct1", "id_token", timeout=1.0) is None
+        assert time.monotonic() - start < 5  # one deadline for the whole read, however the peer stalls
+
+
+@pytest.mark.parametrize("behaviour", ["hang", "empty"])
+def test_kubectl_with_a_misbehaving_secret_service_gets_the_full_paths_error(keyring_secret_service, devidp, behaviour: str) -> None:
+    login(devidp)
+    with fake_bus(behaviour) as address:
+        done = kubectl("--profile", "dev", env={"DBUS_SESSION_BUS_ADDRESS": address, "BBLOGIN_KEYRING_TIMEOUT": "2"})
+    stderr = done.stderr.decode()
+    assert "Traceback" not in stderr and "internal error" not in stderr, stderr
+    assert done.returncode == 6 and done.stdout == b"", stderr  # exit 6: the keyring (docs/exit-codes.md)
+
+
+# -- mirrors that are not what they should be -----------------------------------------------------------
+def _accounts_mirror() -> dict:
+    mirror = _mirror.read(_mirror.accounts_path())
+    assert mirror is not None
+    return mirror
+
+
+def _config_mirror() -> dict:
+    mirror = _mirror.read(_mirror.config_path())
+    assert mirror is not None
+    return mirror
+
+
+WRONG_SHAPES = {
+    "index is a list": lambda m: {**m, "index": []},
+    "accounts is a list": lambda m: {**m, "index": {**m["index"], "accounts": ["x"]}},
+    "active is a string": lambda m: {**m, "index": {**m["index"], "active": "dev"}},
+    "an account is a list": lambda m: {**m, "index": {**m["index"], "accounts": {k: [1] for k in m["index"]["accounts"]}}},
+    "tokens is a string": lambda m: {**m, "index": {**m["index"], "accounts": {k: {**a, "tokens": "x"} for k, a in m["index"]["accounts"].items()}}},
+    "an id is an int": lambda m: {**m, "index": {**m["index"], "accounts": {k: {**a, "id": 5} for k, a in m["index"]["accounts"].items()}}},
+}
+WRONG_CONFIG_SHAPES = {
+    "profiles is a list": lambda m: {**m, "profiles": ["dev"]},
+    "a profile is a string": lambda m: {**m, "profiles": {"dev": "x"}},
+    "refresh_margin is a string": lambda m: {**m, "profiles": {"dev": {**m["profiles"]["dev"], "refresh_margin": "60"}}},
+    "git_hosts is a dict": lambda m: {**m, "git_hosts": {"x": 1}},
+}
+
+
+@pytest.mark.parametrize("shape", sorted(WRONG_SHAPES) + sorted(WRONG_CONFIG_SHAPES))
+def test_a_mirror_of_the_wrong_shape_means_the_full_path(keyring_secret_service, devidp, shape: str) -> None:
+    login(devidp)
+    want = full_path_answer("--profile", "dev")
+    if shape in WRONG_SHAPES:
+        _mirror.write(_mirror.accounts_path(), WRONG_SHAPES[shape](_accounts_mirror()))
+    else:
+        _mirror.write(_mirror.config_path(), WRONG_CONFIG_SHAPES[shape](_config_mirror()))
+    done = kubectl("--profile", "dev")
+    assert "Traceback" not in done.stderr.decode(), done.stderr.decode()
+    assert done.returncode == 0 and done.stdout == want
+
+
+def test_a_corrupted_length_in_a_mirror_allocates_nothing(keyring_secret_service, devidp) -> None:
+    """A marshal list whose length says 2**31-1: marshal.loads would ask for 16 GiB before it
+    noticed the data is short. Under a 1 GiB address-space limit the call still answers."""
+    login(devidp)
+    want = full_path_answer("--profile", "dev")
+    path = pathlib.Path(_mirror.accounts_path())
+    blob = bytearray(path.read_bytes())
+    at = blob.index(b"groups") + len(b"groups")
+    assert blob[at] & 0x7F == ord("["), "the account's groups should follow their key as a marshal list"
+    blob[at + 1 : at + 5] = (2**31 - 1).to_bytes(4, "little")
+    path.write_bytes(bytes(blob))
+    done = kubectl("--profile", "dev", limit_memory=1 << 30)
+    stderr = done.stderr.decode()
+    assert "Traceback" not in stderr and "MemoryError" not in stderr, stderr
+    assert done.returncode == 0 and done.stdout == want
+
+
+def test_an_oversized_mirror_is_not_read(keyring_secret_service, devidp) -> None:
+    login(devidp)
+    want = full_path_answer("--profile", "dev")
+    path = pathlib.Path(_mirror.accounts_path())
+    path.write_bytes(path.read_bytes() + b"\0" * (_mirror.MAX_BYTES + 1))
+    assert _mirror.read(str(path)) is None
+    done = kubectl("--profile", "dev")
+    assert done.returncode == 0 and done.stdout == want and b"Traceback" not in done.stderr
+
+
+def test_a_mirror_in_a_foreign_format_is_a_miss(tmp_path: pathlib.Path) -> None:
+    import marshal
+
+    path = tmp_path / "m"
+    path.write_bytes(marshal.dumps({"v": 1, "data": {}}))  # what bblogin before the digest wrote
+    assert _mirror.read(str(path)) is None
+    _mirror.write(str(path), {"a": [1, 2]})
+    assert _mirror.read(str(path)) == {"a": [1, 2]}
+    assert _paths.cache_dir()  # the mirror helpers resolve under the test's private home
