@@ -140,3 +140,14 @@ def test_a_mirror_in_a_foreign_format_is_a_miss(tmp_path: pathlib.Path) -> None:
     _mirror.write(str(path), {"a": [1, 2]})
     assert _mirror.read(str(path)) == {"a": [1, 2]}
     assert _paths.cache_dir()  # the mirror helpers resolve under the test's private home
+
+
+# -- flags -------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("argv", [["--profile", "a", "-p", "b"], ["-p", "b", "--profile=a"], ["--profile", "b", "--profile", "a"]])
+def test_a_repeated_flag_gets_the_full_paths_answer(keyring_secret_service, devidp_factory, argv: list[str]) -> None:
+    """argparse keeps the last of a repeated flag; the hot path declines rather than guess."""
+    login(devidp_factory(default_user="alice"), "a")
+    login(devidp_factory(default_user="bob"), "b")
+    done = kubectl(*argv)
+    assert full_path_answer("--profile", "a") != full_path_answer("--profile", "b")
+    assert done.returncode == 0 and done.stdout == full_path_answer(*argv) == full_path_answer("--profile", argv[-1].removeprefix("--profile="))

@@ -24,27 +24,38 @@ TYPE_CHECKING = False  # typing/collections.abc cost the hot path more than its 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-_KUBECTL_VALUE_FLAGS = ("--profile", "-p", "--account", "-a", "--issuer", "--client-id", "--client-secret", "--provider", "--connector-id", "--scope", "--ca-file")
+# --provider and --scope are not here: they change which profile the full path builds (and argparse
+# checks --provider's choices), so the hot path leaves them to it.
+_KUBECTL_VALUE_FLAGS = ("--profile", "-p", "--account", "-a", "--issuer", "--client-id", "--client-secret", "--connector-id", "--ca-file")
+_ALIASES = {"-p": "--profile", "-a": "--account"}
 
 
 def _parse(argv: list[str], value_flags: tuple[str, ...], bool_flags: tuple[str, ...]) -> dict | None:
-    """A strict subset of the argparse grammar; None for anything else (argparse will judge it)."""
+    """A strict subset of the argparse grammar, keyed by each flag's long name; None for anything
+    else, and argparse will judge it. Declined: a flag given twice under any of its names
+    (argparse keeps the last, a hand-written parser easily the first), a separate value that
+    starts with "-" (argparse may read it as a flag), ``-x=value``, abbreviations."""
     out: dict = {}
     i = 0
     while i < len(argv):
         arg = argv[i]
         name, eq, value = arg.partition("=")
         if name in value_flags:
+            if eq and not name.startswith("--"):
+                return None
             if not eq:
                 i += 1
-                if i >= len(argv):
+                if i >= len(argv) or argv[i].startswith("-"):
                     return None
                 value = argv[i]
-            out[name] = value
         elif arg in bool_flags:
-            out[arg] = True
+            name, value = arg, True
         else:
             return None
+        name = _ALIASES.get(name, name)
+        if name in out:
+            return None
+        out[name] = value
         i += 1
     return out
 
@@ -103,7 +114,7 @@ def adhoc_profile_name(issuer: str, client_id: str) -> str:
 def kubectl(argv: list[str]) -> bytes | None:
     """The ExecCredential for ``bblogin kubectl ARGV``, or None when the full command must answer."""
     opts = _parse(argv, _KUBECTL_VALUE_FLAGS, ("--use-access-token",))
-    if opts is None or "--scope" in opts:
+    if opts is None:
         return None
     from bblogin import _kubectl
 
@@ -115,16 +126,16 @@ def kubectl(argv: list[str]) -> bytes | None:
     name: str | None
     profile: dict | None
     if issuer or client_id:
-        if not (issuer and client_id) or "--profile" in opts or "-p" in opts:
+        if not (issuer and client_id) or "--profile" in opts:
             return None
         name = adhoc_profile_name(issuer, client_id)
         profile = {"issuer": issuer, "client_id": client_id, "refresh_margin": 60, "use_access_token": False}
     else:
-        name = opts.get("--profile") or opts.get("-p") or config.get("default_profile")
+        name = opts.get("--profile") or config.get("default_profile")
         profile = (config.get("profiles") or {}).get(name)
         if not profile:
             return None
-    account = _account(name, opts.get("--account") or opts.get("-a")) if name else None
+    account = _account(name, opts.get("--account")) if name else None
     if account is None:
         return None
     kind = "access_token" if opts.get("--use-access-token") or profile.get("use_access_token") else "id_token"
