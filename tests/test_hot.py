@@ -9,6 +9,7 @@ import os
 import pathlib
 import resource
 import subprocess
+import sys
 import time
 
 import pytest
@@ -151,3 +152,54 @@ def test_a_repeated_flag_gets_the_full_paths_answer(keyring_secret_service, devi
     done = kubectl(*argv)
     assert full_path_answer("--profile", "a") != full_path_answer("--profile", "b")
     assert done.returncode == 0 and done.stdout == full_path_answer(*argv) == full_path_answer("--profile", argv[-1].removeprefix("--profile="))
+
+
+# -- the unit and what it may import -----------------------------------------------------------------
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+# What the hot path may load beyond what `python -S -c pass` has already loaded: its own package,
+# the stdlib-only protocol and path modules it shares with the full path, and a few C modules.
+ALLOWED = {
+    "bblogin", "bblogin._hot", "bblogin._hot._answer", "bblogin._hot._mirror", "bblogin._hot._secrets", "bblogin._hot._dbus",
+    "bblogin._paths", "bblogin._kubectl", "bblogin._gitcred", "bblogin._timefmt", "bblogin._errors", "bblogin._store", "bblogin._store._chunks",
+    "os", "os.path", "posixpath", "genericpath", "stat", "_stat", "_collections_abc",  # the launcher needs os anyway
+    "__future__", "marshal", "_socket", "struct", "_struct", "time", "_sha256", "_sha2",
+}  # fmt: skip
+PLAINTEXT_ALSO = {"json", "json.decoder", "json.scanner", "json.encoder", "_json", "re", "enum", "functools", "operator", "keyword", "reprlib", "collections", "itertools", "_collections", "_functools", "_operator", "types", "sre_compile", "sre_parse", "sre_constants", "_sre", "copyreg", "re._casefix", "re._compiler", "re._constants", "re._parser"}  # fmt: skip
+
+
+def _hot_imports(argv: list[str], stdin: bytes = b"") -> tuple[int | None, set[str]]:
+    """Run the hot path's entry (as the launcher does, on the bare interpreter) in a fresh process;
+    its exit code (None: declined) and every module it loaded."""
+    probe = (
+        "import sys; sys.path.insert(0, sys.argv[1]); before = set(sys.modules)\n"
+        "from bblogin._hot._answer import answer\n"
+        "code = answer(sys.argv[2:]); sys.stdout.flush()\n"
+        "sys.stderr.write(repr((code, sorted(set(sys.modules) - before))))\n"
+    )
+    done = subprocess.run([sys.executable, "-S", "-c", probe, str(ROOT), *argv], input=stdin, capture_output=True, timeout=60, env={**os.environ, "KUBERNETES_EXEC_INFO": EXEC_INFO})
+    code, modules = eval(done.stderr.decode().splitlines()[-1])  # noqa: S307  # our own probe's repr
+    return code, set(modules)
+
+
+def test_the_hot_path_imports_only_its_allow_list(keyring_secret_service, devidp, tmp_path: pathlib.Path) -> None:
+    login(devidp)
+    done = subprocess.run([sys.executable, "-m", "bblogin", "setup", "git", "--host", "http://127.0.0.1:9", "--profile", "dev", "--file", str(tmp_path / "gitconfig")], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    cases = {
+        "kubectl hit": (["kubectl", "--profile", "dev"], b"", 0),
+        "git hit": (["git-credential", "get"], b"protocol=http\nhost=127.0.0.1:9\n\n", 0),
+        "git, not our host": (["git-credential", "get"], b"protocol=https\nhost=elsewhere.example\n\n", 0),
+        "kubectl decline (no such account)": (["kubectl", "--profile", "dev", "--account", "nobody"], b"", None),
+        "kubectl decline (unknown flag)": (["kubectl", "--bogus"], b"", None),
+    }
+    for name, (argv, stdin, want) in cases.items():
+        code, modules = _hot_imports(argv, stdin)
+        assert code == want, name
+        assert modules <= ALLOWED, (name, sorted(modules - ALLOWED), sorted(modules))
+
+
+def test_the_hot_path_with_plaintext_storage_adds_only_json(devidp) -> None:
+    login(devidp, "dev", "--insecure-storage")
+    code, modules = _hot_imports(["kubectl", "--profile", "dev"])
+    assert code == 0
+    assert modules <= ALLOWED | PLAINTEXT_ALSO, sorted(modules - ALLOWED - PLAINTEXT_ALSO)
