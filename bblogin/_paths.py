@@ -11,8 +11,6 @@ each location (tests and portable installs use them).
   cache dir   config.marshal + accounts.marshal (hot-path mirrors), discovery/JWKS   XDG_CACHE_HOME/bblogin
 """
 
-from __future__ import annotations
-
 import os
 import sys
 

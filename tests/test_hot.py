@@ -17,7 +17,7 @@ import pytest
 from bblogin import _paths
 from bblogin._cli import launcher_command
 from bblogin._hot import _mirror
-from bblogin._hot._secrets import read_secret
+from bblogin._hot._answer import read_secret
 from tests.test_session import login
 from tests.tools.fake_dbus import fake_bus
 
@@ -159,10 +159,10 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 # What the hot path may load beyond what `python -S -c pass` has already loaded: its own package,
 # the stdlib-only protocol and path modules it shares with the full path, and a few C modules.
 ALLOWED = {
-    "bblogin", "bblogin._hot", "bblogin._hot._answer", "bblogin._hot._mirror", "bblogin._hot._secrets", "bblogin._hot._dbus",
-    "bblogin._paths", "bblogin._kubectl", "bblogin._gitcred", "bblogin._timefmt", "bblogin._errors", "bblogin._store", "bblogin._store._chunks",
+    "bblogin", "bblogin._hot", "bblogin._hot._answer", "bblogin._hot._mirror", "bblogin._hot._dbus", "bblogin._hot._chunks",
+    "bblogin._paths", "bblogin._kubectl", "bblogin._gitcred", "bblogin._timefmt",
     "os", "os.path", "posixpath", "genericpath", "stat", "_stat", "_collections_abc",  # the launcher needs os anyway
-    "__future__", "marshal", "_socket", "struct", "_struct", "time", "_sha256", "_sha2",
+    "marshal", "_socket", "time", "_sha256", "_sha2",
 }  # fmt: skip
 PLAINTEXT_ALSO = {"json", "json.decoder", "json.scanner", "json.encoder", "_json", "re", "enum", "functools", "operator", "keyword", "reprlib", "collections", "itertools", "_collections", "_functools", "_operator", "types", "sre_compile", "sre_parse", "sre_constants", "_sre", "copyreg", "re._casefix", "re._compiler", "re._constants", "re._parser"}  # fmt: skip
 

@@ -11,14 +11,12 @@ Any doubt — unknown flags, a stale mirror, an expiring token, a locked keyring
 and the full command (``_session``) takes over with locking, refresh and login.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 import time
 
 from bblogin import _paths
-from bblogin._hot import _mirror as _hotcache
+from bblogin._hot import _chunks, _mirror
 
 TYPE_CHECKING = False  # typing/collections.abc cost the hot path more than its own code
 if TYPE_CHECKING:
@@ -61,16 +59,16 @@ def _parse(argv: list[str], value_flags: tuple[str, ...], bool_flags: tuple[str,
 
 
 def _config() -> dict | None:
-    snapshot = _hotcache.read(_hotcache.config_path())
+    snapshot = _mirror.read(_mirror.config_path())
     source = _paths.config_file()
-    if snapshot is None or snapshot.get("source") != source or snapshot.get("fingerprint") != _hotcache.fingerprint(source):
+    if snapshot is None or snapshot.get("source") != source or snapshot.get("fingerprint") != _mirror.fingerprint(source):
         return None
     return snapshot
 
 
 def _account(profile_name: str, account_query: str | None) -> dict | None:
-    mirror = _hotcache.read(_hotcache.accounts_path())
-    if mirror is None or mirror.get("source") != _hotcache.fingerprint(_paths.accounts_file()):
+    mirror = _mirror.read(_mirror.accounts_path())
+    if mirror is None or mirror.get("source") != _mirror.fingerprint(_paths.accounts_file()):
         return None
     index = mirror.get("index") or {}
     accounts = index.get("accounts") or {}
@@ -82,13 +80,63 @@ def _account(profile_name: str, account_query: str | None) -> dict | None:
     return account if isinstance(account, dict) else None
 
 
-def _read_secret(account_id: str, kind: str, storage: str) -> str | None:
-    from bblogin._hot._secrets import read_secret
-
-    return read_secret(account_id, kind, storage)
+MAX_PLAINTEXT_BYTES = 1 << 20
+MAX_PARTS = 64  # 64 KB of token: far beyond any IdP's, and a bound on what a bad header asks for
 
 
-def cached_token(profile: dict, account: dict, kind: str, read: Callable[[str, str, str], str | None] = _read_secret) -> tuple[str, int] | None:
+def _keyring_is_secret_service() -> bool:
+    """Only when keyring would use the Secret Service do we read it directly."""
+    chosen = os.environ.get("PYTHON_KEYRING_BACKEND")
+    if chosen:
+        return chosen == "keyring.backends.SecretService.Keyring"
+    return sys.platform.startswith("linux") and not os.path.exists(
+        os.path.join(os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config"), "python_keyring", "keyringrc.cfg")
+    )
+
+
+def _read_plaintext(account_id: str, kind: str) -> str | None:
+    try:
+        with open(_paths.plaintext_file(account_id), "rb") as fh:
+            blob = fh.read(MAX_PLAINTEXT_BYTES + 1)
+    except OSError:
+        return None
+    if len(blob) > MAX_PLAINTEXT_BYTES:
+        return None
+    import json  # only plaintext storage (an explicit choice) pays for it
+
+    try:
+        value = json.loads(blob).get(kind)
+    except (ValueError, AttributeError, RecursionError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+def read_secret(account_id: str, kind: str, storage: str = "keyring", timeout: float = 2.0) -> str | None:
+    if storage == "plaintext":
+        return _read_plaintext(account_id, kind)
+    if not _keyring_is_secret_service():
+        return None
+    from bblogin._hot._dbus import SecretReader, SecretServiceUnavailable
+
+    def query(name: str) -> dict[str, str]:
+        return {"service": _chunks.SERVICE, "username": name}
+
+    try:
+        with SecretReader(timeout) as reader:
+            (raw,) = reader.read([query(_chunks.entry_name(account_id, kind))])
+            stored = raw.decode() if raw is not None else None
+            header = _chunks.parse_header(stored) if stored is not None else None
+            if header is None:
+                return stored
+            if header[0] > MAX_PARTS:
+                return None
+            parts = reader.read([query(_chunks.entry_name(account_id, kind, i)) for i in range(1, header[0] + 1)])
+            return _chunks.join(header, [p.decode() if p is not None else None for p in parts])
+    except (SecretServiceUnavailable, UnicodeDecodeError):
+        return None
+
+
+def cached_token(profile: dict, account: dict, kind: str, read: "Callable[[str, str, str], str | None] | None" = None) -> tuple[str, int] | None:
     """(token, expires_at) when ``kind`` stays valid beyond the profile's margin and the stored
     value is the very token that was verified for this profile's issuer and client; else None."""
     info = (account.get("tokens") or {}).get(kind) or {}
@@ -97,8 +145,8 @@ def cached_token(profile: dict, account: dict, kind: str, read: Callable[[str, s
         return None
     if account.get("issuer") != profile.get("issuer") or account.get("client_id") != profile.get("client_id"):
         return None
-    token = read(account["id"], kind, account.get("storage", "keyring"))
-    if not token or info.get("sha256") != _hotcache.token_digest(token):
+    token = (read or read_secret)(account["id"], kind, account.get("storage", "keyring"))
+    if not token or info.get("sha256") != _mirror.token_digest(token):
         return None
     return token, expires_at
 

@@ -1,23 +1,21 @@
 """A minimal, standard-library-only D-Bus client that reads secrets from the Secret Service.
 
-The hot path (kubectl, git) must answer in about two Python start-ups; importing keyring costs
-about five, jeepney about one and a half. Reading one secret needs only a handful of D-Bus calls —
-Hello, OpenSession("plain"), SearchItems, GetSecrets — so this module speaks the wire protocol
-itself: little-endian marshalling of the few types those calls use, SASL EXTERNAL auth, and a
-socket timeout on every read. It only reads; writes go through `keyring` on the slow path.
+The hot path (kubectl, git) must answer in little more than a Python start-up; importing keyring
+costs about five, jeepney about one and a half. Reading one secret needs only a handful of D-Bus
+calls — Hello, OpenSession("plain"), SearchItems, GetSecrets — so this module speaks the wire
+protocol itself: little-endian marshalling of the few types those calls use (with int.to_bytes:
+even `struct` costs a shared-library load), SASL EXTERNAL auth, and the calls pipelined so that
+the whole read is two round trips to the bus (see ``Connection``). It only reads; writes go
+through `keyring` on the full path.
 
-Anything unexpected raises :class:`SecretServiceUnavailable`; the caller falls back to the slow
-path, which reports the problem properly.
+Anything unexpected raises :class:`SecretServiceUnavailable`; the hot path then declines and the
+full path, going through `keyring`, reports the problem properly. No ``from __future__ import
+annotations`` here or anywhere on the hot path: that import alone is a module load.
 """
-
-from __future__ import annotations
 
 import _socket  # socket.py pulls in enum and selectors: a fifth of a start-up for nothing here
 import os
-import struct
 import time
-
-from bblogin._errors import StorageError
 
 TYPE_CHECKING = False  # typing costs the hot path a fifth of a start-up
 if TYPE_CHECKING:
@@ -28,10 +26,16 @@ SECRETS = ("org.freedesktop.secrets", "/org/freedesktop/secrets", "org.freedeskt
 _ALIGN = {"y": 1, "b": 4, "n": 2, "q": 2, "i": 4, "u": 4, "x": 8, "t": 8, "d": 8, "s": 4, "o": 4, "g": 1, "a": 4, "(": 8, "{": 8, "v": 1, "h": 4}
 MAX_MESSAGE = 1 << 20  # header fields + body; a secret is a few KiB (D-Bus itself allows 128 MiB)
 MAX_AUTH_LINE = 1024
-_FIXED = {"y": "B", "b": "I", "n": "h", "q": "H", "i": "i", "u": "I", "x": "q", "t": "Q", "d": "d", "h": "I"}
+_FIXED = {"y": (1, False), "b": (4, False), "n": (2, True), "q": (2, False), "i": (4, True), "u": (4, False), "x": (8, True), "t": (8, False), "h": (4, False)}  # size, signed
 
 
-class SecretServiceUnavailable(StorageError):
+def _u32(data: bytes, pos: int) -> int:
+    if pos + 4 > len(data):
+        raise SecretServiceUnavailable("D-Bus message cut short")
+    return int.from_bytes(data[pos : pos + 4], "little")
+
+
+class SecretServiceUnavailable(Exception):
     """No session bus, no Secret Service, a locked item, or an answer this client cannot read."""
 
 
@@ -65,14 +69,15 @@ class _Writer:
     def pad(self, n: int) -> None:
         self.buf += b"\0" * (-len(self.buf) % n)
 
-    def put(self, t: str, value: Any) -> None:
+    def put(self, t: str, value: "Any") -> None:
         c = t[0]
         self.pad(_ALIGN[c])
         if c in _FIXED:
-            self.buf += struct.pack("<" + _FIXED[c], value)
+            size, signed = _FIXED[c]
+            self.buf += int(value).to_bytes(size, "little", signed=signed)
         elif c in "so":
             data = str(value).encode()
-            self.buf += struct.pack("<I", len(data)) + data + b"\0"
+            self.buf += len(data).to_bytes(4, "little") + data + b"\0"
         elif c == "g":
             data = str(value).encode()
             self.buf += bytes([len(data)]) + data + b"\0"
@@ -89,7 +94,7 @@ class _Writer:
             items = value.items() if elem[0] == "{" else value
             for item in items:
                 self.put(elem, item)
-            struct.pack_into("<I", self.buf, at, len(self.buf) - start)
+            self.buf[at : at + 4] = (len(self.buf) - start).to_bytes(4, "little")
         elif c in "({":
             for sub, item in zip(_split(t[1:-1]), value, strict=True):  # type: ignore[call-overload]
                 self.put(sub, item)
@@ -108,16 +113,17 @@ class _Reader:
         if self.pos > len(self.data):
             raise SecretServiceUnavailable("D-Bus string longer than its message")
 
-    def get(self, t: str) -> Any:
+    def get(self, t: str) -> "Any":
         c = t[0]
         self.align(_ALIGN[c])
         if c in _FIXED:
-            fmt = "<" + _FIXED[c]
-            (value,) = struct.unpack_from(fmt, self.data, self.pos)
-            self.pos += struct.calcsize(fmt)
-            return value
+            size, signed = _FIXED[c]
+            if self.pos + size > len(self.data):
+                raise SecretServiceUnavailable("D-Bus message cut short")
+            self.pos += size
+            return int.from_bytes(self.data[self.pos - size : self.pos], "little", signed=signed)
         if c in "so":
-            (n,) = struct.unpack_from("<I", self.data, self.pos)
+            n = _u32(self.data, self.pos)
             self.pos += 4 + n + 1
             self._check()
             return self.data[self.pos - n - 1 : self.pos - 1].decode()
@@ -130,7 +136,7 @@ class _Reader:
             sig = str(self.get("g"))
             return self.get(sig)
         if c == "a":
-            (n,) = struct.unpack_from("<I", self.data, self.pos)
+            n = _u32(self.data, self.pos)
             self.pos += 4
             elem = t[1:]
             self.align(_ALIGN[elem[0]])
@@ -207,7 +213,7 @@ class Connection:
         self.authenticated = False
         self.send(BUS, "Hello")
 
-    def __enter__(self) -> Connection:
+    def __enter__(self) -> "Connection":
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -255,7 +261,7 @@ class Connection:
         if signature:
             fields.append((8, ("g", signature)))
         head = _Writer()
-        head.buf += struct.pack("<cBBBII", b"l", 1, 0, 1, len(body.buf), self.serial)
+        head.buf += b"l\1\0\1" + len(body.buf).to_bytes(4, "little") + self.serial.to_bytes(4, "little")
         head.put("a(yv)", fields)
         head.pad(8)
         self.outbox += head.buf + body.buf
@@ -274,7 +280,7 @@ class Connection:
             fixed = self._recv_exact(16)
             if fixed[:1] != b"l":
                 raise SecretServiceUnavailable("big-endian D-Bus replies are not supported")
-            body_len, _serial, fields_len = struct.unpack_from("<III", fixed, 4)
+            body_len, fields_len = _u32(fixed, 4), _u32(fixed, 12)
             if fields_len + body_len > MAX_MESSAGE:
                 raise SecretServiceUnavailable("D-Bus sent an oversized message")
             message = fixed + self._recv_exact(fields_len + (-(16 + fields_len) % 8) + body_len)
@@ -303,7 +309,7 @@ class SecretReader:
         self.opening: int | None = self.bus.send(SECRETS, "OpenSession", "sv", "plain", ("s", ""))
         self.session = ""
 
-    def __enter__(self) -> SecretReader:
+    def __enter__(self) -> "SecretReader":
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -338,5 +344,5 @@ class SecretReader:
             return out
         except SecretServiceUnavailable:
             raise
-        except (OSError, struct.error, IndexError, ValueError, TypeError, KeyError, AttributeError, UnicodeDecodeError, RecursionError, MemoryError) as exc:
+        except (OSError, IndexError, ValueError, TypeError, KeyError, AttributeError, UnicodeDecodeError, RecursionError, MemoryError) as exc:
             raise SecretServiceUnavailable(f"Secret Service read failed ({type(exc).__name__})") from None

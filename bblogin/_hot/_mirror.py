@@ -14,8 +14,6 @@ notices the data is short. The caller still type-checks every value it uses (the
 boundary in ``_answer`` turns anything odd into "decline"). Stdlib only.
 """
 
-from __future__ import annotations
-
 import marshal
 import os
 
@@ -34,13 +32,16 @@ def accounts_path() -> str:
 
 
 def _sha256() -> type:
+    """The small C module, not hashlib (which loads OpenSSL); found without a failed import."""
+    import sys
+
     try:
-        from _sha2 import sha256  # type: ignore[import-not-found]  # Python 3.12+: the small built-in module, not hashlib
+        if sys.version_info >= (3, 12):
+            from _sha2 import sha256  # type: ignore[import-not-found]
+        else:
+            from _sha256 import sha256  # type: ignore[import-not-found,no-redef]
     except ImportError:
-        try:
-            from _sha256 import sha256  # type: ignore[import-not-found,no-redef]  # Python 3.11
-        except ImportError:
-            from hashlib import sha256  # type: ignore[assignment]
+        from hashlib import sha256  # type: ignore[assignment]
     return sha256  # type: ignore[no-any-return]
 
 

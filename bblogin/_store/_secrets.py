@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 
 from bblogin import _paths
-from bblogin._store import _chunks, _keyring, _plaintext
+from bblogin._hot import _chunks
+from bblogin._store import _keyring, _plaintext
 from bblogin._tokens import TOKEN_KINDS
 
 DEFAULT_TIMEOUT = 5.0
