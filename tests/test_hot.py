@@ -158,13 +158,13 @@ def test_a_repeated_flag_gets_the_full_paths_answer(keyring_secret_service, devi
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # What the hot path may load beyond what `python -S -c pass` has already loaded: its own package,
 # the stdlib-only protocol and path modules it shares with the full path, and a few C modules.
+# Plaintext storage (an explicit choice) may add json and what json brings.
 ALLOWED = {
     "bblogin", "bblogin._hot", "bblogin._hot._answer", "bblogin._hot._mirror", "bblogin._hot._dbus", "bblogin._hot._chunks",
     "bblogin._paths", "bblogin._kubectl", "bblogin._gitcred", "bblogin._timefmt",
-    "os", "os.path", "posixpath", "genericpath", "stat", "_stat", "_collections_abc",  # the launcher needs os anyway
-    "marshal", "_socket", "time", "_sha256", "_sha2",
+    "marshal", "_socket", "time", "_sha256", "_sha2", "pwd",  # not even os: see bblogin/_paths.py
 }  # fmt: skip
-PLAINTEXT_ALSO = {"json", "json.decoder", "json.scanner", "json.encoder", "_json", "re", "enum", "functools", "operator", "keyword", "reprlib", "collections", "itertools", "_collections", "_functools", "_operator", "types", "sre_compile", "sre_parse", "sre_constants", "_sre", "copyreg", "re._casefix", "re._compiler", "re._constants", "re._parser"}  # fmt: skip
+PLAINTEXT_ALSO = {"os", "os.path", "posixpath", "genericpath", "stat", "_stat", "_collections_abc", "json", "json.decoder", "json.scanner", "json.encoder", "_json", "re", "enum", "functools", "operator", "keyword", "reprlib", "collections", "itertools", "_collections", "_functools", "_operator", "types", "sre_compile", "sre_parse", "sre_constants", "_sre", "copyreg", "re._casefix", "re._compiler", "re._constants", "re._parser"}  # fmt: skip
 
 
 def _hot_imports(argv: list[str], stdin: bytes = b"") -> tuple[int | None, set[str]]:

@@ -11,7 +11,6 @@ Any doubt — unknown flags, a stale mirror, an expiring token, a locked keyring
 and the full command (``_session``) takes over with locking, refresh and login.
 """
 
-import os
 import sys
 import time
 
@@ -86,11 +85,11 @@ MAX_PARTS = 64  # 64 KB of token: far beyond any IdP's, and a bound on what a ba
 
 def _keyring_is_secret_service() -> bool:
     """Only when keyring would use the Secret Service do we read it directly."""
-    chosen = os.environ.get("PYTHON_KEYRING_BACKEND")
+    chosen = _paths.getenv("PYTHON_KEYRING_BACKEND")
     if chosen:
         return chosen == "keyring.backends.SecretService.Keyring"
-    return sys.platform.startswith("linux") and not os.path.exists(
-        os.path.join(os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config"), "python_keyring", "keyringrc.cfg")
+    return sys.platform.startswith("linux") and not _paths.exists(
+        _paths.join(_paths.getenv("XDG_CONFIG_HOME") or _paths.join(_paths.home(), ".config"), "python_keyring", "keyringrc.cfg")
     )
 
 
@@ -166,7 +165,7 @@ def kubectl(argv: list[str]) -> bytes | None:
         return None
     from bblogin import _kubectl
 
-    api_version = _kubectl.exec_info_api_version(os.environ.get("KUBERNETES_EXEC_INFO"))
+    api_version = _kubectl.exec_info_api_version(_paths.getenv("KUBERNETES_EXEC_INFO"))
     config = _config() if api_version else None
     if config is None or api_version is None:
         return None
@@ -224,7 +223,7 @@ def answer(argv: list[str]) -> int | None:
     command then does the same work carefully and reports any problem with its documented exit
     code. Only the final write is outside: by then the answer is complete.
     """
-    if os.environ.get("BBLOGIN_NO_FAST_PATH"):
+    if _paths.getenv("BBLOGIN_NO_FAST_PATH"):
         return None
     out: bytes | None = None
     if argv[:1] == ["kubectl"]:

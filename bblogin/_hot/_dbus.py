@@ -14,8 +14,10 @@ annotations`` here or anywhere on the hot path: that import alone is a module lo
 """
 
 import _socket  # socket.py pulls in enum and selectors: a fifth of a start-up for nothing here
-import os
 import time
+from posix import getuid  # not os: see _paths
+
+from bblogin import _paths
 
 TYPE_CHECKING = False  # typing costs the hot path a fifth of a start-up
 if TYPE_CHECKING:
@@ -161,7 +163,7 @@ class _Reader:
 def _bus_sockets() -> list[tuple[int, object]]:
     """Socket addresses from DBUS_SESSION_BUS_ADDRESS (unix:path= and unix:abstract=)."""
     out: list[tuple[int, object]] = []
-    for entry in os.environ.get("DBUS_SESSION_BUS_ADDRESS", "").split(";"):
+    for entry in (_paths.getenv("DBUS_SESSION_BUS_ADDRESS") or "").split(";"):
         transport, _, params = entry.partition(":")
         if transport != "unix":
             continue
@@ -171,9 +173,9 @@ def _bus_sockets() -> list[tuple[int, object]]:
         elif "abstract" in kv:
             out.append((_socket.AF_UNIX, "\0" + kv["abstract"]))
     if not out:
-        runtime = os.environ.get("XDG_RUNTIME_DIR")
-        if runtime and os.path.exists(os.path.join(runtime, "bus")):
-            out.append((_socket.AF_UNIX, os.path.join(runtime, "bus")))
+        runtime = _paths.getenv("XDG_RUNTIME_DIR")
+        if runtime and _paths.exists(_paths.join(runtime, "bus")):
+            out.append((_socket.AF_UNIX, _paths.join(runtime, "bus")))
     return out
 
 
@@ -209,7 +211,7 @@ class Connection:
             break
         if self.sock is None:
             raise SecretServiceUnavailable("no D-Bus session bus")
-        self.outbox = bytearray(b"\0AUTH EXTERNAL " + str(os.getuid()).encode().hex().encode() + b"\r\nBEGIN\r\n")
+        self.outbox = bytearray(b"\0AUTH EXTERNAL " + str(getuid()).encode().hex().encode() + b"\r\nBEGIN\r\n")
         self.authenticated = False
         self.send(BUS, "Hello")
 

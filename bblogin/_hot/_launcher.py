@@ -8,10 +8,12 @@ runs on the bare interpreter; when it must fall back to the full command, ``_cli
 `site` in first, so the installed dependencies are importable again.
 """
 
-import os
 import sys
 
-sys.path[0] = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the dir holding bblogin/
+# sys.path[0] is this file's directory, absolute: .../bblogin/_hot. Two levels up holds bblogin/
+# (string operations, not os.path: the hot path runs without `os`, see bblogin/_paths.py).
+for _ in range(2):
+    sys.path[0] = sys.path[0].rpartition("\\" if sys.platform == "win32" else "/")[0]
 
 from bblogin._hot._answer import answer  # noqa: E402
 

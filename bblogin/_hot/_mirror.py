@@ -15,7 +15,6 @@ boundary in ``_answer`` turns anything odd into "decline"). Stdlib only.
 """
 
 import marshal
-import os
 
 from bblogin import _paths
 
@@ -24,11 +23,11 @@ MAX_BYTES = 1 << 20  # a mirror holds a few profiles and accounts: a few KiB
 
 
 def config_path() -> str:
-    return os.path.join(_paths.cache_dir(), "config.marshal")
+    return _paths.join(_paths.cache_dir(), "config.marshal")
 
 
 def accounts_path() -> str:
-    return os.path.join(_paths.cache_dir(), "accounts.marshal")
+    return _paths.join(_paths.cache_dir(), "accounts.marshal")
 
 
 def _sha256() -> type:
@@ -74,7 +73,7 @@ def read(path: str) -> dict | None:
 def fingerprint(path: str) -> list[int] | None:
     """(mtime_ns, size, inode): how a mirror knows its source file has not changed since."""
     try:
-        st = os.stat(path)
+        st = _paths.stat(path)
     except OSError:
         return None
     return [st.st_mtime_ns, st.st_size, st.st_ino]
