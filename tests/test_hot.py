@@ -189,6 +189,8 @@ def test_the_hot_path_imports_only_its_allow_list(keyring_secret_service, devidp
         "kubectl hit": (["kubectl", "--profile", "dev"], b"", 0),
         "git hit": (["git-credential", "get"], b"protocol=http\nhost=127.0.0.1:9\n\n", 0),
         "git, not our host": (["git-credential", "get"], b"protocol=https\nhost=elsewhere.example\n\n", 0),
+        "git store": (["git-credential", "store"], b"protocol=http\nhost=127.0.0.1:9\nusername=u\npassword=p\n\n", 0),
+        "git store, unreadable request": (["git-credential", "store"], b"\0", None),
         "kubectl decline (no such account)": (["kubectl", "--profile", "dev", "--account", "nobody"], b"", None),
         "kubectl decline (unknown flag)": (["kubectl", "--bogus"], b"", None),
     }
@@ -203,3 +205,18 @@ def test_the_hot_path_with_plaintext_storage_adds_only_json(devidp) -> None:
     code, modules = _hot_imports(["kubectl", "--profile", "dev"])
     assert code == 0
     assert modules <= ALLOWED | PLAINTEXT_ALSO, sorted(modules - ALLOWED - PLAINTEXT_ALSO)
+
+
+def test_git_store_gets_the_full_paths_answer(keyring_secret_service, devidp, tmp_path: pathlib.Path) -> None:
+    """git runs `store` after every authenticated request; the hot path answers it (nothing to keep,
+    nothing to say) exactly as the full helper does, and declines what the full helper would
+    report on."""
+    login(devidp)
+    done = subprocess.run([sys.executable, "-m", "bblogin", "setup", "git", "--host", "http://127.0.0.1:9", "--profile", "dev", "--file", str(tmp_path / "gitconfig")], capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    for request in (b"protocol=http\nhost=127.0.0.1:9\nusername=u\npassword=p\n\n", b"protocol=https\nhost=elsewhere.example\n\n", b"\xff\n", b""):
+        hot, full = (
+            subprocess.run(launcher_command("git-credential", "store"), input=request, capture_output=True, timeout=60, env={**os.environ, **extra})
+            for extra in ({}, {"BBLOGIN_NO_FAST_PATH": "1"})
+        )
+        assert (hot.returncode, hot.stdout, hot.stderr) == (full.returncode, full.stdout, full.stderr), request

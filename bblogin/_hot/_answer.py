@@ -214,8 +214,19 @@ def git_credential_get(request: bytes) -> bytes | None:
     return _gitcred.format_response(_gitcred.answer_fields(host, profile, account, hit[0], hit[1], fields))
 
 
+def git_credential_store(request: bytes) -> bytes | None:
+    """``git-credential store``: git hands back a credential that worked. The full helper keeps
+    nothing from it (the keyring already has the token) and prints nothing; with a readable
+    request and a current config mirror it cannot fail either, so the hot path answers the same."""
+    from bblogin import _gitcred
+
+    if _gitcred.parse_request(request) is None or _config() is None:
+        return None
+    return b""
+
+
 def answer(argv: list[str]) -> int | None:
-    """Answer ``kubectl …`` or ``git-credential get`` from the cache: the exit code, or None when
+    """Answer ``kubectl …`` or ``git-credential get|store`` from the cache: the exit code, or None when
     the full command must run (for git, the request it read from stdin is put back first).
 
     This is the hot path's boundary: whatever goes wrong below it — a damaged mirror, a Secret
@@ -231,12 +242,12 @@ def answer(argv: list[str]) -> int | None:
             out = kubectl(argv[1:])
         except Exception:  # noqa: BLE001  # the boundary: any doubt means the full path
             out = None
-    elif argv[:2] == ["git-credential", "get"]:
+    elif argv[:1] == ["git-credential"] and argv[1:] in (["get"], ["store"]):
         from bblogin import _gitcred
 
         request = _gitcred.read_stdin()
         try:
-            out = git_credential_get(request)
+            out = (git_credential_get if argv[1] == "get" else git_credential_store)(request)
         except Exception:  # noqa: BLE001  # the boundary: any doubt means the full path
             out = None
         if out is None:
