@@ -1,6 +1,6 @@
 """The command line: one argparse parser (the source of the completions and the man page) and main().
 
-kubectl and git spawn bblogin on every call, so ``main`` first offers the call to ``_fast``
+kubectl and git spawn bblogin on every call, so ``main`` first offers the call to ``_hot._answer``
 (standard library only: answers from the cache when it can) and builds the argparse parser and
 imports a command module only when it must.
 """

@@ -329,7 +329,7 @@ def save_git_host(host: GitHost, *, path: str | None = None) -> None:
 
 
 def compile_for_hot_path(config: Config) -> None:
-    """Write the hot path's mirror of config.toml (``_hotcache``), tagged with its fingerprint."""
+    """Write the hot path's mirror of config.toml (``_hot._mirror``), tagged with its fingerprint."""
     snapshot = {
         "version": COMPILED_VERSION,
         "source": config.path,

@@ -2,7 +2,7 @@
 
 No secrets live here (those are in ``_store``). Every change is a read-modify-write under a short
 inter-process lock, written atomically, so concurrent bblogin processes never lose each other's
-updates. The hot path (``_fast``) reads the same file as plain JSON.
+updates. The hot path reads its marshal mirror (``_hot._mirror``), never this file.
 """
 
 from __future__ import annotations

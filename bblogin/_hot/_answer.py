@@ -1,14 +1,17 @@
-"""The hot path: answer kubectl and git from the cache with the standard library only.
+"""The hot path's decisions: answer kubectl and git from the cache, or decline.
 
-kubectl and git spawn bblogin on every call. When the active account's token is cached and valid
-for longer than the profile's margin, this module answers without importing argparse, json,
-tomllib, platformdirs, keyring, httpx, authlib or jwt: it reads the marshal mirrors of the
-config and the account index (``_hotcache``), reads the secret over one D-Bus connection, checks
-that it is exactly the token that was verified when it was stored (its SHA-256 is in the index,
-next to the expiry and the issuer/client it was verified against), and prints.
+kubectl and git spawn bblogin on every call. When the account's token is cached and valid for
+longer than the profile's margin, this module answers without argparse, json, tomllib, os,
+platformdirs, keyring, httpx, authlib or jwt: it parses the command line (a strict subset of
+argparse's grammar), reads the marshal mirrors of the config and the account index (``_mirror``),
+reads the secret from the Secret Service (``_dbus``: two round trips) or the plaintext file,
+checks that it is exactly the token that was verified when it was stored (``cached_token``: its
+SHA-256, expiry, issuer and client are in the index; the full path runs the same check), and
+prints.
 
-Any doubt — unknown flags, a stale mirror, an expiring token, a locked keyring — returns None,
-and the full command (``_session``) takes over with locking, refresh and login.
+Any doubt — unknown or repeated flags, a stale or damaged mirror, an expiring token, a locked,
+hung or garbled keyring, an exception of any kind — is "decline" (None), and the full command
+(``_cli.run`` → ``_session``) takes over with locking, refresh, login and proper error messages.
 """
 
 import sys

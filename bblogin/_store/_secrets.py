@@ -4,7 +4,7 @@
 
 Keyring entries: service ``bblogin``, user ``<account id>/<kind>``; values over 1,000 characters
 are chunked (see ``_chunks``). Every keyring call has a timeout (BBLOGIN_KEYRING_TIMEOUT, default
-5 s). The hot path reads the same entries without this module (``_fastread``).
+5 s). The hot path reads the same entries without this module (``_hot._dbus``).
 """
 
 from __future__ import annotations
