@@ -220,3 +220,23 @@ def test_git_store_gets_the_full_paths_answer(keyring_secret_service, devidp, tm
             for extra in ({}, {"BBLOGIN_NO_FAST_PATH": "1"})
         )
         assert (hot.returncode, hot.stdout, hot.stderr) == (full.returncode, full.stdout, full.stderr), request
+
+
+def test_a_reader_that_went_away_gets_no_traceback(keyring_secret_service, devidp) -> None:
+    """kubectl gave up and closed the pipe: the answer cannot be written; exit 1, say nothing."""
+    login(devidp)
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(launcher_command("kubectl", "--profile", "dev"), stdout=write_end, stderr=subprocess.PIPE, timeout=60, env={**os.environ, "KUBERNETES_EXEC_INFO": EXEC_INFO})
+    finally:
+        os.close(write_end)
+    assert done.returncode == 1 and done.stderr == b""
+
+
+def test_configs_written_before_the_hot_package_still_work(keyring_secret_service, devidp) -> None:
+    """Kubeconfigs and git configs from before name bblogin/_launcher.py; it hands over."""
+    login(devidp)
+    old = [sys.executable, "-S", str(ROOT / "bblogin" / "_launcher.py"), "kubectl", "--profile", "dev"]
+    done = subprocess.run(old, capture_output=True, timeout=60, env={**os.environ, "KUBERNETES_EXEC_INFO": EXEC_INFO}, cwd="/")
+    assert done.returncode == 0 and done.stdout == full_path_answer("--profile", "dev"), done.stderr

@@ -235,7 +235,8 @@ def answer(argv: list[str]) -> int | None:
     This is the hot path's boundary: whatever goes wrong below it — a damaged mirror, a Secret
     Service that hangs or answers nonsense, a bug — means "decline", never a traceback; the full
     command then does the same work carefully and reports any problem with its documented exit
-    code. Only the final write is outside: by then the answer is complete.
+    code. Only the final write is outside: by then the answer is complete, and it is flushed
+    here, so a caller may leave at once.
     """
     if _paths.getenv("BBLOGIN_NO_FAST_PATH"):
         return None
@@ -259,5 +260,9 @@ def answer(argv: list[str]) -> int | None:
             sys.stdin = io.TextIOWrapper(io.BytesIO(request))  # the full helper reads the same request
     if out is None:
         return None
-    sys.stdout.buffer.write(out)
+    try:
+        sys.stdout.buffer.write(out)
+        sys.stdout.flush()
+    except OSError:  # the reader went away (kubectl or git gave up): nobody to tell
+        return 1
     return 0
