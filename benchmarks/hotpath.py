@@ -260,7 +260,7 @@ def main() -> int:
     print(f"    interpreter with the launcher's flags (a')       {floor_s:.2f}")
     for name, seconds in phase.items():
         print(f"    {name:48} {seconds / med['a']:.2f}")
-    print(f"    exit and the rest outside the probe's clock      {(gap - sum(phase.values())) / med['a']:.2f}")
+    print(f"    exit (b skips the clean-up a' pays), the rest    {(gap - sum(phase.values())) / med['a']:.2f}")
     rows = [line.split("|") for line in importtime.stderr.splitlines() if line.startswith("import time:") and "cumulative" not in line]
     top = sorted(rows, key=lambda r: int(r[1]), reverse=True)[:8]
     print("  heaviest imports on the hot path (cumulative µs):")
