@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 # checks --provider's choices), so the hot path leaves them to it.
 _KUBECTL_VALUE_FLAGS = ("--profile", "-p", "--account", "-a", "--issuer", "--client-id", "--client-secret", "--connector-id", "--ca-file")
 _ALIASES = {"-p": "--profile", "-a": "--account"}
+MAX_PLAINTEXT_BYTES = 1 << 20
+MAX_PARTS = 64  # 64 KB of token: far beyond any IdP's, and a bound on what a bad header asks for
 
 
 def _parse(argv: list[str], value_flags: tuple[str, ...], bool_flags: tuple[str, ...]) -> dict | None:
@@ -80,10 +82,6 @@ def _account(profile_name: str, account_query: str | None) -> dict | None:
         hits = [a for a in accounts.values() if a.get("profile") == profile_name and account_query in (a.get("id"), a.get("email"), a.get("username"))]
         account = hits[0] if len(hits) == 1 else None
     return account if isinstance(account, dict) else None
-
-
-MAX_PLAINTEXT_BYTES = 1 << 20
-MAX_PARTS = 64  # 64 KB of token: far beyond any IdP's, and a bound on what a bad header asks for
 
 
 def _keyring_is_secret_service() -> bool:
