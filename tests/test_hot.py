@@ -8,11 +8,14 @@ from __future__ import annotations
 import os
 import pathlib
 import resource
+import socket
 import subprocess
 import sys
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bblogin import _paths
 from bblogin._cli import launcher_command
@@ -240,3 +243,43 @@ def test_configs_written_before_the_hot_package_still_work(keyring_secret_servic
     old = [sys.executable, "-S", str(ROOT / "bblogin" / "_launcher.py"), "kubectl", "--profile", "dev"]
     done = subprocess.run(old, capture_output=True, timeout=60, env={**os.environ, "KUBERNETES_EXEC_INFO": EXEC_INFO}, cwd="/")
     assert done.returncode == 0 and done.stdout == full_path_answer("--profile", "dev"), done.stderr
+
+
+# -- whatever the bus sends ----------------------------------------------------------------------------
+SIGNATURES = ["", "s", "vo", "ao", "aoao", "a{o(oayays)}", "a(yv)", "v", "a{sv}", "(ss)"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.binary(max_size=600), st.integers(0, 3), st.sampled_from(SIGNATURES), st.booleans())
+def test_the_secret_reader_turns_any_reply_into_a_value_or_its_own_error(body: bytes, serial: int, signature: str, error: bool) -> None:
+    """After a successful AUTH, replies with random bodies under any signature, to any of our calls
+    (or raw random bytes: serial 0) give a value or SecretServiceUnavailable — nothing else, and
+    never a hang."""
+    from bblogin._hot import _dbus
+
+    if serial:
+        fields = _dbus._Writer()
+        fields.buf += b"l" + bytes([3 if error else 2, 1, 1]) + len(body).to_bytes(4, "little") + (1000 + serial).to_bytes(4, "little")
+        fields.put("a(yv)", [(5, ("u", serial)), (8, ("g", signature))] if signature else [(5, ("u", serial))])
+        fields.pad(8)
+        stream = bytes(fields.buf) + body
+    else:
+        stream = body
+    ours, theirs = socket.socketpair()
+    theirs.sendall(b"OK 0123\r\n" + stream)
+    theirs.shutdown(socket.SHUT_WR)
+    reader = _dbus.SecretReader.__new__(_dbus.SecretReader)
+    bus = _dbus.Connection.__new__(_dbus.Connection)
+    bus.deadline, bus.sock, bus.serial, bus.pending, bus.replies = time.monotonic() + 2, ours, 0, b"", {}
+    bus.outbox, bus.authenticated = bytearray(), False
+    bus.send(_dbus.BUS, "Hello")
+    reader.bus, reader.session = bus, ""
+    reader.opening = bus.send(_dbus.SECRETS, "OpenSession", "sv", "plain", ("s", ""))
+    try:
+        result = reader.read([{"service": "bblogin", "username": "x/id_token"}])
+        assert isinstance(result, list) and all(r is None or isinstance(r, bytes) for r in result)
+    except _dbus.SecretServiceUnavailable:
+        pass
+    finally:
+        ours.close()
+        theirs.close()
