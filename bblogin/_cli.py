@@ -1,6 +1,6 @@
 """The command line: one argparse parser (the source of the completions and the man page) and main().
 
-kubectl and git spawn bblogin on every call, so ``main`` first offers the call to ``_fast``
+kubectl and git spawn bblogin on every call, so ``main`` first offers the call to ``_hot._answer``
 (standard library only: answers from the cache when it can) and builds the argparse parser and
 imports a command module only when it must.
 """
@@ -170,7 +170,7 @@ def _ensure_site() -> None:
 
 def launcher_command(*args: str) -> list[str]:
     """The fastest way for kubectl or git to start bblogin: the bare interpreter and _launcher.py."""
-    return [sys.executable, "-S", os.path.join(os.path.dirname(os.path.abspath(__file__)), "_launcher.py"), *args]
+    return [sys.executable, "-S", os.path.join(os.path.dirname(os.path.abspath(__file__)), "_hot", "_launcher.py"), *args]
 
 
 def run(argv: list[str]) -> int:
@@ -212,23 +212,10 @@ def run(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["kubectl"] and not os.environ.get("BBLOGIN_NO_FAST_PATH"):
-        from bblogin import _fast
+    from bblogin._hot._answer import answer
 
-        code = _fast.kubectl(argv[1:])
-        if code is not None:
-            return code
-    if argv[:2] == ["git-credential", "get"] and not os.environ.get("BBLOGIN_NO_FAST_PATH"):
-        import io
-
-        from bblogin import _fast, _gitcred
-
-        request = _gitcred.read_stdin()
-        code = _fast.git_credential_get(request)
-        if code is not None:
-            return code
-        sys.stdin = io.TextIOWrapper(io.BytesIO(request))  # the full helper reads the same request
-    return run(argv)
+    code = answer(argv)
+    return run(argv) if code is None else code
 
 
 def git_credential_main() -> int:

@@ -23,7 +23,8 @@ import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from bblogin import _files, _hotcache, _paths
+from bblogin import _files, _paths
+from bblogin._hot import _mirror as _hotcache
 from bblogin._errors import ConfigError, ProfileNotFound
 
 PROVIDERS = ("oidc", "bitbucket-cloud", "bitbucket-dc")
@@ -328,7 +329,7 @@ def save_git_host(host: GitHost, *, path: str | None = None) -> None:
 
 
 def compile_for_hot_path(config: Config) -> None:
-    """Write the hot path's mirror of config.toml (``_hotcache``), tagged with its fingerprint."""
+    """Write the hot path's mirror of config.toml (``_hot._mirror``), tagged with its fingerprint."""
     snapshot = {
         "version": COMPILED_VERSION,
         "source": config.path,

@@ -1,6 +1,6 @@
 """Small, careful file helpers: private directories, atomic 0600 writes, tolerant JSON reads.
 
-Stdlib only (the hot path reads JSON through here).
+Stdlib only. (The hot path reads none of these files: see ``bblogin._hot``.)
 """
 
 from __future__ import annotations

@@ -8,8 +8,6 @@ Host matching decides who may receive a token, so it compares parsed parts exact
 path only on segment boundaries — and never uses substrings.
 """
 
-from __future__ import annotations
-
 import sys
 
 MAX_REQUEST_BYTES = 64 * 1024

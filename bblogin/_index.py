@@ -2,7 +2,7 @@
 
 No secrets live here (those are in ``_store``). Every change is a read-modify-write under a short
 inter-process lock, written atomically, so concurrent bblogin processes never lose each other's
-updates. The hot path (``_fast``) reads the same file as plain JSON.
+updates. The hot path reads its marshal mirror (``_hot._mirror``), never this file.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from bblogin import _files, _hotcache, _lock, _paths
+from bblogin import _files, _lock, _paths
+from bblogin._hot import _mirror as _hotcache
 from bblogin._errors import AccountNotFound, StorageError
-from bblogin._hotcache import token_digest
+from bblogin._hot._mirror import token_digest
 from bblogin._tokens import Identity, TokenSet, now
 
 VERSION = 1

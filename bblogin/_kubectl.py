@@ -5,9 +5,6 @@ ExecCredential from stdout; everything for people goes to stderr. We answer in t
 kubectl sent; without the variable (old kubectl), v1beta1, as kubectl's docs prescribe.
 """
 
-from __future__ import annotations
-
-from bblogin._errors import UsageError
 from bblogin._timefmt import rfc3339
 
 V1 = "client.authentication.k8s.io/v1"
@@ -35,6 +32,8 @@ def parse_exec_info(value: str | None) -> tuple[str, bool]:
     if not value:
         return V1BETA1, False
     import json
+
+    from bblogin._errors import UsageError  # not at the top: the hot path has no use for the error tree
 
     try:
         info = json.loads(value)

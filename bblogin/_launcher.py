@@ -1,18 +1,11 @@
-"""The lean launcher kubectl and git run (written by `bblogin setup kubectl|git`):
+"""Kubeconfigs and git configs that `bblogin setup` wrote before the hot path became the
+``bblogin._hot`` package run this file; it hands over to ``bblogin/_hot/_launcher.py``, which
+`bblogin setup` writes now."""
 
-    python -S /path/to/bblogin/_launcher.py kubectl --profile work
-
-pip's console-script wrapper imports `re` before bblogin gets control, and `site` costs a fifth
-of a start-up; together about as much as the whole cached answer. Started like this, the hot path
-runs on the bare interpreter; when it must fall back to the full command, ``_cli.run`` brings
-`site` in first, so the installed dependencies are importable again.
-"""
-
-import os
 import sys
 
-sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the dir holding bblogin/
+SEP = "\\" if sys.platform == "win32" else "/"
+sys.path[0] = sys.path[0].rpartition(SEP)[0]  # .../bblogin -> the dir holding bblogin/
+sys.path.insert(0, SEP.join((sys.path[0], "bblogin", "_hot")))  # what the launcher takes its own directory to be
 
-from bblogin._cli import main  # noqa: E402
-
-raise SystemExit(main())
+from bblogin._hot import _launcher  # noqa: E402,F401  # runs the launcher, which exits

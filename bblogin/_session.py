@@ -5,7 +5,7 @@
     refreshed) → refresh with the refresh token → store the rotated refresh token first →
     (dead grant and interactive → a new login; network trouble → an error, never a browser)
 
-Every frontend (kubectl, git, CLI, TUI) calls :func:`get_credential`; the hot path in ``_fast``
+Every frontend (kubectl, git, CLI, TUI) calls :func:`get_credential`; the hot path in ``_hot._answer``
 answers the common case before this module is even imported.
 """
 
@@ -49,10 +49,10 @@ def login_command(profile: Profile) -> str:
 
 def _fresh(profile: Profile, account: Account, store: SecretStore, kind: str, margin: int) -> Credential | None:
     """The cached ``kind`` token when it stays valid for ``margin`` more seconds — the same test
-    the hot path makes (``_fast.cached_token``), reading through the keyring library."""
+    the hot path makes (``_hot._answer.cached_token``), reading through the keyring library."""
     from dataclasses import asdict
 
-    from bblogin._fast import cached_token
+    from bblogin._hot._answer import cached_token
 
     checks = {"issuer": profile.issuer, "client_id": profile.client_id, "refresh_margin": margin}
     hit = cached_token(checks, asdict(account), kind, read=lambda acct, k, _storage: store.get(acct, k))

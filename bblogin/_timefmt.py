@@ -1,7 +1,5 @@
 """Time formatting shared by the protocol adapters and the CLI. Stdlib only."""
 
-from __future__ import annotations
-
 import time
 
 

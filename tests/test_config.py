@@ -5,7 +5,8 @@ import pathlib
 
 import pytest
 
-from bblogin import _config, _hotcache, _paths
+from bblogin import _config, _paths
+from bblogin._hot import _mirror as _hotcache
 from bblogin._errors import ConfigError, ProfileNotFound
 
 

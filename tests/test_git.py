@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import shlex
 import subprocess
 import sys
 
@@ -223,3 +224,18 @@ def test_erase_ignores_a_credential_that_is_not_ours(wired) -> None:
     subprocess.run(erase, input=f"protocol=http\nhost={host}\nusername=alice\npassword=someone-elses\n\n", text=True, timeout=60, env=os.environ.copy(), check=True)
     assert bblogin("token", "--profile", "dev", "--access-token", "--no-login").stdout.strip() == before
     assert idp.count("/token", "refresh_token") == 0
+
+
+def test_the_helper_answers_store_in_the_shell_and_starts_bblogin_for_the_rest() -> None:
+    """git runs the helper for `get` and, after every accepted request, `store`; bblogin keeps
+    nothing from a `store`, so the shell function drains it without starting Python."""
+    from bblogin._commands.setup_git import helper_value
+
+    helper = helper_value()
+    assert helper.startswith("!") and shlex.quote(sys.executable) in helper
+    script = helper[1:].replace(shlex.quote(sys.executable), "false")  # a Python that always fails
+    request = "protocol=https\nhost=bitbucket.org\nusername=u\npassword=p\n" * 2000  # more than a pipe holds
+    store = subprocess.run(["sh", "-c", f"{script} store"], input=request, capture_output=True, text=True, timeout=30)
+    assert (store.returncode, store.stdout, store.stderr) == (0, "", "")
+    for operation in ("get", "erase", "capability"):
+        assert subprocess.run(["sh", "-c", f"{script} {operation}"], input="", capture_output=True, timeout=30).returncode != 0, operation

@@ -10,8 +10,9 @@ import pytest
 
 from bblogin import _paths
 from bblogin._errors import KeyringTimeout, KeyringUnavailable
-from bblogin._store import SecretStore, _chunks
-from bblogin._store._fastread import read_secret
+from bblogin._hot import _chunks
+from bblogin._store import SecretStore
+from bblogin._hot._answer import read_secret
 
 LONG = secrets.token_urlsafe(2400)  # ~3.2 KB: a Bitbucket Cloud rotating refresh token is > 2.5 KB
 
@@ -98,6 +99,6 @@ def test_plaintext_store_modes_and_round_trip() -> None:
 
 
 def test_fast_read_imports_stay_light() -> None:
-    code = "import sys, bblogin._store._fastread as f, bblogin._store._secretservice; print(sorted(m for m in ('keyring','jeepney','secretstorage','typing','dataclasses','httpx','jwt','threading') if m in sys.modules))"
+    code = "import sys, bblogin._hot._answer as f, bblogin._hot._dbus; print(sorted(m for m in ('keyring','jeepney','secretstorage','typing','dataclasses','httpx','jwt','threading') if m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     assert done.stdout.strip() == "[]", done.stderr

@@ -11,7 +11,7 @@ from typing import Any
 from bblogin import _config, _index
 from bblogin._config import Config, Profile
 from bblogin._errors import UsageError
-from bblogin._fast import adhoc_profile_name
+from bblogin._hot._answer import adhoc_profile_name
 from bblogin._index import Account
 
 

@@ -1,6 +1,6 @@
 """`git-credential-bblogin get|store|erase|capability`: the full git credential helper.
 
-``_fast`` answers a `get` from the cache before this module loads; here the rest happens:
+``_hot._answer`` answers a `get` from the cache (and a `store`) before this module loads; here the rest happens:
 refresh under the account lock, a login when git can prompt, erase after a 401. A host that is
 not configured gets no answer at all (exit 0, nothing printed), so git asks its next helper and
 no token ever reaches a host the user did not name.

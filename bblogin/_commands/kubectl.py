@@ -1,4 +1,4 @@
-"""`bblogin kubectl`: the kubectl exec credential plugin (the full path, after `_fast` missed).
+"""`bblogin kubectl`: the kubectl exec credential plugin (the full path, after the hot path declined).
 
 Only the ExecCredential JSON goes to stdout. When kubectl says the session is not interactive,
 no browser opens and nothing waits for a person: a clear message names the login to run.

@@ -2,7 +2,7 @@
 
     [credential "https://bitbucket.org"]
         helper =                 # reset: no other helper answers for this host
-        helper = !/venv/bin/python -S …/bblogin/_launcher.py git-credential   # the lean launcher
+        helper = "!f() { if [ $1 = store ]; then …drain…; else exec /venv/bin/python -S …/bblogin/_hot/_launcher.py git-credential $1; fi; }; f"
         useHttpPath = true       # only when the prefix has a path
 
 and records ``[git."URL"]`` in bblogin's config.toml so the helper knows which profile serves it.
@@ -21,9 +21,19 @@ from bblogin._errors import ConfigError, UsageError
 
 
 def helper_value() -> str:
-    """A shell helper that starts bblogin through the lean launcher (see ``_launcher``): git runs
-    it for every fetch and push, so it pays the bare interpreter's start-up and no more."""
-    return "!" + " ".join(shlex.quote(part) for part in launcher_command("git-credential"))
+    """A shell helper that starts bblogin through the lean launcher (``bblogin/_hot``) for `get`
+    and `erase`. git runs it for every fetch and push: `get` first, then `store` once the server
+    accepted the credential. bblogin keeps nothing from a `store` and prints nothing (the keyring
+    has the token already), so the shell answers it alone, draining git's request with a builtin:
+    one Python start-up per git operation instead of two. (git runs `!` helpers with sh -c and
+    appends the operation, a single word, as the function's argument.)"""
+    launcher = " ".join(shlex.quote(part) for part in launcher_command("git-credential"))
+    return f"!f() {{ if [ $1 = store ]; then while read -r _; do :; done; else exec {launcher} $1; fi; }}; f"
+
+
+def _ini_value(value: str) -> str:
+    """A git config value as it must be written in a file: quoted, since the helper has ; and #."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _git_config(scope: list[str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -47,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     helper = helper_value()
     has_path = "/" in url.split("://", 1)[1]
     host = _config.GitHost(url=url, profile=profile.name, username=args.username, authtype=args.authtype or "basic")
-    lines = [f'[credential "{url}"]', "\thelper =", f"\thelper = {helper}"] + (["\tuseHttpPath = true"] if has_path else [])
+    lines = [f'[credential "{url}"]', "\thelper =", f"\thelper = {_ini_value(helper)}"] + (["\tuseHttpPath = true"] if has_path else [])
     if args.print_only:
         print(f"# git config ({'file ' + args.file if args.file else 'global'})")
         print("\n".join(lines))

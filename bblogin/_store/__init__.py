@@ -1,8 +1,8 @@
 """Where tokens live: the OS keyring (default) or, only when asked, a plaintext file.
 
 ``SecretStore`` (in ``_secrets``) reads and writes through `keyring` with timeouts and chunking;
-``_fastread`` reads the same entries on the hot path with the standard library only. This package
-module stays empty of imports so that importing ``bblogin._store._fastread`` loads nothing heavy.
+the hot path reads the same entries with the standard library only (``bblogin._hot``), laid out
+as ``bblogin._hot._chunks`` says. This package module stays empty of imports.
 """
 
 from __future__ import annotations

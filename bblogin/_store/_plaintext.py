@@ -9,7 +9,7 @@ from bblogin import _files, _paths
 
 
 def path(account_id: str) -> str:
-    return os.path.join(_paths.plaintext_dir(), f"{account_id}.json")
+    return _paths.plaintext_file(account_id)
 
 
 def read_all(account_id: str) -> dict[str, str]:

@@ -4,7 +4,7 @@
 
 Keyring entries: service ``bblogin``, user ``<account id>/<kind>``; values over 1,000 characters
 are chunked (see ``_chunks``). Every keyring call has a timeout (BBLOGIN_KEYRING_TIMEOUT, default
-5 s). The hot path reads the same entries without this module (``_fastread``).
+5 s). The hot path reads the same entries without this module (``_hot._dbus``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 
 from bblogin import _paths
-from bblogin._store import _chunks, _keyring, _plaintext
+from bblogin._hot import _chunks
+from bblogin._store import _keyring, _plaintext
 from bblogin._tokens import TOKEN_KINDS
 
 DEFAULT_TIMEOUT = 5.0

@@ -6,8 +6,6 @@ refresh tokens are longer. A value over CHUNK_SIZE characters is stored as a hea
 between writing parts and header) read as "missing", never as a wrong token. Stdlib only.
 """
 
-from __future__ import annotations
-
 SERVICE = "bblogin"  # the keyring service name every entry lives under
 CHUNK_SIZE = 1000
 HEADER_PREFIX = "bblogin-chunks:1:"

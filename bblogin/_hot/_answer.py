@@ -1,0 +1,266 @@
+"""The hot path's decisions: answer kubectl and git from the cache, or decline.
+
+kubectl and git spawn bblogin on every call. When the account's token is cached and valid for
+longer than the profile's margin, this module answers without argparse, json, tomllib, os,
+platformdirs, keyring, httpx, authlib or jwt: it parses the command line (a strict subset of
+argparse's grammar), reads the marshal mirrors of the config and the account index (``_mirror``),
+reads the secret from the Secret Service (``_dbus``: two round trips) or the plaintext file,
+checks that it is exactly the token that was verified when it was stored (``cached_token``: its
+SHA-256, expiry, issuer and client are in the index; the full path runs the same check), and
+prints.
+
+Any doubt — unknown or repeated flags, a stale or damaged mirror, an expiring token, a locked,
+hung or garbled keyring, an exception of any kind — is "decline" (None), and the full command
+(``_cli.run`` → ``_session``) takes over with locking, refresh, login and proper error messages.
+"""
+
+import sys
+import time
+
+from bblogin import _paths
+from bblogin._hot import _chunks, _mirror
+
+TYPE_CHECKING = False  # typing/collections.abc cost the hot path more than its own code
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+# --provider and --scope are not here: they change which profile the full path builds (and argparse
+# checks --provider's choices), so the hot path leaves them to it.
+_KUBECTL_VALUE_FLAGS = ("--profile", "-p", "--account", "-a", "--issuer", "--client-id", "--client-secret", "--connector-id", "--ca-file")
+_ALIASES = {"-p": "--profile", "-a": "--account"}
+MAX_PLAINTEXT_BYTES = 1 << 20
+MAX_PARTS = 64  # 64 KB of token: far beyond any IdP's, and a bound on what a bad header asks for
+
+
+def _parse(argv: list[str], value_flags: tuple[str, ...], bool_flags: tuple[str, ...]) -> dict | None:
+    """A strict subset of the argparse grammar, keyed by each flag's long name; None for anything
+    else, and argparse will judge it. Declined: a flag given twice under any of its names
+    (argparse keeps the last, a hand-written parser easily the first), a separate value that
+    starts with "-" (argparse may read it as a flag), ``-x=value``, abbreviations."""
+    out: dict = {}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        name, eq, value = arg.partition("=")
+        if name in value_flags:
+            if eq and not name.startswith("--"):
+                return None
+            if not eq:
+                i += 1
+                if i >= len(argv) or argv[i].startswith("-"):
+                    return None
+                value = argv[i]
+        elif arg in bool_flags:
+            name, value = arg, True
+        else:
+            return None
+        name = _ALIASES.get(name, name)
+        if name in out:
+            return None
+        out[name] = value
+        i += 1
+    return out
+
+
+def _config() -> dict | None:
+    snapshot = _mirror.read(_mirror.config_path())
+    source = _paths.config_file()
+    if snapshot is None or snapshot.get("source") != source or snapshot.get("fingerprint") != _mirror.fingerprint(source):
+        return None
+    return snapshot
+
+
+def _account(profile_name: str, account_query: str | None) -> dict | None:
+    mirror = _mirror.read(_mirror.accounts_path())
+    if mirror is None or mirror.get("source") != _mirror.fingerprint(_paths.accounts_file()):
+        return None
+    index = mirror.get("index") or {}
+    accounts = index.get("accounts") or {}
+    if account_query is None:
+        account = accounts.get((index.get("active") or {}).get(profile_name))
+    else:
+        hits = [a for a in accounts.values() if a.get("profile") == profile_name and account_query in (a.get("id"), a.get("email"), a.get("username"))]
+        account = hits[0] if len(hits) == 1 else None
+    return account if isinstance(account, dict) else None
+
+
+def _keyring_is_secret_service() -> bool:
+    """Only when keyring would use the Secret Service do we read it directly."""
+    chosen = _paths.getenv("PYTHON_KEYRING_BACKEND")
+    if chosen:
+        return chosen == "keyring.backends.SecretService.Keyring"
+    return sys.platform.startswith("linux") and not _paths.exists(
+        _paths.join(_paths.getenv("XDG_CONFIG_HOME") or _paths.join(_paths.home(), ".config"), "python_keyring", "keyringrc.cfg")
+    )
+
+
+def _read_plaintext(account_id: str, kind: str) -> str | None:
+    try:
+        with open(_paths.plaintext_file(account_id), "rb") as fh:
+            blob = fh.read(MAX_PLAINTEXT_BYTES + 1)
+    except OSError:
+        return None
+    if len(blob) > MAX_PLAINTEXT_BYTES:
+        return None
+    import json  # only plaintext storage (an explicit choice) pays for it
+
+    try:
+        value = json.loads(blob).get(kind)
+    except (ValueError, AttributeError, RecursionError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+def read_secret(account_id: str, kind: str, storage: str = "keyring", timeout: float = 2.0) -> str | None:
+    if storage == "plaintext":
+        return _read_plaintext(account_id, kind)
+    if not _keyring_is_secret_service():
+        return None
+    from bblogin._hot._dbus import SecretReader, SecretServiceUnavailable
+
+    def query(name: str) -> dict[str, str]:
+        return {"service": _chunks.SERVICE, "username": name}
+
+    try:
+        with SecretReader(timeout) as reader:
+            (raw,) = reader.read([query(_chunks.entry_name(account_id, kind))])
+            stored = raw.decode() if raw is not None else None
+            header = _chunks.parse_header(stored) if stored is not None else None
+            if header is None:
+                return stored
+            if header[0] > MAX_PARTS:
+                return None
+            parts = reader.read([query(_chunks.entry_name(account_id, kind, i)) for i in range(1, header[0] + 1)])
+            return _chunks.join(header, [p.decode() if p is not None else None for p in parts])
+    except (SecretServiceUnavailable, UnicodeDecodeError):
+        return None
+
+
+def cached_token(profile: dict, account: dict, kind: str, read: "Callable[[str, str, str], str | None] | None" = None) -> tuple[str, int] | None:
+    """(token, expires_at) when ``kind`` stays valid beyond the profile's margin and the stored
+    value is the very token that was verified for this profile's issuer and client; else None."""
+    info = (account.get("tokens") or {}).get(kind) or {}
+    expires_at = info.get("expires_at")
+    if not isinstance(expires_at, int) or expires_at <= time.time() + profile.get("refresh_margin", 60):
+        return None
+    if account.get("issuer") != profile.get("issuer") or account.get("client_id") != profile.get("client_id"):
+        return None
+    token = (read or read_secret)(account["id"], kind, account.get("storage", "keyring"))
+    if not token or info.get("sha256") != _mirror.token_digest(token):
+        return None
+    return token, expires_at
+
+
+def adhoc_profile_name(issuer: str, client_id: str) -> str:
+    """The profile name for a self-contained ``kubectl --issuer … --client-id …`` entry: stable
+    in (issuer, client id) only, so changing scopes or flag order never orphans the cache."""
+    import hashlib
+
+    return "adhoc-" + hashlib.sha256(f"{issuer}\n{client_id}".encode()).hexdigest()[:12]
+
+
+def kubectl(argv: list[str]) -> bytes | None:
+    """The ExecCredential for ``bblogin kubectl ARGV``, or None when the full command must answer."""
+    opts = _parse(argv, _KUBECTL_VALUE_FLAGS, ("--use-access-token",))
+    if opts is None:
+        return None
+    from bblogin import _kubectl
+
+    api_version = _kubectl.exec_info_api_version(_paths.getenv("KUBERNETES_EXEC_INFO"))
+    config = _config() if api_version else None
+    if config is None or api_version is None:
+        return None
+    issuer, client_id = opts.get("--issuer"), opts.get("--client-id")
+    name: str | None
+    profile: dict | None
+    if issuer or client_id:
+        if not (issuer and client_id) or "--profile" in opts:
+            return None
+        name = adhoc_profile_name(issuer, client_id)
+        profile = {"issuer": issuer, "client_id": client_id, "refresh_margin": 60, "use_access_token": False}
+    else:
+        name = opts.get("--profile") or config.get("default_profile")
+        profile = (config.get("profiles") or {}).get(name)
+        if not profile:
+            return None
+    account = _account(name, opts.get("--account")) if name else None
+    if account is None:
+        return None
+    kind = "access_token" if opts.get("--use-access-token") or profile.get("use_access_token") else "id_token"
+    hit = cached_token(profile, account, kind)
+    if hit is None:
+        return None
+    return _kubectl.format_exec_credential(api_version, hit[0], hit[1]).encode()
+
+
+def git_credential_get(request: bytes) -> bytes | None:
+    """What ``git-credential get`` prints for this request (b"" when the host is not ours), or None
+    when the full helper must answer."""
+    from bblogin import _gitcred
+
+    fields = _gitcred.parse_request(request)
+    config = _config() if fields is not None else None
+    if fields is None or config is None:
+        return None
+    host = _gitcred.match_host(fields, config.get("git_hosts") or [])
+    if host is None:
+        return b""  # not ours: no answer, so git asks the next helper
+    profile = (config.get("profiles") or {}).get(host["profile"])
+    account = _account(host["profile"], host.get("account")) if profile else None
+    if profile is None or account is None:
+        return None
+    hit = cached_token(profile, account, host.get("token") or "access_token")
+    if hit is None:
+        return None
+    return _gitcred.format_response(_gitcred.answer_fields(host, profile, account, hit[0], hit[1], fields))
+
+
+def git_credential_store(request: bytes) -> bytes | None:
+    """``git-credential store``: git hands back a credential that worked. The full helper keeps
+    nothing from it (the keyring already has the token) and prints nothing; with a readable
+    request and a current config mirror it cannot fail either, so the hot path answers the same."""
+    from bblogin import _gitcred
+
+    if _gitcred.parse_request(request) is None or _config() is None:
+        return None
+    return b""
+
+
+def answer(argv: list[str]) -> int | None:
+    """Answer ``kubectl …`` or ``git-credential get|store`` from the cache: the exit code, or None when
+    the full command must run (for git, the request it read from stdin is put back first).
+
+    This is the hot path's boundary: whatever goes wrong below it — a damaged mirror, a Secret
+    Service that hangs or answers nonsense, a bug — means "decline", never a traceback; the full
+    command then does the same work carefully and reports any problem with its documented exit
+    code. Only the final write is outside: by then the answer is complete, and it is flushed
+    here, so a caller may leave at once.
+    """
+    if _paths.getenv("BBLOGIN_NO_FAST_PATH"):
+        return None
+    out: bytes | None = None
+    if argv[:1] == ["kubectl"]:
+        try:
+            out = kubectl(argv[1:])
+        except Exception:  # noqa: BLE001  # the boundary: any doubt means the full path
+            out = None
+    elif argv[:1] == ["git-credential"] and argv[1:] in (["get"], ["store"]):
+        from bblogin import _gitcred
+
+        request = _gitcred.read_stdin()
+        try:
+            out = (git_credential_get if argv[1] == "get" else git_credential_store)(request)
+        except Exception:  # noqa: BLE001  # the boundary: any doubt means the full path
+            out = None
+        if out is None:
+            import io
+
+            sys.stdin = io.TextIOWrapper(io.BytesIO(request))  # the full helper reads the same request
+    if out is None:
+        return None
+    try:
+        sys.stdout.buffer.write(out)
+        sys.stdout.flush()
+    except OSError:  # the reader went away (kubectl or git gave up): nobody to tell
+        return 1
+    return 0
