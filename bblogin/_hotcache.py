@@ -1,11 +1,12 @@
 """Snapshots for the hot path, in `marshal` format: no JSON on the cached path.
 
 `import json` pulls in `re`, `enum` and `functools` — about half a Python start-up, which kubectl
-would pay on every call. The slow path therefore writes two small marshal mirrors next to the
-human-readable files: ``cache/config.marshal`` (the compiled config.toml, tagged with its
-fingerprint) and ``cache/accounts.marshal`` (the account index). They hold no secrets, live in
-private 0700 directories, and are rebuilt whenever their source changes; the hot path type-checks
-what it loads and treats anything odd as a miss. Stdlib only.
+would pay on every call. The slow path (``_mirrors``) therefore writes two small marshal mirrors next to the
+human-readable files: ``cache/config.marshal`` (the compiled config.toml) and
+``cache/accounts.marshal`` (the account index), each tagged with the fingerprint of exactly the
+bytes it was built from. They hold no secrets, live in private 0700 directories, and are rebuilt
+whenever their source changes; the hot path trusts a mirror only while its tag equals the source's
+current fingerprint, and treats anything odd as a miss. Stdlib only.
 """
 
 from __future__ import annotations
@@ -43,10 +44,11 @@ def read(path: str) -> dict | None:
     return loaded["data"]
 
 
-def fingerprint(path: str) -> list[int] | None:
-    """(mtime_ns, size, inode): how a mirror knows its source file has not changed since."""
+def fingerprint(source: str | int | os.stat_result) -> list[int] | None:
+    """(mtime_ns, size, inode) of a path, an open file descriptor or a stat result: how a mirror
+    knows its source file has not changed since (``_mirrors`` tags it from the file it read)."""
     try:
-        st = os.stat(path)
+        st = source if isinstance(source, os.stat_result) else os.stat(source)
     except OSError:
         return None
     return [st.st_mtime_ns, st.st_size, st.st_ino]

@@ -8,7 +8,7 @@ import os
 import sys
 from typing import Any
 
-from bblogin import _config, _index
+from bblogin import _config, _index, _mirrors
 from bblogin._config import Config, Profile
 from bblogin._errors import UsageError
 from bblogin._fast import adhoc_profile_name
@@ -16,7 +16,7 @@ from bblogin._index import Account
 
 
 def load_config() -> Config:
-    return _config.load_and_compile()
+    return _mirrors.load_config()
 
 
 _IDP_FLAGS = ("issuer", "client_id", "client_secret", "provider", "connector_id", "scopes", "ca_file")

@@ -38,9 +38,9 @@ class CoreSource:
     """The real thing: config, account index, keyring, IdP."""
 
     def _config(self) -> Config:
-        from bblogin._config import load_and_compile
+        from bblogin._mirrors import load_config
 
-        return load_and_compile()
+        return load_config()
 
     def _profile_for(self, account_id: str) -> tuple[Profile, Any]:
         from bblogin import _index
