@@ -23,6 +23,7 @@ TYPE_CHECKING = False  # typing/collections.abc cost the hot path more than its 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+PIPELINES_ENV = "BITBUCKET_STEP_OIDC_TOKEN"
 _KUBECTL_VALUE_FLAGS = ("--profile", "-p", "--account", "-a", "--issuer", "--client-id", "--client-secret", "--provider", "--connector-id", "--scope", "--ca-file")
 
 
@@ -78,13 +79,18 @@ def _read_secret(account_id: str, kind: str, storage: str) -> str | None:
 
 def cached_token(profile: dict, account: dict, kind: str, read: Callable[[str, str, str], str | None] = _read_secret) -> tuple[str, int] | None:
     """(token, expires_at) when ``kind`` stays valid beyond the profile's margin and the stored
-    value is the very token that was verified for this profile's issuer and client; else None."""
+    value is the very token that was verified for this profile's provider, issuer and client —
+    and, for a CI exchange, for this step's identity token (its SHA-256); else None."""
     info = (account.get("tokens") or {}).get(kind) or {}
     expires_at = info.get("expires_at")
     if not isinstance(expires_at, int) or expires_at <= time.time() + profile.get("refresh_margin", 60):
         return None
-    if account.get("issuer") != profile.get("issuer") or account.get("client_id") != profile.get("client_id"):
-        return None
+    if (account.get("provider", "oidc"), account.get("issuer"), account.get("client_id")) != (profile.get("provider", "oidc"), profile.get("issuer"), profile.get("client_id")):
+        return None  # issued for another party (docs/security.md): never served here
+    if profile.get("pipelines") or account.get("subject_sha256") is not None:
+        step_token = os.environ.get(PIPELINES_ENV, "").strip()
+        if not step_token or account.get("subject_sha256") != _hotcache.token_digest(step_token):
+            return None  # exchanged for another CI step's identity token: never this step's answer
     token = read(account["id"], kind, account.get("storage", "keyring"))
     if not token or info.get("sha256") != _hotcache.token_digest(token):
         return None
@@ -101,7 +107,7 @@ def adhoc_profile_name(issuer: str, client_id: str) -> str:
 
 def kubectl(argv: list[str]) -> int | None:
     opts = _parse(argv, _KUBECTL_VALUE_FLAGS, ("--use-access-token",))
-    if opts is None or "--scope" in opts:
+    if opts is None or "--scope" in opts or "--provider" in opts:
         return None
     from bblogin import _kubectl
 

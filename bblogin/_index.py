@@ -41,6 +41,7 @@ class Account:
     tokens: dict[str, dict[str, int | str | None]] = field(default_factory=dict)  # kind -> expires_at, sha256
     refresh_dead: bool = False
     updated_at: int = 0
+    subject_sha256: str | None = None  # a CI exchange: SHA-256 of the step token it was exchanged for
 
     @property
     def label(self) -> str:

@@ -93,6 +93,7 @@ def config_snapshot(config: Config) -> dict[str, Any]:
                 "storage": p.storage,
                 "refresh_margin": p.refresh_margin,
                 "use_access_token": p.use_access_token,
+                "pipelines": p.pipelines,
             }
             for name, p in config.profiles.items()
         },
