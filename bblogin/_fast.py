@@ -1,11 +1,13 @@
 """The hot path: answer kubectl and git from the cache with the standard library only.
 
 kubectl and git spawn bblogin on every call. When the active account's token is cached and valid
-for longer than the profile's margin, this module answers without importing argparse, json,
-tomllib, platformdirs, keyring, httpx, authlib or jwt: it reads the marshal mirrors of the
-config and the account index (``_hotcache``), reads the secret over one D-Bus connection, checks
-that it is exactly the token that was verified when it was stored (its SHA-256 is in the index,
-next to the expiry and the issuer/client it was verified against), and prints.
+for longer than the profile's margin, this module answers without importing argparse, tomllib,
+platformdirs, keyring, httpx, authlib or jwt (nor json, unless the tokens are in a plaintext file):
+it reads the marshal mirrors of the config and the account index (``_hotcache``; ``_mirrors``
+writes them), reads the secret over one D-Bus connection, checks that it is exactly the token that
+was verified when it was stored (its SHA-256 is in the index, next to the expiry and the
+provider/issuer/client it was issued by — and for a CI exchange, the step token's digest), and
+prints.
 
 Any doubt — unknown flags, a stale mirror, an expiring token, a locked keyring — returns None,
 and the full command (``_session``) takes over with locking, refresh and login.

@@ -6,8 +6,9 @@ Hello, OpenSession("plain"), SearchItems, GetSecrets — so this module speaks t
 itself: little-endian marshalling of the few types those calls use, SASL EXTERNAL auth, and a
 socket timeout on every read. It only reads; writes go through `keyring` on the slow path.
 
-Anything unexpected raises :class:`SecretServiceUnavailable`; the caller falls back to the slow
-path, which reports the problem properly.
+What it recognises as wrong raises :class:`SecretServiceUnavailable`; a socket timeout or a reply
+it cannot parse may surface as another exception, so its caller on the hot path must treat *any*
+failure here as a miss and fall back to the slow path, which reports the problem properly.
 """
 
 from __future__ import annotations
