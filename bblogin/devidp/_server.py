@@ -266,11 +266,12 @@ class DevIdP:
         with self._traffic._lock:
             return list(self._traffic.presented)
 
-    def foreign_tokens(self) -> list[tuple[str, str]]:
-        """(path, field) of every presented token this server never issued: a token that belongs
-        to another party reached it. Tests of provenance assert this stays empty."""
+    def foreign_tokens(self, since: int = 0) -> list[tuple[str, str]]:
+        """(path, field) of every presented token (from the ``since``-th on) this server never
+        issued: a token that belongs to another party reached it. Provenance tests assert this
+        stays empty."""
         with self._traffic._lock:
-            return [(path, where) for path, where, token in self._traffic.presented if token not in self._traffic.issued]
+            return [(path, where) for path, where, token in self._traffic.presented[since:] if token not in self._traffic.issued]
 
     # -- routing -------------------------------------------------------------------------------
     def _dispatch(self, request: Request) -> Reply:
