@@ -60,6 +60,8 @@ def test_an_edited_issuer_in_config_toml_hides_the_account(two_idps) -> None:
     done = bblogin("token", "--profile", "dev", "--no-login")
     assert done.returncode == 4 and done.stdout == "", done.stderr
     assert other.requests == [] and home.count("/token", "refresh_token") == 0
+    (status,) = json.loads(bblogin("status", "--json").stdout)["accounts"]
+    assert status["state"] == f"not used: profile dev now names {other.issuer} (client bblogin)"
     _config.save_profile(original)
     assert_account_untouched(home, other)
 

@@ -32,6 +32,7 @@ import io
 import json
 import os
 import subprocess
+import sys
 import tempfile
 import threading
 import tomllib
@@ -70,22 +71,12 @@ SETTINGS = settings(
 def captured(stdin: bytes = b"") -> Iterator[tuple[io.TextIOWrapper, io.StringIO]]:
     """stdout as bytes (the git helper writes to its buffer), stderr as text, stdin from ``stdin``."""
     out, err = io.TextIOWrapper(io.BytesIO(), encoding="utf-8"), io.StringIO()
-    saved = sys_streams()
-    import sys
-
-    sys.stdin = io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8")
+    saved, sys.stdin = sys.stdin, io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8")
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             yield out, err
     finally:
-        out.flush()
         sys.stdin = saved
-
-
-def sys_streams() -> Any:
-    import sys
-
-    return sys.stdin
 
 
 def output(out: io.TextIOWrapper) -> bytes:
