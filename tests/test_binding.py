@@ -103,3 +103,16 @@ def test_the_hot_path_declines_an_account_issued_elsewhere(two_idps, monkeypatch
     status = json.loads(bblogin("status", "--json").stdout)["accounts"]
     assert [a["issuer"] for a in status] == [home.issuer]
     assert other.requests == [] and home.count("/token", "refresh_token") == 0
+
+
+def test_profile_for_never_lends_another_clients_secret_or_settings() -> None:
+    from bblogin._session import issued_for, profile_for
+
+    account = _index.Account(id="x", profile="dev", provider="oidc", issuer="https://idp.example", client_id="bblogin", sub="s", storage="plaintext")
+    same = _config.Profile(name="dev", issuer="https://idp.example", client_id="bblogin", client_secret="ours", ca_file="/ca.pem")
+    elsewhere = dataclasses.replace(same, issuer="https://other.example", client_secret="theirs")
+    assert profile_for(account, _config.Config(path="c", profiles={"dev": same})) == dataclasses.replace(same, storage="plaintext")
+    for config in (_config.Config(path="c", profiles={"dev": elsewhere}), _config.Config(path="c")):
+        fallback = profile_for(account, config)
+        assert issued_for(account, fallback) and fallback.client_secret is None and fallback.ca_file is None and fallback.storage == "plaintext"
+    assert not issued_for(account, dataclasses.replace(same, provider="bitbucket-dc"))
