@@ -89,7 +89,7 @@ def cached_token(profile: dict, account: dict, kind: str, read: Callable[[str, s
         return None
     if (account.get("provider", "oidc"), account.get("issuer"), account.get("client_id")) != (profile.get("provider", "oidc"), profile.get("issuer"), profile.get("client_id")):
         return None  # issued for another party (docs/security.md): never served here
-    if profile.get("pipelines") or account.get("subject_sha256") is not None:
+    if profile.get("pipelines", True) or account.get("subject_sha256") is not None:  # unknown (an older mirror): check
         step_token = os.environ.get(PIPELINES_ENV, "").strip()
         if not step_token or account.get("subject_sha256") != _hotcache.token_digest(step_token):
             return None  # exchanged for another CI step's identity token: never this step's answer
@@ -124,7 +124,7 @@ def kubectl(argv: list[str]) -> int | None:
         if not (issuer and client_id) or "--profile" in opts or "-p" in opts:
             return None
         name = adhoc_profile_name(issuer, client_id)
-        profile = {"issuer": issuer, "client_id": client_id, "refresh_margin": 60, "use_access_token": False}
+        profile = {"issuer": issuer, "client_id": client_id, "refresh_margin": 60, "use_access_token": False, "pipelines": False}
     else:
         name = opts.get("--profile") or opts.get("-p") or config.get("default_profile")
         profile = (config.get("profiles") or {}).get(name)

@@ -25,7 +25,7 @@ from bblogin._errors import LockTimeout, StorageError
 if TYPE_CHECKING:
     from bblogin._config import Config
 
-COMPILED_VERSION = 1
+COMPILED_VERSION = 2  # 2: each profile says whether it is a Pipelines profile (older mirrors are rebuilt)
 CONFIG_LOCK = "config"
 INDEX_LOCK = "index"
 EDIT_LOCK_TIMEOUT = 10.0

@@ -98,3 +98,16 @@ def test_a_file_changing_while_it_is_read_is_not_mirrored(tmp_path: pathlib.Path
         writer.write(b" and two")
         writer.flush()
         assert _hotcache.fingerprint(fh.fileno()) != before  # what read_stamped compares
+
+
+def test_a_config_mirror_from_an_older_bblogin_is_declined_then_rebuilt() -> None:
+    """Version 1 mirrors do not say which profiles are Pipelines profiles: the hot path must not
+    serve a cached exchange from one (it cannot check the step token), and the slow path rebuilds it."""
+    _config.save_profile(_config.Profile(name="ci", issuer="https://idp.example", client_id="c", pipelines=True))
+    snapshot = _hotcache.read(_hotcache.config_path())
+    old = {**snapshot, "version": 1, "profiles": {name: {k: v for k, v in p.items() if k != "pipelines"} for name, p in snapshot["profiles"].items()}}
+    _hotcache.write(_hotcache.config_path(), old)
+    account = {"id": "x", "provider": "oidc", "issuer": "https://idp.example", "client_id": "c", "tokens": {"id_token": {"expires_at": 2**40, "sha256": _hotcache.token_digest("t")}}}
+    assert _fast.cached_token(old["profiles"]["ci"], account, "id_token", read=lambda *_: "t") is None
+    _mirrors.load_config()
+    assert _hotcache.read(_hotcache.config_path())["profiles"]["ci"]["pipelines"] is True
