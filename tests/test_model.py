@@ -58,8 +58,8 @@ GIT_HOSTS = ("https://git-one.example", "https://git-two.example")
 EXEC_INFO = '{"apiVersion":"client.authentication.k8s.io/v1","spec":{"interactive":false}}'
 EXPIRING = 10**7  # a refresh margin longer than any token lives: every cached token is "about to expire"
 SETTINGS = settings(
-    max_examples=5,
-    stateful_step_count=10,
+    max_examples=8,
+    stateful_step_count=12,
     deadline=None,
     phases=(Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink),  # no "explain": its tracer slows Python 3.11 tenfold
     suppress_health_check=list(HealthCheck),
@@ -164,8 +164,9 @@ class Bblogin(RuleBasedStateMachine):
         return on_url
 
     # -- rules ----------------------------------------------------------------------------------
-    @initialize(idp=st.integers(0, 1), user=st.sampled_from(USERS))
-    def first_login(self, idp: int, user: str) -> None:
+    @initialize(idp=st.integers(0, 1), user=st.sampled_from(USERS), url=st.sampled_from(GIT_HOSTS))
+    def first_login(self, idp: int, user: str, url: str) -> None:
+        self.git_hosts[url] = "a"
         self.login(idp, "a", user)
 
     @rule(idp=st.integers(0, 1), name=st.sampled_from(PROFILES), user=st.sampled_from(USERS))
