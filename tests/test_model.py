@@ -4,8 +4,8 @@ One hypothesis ``RuleBasedStateMachine`` over real files (config.toml, accounts.
 mirrors, each example in fresh directories), the real Secret Service (gnome-keyring on a private
 bus) and two dev IdPs. Rules: log in (two profiles, two users, either IdP, through the TUI's
 login: the loopback flow with a person signing in), ``use``, ``logout``, edit config.toml by hand
-(issuer, client id, refresh margin — a token about to expire — and git hosts), kubectl with flag
-overrides (``--profile P --issuer … --client-id …``, ad-hoc ``--issuer … --client-id …``), and
+(issuer, client id, refresh margin — a token about to expire — and git hosts), a cleaned cache
+(lost mirrors), kubectl with flag overrides (``--profile P --issuer … --client-id …``, ad-hoc ``--issuer … --client-id …``), and
 kubectl callers racing a ``use`` through the real launcher.
 
 After every step:
@@ -219,6 +219,13 @@ class Bblogin(RuleBasedStateMachine):
         else:
             self.git_hosts[url] = data.draw(st.sampled_from(sorted(self.profiles)))
         self.write_config()
+
+    @rule(which=st.sampled_from(("config.marshal", "accounts.marshal")))
+    def cache_cleaned(self, which: str) -> None:
+        """Something empties ~/.cache (a cleaner, a full disk's victim): the next full-path call
+        rebuilds the mirror, under the lock, from exactly the file it reads."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(_paths.cache_dir(), which))
 
     @precondition(lambda self: self.profiles)
     @rule(data=st.data(), idp=st.integers(0, 1), client=st.sampled_from(CLIENTS), adhoc=st.booleans())
