@@ -116,3 +116,20 @@ def test_profile_for_never_lends_another_clients_secret_or_settings() -> None:
         fallback = profile_for(account, config)
         assert issued_for(account, fallback) and fallback.client_secret is None and fallback.ca_file is None and fallback.storage == "plaintext"
     assert not issued_for(account, dataclasses.replace(same, provider="bitbucket-dc"))
+
+
+def test_flags_naming_another_idp_or_client_never_carry_the_profiles_client_secret() -> None:
+    import argparse
+
+    from bblogin._commands._common import profile_from_args
+
+    base = _config.Profile(name="ci", issuer="https://idp.example", client_id="bblogin-ci", client_secret="ci-secret")
+    config = _config.Config(path="c", profiles={"ci": base})
+
+    def args(**flags: str) -> argparse.Namespace:
+        return argparse.Namespace(profile="ci", **{k: flags.get(k) for k in ("issuer", "client_id", "client_secret", "provider", "connector_id", "scopes", "ca_file")})
+
+    assert profile_from_args(args(connector_id="x"), config).client_secret == "ci-secret"  # same IdP and client
+    assert profile_from_args(args(issuer="https://other.example"), config).client_secret is None
+    assert profile_from_args(args(client_id="another"), config).client_secret is None
+    assert profile_from_args(args(client_id="another", client_secret="given"), config).client_secret == "given"

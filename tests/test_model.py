@@ -3,7 +3,8 @@
 One hypothesis ``RuleBasedStateMachine`` over real files (config.toml, accounts.json, the marshal
 mirrors, each example in fresh directories), the real Secret Service (gnome-keyring on a private
 bus) and two dev IdPs. Rules: log in (two profiles, two users, either IdP, through the TUI's
-login: the loopback flow with a person signing in), ``use``, ``logout``, edit config.toml by hand
+login: the loopback flow with a person signing in), Bitbucket Pipelines steps of two repositories
+on one runner (a CI profile exchanging each step's token), ``use``, ``logout``, edit config.toml by hand
 (issuer, client id, refresh margin — a token about to expire — and git hosts), a cleaned cache
 (lost mirrors), kubectl with flag overrides (``--profile P --issuer … --client-id …``, ad-hoc ``--issuer … --client-id …``), and
 kubectl callers racing a ``use`` through the real launcher.
@@ -48,7 +49,8 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from bblogin import _cli, _fast, _index, _paths
 from bblogin._claims import unverified_claims
-from bblogin.devidp import DevIdP
+from bblogin._fast import PIPELINES_ENV
+from bblogin.devidp import DevIdP, dex_subject
 from tests.fixtures.devidp import sign_in
 
 PROFILES = ("a", "b")
@@ -109,8 +111,12 @@ class Bblogin(RuleBasedStateMachine):
         self.git_hosts: dict[str, str] = {}
         self.http = httpx.Client(timeout=30)
         self.presented_before = [len(idp.presented_tokens) for idp in self.idps]  # the IdPs outlive an example
+        self.step_tokens: dict[str, str] = {}
+        self.step_repo: str | None = None
+        os.environ.pop(PIPELINES_ENV, None)
 
     def teardown(self) -> None:
+        os.environ.pop(PIPELINES_ENV, None)
         self.http.close()
         self.keyring.clear()
         self.home.cleanup()
@@ -122,6 +128,11 @@ class Bblogin(RuleBasedStateMachine):
         with open(path + ".edit", "w", encoding="utf-8") as fh:
             fh.write(toml_config(self.profiles, self.git_hosts))
         os.replace(path + ".edit", path)
+
+    def people_profiles(self) -> list[str]:
+        """The profiles people log in with (the CI profile's IdP and client are fixed: its IdP
+        must trust the step's issuer, and handing a step token to another IdP is the user's call)."""
+        return [name for name in PROFILES if name in self.profiles]
 
     def accounts(self) -> list[_index.Account]:
         return sorted(_index.load().accounts.values(), key=lambda a: a.id)
@@ -196,13 +207,13 @@ class Bblogin(RuleBasedStateMachine):
     @precondition(lambda self: self.profiles)
     @rule(data=st.data(), idp=st.integers(0, 1))
     def edit_issuer(self, data: st.DataObject, idp: int) -> None:
-        self.profiles[data.draw(st.sampled_from(sorted(self.profiles)))]["issuer"] = self.idps[idp].issuer
+        self.profiles[data.draw(st.sampled_from(self.people_profiles()))]["issuer"] = self.idps[idp].issuer
         self.write_config()
 
     @precondition(lambda self: self.profiles)
     @rule(data=st.data(), client=st.sampled_from(CLIENTS))
     def edit_client_id(self, data: st.DataObject, client: str) -> None:
-        self.profiles[data.draw(st.sampled_from(sorted(self.profiles)))]["client_id"] = client
+        self.profiles[data.draw(st.sampled_from(self.people_profiles()))]["client_id"] = client
         self.write_config()
 
     @precondition(lambda self: self.profiles)
@@ -217,8 +228,23 @@ class Bblogin(RuleBasedStateMachine):
         if remove:
             self.git_hosts.pop(url, None)
         else:
-            self.git_hosts[url] = data.draw(st.sampled_from(sorted(self.profiles)))
+            self.git_hosts[url] = data.draw(st.sampled_from(self.people_profiles()))
         self.write_config()
+
+    @rule(repo=st.sampled_from(("a", "b")))
+    def ci_step(self, repo: str) -> None:
+        """A Bitbucket Pipelines step of repository ``repo`` starts on a runner whose state dir
+        survives across steps (``oidc: true``: BITBUCKET_STEP_OIDC_TOKEN is the step's token)."""
+        self.profiles["ci"] = {
+            "issuer": self.idps[0].issuer, "client_id": "bblogin-ci", "client_secret": "bblogin-ci-secret", "pipelines": True,
+            "exchange_connector_id": "bitbucket-pipelines", "scopes": ["openid", "groups"],
+            "refresh_margin": self.profiles.get("ci", {}).get("refresh_margin", 60),
+        }
+        self.write_config()
+        if repo not in self.step_tokens:
+            self.step_tokens[repo] = self.idps[0].mint_pipelines_token(repository_uuid=f"{{repo-{repo}}}", step_uuid=f"{{step-{repo}}}")
+        os.environ[PIPELINES_ENV] = self.step_tokens[repo]
+        self.step_repo = repo
 
     @rule(which=st.sampled_from(("config.marshal", "accounts.marshal")))
     def cache_cleaned(self, which: str) -> None:
@@ -230,7 +256,7 @@ class Bblogin(RuleBasedStateMachine):
     @precondition(lambda self: self.profiles)
     @rule(data=st.data(), idp=st.integers(0, 1), client=st.sampled_from(CLIENTS), adhoc=st.booleans())
     def kubectl_with_flag_overrides(self, data: st.DataObject, idp: int, client: str, adhoc: bool) -> None:
-        name = data.draw(st.sampled_from(sorted(self.profiles)))
+        name = data.draw(st.sampled_from(self.people_profiles()))
         argv = ["--issuer", self.idps[idp].issuer, "--client-id", client]
         if not adhoc:
             argv = ["--profile", name, *argv]
@@ -270,7 +296,11 @@ class Bblogin(RuleBasedStateMachine):
             full = self.full(["kubectl", *argv])
             self.assert_agree(hot, full, f"kubectl --profile {name}")
             if full[0] == 0:
-                self.assert_issued_for(json.loads(full[1])["status"]["token"], profile["issuer"], profile["client_id"], f"kubectl --profile {name}")
+                token = json.loads(full[1])["status"]["token"]
+                self.assert_issued_for(token, profile["issuer"], profile["client_id"], f"kubectl --profile {name}")
+                if profile.get("pipelines"):
+                    step = f"{{repo-{self.step_repo}}}:{{step-{self.step_repo}}}"
+                    assert unverified_claims(token)["sub"] == dex_subject(step, "bitbucket-pipelines"), f"step {step} got another step's exchanged token"
         for url in GIT_HOSTS:
             request = f"protocol=https\nhost={url.split('://')[1]}\n\n".encode()
             hot = self.hot_git(request)
