@@ -12,8 +12,9 @@
     [git."https://bitbucket.org"]
     profile = "cloud"
 
-The slow path reads TOML here; the hot path reads the compiled snapshot written by
-:func:`compile_for_hot_path` (tomllib alone costs about a Python start-up to import).
+This module parses and validates the file (:func:`load`) and edits it (:func:`save_profile`,
+:func:`save_git_host`). The hot path never reads TOML (tomllib alone costs about a Python start-up
+to import): it reads the mirror ``_mirrors`` compiles from exactly the bytes :func:`load` parsed.
 """
 
 from __future__ import annotations
@@ -23,8 +24,7 @@ import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from bblogin import _files, _paths
-from bblogin._hot import _mirror as _hotcache
+from bblogin import _files, _lock, _mirrors, _paths
 from bblogin._errors import ConfigError, ProfileNotFound
 
 PROVIDERS = ("oidc", "bitbucket-cloud", "bitbucket-dc")
@@ -32,7 +32,6 @@ FLOWS = ("auto", "loopback", "device")
 STORAGES = ("keyring", "plaintext")
 DEFAULT_OIDC_SCOPES = ("openid", "email", "profile", "groups", "offline_access")
 BITBUCKET_CLOUD_URL = "https://bitbucket.org"
-COMPILED_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -81,6 +80,7 @@ class Config:
     default_profile: str | None = None
     profiles: dict[str, Profile] = field(default_factory=dict)
     git_hosts: tuple[GitHost, ...] = ()
+    stamp: list[int] | None = field(default=None, compare=False)  # fingerprint of the bytes parsed (_mirrors)
 
     def profile(self, name: str | None) -> Profile:
         """The named profile, else the default one, else the only one."""
@@ -242,8 +242,7 @@ def load(path: str | None = None) -> Config:
     """Parse and validate config.toml. A missing file is an empty config."""
     path = path or _paths.config_file()
     try:
-        with open(path, "rb") as fh:
-            data = fh.read()
+        data, stamp = _mirrors.read_stamped(path)
     except FileNotFoundError:
         return Config(path=path)
     except OSError as exc:
@@ -267,7 +266,7 @@ def load(path: str | None = None) -> Config:
     if default is not None and (not isinstance(default, str) or default not in profiles):
         raise v.fail(None, "default_profile", f"names no profile (have: {', '.join(profiles) or 'none'})")
     hosts = tuple(v.git_host(url, body, profiles) for url, body in git_raw.items())
-    return Config(path=path, default_profile=default, profiles=profiles, git_hosts=hosts)
+    return Config(path=path, default_profile=default, profiles=profiles, git_hosts=hosts, stamp=stamp)
 
 
 def _profile_table(profile: Profile) -> dict[str, Any]:
@@ -284,20 +283,22 @@ def _profile_table(profile: Profile) -> dict[str, Any]:
 
 
 def _edit(path: str | None, mutate: Any) -> None:
-    """Apply ``mutate(doc)`` to config.toml with tomlkit (comments and order kept), atomically."""
+    """Apply ``mutate(doc)`` to config.toml with tomlkit (comments and order kept), atomically,
+    under the config lock; then compile the hot path's mirror from the file as written."""
     import tomlkit
 
     path = path or _paths.config_file()
-    try:
-        with open(path, encoding="utf-8") as fh:
-            doc = tomlkit.parse(fh.read())
-    except FileNotFoundError:
-        doc = tomlkit.document()
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot update {path}: {exc}") from exc
-    mutate(doc, tomlkit)
-    _files.atomic_write_bytes(path, tomlkit.dumps(doc).encode())
-    load_and_compile(path)
+    with _lock.account_lock(_mirrors.CONFIG_LOCK, _mirrors.EDIT_LOCK_TIMEOUT):
+        try:
+            with open(path, encoding="utf-8") as fh:
+                doc = tomlkit.parse(fh.read())
+        except FileNotFoundError:
+            doc = tomlkit.document()
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot update {path}: {exc}") from exc
+        mutate(doc, tomlkit)
+        _files.atomic_write_bytes(path, tomlkit.dumps(doc).encode())
+        _mirrors.compile_config(load(path))
 
 
 def save_profile(profile: Profile, *, make_default: bool = False, path: str | None = None) -> None:
@@ -326,40 +327,3 @@ def save_git_host(host: GitHost, *, path: str | None = None) -> None:
         doc.setdefault("git", tomlkit.table(is_super_table=True))[host.url] = table
 
     _edit(path, mutate)
-
-
-def compile_for_hot_path(config: Config) -> None:
-    """Write the hot path's mirror of config.toml (``_hot._mirror``), tagged with its fingerprint."""
-    snapshot = {
-        "version": COMPILED_VERSION,
-        "source": config.path,
-        "fingerprint": _hotcache.fingerprint(config.path),
-        "default_profile": config.default_profile or (next(iter(config.profiles)) if len(config.profiles) == 1 else None),
-        "profiles": {
-            name: {
-                "provider": p.provider,
-                "issuer": p.issuer,
-                "client_id": p.client_id,
-                "storage": p.storage,
-                "refresh_margin": p.refresh_margin,
-                "use_access_token": p.use_access_token,
-            }
-            for name, p in config.profiles.items()
-        },
-        "git_hosts": [asdict(h) for h in config.git_hosts],
-    }
-    _hotcache.write(_hotcache.config_path(), snapshot)
-
-
-def load_and_compile(path: str | None = None) -> Config:
-    """Load config.toml and refresh the hot path's snapshot of it when it is stale."""
-    config = load(path)
-    current = _hotcache.read(_hotcache.config_path())
-    if (
-        not isinstance(current, dict)
-        or current.get("version") != COMPILED_VERSION
-        or current.get("source") != config.path
-        or current.get("fingerprint") != _hotcache.fingerprint(config.path)
-    ):
-        compile_for_hot_path(config)
-    return config

@@ -10,9 +10,8 @@ import os
 
 from bblogin._config import Profile
 from bblogin._errors import LoginFailed, LoginRequired, OAuthError, UsageError
+from bblogin._hot._answer import PIPELINES_ENV
 from bblogin._tokens import Identity, TokenSet
-
-PIPELINES_ENV = "BITBUCKET_STEP_OIDC_TOKEN"
 
 
 def subject_token(env_var: str = PIPELINES_ENV) -> str:

@@ -1,6 +1,7 @@
 """Small, careful file helpers: private directories, atomic 0600 writes, tolerant JSON reads.
 
-Stdlib only. (The hot path reads none of these files: see ``bblogin._hot``.)
+Stdlib only: the hot path comes through here for plaintext-stored tokens (``read_json``); the
+index and the config reach it as marshal mirrors instead (``_hot._mirror``, written by ``_mirrors``).
 """
 
 from __future__ import annotations
@@ -31,10 +32,12 @@ def ensure_private_dir(path: str) -> str:
     return path
 
 
-def atomic_write_bytes(path: str, data: bytes) -> None:
+def atomic_write_bytes(path: str, data: bytes) -> os.stat_result:
     """Write ``data`` to ``path`` atomically (mkstemp makes it 0600, fsync, rename).
 
     Readers see the old file or the new one, never a torn write; a full disk leaves the old file.
+    Returns the written file's stat (taken from the open file; a rename keeps inode, size and
+    mtime), so a mirror of exactly these bytes can be tagged without a second, racy ``stat``.
     """
     import tempfile  # not at module level: the hot path only reads
 
@@ -45,6 +48,7 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+            written = os.fstat(fh.fileno())
         os.replace(tmp, path)
     except OSError as exc:
         try:
@@ -55,10 +59,11 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
             f"cannot write {path}: {exc.strerror}",
             hint="free disk space or make the directory writable; the previous file is unchanged",
         ) from exc
+    return written
 
 
-def atomic_write_json(path: str, obj: Any) -> None:
-    atomic_write_bytes(path, json.dumps(obj, indent=1, sort_keys=True).encode() + b"\n")
+def atomic_write_json(path: str, obj: Any) -> os.stat_result:
+    return atomic_write_bytes(path, json.dumps(obj, indent=1, sort_keys=True).encode() + b"\n")
 
 
 def read_json(path: str) -> Any | None:

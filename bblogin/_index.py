@@ -1,19 +1,21 @@
 """The account index, ``accounts.json`` in the state dir: who is logged in where, and until when.
 
-No secrets live here (those are in ``_store``). Every change is a read-modify-write under a short
-inter-process lock, written atomically, so concurrent bblogin processes never lose each other's
-updates. The hot path reads its marshal mirror (``_hot._mirror``), never this file.
+No secrets live here (those are in ``_store``). This module parses and validates the file
+(:func:`load`) and edits it (:func:`transaction`: a read-modify-write under the index lock,
+written atomically, so concurrent bblogin processes never lose each other's updates). The hot path
+never reads this JSON: it reads the marshal mirror that ``_mirrors`` writes from exactly the bytes
+parsed or written here, under the same lock.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from bblogin import _files, _lock, _paths
-from bblogin._hot import _mirror as _hotcache
+from bblogin import _files, _lock, _mirrors, _paths
 from bblogin._errors import AccountNotFound, StorageError
 from bblogin._hot._mirror import token_digest
 from bblogin._tokens import Identity, TokenSet, now
@@ -39,6 +41,7 @@ class Account:
     tokens: dict[str, dict[str, int | str | None]] = field(default_factory=dict)  # kind -> expires_at, sha256
     refresh_dead: bool = False
     updated_at: int = 0
+    subject_sha256: str | None = None  # a CI exchange: SHA-256 of the step token it was exchanged for
 
     @property
     def label(self) -> str:
@@ -111,14 +114,20 @@ class Index:
         return {"version": VERSION, "active": self.active, "accounts": {k: asdict(v) for k, v in self.accounts.items()}}
 
 
-def load() -> Index:
-    data = _files.read_json(_paths.accounts_file())
+def _read() -> tuple[dict[str, Any], list[int] | None]:
+    """accounts.json as parsed, and the fingerprint of the very file it was parsed from (None
+    when there is nothing to mirror: no file, unreadable, or changed during the read)."""
+    try:
+        raw, stamp = _mirrors.read_stamped(_paths.accounts_file())
+        data = json.loads(raw)
+    except (OSError, ValueError):
+        return {}, None
     if not isinstance(data, dict) or data.get("version") != VERSION:
-        return Index()
-    mirror = _hotcache.read(_hotcache.accounts_path())
-    if mirror is None or mirror.get("source") != _hotcache.fingerprint(_paths.accounts_file()):
-        with contextlib.suppress(StorageError):
-            _mirror(data)  # edited by hand or by an older bblogin: bring the hot path back
+        return {}, None
+    return data, stamp
+
+
+def _parse(data: dict[str, Any]) -> Index:
     accounts = {}
     for key, value in (data.get("accounts") or {}).items():
         if isinstance(value, dict):
@@ -128,17 +137,28 @@ def load() -> Index:
     return Index(accounts=accounts, active=active)
 
 
+def load() -> Index:
+    """The index. When the hot path's mirror describes other bytes (edited by hand, by an older
+    bblogin, or a write whose mirror was lost), rebuild it from a read made under the index lock
+    — if the lock is free; its holder mirrors what it writes."""
+    data, stamp = _read()
+    if stamp is not None and not _mirrors.index_is_current(stamp):
+        with _mirrors.opportunistic(_mirrors.INDEX_LOCK) as held:
+            if held:
+                data, stamp = _read()
+                if not _mirrors.index_is_current(stamp):
+                    with contextlib.suppress(StorageError):
+                        _mirrors.write_index(data, stamp)
+    return _parse(data)
+
+
 @contextlib.contextmanager
 def transaction() -> Iterator[Index]:
-    """Read the index under the index lock, let the caller change it, write it back atomically."""
-    with _lock.account_lock("index", INDEX_LOCK_TIMEOUT):
-        index = load()
+    """Read the index under the index lock, let the caller change it, write it back atomically
+    and mirror exactly what was written (still under the lock)."""
+    with _lock.account_lock(_mirrors.INDEX_LOCK, INDEX_LOCK_TIMEOUT):
+        index = _parse(_read()[0])
         yield index
         data = index.to_json()
-        _files.atomic_write_json(_paths.accounts_file(), data)
-        _mirror(data)
-
-
-def _mirror(data: dict[str, Any]) -> None:
-    """Write the hot path's copy of the index, tagged with accounts.json's fingerprint."""
-    _hotcache.write(_hotcache.accounts_path(), {"source": _hotcache.fingerprint(_paths.accounts_file()), "index": data})
+        written = _files.atomic_write_json(_paths.accounts_file(), data)
+        _mirrors.write_index(data, _mirrors.stamp_of(written))

@@ -7,24 +7,32 @@
 
 Every frontend (kubectl, git, CLI, TUI) calls :func:`get_credential`; the hot path in ``_hot._answer``
 answers the common case before this module is even imported.
+
+Binding (docs/security.md): an account's tokens belong to the (provider, issuer, client id) that
+issued them — the provider and issuer also fix the API host a Bitbucket token is used at. A
+profile that names another one (flags such as ``--issuer``, an edited config.toml) does not see
+the account; nothing here sends its tokens anywhere else, or marks it dead because another IdP
+refused them. :func:`profile_for` is the one place that builds a profile for an account.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bblogin import _index
+from bblogin._config import Profile
 from bblogin._errors import LoginRequired, RefreshTokenDead
 from bblogin._lock import account_lock
 from bblogin._store import SecretStore
 from bblogin._tokens import TOKEN_KINDS, Identity, TokenSet, account_id
 
 if TYPE_CHECKING:
-    from bblogin._config import Profile
-    from bblogin._index import Account
+    from bblogin._config import Config
+    from bblogin._index import Account, Index
     from bblogin._login import LoginOptions
 
 log = logging.getLogger("bblogin")
@@ -47,6 +55,42 @@ def login_command(profile: Profile) -> str:
     return f"bblogin login --profile {profile.name}"
 
 
+def issued_for(account: Account, profile: Profile) -> bool:
+    """Whether ``profile`` names the very party that issued ``account``'s tokens."""
+    return (account.provider, account.issuer, account.client_id) == (profile.provider, profile.issuer, profile.client_id)
+
+
+def _require_issued_for(account: Account, profile: Profile) -> None:
+    """The guard in front of everything that sends or changes an account's tokens."""
+    if not issued_for(account, profile):
+        raise LoginRequired(
+            f"the login {account.label} was issued by {account.issuer} (client {account.client_id}); "
+            f"profile {profile.name!r} now names {profile.issuer} (client {profile.client_id}), so its tokens are not used here",
+            hint=f"run `{login_command(profile)}` for a login at {profile.issuer}",
+        )
+
+
+def visible_account(index: Index, profile: Profile, query: str | None = None) -> Account | None:
+    """The account ``profile`` may use: the one ``query`` names (id, email, user name), else its
+    active one — and only when the profile names the party that issued it (else None: the
+    profile needs its own login)."""
+    account = index.find(query, profile.name) if query else index.active_account(profile.name)
+    if query and account is not None:
+        _require_issued_for(account, profile)
+    return account if account is not None and issued_for(account, profile) else None
+
+
+def profile_for(account: Account, config: Config) -> Profile:
+    """The profile to act for ``account`` with (refresh, revoke, read its tokens): its configured
+    profile while that still names the account's issuer, client and provider; else — the profile
+    is gone, or points elsewhere now — one built from the account alone, never borrowing the
+    configured profile's client secret or settings, which belong to another client."""
+    configured = config.profiles.get(account.profile)
+    if configured is not None and issued_for(account, configured):
+        return dataclasses.replace(configured, storage=account.storage)
+    return Profile(name=account.profile, issuer=account.issuer, client_id=account.client_id, provider=account.provider, storage=account.storage)
+
+
 def _fresh(profile: Profile, account: Account, store: SecretStore, kind: str, margin: int) -> Credential | None:
     """The cached ``kind`` token when it stays valid for ``margin`` more seconds — the same test
     the hot path makes (``_hot._answer.cached_token``), reading through the keyring library."""
@@ -54,7 +98,7 @@ def _fresh(profile: Profile, account: Account, store: SecretStore, kind: str, ma
 
     from bblogin._hot._answer import cached_token
 
-    checks = {"issuer": profile.issuer, "client_id": profile.client_id, "refresh_margin": margin}
+    checks = {"provider": profile.provider, "issuer": profile.issuer, "client_id": profile.client_id, "refresh_margin": margin, "pipelines": profile.pipelines}
     hit = cached_token(checks, asdict(account), kind, read=lambda acct, k, _storage: store.get(acct, k))
     return Credential(account, kind, *hit) if hit else None
 
@@ -77,14 +121,18 @@ def store_tokens(profile: Profile, account: Account, tokens: TokenSet, store: Se
         index.accounts[account.id] = current
 
 
-def save_login(profile: Profile, tokens: TokenSet, identity: Identity, *, make_active: bool = True) -> Account:
-    """Record a completed login: the account (stable id from issuer, client id, sub) and its tokens."""
+def save_login(profile: Profile, tokens: TokenSet, identity: Identity, *, make_active: bool = True, subject: str | None = None) -> Account:
+    """Record a completed login: the account (stable id from issuer, client id, sub) and its
+    tokens; for a CI exchange, the digest of the ``subject`` token it was exchanged for (the
+    cached answer is for that step only)."""
+    from bblogin._hot._mirror import token_digest
     from bblogin._index import Account
 
     acct_id = account_id(profile.issuer, profile.client_id, identity.sub)
     account = Account(
         id=acct_id, profile=profile.name, provider=profile.provider, issuer=profile.issuer,
         client_id=profile.client_id, sub=identity.sub, storage=profile.storage,
+        subject_sha256=token_digest(subject) if subject is not None else None,
     )
     account.set_identity(identity)
     account.record_tokens(tokens)
@@ -101,7 +149,9 @@ def save_login(profile: Profile, tokens: TokenSet, identity: Identity, *, make_a
 
 
 def _refresh(profile: Profile, account: Account, store: SecretStore) -> TokenSet | None:
-    """Refresh ``account``; None when it has no usable refresh token. Marks dead grants."""
+    """Refresh ``account`` at the party that issued it; None when it has no usable refresh
+    token. Marks dead grants."""
+    _require_issued_for(account, profile)
     if account.refresh_dead or not account.has("refresh_token"):
         return None
     refresh_token = store.get(account.id, "refresh_token")
@@ -144,7 +194,10 @@ def get_credential(
     command to run. Network and IdP failures raise :class:`IdPError` and never start a login.
     """
     index = _index.load()
-    account = account or index.active_account(profile.name)
+    if account is not None:
+        _require_issued_for(account, profile)
+    else:
+        account = visible_account(index, profile)
     store = SecretStore(profile.storage)
     margin = profile.refresh_margin
     if account is not None and not force_refresh:
@@ -156,7 +209,7 @@ def get_credential(
     with account_lock(lock_key, timeout):
         index = _index.load()
         if account is None:
-            account = index.active_account(profile.name)
+            account = visible_account(index, profile)
         elif account.id in index.accounts:
             fresh_after_wait = index.accounts[account.id]
             refreshed_meanwhile = fresh_after_wait.updated_at != account.updated_at
@@ -170,8 +223,9 @@ def get_credential(
         if profile.pipelines:  # CI: a fresh exchange of the step's identity token, never a login
             from bblogin._exchange import exchange, subject_token
 
-            tokens, identity = exchange(profile, subject_token())
-            return _issued(save_login(profile, tokens, identity), profile, kind)
+            subject = subject_token()
+            tokens, identity = exchange(profile, subject)
+            return _issued(save_login(profile, tokens, identity, subject=subject), profile, kind)
         if account is not None:
             try:
                 if _refresh(profile, account, store) is not None:
@@ -204,6 +258,7 @@ def _issued(account: Account, profile: Profile, kind: str) -> Credential:
 
 def forget_cached(profile: Profile, account: Account) -> None:
     """After a 401: drop the cached access and ID tokens, keep the refresh token."""
+    _require_issued_for(account, profile)
     store = SecretStore(profile.storage)
     for kind in ("access_token", "id_token"):
         store.delete(account.id, kind)
@@ -215,7 +270,9 @@ def forget_cached(profile: Profile, account: Account) -> None:
 
 
 def logout(profile: Profile, account: Account) -> bool:
-    """Revoke at the IdP where possible, delete the secrets and the index entry. True if revoked."""
+    """Revoke at the IdP that issued the tokens where possible (``profile`` must name it: see
+    :func:`profile_for`), delete the secrets and the index entry. True if revoked."""
+    _require_issued_for(account, profile)
     store = SecretStore(profile.storage)
     revoked = False
     values = {k: store.get(account.id, k) for k in account.tokens}

@@ -5,7 +5,7 @@ import pathlib
 
 import pytest
 
-from bblogin import _config, _paths
+from bblogin import _config, _mirrors, _paths
 from bblogin._hot import _mirror as _hotcache
 from bblogin._errors import ConfigError, ProfileNotFound
 
@@ -99,8 +99,8 @@ def test_save_profile_keeps_comments_and_compiles_snapshot() -> None:
 
 def test_snapshot_recompiled_when_config_changes() -> None:
     write('[profiles.a]\nissuer = "https://a.example"\nclient_id = "a"\n')
-    _config.load_and_compile()
+    _mirrors.load_config()
     write('[profiles.a]\nissuer = "https://b.example"\nclient_id = "a"\n')
     os.utime(_paths.config_file(), ns=(1, 1))
-    _config.load_and_compile()
+    _mirrors.load_config()
     assert _hotcache.read(_hotcache.config_path())["profiles"]["a"]["issuer"] == "https://b.example"

@@ -112,7 +112,9 @@ def test_dead_login_gives_no_answer_and_a_hint(wired) -> None:
 def test_fast_path_answers_git_get_from_the_cache(wired) -> None:
     idp, server, _ = wired
     request = f"protocol=http\nhost={server.url.split('//')[1]}\n\n"
-    done = subprocess.run([HELPER, "get"], input=request, capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONVERBOSE": ""})
+    done = subprocess.run([HELPER, "get"], input=request, capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPROFILEIMPORTTIME": "1"})
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert "bblogin._hot._answer" in imported and "bblogin._session" not in imported, "the full path answered, not the fast path"
     fields = dict(line.split("=", 1) for line in done.stdout.splitlines())
     assert fields["username"] == "alice" and int(fields["password_expiry_utc"]) > 0
     assert jwt.decode(fields["password"], options={"verify_signature": False})["aud"] == "bblogin"

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.test_session import bblogin
+from tests.test_session import assert_no_secret_in, bblogin
 
 BROWSER_STUB = pathlib.Path(__file__).parent / "tools" / "browser_stub.py"
 
@@ -77,4 +77,5 @@ def test_verbose_never_prints_a_token(keyring_secret_service, devidp, browser: p
     token = bblogin("token", "--profile", "web", "--no-login").stdout.strip()
     verbose = bblogin("-vv", "token", "--profile", "web", "--no-login")
     assert token and token not in done.stderr and token not in verbose.stderr
+    assert_no_secret_in(done.stderr, verbose.stderr)  # the refresh token too: opaque, no "eyJ" to spot
     assert "eyJ" not in done.stderr + verbose.stderr

@@ -88,3 +88,25 @@ def test_aws_sts_error_is_explained(ci_profile, httpserver: HTTPServer) -> None:
     done = bblogin("aws", "--role-arn", "arn:aws:iam::1:role/r", "--sts-endpoint", httpserver.url_for("/"), env=env)
     assert done.returncode == 8
     assert "InvalidIdentityToken" in done.stderr and "trust policy" in done.stderr and done.stdout == ""
+
+
+@pytest.mark.parametrize("fast_path", [True, False], ids=["hot-path", "full-path"])
+def test_a_cached_exchange_is_only_for_the_step_token_it_was_exchanged_for(ci_profile, fast_path: bool) -> None:
+    """A state dir that survives across steps (self-hosted runners): repo B's step must never get
+    repo A's exchanged token, on the hot path or the full one."""
+    base = {"KUBERNETES_EXEC_INFO": '{"apiVersion":"client.authentication.k8s.io/v1","spec":{"interactive":false}}'}
+    if not fast_path:
+        base["BBLOGIN_NO_FAST_PATH"] = "1"
+    step_a = ci_profile.mint_pipelines_token(repository_uuid="{repo-a}", step_uuid="{step-a}")
+    step_b = ci_profile.mint_pipelines_token(repository_uuid="{repo-b}", step_uuid="{step-b}")
+    subs = []
+    for step in (step_a, step_a, step_b, step_b, step_a):
+        done = bblogin("kubectl", "--profile", "ci", env={**base, "BITBUCKET_STEP_OIDC_TOKEN": step})
+        assert done.returncode == 0, done.stderr
+        subs.append(unverified_claims(json.loads(done.stdout)["status"]["token"])["sub"])
+    sub_a, sub_b = (dex_subject(f"{{repo-{r}}}:{{step-{r}}}", "bitbucket-pipelines") for r in "ab")
+    assert subs == [sub_a, sub_a, sub_b, sub_b, sub_a]
+    # each step token is exchanged once per switch; a repeat of the same step is answered from the cache
+    assert ci_profile.count("/token", "urn:ietf:params:oauth:grant-type:token-exchange") == 3
+    done = bblogin("kubectl", "--profile", "ci", env=base)  # no step token at all: never a cached one
+    assert done.returncode == 4 and done.stdout == ""

@@ -11,7 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from bblogin import _config, _index
+from bblogin import _config, _index, _paths
+from bblogin._hot import _mirror as _hotcache
 
 pytestmark = pytest.mark.usefixtures("keyring_secret_service")
 
@@ -24,6 +25,25 @@ def login(idp, profile: str = "dev", *extra: str) -> subprocess.CompletedProcess
     done = bblogin("login", "--profile", profile, "--issuer", idp.issuer, "--client-id", "bblogin", "--connector-id", "bitbucket-cloud", "--flow", "device", "--no-browser", *extra)
     assert done.returncode == 0, done.stderr
     return done
+
+
+def stored_secrets() -> list[str]:
+    """Every token value bblogin holds (ID, access and refresh tokens of every account): what a
+    leak scan must look for — the refresh token above all, the one secret that lasts."""
+    from bblogin._store import SecretStore
+
+    values = []
+    for account in _index.load().accounts.values():
+        store = SecretStore(account.storage)
+        values += [v for kind in account.tokens if (v := store.get(account.id, kind))]
+    assert any(account.has("refresh_token") for account in _index.load().accounts.values()), "no refresh token to look for"
+    return values
+
+
+def assert_no_secret_in(*texts: str) -> None:
+    for secret in stored_secrets():
+        for text in texts:
+            assert secret not in text, "a token leaked"
 
 
 def set_margin(profile: str, margin: int) -> None:
@@ -42,7 +62,7 @@ def test_device_login_then_token_status_accounts(devidp) -> None:
     assert claims["token"] == token.stdout.strip() and claims["kind"] == "id_token" and claims["expires_at"] > time.time()
     status = json.loads(bblogin("status", "--json").stdout)["accounts"][0]
     assert status["email"].startswith("alice@") and status["groups"] and status["state"] == "valid" and not status["plaintext"]
-    assert token.stdout.strip() not in json.dumps(status)
+    assert_no_secret_in(json.dumps(status), done.stderr, token.stderr, *(open(p, "rb").read().decode("latin-1") for p in (_paths.accounts_file(), _hotcache.accounts_path(), _hotcache.config_path())))
     assert devidp.count("/token", "refresh_token") == 0
 
 

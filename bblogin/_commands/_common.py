@@ -8,7 +8,7 @@ import os
 import sys
 from typing import Any
 
-from bblogin import _config, _index
+from bblogin import _config, _index, _mirrors
 from bblogin._config import Config, Profile
 from bblogin._errors import UsageError
 from bblogin._hot._answer import adhoc_profile_name
@@ -16,7 +16,7 @@ from bblogin._index import Account
 
 
 def load_config() -> Config:
-    return _config.load_and_compile()
+    return _mirrors.load_config()
 
 
 _IDP_FLAGS = ("issuer", "client_id", "client_secret", "provider", "connector_id", "scopes", "ca_file")
@@ -44,6 +44,8 @@ def profile_from_args(args: argparse.Namespace, config: Config, *, save: bool = 
             base = dataclasses.replace(base, provider=flags["provider"], scopes=_config.default_scopes(flags["provider"]))
     if storage:
         flags["storage"] = storage
+    if (flags.get("issuer", base.issuer), flags.get("client_id", base.client_id)) != (base.issuer, base.client_id):
+        flags.setdefault("client_secret", None)  # the base profile's secret belongs to its own client at its own IdP
     profile = dataclasses.replace(base, **flags)
     if not _config.is_allowed_issuer(profile.issuer):
         raise UsageError(f"--issuer {profile.issuer}: must be https:// (http:// only for 127.0.0.1/localhost)")

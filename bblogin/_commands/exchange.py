@@ -14,8 +14,9 @@ from bblogin._timefmt import rfc3339
 
 def run(args: argparse.Namespace) -> int:
     profile = load_config().profile(args.profile)
-    tokens, identity = exchange(profile, subject_token(args.from_env))
-    account = save_login(profile, tokens, identity)
+    subject = subject_token(args.from_env)
+    tokens, identity = exchange(profile, subject)
+    account = save_login(profile, tokens, identity, subject=subject)
     token, expires_at = tokens.access_token, tokens.id_expires_at or 0
     if args.json:
         sys.stdout.write(json.dumps({"token": token, "expires_at": expires_at, "expiration": rfc3339(expires_at), "account": account.id, "sub": identity.sub}) + "\n")

@@ -17,7 +17,7 @@ from bblogin import _gitcred, _index
 from bblogin._commands._common import load_config, say
 from bblogin._config import Config, GitHost
 from bblogin._errors import BbloginError, LoginRequired
-from bblogin._session import forget_cached, get_credential
+from bblogin._session import forget_cached, get_credential, visible_account
 
 
 def _request() -> dict[str, list[str]] | None:
@@ -60,8 +60,7 @@ def _erase(config: Config, host: GitHost, fields: dict[str, list[str]]) -> int:
     from bblogin._store import SecretStore
 
     profile = config.profiles[host.profile]
-    index = _index.load()
-    account = index.find(host.account, profile.name) if host.account else index.active_account(profile.name)
+    account = visible_account(_index.load(), profile, host.account)
     if account is None:
         return 0
     rejected = (fields.get("password") or fields.get("credential") or [""])[-1]

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 
 from bblogin import _index
 from bblogin._commands._common import load_config, say
-from bblogin._config import Profile
 from bblogin._errors import AccountNotFound, UsageError
-from bblogin._session import logout
+from bblogin._session import logout, profile_for
 
 
 def run(args: argparse.Namespace) -> int:
@@ -27,8 +25,7 @@ def run(args: argparse.Namespace) -> int:
             raise AccountNotFound("no active account to log out", hint="name one: `bblogin accounts` lists them")
         targets = [active]
     for account in targets:
-        profile = config.profiles.get(account.profile) or Profile(name=account.profile, issuer=account.issuer, client_id=account.client_id, provider=account.provider)
-        revoked = logout(dataclasses.replace(profile, storage=account.storage), account)
+        revoked = logout(profile_for(account, config), account)
         say(f"Logged out {account.label} ({account.profile})" + ("; revoked at the identity provider." if revoked else "."))
     if not targets:
         say("No accounts to log out.")

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 # --provider and --scope are not here: they change which profile the full path builds (and argparse
 # checks --provider's choices), so the hot path leaves them to it.
+PIPELINES_ENV = "BITBUCKET_STEP_OIDC_TOKEN"
 _KUBECTL_VALUE_FLAGS = ("--profile", "-p", "--account", "-a", "--issuer", "--client-id", "--client-secret", "--connector-id", "--ca-file")
 _ALIASES = {"-p": "--profile", "-a": "--account"}
 MAX_PLAINTEXT_BYTES = 1 << 20
@@ -138,13 +139,18 @@ def read_secret(account_id: str, kind: str, storage: str = "keyring", timeout: f
 
 def cached_token(profile: dict, account: dict, kind: str, read: "Callable[[str, str, str], str | None] | None" = None) -> tuple[str, int] | None:
     """(token, expires_at) when ``kind`` stays valid beyond the profile's margin and the stored
-    value is the very token that was verified for this profile's issuer and client; else None."""
+    value is the very token that was verified for this profile's provider, issuer and client —
+    and, for a CI exchange, for this step's identity token (its SHA-256); else None."""
     info = (account.get("tokens") or {}).get(kind) or {}
     expires_at = info.get("expires_at")
     if not isinstance(expires_at, int) or expires_at <= time.time() + profile.get("refresh_margin", 60):
         return None
-    if account.get("issuer") != profile.get("issuer") or account.get("client_id") != profile.get("client_id"):
-        return None
+    if (account.get("provider", "oidc"), account.get("issuer"), account.get("client_id")) != (profile.get("provider", "oidc"), profile.get("issuer"), profile.get("client_id")):
+        return None  # issued for another party (docs/security.md): never served here
+    if profile.get("pipelines", True) or account.get("subject_sha256") is not None:  # unknown (an older mirror): check
+        step_token = (_paths.getenv(PIPELINES_ENV) or "").strip()
+        if not step_token or account.get("subject_sha256") != _mirror.token_digest(step_token):
+            return None  # exchanged for another CI step's identity token: never this step's answer
     token = (read or read_secret)(account["id"], kind, account.get("storage", "keyring"))
     if not token or info.get("sha256") != _mirror.token_digest(token):
         return None
@@ -177,7 +183,7 @@ def kubectl(argv: list[str]) -> bytes | None:
         if not (issuer and client_id) or "--profile" in opts:
             return None
         name = adhoc_profile_name(issuer, client_id)
-        profile = {"issuer": issuer, "client_id": client_id, "refresh_margin": 60, "use_access_token": False}
+        profile = {"issuer": issuer, "client_id": client_id, "refresh_margin": 60, "use_access_token": False, "pipelines": False}
     else:
         name = opts.get("--profile") or config.get("default_profile")
         profile = (config.get("profiles") or {}).get(name)

@@ -70,10 +70,11 @@ def read(path: str) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def fingerprint(path: str) -> list[int] | None:
-    """(mtime_ns, size, inode): how a mirror knows its source file has not changed since."""
+def fingerprint(source: "str | int | object") -> list[int] | None:
+    """(mtime_ns, size, inode) of a path, an open file descriptor or a stat result: how a mirror
+    knows its source file has not changed since (``_mirrors`` tags it from the file it read)."""
     try:
-        st = _paths.stat(path)
+        st = source if hasattr(source, "st_ino") else _paths.stat(source)  # type: ignore[arg-type]
     except OSError:
         return None
     return [st.st_mtime_ns, st.st_size, st.st_ino]

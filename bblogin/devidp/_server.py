@@ -4,7 +4,8 @@ all, the same failures (shared/dex-facts.md, checked against dex's source) — w
 double to log in at and a Bitbucket Pipelines issuer double for token exchange.
 
 A development and test double, labelled as such on every page. Tests steer it with
-``fail_next``/``delay_next`` (faults), ``count``/``requests`` (accounting), ``rotate_keys``,
+``fail_next``/``delay_next`` (faults), ``count``/``requests``/``presented_tokens``/``foreign_tokens``
+(accounting), ``rotate_keys``,
 ``revoke_refresh_tokens``, ``approve_device``/``deny_device``, ``bitbucket`` (the accounts)
 and ``mint_pipelines_token``.
 
@@ -199,7 +200,9 @@ class DevIdP:
         """A step's BITBUCKET_STEP_OIDC_TOKEN: workspace="acme", repository_uuid, step_uuid,
         branch="main", ttl=3600, audience, deployment_environment_uuid (see PipelinesIssuer.mint)."""
         with self._p.lock:
-            return self._p.pipelines.mint(**claims)
+            token = self._p.pipelines.mint(**claims)
+        self._traffic.add_issued(token)  # the Pipelines issuer double is part of this server
+        return token
 
     # -- test controls -----------------------------------------------------------------------
     def rotate_keys(self) -> None:
@@ -256,6 +259,19 @@ class DevIdP:
 
     def count(self, path: str, grant_type: str | None = None) -> int:
         return sum(1 for _m, p, g in self._traffic.entries() if p == path and (grant_type is None or g == grant_type))
+
+    @property
+    def presented_tokens(self) -> list[tuple[str, str, str]]:
+        """Every token a request carried: (path, form field or "Authorization", token)."""
+        with self._traffic._lock:
+            return list(self._traffic.presented)
+
+    def foreign_tokens(self, since: int = 0) -> list[tuple[str, str]]:
+        """(path, field) of every presented token (from the ``since``-th on) this server never
+        issued: a token that belongs to another party reached it. Provenance tests assert this
+        stays empty."""
+        with self._traffic._lock:
+            return [(path, where) for path, where, token in self._traffic.presented[since:] if token not in self._traffic.issued]
 
     # -- routing -------------------------------------------------------------------------------
     def _dispatch(self, request: Request) -> Reply:

@@ -5,6 +5,7 @@ accounting and injected faults for tests, and the threaded stdlib server."""
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import sys
 import threading
@@ -161,13 +162,44 @@ class _Fault:
     delay: float
 
 
+PRESENTED_FIELDS = ("refresh_token", "token", "subject_token", "actor_token")  # form fields that carry a token
+ISSUED_FIELDS = ("access_token", "id_token", "refresh_token")  # token-response fields
+
+
 class Traffic:
-    """Every request as (method, path, grant_type); faults and delays injected by tests."""
+    """Every request as (method, path, grant_type); the tokens presented to this server and the
+    tokens it issued (provenance checks in tests); faults and delays injected by tests."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.log: list[tuple[str, str, str | None]] = []
+        self.presented: list[tuple[str, str, str]] = []  # (path, where, token)
+        self.issued: set[str] = set()
         self._faults: dict[str, _Fault] = {}
+
+    def note_presented(self, path: str, request: Request) -> None:
+        """The tokens a request carries: a bearer Authorization header and the token form fields."""
+        found = [(name, value) for name, value in request.body if name in PRESENTED_FIELDS and value]
+        auth = request.headers.get("Authorization") or ""
+        if auth[:7].lower() == "bearer ":
+            found.append(("Authorization", auth[7:].strip()))
+        with self._lock:
+            self.presented.extend((path, where, token) for where, token in found)
+
+    def note_issued(self, reply: Reply) -> None:
+        """The tokens in a JSON token response (whatever its status: a token is a token)."""
+        if not (reply.content_type or "").startswith("application/json"):
+            return
+        try:
+            body = json.loads(reply.body)
+        except ValueError:
+            return
+        if isinstance(body, dict):
+            self.add_issued(*(v for k, v in body.items() if k in ISSUED_FIELDS and isinstance(v, str) and v))
+
+    def add_issued(self, *tokens: str) -> None:
+        with self._lock:
+            self.issued.update(tokens)
 
     def inject(self, path: str, reply: Reply | None, count: int, delay: float) -> None:
         """Replaces whatever was set for this path; count <= 0 clears it."""
@@ -255,6 +287,7 @@ def serve(port: int, issuer_path: str, dispatch: Callable[[Request], Reply], tra
             inside = request.path.startswith(issuer_path + "/") or request.path == issuer_path
             logged_path = request.path[len(issuer_path) :] if inside else request.path
             fault = traffic.record(request.method, logged_path or "/", request.post("grant_type") or None)
+            traffic.note_presented(logged_path or "/", request)
             if fault is not None:
                 time.sleep(fault.delay)
             try:
@@ -264,6 +297,7 @@ def serve(port: int, issuer_path: str, dispatch: Callable[[Request], Reply], tra
             except Exception:  # noqa: BLE001 -- a bug in the double: say so on stderr, answer like a crashed server
                 traceback.print_exc(file=sys.stderr)
                 reply = html(500, _pages.error_page(500, "Internal server error."))
+            traffic.note_issued(reply)
             self.send(reply)
 
         def send(self, reply: Reply) -> None:

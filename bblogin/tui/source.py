@@ -3,7 +3,6 @@ fake in tests (deterministic snapshots, a fixed clock)."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -38,17 +37,16 @@ class CoreSource:
     """The real thing: config, account index, keyring, IdP."""
 
     def _config(self) -> Config:
-        from bblogin._config import load_and_compile
+        from bblogin._mirrors import load_config
 
-        return load_and_compile()
+        return load_config()
 
     def _profile_for(self, account_id: str) -> tuple[Profile, Any]:
         from bblogin import _index
+        from bblogin._session import profile_for
 
-        config = self._config()
         account = _index.load().get(account_id)
-        profile = config.profiles.get(account.profile) or Profile(name=account.profile, issuer=account.issuer, client_id=account.client_id, provider=account.provider)
-        return dataclasses.replace(profile, storage=account.storage), account
+        return profile_for(account, self._config()), account
 
     def now(self) -> int:
         from bblogin._tokens import now

@@ -1,0 +1,138 @@
+"""The writing side of the hot path's cache: compile config.toml and accounts.json into the marshal
+mirrors that the hot path reads (``_hot._mirror`` holds their format and the reader).
+
+A mirror describes exactly the bytes it was built from. The source is read through one open file
+and tagged with *that file's* fingerprint (``fstat`` before the read, checked again after it) —
+never with a later ``stat`` of the path, which may already name a newer file. The hot path
+compares the tag with the path's current fingerprint and declines on any difference, so a mirror
+can be stale (the next slow-path call rebuilds it) but never describes other bytes than its tag
+says. Mirrors are written only under their source's lock (the index lock; ``CONFIG_LOCK`` for
+config.toml, which ``_config``'s editors hold too), so a slow process never replaces a newer
+mirror with an older one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from bblogin import _lock, _paths
+from bblogin._hot import _mirror as _hotcache
+from bblogin._errors import LockTimeout, StorageError
+
+if TYPE_CHECKING:
+    from bblogin._config import Config
+
+COMPILED_VERSION = 2  # 2: each profile says whether it is a Pipelines profile (older mirrors are rebuilt)
+CONFIG_LOCK = "config"
+INDEX_LOCK = "index"
+EDIT_LOCK_TIMEOUT = 10.0
+
+
+def read_stamped(path: str) -> tuple[bytes, list[int] | None]:
+    """The bytes at ``path`` and the fingerprint of the file they came from; the fingerprint is
+    None when the file changed while it was read (then no mirror may be built from them).
+    Raises OSError (FileNotFoundError when there is no file)."""
+    with open(path, "rb") as fh:
+        before = _hotcache.fingerprint(fh.fileno())
+        data = fh.read()
+        after = _hotcache.fingerprint(fh.fileno())
+    return data, before if before == after else None
+
+
+def stamp_of(written: os.stat_result) -> list[int] | None:
+    """The fingerprint of a file just written (``_files.atomic_write_bytes`` returns its stat)."""
+    return _hotcache.fingerprint(written)
+
+
+@contextlib.contextmanager
+def opportunistic(lock_key: str) -> Iterator[bool]:
+    """Hold the lock if it is free right now (True), else go on without it (False): a busy lock
+    means its holder is writing the source, and the mirror with it. Never waits, so a read never
+    stalls behind a writer."""
+    held = _lock.account_lock(lock_key, 0)
+    try:
+        held.__enter__()
+    except LockTimeout:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        held.__exit__(None, None, None)
+
+
+# -- the account index ---------------------------------------------------------------------------
+def index_is_current(stamp: list[int] | None) -> bool:
+    mirror = _hotcache.read(_hotcache.accounts_path())
+    return stamp is not None and mirror is not None and mirror.get("source") == stamp
+
+
+def write_index(data: dict[str, Any], stamp: list[int] | None) -> None:
+    """Mirror ``data`` — the index exactly as parsed from (or written to) the file ``stamp`` names.
+    The caller holds the index lock."""
+    if stamp is not None:
+        _hotcache.write(_hotcache.accounts_path(), {"source": stamp, "index": data})
+
+
+# -- config.toml ---------------------------------------------------------------------------------
+def config_snapshot(config: Config) -> dict[str, Any]:
+    """What the hot path needs of config.toml: no secrets, no flow settings."""
+    return {
+        "version": COMPILED_VERSION,
+        "source": config.path,
+        "fingerprint": config.stamp,
+        "default_profile": config.default_profile or (next(iter(config.profiles)) if len(config.profiles) == 1 else None),
+        "profiles": {
+            name: {
+                "provider": p.provider,
+                "issuer": p.issuer,
+                "client_id": p.client_id,
+                "storage": p.storage,
+                "refresh_margin": p.refresh_margin,
+                "use_access_token": p.use_access_token,
+                "pipelines": p.pipelines,
+            }
+            for name, p in config.profiles.items()
+        },
+        "git_hosts": [asdict(h) for h in config.git_hosts],
+    }
+
+
+def config_is_current(config: Config) -> bool:
+    current = _hotcache.read(_hotcache.config_path())
+    return (
+        config.stamp is not None
+        and isinstance(current, dict)
+        and current.get("version") == COMPILED_VERSION
+        and current.get("source") == config.path
+        and current.get("fingerprint") == config.stamp
+    )
+
+
+def compile_config(config: Config) -> None:
+    """Write the hot path's mirror of ``config`` (tagged with the bytes it was parsed from). The
+    caller holds ``CONFIG_LOCK``. A config read while it changed (no stamp) is not mirrored."""
+    if config.stamp is not None:
+        _hotcache.write(_hotcache.config_path(), config_snapshot(config))
+
+
+def load_config(path: str | None = None) -> Config:
+    """Parse and validate config.toml (``_config.load``) and bring the hot path's mirror up to
+    date when it describes other bytes — re-read under the config lock, so the mirror is built
+    from the file as it is while no editor can change it."""
+    from bblogin import _config
+
+    config = _config.load(path or _paths.config_file())
+    if config.stamp is None or config_is_current(config):
+        return config
+    with opportunistic(CONFIG_LOCK) as held:
+        if held:
+            config = _config.load(config.path)
+            if not config_is_current(config):
+                with contextlib.suppress(StorageError):  # a read-only cache dir: the hot path declines
+                    compile_config(config)
+    return config
