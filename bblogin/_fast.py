@@ -76,19 +76,41 @@ def _read_secret(account_id: str, kind: str, storage: str) -> str | None:
     return read_secret(account_id, kind, storage)
 
 
+_BOOTTIME = getattr(time, "CLOCK_BOOTTIME", None)
+
+
+def idp_offset(account: dict) -> int | None:
+    """Seconds to add to this machine's clock to get the IdP's, as last measured (``_clock``
+    stores it in the index; 0 when never measured). None when this machine's clock has been
+    stepped since (its boot epoch moved): the offset no longer holds, measure again first."""
+    clock = account.get("clock")
+    if clock is None:
+        return 0
+    offset = clock.get("offset") if isinstance(clock, dict) else None
+    if not isinstance(offset, int) or isinstance(offset, bool) or not -86400 <= offset <= 86400:  # _clock.CAP
+        return None
+    epoch = clock.get("epoch")
+    if isinstance(epoch, (int, float)) and _BOOTTIME is not None and abs(time.time() - time.clock_gettime(_BOOTTIME) - epoch) > 5.0:  # _clock.STEP_TOLERANCE
+        return None
+    return offset
+
+
 def cached_token(profile: dict, account: dict, kind: str, read: Callable[[str, str, str], str | None] = _read_secret) -> tuple[str, int] | None:
-    """(token, expires_at) when ``kind`` stays valid beyond the profile's margin and the stored
-    value is the very token that was verified for this profile's issuer and client; else None."""
+    """(token, expiry on this machine's clock) when ``kind`` stays valid beyond the profile's
+    margin in the IdP's time (local time + the measured offset) and the stored value is the very
+    token that was verified for this profile's issuer and client; else None. The expiry is
+    handed out on the local clock because kubectl and git compare it with the local clock."""
     info = (account.get("tokens") or {}).get(kind) or {}
     expires_at = info.get("expires_at")
-    if not isinstance(expires_at, int) or expires_at <= time.time() + profile.get("refresh_margin", 60):
+    offset = idp_offset(account)
+    if offset is None or not isinstance(expires_at, int) or expires_at <= time.time() + offset + profile.get("refresh_margin", 60):
         return None
     if account.get("issuer") != profile.get("issuer") or account.get("client_id") != profile.get("client_id"):
         return None
     token = read(account["id"], kind, account.get("storage", "keyring"))
     if not token or info.get("sha256") != _hotcache.token_digest(token):
         return None
-    return token, expires_at
+    return token, expires_at - offset
 
 
 def adhoc_profile_name(issuer: str, client_id: str) -> str:

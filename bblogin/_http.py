@@ -46,7 +46,24 @@ def make_client(*, ca_file: str | None = None, timeout: float = 10.0) -> httpx.C
         timeout=timeout,
         follow_redirects=False,
         headers={"User-Agent": f"bblogin/{__version__}", "Accept": "application/json"},
+        event_hooks=clock_hooks(),
     )
+
+
+def clock_hooks() -> dict[str, list[Any]]:
+    """httpx event hooks that show every answer's Date header to ``_clock`` (the IdP's clock is
+    measured on every answer, whichever module sent the request)."""
+    from bblogin import _clock
+
+    def sent(request: httpx.Request) -> None:
+        request.extensions["bblogin_sent"] = time.time()
+
+    def received(response: httpx.Response) -> None:
+        start = response.request.extensions.get("bblogin_sent")
+        if isinstance(start, float):
+            _clock.observe(str(response.request.url), response.headers.get("Date"), start, time.time())
+
+    return {"request": [sent], "response": [received]}
 
 
 def _causes(exc: BaseException) -> list[BaseException]:
