@@ -186,12 +186,13 @@ class OIDCProvider:
         return dataclasses.replace(tokens, id_expires_at=int(claims["exp"]))
 
     def _idp_now(self) -> int:
-        """The IdP's time by what is known of its clock: the samples stored with this issuer's
-        accounts and those of this process's answers from it (the one being verified included,
-        its token's iat not: see ``bblogin._clock``)."""
+        """The IdP's time to judge a fresh token by: by the samples stored with this issuer's
+        accounts while they apply (the wall clock was not stepped since), else by this process's
+        answers from the IdP — the one that brought the token included, its token's iat never.
+        So one answer with a wrong Date cannot make its own stale token look fresh."""
         from bblogin import _clock, _index
 
-        samples = [*_index.load().clock_samples(self.profile.issuer), *_clock.observed(self.metadata.token_endpoint)]
+        samples = _index.load().clock_samples(self.profile.issuer) or _clock.observed(self.metadata.token_endpoint)
         return int(time.time()) + (_clock.estimate(samples) or 0)
 
     def _received(self, tokens: TokenSet) -> TokenSet:

@@ -1,0 +1,159 @@
+"""A machine whose clock is 10 minutes off the IdP's: login, the hot path, refresh, replays.
+
+Only bblogin's processes run on the wrong clock: libfaketime (Debian's libfaketime, LD_PRELOAD)
+shifts their wall clock; the dev IdP, the API server double and the git server run in this test
+process on the true clock, as real servers keep NTP time. libfaketime shifts the boot-time clock
+along (leaving it alone breaks every sleep: FAKETIME_DONT_FAKE_MONOTONIC turns Python's
+clock_nanosleep into EINVAL in libfaketime 0.9.10), so to bblogin a switch between a shifted and
+an unshifted process looks like a stepped wall clock, as when NTP sets it right. kubectl (a static
+Go binary) cannot be shifted: it gets the skewed environment only for the bblogin it runs.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import http.server
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+
+import pytest
+
+from bblogin import _clock, _index
+from bblogin.devidp import _tokens as devidp_tokens
+from tests.test_kubectl import exec_user, kubectl
+from tests.test_session import set_margin
+
+pytestmark = pytest.mark.usefixtures("keyring_secret_service")
+
+LIBFAKETIME = pathlib.Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1")
+TTL = 30  # the dev IdP's ID-token lifetime here: short, so a test sees a token expire
+MARGIN = 5
+
+
+def skewed(seconds: int) -> dict[str, str]:
+    """The environment for a process whose wall clock is ``seconds`` off (negative: behind)."""
+    assert LIBFAKETIME.exists(), "libfaketime is missing: apt-get install faketime libfaketime (.ci/run installs it)"
+    return {
+        "LD_PRELOAD": str(LIBFAKETIME),
+        "FAKETIME": f"{seconds:+d}",
+        "NO_FAKE_STAT": "1",
+    }
+
+
+def run(skew: int | None, *args: str) -> subprocess.CompletedProcess[str]:
+    """bblogin on a clock ``skew`` seconds off; None: on the true clock, without libfaketime."""
+    env = {**os.environ, **(skewed(skew) if skew is not None else {})}
+    return subprocess.run([sys.executable, "-m", "bblogin", *args], capture_output=True, text=True, timeout=90, env=env, stdin=subprocess.DEVNULL)
+
+
+def login(idp, skew: int) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
+    return run(skew, "login", "--profile", "dev", "--issuer", idp.issuer, "--client-id", "bblogin", "--connector-id", "bitbucket-cloud", "--flow", "device", "--no-browser")
+
+
+def account() -> _index.Account:
+    (only,) = _index.load().accounts.values()
+    return only
+
+
+def test_the_libfaketime_clock_is_really_off() -> None:
+    """The premise of every test below: the child's wall clock is off and it can still sleep."""
+    code = "import time; time.sleep(0.1); print(time.time())"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, **skewed(-600)}, check=True)
+    assert abs(float(done.stdout) - (time.time() - 600)) < 5
+
+
+@pytest.mark.parametrize("skew", [-600, 600], ids=["behind-10min", "ahead-10min"])
+def test_kubectl_on_a_skewed_clock(skew: int, devidp_factory, kube_apiserver, kubectl_bin) -> None:  # type: ignore[no-untyped-def]
+    idp = devidp_factory(id_token_ttl=TTL)
+    done = login(idp, skew)
+    assert done.returncode == 0, done.stderr  # before: "issued 600 s in the future (iat)" / "expired 570 s ago (exp)"
+    clock = account().idp_clock
+    assert abs(clock.offset + skew) <= 2, clock  # offset = IdP − local
+    set_margin("dev", MARGIN)
+    server = kube_apiserver(issuer=idp.issuer, client_id="bblogin")
+    user = exec_user("Never")
+    user["exec"]["env"] = [{"name": k, "value": v} for k, v in skewed(skew).items()]
+    config = server.kubeconfig(user)
+
+    for _ in range(5):
+        call = kubectl(kubectl_bin, config, "get", "--raw", "/version")
+        assert call.returncode == 0, call.stderr
+    assert idp.count("/token", "refresh_token") <= 1  # served from the cache, no refresh storm
+
+    expiry = account().expires_at("id_token")
+    assert expiry is not None
+    time.sleep(max(0.0, expiry - time.time()) + 1)  # the token has expired for the API server
+    refreshes = idp.count("/token", "refresh_token")
+    call = kubectl(kubectl_bin, config, "get", "--raw", "/version")
+    assert call.returncode == 0, call.stderr
+    assert idp.count("/token", "refresh_token") == refreshes + 1
+    assert server.attempts and all(ok for _path, ok in server.attempts)  # never a 401 from a stale token
+
+
+def test_status_and_json_expiry_on_a_skewed_clock(devidp_factory) -> None:  # type: ignore[no-untyped-def]
+    """status says how far off the clock is; `token --json` gives the expiry on the local clock
+    (scripts compare it with `date +%s` on this machine)."""
+    idp = devidp_factory(id_token_ttl=3600)
+    assert login(idp, -192).returncode == 0
+    status = run(-192, "status")
+    assert "this machine's clock is 3 min 1" in status.stdout and "behind the IdP's; bblogin compensates" in status.stdout, status.stdout
+    view = json.loads(run(-192, "status", "--json").stdout)["accounts"][0]
+    assert view["state"] == "valid" and abs(view["clock"]["offset"] - 192) <= 2
+    token = json.loads(run(-192, "token", "--profile", "dev", "--no-login", "--json").stdout)
+    assert abs((account().expires_at("id_token") or 0) - token["expires_at"] - 192) <= 2  # the IdP's exp, 192 s earlier here
+
+
+class _HourAgo:
+    """The dev IdP's `time` module, an hour in the past: it mints tokens that are an hour old."""
+
+    @staticmethod
+    def time() -> float:
+        return time.time() - 3600
+
+
+@pytest.mark.parametrize("hostile_date", [False, True], ids=["true-date", "date-an-hour-ago"])
+def test_a_token_replayed_from_an_hour_ago_is_refused(hostile_date: bool, devidp_factory, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """The clock is 10 minutes behind, so bblogin adds 10 minutes; an ID token from an hour ago
+    stays refused — also when its answer's Date header claims it is an hour ago (one answer
+    cannot move the measured offset to make its own token look fresh)."""
+    idp = devidp_factory(id_token_ttl=TTL)
+    assert login(idp, -600).returncode == 0
+    before = account()
+    set_margin("dev", TTL + 60)  # every cached token is "about to expire": the next call refreshes
+    monkeypatch.setattr(devidp_tokens, "time", _HourAgo)
+    if hostile_date:
+        monkeypatch.setattr(http.server.BaseHTTPRequestHandler, "date_time_string", lambda self, timestamp=None: email.utils.formatdate(time.time() - 3600, usegmt=True))
+    done = run(-600, "token", "--profile", "dev", "--no-login")
+    assert done.returncode == 7, done.stderr  # TokenVerificationError
+    assert "expired" in done.stderr and "(exp)" in done.stderr and done.stdout == ""
+    after = account()
+    assert after.idp_clock.offset == before.idp_clock.offset and after.tokens == before.tokens  # nothing stored
+
+
+def test_a_clock_stepped_by_ntp_is_measured_again(devidp_factory) -> None:  # type: ignore[no-untyped-def]
+    """Logged in while 10 minutes ahead; then NTP sets the clock right. The stored offset no
+    longer holds (the boot epoch moved): the next call refreshes once, measures ~0, and from then
+    on the cache serves again."""
+    idp = devidp_factory(id_token_ttl=3600)
+    assert login(idp, 600).returncode == 0
+    assert abs(account().idp_clock.offset + 600) <= 2
+    for _ in range(3):
+        done = run(None, "token", "--profile", "dev", "--no-login")
+        assert done.returncode == 0, done.stderr
+    assert idp.count("/token", "refresh_token") == 1
+    assert abs(account().idp_clock.offset) <= 2
+
+
+def test_one_odd_sample_does_not_move_the_estimate() -> None:
+    """Five answers agree on +192 s; a proxy's clock an hour off is outvoted, and anything beyond
+    the 24 h cap is not believed at all (and said so)."""
+    good = [_clock.bracket(1000.0 + 192, 1000.0, 1000.05) for _ in range(5)]
+    odd = _clock.bracket(1000.0 - 3600, 1000.0, 1000.05)
+    assert _clock.estimate([*good, odd]) == _clock.estimate(good) == 193
+    assert _clock.estimate([_clock.bracket(1000.0 + 3 * 86400, 1000.0, 1000.1)]) is None
+    far = _clock.Clock().updated([_clock.bracket(1000.0 + 3 * 86400, 1000.0, 1000.1)])
+    assert far.offset == 0 and far.note() is not None and "fix this machine's clock" in far.note()
