@@ -22,14 +22,14 @@ import time
 
 import pytest
 
-from bblogin import _clock, _index
+from bblogin import _clock, _config, _index
 from bblogin.devidp import _tokens as devidp_tokens
 from tests.test_kubectl import exec_user, kubectl
 from tests.test_session import set_margin
 
 pytestmark = pytest.mark.usefixtures("keyring_secret_service")
 
-LIBFAKETIME = pathlib.Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1")
+LIBFAKETIME = next(iter(sorted(pathlib.Path("/usr/lib").glob("*/faketime/libfaketimeMT.so.1"))), pathlib.Path("/usr/lib/faketime/libfaketimeMT.so.1"))
 TTL = 30  # the dev IdP's ID-token lifetime here: short, so a test sees a token expire
 MARGIN = 5
 
@@ -157,3 +157,58 @@ def test_one_odd_sample_does_not_move_the_estimate() -> None:
     assert _clock.estimate([_clock.bracket(1000.0 + 3 * 86400, 1000.0, 1000.1)]) is None
     far = _clock.Clock().updated([_clock.bracket(1000.0 + 3 * 86400, 1000.0, 1000.1)])
     assert far.offset == 0 and far.note() is not None and "fix this machine's clock" in far.note()
+
+
+@pytest.mark.parametrize(("skew", "status", "words"), [(-192, "warn", "3 min 1"), (3 * 86400, "fail", "more than bblogin compensates (24 h)"), (None, "ok", "in step")])
+def test_doctor_measures_the_clock_and_suggests_fixing_it(skew: int | None, status: str, words: str, devidp) -> None:  # type: ignore[no-untyped-def]
+    _config.save_profile(_config.Profile(name="dev", issuer=devidp.issuer, client_id="bblogin"))
+    done = run(skew, "doctor", "--json")
+    check = next(c for c in json.loads(done.stdout)["checks"] if c["name"] == "clock:dev")
+    assert check["status"] == status and words in check["detail"], check
+    assert ("NTP" in check["fix"]) == (status != "ok")
+
+
+@pytest.mark.parametrize("skew", [-600, 600], ids=["behind-10min", "ahead-10min"])
+def test_bitbucket_expires_in_counts_from_the_answers_date(skew: int, bitbucket_cloud, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """Opaque tokens have no exp: `expires_in` (7200) counts from the token answer's Date, so the
+    stored expiry is the server's, and git gets it on the local clock."""
+    from tests.test_login import BROWSER_STUB
+
+    monkeypatch.setenv("BROWSER", f"{sys.executable} {BROWSER_STUB} %s")
+    fake = bitbucket_cloud
+    _config.save_profile(_config.Profile(name="cloud", provider="bitbucket-cloud", issuer=fake.base, client_id=fake.client_id, client_secret=fake.client_secret, flow="loopback"))
+    _config.save_git_host(_config.GitHost(url=fake.base, profile="cloud"))
+    started = time.time()
+    done = run(skew, "login", "--profile", "cloud", "--timeout", "30")
+    assert done.returncode == 0, done.stderr
+    stored = account()
+    assert abs(stored.idp_clock.offset + skew) <= 2
+    assert started + 7200 - 2 <= (stored.expires_at("access_token") or 0) <= time.time() + 7200  # the server's clock
+    env = {**os.environ, **skewed(skew)}
+    answer = subprocess.run([sys.executable, "-m", "bblogin", "git-credential", "get"], input=f"protocol=http\nhost={fake.base.split('//')[1]}\n\n", capture_output=True, text=True, timeout=60, env=env)
+    fields = dict(line.split("=", 1) for line in answer.stdout.splitlines())
+    assert fields["password"] in fake.access_tokens
+    assert abs(int(fields["password_expiry_utc"]) - ((stored.expires_at("access_token") or 0) + skew)) <= 2  # the local clock's
+    assert not [r for r in fake.token_requests if r.get("grant_type") == "refresh_token"]
+
+
+def _hit(clock: object, expires_in: float) -> tuple[str, int] | None:
+    from bblogin._fast import cached_token
+    from bblogin._hotcache import token_digest
+
+    account = {"id": "a", "issuer": "i", "client_id": "c", "tokens": {"id_token": {"expires_at": int(time.time() + expires_in), "sha256": token_digest("t")}}, "clock": clock}
+    return cached_token({"issuer": "i", "client_id": "c", "refresh_margin": 60}, account, "id_token", read=lambda *_: "t")
+
+
+def test_the_shared_check_judges_in_idp_time_and_declines_on_doubt() -> None:
+    """``_fast.cached_token`` (hot and full path alike): the margin in the IdP's time, the expiry
+    handed out on the local clock, and no answer when the stored offset cannot be trusted."""
+    epoch = _clock.boot_epoch()
+    assert _hit(None, 120) is not None  # never measured: the local clock, as before
+    behind = _hit({"offset": 600, "epoch": epoch}, 650)  # IdP time is 600 s later: 50 s left < margin
+    assert behind is None
+    ahead = _hit({"offset": -600, "epoch": epoch}, -500)  # "expired" 500 s ago locally, 100 s left at the IdP
+    assert ahead is not None and abs(ahead[1] - (time.time() + 100)) <= 2  # kubectl sees 100 s on its clock
+    assert _hit({"offset": -600, "epoch": (epoch or 0) + 600}, -500) is None  # the wall clock was stepped since
+    for corrupt in ({"offset": "600"}, {"offset": 10**9}, {"offset": True}, "garbage", {"offset": None}):
+        assert _hit(corrupt, 3600) is None, corrupt
