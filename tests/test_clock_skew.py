@@ -24,6 +24,7 @@ import pytest
 
 from bblogin import _clock, _config, _index
 from bblogin.devidp import _tokens as devidp_tokens
+from tests.test_git import git_env  # noqa: F401 -- a fixture
 from tests.test_kubectl import exec_user, kubectl
 from tests.test_session import set_margin
 
@@ -212,3 +213,31 @@ def test_the_shared_check_judges_in_idp_time_and_declines_on_doubt() -> None:
     assert _hit({"offset": -600, "epoch": (epoch or 0) + 600}, -500) is None  # the wall clock was stepped since
     for corrupt in ({"offset": "600"}, {"offset": 10**9}, {"offset": True}, "garbage", {"offset": None}):
         assert _hit(corrupt, 3600) is None, corrupt
+
+
+def test_git_on_a_clock_10_minutes_behind(devidp_factory, git_server, git_env) -> None:  # type: ignore[no-untyped-def]
+    """Real git (on the skewed clock too) with bblogin as its credential helper: served from the
+    cache, then refreshed once the access token has truly expired — never a stale token sent."""
+    from tests.test_git import dex_token_validator
+
+    idp = devidp_factory(id_token_ttl=TTL)
+    assert login(idp, -600).returncode == 0
+    set_margin("dev", MARGIN)
+    server = git_server(dex_token_validator(idp, set()))
+    assert run(-600, "setup", "git", "--host", server.url, "--profile", "dev").returncode == 0
+    env = {**os.environ, **skewed(-600)}
+
+    def ls_remote() -> None:
+        done = subprocess.run(["git", "ls-remote", f"{server.url}/repo.git"], capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL)
+        assert done.returncode == 0, done.stderr
+
+    for _ in range(5):
+        ls_remote()
+    assert idp.count("/token", "refresh_token") <= 1
+    expiry = account().expires_at("access_token")
+    assert expiry is not None
+    time.sleep(max(0.0, expiry - time.time()) + 1)
+    refreshes = idp.count("/token", "refresh_token")
+    ls_remote()
+    assert idp.count("/token", "refresh_token") == refreshes + 1
+    assert server.attempts and all(accepted for _user, _token, accepted in server.attempts)
