@@ -241,3 +241,19 @@ def test_git_on_a_clock_10_minutes_behind(devidp_factory, git_server, git_env) -
     ls_remote()
     assert idp.count("/token", "refresh_token") == refreshes + 1
     assert server.attempts and all(accepted for _user, _token, accepted in server.attempts)
+
+
+def test_date_and_iat_combine_and_a_backdated_iat_loses() -> None:
+    """One answer: Date and iat agree → their intersection; an iat backdated
+    by 5 minutes (as some IdPs do) disagrees → the Date alone."""
+    url = "https://idp.test.invalid/token"
+    sent, received = time.time(), time.time() + 0.2
+    date = email.utils.formatdate(int(sent) + 100, usegmt=True)  # the IdP is ~100 s ahead
+    _clock.observe(url, date, sent, received)
+    _clock.refine_with_iat(url, int(sent) + 100)
+    agreed = _clock.observed(url)[-1]
+    assert agreed.hi - agreed.lo <= 1.25 and 99 <= agreed.mid <= 101
+    _clock.observe(url, date, sent, received)
+    _clock.refine_with_iat(url, int(sent) + 100 - 300)
+    backdated = _clock.observed(url)[-1]
+    assert 98 <= backdated.mid <= 101  # the Date's bracket, not the iat's
