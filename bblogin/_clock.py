@@ -91,9 +91,9 @@ def parse_date(value: str | None) -> float | None:
         return None
     try:
         parsed = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+        return parsed.timestamp() if parsed.tzinfo is not None else None
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    return parsed.timestamp() if parsed.tzinfo is not None else None
 
 
 def estimate(samples: list[Sample]) -> int | None:
