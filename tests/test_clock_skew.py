@@ -257,3 +257,10 @@ def test_date_and_iat_combine_and_a_backdated_iat_loses() -> None:
     _clock.refine_with_iat(url, int(sent) + 100 - 300)
     backdated = _clock.observed(url)[-1]
     assert 98 <= backdated.mid <= 101  # the Date's bracket, not the iat's
+
+
+def test_a_clock_days_off_is_not_compensated_and_said_so(devidp) -> None:  # type: ignore[no-untyped-def]
+    done = login(devidp, 3 * 86400)
+    assert done.returncode == 7 and "(exp)" in done.stderr, done.stderr
+    assert " d " in done.stderr and "ahead of the IdP's; that is more than bblogin compensates (24 h): fix this machine's clock" in done.stderr
+    assert _index.load().accounts == {}

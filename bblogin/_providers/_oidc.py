@@ -172,16 +172,24 @@ class OIDCProvider:
 
     def _verified_tokens(self, tokens: TokenSet, *, nonce: str | None, code: str | None = None, check_at_hash: bool = True) -> TokenSet:
         assert tokens.id_token is not None
-        claims = verify_id_token(
-            tokens.id_token,
-            metadata=self.metadata,
-            jwks=self.jwks,
-            client_id=self.profile.client_id,
-            nonce=nonce,
-            access_token=tokens.access_token if check_at_hash else None,
-            code=code,
-            now=self._idp_now(),
-        )
+        from bblogin import _clock
+
+        try:
+            claims = verify_id_token(
+                tokens.id_token,
+                metadata=self.metadata,
+                jwks=self.jwks,
+                client_id=self.profile.client_id,
+                nonce=nonce,
+                access_token=tokens.access_token if check_at_hash else None,
+                code=code,
+                now=self._idp_now(),
+            )
+        except TokenVerificationError as exc:
+            far = _clock.Clock().updated(_clock.observed(self.metadata.token_endpoint))
+            if far.unbelieved is None:
+                raise
+            raise TokenVerificationError(exc.message, hint=far.note()) from None  # the clock is days off: say so
         self._verified[tokens.id_token] = claims
         return dataclasses.replace(tokens, id_expires_at=int(claims["exp"]))
 
