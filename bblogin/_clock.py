@@ -9,9 +9,10 @@ every answer from the IdP and judges every expiry in IdP time (local time + offs
 Measuring. One HTTP answer brackets the IdP's clock: its ``Date`` header (RFC 9110 §6.6.1, one
 second resolution, truncated) was written between sending the request (local ``sent``) and
 receiving the answer (``received``), so the offset lies in ``[Date − received, Date + 1 − sent]``.
-A fresh ID token's ``iat`` brackets it the same way; when both are there and agree, the sample is
-their intersection; when they disagree the ``Date`` wins (some IdPs backdate ``iat`` on purpose).
-The iat of a token is never used to judge that same token (it would always look fresh).
+A fresh ID token was issued before it was received, so ``iat − received`` bounds the offset from
+below and narrows the Date's bracket when the two agree; when they disagree the ``Date`` wins
+(backdated or oddly late ``iat``s exist). The iat of a token is never used to judge that same
+token (it would always look fresh).
 
 Combining. The offset believed is the median of the upper bounds of recent samples — of this
 process's answers from the IdP's host and those stored with the accounts of that issuer — so
@@ -147,17 +148,20 @@ def observe(url: str, date: str | None, sent: float, received: float) -> None:
 
 
 def refine_with_iat(url: str, iat: int) -> None:
-    """The last answer from ``url`` carried a verified token issued at ``iat``: narrow that
-    answer's sample with it (or take it, when the answer had no Date)."""
+    """The last answer from ``url`` carried a verified token issued at ``iat``. It was issued
+    before it was received — not necessarily during the request: dex mints the device flow's
+    tokens at approval — so ``iat − received`` is a lower bound of the offset: it narrows the
+    answer's Date sample from below when it is consistent with it (an iat later than the Date
+    allows is ignored: the Date wins). Without a Date, the token is taken as minted during the
+    request, the best there is."""
     exchange = _last(url)
     if exchange is None:
         return
     with _lock:
-        by_iat = bracket(iat, exchange.sent, exchange.received)
         if exchange.sample is None:
-            exchange.sample = by_iat
+            exchange.sample = bracket(iat, exchange.sent, exchange.received)
         else:
-            exchange.sample = exchange.sample.intersect(by_iat) or exchange.sample  # disagreeing: Date wins
+            exchange.sample = exchange.sample.intersect(Sample(iat - exchange.received, math.inf)) or exchange.sample
 
 
 def _applies(exchange: _Exchange) -> bool:
@@ -239,10 +243,15 @@ class Clock:
             unbelieved=unbelieved if isinstance(unbelieved, int) and not isinstance(unbelieved, bool) else None,
         )
 
+    def shown(self) -> int:
+        """The offset to show people: the samples' median midpoint (``offset`` leans late on purpose)."""
+        mids = [s.mid for s in self.samples if abs(s.mid) <= CAP]
+        return round(statistics.median(mids)) if mids else self.offset
+
     def note(self) -> str | None:
         """What to tell the user, if anything."""
         if self.unbelieved is not None:
             return f"{describe(self.unbelieved)}; that is more than bblogin compensates ({CAP // 3600} h): fix this machine's clock"
-        if abs(self.offset) > NOTABLE:
-            return f"{describe(self.offset)}; bblogin compensates"
+        if abs(self.shown()) > NOTABLE:
+            return f"{describe(self.shown())}; bblogin compensates"
         return None

@@ -90,10 +90,11 @@ def _clock_check(profile: Profile) -> Check:
     if not measured.samples:
         return Check(name, "warn", "the identity provider's answers carry no Date header: bblogin cannot measure its clock")
     if measured.unbelieved is not None:
-        return Check(name, "fail", f"{_clock.describe(measured.unbelieved)}: more than bblogin compensates ({_clock.CAP // 3600} h)", CLOCK_FIX)
-    if abs(measured.offset) > _clock.NOTABLE:
-        return Check(name, "warn", f"{_clock.describe(measured.offset)}; bblogin compensates", CLOCK_FIX)
-    return Check(name, "ok", f"in step with the identity provider's clock ({measured.offset:+d} s)")
+        return Check(name, "fail", measured.note() or "", CLOCK_FIX)
+    note = measured.note()
+    if note is not None:
+        return Check(name, "warn", note, CLOCK_FIX)
+    return Check(name, "ok", f"in step with the identity provider's clock ({measured.shown():+d} s)")
 
 
 def _kubeconfig(config: Config) -> Check:
