@@ -11,6 +11,7 @@ Go binary) cannot be shifted: it gets the skewed environment only for the bblogi
 
 from __future__ import annotations
 
+import calendar
 import email.utils
 import http.server
 import json
@@ -24,6 +25,7 @@ import time
 import pytest
 
 from bblogin import _clock, _config, _index
+from bblogin._cli import launcher_command
 from bblogin.devidp import _tokens as devidp_tokens
 from tests.test_git import git_env  # noqa: F401 -- a fixture
 from tests.test_kubectl import exec_user, kubectl
@@ -80,6 +82,15 @@ def test_kubectl_on_a_skewed_clock(skew: int, devidp_factory, kube_apiserver, ku
     user = exec_user("Never")
     user["exec"]["env"] = [{"name": k, "value": v} for k, v in skewed(skew).items()]
     config = server.kubeconfig(user)
+
+    # the hot path answers on the skewed clock (no HTTP client imported), with the expiry on it
+    launcher = launcher_command("kubectl", "--profile", "dev")
+    exec_info = '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","spec":{"interactive":false}}'
+    hot = subprocess.run([launcher[0], "-X", "importtime", *launcher[1:]], capture_output=True, text=True, timeout=60, env={**os.environ, **skewed(skew), "KUBERNETES_EXEC_INFO": exec_info})
+    assert hot.returncode == 0 and "httpx" not in hot.stderr and "bblogin._session" not in hot.stderr, hot.stderr[-2000:]
+    stamp = json.loads(hot.stdout)["status"]["expirationTimestamp"]
+    local_expiry = calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ"))
+    assert abs(local_expiry - ((account().expires_at("id_token") or 0) + skew)) <= 2
 
     for _ in range(5):
         call = kubectl(kubectl_bin, config, "get", "--raw", "/version")
