@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 
+import httpx
 import pytest
 
 from bblogin import _clock, _config, _index
@@ -288,3 +289,13 @@ def test_a_token_minted_before_the_request_only_raises_the_lower_bound() -> None
     _clock.refine_with_iat(url, 1099)  # minted half a second before the poll was sent
     sample = _clock.observed(url)[-1]
     assert sample.lo <= 100 <= sample.hi
+
+
+def test_an_expires_header_counts_from_the_servers_date() -> None:
+    """RFC 9111 §4.2.1: a discovery/JWKS answer fresh for 600 s by Expires − Date stays fresh for
+    600 s on a clock 10 minutes ahead (counted from local time it would be stale on arrival)."""
+    from bblogin._oidc import _cache
+
+    server_now = 1_000_000
+    headers = httpx.Headers({"Date": email.utils.formatdate(server_now, usegmt=True), "Expires": email.utils.formatdate(server_now + 600, usegmt=True)})
+    assert _cache.freshness(headers, 3600, server_now + 600).ttl == 600
