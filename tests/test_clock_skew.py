@@ -299,3 +299,12 @@ def test_an_expires_header_counts_from_the_servers_date() -> None:
     server_now = 1_000_000
     headers = httpx.Headers({"Date": email.utils.formatdate(server_now, usegmt=True), "Expires": email.utils.formatdate(server_now + 600, usegmt=True)})
     assert _cache.freshness(headers, 3600, server_now + 600).ttl == 600
+
+
+def test_a_retry_after_date_counts_from_the_servers_date() -> None:
+    """On a clock 10 minutes behind, "retry at 12:00:30" from a server whose Date is 12:00:00 means
+    30 s, not 10 min 30 s (which would exceed the backoff budget and give up)."""
+    from bblogin._http import retry_delay
+
+    headers = {"Date": email.utils.formatdate(1_000_000, usegmt=True), "Retry-After": email.utils.formatdate(1_000_030, usegmt=True)}
+    assert retry_delay(httpx.Response(503, headers=headers), 0, now=1_000_000 - 600) == pytest.approx(30)
