@@ -46,7 +46,24 @@ def make_client(*, ca_file: str | None = None, timeout: float = 10.0) -> httpx.C
         timeout=timeout,
         follow_redirects=False,
         headers={"User-Agent": f"bblogin/{__version__}", "Accept": "application/json"},
+        event_hooks=clock_hooks(),
     )
+
+
+def clock_hooks() -> dict[str, list[Any]]:
+    """httpx event hooks that show every answer's Date header to ``_clock`` (the IdP's clock is
+    measured on every answer, whichever module sent the request)."""
+    from bblogin import _clock
+
+    def sent(request: httpx.Request) -> None:
+        request.extensions["bblogin_sent"] = time.time()
+
+    def received(response: httpx.Response) -> None:
+        start = response.request.extensions.get("bblogin_sent")
+        if isinstance(start, float):
+            _clock.observe(str(response.request.url), response.headers.get("Date"), start, time.time())
+
+    return {"request": [sent], "response": [received]}
 
 
 def _causes(exc: BaseException) -> list[BaseException]:
@@ -77,7 +94,9 @@ def _transport_error(exc: httpx.TransportError, host: str, timeout: float) -> Ex
 
 
 def retry_delay(response: httpx.Response, attempt: int, now: float | None = None) -> float:
-    """Seconds to wait before retry number ``attempt + 1``: Retry-After if given, else 0.5 * 2^attempt."""
+    """Seconds to wait before retry number ``attempt + 1``: Retry-After if given, else 0.5 * 2^attempt.
+    A Retry-After date counts from the answer's own Date when it has one (this machine's clock
+    may be off the server's), else from ``now`` (default: this machine's clock)."""
     value = response.headers.get("Retry-After", "").strip()
     if value.isdigit():
         return float(value)
@@ -87,7 +106,12 @@ def retry_delay(response: httpx.Response, attempt: int, now: float | None = None
         except (TypeError, ValueError):
             when = None
         if when is not None and when.tzinfo is not None:
-            return max(0.0, when.timestamp() - (time.time() if now is None else now))
+            from bblogin._clock import parse_date
+
+            start = parse_date(response.headers.get("Date"))
+            if start is None:
+                start = time.time() if now is None else now
+            return max(0.0, when.timestamp() - start)
     return 0.5 * 2.0**attempt
 
 

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from bblogin import _files, _lock, _mirrors, _paths
+from bblogin._clock import Clock, Sample
 from bblogin._errors import AccountNotFound, StorageError
 from bblogin._hot._mirror import token_digest
 from bblogin._tokens import Identity, TokenSet, now
@@ -42,6 +43,15 @@ class Account:
     refresh_dead: bool = False
     updated_at: int = 0
     subject_sha256: str | None = None  # a CI exchange: SHA-256 of the step token it was exchanged for
+    clock: dict[str, Any] | None = None  # the IdP's clock as last measured (_clock.Clock); the hot path reads offset/epoch
+
+    @property
+    def idp_clock(self) -> Clock:
+        return Clock.from_json(self.clock)
+
+    def idp_now(self) -> int:
+        """The IdP's time now, by this account's last measurement of its clock."""
+        return now() + self.idp_clock.offset
 
     @property
     def label(self) -> str:
@@ -56,11 +66,13 @@ class Account:
         return kind in self.tokens
 
     def record_tokens(self, tokens: TokenSet) -> None:
-        """Note which tokens are stored and until when (the values go to the keyring)."""
+        """Note which tokens are stored and until when (the values go to the keyring), and what
+        their answer told about the IdP's clock. Expiries are on the IdP's clock."""
+        self.clock = self.idp_clock.updated(list(tokens.clock)).to_json()
         for kind, value in tokens.values().items():
             expires_at = tokens.expires_at(kind)
             if expires_at is None and kind == "access_token":
-                expires_at = now() + DEFAULT_ACCESS_TOKEN_LIFETIME  # the IdP named none; a 401 erases it sooner
+                expires_at = self.idp_now() + DEFAULT_ACCESS_TOKEN_LIFETIME  # the IdP named none; a 401 erases it sooner
             self.tokens[kind] = {"expires_at": expires_at, "sha256": token_digest(value)}
         self.refresh_dead = False
         self.updated_at = now()
@@ -88,6 +100,10 @@ class Index:
 
     def for_profile(self, profile: str) -> list[Account]:
         return [a for a in self.accounts.values() if a.profile == profile]
+
+    def clock_samples(self, issuer: str) -> list[Sample]:
+        """What this issuer's accounts measured of its clock that still applies."""
+        return [s for a in self.accounts.values() if a.issuer == issuer for s in a.idp_clock.current()]
 
     def active_account(self, profile: str) -> Account | None:
         account_id = self.active.get(profile)

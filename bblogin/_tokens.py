@@ -5,13 +5,18 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bblogin._clock import Sample
 
 TOKEN_KINDS = ("id_token", "access_token", "refresh_token")
 
 
 @dataclass(frozen=True)
 class TokenSet:
-    """Tokens from one token-endpoint answer. ``*_expires_at`` are Unix seconds (None = unknown)."""
+    """Tokens from one token-endpoint answer. ``*_expires_at`` are Unix seconds on the IdP's clock
+    (None = unknown); ``clock`` is what that answer told about the IdP's clock (``_clock``)."""
 
     access_token: str
     id_token: str | None = None
@@ -19,6 +24,7 @@ class TokenSet:
     access_expires_at: int | None = None
     id_expires_at: int | None = None
     scope: str | None = None
+    clock: tuple[Sample, ...] = ()
 
     def values(self) -> dict[str, str]:
         """The non-empty tokens by kind (``id_token``, ``access_token``, ``refresh_token``)."""

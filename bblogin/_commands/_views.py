@@ -9,7 +9,6 @@ from bblogin._index import Account, Index
 from bblogin._session import issued_for
 from bblogin._store import SecretStore
 from bblogin._timefmt import describe_expiry
-from bblogin._tokens import now
 
 
 def token_state(account: Account, at: int, profile: Profile | None = None) -> str:
@@ -26,8 +25,10 @@ def token_state(account: Account, at: int, profile: Profile | None = None) -> st
 
 
 def describe(account: Account, config: Config, index: Index) -> dict[str, Any]:
-    """Everything `status --json` says about one account; no token values."""
-    at = now()
+    """Everything `status --json` says about one account; no token values. Expiries are judged
+    in the IdP's time (this machine's clock + the offset last measured)."""
+    at = account.idp_now()
+    clock = account.idp_clock
     profile = config.profiles.get(account.profile)
     store = SecretStore(account.storage)
     return {
@@ -48,4 +49,5 @@ def describe(account: Account, config: Config, index: Index) -> dict[str, Any]:
         "storage_description": store.backend_description(),
         "plaintext": store.is_plaintext,
         "profile_configured": profile is not None,
+        "clock": {"offset": clock.offset, "unbelieved": clock.unbelieved, "note": clock.note()},
     }

@@ -9,17 +9,15 @@ otherwise. ``--json`` for scripts.
 from __future__ import annotations
 
 import argparse
-import email.utils
 import json
 import subprocess
 import sys
-import time
 from dataclasses import asdict, dataclass
 
 from bblogin._config import Config, Profile
 from bblogin._errors import BbloginError
 
-CLOCK_SKEW_WARN = 30
+CLOCK_FIX = "set this machine's clock right: enable NTP (`timedatectl set-ntp true`; WSL: `sudo hwclock -s`; macOS: System Settings → Date & Time)"
 
 
 @dataclass
@@ -79,12 +77,24 @@ def _idp(profile: Profile) -> list[Check]:
                 checks = [Check(name, status, f"discovery ok; JWKS has {keys} key(s)", "" if keys else "the IdP publishes no signing keys")]
     except BbloginError as exc:
         return [Check(name, "fail", exc.message, exc.hint)]
-    date = response.headers.get("Date")
-    if date:
-        skew = time.time() - email.utils.parsedate_to_datetime(date).timestamp()
-        status = "warn" if abs(skew) > CLOCK_SKEW_WARN else "ok"
-        checks.append(Check(f"clock:{profile.name}", status, f"this machine is {skew:+.0f} s from the IdP's clock", "fix NTP" if status == "warn" else ""))
+    checks.append(_clock_check(profile))
     return checks
+
+
+def _clock_check(profile: Profile) -> Check:
+    """This machine's clock against the IdP's, from the Date headers of the answers just fetched."""
+    from bblogin import _clock
+
+    name = f"clock:{profile.name}"
+    measured = _clock.Clock().updated(_clock.observed(profile.issuer))
+    if not measured.samples:
+        return Check(name, "warn", "the identity provider's answers carry no Date header: bblogin cannot measure its clock")
+    if measured.unbelieved is not None:
+        return Check(name, "fail", measured.note() or "", CLOCK_FIX)
+    note = measured.note()
+    if note is not None:
+        return Check(name, "warn", note, CLOCK_FIX)
+    return Check(name, "ok", f"in step with the identity provider's clock ({measured.shown():+d} s)")
 
 
 def _kubeconfig(config: Config) -> Check:

@@ -137,13 +137,35 @@ def read_secret(account_id: str, kind: str, storage: str = "keyring", timeout: f
         return None
 
 
+_BOOTTIME = getattr(time, "CLOCK_BOOTTIME", None)
+
+
+def idp_offset(account: dict) -> int | None:
+    """Seconds to add to this machine's clock to get the IdP's, as last measured (``_clock``
+    stores it in the index; 0 when never measured). None when this machine's clock has been
+    stepped since (its boot epoch moved): the offset no longer holds, measure again first."""
+    clock = account.get("clock")
+    if clock is None:
+        return 0
+    offset = clock.get("offset") if isinstance(clock, dict) else None
+    if not isinstance(offset, int) or isinstance(offset, bool) or not -86400 <= offset <= 86400:  # _clock.CAP
+        return None
+    epoch = clock.get("epoch")
+    if isinstance(epoch, (int, float)) and _BOOTTIME is not None and abs(time.time() - time.clock_gettime(_BOOTTIME) - epoch) > 5.0:  # _clock.STEP_TOLERANCE
+        return None
+    return offset
+
+
 def cached_token(profile: dict, account: dict, kind: str, read: "Callable[[str, str, str], str | None] | None" = None) -> tuple[str, int] | None:
-    """(token, expires_at) when ``kind`` stays valid beyond the profile's margin and the stored
-    value is the very token that was verified for this profile's provider, issuer and client —
-    and, for a CI exchange, for this step's identity token (its SHA-256); else None."""
+    """(token, expiry on this machine's clock) when ``kind`` stays valid beyond the profile's
+    margin in the IdP's time (local time + the measured offset) and the stored value is the very
+    token that was verified for this profile's provider, issuer and client — and, for a CI
+    exchange, for this step's identity token (its SHA-256); else None. The expiry is handed out
+    on the local clock because kubectl and git compare it with the local clock."""
     info = (account.get("tokens") or {}).get(kind) or {}
     expires_at = info.get("expires_at")
-    if not isinstance(expires_at, int) or expires_at <= time.time() + profile.get("refresh_margin", 60):
+    offset = idp_offset(account)
+    if offset is None or not isinstance(expires_at, int) or expires_at <= time.time() + offset + profile.get("refresh_margin", 60):
         return None
     if (account.get("provider", "oidc"), account.get("issuer"), account.get("client_id")) != (profile.get("provider", "oidc"), profile.get("issuer"), profile.get("client_id")):
         return None  # issued for another party (docs/security.md): never served here
@@ -154,7 +176,7 @@ def cached_token(profile: dict, account: dict, kind: str, read: "Callable[[str, 
     token = (read or read_secret)(account["id"], kind, account.get("storage", "keyring"))
     if not token or info.get("sha256") != _mirror.token_digest(token):
         return None
-    return token, expires_at
+    return token, expires_at - offset
 
 
 def adhoc_profile_name(issuer: str, client_id: str) -> str:

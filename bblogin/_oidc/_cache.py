@@ -3,7 +3,8 @@
 Each document lives in ``<cache dir>/oidc/<sha256(url)[:24]>.json`` (atomic 0600 writes):
 
 - ``no-store``: never written, and any older copy is deleted;
-- ``max-age=N`` (minus ``Age``), else ``Expires``: fresh for that long;
+- ``max-age=N`` (minus ``Age``), else ``Expires`` (minus the answer's ``Date``: immune to this
+  machine's clock skew): fresh for that long;
 - neither: fresh for the caller's default (dex sends nothing on discovery: 1 hour there);
 - ``no-cache`` / ``must-revalidate``: fresh only for max-age (0 for no-cache) and never used stale.
 
@@ -28,6 +29,7 @@ from typing import Any
 import httpx
 
 from bblogin import _files, _http, _paths
+from bblogin._clock import parse_date
 from bblogin._errors import IdPError, IdPResponseError, StorageError
 
 log = logging.getLogger("bblogin.oidc")
@@ -61,7 +63,9 @@ def freshness(headers: httpx.Headers, default_ttl: int, now: float) -> Freshness
             expires = email.utils.parsedate_to_datetime(headers["Expires"]).timestamp()
         except (TypeError, ValueError):
             expires = 0.0  # an invalid Expires means "already expired" (RFC 9111 5.3)
-        return Freshness(max(0, int(expires - now)), stale_ok)
+        # RFC 9111 4.2.1: Expires minus the server's own Date, so this machine's clock skew cancels out
+        date = parse_date(headers.get("Date"))
+        return Freshness(max(0, int(expires - (date if date is not None else now))), stale_ok)
     return Freshness(default_ttl, stale_ok)
 
 

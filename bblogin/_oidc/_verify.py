@@ -7,7 +7,9 @@
   ``jku``/``jwk``/``x5u`` headers. No kid with several fitting keys is refused.
 - iss exactly the issuer; aud contains our client id; several audiences need azp = our client id,
   and any azp must be our client id; sub present.
-- exp, nbf and iat with ``leeway`` seconds of clock skew; an iat in the future is refused.
+- exp, nbf and iat (:func:`check_time_claims`) against ``now``, the IdP's time (this machine's
+  clock plus the offset measured from the IdP's answers, ``bblogin._clock``), with ``leeway``
+  seconds for what that measurement cannot see; an iat in the future is refused.
 - nonce: when the login sent one it must be there and equal (a missing nonce is a refusal).
 - at_hash (§3.1.3.8, §3.2.2.9): checked whenever present and the access token is at hand. The code
   flow does not require it (only the implicit flow's ``id_token token`` does), so absent is fine.
@@ -32,7 +34,7 @@ from bblogin._oidc._jwks import JWKSCache
 
 ALLOWED_ALGS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512")
 DEFAULT_LEEWAY = 60
-_CLOCK_HINT = "check this machine's clock (and time zone) against the identity provider's"
+_CLOCK_HINT = "bblogin compensates this machine's clock for up to 24 h off the identity provider's: check the clock (and time zone), e.g. enable NTP"
 
 
 def half_hash(value: str, alg: str) -> str:
@@ -63,6 +65,23 @@ def _int_claim(claims: dict[str, Any], name: str, *, required: bool) -> int | No
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _refuse(f"its {name} claim is {'missing' if value is None else 'not a number'}")
     return int(value)
+
+
+def check_time_claims(claims: dict[str, Any], *, now: int, leeway: int = DEFAULT_LEEWAY) -> None:
+    """exp (required), iat (required, not in the future) and nbf against ``now`` — the IdP's time,
+    i.e. this machine's clock plus the offset ``_clock`` measured — with ``leeway`` seconds for
+    what the measurement cannot see. A token stale in the IdP's time is refused whatever this
+    machine's clock says. bblogin's own checks, kept apart from the iss/aud/signature checks."""
+    exp = _int_claim(claims, "exp", required=True)
+    iat = _int_claim(claims, "iat", required=True)
+    nbf = _int_claim(claims, "nbf", required=False)
+    assert exp is not None and iat is not None
+    if now > exp + leeway:
+        raise _refuse(f"it expired {now - exp} s ago (exp)", hint=_CLOCK_HINT)
+    if iat > now + leeway:
+        raise _refuse(f"it was issued {iat - now} s in the future (iat)", hint=_CLOCK_HINT)
+    if nbf is not None and nbf > now + leeway:
+        raise _refuse(f"it is not valid for another {nbf - now} s (nbf)", hint=_CLOCK_HINT)
 
 
 def verify_id_token(
@@ -113,17 +132,7 @@ def verify_id_token(
     if azp is not None and azp != client_id:
         raise _refuse(f"its authorized party (azp) is {azp!r}, not this client {client_id!r}")
 
-    current = int(time.time()) if now is None else now
-    exp = _int_claim(claims, "exp", required=True)
-    iat = _int_claim(claims, "iat", required=True)
-    nbf = _int_claim(claims, "nbf", required=False)
-    assert exp is not None and iat is not None
-    if current > exp + leeway:
-        raise _refuse(f"it expired {current - exp} s ago (exp)", hint=_CLOCK_HINT)
-    if iat > current + leeway:
-        raise _refuse(f"it was issued {iat - current} s in the future (iat)", hint=_CLOCK_HINT)
-    if nbf is not None and nbf > current + leeway:
-        raise _refuse(f"it is not valid for another {nbf - current} s (nbf)", hint=_CLOCK_HINT)
+    check_time_claims(claims, now=int(time.time()) if now is None else now, leeway=leeway)
 
     if nonce is not None:
         got = claims.get("nonce")

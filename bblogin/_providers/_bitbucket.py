@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from bblogin import _clock
 from bblogin._config import BITBUCKET_CLOUD_URL, Profile
 from bblogin._errors import ConfigError, IdPResponseError, TokenVerificationError
 from bblogin._oidc import _grants
@@ -60,10 +61,12 @@ class _BitbucketOAuth2:
         return f"{self.base}{self.authorize_path}?{urllib.parse.urlencode(params)}"
 
     def exchange_code(self, *, code: str, redirect_uri: str, code_verifier: str, nonce: str) -> TokenSet:
-        return _grants.exchange_code(self.http, self.base + self.token_path, self.client, code=code, redirect_uri=redirect_uri, code_verifier=code_verifier)
+        tokens = _grants.exchange_code(self.http, self.base + self.token_path, self.client, code=code, redirect_uri=redirect_uri, code_verifier=code_verifier)
+        return _clock.stamped(tokens, self.base + self.token_path)  # opaque tokens: expires_in counted from the answer's Date
 
     def refresh(self, refresh_token: str) -> TokenSet:
-        return _grants.refresh(self.http, self.base + self.token_path, self.client, refresh_token, relogin_command=f"bblogin login --profile {self.profile.name}")
+        tokens = _grants.refresh(self.http, self.base + self.token_path, self.client, refresh_token, relogin_command=f"bblogin login --profile {self.profile.name}")
+        return _clock.stamped(tokens, self.base + self.token_path)
 
     def revoke(self, tokens: TokenSet) -> bool:
         return False  # neither product offers token revocation to OAuth clients

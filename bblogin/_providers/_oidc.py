@@ -137,7 +137,7 @@ class OIDCProvider:
         tokens = _grants.exchange_code(self.http, self.metadata.token_endpoint, self.client, code=code, redirect_uri=redirect_uri, code_verifier=code_verifier)
         if tokens.id_token is None:
             raise TokenVerificationError("the identity provider sent no ID token", hint="make sure the profile's scopes include openid")
-        return self._verified_tokens(tokens, nonce=nonce, code=code)
+        return self._received(self._verified_tokens(tokens, nonce=nonce, code=code))
 
     def device_login(self, *, open_browser: bool = True, on_prompt: Callable[[DevicePrompt], None] | None = None, timeout: float | None = None) -> TokenSet:
         """A device-code login with this profile (see :func:`bblogin._oidc._device.run_device_flow`)."""
@@ -146,13 +146,13 @@ class OIDCProvider:
         tokens = run_device_flow(self.http, self.metadata, self.client, scope=self.scope, timeout=timeout, open_browser=open_browser, on_prompt=on_prompt)
         if tokens.id_token is None:
             raise TokenVerificationError("the identity provider sent no ID token", hint="make sure the profile's scopes include openid")
-        return self._verified_tokens(tokens, nonce=None)
+        return self._received(self._verified_tokens(tokens, nonce=None))
 
     # -- refresh, identity, logout ------------------------------------------------------------
     def refresh(self, refresh_token: str) -> TokenSet:
         """Redeem the refresh token; a returned ID token is verified (no nonce: see the module doc)."""
         tokens = _grants.refresh(self.http, self.metadata.token_endpoint, self.client, refresh_token, relogin_command=self.relogin_command())
-        return self._verified_tokens(tokens, nonce=None) if tokens.id_token else tokens
+        return self._received(self._verified_tokens(tokens, nonce=None) if tokens.id_token else tokens)
 
     def token_exchange(self, subject_token: str, *, subject_token_type: str = _grants.ID_TOKEN_TYPE) -> TokenSet:
         """RFC 8693 exchange of an external token (a Bitbucket Pipelines OIDC token) for a dex ID
@@ -168,21 +168,50 @@ class OIDCProvider:
             scope=self.scope,
         )
         tokens = TokenSet(access_token=exchanged.token, id_token=exchanged.token, access_expires_at=exchanged.expires_at)
-        return self._verified_tokens(tokens, nonce=None, check_at_hash=False)
+        return self._received(self._verified_tokens(tokens, nonce=None, check_at_hash=False))
 
     def _verified_tokens(self, tokens: TokenSet, *, nonce: str | None, code: str | None = None, check_at_hash: bool = True) -> TokenSet:
         assert tokens.id_token is not None
-        claims = verify_id_token(
-            tokens.id_token,
-            metadata=self.metadata,
-            jwks=self.jwks,
-            client_id=self.profile.client_id,
-            nonce=nonce,
-            access_token=tokens.access_token if check_at_hash else None,
-            code=code,
-        )
+        from bblogin import _clock
+
+        try:
+            claims = verify_id_token(
+                tokens.id_token,
+                metadata=self.metadata,
+                jwks=self.jwks,
+                client_id=self.profile.client_id,
+                nonce=nonce,
+                access_token=tokens.access_token if check_at_hash else None,
+                code=code,
+                now=self._idp_now(),
+            )
+        except TokenVerificationError as exc:
+            far = _clock.Clock().updated(_clock.observed(self.metadata.token_endpoint))
+            if far.unbelieved is None or not exc.message.endswith(("(exp)", "(iat)", "(nbf)")):
+                raise
+            raise TokenVerificationError(exc.message, hint=far.note()) from None  # a time claim failed on a clock days off: say so
         self._verified[tokens.id_token] = claims
         return dataclasses.replace(tokens, id_expires_at=int(claims["exp"]))
+
+    def _idp_now(self) -> int:
+        """The IdP's time to judge a fresh token by: by the samples stored with this issuer's
+        accounts while they apply (the wall clock was not stepped since), else by this process's
+        answers from the IdP — the one that brought the token included, its token's iat never.
+        So one answer with a wrong Date cannot make its own stale token look fresh."""
+        from bblogin import _clock, _index
+
+        samples = _index.load().clock_samples(self.profile.issuer) or _clock.observed(self.metadata.token_endpoint)
+        return int(time.time()) + (_clock.estimate(samples) or 0)
+
+    def _received(self, tokens: TokenSet) -> TokenSet:
+        """Fresh tokens from the token endpoint, verified: their answer's clock sample, narrowed
+        by the ID token's iat, goes with them, and their expiries are on the IdP's clock."""
+        from bblogin import _clock
+
+        endpoint = self.metadata.token_endpoint
+        if tokens.id_token is not None:
+            _clock.refine_with_iat(endpoint, int(self._verified[tokens.id_token]["iat"]))
+        return _clock.stamped(tokens, endpoint)
 
     def claims(self, tokens: TokenSet) -> dict[str, Any]:
         """The verified claims of ``tokens.id_token`` (verified now if this process has not yet);

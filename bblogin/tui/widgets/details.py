@@ -29,11 +29,14 @@ class Details(Static):
             f"git hosts {', '.join(view.get('git_hosts') or []) or '-'}",
             f"stored in {view['storage_description']}" + ("  [b reverse] PLAINTEXT [/]" if view["plaintext"] else ""),
         ]
+        if (view.get("clock") or {}).get("note"):
+            lines.append(f"clock     {view['clock']['note']}")
+        idp_now = now + ((view.get("clock") or {}).get("offset") or 0)  # expiries are on the IdP's clock
         for kind, info in view["tokens"].items():
             if kind == "refresh_token":
                 lines.append(f"{kind.replace('_', ' '):13} {info['expiry']}")
             else:
-                lines.append(f"{kind.replace('_', ' '):13} {describe_expiry(info['expires_at'], now)}")
+                lines.append(f"{kind.replace('_', ' '):13} {describe_expiry(info['expires_at'], idp_now)}")
         if token is not None:
             lines.append("")
             lines.append("ID token: " + (token if revealed else mask(token)))
