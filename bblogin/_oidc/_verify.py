@@ -14,6 +14,12 @@
 - c_hash (§3.3.2.11): checked whenever present and the code is at hand.
 
 Every refusal is a :class:`TokenVerificationError` naming the failed check, never the token.
+
+pyjwt checks what it knows — the signature, iss, aud (one of them ours) and the required claims —
+and its typed exceptions become the messages above. bblogin keeps what pyjwt cannot do: the alg
+allow-list (intersected with the IdP's), kid selection (``_jwks``), azp with several audiences,
+the time claims (judged in the IdP's time, while pyjwt knows only the local clock), nonce,
+at_hash and c_hash.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from bblogin._oidc._jwks import JWKSCache
 
 ALLOWED_ALGS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512")
 DEFAULT_LEEWAY = 60
+REQUIRED_CLAIMS = ("iss", "sub", "aud", "exp", "iat")  # OIDC Core §2
 _CLOCK_HINT = "check this machine's clock (and time zone) against the identity provider's"
 
 
@@ -54,6 +61,64 @@ def _header(token: str) -> dict[str, Any]:
         return jwt.get_unverified_header(token)
     except jwt.PyJWTError:
         raise _refuse("its header is not valid JSON in base64url") from None
+
+
+def _decode(token: str, key: Any, alg: str, *, issuer: str, client_id: str) -> dict[str, Any]:
+    """pyjwt checks the signature, iss, aud and the required claims; its refusals are turned into
+    bblogin's messages."""
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key,
+            algorithms=[alg],
+            issuer=issuer,
+            audience=client_id,
+            # exp/iat/nbf off: judged by _check_time_claims, in the IdP's time (pyjwt knows only the local clock)
+            options={"require": list(REQUIRED_CLAIMS), "verify_exp": False, "verify_iat": False, "verify_nbf": False},
+        )
+    except jwt.InvalidSignatureError:
+        raise _refuse("its signature does not verify with the IdP's key") from None
+    except jwt.MissingRequiredClaimError as exc:
+        raise _claim_refusal(exc.claim, None, issuer, client_id) from None
+    except jwt.InvalidIssuerError:
+        raise _claim_refusal("iss", _unverified_claims(token).get("iss"), issuer, client_id) from None
+    except jwt.InvalidAudienceError:
+        raise _claim_refusal("aud", None, issuer, client_id) from None
+    except jwt.InvalidSubjectError:
+        raise _claim_refusal("sub", None, issuer, client_id) from None
+    except jwt.PyJWTError as exc:
+        raise _refuse(f"it cannot be decoded ({type(exc).__name__})") from None
+    return claims
+
+
+def _unverified_claims(token: str) -> dict[str, Any]:
+    """The payload of a token whose signature pyjwt has verified, to name a claim it refused."""
+    return jwt.decode(token, options={"verify_signature": False})
+
+
+def _claim_refusal(claim: str, value: Any, issuer: str, client_id: str) -> TokenVerificationError:
+    if claim == "iss":
+        return _refuse(f"its issuer (iss) is {value!r}, not {issuer!r}")
+    if claim == "aud":
+        return _refuse(f"its audience (aud) does not include this client {client_id!r}", hint="check the profile's client_id")
+    if claim == "sub":
+        return _refuse("it has no subject (sub)")
+    return _refuse(f"its {claim} claim is missing")
+
+
+def _check_time_claims(claims: dict[str, Any], *, leeway: int, now: int | None) -> None:
+    """exp, iat and nbf with ``leeway`` seconds of clock skew (pyjwt's own checks are off)."""
+    current = int(time.time()) if now is None else now
+    exp = _int_claim(claims, "exp", required=True)
+    iat = _int_claim(claims, "iat", required=True)
+    nbf = _int_claim(claims, "nbf", required=False)
+    assert exp is not None and iat is not None
+    if current > exp + leeway:
+        raise _refuse(f"it expired {current - exp} s ago (exp)", hint=_CLOCK_HINT)
+    if iat > current + leeway:
+        raise _refuse(f"it was issued {iat - current} s in the future (iat)", hint=_CLOCK_HINT)
+    if nbf is not None and nbf > current + leeway:
+        raise _refuse(f"it is not valid for another {nbf - current} s (nbf)", hint=_CLOCK_HINT)
 
 
 def _int_claim(claims: dict[str, Any], name: str, *, required: bool) -> int | None:
@@ -86,44 +151,16 @@ def verify_id_token(
     assert isinstance(alg, str)
     kid = header.get("kid")
     key = jwks.key_for(kid if isinstance(kid, str) else None, alg)
-    try:
-        claims: dict[str, Any] = jwt.decode(
-            token,
-            key.key,
-            algorithms=[alg],
-            options={"verify_signature": True, "verify_exp": False, "verify_nbf": False, "verify_iat": False, "verify_aud": False, "verify_iss": False},
-        )
-    except jwt.InvalidSignatureError:
-        raise _refuse("its signature does not verify with the IdP's key") from None
-    except jwt.PyJWTError as exc:
-        raise _refuse(f"it cannot be decoded ({type(exc).__name__})") from None
-
-    if claims.get("iss") != metadata.issuer:
-        raise _refuse(f"its issuer (iss) is {claims.get('iss')!r}, not {metadata.issuer!r}")
-    sub = claims.get("sub")
-    if not isinstance(sub, str) or not sub:
-        raise _refuse("it has no subject (sub)")
-    aud = claims.get("aud")
-    audiences = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) and all(isinstance(a, str) for a in aud) else None
-    if not audiences or client_id not in audiences:
-        raise _refuse(f"its audience (aud) does not include this client {client_id!r}", hint="check the profile's client_id")
+    claims = _decode(token, key.key, alg, issuer=metadata.issuer, client_id=client_id)
+    if not claims["sub"]:
+        raise _refuse("it has no subject (sub)")  # pyjwt's require lets an empty string pass
+    aud = claims["aud"]
     azp = claims.get("azp")
-    if len(audiences) > 1 and azp is None:
+    if isinstance(aud, list) and len(aud) > 1 and azp is None:
         raise _refuse("it has several audiences but no authorized party (azp)")
     if azp is not None and azp != client_id:
         raise _refuse(f"its authorized party (azp) is {azp!r}, not this client {client_id!r}")
-
-    current = int(time.time()) if now is None else now
-    exp = _int_claim(claims, "exp", required=True)
-    iat = _int_claim(claims, "iat", required=True)
-    nbf = _int_claim(claims, "nbf", required=False)
-    assert exp is not None and iat is not None
-    if current > exp + leeway:
-        raise _refuse(f"it expired {current - exp} s ago (exp)", hint=_CLOCK_HINT)
-    if iat > current + leeway:
-        raise _refuse(f"it was issued {iat - current} s in the future (iat)", hint=_CLOCK_HINT)
-    if nbf is not None and nbf > current + leeway:
-        raise _refuse(f"it is not valid for another {nbf - current} s (nbf)", hint=_CLOCK_HINT)
+    _check_time_claims(claims, leeway=leeway, now=now)
 
     if nonce is not None:
         got = claims.get("nonce")
