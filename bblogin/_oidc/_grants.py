@@ -1,15 +1,13 @@
-"""The token endpoint through authlib's OAuth 2.0 client: authorization code (RFC 6749 §4.1.3),
-refresh (§6), device code (RFC 8628), token exchange (RFC 8693, with dex's ``connector_id``),
-revocation (RFC 7009), and the authorization request with PKCE S256 (RFC 7636).
+"""The token endpoint: authorization code (RFC 6749 §4.1.3), refresh (§6), device code (RFC 8628),
+token exchange (RFC 8693, with dex's ``connector_id``), revocation (RFC 7009), and the
+authorization request with PKCE S256 (RFC 7636).
 
-Client authentication (RFC 6749 §2.3.1): a public client sends its client_id in the form (``none``);
-a confidential one uses client_secret_basic, or client_secret_post when that is all the IdP offers.
-
-authlib (``authlib.oauth2.client.OAuth2Client``, its client core) builds every request: the forms,
-the client authentication, the revocation body. It sends them through bblogin's own httpx client
-(``_http``: TLS always verified, bounded retries, no redirects), and bblogin reads every answer —
-authlib's reading is lax (a 4xx JSON object without ``error`` would pass as a token, ``expires_in``
-goes through ``int()``, an old refresh token is written into an answer without one):
+authlib's OAuth 2.0 client core builds every request — forms, revocation body, authorization URL,
+client authentication (RFC 6749 §2.3.1: ``none`` for a public client, else client_secret_basic,
+or client_secret_post when that is all the IdP offers) — and sends it through bblogin's httpx
+client (``_http``: TLS policy, retries, no redirects). bblogin reads every answer, since authlib
+reads leniently (a 4xx JSON object without ``error`` passes as a token, ``expires_in`` goes
+through ``int()``):
 
 - a JSON ``{"error": ...}`` answer is an :class:`OAuthError` (its code and description);
 - on refresh, ``invalid_grant`` — and dex's 400 ``invalid_request`` "Refresh token is invalid or has
@@ -59,13 +57,8 @@ class ClientAuth:
         post_only = "client_secret_post" in supported_methods and "client_secret_basic" not in supported_methods
         return cls(client_id, client_secret, "client_secret_post" if post_only else "client_secret_basic")
 
-    @property
-    def auth_method(self) -> str:
-        """The RFC 7591 name of the method in use (``none`` for a public client)."""
-        return self.method if self.client_secret else "none"
-
     def __repr__(self) -> str:
-        return f"ClientAuth(client_id={self.client_id!r}, method={self.auth_method!r})"
+        return f"ClientAuth(client_id={self.client_id!r}, method={self.method if self.client_secret else 'none'!r})"
 
 
 def _form_encoded_basic(client: Any, method: str, uri: str, headers: dict[str, str], body: str) -> tuple[str, dict[str, str], str]:
@@ -81,35 +74,32 @@ _SECRET_FIELDS = ("code", "code_verifier", "refresh_token", "device_code", "subj
 
 
 class _Client(OAuth2Client):  # type: ignore[misc]
-    """authlib's client core for one request, with itself as the "session" it sends through (as
-    authlib's httpx integration is its own): ``post`` applies authlib's client authentication and
-    sends with bblogin's httpx client; ``parse_response_token`` hands the answer to bblogin."""
+    """authlib's client core, for one request. It is its own "session" (as authlib's httpx client
+    is): authlib calls ``post`` with the form, headers and client authentication, and
+    ``parse_response_token`` with the answer."""
 
     def __init__(self, http: httpx.Client, client: ClientAuth, what: str) -> None:
-        method = client.auth_method
-        super().__init__(self, client.client_id, client.client_secret, token_endpoint_auth_method=method, revocation_endpoint_auth_method=method, token={})
+        method = client.method if client.client_secret else "none"
+        super().__init__(self, client.client_id, client.client_secret, token_endpoint_auth_method=method, revocation_endpoint_auth_method=method)
         self.register_client_auth_method(("client_secret_basic", _form_encoded_basic))
         self.http, self.what = http, what
-        self.secrets: list[str] = []
-        self.answer: dict[str, Any] = {}
+        self.secrets = [client.client_secret] if client.client_secret else []
 
     def post(self, url: str, data: dict[str, str], headers: dict[str, str], auth: Any) -> httpx.Response:
-        """What authlib calls to send ``data``: a 200 comes back, anything else is raised as the
-        OAuth error it carries. Any secret we sent that the IdP's description echoes is masked."""
+        """Send through ``_http``; a 200 comes back, any other answer is raised as its OAuth error."""
+        self.secrets += [v for k, v in data.items() if k in _SECRET_FIELDS and v]
         url, headers, body = auth.prepare("POST", url, dict(headers), urllib.parse.urlencode(data))
-        self.secrets = [v for k, v in data.items() if k in _SECRET_FIELDS and v] + ([self.client_secret] if self.client_secret else [])
         response = _http.request(self.http, "POST", url, data=dict(url_decode(body)), headers=headers, what=self.what)
         if response.status_code != 200:
             raise oauth_error(response.status_code, _http.parse_json(response, self.what), self.what, self.secrets)
         return response
 
     def parse_response_token(self, resp: httpx.Response) -> dict[str, Any]:
-        """authlib's reading of a token answer, replaced: the JSON object as it came (an ``error``
-        in a 200 is still an error), for :func:`parse_token_response`."""
+        """The token answer's JSON object, for :func:`parse_token_response` (an ``error`` in a 200
+        is still an error)."""
         body = _http.parse_json(resp, self.what)
         if "error" in body:
             raise oauth_error(resp.status_code, body, self.what, self.secrets)
-        self.answer = body
         return body
 
 
@@ -174,10 +164,10 @@ def parse_token_response(body: dict[str, Any], *, received_at: int, allow_na: bo
 
 
 def _fetch(http: httpx.Client, token_endpoint: str, client: ClientAuth, what: str, grant_type: str, **form: str | None) -> dict[str, Any]:
-    """One token request (authlib's ``fetch_token``); the answer's JSON. Empty fields are left out."""
-    oauth = _Client(http, client, what)
-    oauth.fetch_token(token_endpoint, grant_type=grant_type, **form)
-    return oauth.answer
+    """One token request's answer (authlib's ``fetch_token``; empty fields are left out). Refresh
+    goes through it too: authlib's ``refresh_token`` writes the old refresh token into an answer
+    without one, and the caller must see that none was issued."""
+    return dict(_Client(http, client, what).fetch_token(token_endpoint, grant_type=grant_type, **form))
 
 
 def exchange_code(http: httpx.Client, token_endpoint: str, client: ClientAuth, *, code: str, redirect_uri: str, code_verifier: str) -> TokenSet:
@@ -195,15 +185,14 @@ def refresh(http: httpx.Client, token_endpoint: str, client: ClientAuth, refresh
     """Redeem ``refresh_token``. A refusal for good is RefreshTokenDead whose hint is ``relogin_command``.
 
     The answer may carry no refresh token: the caller keeps the one it has."""
-    oauth = _Client(http, client, "refreshing the tokens")
     try:
-        oauth.refresh_token(token_endpoint, refresh_token=refresh_token, scope=scope)
+        body = _fetch(http, token_endpoint, client, "refreshing the tokens", "refresh_token", refresh_token=refresh_token, scope=scope)
     except OAuthError as exc:
         if is_dead_refresh(exc):
             reason = f"{exc.error}: {exc.description}" if exc.description else exc.error
             raise RefreshTokenDead(f"the identity provider no longer accepts this login's refresh token ({reason})", hint=f"log in again: `{relogin_command}`") from None
         raise
-    return parse_token_response(oauth.answer, received_at=int(time.time()))
+    return parse_token_response(body, received_at=int(time.time()))
 
 
 @dataclass(frozen=True)
@@ -282,18 +271,8 @@ def token_exchange(
     scope: str | None = None,
 ) -> ExchangedToken:
     """RFC 8693 token exchange; ``connector_id`` is dex's (non-standard, required) connector to ask."""
-    body = _fetch(
-        http,
-        token_endpoint,
-        client,
-        "exchanging the token",
-        TOKEN_EXCHANGE_GRANT,
-        subject_token=subject_token,
-        subject_token_type=subject_token_type,
-        requested_token_type=requested_token_type,
-        connector_id=connector_id,
-        scope=scope,
-    )
+    form = {"subject_token": subject_token, "subject_token_type": subject_token_type, "requested_token_type": requested_token_type}
+    body = _fetch(http, token_endpoint, client, "exchanging the token", TOKEN_EXCHANGE_GRANT, connector_id=connector_id, scope=scope, **form)
     tokens = parse_token_response(body, received_at=int(time.time()), allow_na=True)
     issued = body.get("issued_token_type")
     if not isinstance(issued, str) or not issued:

@@ -32,6 +32,7 @@ from typing import Any
 
 import jwt
 
+from bblogin._claims import unverified_claims
 from bblogin._errors import TokenVerificationError
 from bblogin._oidc._discovery import ProviderMetadata
 from bblogin._oidc._jwks import JWKSCache
@@ -61,49 +62,6 @@ def _header(token: str) -> dict[str, Any]:
         return jwt.get_unverified_header(token)
     except jwt.PyJWTError:
         raise _refuse("its header is not valid JSON in base64url") from None
-
-
-def _decode(token: str, key: Any, alg: str, *, issuer: str, client_id: str) -> dict[str, Any]:
-    """pyjwt checks the signature, iss, aud and the required claims; its refusals are turned into
-    bblogin's messages."""
-    try:
-        claims: dict[str, Any] = jwt.decode(
-            token,
-            key,
-            algorithms=[alg],
-            issuer=issuer,
-            audience=client_id,
-            # exp/iat/nbf off: judged by _check_time_claims, in the IdP's time (pyjwt knows only the local clock)
-            options={"require": list(REQUIRED_CLAIMS), "verify_exp": False, "verify_iat": False, "verify_nbf": False},
-        )
-    except jwt.InvalidSignatureError:
-        raise _refuse("its signature does not verify with the IdP's key") from None
-    except jwt.MissingRequiredClaimError as exc:
-        raise _claim_refusal(exc.claim, None, issuer, client_id) from None
-    except jwt.InvalidIssuerError:
-        raise _claim_refusal("iss", _unverified_claims(token).get("iss"), issuer, client_id) from None
-    except jwt.InvalidAudienceError:
-        raise _claim_refusal("aud", None, issuer, client_id) from None
-    except jwt.InvalidSubjectError:
-        raise _claim_refusal("sub", None, issuer, client_id) from None
-    except jwt.PyJWTError as exc:
-        raise _refuse(f"it cannot be decoded ({type(exc).__name__})") from None
-    return claims
-
-
-def _unverified_claims(token: str) -> dict[str, Any]:
-    """The payload of a token whose signature pyjwt has verified, to name a claim it refused."""
-    return jwt.decode(token, options={"verify_signature": False})
-
-
-def _claim_refusal(claim: str, value: Any, issuer: str, client_id: str) -> TokenVerificationError:
-    if claim == "iss":
-        return _refuse(f"its issuer (iss) is {value!r}, not {issuer!r}")
-    if claim == "aud":
-        return _refuse(f"its audience (aud) does not include this client {client_id!r}", hint="check the profile's client_id")
-    if claim == "sub":
-        return _refuse("it has no subject (sub)")
-    return _refuse(f"its {claim} claim is missing")
 
 
 def _check_time_claims(claims: dict[str, Any], *, leeway: int, now: int | None) -> None:
@@ -151,7 +109,27 @@ def verify_id_token(
     assert isinstance(alg, str)
     kid = header.get("kid")
     key = jwks.key_for(kid if isinstance(kid, str) else None, alg)
-    claims = _decode(token, key.key, alg, issuer=metadata.issuer, client_id=client_id)
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key.key,
+            algorithms=[alg],
+            issuer=metadata.issuer,
+            audience=client_id,
+            # exp/iat/nbf off on purpose: _check_time_claims judges them in the IdP's time (pyjwt knows only the local clock)
+            options={"require": list(REQUIRED_CLAIMS), "verify_exp": False, "verify_iat": False, "verify_nbf": False},
+        )
+    except jwt.InvalidSignatureError:
+        raise _refuse("its signature does not verify with the IdP's key") from None
+    except jwt.InvalidIssuerError:  # raised once the signature verified: the payload can be named
+        raise _refuse(f"its issuer (iss) is {(unverified_claims(token) or {}).get('iss')!r}, not {metadata.issuer!r}") from None
+    except jwt.InvalidAudienceError:
+        raise _refuse(f"its audience (aud) does not include this client {client_id!r}", hint="check the profile's client_id") from None
+    except (jwt.MissingRequiredClaimError, jwt.exceptions.InvalidSubjectError) as exc:
+        claim = getattr(exc, "claim", "sub")
+        raise _refuse("it has no subject (sub)" if claim == "sub" else f"its {claim} claim is missing") from None
+    except jwt.PyJWTError as exc:
+        raise _refuse(f"it cannot be decoded ({type(exc).__name__})") from None
     if not claims["sub"]:
         raise _refuse("it has no subject (sub)")  # pyjwt's require lets an empty string pass
     aud = claims["aud"]
