@@ -272,13 +272,16 @@ def test_a_token_answer_that_is_not_json_names_status_and_type(httpserver: HTTPS
         _grants.exchange_code(http, httpserver.url_for("/token"), PUBLIC, code="c", redirect_uri="r", code_verifier="v")
 
 
-def test_authorization_url_keeps_the_endpoints_query_and_pkce_s256() -> None:
+def test_authorization_url_keeps_the_endpoints_query_and_pkce_s256_and_its_own_parameters() -> None:
+    extra = {"prompt": "login", "state": "evil", "client_id": "evil", "redirect_uri": "https://evil.example/", "code_challenge_method": "plain", "nonce": "evil"}
     url = _grants.authorization_url(
-        "https://idp.example/auth?tenant=a", "bblogin", redirect_uri="http://127.0.0.1:5/cb", state="st", code_challenge="ch", scope="openid", extra={"nonce": "n"}
+        "https://idp.example/auth?tenant=a", "bblogin", redirect_uri="http://127.0.0.1:5/cb", state="st", nonce="n", code_challenge="ch", scope="openid", extra=extra
     )
     assert url.startswith("https://idp.example/auth?")
+    assert urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query).count(("state", "st")) == 1
     assert dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query)) == {
         "tenant": "a",
+        "prompt": "login",
         "response_type": "code",
         "client_id": "bblogin",
         "redirect_uri": "http://127.0.0.1:5/cb",

@@ -40,6 +40,10 @@ DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"
 ID_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:id_token"
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
+# parameters the authorization request sets itself: a profile's extra_auth_params never replace them
+RESERVED_AUTH_PARAMS = frozenset(
+    {"response_type", "client_id", "redirect_uri", "scope", "state", "nonce", "code_challenge", "code_challenge_method", "request", "request_uri"}
+)
 DEX_DEAD_REFRESH = ("Refresh token is invalid or has already been claimed by another client.", "Refresh token expired.")
 
 
@@ -117,10 +121,13 @@ def oauth_error(status: int, body: dict[str, Any], what: str, secrets: list[str]
     return OAuthError(error, description[:300], hint=hint)
 
 
-def authorization_url(endpoint: str, client_id: str, *, redirect_uri: str, state: str, code_challenge: str, scope: str | None, extra: dict[str, str]) -> str:
-    """The authorization request (RFC 6749 §4.1.1) with PKCE S256 (RFC 7636 §4.3); ``extra`` adds
-    parameters (nonce, dex's connector_id, the profile's own) and never replaces these."""
-    params = {**extra, "code_challenge": code_challenge, "code_challenge_method": "S256"}
+def authorization_url(
+    endpoint: str, client_id: str, *, redirect_uri: str, state: str, code_challenge: str, scope: str | None, nonce: str | None = None, extra: dict[str, str]
+) -> str:
+    """The authorization request (RFC 6749 §4.1.1) with PKCE S256 (RFC 7636 §4.3). ``extra`` adds
+    parameters (dex's connector_id, a profile's own) but never replaces the request's own."""
+    params = {k: v for k, v in extra.items() if k not in RESERVED_AUTH_PARAMS}
+    params.update(nonce=nonce, code_challenge=code_challenge, code_challenge_method="S256")
     url, _state = OAuth2Client(None, client_id, scope=scope, redirect_uri=redirect_uri).create_authorization_url(endpoint, state=state, **params)
     return str(url)
 
