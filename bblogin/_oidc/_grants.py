@@ -67,7 +67,7 @@ class ClientAuth:
 
 def _form_encoded_basic(client: Any, method: str, uri: str, headers: dict[str, str], body: str) -> tuple[str, dict[str, str], str]:
     """client_secret_basic as RFC 6749 §2.3.1 has it: each part form-encoded, then HTTP Basic.
-    authlib's own sends them raw, and dex (like the RFC) decodes them: a secret with ``%`` breaks."""
+    authlib's own sends them raw, and dex (like the RFC) decodes them: a secret with ``+`` or ``%`` breaks."""
     quote = urllib.parse.quote
     credentials = f"{quote(client.client_id, safe='')}:{quote(client.client_secret, safe='')}"
     headers["Authorization"] = "Basic " + base64.b64encode(credentials.encode()).decode()
@@ -108,7 +108,7 @@ class _Client(OAuth2Client):  # type: ignore[misc]
 
 
 def oauth_error(status: int, body: dict[str, Any], what: str, secrets: list[str] | None = None) -> OAuthError | IdPResponseError:
-    """The error a non-200 JSON answer carries. Any of the ``secrets`` we sent that the IdP's
+    """The error an answer carries (non-200, or ``error`` in a 200). Any of the ``secrets`` we sent that the IdP's
     description echoes back is masked: the description ends up on the user's terminal."""
     error = body.get("error")
     if not isinstance(error, str) or not error or not error.isascii() or len(error) > 64 or not error.isprintable():
