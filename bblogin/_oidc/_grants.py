@@ -108,8 +108,8 @@ class _Client(OAuth2Client):  # type: ignore[misc]
 
 
 def oauth_error(status: int, body: dict[str, Any], what: str, secrets: list[str] | None = None) -> OAuthError | IdPResponseError:
-    """The error an answer carries (non-200, or ``error`` in a 200). Any of the ``secrets`` we sent that the IdP's
-    description echoes back is masked: the description ends up on the user's terminal."""
+    """The error an answer carries (non-200, or ``error`` in a 200). Any of the ``secrets`` we sent
+    that the IdP's description echoes back is masked: the description ends up on the user's terminal."""
     error = body.get("error")
     if not isinstance(error, str) or not error or not error.isascii() or len(error) > 64 or not error.isprintable():
         return IdPResponseError(f"{what}: the identity provider answered HTTP {status} without a usable OAuth error code")
