@@ -291,3 +291,11 @@ def test_authorization_url_keeps_the_endpoints_query_and_pkce_s256_and_its_own_p
         "code_challenge": "ch",
         "code_challenge_method": "S256",
     }
+
+
+def test_post_form_authenticates_as_the_client_says(httpserver: HTTPServer, http: httpx.Client) -> None:
+    rec = Recorder(httpserver, "/token", TOKENS)
+    body = _grants.post_form(http, rec.url, CONFIDENTIAL, {"grant_type": "refresh_token", "refresh_token": "rt-1"}, "refreshing")
+    assert body["access_token"] == "at-1" and rec.forms == [{"grant_type": "refresh_token", "refresh_token": "rt-1"}] and (rec.auth[0] or "").startswith("Basic ")
+    _grants.post_form(http, rec.url, ClientAuth("c", "s", "client_secret_post"), {"grant_type": "refresh_token", "refresh_token": "rt-1"}, "refreshing")
+    assert rec.forms[1] == {"grant_type": "refresh_token", "refresh_token": "rt-1", "client_id": "c", "client_secret": "s"} and rec.auth[1] is None

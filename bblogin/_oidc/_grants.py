@@ -121,6 +121,15 @@ def oauth_error(status: int, body: dict[str, Any], what: str, secrets: list[str]
     return OAuthError(error, description[:300], hint=hint)
 
 
+def post_form(http: httpx.Client, url: str, client: ClientAuth, form: dict[str, str], what: str, *, credentials_in_form: bool = False) -> dict[str, Any]:
+    """POST ``form`` with authlib's client authentication; the JSON of a 200, else the OAuth error
+    raised. ``credentials_in_form`` puts the credentials in the form (dex's device authorization
+    endpoint reads only the form)."""
+    oauth = _Client(http, client, what)
+    method = ("client_secret_post" if client.client_secret else "none") if credentials_in_form else oauth.token_endpoint_auth_method
+    return oauth.parse_response_token(oauth.post(url, form, {}, oauth.client_auth(method)))
+
+
 def authorization_url(
     endpoint: str, client_id: str, *, redirect_uri: str, state: str, code_challenge: str, scope: str | None, nonce: str | None = None, extra: dict[str, str]
 ) -> str:
@@ -170,16 +179,17 @@ def parse_token_response(body: dict[str, Any], *, received_at: int, allow_na: bo
     )
 
 
-def _fetch(http: httpx.Client, token_endpoint: str, client: ClientAuth, what: str, grant_type: str, **form: str | None) -> dict[str, Any]:
-    """One token request's answer (authlib's ``fetch_token``; empty fields are left out). Refresh
-    goes through it too: authlib's ``refresh_token`` writes the old refresh token into an answer
-    without one, and the caller must see that none was issued."""
+def fetch_token(http: httpx.Client, token_endpoint: str, client: ClientAuth, what: str, grant_type: str, **form: str | None) -> dict[str, Any]:
+    """One token request through authlib's ``fetch_token`` (empty fields are left out): the JSON of
+    a 200, else the OAuth error raised. Refresh goes through it too: authlib's ``refresh_token``
+    writes the old refresh token into an answer without one, and the caller must see that none
+    was issued."""
     return dict(_Client(http, client, what).fetch_token(token_endpoint, grant_type=grant_type, **form))
 
 
 def exchange_code(http: httpx.Client, token_endpoint: str, client: ClientAuth, *, code: str, redirect_uri: str, code_verifier: str) -> TokenSet:
     """Redeem an authorization code with its PKCE verifier."""
-    body = _fetch(http, token_endpoint, client, "redeeming the authorization code", "authorization_code", code=code, redirect_uri=redirect_uri, code_verifier=code_verifier)
+    body = fetch_token(http, token_endpoint, client, "redeeming the authorization code", "authorization_code", code=code, redirect_uri=redirect_uri, code_verifier=code_verifier)
     return parse_token_response(body, received_at=int(time.time()))
 
 
@@ -193,7 +203,7 @@ def refresh(http: httpx.Client, token_endpoint: str, client: ClientAuth, refresh
 
     The answer may carry no refresh token: the caller keeps the one it has."""
     try:
-        body = _fetch(http, token_endpoint, client, "refreshing the tokens", "refresh_token", refresh_token=refresh_token, scope=scope)
+        body = fetch_token(http, token_endpoint, client, "refreshing the tokens", "refresh_token", refresh_token=refresh_token, scope=scope)
     except OAuthError as exc:
         if is_dead_refresh(exc):
             reason = f"{exc.error}: {exc.description}" if exc.description else exc.error
@@ -227,12 +237,8 @@ def _browser_url(body: dict[str, Any], key: str) -> str | None:
 
 
 def device_authorize(http: httpx.Client, endpoint: str, client: ClientAuth, *, scope: str) -> DeviceAuthorization:
-    """Start a device login (RFC 8628 §3.1). authlib has no client for this request; its client
-    authentication puts the credentials in the form (dex's device endpoint reads only the form)."""
-    what = "starting the device login"
-    oauth = _Client(http, client, what)
-    in_form = oauth.client_auth("client_secret_post" if client.client_secret else "none")
-    body = _http.parse_json(oauth.post(endpoint, {"scope": scope}, {}, in_form), what)
+    """Start a device login (RFC 8628 §3.1; authlib has no client for this request)."""
+    body = post_form(http, endpoint, client, {"scope": scope}, "starting the device login", credentials_in_form=True)
     device_code, user_code = body.get("device_code"), body.get("user_code")
     if not isinstance(device_code, str) or not device_code or not isinstance(user_code, str) or not user_code:
         raise IdPResponseError("the device authorization response lacks device_code or user_code")
@@ -250,7 +256,7 @@ def device_authorize(http: httpx.Client, endpoint: str, client: ClientAuth, *, s
 
 def poll_device_token(http: httpx.Client, token_endpoint: str, client: ClientAuth, device_code: str) -> TokenSet:
     """One poll (RFC 8628 §3.4). Pending, slow_down, expiry and denial are OAuthErrors for the caller."""
-    body = _fetch(http, token_endpoint, client, "polling the device login", DEVICE_CODE_GRANT, device_code=device_code)
+    body = fetch_token(http, token_endpoint, client, "polling the device login", DEVICE_CODE_GRANT, device_code=device_code)
     return parse_token_response(body, received_at=int(time.time()))
 
 
@@ -279,7 +285,7 @@ def token_exchange(
 ) -> ExchangedToken:
     """RFC 8693 token exchange; ``connector_id`` is dex's (non-standard, required) connector to ask."""
     form = {"subject_token": subject_token, "subject_token_type": subject_token_type, "requested_token_type": requested_token_type}
-    body = _fetch(http, token_endpoint, client, "exchanging the token", TOKEN_EXCHANGE_GRANT, connector_id=connector_id, scope=scope, **form)
+    body = fetch_token(http, token_endpoint, client, "exchanging the token", TOKEN_EXCHANGE_GRANT, connector_id=connector_id, scope=scope, **form)
     tokens = parse_token_response(body, received_at=int(time.time()), allow_na=True)
     issued = body.get("issued_token_type")
     if not isinstance(issued, str) or not issued:
