@@ -248,3 +248,54 @@ def test_revocation(httpserver: HTTPServer, http: httpx.Client) -> None:
         _grants.revoke(http, url, PUBLIC, "at-1", token_type_hint="access_token")
     request = httpserver.log[1][0]
     assert dict(urllib.parse.parse_qsl(request.get_data(as_text=True))) == {"token": "rt-1", "token_type_hint": "refresh_token", "client_id": "bblogin"}
+
+
+def test_an_error_inside_a_200_is_still_an_error(httpserver: HTTPServer, http: httpx.Client) -> None:
+    rec = Recorder(httpserver, "/token", {"error": "invalid_grant", "error_description": "Refresh token expired."})
+    with pytest.raises(RefreshTokenDead, match="invalid_grant"):
+        _grants.refresh(http, rec.url, PUBLIC, "rt-1", relogin_command=RELOGIN)
+
+
+def test_a_refresh_answer_without_a_refresh_token_says_so(httpserver: HTTPServer, http: httpx.Client) -> None:
+    rec = Recorder(httpserver, "/token", {"access_token": "at-2", "token_type": "bearer", "expires_in": "60"})
+    tokens = _grants.refresh(http, rec.url, CONFIDENTIAL, "rt-1", relogin_command=RELOGIN)
+    assert tokens.refresh_token is None and tokens.access_token == "at-2"  # the caller keeps rt-1; no copy of it comes back
+
+
+def test_a_token_answer_that_is_not_json_names_status_and_type(httpserver: HTTPServer, http: httpx.Client) -> None:
+    httpserver.expect_request("/token", method="POST").respond_with_data("<html>sign in</html>", status=200, content_type="text/html")
+    with pytest.raises(IdPResponseError, match="polling the device login: .*HTTP 200 with text/html that is not valid JSON"):
+        _grants.poll_device_token(http, httpserver.url_for("/token"), PUBLIC, "dc-1")
+    httpserver.clear()
+    httpserver.expect_request("/token", method="POST").respond_with_data("<html>", status=400, content_type="text/html")
+    with pytest.raises(IdPResponseError, match="HTTP 400 with text/html"):
+        _grants.exchange_code(http, httpserver.url_for("/token"), PUBLIC, code="c", redirect_uri="r", code_verifier="v")
+
+
+def test_authorization_url_keeps_the_endpoints_query_and_pkce_s256_and_its_own_parameters() -> None:
+    extra = {"prompt": "login", "state": "evil", "client_id": "evil", "redirect_uri": "https://evil.example/", "code_challenge_method": "plain", "nonce": "evil"}
+    url = _grants.authorization_url(
+        "https://idp.example/auth?tenant=a", "bblogin", redirect_uri="http://127.0.0.1:5/cb", state="st", nonce="n", code_challenge="ch", scope="openid", extra=extra
+    )
+    assert url.startswith("https://idp.example/auth?")
+    assert urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query).count(("state", "st")) == 1
+    assert dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query)) == {
+        "tenant": "a",
+        "prompt": "login",
+        "response_type": "code",
+        "client_id": "bblogin",
+        "redirect_uri": "http://127.0.0.1:5/cb",
+        "scope": "openid",
+        "state": "st",
+        "nonce": "n",
+        "code_challenge": "ch",
+        "code_challenge_method": "S256",
+    }
+
+
+def test_post_form_authenticates_as_the_client_says(httpserver: HTTPServer, http: httpx.Client) -> None:
+    rec = Recorder(httpserver, "/token", TOKENS)
+    body = _grants.post_form(http, rec.url, CONFIDENTIAL, {"grant_type": "refresh_token", "refresh_token": "rt-1"}, "refreshing")
+    assert body["access_token"] == "at-1" and rec.forms == [{"grant_type": "refresh_token", "refresh_token": "rt-1"}] and (rec.auth[0] or "").startswith("Basic ")
+    _grants.post_form(http, rec.url, ClientAuth("c", "s", "client_secret_post"), {"grant_type": "refresh_token", "refresh_token": "rt-1"}, "refreshing")
+    assert rec.forms[1] == {"grant_type": "refresh_token", "refresh_token": "rt-1", "client_id": "c", "client_secret": "s"} and rec.auth[1] is None

@@ -6,7 +6,7 @@ keeps one module per RFC). Nothing here is imported on the hot path.
     _jwks       signing keys (RFC 7517), refetched once on rotation
     _verify     ID token validation (OIDC Core §3.1.3.7)
     _pkce       PKCE S256 (RFC 7636)
-    _grants     the token endpoint (RFC 6749, 8628, 8693) and revocation (RFC 7009)
+    _grants     the token endpoint (RFC 6749, 8628, 8693) and revocation (RFC 7009), through authlib
     _loopback   the loopback redirect listener (RFC 8252 §7.3)
     _pages      the listener's HTML pages
     _device     the device flow's prompt and polling (RFC 8628)

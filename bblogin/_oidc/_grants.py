@@ -1,10 +1,13 @@
 """The token endpoint: authorization code (RFC 6749 §4.1.3), refresh (§6), device code (RFC 8628),
-token exchange (RFC 8693, with dex's ``connector_id``), and revocation (RFC 7009).
+token exchange (RFC 8693, with dex's ``connector_id``), revocation (RFC 7009), and the
+authorization request with PKCE S256 (RFC 7636).
 
-Client authentication (RFC 6749 §2.3.1): a public client sends its client_id in the form; a
-confidential one uses client_secret_basic, or client_secret_post when that is all the IdP offers.
-
-Answers become a :class:`TokenSet` or an error from the tree:
+authlib's OAuth 2.0 client core builds every request — forms, revocation body, authorization URL,
+client authentication (RFC 6749 §2.3.1: ``none`` for a public client, else client_secret_basic,
+or client_secret_post when that is all the IdP offers) — and sends it through bblogin's httpx
+client (``_http``: TLS policy, retries, no redirects). bblogin reads every answer, since authlib
+reads leniently (a 4xx JSON object without ``error`` passes as a token, ``expires_in`` goes
+through ``int()``):
 
 - a JSON ``{"error": ...}`` answer is an :class:`OAuthError` (its code and description);
 - on refresh, ``invalid_grant`` — and dex's 400 ``invalid_request`` "Refresh token is invalid or has
@@ -18,12 +21,15 @@ case), expires_in an integer or a numeric string, turned into an absolute time o
 
 from __future__ import annotations
 
+import base64
 import time
 import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from authlib.common.urls import url_decode  # type: ignore[import-untyped]
+from authlib.oauth2.client import OAuth2Client  # type: ignore[import-untyped]
 
 from bblogin import _http
 from bblogin._config import is_allowed_issuer
@@ -34,6 +40,10 @@ DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"
 ID_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:id_token"
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
+# parameters the authorization request sets itself: a profile's extra_auth_params never replace them
+RESERVED_AUTH_PARAMS = frozenset(
+    {"response_type", "client_id", "redirect_uri", "scope", "state", "nonce", "code_challenge", "code_challenge_method", "request", "request_uri"}
+)
 DEX_DEAD_REFRESH = ("Refresh token is invalid or has already been claimed by another client.", "Refresh token expired.")
 
 
@@ -51,30 +61,55 @@ class ClientAuth:
         post_only = "client_secret_post" in supported_methods and "client_secret_basic" not in supported_methods
         return cls(client_id, client_secret, "client_secret_post" if post_only else "client_secret_basic")
 
-    def form_and_auth(self, form: dict[str, str], *, in_form: bool = False) -> tuple[dict[str, str], tuple[str, str] | None]:
-        """The form to send and the HTTP Basic credentials, if any. ``in_form`` forces the
-        credentials into the form (dex's device authorization endpoint reads only the form)."""
-        if self.client_secret is None:
-            return {**form, "client_id": self.client_id}, None
-        if self.method == "client_secret_post" or in_form:
-            return {**form, "client_id": self.client_id, "client_secret": self.client_secret}, None
-        quote = urllib.parse.quote  # RFC 6749 §2.3.1: form-encode both parts, then Basic
-        return form, (quote(self.client_id, safe=""), quote(self.client_secret, safe=""))
-
     def __repr__(self) -> str:
         return f"ClientAuth(client_id={self.client_id!r}, method={self.method if self.client_secret else 'none'!r})"
+
+
+def _form_encoded_basic(client: Any, method: str, uri: str, headers: dict[str, str], body: str) -> tuple[str, dict[str, str], str]:
+    """client_secret_basic as RFC 6749 §2.3.1 has it: each part form-encoded, then HTTP Basic.
+    authlib's own sends them raw, and dex (like the RFC) decodes them: a secret with ``+`` or ``%`` breaks."""
+    quote = urllib.parse.quote
+    credentials = f"{quote(client.client_id, safe='')}:{quote(client.client_secret, safe='')}"
+    headers["Authorization"] = "Basic " + base64.b64encode(credentials.encode()).decode()
+    return uri, headers, body
 
 
 _SECRET_FIELDS = ("code", "code_verifier", "refresh_token", "device_code", "subject_token", "client_secret", "token")
 
 
-def _secrets_in(data: dict[str, str], client: ClientAuth) -> list[str]:
-    return [v for k, v in data.items() if k in _SECRET_FIELDS and v] + ([client.client_secret] if client.client_secret else [])
+class _Client(OAuth2Client):  # type: ignore[misc]
+    """authlib's client core, for one request. It is its own "session" (as authlib's httpx client
+    is): authlib calls ``post`` with the form, headers and client authentication, and
+    ``parse_response_token`` with the answer."""
+
+    def __init__(self, http: httpx.Client, client: ClientAuth, what: str) -> None:
+        method = client.method if client.client_secret else "none"
+        super().__init__(self, client.client_id, client.client_secret, token_endpoint_auth_method=method, revocation_endpoint_auth_method=method)
+        self.register_client_auth_method(("client_secret_basic", _form_encoded_basic))
+        self.http, self.what = http, what
+        self.secrets = [client.client_secret] if client.client_secret else []
+
+    def post(self, url: str, data: dict[str, str], headers: dict[str, str], auth: Any) -> httpx.Response:
+        """Send through ``_http``; a 200 comes back, any other answer is raised as its OAuth error."""
+        self.secrets += [v for k, v in data.items() if k in _SECRET_FIELDS and v]
+        url, headers, body = auth.prepare("POST", url, dict(headers), urllib.parse.urlencode(data))
+        response = _http.request(self.http, "POST", url, data=dict(url_decode(body)), headers=headers, what=self.what)
+        if response.status_code != 200:
+            raise oauth_error(response.status_code, _http.parse_json(response, self.what), self.what, self.secrets)
+        return response
+
+    def parse_response_token(self, resp: httpx.Response) -> dict[str, Any]:
+        """The token answer's JSON object, for :func:`parse_token_response` (an ``error`` in a 200
+        is still an error)."""
+        body = _http.parse_json(resp, self.what)
+        if "error" in body:
+            raise oauth_error(resp.status_code, body, self.what, self.secrets)
+        return body
 
 
 def oauth_error(status: int, body: dict[str, Any], what: str, secrets: list[str] | None = None) -> OAuthError | IdPResponseError:
-    """The error a non-200 JSON answer carries. Any of the ``secrets`` we sent that the IdP's
-    description echoes back is masked: the description ends up on the user's terminal."""
+    """The error an answer carries (non-200, or ``error`` in a 200). Any of the ``secrets`` we sent
+    that the IdP's description echoes back is masked: the description ends up on the user's terminal."""
     error = body.get("error")
     if not isinstance(error, str) or not error or not error.isascii() or len(error) > 64 or not error.isprintable():
         return IdPResponseError(f"{what}: the identity provider answered HTTP {status} without a usable OAuth error code")
@@ -87,12 +122,23 @@ def oauth_error(status: int, body: dict[str, Any], what: str, secrets: list[str]
 
 
 def post_form(http: httpx.Client, url: str, client: ClientAuth, form: dict[str, str], what: str, *, credentials_in_form: bool = False) -> dict[str, Any]:
-    """POST ``form`` with client authentication; the JSON of a 200, else the OAuth error raised."""
-    data, auth = client.form_and_auth(form, in_form=credentials_in_form)
-    status, body, _headers = _http.request_json(http, "POST", url, data=data, auth=auth, what=what)
-    if status == 200:
-        return body
-    raise oauth_error(status, body, what, _secrets_in(data, client))
+    """POST ``form`` with authlib's client authentication; the JSON of a 200, else the OAuth error
+    raised. ``credentials_in_form`` puts the credentials in the form (dex's device authorization
+    endpoint reads only the form)."""
+    oauth = _Client(http, client, what)
+    method = ("client_secret_post" if client.client_secret else "none") if credentials_in_form else oauth.token_endpoint_auth_method
+    return oauth.parse_response_token(oauth.post(url, form, {}, oauth.client_auth(method)))
+
+
+def authorization_url(
+    endpoint: str, client_id: str, *, redirect_uri: str, state: str, code_challenge: str, scope: str | None, nonce: str | None = None, extra: dict[str, str]
+) -> str:
+    """The authorization request (RFC 6749 §4.1.1) with PKCE S256 (RFC 7636 §4.3). ``extra`` adds
+    parameters (dex's connector_id, a profile's own) but never replaces the request's own."""
+    params = {k: v for k, v in extra.items() if k not in RESERVED_AUTH_PARAMS}
+    params.update(nonce=nonce, code_challenge=code_challenge, code_challenge_method="S256")
+    url, _state = OAuth2Client(None, client_id, scope=scope, redirect_uri=redirect_uri).create_authorization_url(endpoint, state=state, **params)
+    return str(url)
 
 
 def _expires_at(body: dict[str, Any], received_at: int) -> int | None:
@@ -133,15 +179,18 @@ def parse_token_response(body: dict[str, Any], *, received_at: int, allow_na: bo
     )
 
 
-def _token_request(http: httpx.Client, token_endpoint: str, client: ClientAuth, form: dict[str, str], what: str) -> TokenSet:
-    body = post_form(http, token_endpoint, client, form, what)
-    return parse_token_response(body, received_at=int(time.time()))
+def fetch_token(http: httpx.Client, token_endpoint: str, client: ClientAuth, what: str, grant_type: str, **form: str | None) -> dict[str, Any]:
+    """One token request through authlib's ``fetch_token`` (empty fields are left out): the JSON of
+    a 200, else the OAuth error raised. Refresh goes through it too: authlib's ``refresh_token``
+    writes the old refresh token into an answer without one, and the caller must see that none
+    was issued."""
+    return dict(_Client(http, client, what).fetch_token(token_endpoint, grant_type=grant_type, **form))
 
 
 def exchange_code(http: httpx.Client, token_endpoint: str, client: ClientAuth, *, code: str, redirect_uri: str, code_verifier: str) -> TokenSet:
     """Redeem an authorization code with its PKCE verifier."""
-    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri, "code_verifier": code_verifier}
-    return _token_request(http, token_endpoint, client, form, "redeeming the authorization code")
+    body = fetch_token(http, token_endpoint, client, "redeeming the authorization code", "authorization_code", code=code, redirect_uri=redirect_uri, code_verifier=code_verifier)
+    return parse_token_response(body, received_at=int(time.time()))
 
 
 def is_dead_refresh(exc: OAuthError) -> bool:
@@ -153,16 +202,14 @@ def refresh(http: httpx.Client, token_endpoint: str, client: ClientAuth, refresh
     """Redeem ``refresh_token``. A refusal for good is RefreshTokenDead whose hint is ``relogin_command``.
 
     The answer may carry no refresh token: the caller keeps the one it has."""
-    form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
-    if scope:
-        form["scope"] = scope
     try:
-        return _token_request(http, token_endpoint, client, form, "refreshing the tokens")
+        body = fetch_token(http, token_endpoint, client, "refreshing the tokens", "refresh_token", refresh_token=refresh_token, scope=scope)
     except OAuthError as exc:
         if is_dead_refresh(exc):
             reason = f"{exc.error}: {exc.description}" if exc.description else exc.error
             raise RefreshTokenDead(f"the identity provider no longer accepts this login's refresh token ({reason})", hint=f"log in again: `{relogin_command}`") from None
         raise
+    return parse_token_response(body, received_at=int(time.time()))
 
 
 @dataclass(frozen=True)
@@ -190,7 +237,7 @@ def _browser_url(body: dict[str, Any], key: str) -> str | None:
 
 
 def device_authorize(http: httpx.Client, endpoint: str, client: ClientAuth, *, scope: str) -> DeviceAuthorization:
-    """Start a device login (RFC 8628 §3.1)."""
+    """Start a device login (RFC 8628 §3.1; authlib has no client for this request)."""
     body = post_form(http, endpoint, client, {"scope": scope}, "starting the device login", credentials_in_form=True)
     device_code, user_code = body.get("device_code"), body.get("user_code")
     if not isinstance(device_code, str) or not device_code or not isinstance(user_code, str) or not user_code:
@@ -209,7 +256,8 @@ def device_authorize(http: httpx.Client, endpoint: str, client: ClientAuth, *, s
 
 def poll_device_token(http: httpx.Client, token_endpoint: str, client: ClientAuth, device_code: str) -> TokenSet:
     """One poll (RFC 8628 §3.4). Pending, slow_down, expiry and denial are OAuthErrors for the caller."""
-    return _token_request(http, token_endpoint, client, {"grant_type": DEVICE_CODE_GRANT, "device_code": device_code}, "polling the device login")
+    body = fetch_token(http, token_endpoint, client, "polling the device login", DEVICE_CODE_GRANT, device_code=device_code)
+    return parse_token_response(body, received_at=int(time.time()))
 
 
 @dataclass(frozen=True)
@@ -236,11 +284,8 @@ def token_exchange(
     scope: str | None = None,
 ) -> ExchangedToken:
     """RFC 8693 token exchange; ``connector_id`` is dex's (non-standard, required) connector to ask."""
-    form = {"grant_type": TOKEN_EXCHANGE_GRANT, "subject_token": subject_token, "subject_token_type": subject_token_type}
-    for key, value in (("requested_token_type", requested_token_type), ("connector_id", connector_id), ("scope", scope)):
-        if value:
-            form[key] = value
-    body = post_form(http, token_endpoint, client, form, "exchanging the token")
+    form = {"subject_token": subject_token, "subject_token_type": subject_token_type, "requested_token_type": requested_token_type}
+    body = fetch_token(http, token_endpoint, client, "exchanging the token", TOKEN_EXCHANGE_GRANT, connector_id=connector_id, scope=scope, **form)
     tokens = parse_token_response(body, received_at=int(time.time()), allow_na=True)
     issued = body.get("issued_token_type")
     if not isinstance(issued, str) or not issued:
@@ -252,12 +297,4 @@ def token_exchange(
 
 def revoke(http: httpx.Client, endpoint: str, client: ClientAuth, token: str, *, token_type_hint: str) -> None:
     """Revoke ``token`` (RFC 7009 §2.1). 200 is success (also for a token already invalid)."""
-    data, auth = client.form_and_auth({"token": token, "token_type_hint": token_type_hint})
-    what = f"revoking the {token_type_hint.replace('_', ' ')}"
-    response = _http.request(http, "POST", endpoint, data=data, auth=auth, what=what)
-    if response.status_code != 200:
-        try:
-            body = _http.parse_json(response, what)
-        except IdPResponseError:
-            raise IdPResponseError(f"{what}: the identity provider answered HTTP {response.status_code}") from None
-        raise oauth_error(response.status_code, body, what, _secrets_in(data, client))
+    _Client(http, client, f"revoking the {token_type_hint.replace('_', ' ')}").revoke_token(endpoint, token=token, token_type_hint=token_type_hint)

@@ -16,6 +16,12 @@
 - c_hash (§3.3.2.11): checked whenever present and the code is at hand.
 
 Every refusal is a :class:`TokenVerificationError` naming the failed check, never the token.
+
+pyjwt checks what it knows — the signature, iss, aud (one of them ours) and the required claims —
+and its typed exceptions become the messages above. bblogin keeps what pyjwt cannot do: the alg
+allow-list (intersected with the IdP's), kid selection (``_jwks``), azp with several audiences,
+the time claims (judged in the IdP's time, while pyjwt knows only the local clock), nonce,
+at_hash and c_hash.
 """
 
 from __future__ import annotations
@@ -28,12 +34,14 @@ from typing import Any
 
 import jwt
 
+from bblogin._claims import unverified_claims
 from bblogin._errors import TokenVerificationError
 from bblogin._oidc._discovery import ProviderMetadata
 from bblogin._oidc._jwks import JWKSCache
 
 ALLOWED_ALGS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512")
 DEFAULT_LEEWAY = 60
+REQUIRED_CLAIMS = ("iss", "sub", "aud", "exp", "iat")  # OIDC Core §2
 _CLOCK_HINT = "bblogin compensates this machine's clock for up to 24 h off the identity provider's: check the clock (and time zone), e.g. enable NTP"
 
 
@@ -110,28 +118,30 @@ def verify_id_token(
             token,
             key.key,
             algorithms=[alg],
-            options={"verify_signature": True, "verify_exp": False, "verify_nbf": False, "verify_iat": False, "verify_aud": False, "verify_iss": False},
+            issuer=metadata.issuer,
+            audience=client_id,
+            # exp/iat/nbf off on purpose: check_time_claims judges them in the IdP's time (pyjwt knows only the local clock)
+            options={"require": list(REQUIRED_CLAIMS), "verify_exp": False, "verify_iat": False, "verify_nbf": False},
         )
     except jwt.InvalidSignatureError:
         raise _refuse("its signature does not verify with the IdP's key") from None
+    except jwt.InvalidIssuerError:  # raised once the signature verified: the payload can be named
+        raise _refuse(f"its issuer (iss) is {(unverified_claims(token) or {}).get('iss')!r}, not {metadata.issuer!r}") from None
+    except jwt.InvalidAudienceError:
+        raise _refuse(f"its audience (aud) does not include this client {client_id!r}", hint="check the profile's client_id") from None
+    except (jwt.MissingRequiredClaimError, jwt.exceptions.InvalidSubjectError) as exc:
+        claim = getattr(exc, "claim", "sub")
+        raise _refuse("it has no subject (sub)" if claim == "sub" else f"its {claim} claim is missing") from None
     except jwt.PyJWTError as exc:
         raise _refuse(f"it cannot be decoded ({type(exc).__name__})") from None
-
-    if claims.get("iss") != metadata.issuer:
-        raise _refuse(f"its issuer (iss) is {claims.get('iss')!r}, not {metadata.issuer!r}")
-    sub = claims.get("sub")
-    if not isinstance(sub, str) or not sub:
-        raise _refuse("it has no subject (sub)")
-    aud = claims.get("aud")
-    audiences = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) and all(isinstance(a, str) for a in aud) else None
-    if not audiences or client_id not in audiences:
-        raise _refuse(f"its audience (aud) does not include this client {client_id!r}", hint="check the profile's client_id")
+    if not claims["sub"]:
+        raise _refuse("it has no subject (sub)")  # pyjwt's require lets an empty string pass
+    aud = claims["aud"]
     azp = claims.get("azp")
-    if len(audiences) > 1 and azp is None:
+    if isinstance(aud, list) and len(aud) > 1 and azp is None:
         raise _refuse("it has several audiences but no authorized party (azp)")
     if azp is not None and azp != client_id:
         raise _refuse(f"its authorized party (azp) is {azp!r}, not this client {client_id!r}")
-
     check_time_claims(claims, now=int(time.time()) if now is None else now, leeway=leeway)
 
     if nonce is not None:

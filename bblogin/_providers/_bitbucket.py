@@ -54,11 +54,9 @@ class _BitbucketOAuth2:
         return _grants.ClientAuth(self.profile.client_id, self.profile.client_secret)
 
     def authorization_url(self, *, redirect_uri: str, state: str, nonce: str, code_challenge: str) -> str:
-        params = dict(self.profile.extra_auth_params)
-        params.update(client_id=self.profile.client_id, response_type="code", redirect_uri=redirect_uri, state=state, code_challenge=code_challenge, code_challenge_method="S256")
-        if self.send_scope and self.profile.scopes:
-            params["scope"] = " ".join(self.profile.scopes)
-        return f"{self.base}{self.authorize_path}?{urllib.parse.urlencode(params)}"
+        scope = " ".join(self.profile.scopes) if self.send_scope and self.profile.scopes else None
+        endpoint = self.base + self.authorize_path
+        return _grants.authorization_url(endpoint, self.profile.client_id, redirect_uri=redirect_uri, state=state, code_challenge=code_challenge, scope=scope, extra=self.profile.extra_auth_params)
 
     def exchange_code(self, *, code: str, redirect_uri: str, code_verifier: str, nonce: str) -> TokenSet:
         tokens = _grants.exchange_code(self.http, self.base + self.token_path, self.client, code=code, redirect_uri=redirect_uri, code_verifier=code_verifier)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-import urllib.parse
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -38,11 +37,6 @@ from bblogin._tokens import Identity, TokenSet
 
 if TYPE_CHECKING:
     from bblogin._oidc._device import DevicePrompt
-
-# parameters the login itself sets: extra_auth_params can never replace them
-RESERVED_AUTH_PARAMS = frozenset(
-    {"response_type", "client_id", "redirect_uri", "scope", "state", "nonce", "code_challenge", "code_challenge_method", "request", "request_uri"}
-)
 
 METADATA_MEMO = 300.0
 
@@ -117,21 +111,11 @@ class OIDCProvider:
                 f"{self.profile.issuer} does not offer PKCE with S256 (it advertises {', '.join(methods)}); bblogin will not log in without it",
                 hint="ask the identity provider's administrator to enable S256 PKCE",
             )
-        params = {k: v for k, v in self.profile.extra_auth_params.items() if k not in RESERVED_AUTH_PARAMS}
+        extra = dict(self.profile.extra_auth_params)
         if self.profile.connector_id:
-            params["connector_id"] = self.profile.connector_id
-        params.update(
-            response_type="code",
-            client_id=self.profile.client_id,
-            redirect_uri=redirect_uri,
-            scope=self.scope,
-            state=state,
-            nonce=nonce,
-            code_challenge=code_challenge,
-            code_challenge_method="S256",
-        )
+            extra["connector_id"] = self.profile.connector_id
         endpoint = self.metadata.authorization_endpoint
-        return endpoint + ("&" if urllib.parse.urlsplit(endpoint).query else "?") + urllib.parse.urlencode(params)
+        return _grants.authorization_url(endpoint, self.profile.client_id, redirect_uri=redirect_uri, state=state, nonce=nonce, code_challenge=code_challenge, scope=self.scope, extra=extra)
 
     def exchange_code(self, *, code: str, redirect_uri: str, code_verifier: str, nonce: str) -> TokenSet:
         tokens = _grants.exchange_code(self.http, self.metadata.token_endpoint, self.client, code=code, redirect_uri=redirect_uri, code_verifier=code_verifier)
