@@ -244,13 +244,14 @@ def redirect_problem(redirect_uri: str | None, listen_port: int | None) -> str |
 
 
 def registered_redirect(profile: Profile) -> tuple[int, str] | None:
-    """(port, callback URL) the profile's IdP expects: its ``redirect_uri``, else
-    http://127.0.0.1:``listen_port``/callback for a fixed port; None when any loopback port will do."""
+    """(port, callback URL) the profile's IdP expects: its ``redirect_uri``; for Bitbucket, which
+    has no other kind, http://127.0.0.1:``listen_port``/callback for a fixed port. None when any
+    loopback port will do (dex and other IdPs that follow RFC 8252 §7.3)."""
     if profile.redirect_uri is not None:
         m = _LOOPBACK_REDIRECT.match(profile.redirect_uri)
         if m:
             return int(m.group(2)), profile.redirect_uri
-    if profile.listen_port:
+    if profile.provider in BITBUCKET_PROVIDERS and profile.listen_port:
         return profile.listen_port, f"http://127.0.0.1:{profile.listen_port}/callback"
     return None
 

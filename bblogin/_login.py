@@ -69,7 +69,8 @@ def _listen_on(profile: Profile, options: LoginOptions) -> tuple[int, str, str |
                 "OAuth consumer (Cloud) or incoming application link (Data Center), and this profile names none",
                 hint=f'add redirect_uri = "http://127.0.0.1:8400/callback" (the registered URL) to [profiles.{profile.name}] in config.toml',
             )
-        return (options.listen_port or profile.listen_port or 0), "/callback", None
+        port = options.listen_port if options.listen_port is not None else (profile.listen_port or 0)
+        return port, "/callback", None
     port, url = registered
     if options.listen_port is not None and options.listen_port != port:
         raise UsageError(f"--listen {options.listen_port} does not match the callback URL registered with the identity provider ({url})", hint=f"use --listen {port}, or leave --listen out")

@@ -294,3 +294,12 @@ def test_pasted_redirect() -> None:
         with pytest.raises(LoginFailed) as info:
             parse_pasted_redirect(pasted, "s1", redirect)
         assert "abc" not in str(info.value)
+
+
+def test_a_fixed_listen_port_is_the_bitbucket_callback_but_only_a_preference_for_oidc() -> None:
+    bitbucket = _config.Profile(name="dc", issuer="https://git.example.com", client_id="k", provider="bitbucket-dc", listen_port=8400)
+    assert _config.registered_redirect(bitbucket) == (8400, "http://127.0.0.1:8400/callback")
+    oidc = _config.Profile(name="dev", issuer="https://dex.example.com", client_id="bblogin", listen_port=8400)
+    assert _config.registered_redirect(oidc) is None  # --listen may still pick another port for dex
+    registered = dataclasses.replace(oidc, redirect_uri="http://localhost:8500/cb")
+    assert _config.registered_redirect(registered) == (8500, "http://localhost:8500/cb")
