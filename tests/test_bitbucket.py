@@ -171,6 +171,19 @@ def test_rotated_refresh_token_survives_a_failure_after_the_token_response(keyri
     assert not fake.reused  # the spent refresh token was never sent again
 
 
+@pytest.mark.parametrize(("path", "status"), [("/bitbucket/plugins/servlet/applinks/whoami", 503), ("/bitbucket/rest/api/latest/users", 500)], ids=["whoami-503", "users-500"])
+def test_rotated_refresh_token_survives_a_failure_after_the_token_response_dc(keyring_secret_service, bitbucket_dc, path: str, status: int) -> None:
+    fake = bitbucket_dc
+    login_in_process(fake, dc_profile(fake))
+    profile = _config.load().profile("dc")
+    fake.fail[path] = status
+    with pytest.raises(IdPError):
+        get_credential(profile, kind="access_token", force_refresh=True)
+    del fake.fail[path]
+    assert get_credential(profile, kind="access_token", force_refresh=True).token in fake.access_tokens
+    assert not fake.reused
+
+
 def test_refreshed_tokens_of_another_user_end_the_login(keyring_secret_service, bitbucket_cloud) -> None:
     """Decision (docs/security.md): the grant now speaks for someone else and the account's own
     refresh token is spent, so the new one is discarded and the account needs a login."""
