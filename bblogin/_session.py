@@ -188,8 +188,14 @@ def _refresh(profile: Profile, account: Account, store: SecretStore) -> TokenSet
 
     provider = for_profile(profile)
     log.debug("refreshing tokens for account %s at %s", account.id, profile.issuer)
+    kept: list[str] = []
+
+    def keep(rotated: str) -> None:
+        keep_rotated_refresh_token(account, rotated, store)
+        kept.append(rotated)
+
     try:
-        tokens = provider.refresh(refresh_token, on_rotated=lambda rotated: keep_rotated_refresh_token(account, rotated, store))
+        tokens = provider.refresh(refresh_token, on_rotated=keep)
     except RefreshTokenDead:
         _mark_dead(account)
         raise
@@ -205,7 +211,9 @@ def _refresh(profile: Profile, account: Account, store: SecretStore) -> TokenSet
             "the refreshed tokens belong to a different user than the account; they were discarded",
             hint=f"log in again: `{login_command(profile)}`",
         )
-    store_tokens(profile, account, dataclasses.replace(tokens, refresh_token=None), store)  # the refresh token is kept already
+    if tokens.refresh_token in kept:
+        tokens = dataclasses.replace(tokens, refresh_token=None)  # stored already: not twice
+    store_tokens(profile, account, tokens, store)
     return tokens
 
 
