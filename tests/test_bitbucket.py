@@ -171,6 +171,28 @@ def test_rotated_refresh_token_survives_a_failure_after_the_token_response(keyri
     assert not fake.reused  # the spent refresh token was never sent again
 
 
+def test_rotated_refresh_token_survives_a_keyring_failure_storing_the_other_tokens(keyring_secret_service, bitbucket_cloud, monkeypatch) -> None:
+    from bblogin._errors import KeyringTimeout
+    from bblogin._store._secrets import SecretStore as Store
+
+    fake = bitbucket_cloud
+    login_in_process(fake, cloud_profile(fake))
+    profile = _config.load().profile("cloud")
+    real_set = Store.set
+
+    def flaky_set(self: Store, account_id: str, kind: str, value: str) -> None:
+        if kind == "access_token":
+            raise KeyringTimeout("the keyring did not answer within 5 s (store a token)")
+        real_set(self, account_id, kind, value)
+
+    monkeypatch.setattr(Store, "set", flaky_set)
+    with pytest.raises(KeyringTimeout):
+        get_credential(profile, kind="access_token", force_refresh=True)
+    monkeypatch.setattr(Store, "set", real_set)
+    assert get_credential(profile, kind="access_token", force_refresh=True).token in fake.access_tokens
+    assert not fake.reused
+
+
 @pytest.mark.parametrize(("path", "status"), [("/bitbucket/plugins/servlet/applinks/whoami", 503), ("/bitbucket/rest/api/latest/users", 500)], ids=["whoami-503", "users-500"])
 def test_rotated_refresh_token_survives_a_failure_after_the_token_response_dc(keyring_secret_service, bitbucket_dc, path: str, status: int) -> None:
     fake = bitbucket_dc
