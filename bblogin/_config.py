@@ -49,6 +49,7 @@ class Profile:
     ca_file: str | None = None
     extra_auth_params: dict[str, str] = field(default_factory=dict)
     listen_port: int | None = None
+    redirect_uri: str | None = None  # the loopback callback URL registered with the IdP (Bitbucket needs one)
     storage: str = "keyring"
     refresh_margin: int = 60
     login_timeout: int = 180
@@ -104,6 +105,7 @@ _PROFILE_TYPES: dict[str, type | tuple[type, ...]] = {
     "ca_file": str,
     "extra_auth_params": dict,
     "listen_port": int,
+    "redirect_uri": str,
     "storage": str,
     "refresh_margin": int,
     "login_timeout": int,
@@ -193,6 +195,9 @@ class _Validator:
         for key in ("refresh_margin", "login_timeout", "lock_timeout"):
             if key in values and values[key] < 0:
                 raise self.fail(table, key, "must not be negative")
+        problem = redirect_problem(values.get("redirect_uri"), values.get("listen_port"))
+        if problem:
+            raise self.fail(table, "listen_port" if problem.startswith("listen_port") else "redirect_uri", problem)
         return Profile(name=name, **values)
 
     def git_host(self, url: str, raw: Any, profiles: dict[str, Profile]) -> GitHost:
@@ -212,6 +217,43 @@ class _Validator:
         if values.get("authtype", "basic") not in ("basic", "bearer"):
             raise self.fail(table, "authtype", "must be basic or bearer")
         return GitHost(url=url.rstrip("/"), **values)
+
+
+BITBUCKET_PROVIDERS = ("bitbucket-cloud", "bitbucket-dc")
+_LOOPBACK_REDIRECT = re.compile(r"^http://(127\.0\.0\.1|localhost):(\d{1,5})(/[^?#\s]*)$")
+
+
+def redirect_problem(redirect_uri: str | None, listen_port: int | None) -> str | None:
+    """Why a profile's registered loopback callback and its ``listen_port`` cannot work together.
+
+    An IdP sends the browser back only to the callback URL registered for the client (a Bitbucket
+    Cloud consumer's "Callback URL", a Data Center incoming link's "Redirect URL"), so bblogin
+    must listen on exactly that URL's port."""
+    if redirect_uri is None:
+        return None
+    m = _LOOPBACK_REDIRECT.match(redirect_uri)
+    if not m or not 0 < int(m.group(2)) <= 65535:
+        return "must be the callback URL registered with the IdP, http://127.0.0.1:PORT/PATH (or localhost) with a fixed port, e.g. http://127.0.0.1:8400/callback"
+    port = int(m.group(2))
+    if listen_port is not None and listen_port != port:
+        return (
+            f"listen_port {listen_port} does not match redirect_uri {redirect_uri}, the callback URL registered with the IdP, "
+            f"which sends the browser only there: remove listen_port or set it to {port}"
+        )
+    return None
+
+
+def registered_redirect(profile: Profile) -> tuple[int, str] | None:
+    """(port, callback URL) the profile's IdP expects: its ``redirect_uri``; for Bitbucket, which
+    has no other kind, http://127.0.0.1:``listen_port``/callback for a fixed port. None when any
+    loopback port will do (dex and other IdPs that follow RFC 8252 §7.3)."""
+    if profile.redirect_uri is not None:
+        m = _LOOPBACK_REDIRECT.match(profile.redirect_uri)
+        if m:
+            return int(m.group(2)), profile.redirect_uri
+    if profile.provider in BITBUCKET_PROVIDERS and profile.listen_port:
+        return profile.listen_port, f"http://127.0.0.1:{profile.listen_port}/callback"
+    return None
 
 
 def default_scopes(provider: str) -> tuple[str, ...]:

@@ -51,6 +51,32 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def _listen_on(profile: Profile, options: LoginOptions) -> tuple[int, str, str | None]:
+    """(port, path, registered callback URL or None): where the loopback listener must wait.
+
+    A callback URL registered with the IdP fixes the port; ``--listen`` may only repeat it.
+    Bitbucket accepts nothing else, so a Bitbucket profile must name one."""
+    from urllib.parse import urlsplit
+
+    from bblogin._config import BITBUCKET_PROVIDERS, registered_redirect
+    from bblogin._errors import UsageError
+
+    registered = registered_redirect(profile)
+    if registered is None:
+        if profile.provider in BITBUCKET_PROVIDERS:
+            raise UsageError(
+                f"profile {profile.name!r}: Bitbucket sends the browser back only to the callback URL registered for the "
+                "OAuth consumer (Cloud) or incoming application link (Data Center), and this profile names none",
+                hint=f'add redirect_uri = "http://127.0.0.1:8400/callback" (the registered URL) to [profiles.{profile.name}] in config.toml',
+            )
+        port = options.listen_port if options.listen_port is not None else (profile.listen_port or 0)
+        return port, "/callback", None
+    port, url = registered
+    if options.listen_port is not None and options.listen_port != port:
+        raise UsageError(f"--listen {options.listen_port} does not match the callback URL registered with the identity provider ({url})", hint=f"use --listen {port}, or leave --listen out")
+    return port, urlsplit(url).path, url
+
+
 def _loopback(profile: Profile, provider: Provider, options: LoginOptions, timeout: int, paste: bool) -> TokenSet:
     from bblogin._oidc._browser import open_browser
     from bblogin._oidc._loopback import LoopbackListener
@@ -58,17 +84,21 @@ def _loopback(profile: Profile, provider: Provider, options: LoginOptions, timeo
 
     verifier, challenge = make_pkce()
     state, nonce = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-    port = options.listen_port if options.listen_port is not None else (profile.listen_port or 0)
-    with LoopbackListener(port) as listener:
-        url = provider.authorization_url(redirect_uri=listener.redirect_uri, state=state, nonce=nonce, code_challenge=challenge)
+    port, path, registered = _listen_on(profile, options)
+    with LoopbackListener(port, path=path) as listener:
+        redirect_uri = registered or listener.redirect_uri
+        url = provider.authorization_url(redirect_uri=redirect_uri, state=state, nonce=nonce, code_challenge=challenge)
         if options.on_url is not None:
             options.on_url(url)
         if paste:
             from bblogin._providers._paste import parse_pasted_redirect
 
+            warning = getattr(provider, "paste_warning", None)
+            if warning:
+                _say(f"Note: {warning}\n")
             _say(f"Open this URL in a browser on any machine and sign in:\n\n  {url}\n")
             _say("The browser then fails to load a 127.0.0.1 page: copy that page's full address and paste it here.")
-            code = parse_pasted_redirect(input("Redirect URL: "), state, listener.redirect_uri)
+            code = parse_pasted_redirect(input("Redirect URL: "), state, redirect_uri)
         else:
             if not (options.open_browser and open_browser(url)):
                 _say(f"Open this URL in your browser to sign in:\n\n  {url}\n")
@@ -76,7 +106,6 @@ def _loopback(profile: Profile, provider: Provider, options: LoginOptions, timeo
                 _say(f"Opened your browser to sign in. If it did not open, visit:\n\n  {url}\n")
             _say(f"Waiting up to {timeout} s for the browser to come back (Ctrl-C to cancel)…")
             code = listener.wait(state, timeout)
-        redirect_uri = listener.redirect_uri
     return provider.exchange_code(code=code, redirect_uri=redirect_uri, code_verifier=verifier, nonce=nonce)
 
 

@@ -148,6 +148,33 @@ def save_login(profile: Profile, tokens: TokenSet, identity: Identity, *, make_a
     return account
 
 
+def keep_rotated_refresh_token(account: Account, refresh_token: str, store: SecretStore) -> None:
+    """Store a rotated refresh token the moment the IdP issued it, before anything else can fail.
+
+    The token it replaces is spent: Bitbucket Cloud expires it minutes after first use, and an IdP
+    that detects reuse (dex, Okta, Auth0) revokes the whole grant when it is sent again. So the new
+    one is kept even when what follows — verifying the accompanying ID token, asking the provider
+    who the tokens belong to — fails (docs/security.md, "Rotated refresh tokens")."""
+    store.set(account.id, "refresh_token", refresh_token)
+    rotated = TokenSet(access_token="", refresh_token=refresh_token)  # values(): the refresh token alone
+    account.record_tokens(rotated)
+    with _index.transaction() as index:
+        current = index.accounts.get(account.id)
+        if current is not None:
+            current.record_tokens(rotated)
+
+
+def _mark_dead(account: Account, *, drop_refresh_token: bool = False) -> None:
+    """Only a new login helps this account (the hot path and ``status`` show it as ended)."""
+    with _index.transaction() as index:
+        current = index.accounts.get(account.id)
+        for acct in (account, current):
+            if acct is not None:
+                acct.refresh_dead = True
+                if drop_refresh_token:
+                    acct.tokens.pop("refresh_token", None)
+
+
 def _refresh(profile: Profile, account: Account, store: SecretStore) -> TokenSet | None:
     """Refresh ``account`` at the party that issued it; None when it has no usable refresh
     token. Marks dead grants."""
@@ -161,19 +188,31 @@ def _refresh(profile: Profile, account: Account, store: SecretStore) -> TokenSet
 
     provider = for_profile(profile)
     log.debug("refreshing tokens for account %s at %s", account.id, profile.issuer)
+    kept: list[str] = []
+
+    def keep(rotated: str) -> None:
+        keep_rotated_refresh_token(account, rotated, store)
+        kept.append(rotated)
+
     try:
-        tokens = provider.refresh(refresh_token)
+        tokens = provider.refresh(refresh_token, on_rotated=keep)
     except RefreshTokenDead:
-        with _index.transaction() as index:
-            if account.id in index.accounts:
-                index.accounts[account.id].refresh_dead = True
-        account.refresh_dead = True
+        _mark_dead(account)
         raise
     identity = provider.identity(tokens)
     if identity.sub != account.sub:
         from bblogin._errors import TokenVerificationError
 
-        raise TokenVerificationError("the refreshed tokens belong to a different user than the account; nothing was stored")
+        # The grant now speaks for someone else and the account's own refresh token is spent:
+        # drop the new one too and ask for a login rather than ever sending it again.
+        store.delete(account.id, "refresh_token")
+        _mark_dead(account, drop_refresh_token=True)
+        raise TokenVerificationError(
+            "the refreshed tokens belong to a different user than the account; they were discarded",
+            hint=f"log in again: `{login_command(profile)}`",
+        )
+    if tokens.refresh_token in kept:
+        tokens = dataclasses.replace(tokens, refresh_token=None)  # stored already: not twice
     store_tokens(profile, account, tokens, store)
     return tokens
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from bblogin._config import Profile
     from bblogin._tokens import Identity, TokenSet
 
@@ -26,8 +28,12 @@ class Provider(Protocol):
     def exchange_code(self, *, code: str, redirect_uri: str, code_verifier: str, nonce: str) -> TokenSet:
         """Redeem an authorization code; any ID token is verified (nonce included) before returning."""
 
-    def refresh(self, refresh_token: str) -> TokenSet:
-        """Redeem a refresh token. Raises RefreshTokenDead when the IdP refuses it for good."""
+    def refresh(self, refresh_token: str, *, on_rotated: Callable[[str], None] | None = None) -> TokenSet:
+        """Redeem a refresh token. Raises RefreshTokenDead when the IdP refuses it for good.
+
+        ``on_rotated`` receives the new refresh token the moment the token endpoint answered,
+        before anything else (ID-token verification, a JWKS fetch) can fail: the token it
+        replaces is spent at the IdP, so the caller must keep the new one whatever follows."""
 
     def identity(self, tokens: TokenSet) -> Identity:
         """Who the tokens belong to (verified ID-token claims, or the provider's user API)."""
