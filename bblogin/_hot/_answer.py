@@ -136,12 +136,24 @@ def read_secret(account_id: str, kind: str, storage: str = "keyring", timeout: f
         return None
 
 
+MARGIN_FRACTION = 4  # a token is never "expiring" for more than a quarter of its lifetime
+
+
+def effective_margin(margin: int, info: dict) -> int:
+    """The refresh margin for one token: the profile's, capped at a quarter of the token's
+    lifetime (``issued_at`` to ``expires_at``), so a short-lived token is not refreshed on every call."""
+    issued_at, expires_at = info.get("issued_at"), info.get("expires_at")
+    if isinstance(issued_at, int) and isinstance(expires_at, int) and expires_at > issued_at:
+        return min(margin, (expires_at - issued_at) // MARGIN_FRACTION)
+    return margin
+
+
 def cached_token(profile: dict, account: dict, kind: str, read: "Callable[[str, str, str], str | None] | None" = None) -> tuple[str, int] | None:
-    """(token, expires_at) when ``kind`` stays valid beyond the profile's margin and the stored
+    """(token, expires_at) when ``kind`` stays valid beyond the effective margin and the stored
     value is the very token that was verified for this profile's issuer and client; else None."""
     info = (account.get("tokens") or {}).get(kind) or {}
     expires_at = info.get("expires_at")
-    if not isinstance(expires_at, int) or expires_at <= time.time() + profile.get("refresh_margin", 60):
+    if not isinstance(expires_at, int) or expires_at <= time.time() + effective_margin(profile.get("refresh_margin", 60), info):
         return None
     if account.get("issuer") != profile.get("issuer") or account.get("client_id") != profile.get("client_id"):
         return None
