@@ -13,7 +13,7 @@ from bblogin import _config
 from bblogin._errors import LoginFailed
 from bblogin._providers._paste import parse_pasted_redirect
 from tests.test_login import BROWSER_STUB
-from tests.test_session import bblogin, set_margin
+from tests.test_session import bblogin, make_expiring
 
 HELPER = [sys.executable, "-m", "bblogin", "git-credential", "get"]
 
@@ -40,12 +40,11 @@ def test_cloud_login_identity_refresh_rotation_and_git(keyring_secret_service, b
     assert "code_verifier" in fake.token_requests[0] and "scope" not in fake.token_requests[0]
     items = keyring_secret_service.bblogin_items()
     assert any(i.endswith("/refresh_token/3") for i in items)  # the 3 KB refresh token is chunked
-    set_margin("cloud", 7300)  # every access token now counts as expiring: each call refreshes
     for _ in range(2):
+        make_expiring("cloud", lifetime=7200)  # the access token is about to expire: this call refreshes
         assert bblogin("token", "--profile", "cloud", "--access-token", "--no-login").returncode == 0
     refreshes = [r for r in fake.token_requests if r.get("grant_type") == "refresh_token"]
     assert len(refreshes) == 2 and refreshes[0]["refresh_token"] != refreshes[1]["refresh_token"]  # rotation followed
-    set_margin("cloud", 60)
     host = fake.base.split("//")[1]
     _config.save_git_host(_config.GitHost(url=fake.base, profile="cloud"))
     answer = git_get(host)
@@ -57,7 +56,7 @@ def test_cloud_dead_refresh_token(keyring_secret_service, bitbucket_cloud) -> No
     _config.save_profile(_config.Profile(name="cloud", provider="bitbucket-cloud", issuer=fake.base, client_id=fake.client_id, client_secret=fake.client_secret, flow="loopback"))
     assert bblogin("login", "--profile", "cloud", "--timeout", "30").returncode == 0
     fake.refresh_tokens.clear()
-    set_margin("cloud", 7300)
+    make_expiring("cloud", lifetime=7200)
     done = bblogin("token", "--profile", "cloud", "--access-token", "--no-login")
     assert done.returncode == 4 and "bblogin login --profile cloud" in done.stderr
 
