@@ -126,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("demo", "demo", "run the whole flow against the embedded dev IdP, then clean up")
     p.add_argument("--flow", choices=("device", "loopback"), default="device", help="device (auto-approved) or loopback (opens a browser or prints the URL)")
     p.add_argument("--no-browser", action="store_true", help="print the URL instead of opening a browser (loopback)")
+    p.add_argument("--timeout", type=int, metavar="SECONDS", help="give up on the browser after this long (loopback; default 180)")
 
     p = command("dev-idp", "dev_idp", "run the development IdP (a double of dex with the bitbucket-cloud connector)")
     p.add_argument("--port", type=int, default=5556, help="port on 127.0.0.1 (0: random; default 5556)")

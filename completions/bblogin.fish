@@ -80,6 +80,7 @@ complete -c bblogin -n '__fish_use_subcommand' -a demo -d 'run the whole flow ag
 complete -c bblogin -n '__fish_seen_subcommand_from demo' -l help -s h -d 'show this help message and exit'
 complete -c bblogin -n '__fish_seen_subcommand_from demo' -l flow -x -a 'device loopback' -d 'device (auto-approved) or loopback (opens a browser or prints the URL)'
 complete -c bblogin -n '__fish_seen_subcommand_from demo' -l no-browser -d 'print the URL instead of opening a browser (loopback)'
+complete -c bblogin -n '__fish_seen_subcommand_from demo' -l timeout -r -d 'give up on the browser after this long (loopback; default 180)'
 complete -c bblogin -n '__fish_use_subcommand' -a dev-idp -d 'run the development IdP (a double of dex with the bitbucket-cloud connector)'
 complete -c bblogin -n '__fish_seen_subcommand_from dev-idp' -l help -s h -d 'show this help message and exit'
 complete -c bblogin -n '__fish_seen_subcommand_from dev-idp' -l port -d 'port on 127.0.0.1 (0: random; default 5556)'
