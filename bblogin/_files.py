@@ -31,14 +31,18 @@ def ensure_private_dir(path: str) -> str:
     return path
 
 
-def atomic_write_bytes(path: str, data: bytes) -> None:
+def atomic_write_bytes(path: str, data: bytes, *, own_dir: bool = True) -> None:
     """Write ``data`` to ``path`` atomically (mkstemp makes it 0600, fsync, rename).
 
     Readers see the old file or the new one, never a torn write; a full disk leaves the old file.
+    ``own_dir=False`` for a file in someone else's directory (a kubeconfig): a missing directory
+    is still created 0700, an existing one keeps its mode.
     """
     import tempfile  # not at module level: the hot path only reads
 
-    directory = ensure_private_dir(os.path.dirname(path) or ".")
+    directory = os.path.dirname(path) or "."
+    if own_dir or not os.path.isdir(directory):
+        ensure_private_dir(directory)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
     try:
         with os.fdopen(fd, "wb") as fh:

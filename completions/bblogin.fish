@@ -64,7 +64,8 @@ complete -c bblogin -n '__fish_seen_subcommand_from kubectl' -l profile -s p -x 
 complete -c bblogin -n '__fish_seen_subcommand_from kubectl' -l kubeconfig -r -d 'kubeconfig to edit (default: $KUBECONFIG or ~/.kube/config)'
 complete -c bblogin -n '__fish_seen_subcommand_from kubectl' -l user -r -d 'kubeconfig user name (default: bblogin-PROFILE)'
 complete -c bblogin -n '__fish_seen_subcommand_from kubectl' -l context -r -d 'also write a context with this name (needs --cluster)'
-complete -c bblogin -n '__fish_seen_subcommand_from kubectl' -l cluster -r -d 'cluster for --context'
+complete -c bblogin -n '__fish_seen_subcommand_from kubectl' -l cluster -r -d 'cluster for --context (must exist in the kubeconfig)'
+complete -c bblogin -n '__fish_seen_subcommand_from kubectl' -l set-current -d "make --context kubectl's current context"
 complete -c bblogin -n '__fish_seen_subcommand_from kubectl' -l use-access-token -d 'send the access token instead of the ID token'
 complete -c bblogin -n '__fish_seen_subcommand_from kubectl' -l print -d 'show the entry, change nothing'
 complete -c bblogin -n '__fish_seen_subcommand_from setup' -a git -d 'write the scoped git credential helper config'
