@@ -122,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--file", metavar="PATH", help="git config file to edit (default: the global one)")
     s.add_argument("--authtype", choices=("basic", "bearer"), help="bearer: send the token as Bearer when git supports it")
     s.add_argument("--username", metavar="NAME", help="user name to send with the token")
+    s.add_argument("--token", choices=("access_token", "id_token"), help="which token git sends (default: as configured, else access_token; id_token for servers that accept only ID tokens)")
     s.add_argument("--print", dest="print_only", action="store_true", help="show the config, change nothing")
 
     p = command("demo", "demo", "run the whole flow against the embedded dev IdP, then clean up")
