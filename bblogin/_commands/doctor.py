@@ -58,11 +58,11 @@ def _keyring() -> Check:
         ok = store.get("doctor-probe", "id_token") == "probe"
         store.delete("doctor-probe", "id_token")
     except BbloginError as exc:
-        return Check("keyring", "fail", exc.message, exc.hint)
+        return Check("keyring", "fail", f"{exc.message}; `bblogin aws` caches no AWS credentials without one (every call asks STS)", exc.hint)
     if not ok:
         return Check("keyring", "fail", f"{description}: a value written could not be read back", "check the keyring backend")
     if store.is_plaintext:
-        return Check("keyring", "warn", f"{description} keeps secrets in a plaintext file", "use a Secret Service, macOS Keychain or Windows Credential Manager")
+        return Check("keyring", "warn", f"{description} keeps secrets in a plaintext file; `bblogin aws` caches no AWS credentials there (every call asks STS)", "use a Secret Service, macOS Keychain or Windows Credential Manager")
     return Check("keyring", "ok", description)
 
 
