@@ -144,15 +144,15 @@ class LoopbackListener:
 
     # -- the browser's side (handler threads) ------------------------------------------------
     def _handle(self, raw_path: str) -> _Reply:
-        url = urllib.parse.urlsplit(raw_path)
-        if url.path == "/favicon.ico":
+        path, _, query = raw_path.split("#", 1)[0].partition("?")  # not urlsplit: "//[" is no IPv6 host here
+        if path == "/favicon.ico":
             return _Reply(404, b"")
-        if url.path != self.path:
+        if path != self.path:
             return _Reply(404, _pages.not_found())
         if self._done.is_set():
             return _Reply(200, _pages.already_finished())
         self._armed.wait()  # set by wait() or close()
-        params = urllib.parse.parse_qs(url.query, keep_blank_values=True)
+        params = urllib.parse.parse_qs(query, keep_blank_values=True)
         with self._lock:
             if self._done.is_set():
                 return _Reply(200, _pages.already_finished())
