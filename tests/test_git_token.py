@@ -35,6 +35,7 @@ def test_doctor_notices_a_host_that_takes_only_id_tokens_and_setup_git_token_fix
     check = doctor()[f"git-auth:{server.url}"]
     assert check["status"] == "fail" and "refuses the access token" in check["detail"] and "HTTP 401" in check["detail"]
     assert check["fix"].startswith(f"bblogin setup git --host {server.url} --profile dev --token id_token")
+    assert not any(current_id_token(user, token) for user, token, _ok in server.attempts)  # doctor sent no ID token
 
     done = bblogin("setup", "git", "--host", server.url, "--profile", "dev", "--token", "id_token")
     assert done.returncode == 0 and "id token" in done.stderr, done.stderr

@@ -180,7 +180,7 @@ def _git_auth(config: Config) -> list[Check]:
         if account is None:
             checks.append(Check(name, "warn", f"no account logged in for profile {profile.name}: cannot check what {host.url} accepts", f"bblogin login --profile {profile.name}"))
             continue
-        kind, other = host.token, "id_token" if host.token == "access_token" else "access_token"
+        kind, other = host.token, ("id_token" if host.token == "access_token" else "access_token")
         said = kind.replace("_", " ")
         try:
             status = _probe(host, profile, account, kind)
@@ -189,16 +189,8 @@ def _git_auth(config: Config) -> list[Check]:
             continue
         if isinstance(status, str):
             checks.append(Check(name, "warn", f"{host.url}: {status}"))
-        elif status in (401, 403):
-            setup = f"bblogin setup git --host {host.url} --profile {profile.name}"
-            try:
-                alternative: int | str = _probe(host, profile, account, other)
-            except BbloginError:
-                alternative = "no such token"
-            if isinstance(alternative, int) and alternative not in (401, 403):
-                fix = f"{setup} --token {other}  (it accepts the {other.replace('_', ' ')}: HTTP {alternative})"
-            else:
-                fix = f"check that {account.label} may read this repository; {setup} --token {other} if the server takes {other.replace('_', ' ')}s"
+        elif status in (401, 403):  # only the configured kind is ever sent: the other may carry more (an ID token's email, groups)
+            fix = f"bblogin setup git --host {host.url} --profile {profile.name} --token {other}  (if the server takes {other.replace('_', ' ')}s; else check that {account.label} may use it)"
             checks.append(Check(name, "fail", f"{host.url} refuses the {said} bblogin sends for {account.label} (HTTP {status})", fix))
         else:
             detail = "accepts it" if 200 <= status < 300 else f"did not refuse it (HTTP {status} for info/refs: the prefix is no repository, so only a 401/403 would tell)"
