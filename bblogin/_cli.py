@@ -111,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--kubeconfig", metavar="PATH", help="kubeconfig to edit (default: $KUBECONFIG or ~/.kube/config)")
     s.add_argument("--user", metavar="NAME", help="kubeconfig user name (default: bblogin-PROFILE)")
     s.add_argument("--context", metavar="NAME", help="also write a context with this name (needs --cluster)")
-    s.add_argument("--cluster", metavar="NAME", help="cluster for --context")
+    s.add_argument("--cluster", metavar="NAME", help="cluster for --context (must exist in the kubeconfig)")
+    s.add_argument("--set-current", action="store_true", help="make --context kubectl's current context")
     s.add_argument("--use-access-token", action="store_true", help="send the access token instead of the ID token")
     s.add_argument("--print", dest="print_only", action="store_true", help="show the entry, change nothing")
     s = setup.add_parser("git", help="write the scoped git credential helper config", description="write the scoped git credential helper config")
@@ -121,11 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--file", metavar="PATH", help="git config file to edit (default: the global one)")
     s.add_argument("--authtype", choices=("basic", "bearer"), help="bearer: send the token as Bearer when git supports it")
     s.add_argument("--username", metavar="NAME", help="user name to send with the token")
+    s.add_argument("--token", choices=("access_token", "id_token"), help="which token git sends (default: as configured, else access_token; id_token for servers that accept only ID tokens)")
     s.add_argument("--print", dest="print_only", action="store_true", help="show the config, change nothing")
 
     p = command("demo", "demo", "run the whole flow against the embedded dev IdP, then clean up")
     p.add_argument("--flow", choices=("device", "loopback"), default="device", help="device (auto-approved) or loopback (opens a browser or prints the URL)")
     p.add_argument("--no-browser", action="store_true", help="print the URL instead of opening a browser (loopback)")
+    p.add_argument("--timeout", type=int, metavar="SECONDS", help="give up on the browser after this long (loopback; default 180)")
 
     p = command("dev-idp", "dev_idp", "run the development IdP (a double of dex with the bitbucket-cloud connector)")
     p.add_argument("--port", type=int, default=5556, help="port on 127.0.0.1 (0: random; default 5556)")

@@ -32,16 +32,20 @@ def ensure_private_dir(path: str) -> str:
     return path
 
 
-def atomic_write_bytes(path: str, data: bytes) -> os.stat_result:
+def atomic_write_bytes(path: str, data: bytes, *, own_dir: bool = True) -> os.stat_result:
     """Write ``data`` to ``path`` atomically (mkstemp makes it 0600, fsync, rename).
 
     Readers see the old file or the new one, never a torn write; a full disk leaves the old file.
-    Returns the written file's stat (taken from the open file; a rename keeps inode, size and
-    mtime), so a mirror of exactly these bytes can be tagged without a second, racy ``stat``.
+    ``own_dir=False`` for a file in someone else's directory (a kubeconfig): a missing directory
+    is still created 0700, an existing one keeps its mode. Returns the written file's stat (taken
+    from the open file; a rename keeps inode, size and mtime), so a mirror of exactly these bytes
+    can be tagged without a second, racy ``stat``.
     """
     import tempfile  # not at module level: the hot path only reads
 
-    directory = ensure_private_dir(os.path.dirname(path) or ".")
+    directory = os.path.dirname(path) or "."
+    if own_dir or not os.path.isdir(directory):
+        ensure_private_dir(directory)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
     try:
         with os.fdopen(fd, "wb") as fh:

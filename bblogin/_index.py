@@ -39,7 +39,7 @@ class Account:
     username: str | None = None
     groups: list[str] = field(default_factory=list)
     storage: str = "keyring"
-    tokens: dict[str, dict[str, int | str | None]] = field(default_factory=dict)  # kind -> expires_at, sha256
+    tokens: dict[str, dict[str, int | str | None]] = field(default_factory=dict)  # kind -> expires_at, issued_at, sha256
     refresh_dead: bool = False
     updated_at: int = 0
     subject_sha256: str | None = None  # a CI exchange: SHA-256 of the step token it was exchanged for
@@ -73,7 +73,7 @@ class Account:
             expires_at = tokens.expires_at(kind)
             if expires_at is None and kind == "access_token":
                 expires_at = self.idp_now() + DEFAULT_ACCESS_TOKEN_LIFETIME  # the IdP named none; a 401 erases it sooner
-            self.tokens[kind] = {"expires_at": expires_at, "sha256": token_digest(value)}
+            self.tokens[kind] = {"expires_at": expires_at, "issued_at": self.idp_now(), "sha256": token_digest(value)}
         self.refresh_dead = False
         self.updated_at = now()
 

@@ -23,7 +23,7 @@ from bblogin._cli import launcher_command
 from bblogin._errors import BbloginError, ConfigError, UsageError
 from bblogin._oidc._loopback import LoopbackListener
 from tests.test_git import HOSTS
-from tests.test_session import bblogin, login, set_margin
+from tests.test_session import bblogin, login, make_expiring, set_margin
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -94,7 +94,7 @@ def test_git_helper_process_prints_no_token_for_garbage(keyring_secret_service, 
 def test_kill_9_during_refresh_leaves_a_usable_or_clearly_dead_account(keyring_secret_service, devidp_factory, reuse_interval: int) -> None:
     idp = devidp_factory(id_token_ttl=90, refresh_reuse_interval=reuse_interval)
     login(idp)
-    set_margin("dev", 120)
+    make_expiring("dev")
     idp.delay_next("/token", 3.0)
     proc = subprocess.Popen([sys.executable, "-m", "bblogin", "token", "--profile", "dev", "--no-login"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy())
     for _ in range(100):  # wait until the refresh request is at the IdP
@@ -165,7 +165,7 @@ def test_1000_cache_hits_grow_nothing(keyring_secret_service, devidp) -> None:
 def test_no_token_in_any_output_log_or_file(keyring_secret_service, devidp) -> None:
     logged_in = bblogin("-v", "login", "--profile", "dev", "--issuer", devidp.issuer, "--client-id", "bblogin", "--flow", "device", "--no-browser")
     tokens = {bblogin("token", "--profile", "dev", f"--{kind}").stdout.strip() for kind in ("id-token", "access-token")}
-    set_margin("dev", 200000)  # every call now refreshes, under -vv too
+    make_expiring("dev")  # the next call refreshes, under -vv
     refreshed = bblogin("-vv", "token", "--profile", "dev", "--no-login")
     tokens.add(refreshed.stdout.strip())
     assert devidp.count("/token", "refresh_token") == 1

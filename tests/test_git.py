@@ -12,7 +12,7 @@ import jwt
 import pytest
 
 from bblogin import _gitcred
-from tests.test_session import bblogin, login, set_margin
+from tests.test_session import bblogin, login, make_expiring, set_margin
 
 HELPER = str(pathlib.Path(sys.executable).parent / "git-credential-bblogin")
 
@@ -102,7 +102,7 @@ def test_unconfigured_host_gets_nothing(wired, git_server) -> None:
 
 def test_dead_login_gives_no_answer_and_a_hint(wired) -> None:
     idp, server, _ = wired
-    set_margin("dev", 7200)  # every cached token counts as expiring
+    make_expiring("dev")  # every cached token counts as expiring
     idp.revoke_refresh_tokens()
     done = subprocess.run([HELPER, "get"], input=f"protocol=http\nhost={server.url.split('//')[1]}\n\n", capture_output=True, text=True, timeout=60, env=os.environ.copy())
     assert done.returncode == 0 and done.stdout == ""

@@ -160,6 +160,13 @@ def test_timeout_releases_the_port() -> None:
     assert_port_free(listener.port)
 
 
+def test_a_timeout_after_a_foreign_state_says_it_was_refused(listener: LoopbackListener) -> None:
+    in_background(lambda: (time.sleep(0.1), callback(listener, code="injected", state="someone-elses")))
+    with pytest.raises(LoginFailed, match="1 callback\\(s\\) with a foreign or missing state were refused") as info:
+        listener.wait(STATE, 1.0)  # the foreign callback did not end the wait: only the timeout did
+    assert info.value.exit_code == 8 and "injected" not in info.value.render()
+
+
 def test_ctrl_c_cancels_and_releases_the_port() -> None:
     listener = LoopbackListener()
     timer = threading.Timer(0.2, signal.pthread_kill, (threading.main_thread().ident, signal.SIGINT))  # a real Ctrl-C

@@ -1,4 +1,4 @@
-"""CI without stored secrets: Bitbucket Pipelines tokens exchanged at dex; AWS credential_process."""
+"""CI without stored secrets: Bitbucket Pipelines tokens exchanged at dex (AWS: tests/test_aws.py)."""
 
 from __future__ import annotations
 
@@ -8,19 +8,10 @@ import subprocess
 import sys
 
 import pytest
-from pytest_httpserver import HTTPServer
 
 from bblogin import _config
 from bblogin._claims import unverified_claims
 from bblogin.devidp import dex_subject
-
-STS_OK = """<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
-  <AssumeRoleWithWebIdentityResult><Credentials>
-    <AccessKeyId>ASIAEXAMPLEKEY</AccessKeyId><SecretAccessKey>secret/key</SecretAccessKey>
-    <SessionToken>session-token</SessionToken><Expiration>2099-01-01T00:00:00Z</Expiration>
-  </Credentials></AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>"""
-STS_DENIED = """<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type>
-  <Code>InvalidIdentityToken</Code><Message>Incorrect token audience</Message></Error></ErrorResponse>"""
 
 
 def bblogin(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -65,29 +56,6 @@ def test_forged_or_missing_step_token(ci_profile) -> None:
     assert done.returncode == 8 and "access_denied" in done.stderr and done.stdout == ""
     done = bblogin("exchange", "--profile", "ci")
     assert done.returncode == 4 and "oidc: true" in done.stderr
-
-
-def test_aws_credential_process_and_cache(keyring_secret_service, ci_profile, httpserver: HTTPServer) -> None:
-    httpserver.expect_ordered_request("/", method="POST").respond_with_data(STS_OK, content_type="text/xml")
-    env = {"BITBUCKET_STEP_OIDC_TOKEN": ci_profile.mint_pipelines_token()}
-    args = ["aws", "--role-arn", "arn:aws:iam::123456789012:role/deploy", "--sts-endpoint", httpserver.url_for("/")]
-    first = bblogin(*args, env=env)
-    assert first.returncode == 0, first.stderr
-    out = json.loads(first.stdout)
-    assert out == {"Version": 1, "AccessKeyId": "ASIAEXAMPLEKEY", "SecretAccessKey": "secret/key", "SessionToken": "session-token", "Expiration": "2099-01-01T00:00:00Z"}
-    form = httpserver.log[0][0].form
-    assert form["Action"] == "AssumeRoleWithWebIdentity" and form["RoleArn"].endswith("role/deploy") and form["WebIdentityToken"] == env["BITBUCKET_STEP_OIDC_TOKEN"]
-    second = bblogin(*args, env=env)
-    assert second.returncode == 0 and json.loads(second.stdout) == out
-    assert len(httpserver.log) == 1  # cached until shortly before Expiration
-
-
-def test_aws_sts_error_is_explained(ci_profile, httpserver: HTTPServer) -> None:
-    httpserver.expect_request("/", method="POST").respond_with_data(STS_DENIED, status=400, content_type="text/xml")
-    env = {"BITBUCKET_STEP_OIDC_TOKEN": ci_profile.mint_pipelines_token(), "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
-    done = bblogin("aws", "--role-arn", "arn:aws:iam::1:role/r", "--sts-endpoint", httpserver.url_for("/"), env=env)
-    assert done.returncode == 8
-    assert "InvalidIdentityToken" in done.stderr and "trust policy" in done.stderr and done.stdout == ""
 
 
 @pytest.mark.parametrize("fast_path", [True, False], ids=["hot-path", "full-path"])

@@ -53,6 +53,18 @@ def set_margin(profile: str, margin: int) -> None:
     _config.save_profile(dataclasses.replace(config.profiles[profile], refresh_margin=margin))
 
 
+def make_expiring(profile: str, seconds_left: int = 30, lifetime: int = 3600) -> None:
+    """Make the profile's cached ID and access tokens look ``seconds_left`` from the end of a
+    ``lifetime``-long life (inside the 60 s margin): the next use refreshes them. The token values
+    and digests stay: only what the index says about their time changes."""
+    at = int(time.time())
+    with _index.transaction() as index:
+        for account in index.for_profile(profile):
+            for kind in ("id_token", "access_token"):
+                if kind in account.tokens:
+                    account.tokens[kind].update(expires_at=at + seconds_left, issued_at=at + seconds_left - lifetime)
+
+
 def test_device_login_then_token_status_accounts(devidp) -> None:
     done = login(devidp)
     assert "Logged in as alice@" in done.stderr
@@ -69,8 +81,8 @@ def test_device_login_then_token_status_accounts(devidp) -> None:
 def test_expiring_token_is_refreshed_and_rotation_is_followed(devidp_factory) -> None:
     idp = devidp_factory(id_token_ttl=90)
     login(idp)
-    set_margin("dev", 120)  # every token is "about to expire": each call refreshes
     for _ in range(3):
+        make_expiring("dev")  # the cached token is about to expire: this call refreshes
         done = bblogin("token", "--profile", "dev", "--no-login")
         assert done.returncode == 0, done.stderr
     # three refreshes, each with the token the previous one rotated in: dex refuses a reused one
@@ -93,7 +105,7 @@ def test_sixteen_concurrent_callers_cause_exactly_one_refresh(devidp_factory) ->
 def test_dead_refresh_token_asks_for_login_without_a_browser(devidp_factory) -> None:
     idp = devidp_factory(id_token_ttl=90)
     login(idp)
-    set_margin("dev", 120)
+    make_expiring("dev")
     idp.revoke_refresh_tokens()
     done = bblogin("token", "--profile", "dev", "--no-login")
     assert done.returncode == 4
@@ -106,7 +118,7 @@ def test_dead_refresh_token_asks_for_login_without_a_browser(devidp_factory) -> 
 def test_network_failure_is_reported_never_a_login_and_cache_survives(devidp_factory) -> None:
     idp = devidp_factory(id_token_ttl=90)
     login(idp)
-    set_margin("dev", 120)
+    make_expiring("dev")
     idp.fail_next("/token", 503, "<html><body>upstream down</body></html>", content_type="text/html", count=10)
     done = bblogin("token", "--profile", "dev", "--no-login")
     assert done.returncode == 5, done.stderr

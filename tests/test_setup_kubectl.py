@@ -66,3 +66,36 @@ def test_unknown_profile_and_broken_yaml(tmp_path: pathlib.Path) -> None:
     broken.write_text("users: [unclosed\n")
     done = setup("--profile", "work", "--kubeconfig", str(broken))
     assert done.returncode == 3 and "not valid YAML" in done.stderr and broken.read_text() == "users: [unclosed\n"
+
+
+def test_context_needs_an_existing_cluster_and_set_current_makes_it_current(tmp_path: pathlib.Path, kubectl_bin: pathlib.Path) -> None:
+    path = tmp_path / "config"
+    path.write_text(EXISTING)
+    done = setup("--profile", "work", "--kubeconfig", str(path), "--context", "c", "--cluster", "typo")
+    assert done.returncode == 2 and "no cluster 'typo' (it has: prod)" in done.stderr and "kubectl config set-cluster typo" in done.stderr
+    assert path.read_text() == EXISTING and not (tmp_path / "config.bblogin-backup").exists()
+    done = setup("--profile", "work", "--kubeconfig", str(path), "--context", "c", "--cluster", "prod")
+    assert done.returncode == 0 and "no current context: pass --set-current" in done.stderr
+    current = [str(kubectl_bin), "--kubeconfig", str(path), "config", "current-context"]
+    assert subprocess.run(current, capture_output=True, text=True).stdout.strip() == ""
+    done = setup("--profile", "work", "--kubeconfig", str(path), "--context", "c", "--cluster", "prod", "--set-current")
+    assert done.returncode == 0 and "--set-current" not in done.stderr
+    assert subprocess.run(current, capture_output=True, text=True).stdout.strip() == "c"
+    assert setup("--profile", "work", "--kubeconfig", str(path), "--set-current").returncode == 2
+
+
+def test_a_symlinked_kubeconfig_is_written_through_and_directories_keep_their_mode(tmp_path: pathlib.Path) -> None:
+    dotfiles, kube = tmp_path / "dotfiles", tmp_path / "kube"
+    dotfiles.mkdir(mode=0o755)
+    kube.mkdir(mode=0o755)
+    os.chmod(dotfiles, 0o755)
+    os.chmod(kube, 0o755)
+    target = dotfiles / "kubeconfig"
+    target.write_text(EXISTING)
+    (kube / "config").symlink_to(target)
+    done = setup("--profile", "work", "--kubeconfig", str(kube / "config"))
+    assert done.returncode == 0, done.stderr
+    assert (kube / "config").is_symlink() and os.readlink(kube / "config") == str(target)
+    assert "bblogin-work" in target.read_text() and "token: keep-me" in target.read_text()
+    assert os.stat(dotfiles).st_mode & 0o777 == 0o755 and os.stat(kube).st_mode & 0o777 == 0o755
+    assert (dotfiles / "kubeconfig.bblogin-backup").read_text() == EXISTING

@@ -44,8 +44,8 @@ EXIT_MEANINGS = {
     "EXIT_IDP": "the identity provider is unreachable or answered something unusable; cached tokens are untouched",
     "EXIT_STORAGE": "the keyring is missing, locked or not answering, or the state directory is not writable",
     "EXIT_VERIFICATION": "a token failed verification; nothing was stored",
-    "EXIT_LOGIN_FAILED": "the login did not complete (denied, wrong state, expired code, STS refused the role)",
-    "EXIT_TIMEOUT": "the browser did not come back in time, or another bblogin held the account lock too long",
+    "EXIT_LOGIN_FAILED": "the login did not complete (denied, a wrong state, also when a login timed out after refusing one, expired code, STS refused the role)",
+    "EXIT_TIMEOUT": "the browser did not come back in time (no callback at all), or another bblogin held the account lock too long",
     "EXIT_CANCELLED": "cancelled (Ctrl\\-C)",
 }
 

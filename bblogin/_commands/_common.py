@@ -22,11 +22,8 @@ def load_config() -> Config:
 _IDP_FLAGS = ("issuer", "client_id", "client_secret", "provider", "connector_id", "scopes", "ca_file")
 
 
-def profile_from_args(args: argparse.Namespace, config: Config, *, save: bool = False) -> Profile:
-    """The profile named by --profile, updated by any IdP flags; or an ad-hoc one from the flags.
-
-    With ``save`` and --profile, the result is written to config.toml (comments kept).
-    """
+def profile_from_args(args: argparse.Namespace, config: Config) -> Profile:
+    """The profile named by --profile, updated by any IdP flags; or an ad-hoc one from the flags."""
     given = {k: getattr(args, k, None) for k in _IDP_FLAGS}
     flags: dict[str, Any] = {k: (tuple(v) if k == "scopes" else v) for k, v in given.items() if v}
     storage = "plaintext" if getattr(args, "insecure_storage", False) else None
@@ -49,9 +46,14 @@ def profile_from_args(args: argparse.Namespace, config: Config, *, save: bool = 
     profile = dataclasses.replace(base, **flags)
     if not _config.is_allowed_issuer(profile.issuer):
         raise UsageError(f"--issuer {profile.issuer}: must be https:// (http:// only for 127.0.0.1/localhost)")
-    if save and name:
-        _config.save_profile(profile, make_default=bool(getattr(args, "default", False)))
     return profile
+
+
+def save_profile_from_args(args: argparse.Namespace, profile: Profile) -> None:
+    """Write what --profile NAME and IdP flags described to config.toml (comments kept): called
+    after a successful login, so a refused or abandoned one leaves the file as it was."""
+    if getattr(args, "profile", None) and any(getattr(args, k, None) for k in _IDP_FLAGS):
+        _config.save_profile(profile, make_default=bool(getattr(args, "default", False)))
 
 
 def account_from_args(args: argparse.Namespace, profile: Profile) -> Account | None:

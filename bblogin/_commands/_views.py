@@ -5,23 +5,45 @@ from __future__ import annotations
 from typing import Any
 
 from bblogin._config import Config, Profile
+from bblogin._hot._answer import effective_margin
 from bblogin._index import Account, Index
 from bblogin._session import issued_for
 from bblogin._store import SecretStore
 from bblogin._timefmt import describe_expiry
 
 
-def token_state(account: Account, at: int, profile: Profile | None = None) -> str:
-    """One phrase for the account's login: valid, needs refresh, ended — or not used, when its
-    profile now names another identity provider or client (docs/security.md)."""
+def _token_view(account: Account, kind: str, info: dict[str, Any], margin: int | None, at: int) -> dict[str, Any]:
+    """One token's line: its expiry and, for ID and access tokens, the effective refresh margin."""
+    if kind == "refresh_token":
+        return {"expires_at": info.get("expires_at"), "expiry": "refused by the IdP" if account.refresh_dead else "held"}
+    expiry = describe_expiry(account.expires_at(kind), at)
+    if margin is None:
+        return {"expires_at": info.get("expires_at"), "expiry": expiry}
+    effective = effective_margin(margin, info)
+    expires_at = account.expires_at(kind)
+    inside = expires_at is not None and at < expires_at <= at + effective
+    note = f"refresh margin {effective} s" + (f" (capped from {margin} s: a quarter of its lifetime)" if effective < margin else "")
+    return {
+        "expires_at": info.get("expires_at"),
+        "refresh_margin": effective,
+        "expiry": f"{expiry}; {'inside its ' if inside else ''}{note}",
+    }
+
+
+def token_state(account: Account, at: int, kind: str = "id_token", margin: int = 0, profile: Profile | None = None) -> str:
+    """What `bblogin token` (and kubectl/git) will do for ``kind`` now: use the cached token,
+    refresh it, or ask for a login — with the same margin test the token path makes; or not use
+    it at all, when its profile now names another identity provider or client (docs/security.md)."""
     if profile is not None and not issued_for(account, profile):
         return f"not used: profile {profile.name} now names {profile.issuer} (client {profile.client_id})"
-    id_exp = account.expires_at("id_token") or account.expires_at("access_token")
-    if id_exp is not None and id_exp > at:
+    info = account.tokens.get(kind) or {}
+    expires_at = account.expires_at(kind)
+    if expires_at is not None and expires_at > at + effective_margin(margin, info):
         return "valid"
-    if account.has("refresh_token") and not account.refresh_dead:
-        return "expired (will refresh)"
-    return "login needed"
+    refreshable = account.has("refresh_token") and not account.refresh_dead
+    if expires_at is not None and expires_at > at:
+        return "expiring (the next use refreshes it)" if refreshable else "login needed (the token is inside its refresh margin and cannot be refreshed)"
+    return "expired (the next use refreshes it)" if refreshable else "login needed"
 
 
 def describe(account: Account, config: Config, index: Index) -> dict[str, Any]:
@@ -30,6 +52,8 @@ def describe(account: Account, config: Config, index: Index) -> dict[str, Any]:
     at = account.idp_now()
     clock = account.idp_clock
     profile = config.profiles.get(account.profile)
+    margin = profile.refresh_margin if profile is not None else None
+    kind = "access_token" if profile is not None and profile.use_access_token else "id_token"
     store = SecretStore(account.storage)
     return {
         "id": account.id,
@@ -43,8 +67,8 @@ def describe(account: Account, config: Config, index: Index) -> dict[str, Any]:
         "name": account.name,
         "username": account.username,
         "groups": account.groups,
-        "state": token_state(account, at, profile),
-        "tokens": {kind: {"expires_at": info.get("expires_at"), "expiry": describe_expiry(account.expires_at(kind), at) if kind != "refresh_token" else ("refused by the IdP" if account.refresh_dead else "held")} for kind, info in account.tokens.items()},
+        "state": token_state(account, at, kind, margin or 0, profile),
+        "tokens": {k: _token_view(account, k, info, margin, at) for k, info in account.tokens.items()},
         "storage": account.storage,
         "storage_description": store.backend_description(),
         "plaintext": store.is_plaintext,

@@ -1,10 +1,15 @@
-"""`bblogin aws`: AWS credential_process via AssumeRoleWithWebIdentity, cached until shortly
-before the credentials expire (in the keyring when there is one; never in a plaintext file)."""
+"""`bblogin aws`: AWS credential_process via AssumeRoleWithWebIdentity, cached while more than 15
+minutes remain (botocore asks again from 15 minutes before Expiration), in the keyring when there
+is a real one — never in a plaintext file; without one every call asks STS (said under -v and by
+`bblogin doctor`). A cache entry is keyed by everything that shapes STS's answer, --duration
+included, and anything odd in it counts as a miss that the next answer overwrites."""
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import json
+import logging
 import os
 import re
 import sys
@@ -15,9 +20,11 @@ from bblogin._commands._common import account_from_args, load_config, on_termina
 from bblogin._config import is_allowed_issuer
 from bblogin._errors import StorageError, UsageError
 from bblogin._exchange import PIPELINES_ENV, subject_token
+from bblogin._store import SecretStore
 from bblogin._tokens import now
 
-REUSE_MARGIN = 300  # hand out cached credentials only while they have 5 more minutes
+REUSE_MARGIN = 15 * 60  # botocore refreshes 15 min (advisory) before Expiration: hand out only more than that
+log = logging.getLogger("bblogin.aws")
 
 
 def _web_identity_token(args: argparse.Namespace) -> str:
@@ -39,6 +46,38 @@ def _session_name(args: argparse.Namespace, claims: dict) -> str:
     return ("bblogin-" + re.sub(r"[^\w+=,.@-]", "-", base))[:64]
 
 
+def cache_key(role_arn: str, session_name: str, claims: dict, endpoint: str, duration: int) -> str:
+    """Everything that changes STS's answer: role, session name, who (iss, sub), where, how long."""
+    parts = [role_arn, session_name, str(claims.get("iss")), str(claims.get("sub")), endpoint, str(duration)]
+    return "aws-" + hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def _parse_cached(text: str) -> AWSCredentials | None:
+    """The cached credentials, or None for anything odd (a miss: the next answer overwrites it)."""
+    try:
+        data = json.loads(text)
+        creds = AWSCredentials(*(data[k] for k in ("AccessKeyId", "SecretAccessKey", "SessionToken", "Expiration")))
+        if data.get("Version") != 1 or not all(isinstance(v, str) and v for v in (creds.access_key_id, creds.secret_access_key, creds.session_token)):
+            return None
+        creds.expires_at()
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
+    return creds
+
+
+def _open_cache() -> SecretStore | None:
+    """The keyring when it is a real one; None (said under -v) when credentials cannot be cached."""
+    store = SecretStore("keyring")
+    try:
+        if store.is_plaintext:
+            log.info("the keyring backend keeps secrets in a plaintext file: not caching AWS credentials; every call asks STS")
+            return None
+    except StorageError as exc:
+        log.info("no usable keyring (%s): not caching AWS credentials; every call asks STS", exc.message)
+        return None
+    return store
+
+
 def run(args: argparse.Namespace) -> int:
     if not 900 <= args.duration <= 43200:
         raise UsageError("--duration must be between 900 and 43200 seconds")
@@ -48,21 +87,21 @@ def run(args: argparse.Namespace) -> int:
     token = _web_identity_token(args)
     claims = unverified_claims(token) or {}
     session_name = _session_name(args, claims)
-    key = "aws-" + hashlib.sha256("\n".join([args.role_arn, session_name, str(claims.get("iss")), str(claims.get("sub")), endpoint]).encode()).hexdigest()[:16]
-    from bblogin._store import SecretStore
-
-    store: SecretStore | None = SecretStore("keyring")
-    try:
-        cached = store.get(key, "aws_credentials") if store else None
-    except StorageError:
-        cached, store = None, None  # no keyring (a CI container): fetch every time, store nothing
+    key = cache_key(args.role_arn, session_name, claims, endpoint, args.duration)
+    store = _open_cache()
+    cached = None
+    if store is not None:
+        try:
+            cached = store.get(key, "aws_credentials")
+        except StorageError as exc:
+            log.info("cannot read the AWS credential cache (%s): asking STS", exc.message)
+            store = None
     if cached:
-        import json
-
-        data = json.loads(cached)
-        creds = AWSCredentials(data["AccessKeyId"], data["SecretAccessKey"], data["SessionToken"], data["Expiration"])
-        if creds.expires_at() - REUSE_MARGIN > now():
-            sys.stdout.write(cached + "\n")
+        creds = _parse_cached(cached)
+        if creds is None:
+            log.info("the cached AWS credentials are malformed: asking STS, and replacing them")
+        elif creds.expires_at() - REUSE_MARGIN > now():
+            sys.stdout.write(creds.credential_process_json() + "\n")
             return 0
     from bblogin._http import make_client
 

@@ -59,6 +59,16 @@ def _choose_storage() -> str:
     return "keyring"
 
 
+def _explain_loopback(no_browser: bool) -> None:
+    """The dev IdP listens on 127.0.0.1 only: say so when no browser here can open the URL."""
+    from bblogin._oidc._browser import can_open_browser
+
+    if no_browser or not can_open_browser():
+        say("note: " + ("--no-browser: " if no_browser else "no browser can open here (no DISPLAY, or over SSH): ")
+            + "open the URL below in a browser on THIS machine (the dev IdP listens on 127.0.0.1 only),")
+        say("      or press Ctrl-C and run `bblogin demo` (device flow, auto-approved). --timeout SECONDS shortens the wait.")
+
+
 def _mask(token: str) -> str:
     return f"{token[:10]}…[{len(token)} chars, masked]"
 
@@ -87,7 +97,10 @@ def run(args: argparse.Namespace) -> int:
         _config.save_profile(profile, make_default=True)
         _config.save_git_host(_config.GitHost(url=DEMO_GIT_HOST, profile="demo"))
         say(f"Logging in with the {args.flow} flow" + (" (auto-approved as the fake Bitbucket user alice)…" if auto else "…"))
-        tokens, identity = interactive_login(profile, LoginOptions(flow=args.flow, open_browser=not args.no_browser))
+        if not auto:
+            _explain_loopback(args.no_browser)
+        options = LoginOptions(flow=args.flow, open_browser=not args.no_browser, timeout=args.timeout)
+        tokens, identity = interactive_login(profile, options)
         account = save_login(profile, tokens, identity)
         try:
             say(f"\nLogged in as {account.label}; tokens stored in {'the OS keyring' if storage == 'keyring' else 'a plaintext temp file'}.\n")

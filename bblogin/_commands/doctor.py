@@ -2,8 +2,10 @@
 
 Checks: config.toml; the keyring (backend, plaintext or not, a write/read/delete round trip within
 the timeout); for each profile the IdP's discovery document and JWKS and the clock against the
-IdP's Date header; kubeconfig and git wiring. Exit 0 when nothing failed (warnings allowed), 1
-otherwise. ``--json`` for scripts.
+IdP's Date header; kubeconfig and git wiring; for each configured git host, whether it accepts the
+token kind bblogin sends (one authenticated ``info/refs`` probe, as git's first request, with the
+token git would get next — refreshed first when git erased it after a 401, never a new login; only to that configured host, only over https or to loopback, redirects not
+followed). Exit 0 when nothing failed (warnings allowed), 1 otherwise. ``--json`` for scripts.
 """
 
 from __future__ import annotations
@@ -14,8 +16,12 @@ import subprocess
 import sys
 from dataclasses import asdict, dataclass
 
-from bblogin._config import Config, Profile
+from bblogin._config import Config, GitHost, Profile
 from bblogin._errors import BbloginError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from bblogin._index import Account
 
 CLOCK_FIX = "set this machine's clock right: enable NTP (`timedatectl set-ntp true`; WSL: `sudo hwclock -s`; macOS: System Settings → Date & Time)"
 
@@ -50,11 +56,11 @@ def _keyring() -> Check:
         ok = store.get("doctor-probe", "id_token") == "probe"
         store.delete("doctor-probe", "id_token")
     except BbloginError as exc:
-        return Check("keyring", "fail", exc.message, exc.hint)
+        return Check("keyring", "fail", f"{exc.message}; `bblogin aws` caches no AWS credentials without one (every call asks STS)", exc.hint)
     if not ok:
         return Check("keyring", "fail", f"{description}: a value written could not be read back", "check the keyring backend")
     if store.is_plaintext:
-        return Check("keyring", "warn", f"{description} keeps secrets in a plaintext file", "use a Secret Service, macOS Keychain or Windows Credential Manager")
+        return Check("keyring", "warn", f"{description} keeps secrets in a plaintext file; `bblogin aws` caches no AWS credentials there (every call asks STS)", "use a Secret Service, macOS Keychain or Windows Credential Manager")
     return Check("keyring", "ok", description)
 
 
@@ -137,13 +143,78 @@ def _git(config: Config) -> Check:
     return Check("git", "ok", f"git asks bblogin for {', '.join(h.url for h in config.git_hosts)}")
 
 
+def _probe(host: GitHost, profile: Profile, account: Account, kind: str) -> int | str:
+    """HTTP status of git's first request (``info/refs?service=git-upload-pack``) to ``host``
+    with the account's ``kind`` token, sent as the helper would hand it to git; a string when the
+    host cannot be reached. Raises LoginRequired when there is no such token without a login."""
+    from dataclasses import asdict
+
+    import httpx
+
+    from bblogin import _gitcred
+    from bblogin._http import make_client
+    from bblogin._session import get_credential
+
+    cred = get_credential(profile, kind=kind, account=account, interactive=False)
+    request = {"capability[]": ["authtype"]} if host.authtype == "bearer" else {}
+    fields = dict(_gitcred.answer_fields(asdict(host), asdict(profile), asdict(cred.account), cred.token, cred.expires_at, request))
+    auth = {"Authorization": f"Bearer {fields['credential']}"} if "credential" in fields else None
+    try:
+        with make_client(timeout=5) as http:  # never follows a redirect: the token stays with this host
+            response = http.get(
+                f"{host.url}/info/refs",
+                params={"service": "git-upload-pack"},
+                headers={**(auth or {}), "Git-Protocol": "version=2", "Accept": "*/*"},
+                auth=None if auth else (fields["username"], fields["password"]),
+            )
+    except httpx.HTTPError as exc:
+        return f"cannot reach it ({type(exc).__name__})"
+    return response.status_code
+
+
+def _git_auth(config: Config) -> list[Check]:
+    """Does each configured git host accept the token kind bblogin sends it? (see the docstring)"""
+    from bblogin import _config, _index
+
+    index = _index.load()
+    checks = []
+    for host in config.git_hosts:
+        name = f"git-auth:{host.url}"
+        profile = config.profiles.get(host.profile)
+        if profile is None or _config.git_url_problem(host.url):
+            continue  # the config check reports these; nothing is sent
+        try:
+            account = index.find(host.account, profile.name) if host.account else index.active_account(profile.name)
+        except BbloginError:
+            account = None
+        if account is None:
+            checks.append(Check(name, "warn", f"no account logged in for profile {profile.name}: cannot check what {host.url} accepts", f"bblogin login --profile {profile.name}"))
+            continue
+        kind, other = host.token, ("id_token" if host.token == "access_token" else "access_token")
+        said = kind.replace("_", " ")
+        try:
+            status = _probe(host, profile, account, kind)
+        except BbloginError as exc:
+            checks.append(Check(name, "warn", f"no {said} to check {host.url} with: {exc.message}", exc.hint))
+            continue
+        if isinstance(status, str):
+            checks.append(Check(name, "warn", f"{host.url}: {status}"))
+        elif status in (401, 403):  # only the configured kind is ever sent: the other may carry more (an ID token's email, groups)
+            fix = f"bblogin setup git --host {host.url} --profile {profile.name} --token {other}  (if the server takes {other.replace('_', ' ')}s; else check that {account.label} may use it)"
+            checks.append(Check(name, "fail", f"{host.url} refuses the {said} bblogin sends for {account.label} (HTTP {status})", fix))
+        else:
+            detail = "accepts it" if 200 <= status < 300 else f"did not refuse it (HTTP {status} for info/refs: the prefix is no repository, so only a 401/403 would tell)"
+            checks.append(Check(name, "ok", f"{host.url} {detail}: {said} of {account.label}"))
+    return checks
+
+
 def run(args: argparse.Namespace) -> int:
     config, first = _config()
     checks = [first, _keyring()]
     if config is not None:
         for profile in config.profiles.values():
             checks += _idp(profile)
-        checks += [_kubeconfig(config), _git(config)]
+        checks += [_kubeconfig(config), _git(config), *_git_auth(config)]
     if args.json:
         sys.stdout.write(json.dumps({"ok": all(c.status != "fail" for c in checks), "checks": [asdict(c) for c in checks]}, indent=2) + "\n")
     else:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from bblogin._commands._common import load_config, profile_from_args, say
+from bblogin._commands._common import load_config, profile_from_args, save_profile_from_args, say
 from bblogin._lock import account_lock
 from bblogin._login import LoginOptions, interactive_login
 from bblogin._session import save_login
@@ -12,12 +12,13 @@ from bblogin._store import SecretStore
 
 
 def run(args: argparse.Namespace) -> int:
-    profile = profile_from_args(args, load_config(), save=True)
+    profile = profile_from_args(args, load_config())
     options = LoginOptions(flow=args.flow, open_browser=not args.no_browser, listen_port=args.listen, timeout=args.timeout)
     store = SecretStore(profile.storage)
     with account_lock(f"profile-{profile.name}", profile.lock_timeout):  # one login per profile at a time
         tokens, identity = interactive_login(profile, options)
         account = save_login(profile, tokens, identity)
+    save_profile_from_args(args, profile)
     say(f"Logged in as {account.label} (profile {profile.name}); tokens stored in {store.backend_description()}.")
     if store.is_plaintext:
         say("warning: the tokens are in a PLAINTEXT file, readable by anything running as you.")

@@ -56,12 +56,19 @@ def run(args: argparse.Namespace) -> int:
     scope = ["--file", args.file] if args.file else ["--global"]
     helper = helper_value()
     has_path = "/" in url.split("://", 1)[1]
-    host = _config.GitHost(url=url, profile=profile.name, username=args.username, authtype=args.authtype or "basic")
+    existing = next((h for h in config.git_hosts if h.url == url), None)
+    token = args.token or (existing.token if existing else "access_token")  # a rerun keeps the chosen kind
+    host = _config.GitHost(url=url, profile=profile.name, username=args.username, authtype=args.authtype or "basic", token=token)
     lines = [f'[credential "{url}"]', "\thelper =", f"\thelper = {_ini_value(helper)}"] + (["\tuseHttpPath = true"] if has_path else [])
     if args.print_only:
         print(f"# git config ({'file ' + args.file if args.file else 'global'})")
         print("\n".join(lines))
-        print(f'\n# bblogin config ({config.path})\n[git."{url}"]\nprofile = "{profile.name}"' + (f'\nusername = "{args.username}"' if args.username else "") + (f'\nauthtype = "{args.authtype}"' if args.authtype else ""))
+        print(
+            f'\n# bblogin config ({config.path})\n[git."{url}"]\nprofile = "{profile.name}"'
+            + (f'\nusername = "{args.username}"' if args.username else "")
+            + (f'\nauthtype = "{args.authtype}"' if args.authtype else "")
+            + (f'\ntoken = "{token}"' if token != "access_token" else "")
+        )
         return 0
     key = f"credential.{url}.helper"
     current = _git_config(scope, "--get-all", key, check=False).stdout.splitlines()
@@ -71,9 +78,8 @@ def run(args: argparse.Namespace) -> int:
         _git_config(scope, "--add", key, helper)
     if has_path:
         _git_config(scope, f"credential.{url}.useHttpPath", "true")
-    existing = next((h for h in config.git_hosts if h.url == url), None)
     if existing != host:
         _config.save_git_host(host)
     state = "already set up" if current == ["", helper] and existing == host else "set up"
-    say(f"git: {url} {state}: bblogin answers with profile {profile.name}'s account; other helpers are off for it.")
+    say(f"git: {url} {state}: bblogin answers with profile {profile.name}'s {token.replace('_', ' ')}; other helpers are off for it.")
     return 0

@@ -2,6 +2,8 @@
 
 A round trip through ruamel.yaml keeps the rest of the file as it was (comments, order, other
 users); an existing file is backed up first; the write is atomic; a second run changes nothing.
+A symlinked kubeconfig is written through the link (the link stays), and the directory keeps its
+mode. ``--context`` must name a cluster the kubeconfig has; ``--set-current`` makes it current.
 """
 
 from __future__ import annotations
@@ -61,11 +63,14 @@ def run(args: argparse.Namespace) -> int:
     profile = config.profile(args.profile)
     if bool(args.context) != bool(args.cluster):
         raise UsageError("--context and --cluster go together")
+    if args.set_current and not args.context:
+        raise UsageError("--set-current needs --context NAME --cluster NAME")
     user = args.user or f"bblogin-{profile.name}"
     entry = exec_entry(profile.name, args.use_access_token)
     yaml = YAML()
     yaml.preserve_quotes = True
-    path = kubeconfig_path(args.kubeconfig)
+    shown = kubeconfig_path(args.kubeconfig)
+    path = os.path.realpath(shown)  # write through a symlink (dotfile managers), never replace it
     try:
         with open(path, encoding="utf-8") as fh:
             original = fh.read()
@@ -86,19 +91,31 @@ def run(args: argparse.Namespace) -> int:
             doc[key] = []
     changed = _upsert(doc["users"], user, "user", entry)
     if args.context:
+        clusters = [c.get("name") for c in doc.get("clusters") or [] if isinstance(c, dict)]
+        if args.cluster not in clusters:
+            raise UsageError(
+                f"{shown} has no cluster {args.cluster!r}" + (f" (it has: {', '.join(map(str, clusters))})" if clusters else " (it has no clusters)") + "; nothing was changed",
+                hint=f"add it first (`kubectl config set-cluster {args.cluster} --server URL`), or name one of its clusters with --cluster",
+            )
         changed |= _upsert(doc["contexts"], args.context, "context", {"cluster": args.cluster, "user": user})
+        if args.set_current and doc.get("current-context") != args.context:
+            doc["current-context"] = args.context
+            changed = True
     out = io.StringIO()
     yaml.dump(doc, out)
     if args.print_only:
         sys.stdout.write(out.getvalue())
         return 0
     if not changed:
-        say(f"{path} already runs bblogin for user {user}; nothing to change.")
-        return 0
-    if original:
-        _files.atomic_write_bytes(path + ".bblogin-backup", original.encode())
-    _files.atomic_write_bytes(path, out.getvalue().encode())
-    say(f"Wrote user {user} (bblogin kubectl --profile {profile.name}) to {path}" + (f", with context {args.context}" if args.context else "") + ".")
-    if original:
-        say(f"The previous file is saved as {path}.bblogin-backup.")
+        say(f"{shown} already runs bblogin for user {user}; nothing to change.")
+    else:
+        if original:
+            _files.atomic_write_bytes(path + ".bblogin-backup", original.encode(), own_dir=False)
+        _files.atomic_write_bytes(path, out.getvalue().encode(), own_dir=False)
+        say(f"Wrote user {user} (bblogin kubectl --profile {profile.name}) to {shown}" + (f", with context {args.context}" if args.context else "") + ".")
+        if original:
+            say(f"The previous file is saved as {path}.bblogin-backup.")
+    current = doc.get("current-context")
+    if args.context and current != args.context:
+        say(f"kubectl's current context is {current!r}, not {args.context}: pass --set-current, or run `kubectl config use-context {args.context}`." if current else f"kubectl has no current context: pass --set-current, or run `kubectl config use-context {args.context}`.")
     return 0

@@ -156,16 +156,28 @@ def idp_offset(account: dict) -> int | None:
     return offset
 
 
+MARGIN_FRACTION = 4  # a token is never "expiring" for more than a quarter of its lifetime
+
+
+def effective_margin(margin: int, info: dict) -> int:
+    """The refresh margin for one token: the profile's, capped at a quarter of the token's
+    lifetime (``issued_at`` to ``expires_at``), so a short-lived token is not refreshed on every call."""
+    issued_at, expires_at = info.get("issued_at"), info.get("expires_at")
+    if isinstance(issued_at, int) and isinstance(expires_at, int) and expires_at > issued_at:
+        return min(margin, (expires_at - issued_at) // MARGIN_FRACTION)
+    return margin
+
+
 def cached_token(profile: dict, account: dict, kind: str, read: "Callable[[str, str, str], str | None] | None" = None) -> tuple[str, int] | None:
     """(token, expiry on this machine's clock) when ``kind`` stays valid beyond the profile's
-    margin in the IdP's time (local time + the measured offset) and the stored value is the very
+    effective margin (``effective_margin``) in the IdP's time (local time + the measured offset) and the stored value is the very
     token that was verified for this profile's provider, issuer and client — and, for a CI
     exchange, for this step's identity token (its SHA-256); else None. The expiry is handed out
     on the local clock because kubectl and git compare it with the local clock."""
     info = (account.get("tokens") or {}).get(kind) or {}
     expires_at = info.get("expires_at")
     offset = idp_offset(account)
-    if offset is None or not isinstance(expires_at, int) or expires_at <= time.time() + offset + profile.get("refresh_margin", 60):
+    if offset is None or not isinstance(expires_at, int) or expires_at <= time.time() + offset + effective_margin(profile.get("refresh_margin", 60), info):
         return None
     if (account.get("provider", "oidc"), account.get("issuer"), account.get("client_id")) != (profile.get("provider", "oidc"), profile.get("issuer"), profile.get("client_id")):
         return None  # issued for another party (docs/security.md): never served here

@@ -8,7 +8,9 @@
   ::1 while the browser tries 127.0.0.1) and never all interfaces.
 - Only the callback carrying the expected state completes the login. Everything else gets a
   clear page and the listener keeps waiting: another path (404), ``/favicon.ico`` (404, quietly),
-  a wrong or missing state (400: a stale tab, another login's link, a forged link).
+  a wrong or missing state (400: a stale tab, another login's link, a forged link). If the
+  login then times out, it fails as a state mismatch (:class:`LoginFailed`, exit 8) that says
+  such a callback was refused, not as a browser that never came back.
 - The expected state with ``error=...`` (access_denied, ...) ends the login with
   :class:`LoginFailed` carrying the IdP's error and description.
 - After the login completed, any callback gets a harmless "already finished" page: a second code
@@ -87,6 +89,7 @@ class LoopbackListener:
         self._done = threading.Event()
         self._expected_state: str | None = None
         self._outcome: _Outcome | None = None
+        self._foreign_callbacks = 0  # callbacks refused for a wrong or missing state
         self._closed = False
         listener = self
 
@@ -141,21 +144,22 @@ class LoopbackListener:
 
     # -- the browser's side (handler threads) ------------------------------------------------
     def _handle(self, raw_path: str) -> _Reply:
-        url = urllib.parse.urlsplit(raw_path)
-        if url.path == "/favicon.ico":
+        path, _, query = raw_path.split("#", 1)[0].partition("?")  # not urlsplit: "//[" is no IPv6 host here
+        if path == "/favicon.ico":
             return _Reply(404, b"")
-        if url.path != self.path:
+        if path != self.path:
             return _Reply(404, _pages.not_found())
         if self._done.is_set():
             return _Reply(200, _pages.already_finished())
         self._armed.wait()  # set by wait() or close()
-        params = urllib.parse.parse_qs(url.query, keep_blank_values=True)
+        params = urllib.parse.parse_qs(query, keep_blank_values=True)
         with self._lock:
             if self._done.is_set():
                 return _Reply(200, _pages.already_finished())
             state = params.get("state", [])
             expected = self._expected_state
             if expected is None or len(state) != 1 or not hmac.compare_digest(state[0].encode(), expected.encode()):
+                self._foreign_callbacks += 1
                 return _Reply(400, _pages.wrong_state())
             if any(len(params.get(k, [])) > 1 for k in ("code", "error", "error_description")):
                 return _Reply(400, _pages.wrong_state())
@@ -187,6 +191,13 @@ class LoopbackListener:
             finished = self._done.wait(timeout)
         except KeyboardInterrupt:
             raise Cancelled("login cancelled") from None
+        if not finished and self._foreign_callbacks:
+            raise LoginFailed(
+                f"no callback with this login's state came back within {timeout:g} s; "
+                f"{self._foreign_callbacks} callback(s) with a foreign or missing state were refused",
+                hint="a stale browser tab, another login's link or a forged link reached the listener; "
+                "close old sign-in tabs and run the login again, finishing it in the tab it opens",
+            )
         if not finished:
             raise LoginTimeout(
                 f"the browser did not come back within {timeout:g} s",

@@ -1,0 +1,53 @@
+"""`bblogin login` and `bblogin demo` at their edges: refused logins change nothing, a foreign
+state is named at the timeout, the demo's loopback wait can be bounded."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+from bblogin import _paths
+
+
+def _login_args(idp, *extra: str) -> list[str]:  # type: ignore[no-untyped-def]
+    return [sys.executable, "-m", "bblogin", "login", "--profile", "new", "--issuer", idp.issuer, "--client-id", "bblogin", "--flow", "loopback", "--no-browser", *extra]
+
+
+def test_a_refused_login_writes_no_profile(devidp) -> None:
+    config = _paths.config_file()
+    done = subprocess.run(_login_args(devidp, "--timeout", "1", "--default"), capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert done.returncode == 9, done.stderr
+    assert not os.path.exists(config) or "new" not in open(config, encoding="utf-8").read()
+
+
+def test_a_foreign_state_is_named_at_the_timeout_with_exit_8(devidp) -> None:
+    proc = subprocess.Popen(_login_args(devidp, "--timeout", "4"), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True)
+    assert proc.stderr is not None
+    seen = ""
+    while "Waiting up to" not in seen:
+        line = proc.stderr.readline()
+        assert line, seen
+        seen += line
+    redirect = urllib.request.unquote(re.search(r"redirect_uri=([^&\s]+)", seen).group(1))  # type: ignore[union-attr]
+    try:
+        urllib.request.urlopen(redirect + "?code=injected&state=forged", timeout=5)
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 400
+    stderr = proc.stderr.read()
+    assert proc.wait(30) == 8, stderr
+    assert "foreign or missing state were refused" in stderr and "did not come back" not in stderr
+    assert devidp.count("/token") == 0  # the injected code was never redeemed
+
+
+def test_demo_loopback_takes_a_timeout_and_says_what_to_do(monkeypatch) -> None:
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "bblogin", "demo", "--flow", "loopback", "--no-browser", "--timeout", "1"], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert done.returncode == 9, done.stderr
+    assert time.monotonic() - started < 30
+    assert "on THIS machine" in done.stderr and "bblogin demo` (device flow" in done.stderr
