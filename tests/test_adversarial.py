@@ -140,6 +140,7 @@ def test_64_kubectl_and_git_callers_with_an_expired_token_cause_one_refresh(keyr
     assert idp.count("/token", "refresh_token") == 1
 
 
+@pytest.mark.slow
 def test_1000_cache_hits_grow_nothing(keyring_secret_service, devidp) -> None:
     """1,000 kubectl calls in a row, each a new process as kubectl starts it: no refresh, no new
     or growing file, no new keyring entry."""
