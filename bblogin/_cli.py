@@ -148,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from-env", metavar="VAR", help="use the token in this environment variable (default: BITBUCKET_STEP_OIDC_TOKEN when set, else the profile's ID token)")
     p.add_argument("--sts-endpoint", metavar="URL", help="STS endpoint (default: the regional endpoint from AWS_REGION)")
 
+    p = command("completion", "completion", "print the shell completion script: source <(bblogin completion bash)")
+    p.add_argument("shell", choices=("bash", "zsh", "fish"), help="the shell to complete in")
+
     p = command("doctor", "doctor", "check config, keyring, IdP reachability, clock and wiring; say what to fix")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     return parser

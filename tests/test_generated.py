@@ -64,3 +64,23 @@ def test_man_page_renders_without_warnings_and_documents_every_exit_code() -> No
     exit_docs = (ROOT / "docs" / "exit-codes.md").read_text()
     for code in codes:
         assert f".B {code}\n" in text and f"| {code} |" in exit_docs
+
+
+@pytest.mark.parametrize(("shell", "name"), [("bash", "bblogin.bash"), ("zsh", "_bblogin"), ("fish", "bblogin.fish")])
+def test_completion_command_prints_the_generated_script(shell: str, name: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "bblogin", "completion", shell], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == (ROOT / "completions" / name).read_text()
+
+
+def test_bash_completes_from_the_completion_command(tmp_path: pathlib.Path) -> None:
+    """`source <(bblogin completion bash)`, as a user's ~/.bashrc would, completes commands."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "bblogin").write_text(f"#!/bin/sh\nexec {sys.executable} -m bblogin \"$@\"\n")
+    (bindir / "bblogin").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"}
+    script = 'source <(bblogin completion bash)\nCOMP_WORDS=(bblogin completion "")\nCOMP_CWORD=2\n_shtab_bblogin bblogin "" completion\nprintf "%s\\n" "${COMPREPLY[@]}"\n'
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=30, env=env)
+    assert done.returncode == 0, done.stderr
+    assert sorted(done.stdout.split()) == ["bash", "fish", "zsh"]
