@@ -84,3 +84,36 @@ def test_bash_completes_from_the_completion_command(tmp_path: pathlib.Path) -> N
     done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=30, env=env)
     assert done.returncode == 0, done.stderr
     assert sorted(done.stdout.split()) == ["bash", "fish", "zsh"]
+
+
+def rendered_page(columns: int) -> list[str]:
+    groff = shutil.which("groff")
+    assert groff, "groff is not installed: scripts/test installs groff-base"
+    done = subprocess.run([groff, "-man", "-Tutf8", f"-rLL={columns}n", "-P-bcou", str(ROOT / "man" / "bblogin.1")], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    return [line.expandtabs() for line in done.stdout.splitlines()]
+
+
+def test_man_page_usage_lines_keep_their_breaks_at_80_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each command's usage reads as argparse wrote it (whole options per line), and no line of the
+    page is wider than 80 columns."""
+    import argparse
+
+    from bblogin._cli import build_parser
+
+    page = rendered_page(80)
+    assert max(len(line) for line in page) <= 80, [line for line in page if len(line) > 80]
+    monkeypatch.setenv("COLUMNS", "72")  # what tools/generate.py wraps at
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    parsers = [(name, p) for name, p in sub.choices.items()]
+    parsers += [(f"setup {n}", p) for a in sub.choices["setup"]._actions if isinstance(a, argparse._SubParsersAction) for n, p in a.choices.items()]
+    for name, parser in parsers:
+        expected = [line.strip() for line in parser.format_usage().strip().splitlines()]
+        start = next(i for i, line in enumerate(page) if line.strip().startswith(f"usage: bblogin {name} "))
+        assert [line.strip() for line in page[start : start + len(expected)]] == expected, name
+        assert page[start + len(expected)].strip() == ""
+
+
+def test_man_page_does_not_send_you_to_itself() -> None:
+    text = "\n".join(rendered_page(80))
+    assert "COMMENTS" not in text and "man bblogin" not in text

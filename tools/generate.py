@@ -10,6 +10,7 @@ EXIT_* constants in bblogin/_errors.py, so neither can drift.
 
 from __future__ import annotations
 
+import os
 import pathlib
 import sys
 
@@ -30,6 +31,7 @@ EXIT_MEANINGS = {
     "EXIT_VERIFICATION": "a token failed verification; nothing was stored",
     "EXIT_LOGIN_FAILED": "the login did not complete (denied, wrong state, expired code, STS refused the role)",
     "EXIT_TIMEOUT": "the browser did not come back in time, or another bblogin held the account lock too long",
+    "EXIT_CHECK_FAILED": "bblogin doctor found a failed check (it printed what to fix; warnings alone exit 0)",
     "EXIT_CANCELLED": "cancelled (Ctrl\\-C)",
 }
 
@@ -79,7 +81,8 @@ Choose the keyring backend (see the keyring library).
 No colours in the TUI.
 .SH EXAMPLES
 .nf
-bblogin login \-\-profile work \-\-issuer https://dex.example.com/dex \-\-client\-id bblogin \-\-connector\-id bitbucket\-cloud \-\-default
+bblogin login \-\-profile work \-\-issuer https://dex.example.com/dex \e
+    \-\-client\-id bblogin \-\-connector\-id bitbucket\-cloud \-\-default
 bblogin setup kubectl \-\-profile work \-\-context prod \-\-cluster prod
 bblogin setup git \-\-host https://bitbucket.org \-\-profile cloud
 bblogin status
@@ -90,11 +93,43 @@ kubectl(1), git\-credential(1), gitcredentials(7)
 """
 
 
+def _man_layout(lines: list[str]) -> list[str]:
+    """Keep argparse's line breaks in usage blocks (.nf: groff would refill them and break
+    options apart), and drop COMMENTS: it is the --help epilog, which sends you to this page."""
+    out: list[str] = []
+    skipping = in_usage = False
+    for line in lines:
+        if line.startswith(".SH "):
+            skipping = line == ".SH COMMENTS"
+        if skipping:
+            continue
+        if line.startswith("usage: "):
+            out.append(".nf")
+            in_usage = True
+        elif in_usage and not line.startswith(" "):
+            out.append(".fi")
+            in_usage = False
+        out.append(line)
+    return out
+
+
+# argparse wraps usage lines at COLUMNS - 2: with the man page's 7-column indent they fit 80.
+MAN_USAGE_COLUMNS = 72
+
+
 def man_page() -> str:
     from argparse_manpage.manpage import Manpage
 
-    body = str(Manpage(build_parser(), _data={"prog": "bblogin", "description": "log in with your Bitbucket identity and serve the tokens to kubectl, git and people"}))
-    lines = body.splitlines()
+    columns = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = str(MAN_USAGE_COLUMNS)  # also: the same page whatever terminal runs this
+    try:
+        body = str(Manpage(build_parser(), _data={"prog": "bblogin", "description": "log in with your Bitbucket identity and serve the tokens to kubectl, git and people"}))
+    finally:
+        if columns is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = columns
+    lines = _man_layout(body.splitlines())
     lines[0] = f'.TH BBLOGIN "1" "" "bblogin {__version__}" "User Commands"'  # no date: stable output
     exits = [".SH EXIT STATUS"]
     for name, meaning in EXIT_MEANINGS.items():

@@ -2,8 +2,8 @@
 
 Checks: config.toml; the keyring (backend, plaintext or not, a write/read/delete round trip within
 the timeout); for each profile the IdP's discovery document and JWKS and the clock against the
-IdP's Date header; kubeconfig and git wiring. Exit 0 when nothing failed (warnings allowed), 1
-otherwise. ``--json`` for scripts.
+IdP's Date header; kubeconfig and git wiring. Exit 0 when nothing failed (warnings allowed),
+EXIT_CHECK_FAILED (10) otherwise. ``--json`` for scripts.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import time
 from dataclasses import asdict, dataclass
 
 from bblogin._config import Config, Profile
-from bblogin._errors import BbloginError
+from bblogin._errors import EXIT_CHECK_FAILED, EXIT_OK, BbloginError
 
 CLOCK_SKEW_WARN = 30
 
@@ -140,4 +140,4 @@ def run(args: argparse.Namespace) -> int:
         marks = {"ok": "ok  ", "warn": "warn", "fail": "FAIL"}
         for c in checks:
             print(f"[{marks[c.status]}] {c.name:16} {c.detail}" + (f"\n{'':24}fix: {c.fix}" if c.fix else ""))
-    return 0 if all(c.status != "fail" for c in checks) else 1
+    return EXIT_OK if all(c.status != "fail" for c in checks) else EXIT_CHECK_FAILED
