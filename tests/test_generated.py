@@ -53,7 +53,7 @@ def test_man_page_renders_without_warnings_and_documents_every_exit_code() -> No
     page = ROOT / "man" / "bblogin.1"
     groff = shutil.which("groff")
     if groff is None:
-        pytest.fail("groff is not installed: .ci/run installs groff-base")
+        pytest.fail("groff is not installed: scripts/test installs groff-base (scripts/apt-packages)")
     done = subprocess.run([groff, "-ww", "-z", "-man", str(page)], capture_output=True, text=True, timeout=30)
     assert done.returncode == 0 and done.stderr == "", done.stderr
     rendered = subprocess.run([groff, "-man", "-Tutf8", "-P-bcou", str(page)], capture_output=True, text=True, timeout=30).stdout
