@@ -99,6 +99,7 @@ def collected(*args: str) -> dict[str, set[str]]:
     return {f[1]: set(f[2:]) for f in (line.split() for line in done.stdout.splitlines()) if f and f[0] == "MARKS"}
 
 
+@pytest.mark.slow  # collects the whole suite
 def test_markers_follow_the_parts_a_test_uses() -> None:
     marks = collected()
     files = lambda marker: {node.split("::")[0] for node, m in marks.items() if marker in m}  # noqa: E731
@@ -110,6 +111,7 @@ def test_markers_follow_the_parts_a_test_uses() -> None:
     assert uses_keyring and all("keyring" in marks[n] for n in uses_keyring)  # pytestmark usefixtures counts too
 
 
+@pytest.mark.slow  # collects the whole suite twice
 def test_not_browser_deselects_exactly_the_browser_tests() -> None:
     everything, without = collected(), collected("-m", "not browser")
     base = lambda nodes: {n.split("[")[0] for n in nodes}  # noqa: E731  # some ids carry random parameters
