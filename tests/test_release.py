@@ -124,7 +124,8 @@ def test_installed_wheel_serves_kubectl_from_the_cache_through_its_launcher(
     user = next(u for u in YAML(typ="safe").load(printed.stdout)["users"] if u["name"] == "bblogin-dev")["user"]
     command = [user["exec"]["command"], *user["exec"]["args"]]
     site_packages = pathlib.Path(release.run("python", "-c", "import sysconfig; print(sysconfig.get_path('purelib'))").stdout.strip())
-    assert command[:3] == [str(release.venv / "bin" / "python"), "-S", str(site_packages / "bblogin" / "_launcher.py")], command
+    launcher = pathlib.Path(launcher_command()[2]).relative_to(ROOT)  # bblogin/…/_launcher.py, as in the checkout
+    assert command[:3] == [str(release.venv / "bin" / "python"), "-S", str(site_packages / launcher)], command
 
     server = kube_apiserver(issuer=devidp.issuer, client_id="bblogin")
     config = server.kubeconfig(json.loads(json.dumps(user)))
