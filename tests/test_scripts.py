@@ -36,7 +36,9 @@ def readme_test_command() -> str:
 def test_readme_test_command_is_the_script_ci_runs() -> None:
     assert readme_test_command() == "scripts/test"
     ci = (ROOT / ".ci" / "run").read_text()
-    assert "scripts/test --setup" in ci and "scripts/test --check" in ci and "test-command" in ci
+    assert "scripts/test --setup" in ci and "scripts/test --check" in ci
+    assert "readme_block test-command" in ci and "readme_block install-command" in ci
+    assert "<!-- install-command -->\n```sh\npython3 -m venv .venv && .venv/bin/pip install . && .venv/bin/bblogin demo\n```" in (ROOT / "README.md").read_text()
     assert "apt-get" not in ci and "chromium" not in ci  # the package list lives in scripts/apt-packages only
     assert not (ROOT / ".ci" / "apt-packages").exists()
 
