@@ -117,3 +117,47 @@ def test_man_page_usage_lines_keep_their_breaks_at_80_columns(monkeypatch: pytes
 def test_man_page_does_not_send_you_to_itself() -> None:
     text = "\n".join(rendered_page(80))
     assert "COMMENTS" not in text and "man bblogin" not in text
+
+
+def bblogin_on_path(tmp_path: pathlib.Path) -> dict[str, str]:
+    """An environment whose `bblogin` is this checkout's, as the completions call it."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir(exist_ok=True)
+    (bindir / "bblogin").write_text(f"#!/bin/sh\nexec {sys.executable} -m bblogin \"$@\"\n")
+    (bindir / "bblogin").chmod(0o755)
+    return {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}", "HOME": str(tmp_path)}
+
+
+def test_fish_completes_commands_choices_and_profile_names(tmp_path: pathlib.Path) -> None:
+    fish = shutil.which("fish")
+    assert fish, "fish is not installed: scripts/test installs it (scripts/apt-packages)"
+    for name in ("work", "weekend"):
+        _config.save_profile(_config.Profile(name=name, issuer="https://dex.example.com/dex", client_id="bblogin"))
+
+    def complete(line: str) -> list[str]:
+        script = f"source (bblogin completion fish | psub); complete -C {line!r}"
+        done = subprocess.run([fish, "--no-config", "-c", script], capture_output=True, text=True, timeout=60, env=bblogin_on_path(tmp_path))
+        assert done.returncode == 0, done.stderr
+        return sorted(line.split("\t")[0] for line in done.stdout.splitlines())
+
+    assert {"login", "logout"} <= set(complete("bblogin lo"))
+    assert complete("bblogin completion ") == ["bash", "fish", "zsh"]
+    assert complete("bblogin token --profile ") == ["weekend", "work"]
+    assert "--use-access-token" in complete("bblogin kubectl --use")
+
+
+def test_zsh_parses_and_registers_the_completion(tmp_path: pathlib.Path) -> None:
+    zsh = shutil.which("zsh")
+    assert zsh, "zsh is not installed: scripts/test installs it (scripts/apt-packages)"
+    assert subprocess.run([zsh, "-n", str(ROOT / "completions" / "_bblogin")], capture_output=True, timeout=30).returncode == 0
+    env = bblogin_on_path(tmp_path)
+    functions = tmp_path / "zfunc"
+    functions.mkdir()
+    (functions / "_bblogin").write_text(subprocess.run(["bblogin", "completion", "zsh"], capture_output=True, text=True, timeout=60, env=env, check=True).stdout)
+    ways = {  # as docs/getting-started.md says: a file on $fpath; or eval in ~/.zshrc
+        f"fpath=({functions} $fpath); autoload -Uz compinit && compinit -u -d {tmp_path}/dump1": "_bblogin",
+        f"autoload -Uz compinit && compinit -u -d {tmp_path}/dump2 && eval \"$(bblogin completion zsh)\"": "_shtab_bblogin",
+    }
+    for setup, function in ways.items():
+        done = subprocess.run([zsh, "-f", "-c", setup + " && print -r -- $_comps[bblogin]"], capture_output=True, text=True, timeout=60, env=env)
+        assert done.returncode == 0 and done.stdout.strip() == function, (setup, done.stdout, done.stderr)

@@ -1,7 +1,7 @@
 """`bblogin completion bash|zsh|fish`: print the shell completion script (the gh/kubectl convention).
 
-    source <(bblogin completion bash)                      # in ~/.bashrc
-    bblogin completion zsh > "${fpath[1]}/_bblogin"         # zsh
+    source <(bblogin completion bash)                   # bash: in ~/.bashrc
+    eval "$(bblogin completion zsh)"                    # zsh: in ~/.zshrc, after compinit (or a file _bblogin on $fpath)
     bblogin completion fish > ~/.config/fish/completions/bblogin.fish
 """
 
