@@ -53,6 +53,8 @@ PROVIDES = {
     "groff-base": "groff",
     "time": "/usr/bin/time",
     "chromium": "chromium",
+    "zsh": "zsh",
+    "fish": "fish",
 }
 
 
