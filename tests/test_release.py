@@ -64,7 +64,8 @@ def test_wheel_and_sdist_carry_what_a_user_needs(release: Release) -> None:
         metadata = whl.read(f"bblogin-{__version__}.dist-info/METADATA").decode()
     data = f"bblogin-{__version__}.data/data/"
     assert {data + target for target in DATA_FILES} <= names
-    assert "License-Expression: Apache-2.0" in metadata and "Requires-Dist: shtab" in metadata
+    assert "License-Expression: Apache-2.0" in metadata and "License-File: LICENSE" in metadata and "Requires-Dist: shtab" in metadata
+    assert f"bblogin-{__version__}.dist-info/licenses/LICENSE" in names
     assert not any(n.startswith(("tests/", "tools/", "bblogin.egg-info")) or n.endswith(".html") for n in names)
     assert {"bblogin/_launcher.py", "bblogin/py.typed", "bblogin/tui/app.tcss"} <= names
     with tarfile.open(release.sdist) as sdist:
