@@ -102,7 +102,7 @@ def test_check_notices_a_dependency_pyproject_asks_for(tmp_path: pathlib.Path) -
     done = subprocess.run([str(checkout / "scripts" / "test"), "--check"], capture_output=True, text=True, timeout=60,
                           env={**os.environ, "BBLOGIN_VENV": sys.prefix, "BBLOGIN_APT_PACKAGES": os.devnull})
     assert done.returncode == 1
-    assert "missing: bblogin and its test dependencies" in done.stderr
+    assert "missing: bblogin and its test dependencies" in done.stderr and "bblogin-no-such-dependency>=1" in done.stderr
 
 
 LIST_MARKERS = """
