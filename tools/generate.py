@@ -95,10 +95,14 @@ kubectl(1), git\-credential(1), gitcredentials(7)
 
 def _man_layout(lines: list[str]) -> list[str]:
     """Keep argparse's line breaks in usage blocks (.nf: groff would refill them and break
-    options apart), and drop COMMENTS: it is the --help epilog, which sends you to this page."""
+    options apart), call the subcommands COMMANDS, and drop COMMENTS: it is the --help epilog,
+    which sends you to this page."""
     out: list[str] = []
     skipping = in_usage = False
     for line in lines:
+        if line == "POSITIONAL ARGUMENTS" and out[-1:] == [".SH"]:
+            out[-1] = ".SH COMMANDS"
+            continue
         if line.startswith(".SH "):
             skipping = line == ".SH COMMENTS"
         if skipping:
