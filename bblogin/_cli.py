@@ -29,7 +29,7 @@ def _add_profile(p: argparse.ArgumentParser, *, account: bool = True) -> None:
 
 
 def _add_idp(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("identity provider (saved into --profile NAME when given with it)")
+    g = p.add_argument_group("identity provider", "Saved into the profile when given with --profile NAME.")
     g.add_argument("--issuer", metavar="URL", help="OIDC issuer (dex), or the Bitbucket base URL")
     g.add_argument("--client-id", metavar="ID", help="OAuth 2.0 client id")
     g.add_argument("--client-secret", metavar="SECRET", help="client secret (confidential clients; prefer the config file)")
@@ -39,15 +39,15 @@ def _add_idp(p: argparse.ArgumentParser) -> None:
     g.add_argument("--ca-file", metavar="PEM", help="extra CA certificates for the IdP's TLS")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     import argparse
 
     from bblogin import __version__
 
     parser = argparse.ArgumentParser(
-        prog=PROG,
+        prog=prog,
         description="Log in with your Bitbucket identity and hand the tokens to kubectl, git and you.",
-        epilog="Run `bblogin COMMAND --help` for a command's options. Exit codes: see `man bblogin`.",
+        epilog="Run `bblogin COMMAND --help` for a command's options, `man bblogin` for exit codes and files.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="say more on stderr (never prints tokens)")
@@ -151,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from-env", metavar="VAR", help="use the token in this environment variable (default: BITBUCKET_STEP_OIDC_TOKEN when set, else the profile's ID token)")
     p.add_argument("--sts-endpoint", metavar="URL", help="STS endpoint (default: the regional endpoint from AWS_REGION)")
 
+    p = command("completion", "completion", "print the shell completion script: source <(bblogin completion bash)")
+    p.add_argument("shell", choices=("bash", "zsh", "fish"), help="the shell to complete in")
+
     p = command("doctor", "doctor", "check config, keyring, IdP reachability, clock and wiring; say what to fix")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
@@ -176,13 +179,31 @@ def launcher_command(*args: str) -> list[str]:
     return [sys.executable, "-S", os.path.join(os.path.dirname(os.path.abspath(__file__)), "_hot", "_launcher.py"), *args]
 
 
-def run(argv: list[str]) -> int:
-    """Parse ``argv`` and run the command; errors become messages and documented exit codes."""
+def _helper_parser(command: str, prog: str) -> argparse.ArgumentParser:
+    """The parser of `bblogin COMMAND` presented as the helper program ``prog`` that runs it
+    (git-credential-bblogin, kubectl-bblogin): its usage names ``prog``, and it has --version."""
+    import argparse
+
+    from bblogin import __version__
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    parser: argparse.ArgumentParser = commands.choices[command]
+    parser.prog = prog
+    parser.add_argument("--version", action="version", version=f"{prog} {__version__} (bblogin {command})")
+    return parser
+
+
+def run(argv: list[str], *, prog: str | None = None) -> int:
+    """Parse ``argv`` and run the command; errors become messages and documented exit codes.
+
+    ``prog``: the helper program that was invoked to run the command ``argv[0]``.
+    """
     _ensure_site()
     from bblogin._errors import EXIT_CANCELLED, BbloginError
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    parser = build_parser() if prog is None else _helper_parser(argv[0], prog)
+    args = parser.parse_args(argv if prog is None else argv[1:])
+    args.verbose = getattr(args, "verbose", 0)
     _configure_logging(args.verbose)
     module = getattr(args, "_module", None)
     try:
@@ -213,20 +234,27 @@ def run(argv: list[str]) -> int:
         return 1
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     from bblogin._hot._answer import answer
 
     code = answer(argv)
-    return run(argv) if code is None else code
+    return run(argv, prog=prog) if code is None else code
+
+
+def _invoked_as(default: str) -> str:
+    return os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else default
 
 
 def git_credential_main() -> int:
     """``git-credential-bblogin OP``: what git runs for ``credential.helper = bblogin``."""
-    return main(["git-credential", *sys.argv[1:]])
+    return main(["git-credential", *sys.argv[1:]], prog=_invoked_as("git-credential-bblogin"))
 
 
 def kubectl_main() -> int:
-    """``kubectl-bblogin``: lets ``kubectl bblogin ...`` run bblogin as a kubectl plugin."""
+    """``kubectl-bblogin``: lets ``kubectl bblogin ...`` run bblogin as a kubectl plugin: with no
+    arguments or only options it is the exec credential plugin, else ``kubectl bblogin COMMAND``."""
     args = sys.argv[1:]
-    return main(args if args and not args[0].startswith("-") else ["kubectl", *args])
+    if args and not args[0].startswith("-"):
+        return main(args)
+    return main(["kubectl", *args], prog=_invoked_as("kubectl-bblogin"))

@@ -19,6 +19,7 @@ to import): it reads the mirror ``_mirrors`` compiles from exactly the bytes :fu
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
@@ -87,7 +88,13 @@ class Config:
         """The named profile, else the default one, else the only one."""
         chosen = name or self.default_profile or (next(iter(self.profiles)) if len(self.profiles) == 1 else None)
         if chosen is None:
-            raise ProfileNotFound("no profile given and no default_profile set in " + self.path)
+            if not self.profiles:
+                where = f"{self.path} has none" if os.path.exists(self.path) else f"there is no {self.path} yet"
+                raise ProfileNotFound(f"no profile given, and no profiles: {where}", hint="create one: bblogin login --profile NAME --issuer URL --client-id ID --default")
+            raise ProfileNotFound(
+                f"no profile given, and {self.path} sets no default_profile among its {len(self.profiles)} profiles",
+                hint=f"name one with --profile ({', '.join(sorted(self.profiles))}), or set default_profile in {self.path}",
+            )
         try:
             return self.profiles[chosen]
         except KeyError:

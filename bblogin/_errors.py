@@ -20,6 +20,7 @@ EXIT_STORAGE = 6
 EXIT_VERIFICATION = 7
 EXIT_LOGIN_FAILED = 8
 EXIT_TIMEOUT = 9
+EXIT_CHECK_FAILED = 10  # `bblogin doctor`: at least one check failed (it printed what to fix)
 EXIT_CANCELLED = 130
 
 
@@ -57,7 +58,7 @@ class ConfigError(BbloginError):
 
 
 class ProfileNotFound(ConfigError):
-    default_hint = "list profiles with `bblogin accounts`, or create one with `bblogin login --profile NAME --issuer URL --client-id ID`"
+    default_hint = "list profiles with `bblogin profiles`, or create one with `bblogin login --profile NAME --issuer URL --client-id ID`"
 
 
 class AccountNotFound(ConfigError):

@@ -6,7 +6,7 @@
 # See also: https://github.com/scop/bash-completion/blob/main/doc/configuration.md
 
 _shtab_bblogin_setup_subparsers=(kubectl git)
-_shtab_bblogin_subparsers=(login token status accounts profiles use logout kubectl git-credential setup demo dev-idp tui exchange aws doctor)
+_shtab_bblogin_subparsers=(login token status accounts profiles use logout kubectl git-credential setup demo dev-idp tui exchange aws completion doctor)
 
 _shtab_bblogin_login_option_strings=(-h --help --profile -p --issuer --client-id --client-secret --provider --connector-id --scope --ca-file --flow --no-browser --listen --timeout --insecure-storage --default)
 _shtab_bblogin_token_option_strings=(-h --help --profile -p --account -a --id-token --access-token --json --no-login)
@@ -25,6 +25,7 @@ _shtab_bblogin_dev_idp_option_strings=(-h --help --port --auto-approve --user --
 _shtab_bblogin_tui_option_strings=(-h --help)
 _shtab_bblogin_exchange_option_strings=(-h --help --profile -p --from-env --json)
 _shtab_bblogin_aws_option_strings=(-h --help --profile -p --account -a --role-arn --duration --session-name --from-env --sts-endpoint)
+_shtab_bblogin_completion_option_strings=(-h --help)
 _shtab_bblogin_doctor_option_strings=(-h --help --json)
 _shtab_bblogin_option_strings=(-h --help --version -v --verbose)
 
@@ -57,7 +58,8 @@ _shtab_bblogin_setup_git___authtype_choices=(basic bearer)
 _shtab_bblogin_setup_git___token_choices=(access_token id_token)
 _shtab_bblogin_setup_pos_0_choices=(kubectl git)
 _shtab_bblogin_demo___flow_choices=(device loopback)
-_shtab_bblogin_pos_0_choices=(login token status accounts profiles use logout kubectl git-credential setup demo dev-idp tui exchange aws doctor)
+_shtab_bblogin_completion_pos_0_choices=(bash zsh fish)
+_shtab_bblogin_pos_0_choices=(login token status accounts profiles use logout kubectl git-credential setup demo dev-idp tui exchange aws completion doctor)
 
 _shtab_bblogin_login__h_nargs=0
 _shtab_bblogin_login___help_nargs=0
@@ -112,6 +114,8 @@ _shtab_bblogin_exchange___help_nargs=0
 _shtab_bblogin_exchange___json_nargs=0
 _shtab_bblogin_aws__h_nargs=0
 _shtab_bblogin_aws___help_nargs=0
+_shtab_bblogin_completion__h_nargs=0
+_shtab_bblogin_completion___help_nargs=0
 _shtab_bblogin_doctor__h_nargs=0
 _shtab_bblogin_doctor___help_nargs=0
 _shtab_bblogin_doctor___json_nargs=0

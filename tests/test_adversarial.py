@@ -66,6 +66,7 @@ def test_config_loader_only_raises_config_errors(text: str) -> None:
         _config.load(str(path))
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None)
 @given(st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=200))
 def test_loopback_callback_parser_completes_only_with_the_right_state(path: str) -> None:
@@ -117,6 +118,7 @@ def test_kill_9_during_refresh_leaves_a_usable_or_clearly_dead_account(keyring_s
 
 
 # -- a crowd of callers -------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_64_kubectl_and_git_callers_with_an_expired_token_cause_one_refresh(keyring_secret_service, devidp_factory) -> None:
     idp = devidp_factory(id_token_ttl=2)
     login(idp)
@@ -140,6 +142,7 @@ def test_64_kubectl_and_git_callers_with_an_expired_token_cause_one_refresh(keyr
     assert idp.count("/token", "refresh_token") == 1
 
 
+@pytest.mark.slow
 def test_1000_cache_hits_grow_nothing(keyring_secret_service, devidp) -> None:
     """1,000 kubectl calls in a row, each a new process as kubectl starts it: no refresh, no new
     or growing file, no new keyring entry."""

@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from bblogin import _config
+from bblogin import _config, _errors
 
 
 def doctor(env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -34,7 +34,7 @@ def test_problems_are_named_with_fixes(devidp, tmp_path) -> None:
     _config.save_git_host(_config.GitHost(url="https://git.example.com", profile="down"))
     env = {"PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring", "KUBECONFIG": str(tmp_path / "none"), "GIT_CONFIG_GLOBAL": str(tmp_path / "gitconfig")}
     done = doctor(env)
-    assert done.returncode == 1
+    assert done.returncode == _errors.EXIT_CHECK_FAILED == 10
     result = checks(done)
     assert result["keyring"]["status"] == "fail" and "--insecure-storage" in result["keyring"]["fix"]
     assert result["idp:down"]["status"] == "fail" and "127.0.0.1" in result["idp:down"]["detail"]

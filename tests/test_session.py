@@ -89,6 +89,7 @@ def test_expiring_token_is_refreshed_and_rotation_is_followed(devidp_factory) ->
     assert idp.count("/token", "refresh_token") == 3
 
 
+@pytest.mark.slow
 def test_sixteen_concurrent_callers_cause_exactly_one_refresh(devidp_factory) -> None:
     idp = devidp_factory(id_token_ttl=2)
     login(idp)

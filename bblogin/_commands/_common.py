@@ -15,8 +15,10 @@ from bblogin._hot._answer import adhoc_profile_name
 from bblogin._index import Account
 
 
-def load_config() -> Config:
-    return _mirrors.load_config()
+def load_config(*, compile: bool = True) -> Config:
+    """config.toml, parsed and validated. ``compile`` also refreshes the hot path's mirror of it;
+    the read-only commands (status, accounts, profiles) pass False: they write no file at all."""
+    return _mirrors.load_config() if compile else _config.load()
 
 
 _IDP_FLAGS = ("issuer", "client_id", "client_secret", "provider", "connector_id", "scopes", "ca_file")

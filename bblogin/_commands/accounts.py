@@ -13,7 +13,7 @@ from bblogin._commands._views import describe
 
 
 def run(args: argparse.Namespace) -> int:
-    config = load_config()
+    config = load_config(compile=False)
     index = _index.load()
     views = sorted((describe(a, config, index) for a in index.accounts.values()), key=lambda v: (v["profile"], v["email"] or v["sub"]))
     if args.json:

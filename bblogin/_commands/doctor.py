@@ -5,7 +5,8 @@ the timeout); for each profile the IdP's discovery document and JWKS and the clo
 IdP's Date header; kubeconfig and git wiring; for each configured git host, whether it accepts the
 token kind bblogin sends (one authenticated ``info/refs`` probe, as git's first request, with the
 token git would get next — refreshed first when git erased it after a 401, never a new login; only to that configured host, only over https or to loopback, redirects not
-followed). Exit 0 when nothing failed (warnings allowed), 1 otherwise. ``--json`` for scripts.
+followed). Exit 0 when nothing failed (warnings allowed),
+EXIT_CHECK_FAILED (10) otherwise. ``--json`` for scripts.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import sys
 from dataclasses import asdict, dataclass
 
 from bblogin._config import Config, GitHost, Profile
-from bblogin._errors import BbloginError
+from bblogin._errors import EXIT_CHECK_FAILED, EXIT_OK, BbloginError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -221,4 +222,4 @@ def run(args: argparse.Namespace) -> int:
         marks = {"ok": "ok  ", "warn": "warn", "fail": "FAIL"}
         for c in checks:
             print(f"[{marks[c.status]}] {c.name:16} {c.detail}" + (f"\n{'':24}fix: {c.fix}" if c.fix else ""))
-    return 0 if all(c.status != "fail" for c in checks) else 1
+    return EXIT_OK if all(c.status != "fail" for c in checks) else EXIT_CHECK_FAILED

@@ -8,6 +8,6 @@ from bblogin._commands._common import load_config
 
 
 def run(args: argparse.Namespace) -> int:
-    for name in sorted(load_config().profiles):
+    for name in sorted(load_config(compile=False).profiles):
         print(name)
     return 0

@@ -12,7 +12,7 @@ from bblogin._commands._views import describe
 
 
 def run(args: argparse.Namespace) -> int:
-    config = load_config()
+    config = load_config(compile=False)
     index = _index.load()
     names = [config.profile(args.profile).name] if args.profile else sorted(set(config.profiles) | set(index.active))
     accounts = [index.active_account(n) for n in names]

@@ -24,7 +24,7 @@ def private_secret_service() -> Iterator[str]:
     """Yields the D-Bus address; the caller exports it as DBUS_SESSION_BUS_ADDRESS."""
     for tool in ("dbus-daemon", "gnome-keyring-daemon"):
         if shutil.which(tool) is None:
-            raise SecretServiceUnavailableForTests(f"{tool} is not installed: run .ci/run (apt-get install gnome-keyring dbus-daemon)")
+            raise SecretServiceUnavailableForTests(f"{tool} is not installed: run scripts/test --setup (it installs gnome-keyring and dbus-daemon)")
     root = pathlib.Path(tempfile.mkdtemp(prefix="bblogin-keyring-"))
     env = {**os.environ, "HOME": str(root), "XDG_DATA_HOME": str(root / "data"), "XDG_RUNTIME_DIR": str(root / "run"), "XDG_CONFIG_HOME": str(root / "config")}
     (root / "run").mkdir(mode=0o700)
