@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import pathlib
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -11,33 +16,57 @@ from bblogin._errors import RefreshTokenDead
 from bblogin.tui.app import AccountsApp
 from bblogin.tui.screens.confirm import Confirm
 from bblogin.tui.screens.help import HelpScreen
-from bblogin.tui.widgets.accounts import AccountTable
-from bblogin.tui.widgets.details import Details
+from bblogin.tui.source import usage_view
+from bblogin.tui.usage import Use, exec_target, kube_uses
+from bblogin.tui.widgets.accounts import AccountTable, fit
+from bblogin.tui.widgets.details import Details, Usage
 
-NOW = 1_800_000_000
+NOW = 1_800_000_000  # 2027-01-15 08:00:00 UTC
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLXRoYXQtaXMtbG9uZw"
+HOSTILE = "Bob [/] [b]x[/b] [link=https://evil.example]y"
 
 
-def view(account_id: str, profile: str, email: str, *, active: bool, state: str = "valid", plaintext: bool = False, groups: tuple[str, ...] = ("acme",)) -> dict[str, Any]:
+@pytest.fixture(autouse=True)
+def fixed_world(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Snapshots and times in UTC; no kubeconfig of this machine; dark theme unless a test says."""
+    monkeypatch.setenv("TZ", "UTC")
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "kubeconfig"))
+    for var in ("NO_COLOR", "BBLOGIN_THEME", "COLORFGBG"):
+        monkeypatch.delenv(var, raising=False)
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def view(account_id: str, profile: str, email: str, *, active: bool, state: str = "valid", plaintext: bool = False, groups: tuple[str, ...] = ("acme",), name: str | None = None) -> dict[str, Any]:
     return {
         "id": account_id, "profile": profile, "active": active, "provider": "oidc", "issuer": "https://dex.example.com/dex",
-        "client_id": "bblogin", "sub": "Ci" + account_id, "email": email, "name": email.split("@")[0], "username": email.split("@")[0],
+        "client_id": "bblogin", "sub": "Ci" + account_id, "email": email, "name": name or email.split("@")[0], "username": email.split("@")[0],
         "groups": list(groups), "state": state, "storage": "plaintext" if plaintext else "keyring",
         "storage_description": "plaintext file" if plaintext else "OS keyring (SecretService Keyring)", "plaintext": plaintext,
         "tokens": {"id_token": {"expires_at": NOW + 3600, "expiry": ""}, "refresh_token": {"expires_at": None, "expiry": "held"}},
-        "profile_configured": True, "git_hosts": ["https://bitbucket.org"] if active else [],
+        "profile_configured": True, "kube_problems": [],
     }
 
 
+# kubeconfig contexts and git hosts as source.CoreSource finds them; "staging" names no profile (the default: work)
+CONTEXTS = [Use("prod", "work", None), Use("staging", None, None), Use("sandbox", "work", "bob@example.com"), Use("lab", "home", None)]
+HOSTS = [Use("https://bitbucket.org", "work", None)]
+
+
 class FakeSource:
-    def __init__(self) -> None:
+    def __init__(self, *, hostile: bool = False) -> None:
         self.views = [
             view("a1", "work", "alice@example.com", active=True, groups=("acme", "platform-team")),
             view("b2", "work", "bob@example.com", active=False, state="expired (will refresh)"),
             view("c3", "home", "carol@example.org", active=True, plaintext=True, groups=()),
         ]
+        if hostile:  # names anyone can choose at Bitbucket, and a very long one
+            self.views[1].update(name=HOSTILE, groups=["[red]team[/red]", "ops\x1b[2J"], email="bob.with.a.really.long.address@subdomain.example.com")
         self.calls: list[tuple[str, str]] = []
         self.fail_refresh = False
+        self.hostile = hostile
 
     def now(self) -> int:
         return NOW
@@ -45,12 +74,22 @@ class FakeSource:
     def profiles(self) -> list[str]:
         return ["home", "work"]
 
+    def _find(self, query: str, profile: str) -> Any:
+        from bblogin._errors import AccountNotFound
+
+        hit = next((v for v in self.views if v["profile"] == profile and query in (v["id"], v["email"], v["username"])), None)
+        if hit is None:
+            raise AccountNotFound(query)
+        return type("Hit", (), {"id": hit["id"]})
+
     def accounts(self) -> list[dict[str, Any]]:
-        return [dict(v) for v in self.views]
+        return [{**v, **usage_view(v["id"], v["profile"], v["active"], "work", CONTEXTS, HOSTS, self._find)} for v in self.views]
 
     def claims(self, account_id: str) -> dict[str, Any]:
-        return {"iss": "https://dex.example.com/dex", "sub": "Ci" + account_id, "groups": ["acme"], "exp": NOW + 3600}
-
+        claims = {"iss": "https://dex.example.com/dex", "sub": "Ci" + account_id, "groups": ["acme"], "exp": NOW + 3600, "iat": NOW - 300, "auth_time": NOW - 86_400}
+        if self.hostile:
+            claims["name"] = HOSTILE
+        return claims
     def token(self, account_id: str, kind: str) -> str | None:
         return TOKEN
 

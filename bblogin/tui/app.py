@@ -1,14 +1,19 @@
 """The account switcher: a table of accounts, the selected one's details, and keys for every
-action. Slow work (refresh, login, logout) runs in worker threads; errors become notifications."""
+action. Slow work (refresh, login, logout) runs in worker threads; errors become notifications.
+
+Layout: below WIDE columns the table (sized to its rows) sits above the details; from WIDE on,
+the details sit beside it. Nothing scrolls sideways: the table drops or shortens columns to fit
+(see ``widgets.accounts``), text wraps. Strings from the IdP are never markup (``tui.text``)."""
 
 from __future__ import annotations
 
+import os
 from typing import Any, ClassVar
 
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Footer, Header, Input
 
 from bblogin._errors import BbloginError
@@ -16,14 +21,46 @@ from bblogin.tui.screens.confirm import Confirm
 from bblogin.tui.screens.help import HelpScreen
 from bblogin.tui.screens.login import ChooseProfile, LoginProgress
 from bblogin.tui.source import AccountSource, CoreSource
+from bblogin.tui.text import clean
 from bblogin.tui.widgets.accounts import AccountTable
-from bblogin.tui.widgets.details import Details
+from bblogin.tui.widgets.details import Details, Usage
+
+
+WIDE = 110  # columns from which the details sit beside the table
+TABLE_SHARE_WIDE = 0.55  # at most this much of a wide screen goes to the table
+SCROLLBAR = 1  # the table's vertical scrollbar (app.tcss), kept free so no row is ever cut
+
+
+def light_terminal() -> bool:
+    """``BBLOGIN_THEME=light|dark`` decides; else the terminal's ``COLORFGBG`` (``15;0``: light on
+    dark) when it says the background is white or light grey."""
+    chosen = os.environ.get("BBLOGIN_THEME", "").lower()
+    if chosen in ("light", "dark"):
+        return chosen == "light"
+    return os.environ.get("COLORFGBG", "").rpartition(";")[2] in ("7", "15")
+
+
+def label(view: dict[str, Any]) -> str:
+    return clean(view["email"] or view["username"] or view["sub"])
+
+
+def switch_message(view: dict[str, Any]) -> str:
+    """What making ``view`` active changes: the contexts and hosts that follow its profile's active account."""
+    follows = view.get("follows_active") or {}
+    parts = []
+    if follows.get("kube_contexts"):
+        parts.append("kubectl context" + ("s " if len(follows["kube_contexts"]) > 1 else " ") + ", ".join(clean(c) for c in follows["kube_contexts"]))
+    if follows.get("git_hosts"):
+        parts.append("git for " + ", ".join(clean(h) for h in follows["git_hosts"]))
+    where = " and ".join(parts) + " now use this identity" if parts else f"no kubeconfig context or git host follows {clean(view['profile'])}'s active account"
+    return f"{label(view)} is now active for {clean(view['profile'])}: {where}."
 
 
 class AccountsApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "bblogin"
     SUB_TITLE = "accounts"
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (WIDE, "-wide")]
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("u", "use", "Use"),
         Binding("l", "login", "Log in"),
@@ -47,12 +84,19 @@ class AccountsApp(App[None]):
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
         yield Input(placeholder="filter: name, email, group, profile", id="filter")
-        yield AccountTable(id="accounts")
-        with VerticalScroll(id="details-scroll"):
-            yield Details(id="details")
-        yield Footer()
+        with Horizontal(id="body"):
+            with Vertical(id="left"):
+                yield AccountTable(id="accounts")
+                usage = Usage(id="usage")
+                usage.border_title = "Used by"
+                yield usage
+            with VerticalScroll(id="details-scroll"):
+                yield Details(id="details")
+        yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
+        if light_terminal():
+            self.theme = "textual-light"
         self.reload()
         self.query_one(AccountTable).focus()
 
@@ -62,9 +106,19 @@ class AccountsApp(App[None]):
             self.views = self.source.accounts()
         except BbloginError as exc:
             self.views = []
-            self.notify(exc.message, title="Cannot read accounts", severity="error")
-        self.query_one(AccountTable).show(self.views, self.needle)
+            self.notify(exc.message, title="Cannot read accounts", severity="error", markup=False)
+        self.show_table()
         self.show_details()
+
+    def table_budget(self) -> int:
+        width = self.size.width
+        return (int(width * TABLE_SHARE_WIDE) if width >= WIDE else width) - SCROLLBAR
+
+    def show_table(self) -> None:
+        self.query_one(AccountTable).show(self.views, self.needle, self.table_budget())
+
+    def on_resize(self) -> None:
+        self.show_table()
 
     def selected(self) -> dict[str, Any] | None:
         account_id = self.query_one(AccountTable).selected_id
@@ -82,8 +136,9 @@ class AccountsApp(App[None]):
                     token = self.source.token(view["id"], "id_token")
                     revealed = self.shown_token[1]
             except BbloginError as exc:
-                self.notify(exc.message, title="Cannot read the token", severity="error")
+                self.notify(exc.message, title="Cannot read the token", severity="error", markup=False)
         self.query_one(Details).show(view, claims, self.source.now(), token, revealed)
+        self.query_one(Usage).show(view)
 
     def on_data_table_row_selected(self, _event: AccountTable.RowSelected) -> None:
         self.action_use()  # enter on a row
@@ -100,15 +155,16 @@ class AccountsApp(App[None]):
         try:
             self.source.use(view["id"])
         except BbloginError as exc:
-            self.notify(exc.message, severity="error")
+            self.notify(exc.message, severity="error", markup=False)
             return
-        self.notify(f"{view['email'] or view['sub']} is now active for {view['profile']}")
         self.reload()
+        now = next((v for v in self.views if v["id"] == view["id"]), view)
+        self.notify(switch_message(now), timeout=8, markup=False)
 
     def action_refresh(self) -> None:
         view = self.selected()
         if view is not None:
-            self.notify(f"Refreshing {view['email'] or view['sub']}…")
+            self.notify(f"Refreshing {label(view)}…", markup=False)
             self._background(lambda: self.source.refresh(view["id"]), "Refreshed", "Refresh failed")
 
     def action_logout(self) -> None:
@@ -120,7 +176,7 @@ class AccountsApp(App[None]):
             if yes:
                 self._background(lambda: self.source.logout(view["id"]), "Logged out", "Logout failed")
 
-        self.push_screen(Confirm(f"Log out {view['email'] or view['sub']} ({view['profile']})?\nIts tokens are deleted from this machine."), answered)
+        self.push_screen(Confirm(f"Log out {label(view)} ({clean(view['profile'])})?\nIts tokens are deleted from this machine."), answered)
 
     def action_token(self) -> None:
         view = self.selected()
@@ -141,7 +197,7 @@ class AccountsApp(App[None]):
             try:
                 token = self.source.token(view["id"], "id_token") or self.source.token(view["id"], "access_token")
             except BbloginError as exc:
-                self.notify(exc.message, severity="error")
+                self.notify(exc.message, severity="error", markup=False)
                 return
             if token is None:
                 self.notify("This account has no token to copy; refresh or log in first", severity="warning")
@@ -166,7 +222,7 @@ class AccountsApp(App[None]):
 
     def on_input_changed(self, event: Input.Changed) -> None:
         self.needle = event.value
-        self.query_one(AccountTable).show(self.views, self.needle)
+        self.show_table()
         self.show_details()
 
     def on_input_submitted(self, _event: Input.Submitted) -> None:
@@ -193,7 +249,7 @@ class AccountsApp(App[None]):
     @work(thread=True, exclusive=True, group="login")
     def _login_worker(self, profile: str, progress: LoginProgress) -> None:
         try:
-            label = self.source.login(
+            name = self.source.login(
                 profile,
                 on_prompt=lambda prompt: self.call_from_thread(progress.show_device, prompt),
                 on_url=lambda url: self.call_from_thread(progress.show_url, url),
@@ -201,14 +257,14 @@ class AccountsApp(App[None]):
         except BbloginError as exc:
             self.call_from_thread(self._finish, progress, None, exc.render().removeprefix("bblogin: "))
         else:
-            self.call_from_thread(self._finish, progress, f"Logged in as {label}", None)
+            self.call_from_thread(self._finish, progress, f"Logged in as {clean(name)}", None)
 
     def _finish(self, progress: LoginProgress, ok: str | None, error: str | None) -> None:
         progress.dismiss(None)
         if error:
-            self.notify(error, title="Login failed", severity="error", timeout=10)
+            self.notify(error, title="Login failed", severity="error", timeout=10, markup=False)
         else:
-            self.notify(ok or "")
+            self.notify(ok or "", markup=False)
         self.reload()
 
     @work(thread=True, group="actions")
@@ -216,7 +272,7 @@ class AccountsApp(App[None]):
         try:
             job()
         except BbloginError as exc:
-            self.call_from_thread(self.notify, exc.render().removeprefix("bblogin: "), title=failed, severity="error", timeout=10)
+            self.call_from_thread(self.notify, exc.render().removeprefix("bblogin: "), title=failed, severity="error", timeout=10, markup=False)
         else:
-            self.call_from_thread(self.notify, ok)
+            self.call_from_thread(self.notify, ok, markup=False)
         self.call_from_thread(self.reload)

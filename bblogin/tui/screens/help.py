@@ -17,7 +17,9 @@ HELP = """[b]bblogin — accounts[/b]
   t          show its ID token (masked); t again reveals it
   c          copy its ID token to the clipboard (asks first)
   /          filter by name, email, group, profile
+  tab        move between the table and the details (scroll: ↑ ↓ PgUp PgDn)
   ?          this help        q  quit
+  ctrl+p     commands (theme, keys, screenshot)
 
 Tokens live in your OS keyring. Nothing here prints a token unless you ask."""
 

@@ -6,10 +6,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import OptionList, Static
+
+from bblogin.tui.text import plain
 
 
 class ChooseProfile(ModalScreen[str | None]):
@@ -22,7 +25,7 @@ class ChooseProfile(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
             yield Static("Log in with which profile?")
-            yield OptionList(*self.profiles, id="profiles")
+            yield OptionList(*(plain(p) for p in self.profiles), id="profiles")
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         self.dismiss(self.profiles[event.option_index])
@@ -41,7 +44,7 @@ class LoginProgress(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Static(f"Logging in with profile [b]{self.profile}[/b]…", id="login-text")
+            yield Static(Text.assemble("Logging in with profile ", plain(self.profile, "bold"), "…"), id="login-text")
             yield Static("", id="countdown")
 
     def on_mount(self) -> None:
@@ -55,14 +58,14 @@ class LoginProgress(ModalScreen[None]):
 
         buffer = io.StringIO()
         qr.terminal(out=buffer, compact=True)
-        complete = f"\nor open   {prompt.verification_uri_complete}" if prompt.verification_uri_complete else ""
-        self.query_one("#login-text", Static).update(
-            f"Your code: [b reverse] {prompt.user_code} [/]\n\nEnter it at {prompt.verification_uri}{complete}\n\n" + buffer.getvalue()
+        complete = Text.assemble("\nor open   ", plain(prompt.verification_uri_complete)) if prompt.verification_uri_complete else ""
+        self.query_one("#login-text", Static).update(  # every part comes from the IdP: literal text, never markup
+            Text.assemble("Your code: ", plain(f" {prompt.user_code} ", "bold reverse"), "\n\nEnter it at ", plain(prompt.verification_uri), complete, "\n\n", buffer.getvalue())
         )
         self.deadline = float(prompt.expires_at)
 
     def show_url(self, url: str) -> None:
-        self.query_one("#login-text", Static).update(f"Sign in in your browser. If it did not open, visit:\n\n{url}")
+        self.query_one("#login-text", Static).update(Text.assemble("Sign in in your browser. If it did not open, visit:\n\n", plain(url)))
 
     def _tick(self) -> None:
         if self.deadline is not None:
