@@ -191,12 +191,23 @@ async def test_filter_help_and_login() -> None:
         assert app.query_one(AccountTable).row_count == 4
 
 
-def test_snapshot_main_80x24(snap_compare: Any) -> None:
-    assert snap_compare(AccountsApp(FakeSource()), terminal_size=(80, 24))
+@pytest.mark.parametrize("size", [(80, 24), (100, 30), (120, 36)], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_snapshot_main(snap_compare: Any, size: tuple[int, int]) -> None:
+    assert snap_compare(AccountsApp(FakeSource()), terminal_size=size)
 
 
-def test_snapshot_main_wide(snap_compare: Any) -> None:
-    assert snap_compare(AccountsApp(FakeSource()), terminal_size=(120, 36))
+def test_snapshot_inactive_account_hostile_names_80x24(snap_compare: Any) -> None:
+    assert snap_compare(AccountsApp(FakeSource(hostile=True)), press=["down"], terminal_size=(80, 24))
+
+
+def test_snapshot_light_terminal(snap_compare: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLORFGBG", "0;15")  # black on white, as xterm and rxvt say it
+    assert snap_compare(AccountsApp(FakeSource()), terminal_size=(100, 30))
+
+
+def test_snapshot_no_color(snap_compare: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert snap_compare(AccountsApp(FakeSource()), press=["down"], terminal_size=(80, 24))
 
 
 def test_snapshot_help(snap_compare: Any) -> None:
@@ -224,3 +235,210 @@ async def test_real_core_device_login_refresh_logout(keyring_secret_service, dev
         await settle(pilot)
         assert app.query_one(AccountTable).row_count == 0
     assert keyring_secret_service.bblogin_items() == []
+
+
+# -- fitting 80x24, hostile names, the new views -------------------------------------------------
+
+
+def screen_lines(app: AccountsApp) -> list[str]:
+    """What the terminal shows, line by line."""
+    return [strip.text for strip in app.screen._compositor.render_strips()]
+
+
+def assert_fits(app: AccountsApp) -> None:
+    """No widget is wider than the screen or can scroll sideways; no horizontal scrollbar anywhere."""
+    width = app.size.width
+    for widget in app.screen.walk_children(with_self=True):
+        if not widget.display or widget.region.area == 0:
+            continue
+        assert widget.region.right <= width, f"{widget!r} reaches column {widget.region.right}"
+        assert not widget.show_horizontal_scrollbar, f"{widget!r} shows a horizontal scrollbar"
+        if widget.is_scrollable:  # the table and the details: their content is never wider than they are
+            assert widget.max_scroll_x == 0, f"{widget!r} scrolls sideways by {widget.max_scroll_x}"
+            assert widget.virtual_size.width <= widget.scrollable_content_region.width, f"{widget!r}: content {widget.virtual_size.width} wide"
+
+
+def assert_states_whole(app: AccountsApp, source: FakeSource) -> None:
+    text = "\n".join(screen_lines(app))
+    for v in source.views:
+        assert v["state"] + (" · plaintext" if v["plaintext"] else "") in text
+
+
+@pytest.mark.parametrize("hostile", [False, True])
+@pytest.mark.asyncio
+async def test_nothing_is_wider_than_80x24(hostile: bool) -> None:
+    source = FakeSource(hostile=hostile)
+    app = AccountsApp(source)
+    async with app.run_test(size=(80, 24)) as pilot:
+        for _ in range(len(source.views)):  # every account's details
+            await pilot.pause()
+            assert_fits(app)
+            assert_states_whole(app, source)
+            await pilot.press("down")
+        await pilot.press("t", "t")  # a revealed token wraps, it does not widen anything
+        await pilot.pause()
+        assert_fits(app)
+        footer = screen_lines(app)[-1]
+        assert "? Help" in footer and "q Quit" in footer, footer
+        for keys in (["question_mark"], ["escape", "x"], ["n", "c"]):
+            await pilot.press(*keys)
+            await pilot.pause()
+            assert_fits(app)
+
+
+def test_columns_give_way_in_the_stated_order() -> None:
+    from bblogin.tui.widgets.accounts import cells
+
+    rows = [cells(v) for v in FakeSource().accounts()]
+    assert "Name" not in fit(rows, 200)  # every Name repeats its User: dropped even with room
+    rows[0]["Name"] = "Alice Liddell"
+    steps = [list(fit(rows, budget)) for budget in (200, 90, 70, 60)]
+    assert steps[0] == ["", "Profile", "Account", "Name", "User", "Groups", "State"]
+    assert steps[1] == ["", "Profile", "Account", "Name", "User", "State"]  # Groups first
+    assert steps[2] == ["", "Profile", "Account", "User", "State"]  # then Name
+    assert steps[3] == ["", "Profile", "Account", "State"]  # then User
+    assert fit(rows, 52)["Account"] == 14  # then Account gives way, "…" at its end
+    narrow = fit(rows, 30)  # narrower than possible: State still whole, the others at their floors
+    assert narrow == {"": 1, "Profile": 7, "Account": 12, "State": len("expired (will refresh)")}
+
+
+@pytest.mark.asyncio
+async def test_idp_strings_are_shown_literally_never_as_markup() -> None:
+    source = FakeSource(hostile=True)
+    app = AccountsApp(source)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.press("down")
+        await pilot.pause()
+        details = str(app.query_one(Details).render())
+        assert HOSTILE in details and "[red]team[/red]" in details
+        assert "\x1b" not in details and "ops\ufffd[2J" in details  # a control character is shown, never sent
+        await pilot.press("u")
+        await pilot.pause()
+        assert any("bob.with.a.really.long.address@subdomain.example.com" in n.message for n in app._notifications)
+        await pilot.press("x")
+        await pilot.pause()
+        assert isinstance(app.screen, Confirm)
+        await pilot.press("n")
+
+
+@pytest.mark.asyncio
+async def test_device_prompt_from_a_hostile_idp_is_literal() -> None:
+    from bblogin.tui.screens.login import LoginProgress
+
+    app = AccountsApp(FakeSource())
+    async with app.run_test(size=(80, 40)) as pilot:
+        progress = LoginProgress("work [/]")
+        await app.push_screen(progress)
+        prompt = type("Prompt", (), {"user_code": "[/]AB-CD", "verification_uri": "https://idp.example/device?[b]", "verification_uri_complete": None, "expires_at": time.time() + 300})
+        progress.show_device(prompt)
+        await pilot.pause()
+        text = "\n".join(screen_lines(app))
+        assert "[/]AB-CD" in text and "https://idp.example/device?[b]" in text and "work [/]" not in text  # replaced by the code
+
+
+@pytest.mark.asyncio
+async def test_claims_show_local_time_and_distance(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+    app = AccountsApp(FakeSource())
+    async with app.run_test(size=(120, 36)):
+        details = str(app.query_one(Details).render())
+    assert "1800003600  2027-01-15 14:30 IST · in 60 min" in details
+    assert "1799999700  2027-01-15 13:25 IST · 5 min ago" in details
+    assert "1799913600  2027-01-14 13:30 IST · 24 h ago" in details  # auth_time
+
+
+@pytest.mark.asyncio
+async def test_where_each_account_is_used_and_what_switching_moves() -> None:
+    source = FakeSource()
+    app = AccountsApp(source)
+    async with app.run_test(size=(100, 30)) as pilot:
+        usage = str(app.query_one(Usage).render())
+        assert "prod, staging" in usage and "https://bitbucket.org" in usage and "sandbox" not in usage  # alice: active in work
+        await pilot.press("down")  # bob: pinned by sandbox only; u would move prod, staging and the git host
+        usage = str(app.query_one(Usage).render())
+        assert "sandbox" in usage and "context prod, context staging, https://bitbucket.org" in usage
+        await pilot.press("u")
+        await pilot.pause()
+        said = [n.message for n in app._notifications]
+        assert said[-1] == "bob@example.com is now active for work: kubectl contexts prod, staging and git for https://bitbucket.org now use this identity."
+        usage = str(app.query_one(Usage).render())
+        assert "prod, staging, sandbox" in usage
+        await pilot.press("up")
+        assert "kubectl    -" in str(app.query_one(Usage).render())  # alice serves nothing now
+
+
+KUBECONFIG_A = """
+apiVersion: v1
+kind: Config
+contexts:
+- {name: prod, context: {cluster: c1, user: bblogin-work}}
+- {name: pinned, context: {cluster: c1, user: bob}}
+- {name: other, context: {cluster: c1, user: static}}
+users:
+- name: bblogin-work
+  user:
+    exec: {apiVersion: client.authentication.k8s.io/v1, command: /usr/bin/python3, args: [-S, /opt/venv/lib/python3.12/site-packages/bblogin/_launcher.py, kubectl, --profile, work]}
+- name: bob
+  user:
+    exec: {command: bblogin, args: [kubectl, "--profile=work", -a, bob@example.com, --use-access-token]}
+- name: static
+  user: {token: abc}
+"""
+KUBECONFIG_B = """
+contexts:
+- {name: prod, context: {cluster: c2, user: shadowed}}
+- {name: default-profile, context: {cluster: c2, user: plain}}
+- {name: by-module, context: {cluster: c2, user: module}}
+users:
+- {name: plain, user: {exec: {command: /home/me/.local/bin/bblogin, args: [kubectl]}}}
+- {name: module, user: {exec: {command: python3, args: [-m, bblogin, kubectl, -phome]}}}
+- {name: shadowed, user: {exec: {command: bblogin, args: [kubectl, -p, nope]}}}
+- {name: kubelogin, user: {exec: {command: kubectl, args: [oidc-login, get-token, --profile, work]}}}
+"""
+
+
+def test_kubeconfig_contexts_are_found_as_kubectl_merges_them(tmp_path: pathlib.Path) -> None:
+    a, b, broken = tmp_path / "a", tmp_path / "b", tmp_path / "broken"
+    a.write_text(KUBECONFIG_A)
+    b.write_text(KUBECONFIG_B)
+    broken.write_text("contexts: [unclosed")
+    found = kube_uses([str(a), str(tmp_path / "missing"), str(b), str(broken)])
+    assert found.contexts == [
+        Use("prod", "work", None),  # the first file's prod wins, as in kubectl
+        Use("pinned", "work", "bob@example.com"),
+        Use("default-profile", None, None),
+        Use("by-module", "home", None),
+    ]
+    assert len(found.problems) == 1 and str(broken) in found.problems[0]
+    assert exec_target({"user": {"exec": {"command": "kubectl", "args": ["oidc-login", "--profile", "work"]}}}) is None
+
+
+@pytest.mark.asyncio
+async def test_real_core_shows_kubeconfig_contexts_and_git_hosts(tmp_path: pathlib.Path, keyring_secret_service: Any) -> None:
+    from bblogin import _config, _index
+    from bblogin._index import Account
+
+    _config.save_profile(_config.Profile(name="work", issuer="https://dex.example.com/dex", client_id="bblogin"))
+    _config.save_git_host(_config.GitHost(url="https://bitbucket.org", profile="work"))
+    (tmp_path / "kubeconfig").write_text(KUBECONFIG_A)
+    with _index.transaction() as index:
+        for sub, email in (("alice", "alice@example.com"), ("bob", "bob@example.com")):
+            index.accounts[sub] = Account(id=sub, profile="work", provider="oidc", issuer="https://dex.example.com/dex", client_id="bblogin", sub=sub, email=email, username=sub)
+        index.active["work"] = "alice"
+    app = AccountsApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        usage = str(app.query_one(Usage).render())
+        assert "prod" in usage and "pinned" not in usage and "https://bitbucket.org" in usage
+        await pilot.press("down", "u")
+        await pilot.pause()
+        assert _index.load().active["work"] == "bob"
+        assert any("kubectl context prod and git for https://bitbucket.org now use this identity" in n.message for n in app._notifications)
+        assert "prod, pinned" in str(app.query_one(Usage).render())
+
+
+@pytest.mark.parametrize("argv", [["tui"], []])
+def test_no_terminal_no_tui(argv: list[str]) -> None:
+    done = subprocess.run([sys.executable, "-m", "bblogin", *argv], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60, env={**os.environ, "TERM": "xterm"})
+    assert done.returncode == 2, done
+    assert ("needs a terminal" in done.stderr) if argv else ("usage:" in done.stderr)

@@ -26,8 +26,8 @@ from bblogin.tui.widgets.accounts import AccountTable
 from bblogin.tui.widgets.details import Details, Usage
 
 
-WIDE = 110  # columns from which the details sit beside the table
-TABLE_SHARE_WIDE = 0.55  # at most this much of a wide screen goes to the table
+WIDE = 120  # columns from which the details sit beside the table
+DETAILS_WIDE = 62  # what the details keep beside it: a claim with its local time on one line
 SCROLLBAR = 1  # the table's vertical scrollbar (app.tcss), kept free so no row is ever cut
 
 
@@ -110,12 +110,12 @@ class AccountsApp(App[None]):
         self.show_table()
         self.show_details()
 
-    def table_budget(self) -> int:
-        width = self.size.width
-        return (int(width * TABLE_SHARE_WIDE) if width >= WIDE else width) - SCROLLBAR
-
     def show_table(self) -> None:
-        self.query_one(AccountTable).show(self.views, self.needle, self.table_budget())
+        wide = self.size.width >= WIDE
+        budget = (self.size.width - DETAILS_WIDE if wide else self.size.width) - SCROLLBAR
+        used = self.query_one(AccountTable).show(self.views, self.needle, budget)
+        # wide: the left column is exactly as wide as the table; narrow: the whole width (app.tcss)
+        self.query_one("#left").styles.width = used + SCROLLBAR if wide else None
 
     def on_resize(self) -> None:
         self.show_table()

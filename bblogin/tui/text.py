@@ -29,5 +29,4 @@ def plain(value: object, style: str = "") -> Text:
 
 def local_time(ts: int, now: int) -> str:
     """``2027-01-15 09:00 CET · in 23 h`` — the local wall clock and how far away it is."""
-    when = relative(ts, now).replace(" ", "\u00a0")  # "in 23 h" never breaks across lines
-    return f"{time.strftime('%Y-%m-%d %H:%M %Z', time.localtime(ts))} · {when}"
+    return f"{time.strftime('%Y-%m-%d %H:%M %Z', time.localtime(ts))} · {relative(ts, now)}"

@@ -53,7 +53,7 @@ def fit(rows: list[dict[str, str]], budget: int) -> dict[str, int]:
     for column, floor in SHRINK:
         excess = total() - budget
         if excess > 0:
-            widths[column] = max(floor, widths[column] - excess)
+            widths[column] = min(widths[column], max(floor, widths[column] - excess))
     return widths
 
 
@@ -62,7 +62,8 @@ class AccountTable(DataTable[Text]):
         self.cursor_type = "row"
         self.zebra_stripes = True
 
-    def show(self, accounts: list[dict[str, Any]], needle: str = "", budget: int = 80) -> None:
+    def show(self, accounts: list[dict[str, Any]], needle: str = "", budget: int = 80) -> int:
+        """Show the accounts matching ``needle`` in at most ``budget`` cells; returns the width used."""
         keep = self.cursor_row
         shown = []
         for view in accounts:
@@ -77,6 +78,7 @@ class AccountTable(DataTable[Text]):
             self.add_row(*(self._cell(row[c], w) for c, w in widths.items()), key=account_id)
         if self.row_count:
             self.move_cursor(row=min(keep, self.row_count - 1))
+        return sum(w + 2 * CELL_PADDING for w in widths.values())
 
     @staticmethod
     def _cell(value: str, width: int) -> Text:
