@@ -326,7 +326,7 @@ async def test_device_prompt_from_a_hostile_idp_is_literal() -> None:
     from bblogin.tui.screens.login import LoginProgress
 
     app = AccountsApp(FakeSource())
-    async with app.run_test(size=(80, 40)) as pilot:
+    async with app.run_test(size=(80, 24)) as pilot:
         progress = LoginProgress("work [/]")
         await app.push_screen(progress)
         prompt = type("Prompt", (), {"user_code": "[/]AB-CD", "verification_uri": "https://idp.example/device?[b]", "verification_uri_complete": None, "expires_at": time.time() + 300})
@@ -334,6 +334,7 @@ async def test_device_prompt_from_a_hostile_idp_is_literal() -> None:
         await pilot.pause()
         text = "\n".join(screen_lines(app))
         assert "[/]AB-CD" in text and "https://idp.example/device?[b]" in text and "work [/]" not in text  # replaced by the code
+        assert_fits(app)
 
 
 @pytest.mark.asyncio
@@ -442,3 +443,36 @@ def test_no_terminal_no_tui(argv: list[str]) -> None:
     done = subprocess.run([sys.executable, "-m", "bblogin", *argv], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60, env={**os.environ, "TERM": "xterm"})
     assert done.returncode == 2, done
     assert ("needs a terminal" in done.stderr) if argv else ("usage:" in done.stderr)
+
+
+@pytest.mark.asyncio
+async def test_escape_hides_a_login_in_progress_and_its_result_still_arrives() -> None:
+    import threading
+
+    from bblogin.tui.screens.login import LoginProgress
+
+    release = threading.Event()
+
+    class SlowLogin(FakeSource):
+        def login(self, profile: str, on_prompt: Callable[[Any], None], on_url: Callable[[str], None]) -> str:
+            on_url("https://idp.example/auth?x=[/]")
+            release.wait(30)
+            return super().login(profile, on_prompt, on_url)
+
+    source = SlowLogin()
+    app = AccountsApp(source)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("l")
+        await pilot.pause()
+        await pilot.press("enter")  # profile home
+        for _ in range(50):
+            await pilot.pause(0.05)
+            if "idp.example" in "\n".join(screen_lines(app)):
+                break
+        assert isinstance(app.screen, LoginProgress) and "https://idp.example/auth?x=[/]" in "\n".join(screen_lines(app))
+        await pilot.press("escape")
+        assert not isinstance(app.screen, LoginProgress)
+        release.set()
+        await settle(pilot)
+        assert any(n.message == "Logged in as dave@example.com" for n in app._notifications)
+        assert app.query_one(AccountTable).row_count == 4

@@ -260,7 +260,8 @@ class AccountsApp(App[None]):
             self.call_from_thread(self._finish, progress, f"Logged in as {clean(name)}", None)
 
     def _finish(self, progress: LoginProgress, ok: str | None, error: str | None) -> None:
-        progress.dismiss(None)
+        if progress in self.screen_stack:  # escape may have hidden it already
+            progress.dismiss(None)
         if error:
             self.notify(error, title="Login failed", severity="error", timeout=10, markup=False)
         else:

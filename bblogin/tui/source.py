@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from bblogin._commands._views import describe
 from bblogin._config import Config, Profile
+from bblogin._errors import ProfileNotFound
 
 
 class AccountSource(Protocol):
@@ -66,7 +67,10 @@ class CoreSource:
         index = _index.load()
         kube = kube_uses()
         hosts = [Use(h.url, h.profile, h.account) for h in config.git_hosts]
-        default = config.default_profile or (next(iter(config.profiles)) if len(config.profiles) == 1 else None)
+        try:
+            default: str | None = config.profile(None).name  # what `bblogin kubectl` without --profile uses
+        except ProfileNotFound:
+            default = None
         out = []
         for account in index.accounts.values():
             view = describe(account, config, index)

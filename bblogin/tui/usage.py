@@ -104,7 +104,8 @@ def kube_uses(paths: list[str] | None = None) -> KubeUses:
         except FileNotFoundError:
             continue
         except Exception as exc:  # a broken kubeconfig is shown, never raised: kubectl would complain itself
-            found.problems.append(f"{path} cannot be read ({type(exc).__name__}: {exc})"[:200])
+            first = (str(exc).strip().splitlines() or [""])[0]
+            found.problems.append(f"{path} cannot be read ({type(exc).__name__}: {first})"[:200])
             continue
         if not isinstance(doc, dict):
             found.problems.append(f"{path} is not a kubeconfig")

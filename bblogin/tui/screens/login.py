@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import OptionList, Static
 
@@ -35,7 +35,11 @@ class ChooseProfile(ModalScreen[str | None]):
 
 
 class LoginProgress(ModalScreen[None]):
-    """Shows what the person must do; the app dismisses it when the worker finishes."""
+    """Shows what the person must do; the app dismisses it when the worker finishes. Escape hides
+    it: the login cannot be stopped midway (the IdP holds the code), so it carries on in the
+    background until approved or expired, and its result still arrives as a notification."""
+
+    BINDINGS = [("escape", "hide", "Hide")]
 
     def __init__(self, profile: str) -> None:
         super().__init__()
@@ -43,12 +47,17 @@ class LoginProgress(ModalScreen[None]):
         self.deadline: float | None = None
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="dialog"):
+        with VerticalScroll(id="dialog"):  # a QR code is taller than 24 lines: scroll, never cut
             yield Static(Text.assemble("Logging in with profile ", plain(self.profile, "bold"), "…"), id="login-text")
             yield Static("", id="countdown")
+            yield Static("escape: hide (the login goes on in the background)", classes="hint")
 
     def on_mount(self) -> None:
         self.set_interval(1, self._tick)
+
+    def action_hide(self) -> None:
+        self.app.notify("The login goes on in the background until you approve it or its code expires.", markup=False)
+        self.dismiss(None)
 
     def show_device(self, prompt: Any) -> None:
         import segno
