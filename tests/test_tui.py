@@ -476,3 +476,26 @@ async def test_escape_hides_a_login_in_progress_and_its_result_still_arrives() -
         await settle(pilot)
         assert any(n.message == "Logged in as dave@example.com" for n in app._notifications)
         assert app.query_one(AccountTable).row_count == 4
+
+
+@pytest.mark.asyncio
+async def test_resizing_refits_the_table_and_switches_layout() -> None:
+    source = FakeSource()
+    source.views[0]["name"] = "Alice Liddell"  # a Name that says something: kept while there is room
+    app = AccountsApp(source)
+    async with app.run_test(size=(170, 30)) as pilot:
+        table = app.query_one(AccountTable)
+        await pilot.pause()
+        assert app.screen.has_class("-wide") and table.visible_columns == ["", "Profile", "Account", "Name", "User", "Groups", "State"]
+        assert app.query_one(Details).region.x >= table.region.right  # beside the table
+        for size, columns in (((100, 30), ["", "Profile", "Account", "Name", "User", "Groups", "State"]), ((80, 24), ["", "Profile", "Account", "Name", "User", "State"]), ((60, 20), ["", "Profile", "Account", "State"])):
+            await pilot.resize_terminal(*size)
+            await pilot.pause()
+            assert not app.screen.has_class("-wide") and table.visible_columns == columns, size
+            assert app.query_one(Details).region.y >= table.region.bottom  # below it
+            assert_states_whole(app, source)
+            if size[0] >= 80:
+                assert_fits(app)
+            else:  # narrower than the key bar: the table still fits, help and quit stay, nothing shows a scrollbar
+                assert table.max_scroll_x == 0 and "? Help q Quit" in screen_lines(app)[-1]
+                assert not any(w.show_horizontal_scrollbar for w in app.screen.walk_children())

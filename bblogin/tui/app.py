@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any, ClassVar
 
-from textual import work
+from textual import events, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -61,7 +61,10 @@ class AccountsApp(App[None]):
     TITLE = "bblogin"
     SUB_TITLE = "accounts"
     HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (WIDE, "-wide")]
+    # Help and Quit first (as nano does): on a terminal narrower than the key bar they are the ones kept
     BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("question_mark", "help", "Help"),
+        Binding("q", "quit", "Quit"),
         Binding("u", "use", "Use"),
         Binding("l", "login", "Log in"),
         Binding("r", "refresh", "Refresh"),
@@ -69,8 +72,6 @@ class AccountsApp(App[None]):
         Binding("t", "token", "Token"),
         Binding("c", "copy", "Copy"),
         Binding("slash", "filter", "Filter"),
-        Binding("question_mark", "help", "Help"),
-        Binding("q", "quit", "Quit"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
 
@@ -110,15 +111,16 @@ class AccountsApp(App[None]):
         self.show_table()
         self.show_details()
 
-    def show_table(self) -> None:
-        wide = self.size.width >= WIDE
-        budget = (self.size.width - DETAILS_WIDE if wide else self.size.width) - SCROLLBAR
+    def show_table(self, width: int | None = None) -> None:
+        width = width or self.size.width
+        wide = width >= WIDE
+        budget = (width - DETAILS_WIDE if wide else width) - SCROLLBAR
         used = self.query_one(AccountTable).show(self.views, self.needle, budget)
         # wide: the left column is exactly as wide as the table; narrow: the whole width (app.tcss)
         self.query_one("#left").styles.width = used + SCROLLBAR if wide else None
 
-    def on_resize(self) -> None:
-        self.show_table()
+    def on_resize(self, event: events.Resize) -> None:
+        self.show_table(event.size.width)  # self.size still has the old size here
 
     def selected(self) -> dict[str, Any] | None:
         account_id = self.query_one(AccountTable).selected_id

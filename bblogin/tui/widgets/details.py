@@ -65,7 +65,7 @@ class Details(Static):
             return
         out = Lines()
         out.text.append(plain(view["email"] or view["username"] or view["sub"], "bold"))
-        if view["name"]:
+        if view["name"] and view["name"].casefold() not in ((view["email"] or "").casefold(), (view["username"] or "").casefold()):
             out.text.append_text(Text.assemble("  (", plain(view["name"]), ")"))
         out.text.append("\n")
         out.line("profile", view["profile"], ("  (active)", "italic") if view["active"] else "")
