@@ -339,7 +339,7 @@ async def test_device_prompt_from_a_hostile_idp_is_literal() -> None:
 
 @pytest.mark.asyncio
 async def test_claims_show_local_time_and_distance(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    monkeypatch.setenv("TZ", "IST-5:30")  # a POSIX TZ string: needs no tzdata
     time.tzset()
     app = AccountsApp(FakeSource())
     async with app.run_test(size=(120, 36)):
@@ -391,10 +391,14 @@ contexts:
 - {name: prod, context: {cluster: c2, user: shadowed}}
 - {name: default-profile, context: {cluster: c2, user: plain}}
 - {name: by-module, context: {cluster: c2, user: module}}
+- {name: abbreviated, context: {cluster: c2, user: abbrev}}
+- {name: refused, context: {cluster: c2, user: unknown-flag}}
 users:
 - {name: plain, user: {exec: {command: /home/me/.local/bin/bblogin, args: [kubectl]}}}
 - {name: module, user: {exec: {command: python3, args: [-m, bblogin, kubectl, -phome]}}}
 - {name: shadowed, user: {exec: {command: bblogin, args: [kubectl, -p, nope]}}}
+- {name: abbrev, user: {exec: {command: bblogin, args: [-v, kubectl, --prof, home, --acc, carol]}}}
+- {name: unknown-flag, user: {exec: {command: bblogin, args: [kubectl, --profile, work, --no-such-flag]}}}
 - {name: kubelogin, user: {exec: {command: kubectl, args: [oidc-login, get-token, --profile, work]}}}
 """
 
@@ -410,7 +414,8 @@ def test_kubeconfig_contexts_are_found_as_kubectl_merges_them(tmp_path: pathlib.
         Use("pinned", "work", "bob@example.com"),
         Use("default-profile", None, None),
         Use("by-module", "home", None),
-    ]
+        Use("abbreviated", "home", "carol"),  # argparse's abbreviations, as `bblogin kubectl` accepts them
+    ]  # "refused": bblogin would reject its arguments, so it serves nobody
     assert len(found.problems) == 1 and str(broken) in found.problems[0]
     assert exec_target({"user": {"exec": {"command": "kubectl", "args": ["oidc-login", "--profile", "work"]}}}) is None
 

@@ -11,6 +11,10 @@ never on the hot path.
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import functools
+import io
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -49,17 +53,22 @@ def _is_bblogin(command: str, args: list[str]) -> bool:
     return any(a == "-m" and n == "bblogin" for a, n in zip(args, args[1:], strict=False))
 
 
-def _option(args: list[str], long: str, short: str) -> str | None:
-    """The value of ``--long X``, ``--long=X``, ``-s X`` or ``-sX`` in ``args`` (argparse's forms; the last wins)."""
-    value = None
-    for i, arg in enumerate(args):
-        if arg in (long, short) and i + 1 < len(args):
-            value = args[i + 1]
-        elif arg.startswith(long + "="):
-            value = arg[len(long) + 1 :]
-        elif arg.startswith(short) and len(arg) > len(short) and not arg.startswith("--"):
-            value = arg[len(short) :]
-    return value
+@functools.cache
+def _parser() -> argparse.ArgumentParser:
+    from bblogin._cli import build_parser
+
+    return build_parser()
+
+
+def _kubectl_options(rest: list[str]) -> tuple[str | None, str | None] | None:
+    """``(--profile, --account)`` as `bblogin kubectl` itself parses ``rest`` (bblogin's own
+    parser: abbreviations, ``=`` and short forms alike); None when it would refuse them."""
+    with contextlib.redirect_stderr(io.StringIO()):  # argparse reports on stderr: not into the TUI
+        try:
+            args = _parser().parse_args(["kubectl", *rest])
+        except SystemExit:
+            return None
+    return args.profile, args.account
 
 
 def exec_target(user: Any) -> tuple[str | None, str | None] | None:
@@ -73,8 +82,7 @@ def exec_target(user: Any) -> tuple[str | None, str | None] | None:
     args = [str(a) for a in raw] if isinstance(raw, list) else []
     if not _is_bblogin(command, args) or "kubectl" not in args:
         return None
-    rest = args[args.index("kubectl") + 1 :]
-    return _option(rest, "--profile", "-p"), _option(rest, "--account", "-a")
+    return _kubectl_options(args[args.index("kubectl") + 1 :])
 
 
 def _load(path: str) -> Any:
