@@ -19,7 +19,7 @@ from bblogin.tui.screens.help import HelpScreen
 from bblogin.tui.source import usage_view
 from bblogin.tui.usage import Use, exec_target, kube_uses
 from bblogin.tui.widgets.accounts import AccountTable, fit
-from bblogin.tui.widgets.details import Details, Usage
+from bblogin.tui.widgets.details import Details, Identity, Usage
 
 NOW = 1_800_000_000  # 2027-01-15 08:00:00 UTC
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLXRoYXQtaXMtbG9uZw"
@@ -309,8 +309,8 @@ async def test_idp_strings_are_shown_literally_never_as_markup() -> None:
     async with app.run_test(size=(120, 36)) as pilot:
         await pilot.press("down")
         await pilot.pause()
-        details = str(app.query_one(Details).render())
-        assert HOSTILE in details and "[red]team[/red]" in details
+        details = str(app.query_one(Identity).render()) + str(app.query_one(Details).render())  # wide: two panes
+        assert details.count(HOSTILE) == 2 and "[red]team[/red]" in details  # name and claim
         assert "\x1b" not in details and "ops\ufffd[2J" in details  # a control character is shown, never sent
         await pilot.press("u")
         await pilot.pause()

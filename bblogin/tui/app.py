@@ -23,7 +23,7 @@ from bblogin.tui.screens.login import ChooseProfile, LoginProgress
 from bblogin.tui.source import AccountSource, CoreSource
 from bblogin.tui.text import clean
 from bblogin.tui.widgets.accounts import AccountTable
-from bblogin.tui.widgets.details import Details, Usage
+from bblogin.tui.widgets.details import Details, Identity, Usage
 
 
 WIDE = 120  # columns from which the details sit beside the table
@@ -91,6 +91,7 @@ class AccountsApp(App[None]):
                 usage = Usage(id="usage")
                 usage.border_title = "Used by"
                 yield usage
+                yield Identity(id="identity")  # shown in the wide layout only
             with VerticalScroll(id="details-scroll"):
                 yield Details(id="details")
         yield Footer(show_command_palette=False)
@@ -118,6 +119,9 @@ class AccountsApp(App[None]):
         used = self.query_one(AccountTable).show(self.views, self.needle, budget)
         # wide: the left column is exactly as wide as the table; narrow: the whole width (app.tcss)
         self.query_one("#left").styles.width = used + SCROLLBAR if wide else None
+        if self.query_one(Details).split != wide:
+            self.query_one(Details).split = wide
+            self.show_details()
 
     def on_resize(self, event: events.Resize) -> None:
         self.show_table(event.size.width)  # self.size still has the old size here
@@ -140,6 +144,7 @@ class AccountsApp(App[None]):
             except BbloginError as exc:
                 self.notify(exc.message, title="Cannot read the token", severity="error", markup=False)
         self.query_one(Details).show(view, claims, self.source.now(), token, revealed)
+        self.query_one(Identity).show(view, self.source.now())
         self.query_one(Usage).show(view)
 
     def on_data_table_row_selected(self, _event: AccountTable.RowSelected) -> None:

@@ -12,7 +12,6 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import Static
 
-from bblogin._timefmt import describe_expiry
 from bblogin.tui.text import clean, local_time, plain
 
 TIME_CLAIMS = ("exp", "iat", "auth_time", "nbf")
@@ -31,6 +30,13 @@ def claim_value(key: str, value: Any, now: int) -> str:
     if isinstance(value, str):
         return clean(value)
     return clean(json.dumps(value, sort_keys=True))
+
+
+def expiry(ts: Any, now: int) -> str:
+    """``expires 2027-01-15 10:00 CET · in 60 min`` / ``expired … · 3 h ago``: local, like the claims."""
+    if not isinstance(ts, int):
+        return "expiry unknown"
+    return f"{'expires' if ts > now else 'expired'} {local_time(ts, now)}"
 
 
 def listing(names: list[str]) -> str:
@@ -58,34 +64,58 @@ class Lines:
         return self.text
 
 
+def who(out: Lines, view: dict[str, Any], now: int) -> None:
+    """The account: who, from where, stored how, valid until when."""
+    out.text.append(plain(view["email"] or view["username"] or view["sub"], "bold"))
+    if view["name"] and view["name"].casefold() not in ((view["email"] or "").casefold(), (view["username"] or "").casefold()):
+        out.text.append_text(Text.assemble("  (", plain(view["name"]), ")"))
+    out.text.append("\n")
+    out.line("profile", view["profile"], ("  (active)", "italic") if view["active"] else "")
+    out.line("issuer", view["issuer"])
+    out.line("client", view["client_id"])
+    if view["username"]:
+        out.line("user", view["username"])
+    out.line("groups", listing(view["groups"]))
+    out.line("stored in", view["storage_description"], ("  PLAINTEXT ", "bold reverse") if view["plaintext"] else "")
+    for kind, info in view["tokens"].items():
+        label = {"id_token": "ID token", "access_token": "access", "refresh_token": "refresh"}.get(kind, kind)
+        out.line(label, info["expiry"] if kind == "refresh_token" else expiry(info["expires_at"], now))
+
+
 class Details(Static):
+    """The selected account in full; in the wide layout (``split``) the account part is shown by
+    ``Identity`` under the table and this pane keeps the token and the claims."""
+
+    split = False
+
     def show(self, view: dict[str, Any] | None, claims: dict[str, Any], now: int, token: str | None = None, revealed: bool = False) -> None:
         if view is None:
             self.update(Text.assemble("No accounts yet. Press ", ("l", "bold"), " to log in."))
             return
         out = Lines()
-        out.text.append(plain(view["email"] or view["username"] or view["sub"], "bold"))
-        if view["name"] and view["name"].casefold() not in ((view["email"] or "").casefold(), (view["username"] or "").casefold()):
-            out.text.append_text(Text.assemble("  (", plain(view["name"]), ")"))
-        out.text.append("\n")
-        out.line("profile", view["profile"], ("  (active)", "italic") if view["active"] else "")
-        out.line("issuer", view["issuer"])
-        out.line("client", view["client_id"])
-        if view["username"]:
-            out.line("user", view["username"])
-        out.line("groups", listing(view["groups"]))
-        out.line("stored in", view["storage_description"], ("  PLAINTEXT ", "bold reverse") if view["plaintext"] else "")
-        for kind, info in view["tokens"].items():
-            label = {"id_token": "ID token", "access_token": "access", "refresh_token": "refresh"}.get(kind, kind)
-            out.line(label, info["expiry"] if kind == "refresh_token" else describe_expiry(info["expires_at"], now))
-        if token is not None:
+        if not self.split:
+            who(out, view, now)
             out.text.append("\n")
+        if token is not None:
             out.line("ID token", token if revealed else mask(token))
+            out.text.append("\n")
         if claims:
-            out.heading("ID token claims")
+            out.text.append("ID token claims\n", style="bold underline")
             width = max(LABEL, *(len(clean(k)) + 1 for k in claims))
             for key in sorted(claims):
                 out.line(clean(key), claim_value(key, claims[key], now), width=width)
+        else:
+            out.text.append("No ID token claims for this account.", style="dim")
+        self.update(out.done())
+
+
+class Identity(Static):
+    """The account part of the details, under the table in the wide layout."""
+
+    def show(self, view: dict[str, Any] | None, now: int) -> None:
+        out = Lines()
+        if view is not None:
+            who(out, view, now)
         self.update(out.done())
 
 
