@@ -417,17 +417,22 @@ def test_kubeconfig_contexts_are_found_as_kubectl_merges_them(tmp_path: pathlib.
         Use("abbreviated", "home", "carol"),  # argparse's abbreviations, as `bblogin kubectl` accepts them
     ]  # "refused": bblogin would reject its arguments, so it serves nobody
     assert len(found.problems) == 1 and str(broken) in found.problems[0]
+    huge = tmp_path / "huge"
+    huge.write_bytes(b"# " + b"x" * (4 * 1024 * 1024) + b"\n")
+    assert kube_uses([str(huge)]).problems == [f"{huge} cannot be read (ValueError: larger than 4 MiB)"]
     assert exec_target({"user": {"exec": {"command": "kubectl", "args": ["oidc-login", "--profile", "work"]}}}) is None
 
 
 @pytest.mark.asyncio
-async def test_real_core_shows_kubeconfig_contexts_and_git_hosts(tmp_path: pathlib.Path, keyring_secret_service: Any) -> None:
+async def test_real_core_shows_kubeconfig_contexts_and_git_hosts(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, keyring_secret_service: Any) -> None:
     from bblogin import _config, _index
     from bblogin._index import Account
 
     _config.save_profile(_config.Profile(name="work", issuer="https://dex.example.com/dex", client_id="bblogin"))
     _config.save_git_host(_config.GitHost(url="https://bitbucket.org", profile="work"))
     (tmp_path / "kubeconfig").write_text(KUBECONFIG_A)
+    (tmp_path / "broken").write_text("users: [")
+    monkeypatch.setenv("KUBECONFIG", os.pathsep.join([str(tmp_path / "kubeconfig"), str(tmp_path / "broken")]))
     with _index.transaction() as index:
         for sub, email in (("alice", "alice@example.com"), ("bob", "bob@example.com")):
             index.accounts[sub] = Account(id=sub, profile="work", provider="oidc", issuer="https://dex.example.com/dex", client_id="bblogin", sub=sub, email=email, username=sub)
@@ -436,6 +441,7 @@ async def test_real_core_shows_kubeconfig_contexts_and_git_hosts(tmp_path: pathl
     async with app.run_test(size=(100, 30)) as pilot:
         usage = str(app.query_one(Usage).render())
         assert "prod" in usage and "pinned" not in usage and "https://bitbucket.org" in usage
+        assert f"{tmp_path / 'broken'} cannot be read" in usage  # said, never raised
         await pilot.press("down", "u")
         await pilot.pause()
         assert _index.load().active["work"] == "bob"
