@@ -291,6 +291,8 @@ def test_columns_give_way_in_the_stated_order() -> None:
 
     rows = [cells(v) for v in FakeSource().accounts()]
     assert "Name" not in fit(rows, 200)  # every Name repeats its User: dropped even with room
+    no_email = [cells({**v, "email": None}) for v in FakeSource().accounts()]
+    assert list(fit(no_email, 200)) == ["", "Profile", "Account", "Groups", "State"]  # Account shows the user name already
     rows[0]["Name"] = "Alice Liddell"
     steps = [list(fit(rows, budget)) for budget in (200, 90, 70, 60)]
     assert steps[0] == ["", "Profile", "Account", "Name", "User", "Groups", "State"]

@@ -3,7 +3,8 @@
 It never scrolls sideways. Given the width it may use, it keeps the columns in this order of
 importance and gives up the rest (each one is also in the details pane):
 
-1. Name, when every shown row's name is empty or repeats its user name (Bitbucket accounts);
+1. Name, when every shown row's name is empty or repeats its user name (Bitbucket accounts), and
+   User, when every user name is empty or is what Account shows (accounts without an email);
 2. Groups, then Name, then User, when the row is still wider than the space;
 3. then Account (the email) is shortened with "…" down to 12 characters, then Profile down to 8.
 
@@ -21,6 +22,7 @@ from textual.widgets import DataTable
 from bblogin.tui.text import clean, plain
 
 COLUMNS = ("", "Profile", "Account", "Name", "User", "Groups", "State")
+REPEATS = (("Name", "User"), ("User", "Account"))  # (column, the column it may only repeat)
 DROP_ORDER = ("Groups", "Name", "User")
 SHRINK = (("Account", 12), ("Profile", 8))
 CELL_PADDING = 1  # DataTable's default, on each side of every cell
@@ -41,8 +43,9 @@ def cells(view: dict[str, Any]) -> dict[str, str]:
 def fit(rows: list[dict[str, str]], budget: int) -> dict[str, int]:
     """Column -> width for ``rows`` within ``budget`` cells (padding included); see the module docstring."""
     widths = {c: max([cell_len(c), *(cell_len(r[c]) for r in rows)]) for c in COLUMNS}
-    if all(not r["Name"] or r["Name"].casefold() == r["User"].casefold() for r in rows):
-        del widths["Name"]
+    for column, other in REPEATS:
+        if all(not r[column] or r[column].casefold() == r[other].casefold() for r in rows):
+            del widths[column]
 
     def total() -> int:
         return sum(w + 2 * CELL_PADDING for w in widths.values())
