@@ -116,8 +116,14 @@ class FakeSource:
 
 
 async def settle(pilot: Any) -> None:
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
+    """Wait for the background work: Textual workers and the login thread."""
+    for _ in range(300):
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        if not pilot.app.login_running:
+            return
+        await pilot.pause(0.05)
+    raise AssertionError("the login did not finish")
 
 
 @pytest.mark.asyncio
@@ -512,3 +518,36 @@ async def test_resizing_refits_the_table_and_switches_layout() -> None:
             else:  # narrower than the key bar: the table still fits, help and quit stay, nothing shows a scrollbar
                 assert table.max_scroll_x == 0 and "? Help q Quit" in screen_lines(app)[-1]
                 assert not any(w.show_horizontal_scrollbar for w in app.screen.walk_children())
+
+
+def test_quitting_does_not_wait_for_a_login_in_progress() -> None:
+    import asyncio
+    import threading
+
+    release = threading.Event()
+
+    class EndlessLogin(FakeSource):
+        def login(self, profile: str, on_prompt: Callable[[Any], None], on_url: Callable[[str], None]) -> str:
+            on_url("https://idp.example/auth")
+            release.wait(60)  # a person who never approves
+            return super().login(profile, on_prompt, on_url)
+
+    async def run() -> None:
+        app = AccountsApp(EndlessLogin())
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.press("l")
+            await pilot.pause()
+            await pilot.press("enter", "escape")
+            await pilot.press("l")
+            await pilot.pause()
+            await pilot.press("enter")
+            await pilot.pause()
+            assert any("already in progress" in n.message for n in app._notifications)  # one login at a time
+            await pilot.press("q")
+
+    started = time.monotonic()
+    try:
+        asyncio.run(run())
+        assert time.monotonic() - started < 10  # not the 60 s the login would hold it
+    finally:
+        release.set()

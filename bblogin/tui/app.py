@@ -7,7 +7,9 @@ the details sit beside it. Nothing scrolls sideways: the table drops or shortens
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 from typing import Any, ClassVar
 
 from textual import events, work
@@ -81,6 +83,7 @@ class AccountsApp(App[None]):
         self.views: list[dict[str, Any]] = []
         self.needle = ""
         self.shown_token: tuple[str, bool] | None = None  # (account id, revealed)
+        self.login_running = False
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
@@ -249,24 +252,33 @@ class AccountsApp(App[None]):
             self.push_screen(ChooseProfile(profiles), lambda chosen: self._login(chosen) if chosen else None)
 
     def _login(self, profile: str) -> None:
+        if self.login_running:
+            self.notify("A login is already in progress; approve it or wait for its code to expire.", severity="warning")
+            return
         progress = LoginProgress(profile)
         self.push_screen(progress)
-        self._login_worker(profile, progress)
+        self.login_running = True
+        # A daemon thread, not a Textual worker: a login waits for a person (minutes) and cannot be
+        # interrupted, and quitting must not wait for it (the executor behind thread workers would).
+        threading.Thread(target=self._login_thread, args=(profile, progress), name="bblogin-login", daemon=True).start()
 
-    @work(thread=True, exclusive=True, group="login")
-    def _login_worker(self, profile: str, progress: LoginProgress) -> None:
+    def _login_thread(self, profile: str, progress: LoginProgress) -> None:
+        def tell(callback: Any, *args: Any) -> None:
+            if self.is_running:  # else the app has quit meanwhile: nobody to tell
+                with contextlib.suppress(RuntimeError):  # it quit just now
+                    self.call_from_thread(callback, *args)
+
         try:
-            name = self.source.login(
-                profile,
-                on_prompt=lambda prompt: self.call_from_thread(progress.show_device, prompt),
-                on_url=lambda url: self.call_from_thread(progress.show_url, url),
-            )
+            name = self.source.login(profile, on_prompt=lambda prompt: tell(progress.show_device, prompt), on_url=lambda url: tell(progress.show_url, url))
         except BbloginError as exc:
-            self.call_from_thread(self._finish, progress, None, exc.render().removeprefix("bblogin: "))
+            tell(self._finish, progress, None, exc.render().removeprefix("bblogin: "))
+        except Exception as exc:  # a bug: said in the TUI, never a traceback drawn over it
+            tell(self._finish, progress, None, f"internal error ({type(exc).__name__}): this is a bug in bblogin")
         else:
-            self.call_from_thread(self._finish, progress, f"Logged in as {clean(name)}", None)
+            tell(self._finish, progress, f"Logged in as {clean(name)}", None)
 
     def _finish(self, progress: LoginProgress, ok: str | None, error: str | None) -> None:
+        self.login_running = False
         if progress in self.screen_stack:  # escape may have hidden it already
             progress.dismiss(None)
         if error:
