@@ -551,3 +551,18 @@ def test_quitting_does_not_wait_for_a_login_in_progress() -> None:
         assert time.monotonic() - started < 10  # not the 60 s the login would hold it
     finally:
         release.set()
+
+
+@pytest.mark.asyncio
+async def test_details_are_reachable_and_scrollable_by_keys() -> None:
+    app = AccountsApp(FakeSource())
+    async with app.run_test(size=(80, 24)) as pilot:
+        scroll = app.query_one("#details-scroll")
+        assert scroll.max_scroll_y > 0  # the claims go below the fold at 80x24
+        await pilot.press("tab")
+        assert app.focused is scroll
+        await pilot.press("pagedown")
+        await pilot.pause()
+        assert scroll.scroll_y > 0
+        await pilot.press("shift+tab")
+        assert isinstance(app.focused, AccountTable)
