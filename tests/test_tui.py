@@ -16,7 +16,7 @@ from bblogin._errors import RefreshTokenDead
 from bblogin.tui.app import AccountsApp
 from bblogin.tui.screens.confirm import Confirm
 from bblogin.tui.screens.help import HelpScreen
-from bblogin.tui.source import usage_view
+from bblogin.tui.source import CoreSource, usage_view
 from bblogin.tui.usage import Use, exec_target, kube_uses
 from bblogin.tui.widgets.accounts import AccountTable, fit
 from bblogin.tui.widgets.details import Details, Identity, Usage
@@ -456,6 +456,13 @@ async def test_real_core_shows_kubeconfig_contexts_and_git_hosts(tmp_path: pathl
         assert any("kubectl context prod and git for https://bitbucket.org now use this identity" in n.message for n in app._notifications)
         assert "prod, pinned" in str(app.query_one(Usage).render())
 
+    with _index.transaction() as index:  # a login whose profile was deleted from config.toml serves nobody
+        index.accounts["dora"] = Account(id="dora", profile="gone", provider="oidc", issuer="https://dex.example.com/dex", client_id="bblogin", sub="dora", email="dora@example.com")
+        index.active["gone"] = "dora"
+    dora = next(v for v in CoreSource().accounts() if v["id"] == "dora")
+    assert dora["unused"].startswith("its profile gone is not in ") and dora["kube_contexts"] == dora["git_hosts"] == []
+    assert dora["follows_active"] == {"kube_contexts": [], "git_hosts": []}
+
 
 @pytest.mark.parametrize("argv", [["tui"], []])
 def test_no_terminal_no_tui(argv: list[str]) -> None:
@@ -566,3 +573,18 @@ async def test_details_are_reachable_and_scrollable_by_keys() -> None:
         assert scroll.scroll_y > 0
         await pilot.press("shift+tab")
         assert isinstance(app.focused, AccountTable)
+
+
+@pytest.mark.asyncio
+async def test_a_long_state_is_short_in_the_table_and_whole_in_the_details() -> None:
+    source = FakeSource()
+    long_state = "not used: profile work now names https://other-idp.example.com/dex (client another-client)"
+    source.views[1]["state"] = long_state
+    app = AccountsApp(source)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("down")
+        await pilot.pause()
+        assert_fits(app)
+        table = app.query_one(AccountTable)
+        assert str(table.get_cell("b2", "State")) == "not used"
+        assert long_state in str(app.query_one(Details).render()).replace("\n", " ")

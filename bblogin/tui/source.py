@@ -74,7 +74,8 @@ class CoreSource:
         out = []
         for account in index.accounts.values():
             view = describe(account, config, index)
-            view.update(usage_view(account.id, account.profile, view["active"], default, kube.contexts, hosts, index.find))
+            view["unused"] = None if view["profile_configured"] else f"its profile {account.profile} is not in {config.path}; kubectl and git cannot ask for it"
+            view.update(usage_view(account.id, account.profile, view["active"], default, kube.contexts, hosts, index.find, usable=not view["unused"]))
             view["kube_problems"] = kube.problems
             out.append(view)
         return sorted(out, key=lambda v: (v["profile"], v["email"] or v["sub"]))
@@ -119,9 +120,12 @@ class CoreSource:
         return save_login(chosen, tokens, identity).label
 
 
-def usage_view(account_id: str, profile: str, active: bool, default_profile: str | None, contexts: list[Any], hosts: list[Any], find: Callable[[str, str], Any]) -> dict[str, Any]:
+def usage_view(
+    account_id: str, profile: str, active: bool, default_profile: str | None, contexts: list[Any], hosts: list[Any], find: Callable[[str, str], Any], *, usable: bool = True
+) -> dict[str, Any]:
     """``kube_contexts``/``git_hosts``: where this account's identity goes now; ``follows_active``:
-    the contexts and hosts of its profile that pin no account, which switching the active account moves."""
+    the contexts and hosts of its profile that pin no account, which switching the active account
+    moves. An account its profile cannot use (``usable`` False) goes nowhere and moves nothing."""
     from bblogin._errors import AccountNotFound
     from bblogin.tui.usage import serves
 
@@ -132,6 +136,8 @@ def usage_view(account_id: str, profile: str, active: bool, default_profile: str
             return False
 
     def pick(uses: list[Any], *, follow: bool = False) -> list[str]:
+        if not usable:
+            return []
         if follow:
             return [u.name for u in uses if not u.account and (u.profile or default_profile) == profile]
         return [u.name for u in uses if serves(u, profile, default_profile, matches, active)]

@@ -8,7 +8,8 @@ importance and gives up the rest (each one is also in the details pane):
 2. Groups, then Name, then User, when the row is still wider than the space;
 3. then Account (the email) is shortened with "…" down to 12 characters, then Profile down to 8.
 
-The marker (● active) and State are never dropped or cut.
+The marker (● active) and State are never dropped or cut. State is the phrase before any ":" of
+the account's state ("not used: profile work now names …" shows "not used"); the details say all.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def cells(view: dict[str, Any]) -> dict[str, str]:
         "Name": clean(view["name"] or ""),
         "User": clean(view["username"] or ""),
         "Groups": clean(", ".join(view["groups"]) or "-"),
-        "State": view["state"] + (" · plaintext" if view["plaintext"] else ""),
+        "State": view["state"].partition(":")[0] + (" · plaintext" if view["plaintext"] else ""),
     }
 
 

@@ -71,6 +71,7 @@ def who(out: Lines, view: dict[str, Any], now: int) -> None:
         out.text.append_text(Text.assemble("  (", plain(view["name"]), ")"))
     out.text.append("\n")
     out.line("profile", view["profile"], ("  (active)", "italic") if view["active"] else "")
+    out.line("state", view["state"])
     out.line("issuer", view["issuer"])
     out.line("client", view["client_id"])
     if view["username"]:
@@ -128,6 +129,8 @@ class Usage(Static):
             self.update("")
             return
         out = Lines()
+        if view.get("unused"):
+            out.text.append_text(Text.assemble(("not used: ", "bold"), clean(view["unused"]), "\n"))
         out.line("kubectl", listing(view.get("kube_contexts") or []))
         out.line("git", listing(view.get("git_hosts") or []))
         follows = view.get("follows_active") or {}
