@@ -13,7 +13,17 @@ def describe_expiry(ts: int | None, now: int) -> str:
     if ts is None:
         return "unknown"
     delta = ts - now
-    span = abs(delta)
-    amount = f"{span} s" if span < 120 else f"{span // 60} min" if span < 7200 else f"{span // 3600} h" if span < 172800 else f"{span // 86400} d"
+    amount = _amount(abs(delta))
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ts))
     return f"valid {amount} more (until {when})" if delta > 0 else f"expired {amount} ago ({when})"
+
+
+def _amount(span: int) -> str:
+    return f"{span} s" if span < 120 else f"{span // 60} min" if span < 7200 else f"{span // 3600} h" if span < 172800 else f"{span // 86400} d"
+
+
+def relative(ts: int, now: int) -> str:
+    """``in 23 h`` / ``5 min ago`` / ``now``."""
+    if ts == now:
+        return "now"
+    return f"in {_amount(ts - now)}" if ts > now else f"{_amount(now - ts)} ago"

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import pathlib
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -11,33 +16,57 @@ from bblogin._errors import RefreshTokenDead
 from bblogin.tui.app import AccountsApp
 from bblogin.tui.screens.confirm import Confirm
 from bblogin.tui.screens.help import HelpScreen
-from bblogin.tui.widgets.accounts import AccountTable
-from bblogin.tui.widgets.details import Details
+from bblogin.tui.source import CoreSource, usage_view
+from bblogin.tui.usage import Use, exec_target, kube_uses
+from bblogin.tui.widgets.accounts import AccountTable, fit
+from bblogin.tui.widgets.details import Details, Identity, Usage
 
-NOW = 1_800_000_000
+NOW = 1_800_000_000  # 2027-01-15 08:00:00 UTC
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLXRoYXQtaXMtbG9uZw"
+HOSTILE = "Bob [/] [b]x[/b] [link=https://evil.example]y"
 
 
-def view(account_id: str, profile: str, email: str, *, active: bool, state: str = "valid", plaintext: bool = False, groups: tuple[str, ...] = ("acme",)) -> dict[str, Any]:
+@pytest.fixture(autouse=True)
+def fixed_world(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Snapshots and times in UTC; no kubeconfig of this machine; dark theme unless a test says."""
+    monkeypatch.setenv("TZ", "UTC")
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "kubeconfig"))
+    for var in ("NO_COLOR", "BBLOGIN_THEME", "COLORFGBG"):
+        monkeypatch.delenv(var, raising=False)
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def view(account_id: str, profile: str, email: str, *, active: bool, state: str = "valid", plaintext: bool = False, groups: tuple[str, ...] = ("acme",), name: str | None = None) -> dict[str, Any]:
     return {
         "id": account_id, "profile": profile, "active": active, "provider": "oidc", "issuer": "https://dex.example.com/dex",
-        "client_id": "bblogin", "sub": "Ci" + account_id, "email": email, "name": email.split("@")[0], "username": email.split("@")[0],
+        "client_id": "bblogin", "sub": "Ci" + account_id, "email": email, "name": name or email.split("@")[0], "username": email.split("@")[0],
         "groups": list(groups), "state": state, "storage": "plaintext" if plaintext else "keyring",
         "storage_description": "plaintext file" if plaintext else "OS keyring (SecretService Keyring)", "plaintext": plaintext,
         "tokens": {"id_token": {"expires_at": NOW + 3600, "expiry": ""}, "refresh_token": {"expires_at": None, "expiry": "held"}},
-        "profile_configured": True, "git_hosts": ["https://bitbucket.org"] if active else [],
+        "profile_configured": True, "kube_problems": [],
     }
 
 
+# kubeconfig contexts and git hosts as source.CoreSource finds them; "staging" names no profile (the default: work)
+CONTEXTS = [Use("prod", "work", None), Use("staging", None, None), Use("sandbox", "work", "bob@example.com"), Use("lab", "home", None)]
+HOSTS = [Use("https://bitbucket.org", "work", None)]
+
+
 class FakeSource:
-    def __init__(self) -> None:
+    def __init__(self, *, hostile: bool = False) -> None:
         self.views = [
             view("a1", "work", "alice@example.com", active=True, groups=("acme", "platform-team")),
             view("b2", "work", "bob@example.com", active=False, state="expired (will refresh)"),
             view("c3", "home", "carol@example.org", active=True, plaintext=True, groups=()),
         ]
+        if hostile:  # names anyone can choose at Bitbucket, and a very long one
+            self.views[1].update(name=HOSTILE, groups=["[red]team[/red]", "ops\x1b[2J"], email="bob.with.a.really.long.address@subdomain.example.com")
         self.calls: list[tuple[str, str]] = []
         self.fail_refresh = False
+        self.hostile = hostile
 
     def now(self) -> int:
         return NOW
@@ -45,12 +74,22 @@ class FakeSource:
     def profiles(self) -> list[str]:
         return ["home", "work"]
 
+    def _find(self, query: str, profile: str) -> Any:
+        from bblogin._errors import AccountNotFound
+
+        hit = next((v for v in self.views if v["profile"] == profile and query in (v["id"], v["email"], v["username"])), None)
+        if hit is None:
+            raise AccountNotFound(query)
+        return type("Hit", (), {"id": hit["id"]})
+
     def accounts(self) -> list[dict[str, Any]]:
-        return [dict(v) for v in self.views]
+        return [{**v, **usage_view(v["id"], v["profile"], v["active"], "work", CONTEXTS, HOSTS, self._find)} for v in self.views]
 
     def claims(self, account_id: str) -> dict[str, Any]:
-        return {"iss": "https://dex.example.com/dex", "sub": "Ci" + account_id, "groups": ["acme"], "exp": NOW + 3600}
-
+        claims = {"iss": "https://dex.example.com/dex", "sub": "Ci" + account_id, "groups": ["acme"], "exp": NOW + 3600, "iat": NOW - 300, "auth_time": NOW - 86_400}
+        if self.hostile:
+            claims["name"] = HOSTILE
+        return claims
     def token(self, account_id: str, kind: str) -> str | None:
         return TOKEN
 
@@ -77,8 +116,14 @@ class FakeSource:
 
 
 async def settle(pilot: Any) -> None:
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
+    """Wait for the background work: Textual workers and the login thread."""
+    for _ in range(300):
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        if not pilot.app.login_running:
+            return
+        await pilot.pause(0.05)
+    raise AssertionError("the login did not finish")
 
 
 @pytest.mark.asyncio
@@ -152,12 +197,23 @@ async def test_filter_help_and_login() -> None:
         assert app.query_one(AccountTable).row_count == 4
 
 
-def test_snapshot_main_80x24(snap_compare: Any) -> None:
-    assert snap_compare(AccountsApp(FakeSource()), terminal_size=(80, 24))
+@pytest.mark.parametrize("size", [(80, 24), (100, 30), (120, 36)], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_snapshot_main(snap_compare: Any, size: tuple[int, int]) -> None:
+    assert snap_compare(AccountsApp(FakeSource()), terminal_size=size)
 
 
-def test_snapshot_main_wide(snap_compare: Any) -> None:
-    assert snap_compare(AccountsApp(FakeSource()), terminal_size=(120, 36))
+def test_snapshot_inactive_account_hostile_names_80x24(snap_compare: Any) -> None:
+    assert snap_compare(AccountsApp(FakeSource(hostile=True)), press=["down"], terminal_size=(80, 24))
+
+
+def test_snapshot_light_terminal(snap_compare: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLORFGBG", "0;15")  # black on white, as xterm and rxvt say it
+    assert snap_compare(AccountsApp(FakeSource()), terminal_size=(100, 30))
+
+
+def test_snapshot_no_color(snap_compare: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert snap_compare(AccountsApp(FakeSource()), press=["down"], terminal_size=(80, 24))
 
 
 def test_snapshot_help(snap_compare: Any) -> None:
@@ -185,3 +241,350 @@ async def test_real_core_device_login_refresh_logout(keyring_secret_service, dev
         await settle(pilot)
         assert app.query_one(AccountTable).row_count == 0
     assert keyring_secret_service.bblogin_items() == []
+
+
+# -- fitting 80x24, hostile names, the new views -------------------------------------------------
+
+
+def screen_lines(app: AccountsApp) -> list[str]:
+    """What the terminal shows, line by line."""
+    return [strip.text for strip in app.screen._compositor.render_strips()]
+
+
+def assert_fits(app: AccountsApp) -> None:
+    """No widget is wider than the screen or can scroll sideways; no horizontal scrollbar anywhere."""
+    width = app.size.width
+    for widget in app.screen.walk_children(with_self=True):
+        if not widget.display or widget.region.area == 0:
+            continue
+        assert widget.region.right <= width, f"{widget!r} reaches column {widget.region.right}"
+        assert not widget.show_horizontal_scrollbar, f"{widget!r} shows a horizontal scrollbar"
+        if widget.is_scrollable:  # the table and the details: their content is never wider than they are
+            assert widget.max_scroll_x == 0, f"{widget!r} scrolls sideways by {widget.max_scroll_x}"
+            assert widget.virtual_size.width <= widget.scrollable_content_region.width, f"{widget!r}: content {widget.virtual_size.width} wide"
+
+
+def assert_states_whole(app: AccountsApp, source: FakeSource) -> None:
+    text = "\n".join(screen_lines(app))
+    for v in source.views:
+        assert v["state"] + (" · plaintext" if v["plaintext"] else "") in text
+
+
+@pytest.mark.parametrize("hostile", [False, True])
+@pytest.mark.asyncio
+async def test_nothing_is_wider_than_80x24(hostile: bool) -> None:
+    source = FakeSource(hostile=hostile)
+    app = AccountsApp(source)
+    async with app.run_test(size=(80, 24)) as pilot:
+        for _ in range(len(source.views)):  # every account's details
+            await pilot.pause()
+            assert_fits(app)
+            assert_states_whole(app, source)
+            await pilot.press("down")
+        await pilot.press("t", "t")  # a revealed token wraps, it does not widen anything
+        await pilot.pause()
+        assert_fits(app)
+        footer = screen_lines(app)[-1]
+        assert "? Help" in footer and "q Quit" in footer, footer
+        for keys in (["question_mark"], ["escape", "x"], ["n", "c"]):
+            await pilot.press(*keys)
+            await pilot.pause()
+            assert_fits(app)
+
+
+def test_columns_give_way_in_the_stated_order() -> None:
+    from bblogin.tui.widgets.accounts import cells
+
+    rows = [cells(v) for v in FakeSource().accounts()]
+    assert "Name" not in fit(rows, 200)  # every Name repeats its User: dropped even with room
+    no_email = [cells({**v, "email": None}) for v in FakeSource().accounts()]
+    assert list(fit(no_email, 200)) == ["", "Profile", "Account", "Groups", "State"]  # Account shows the user name already
+    rows[0]["Name"] = "Alice Liddell"
+    steps = [list(fit(rows, budget)) for budget in (200, 90, 70, 60)]
+    assert steps[0] == ["", "Profile", "Account", "Name", "User", "Groups", "State"]
+    assert steps[1] == ["", "Profile", "Account", "Name", "User", "State"]  # Groups first
+    assert steps[2] == ["", "Profile", "Account", "User", "State"]  # then Name
+    assert steps[3] == ["", "Profile", "Account", "State"]  # then User
+    assert fit(rows, 52)["Account"] == 14  # then Account gives way, "…" at its end
+    narrow = fit(rows, 30)  # narrower than possible: State still whole, the others at their floors
+    assert narrow == {"": 1, "Profile": 7, "Account": 12, "State": len("expired (will refresh)")}
+
+
+@pytest.mark.asyncio
+async def test_idp_strings_are_shown_literally_never_as_markup() -> None:
+    source = FakeSource(hostile=True)
+    app = AccountsApp(source)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.press("down")
+        await pilot.pause()
+        details = str(app.query_one(Identity).render()) + str(app.query_one(Details).render())  # wide: two panes
+        assert details.count(HOSTILE) == 2 and "[red]team[/red]" in details  # name and claim
+        assert "\x1b" not in details and "ops\ufffd[2J" in details  # a control character is shown, never sent
+        await pilot.press("u")
+        await pilot.pause()
+        assert any("bob.with.a.really.long.address@subdomain.example.com" in n.message for n in app._notifications)
+        await pilot.press("x")
+        await pilot.pause()
+        assert isinstance(app.screen, Confirm)
+        await pilot.press("n")
+
+
+@pytest.mark.asyncio
+async def test_device_prompt_from_a_hostile_idp_is_literal() -> None:
+    from bblogin.tui.screens.login import LoginProgress
+
+    app = AccountsApp(FakeSource())
+    async with app.run_test(size=(80, 24)) as pilot:
+        progress = LoginProgress("work [/]")
+        await app.push_screen(progress)
+        prompt = type("Prompt", (), {"user_code": "[/]AB-CD", "verification_uri": "https://idp.example/device?[b]", "verification_uri_complete": None, "expires_at": time.time() + 300})
+        progress.show_device(prompt)
+        await pilot.pause()
+        text = "\n".join(screen_lines(app))
+        assert "[/]AB-CD" in text and "https://idp.example/device?[b]" in text and "work [/]" not in text  # replaced by the code
+        assert_fits(app)
+
+
+@pytest.mark.asyncio
+async def test_claims_show_local_time_and_distance(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "IST-5:30")  # a POSIX TZ string: needs no tzdata
+    time.tzset()
+    app = AccountsApp(FakeSource())
+    async with app.run_test(size=(120, 36)):
+        details = str(app.query_one(Details).render())
+    assert "1800003600  2027-01-15 14:30 IST · in 60 min" in details
+    assert "1799999700  2027-01-15 13:25 IST · 5 min ago" in details
+    assert "1799913600  2027-01-14 13:30 IST · 24 h ago" in details  # auth_time
+
+
+@pytest.mark.asyncio
+async def test_where_each_account_is_used_and_what_switching_moves() -> None:
+    source = FakeSource()
+    app = AccountsApp(source)
+    async with app.run_test(size=(100, 30)) as pilot:
+        usage = str(app.query_one(Usage).render())
+        assert "prod, staging" in usage and "https://bitbucket.org" in usage and "sandbox" not in usage  # alice: active in work
+        await pilot.press("down")  # bob: pinned by sandbox only; u would move prod, staging and the git host
+        usage = str(app.query_one(Usage).render())
+        assert "sandbox" in usage and "context prod, context staging, https://bitbucket.org" in usage
+        await pilot.press("u")
+        await pilot.pause()
+        said = [n.message for n in app._notifications]
+        assert said[-1] == "bob@example.com is now active for work: kubectl contexts prod, staging and git for https://bitbucket.org now use this identity."
+        usage = str(app.query_one(Usage).render())
+        assert "prod, staging, sandbox" in usage
+        await pilot.press("up")
+        assert "kubectl    -" in str(app.query_one(Usage).render())  # alice serves nothing now
+
+
+KUBECONFIG_A = """
+apiVersion: v1
+kind: Config
+contexts:
+- {name: prod, context: {cluster: c1, user: bblogin-work}}
+- {name: pinned, context: {cluster: c1, user: bob}}
+- {name: other, context: {cluster: c1, user: static}}
+users:
+- name: bblogin-work
+  user:
+    exec: {apiVersion: client.authentication.k8s.io/v1, command: /usr/bin/python3, args: [-S, /opt/venv/lib/python3.12/site-packages/bblogin/_launcher.py, kubectl, --profile, work]}
+- name: bob
+  user:
+    exec: {command: bblogin, args: [kubectl, "--profile=work", -a, bob@example.com, --use-access-token]}
+- name: static
+  user: {token: abc}
+"""
+KUBECONFIG_B = """
+contexts:
+- {name: prod, context: {cluster: c2, user: shadowed}}
+- {name: default-profile, context: {cluster: c2, user: plain}}
+- {name: by-module, context: {cluster: c2, user: module}}
+- {name: abbreviated, context: {cluster: c2, user: abbrev}}
+- {name: refused, context: {cluster: c2, user: unknown-flag}}
+users:
+- {name: plain, user: {exec: {command: /home/me/.local/bin/bblogin, args: [kubectl]}}}
+- {name: module, user: {exec: {command: python3, args: [-m, bblogin, kubectl, -phome]}}}
+- {name: shadowed, user: {exec: {command: bblogin, args: [kubectl, -p, nope]}}}
+- {name: abbrev, user: {exec: {command: bblogin, args: [-v, kubectl, --prof, home, --acc, carol]}}}
+- {name: unknown-flag, user: {exec: {command: bblogin, args: [kubectl, --profile, work, --no-such-flag]}}}
+- {name: kubelogin, user: {exec: {command: kubectl, args: [oidc-login, get-token, --profile, work]}}}
+"""
+
+
+def test_kubeconfig_contexts_are_found_as_kubectl_merges_them(tmp_path: pathlib.Path) -> None:
+    a, b, broken = tmp_path / "a", tmp_path / "b", tmp_path / "broken"
+    a.write_text(KUBECONFIG_A)
+    b.write_text(KUBECONFIG_B)
+    broken.write_text("contexts: [unclosed")
+    found = kube_uses([str(a), str(tmp_path / "missing"), str(b), str(broken)])
+    assert found.contexts == [
+        Use("prod", "work", None),  # the first file's prod wins, as in kubectl
+        Use("pinned", "work", "bob@example.com"),
+        Use("default-profile", None, None),
+        Use("by-module", "home", None),
+        Use("abbreviated", "home", "carol"),  # argparse's abbreviations, as `bblogin kubectl` accepts them
+    ]  # "refused": bblogin would reject its arguments, so it serves nobody
+    assert len(found.problems) == 1 and str(broken) in found.problems[0]
+    huge = tmp_path / "huge"
+    huge.write_bytes(b"# " + b"x" * (4 * 1024 * 1024) + b"\n")
+    assert kube_uses([str(huge)]).problems == [f"{huge} cannot be read (ValueError: larger than 4 MiB)"]
+    assert exec_target({"user": {"exec": {"command": "kubectl", "args": ["oidc-login", "--profile", "work"]}}}) is None
+
+
+@pytest.mark.asyncio
+async def test_real_core_shows_kubeconfig_contexts_and_git_hosts(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, keyring_secret_service: Any) -> None:
+    from bblogin import _config, _index
+    from bblogin._index import Account
+
+    _config.save_profile(_config.Profile(name="work", issuer="https://dex.example.com/dex", client_id="bblogin"))
+    _config.save_git_host(_config.GitHost(url="https://bitbucket.org", profile="work"))
+    (tmp_path / "kubeconfig").write_text(KUBECONFIG_A)
+    (tmp_path / "broken").write_text("users: [")
+    monkeypatch.setenv("KUBECONFIG", os.pathsep.join([str(tmp_path / "kubeconfig"), str(tmp_path / "broken")]))
+    with _index.transaction() as index:
+        for sub, email in (("alice", "alice@example.com"), ("bob", "bob@example.com")):
+            index.accounts[sub] = Account(id=sub, profile="work", provider="oidc", issuer="https://dex.example.com/dex", client_id="bblogin", sub=sub, email=email, username=sub)
+        index.active["work"] = "alice"
+    app = AccountsApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        usage = str(app.query_one(Usage).render())
+        assert "prod" in usage and "pinned" not in usage and "https://bitbucket.org" in usage
+        assert f"{tmp_path / 'broken'} cannot be read" in usage  # said, never raised
+        await pilot.press("down", "u")
+        await pilot.pause()
+        assert _index.load().active["work"] == "bob"
+        assert any("kubectl context prod and git for https://bitbucket.org now use this identity" in n.message for n in app._notifications)
+        assert "prod, pinned" in str(app.query_one(Usage).render())
+
+    with _index.transaction() as index:  # a login whose profile was deleted from config.toml serves nobody
+        index.accounts["dora"] = Account(id="dora", profile="gone", provider="oidc", issuer="https://dex.example.com/dex", client_id="bblogin", sub="dora", email="dora@example.com")
+        index.active["gone"] = "dora"
+    dora = next(v for v in CoreSource().accounts() if v["id"] == "dora")
+    assert dora["unused"].startswith("its profile gone is not in ") and dora["kube_contexts"] == dora["git_hosts"] == []
+    assert dora["follows_active"] == {"kube_contexts": [], "git_hosts": []}
+
+
+@pytest.mark.parametrize("argv", [["tui"], []])
+def test_no_terminal_no_tui(argv: list[str]) -> None:
+    done = subprocess.run([sys.executable, "-m", "bblogin", *argv], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60, env={**os.environ, "TERM": "xterm"})
+    assert done.returncode == 2, done
+    assert ("needs a terminal" in done.stderr) if argv else ("usage:" in done.stderr)
+
+
+@pytest.mark.asyncio
+async def test_escape_hides_a_login_in_progress_and_its_result_still_arrives() -> None:
+    import threading
+
+    from bblogin.tui.screens.login import LoginProgress
+
+    release = threading.Event()
+
+    class SlowLogin(FakeSource):
+        def login(self, profile: str, on_prompt: Callable[[Any], None], on_url: Callable[[str], None]) -> str:
+            on_url("https://idp.example/auth?x=[/]")
+            release.wait(30)
+            return super().login(profile, on_prompt, on_url)
+
+    source = SlowLogin()
+    app = AccountsApp(source)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("l")
+        await pilot.pause()
+        await pilot.press("enter")  # profile home
+        for _ in range(50):
+            await pilot.pause(0.05)
+            if "idp.example" in "\n".join(screen_lines(app)):
+                break
+        assert isinstance(app.screen, LoginProgress) and "https://idp.example/auth?x=[/]" in "\n".join(screen_lines(app))
+        await pilot.press("escape")
+        assert not isinstance(app.screen, LoginProgress)
+        release.set()
+        await settle(pilot)
+        assert any(n.message == "Logged in as dave@example.com" for n in app._notifications)
+        assert app.query_one(AccountTable).row_count == 4
+
+
+@pytest.mark.asyncio
+async def test_resizing_refits_the_table_and_switches_layout() -> None:
+    source = FakeSource()
+    source.views[0]["name"] = "Alice Liddell"  # a Name that says something: kept while there is room
+    app = AccountsApp(source)
+    async with app.run_test(size=(170, 30)) as pilot:
+        table = app.query_one(AccountTable)
+        await pilot.pause()
+        assert app.screen.has_class("-wide") and table.visible_columns == ["", "Profile", "Account", "Name", "User", "Groups", "State"]
+        assert app.query_one(Details).region.x >= table.region.right  # beside the table
+        for size, columns in (((100, 30), ["", "Profile", "Account", "Name", "User", "Groups", "State"]), ((80, 24), ["", "Profile", "Account", "Name", "User", "State"]), ((60, 20), ["", "Profile", "Account", "State"])):
+            await pilot.resize_terminal(*size)
+            await pilot.pause()
+            assert not app.screen.has_class("-wide") and table.visible_columns == columns, size
+            assert app.query_one(Details).region.y >= table.region.bottom  # below it
+            assert_states_whole(app, source)
+            if size[0] >= 80:
+                assert_fits(app)
+            else:  # narrower than the key bar: the table still fits, help and quit stay, nothing shows a scrollbar
+                assert table.max_scroll_x == 0 and "? Help q Quit" in screen_lines(app)[-1]
+                assert not any(w.show_horizontal_scrollbar for w in app.screen.walk_children())
+
+
+def test_quitting_does_not_wait_for_a_login_in_progress() -> None:
+    import asyncio
+    import threading
+
+    release = threading.Event()
+
+    class EndlessLogin(FakeSource):
+        def login(self, profile: str, on_prompt: Callable[[Any], None], on_url: Callable[[str], None]) -> str:
+            on_url("https://idp.example/auth")
+            release.wait(60)  # a person who never approves
+            return super().login(profile, on_prompt, on_url)
+
+    async def run() -> None:
+        app = AccountsApp(EndlessLogin())
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.press("l")
+            await pilot.pause()
+            await pilot.press("enter", "escape")
+            await pilot.press("l")
+            await pilot.pause()
+            await pilot.press("enter")
+            await pilot.pause()
+            assert any("already in progress" in n.message for n in app._notifications)  # one login at a time
+            await pilot.press("q")
+
+    started = time.monotonic()
+    try:
+        asyncio.run(run())
+        assert time.monotonic() - started < 10  # not the 60 s the login would hold it
+    finally:
+        release.set()
+
+
+@pytest.mark.asyncio
+async def test_details_are_reachable_and_scrollable_by_keys() -> None:
+    app = AccountsApp(FakeSource())
+    async with app.run_test(size=(80, 24)) as pilot:
+        scroll = app.query_one("#details-scroll")
+        assert scroll.max_scroll_y > 0  # the claims go below the fold at 80x24
+        await pilot.press("tab")
+        assert app.focused is scroll
+        await pilot.press("pagedown")
+        await pilot.pause()
+        assert scroll.scroll_y > 0
+        await pilot.press("shift+tab")
+        assert isinstance(app.focused, AccountTable)
+
+
+@pytest.mark.asyncio
+async def test_a_long_state_is_short_in_the_table_and_whole_in_the_details() -> None:
+    source = FakeSource()
+    long_state = "not used: profile work now names https://other-idp.example.com/dex (client another-client)"
+    source.views[1]["state"] = long_state
+    app = AccountsApp(source)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("down")
+        await pilot.pause()
+        assert_fits(app)
+        table = app.query_one(AccountTable)
+        assert str(table.get_cell("b2", "State")) == "not used"
+        assert long_state in str(app.query_one(Details).render()).replace("\n", " ")

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from bblogin._commands._views import describe
 from bblogin._config import Config, Profile
+from bblogin._errors import ProfileNotFound
 
 
 class AccountSource(Protocol):
@@ -16,7 +17,7 @@ class AccountSource(Protocol):
     def profiles(self) -> list[str]: ...
 
     def accounts(self) -> list[dict[str, Any]]:
-        """``_views.describe`` dicts, plus ``git_hosts`` (URLs this account serves)."""
+        """``_views.describe`` dicts, plus where each account is used (``usage_view``)."""
 
     def claims(self, account_id: str) -> dict[str, Any]:
         """The stored ID token's claims (verified when stored), or {}."""
@@ -58,13 +59,22 @@ class CoreSource:
 
     def accounts(self) -> list[dict[str, Any]]:
         from bblogin import _index
+        from bblogin.tui.usage import Use, kube_uses
 
         config = self._config()
         index = _index.load()
+        kube = kube_uses()
+        hosts = [Use(h.url, h.profile, h.account) for h in config.git_hosts]
+        try:
+            default: str | None = config.profile(None).name  # what `bblogin kubectl` without --profile uses
+        except ProfileNotFound:
+            default = None
         out = []
         for account in index.accounts.values():
             view = describe(account, config, index)
-            view["git_hosts"] = [h.url for h in config.git_hosts if h.profile == account.profile and (h.account in (None, account.id, account.email))]
+            view["unused"] = None if view["profile_configured"] else f"its profile {account.profile} is not in {config.path}; kubectl and git cannot ask for it"
+            view.update(usage_view(account.id, account.profile, view["active"], default, kube.contexts, hosts, index.find, usable=not view["unused"]))
+            view["kube_problems"] = kube.problems
             out.append(view)
         return sorted(out, key=lambda v: (v["profile"], v["email"] or v["sub"]))
 
@@ -106,3 +116,32 @@ class CoreSource:
         chosen = self._config().profile(profile)
         tokens, identity = interactive_login(chosen, LoginOptions(on_device_prompt=on_prompt, on_url=on_url))
         return save_login(chosen, tokens, identity).label
+
+
+def usage_view(
+    account_id: str, profile: str, active: bool, default_profile: str | None, contexts: list[Any], hosts: list[Any], find: Callable[[str, str], Any], *, usable: bool = True
+) -> dict[str, Any]:
+    """``kube_contexts``/``git_hosts``: where this account's identity goes now; ``follows_active``:
+    the contexts and hosts of its profile that pin no account, which switching the active account
+    moves. An account its profile cannot use (``usable`` False) goes nowhere and moves nothing."""
+    from bblogin._errors import AccountNotFound
+    from bblogin.tui.usage import serves
+
+    def matches(query: str) -> bool:
+        try:
+            return bool(find(query, profile).id == account_id)
+        except AccountNotFound:
+            return False
+
+    def pick(uses: list[Any], *, follow: bool = False) -> list[str]:
+        if not usable:
+            return []
+        if follow:
+            return [u.name for u in uses if not u.account and (u.profile or default_profile) == profile]
+        return [u.name for u in uses if serves(u, profile, default_profile, matches, active)]
+
+    return {
+        "kube_contexts": pick(contexts),
+        "git_hosts": pick(hosts),
+        "follows_active": {"kube_contexts": pick(contexts, follow=True), "git_hosts": pick(hosts, follow=True)},
+    }

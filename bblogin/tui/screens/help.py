@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from textual.app import ComposeResult
-from textual.containers import Vertical
+from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
@@ -17,16 +17,21 @@ HELP = """[b]bblogin — accounts[/b]
   t          show its ID token (masked); t again reveals it
   c          copy its ID token to the clipboard (asks first)
   /          filter by name, email, group, profile
+  tab        table ↔ details (scroll them: ↑ ↓ PgUp PgDn)
   ?          this help        q  quit
+  ctrl+p     commands (theme, keys, screenshot)
 
-Tokens live in your OS keyring. Nothing here prints a token unless you ask."""
+"Used by": the kubectl contexts and git hosts that get the
+selected account's identity, and what u would switch to it.
+
+Tokens stay in your keyring; none is shown unless you ask."""
 
 
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [("escape,q,question_mark", "dismiss", "Close")]
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="dialog"):
+        with VerticalScroll(id="dialog"):  # scrolls rather than cut on a short terminal
             yield Static(HELP)
 
     def action_dismiss(self) -> None:  # type: ignore[override]

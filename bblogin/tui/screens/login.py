@@ -6,10 +6,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import OptionList, Static
+
+from bblogin.tui.text import plain
 
 
 class ChooseProfile(ModalScreen[str | None]):
@@ -22,7 +25,7 @@ class ChooseProfile(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
             yield Static("Log in with which profile?")
-            yield OptionList(*self.profiles, id="profiles")
+            yield OptionList(*(plain(p) for p in self.profiles), id="profiles")
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         self.dismiss(self.profiles[event.option_index])
@@ -32,7 +35,11 @@ class ChooseProfile(ModalScreen[str | None]):
 
 
 class LoginProgress(ModalScreen[None]):
-    """Shows what the person must do; the app dismisses it when the worker finishes."""
+    """Shows what the person must do; the app dismisses it when the worker finishes. Escape hides
+    it: the login cannot be stopped midway (the IdP holds the code), so it carries on in the
+    background until approved or expired, and its result still arrives as a notification."""
+
+    BINDINGS = [("escape", "hide", "Hide")]
 
     def __init__(self, profile: str) -> None:
         super().__init__()
@@ -40,12 +47,17 @@ class LoginProgress(ModalScreen[None]):
         self.deadline: float | None = None
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="dialog"):
-            yield Static(f"Logging in with profile [b]{self.profile}[/b]…", id="login-text")
+        with VerticalScroll(id="dialog"):  # a QR code is taller than 24 lines: scroll, never cut
+            yield Static(Text.assemble("Logging in with profile ", plain(self.profile, "bold"), "…"), id="login-text")
             yield Static("", id="countdown")
+            yield Static("escape: hide (the login goes on in the background)", classes="hint")
 
     def on_mount(self) -> None:
         self.set_interval(1, self._tick)
+
+    def action_hide(self) -> None:
+        self.app.notify("The login goes on in the background until you approve it or its code expires.", markup=False)
+        self.dismiss(None)
 
     def show_device(self, prompt: Any) -> None:
         import segno
@@ -55,14 +67,14 @@ class LoginProgress(ModalScreen[None]):
 
         buffer = io.StringIO()
         qr.terminal(out=buffer, compact=True)
-        complete = f"\nor open   {prompt.verification_uri_complete}" if prompt.verification_uri_complete else ""
-        self.query_one("#login-text", Static).update(
-            f"Your code: [b reverse] {prompt.user_code} [/]\n\nEnter it at {prompt.verification_uri}{complete}\n\n" + buffer.getvalue()
+        complete = Text.assemble("\nor open   ", plain(prompt.verification_uri_complete)) if prompt.verification_uri_complete else ""
+        self.query_one("#login-text", Static).update(  # every part comes from the IdP: literal text, never markup
+            Text.assemble("Your code: ", plain(f" {prompt.user_code} ", "bold reverse"), "\n\nEnter it at ", plain(prompt.verification_uri), complete, "\n\n", buffer.getvalue())
         )
         self.deadline = float(prompt.expires_at)
 
     def show_url(self, url: str) -> None:
-        self.query_one("#login-text", Static).update(f"Sign in in your browser. If it did not open, visit:\n\n{url}")
+        self.query_one("#login-text", Static).update(Text.assemble("Sign in in your browser. If it did not open, visit:\n\n", plain(url)))
 
     def _tick(self) -> None:
         if self.deadline is not None:

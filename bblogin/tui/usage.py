@@ -1,0 +1,139 @@
+"""Where each account is used: the kubeconfig contexts whose user runs `bblogin kubectl` for its
+profile, and the git hosts config.toml routes to it.
+
+The kubeconfig is read, never written: every file of ``$KUBECONFIG`` (``~/.kube/config`` when
+unset), merged as kubectl merges them (the first file to define a name wins). A context serves an
+account when its user's exec entry runs bblogin's ``kubectl`` command with the account's profile
+and either pins this account (``--account``) or pins none and the account is its profile's
+active one — the same resolution ``bblogin kubectl`` makes. ruamel.yaml is imported here only,
+never on the hot path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import io
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+MAX_KUBECONFIG_BYTES = 4 * 1024 * 1024  # kubeconfigs are kilobytes; a bigger file is not one
+
+
+@dataclass(frozen=True)
+class Use:
+    """One place an identity goes: a kubeconfig context or a git host."""
+
+    name: str
+    profile: str | None  # None: the default profile (no --profile in the exec entry)
+    account: str | None  # the pinned account (id, email or user name), None: the profile's active one
+
+
+@dataclass
+class KubeUses:
+    contexts: list[Use] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # files that could not be read, said plainly
+
+
+def kubeconfig_paths() -> list[str]:
+    env = os.environ.get("KUBECONFIG", "")
+    paths = [p for p in env.split(os.pathsep) if p]
+    return paths or [os.path.join(os.path.expanduser("~"), ".kube", "config")]
+
+
+def _is_bblogin(command: str, args: list[str]) -> bool:
+    """The exec entry starts bblogin: its console script, its launcher, or ``python -m bblogin``."""
+    if os.path.basename(command).startswith("bblogin"):
+        return True
+    if any(os.path.basename(a) == "_launcher.py" and "bblogin" in a for a in args):
+        return True
+    return any(a == "-m" and n == "bblogin" for a, n in zip(args, args[1:], strict=False))
+
+
+@functools.cache
+def _parser() -> argparse.ArgumentParser:
+    from bblogin._cli import build_parser
+
+    return build_parser()
+
+
+def _kubectl_options(rest: list[str]) -> tuple[str | None, str | None] | None:
+    """``(--profile, --account)`` as `bblogin kubectl` itself parses ``rest`` (bblogin's own
+    parser: abbreviations, ``=`` and short forms alike); None when it would refuse them."""
+    with contextlib.redirect_stderr(io.StringIO()):  # argparse reports on stderr: not into the TUI
+        try:
+            args = _parser().parse_args(["kubectl", *rest])
+        except SystemExit:
+            return None
+    return args.profile, args.account
+
+
+def exec_target(user: Any) -> tuple[str | None, str | None] | None:
+    """``(profile, account)`` when this kubeconfig user runs `bblogin kubectl`, else None."""
+    spec = (user or {}).get("user") if isinstance(user, dict) else None
+    exec_ = spec.get("exec") if isinstance(spec, dict) else None
+    if not isinstance(exec_, dict):
+        return None
+    command = str(exec_.get("command") or "")
+    raw = exec_.get("args")
+    args = [str(a) for a in raw] if isinstance(raw, list) else []
+    if not _is_bblogin(command, args) or "kubectl" not in args:
+        return None
+    return _kubectl_options(args[args.index("kubectl") + 1 :])
+
+
+def _load(path: str) -> Any:
+    from ruamel.yaml import YAML
+
+    with open(path, "rb") as fh:
+        data = fh.read(MAX_KUBECONFIG_BYTES + 1)
+    if len(data) > MAX_KUBECONFIG_BYTES:
+        raise ValueError("larger than 4 MiB")
+    return YAML(typ="safe").load(data) or {}
+
+
+def _named(items: Any) -> Iterable[tuple[str, Any]]:
+    for item in items if isinstance(items, list) else []:
+        if isinstance(item, dict) and isinstance(item.get("name"), str):
+            yield item["name"], item
+
+
+def kube_uses(paths: list[str] | None = None) -> KubeUses:
+    """Every context, across the kubeconfig files, whose user runs bblogin."""
+    found = KubeUses()
+    contexts: dict[str, str] = {}  # context -> user
+    users: dict[str, Any] = {}
+    for path in paths or kubeconfig_paths():
+        try:
+            doc = _load(path)
+        except FileNotFoundError:
+            continue
+        except Exception as exc:  # a broken kubeconfig is shown, never raised: kubectl would complain itself
+            first = (str(exc).strip().splitlines() or [""])[0]
+            found.problems.append(f"{path} cannot be read ({type(exc).__name__}: {first})"[:200])
+            continue
+        if not isinstance(doc, dict):
+            found.problems.append(f"{path} is not a kubeconfig")
+            continue
+        for name, item in _named(doc.get("contexts")):
+            context = item.get("context")
+            if name not in contexts and isinstance(context, dict) and isinstance(context.get("user"), str):
+                contexts[name] = context["user"]
+        for name, item in _named(doc.get("users")):
+            users.setdefault(name, item)
+    for context, user in contexts.items():
+        target = exec_target(users.get(user))
+        if target is not None:
+            found.contexts.append(Use(context, *target))
+    return found
+
+
+def serves(use: Use, profile: str, default_profile: str | None, matches: Any, active: bool) -> bool:
+    """Does ``use`` get this account's identity? ``matches(query)`` says whether a pinned account
+    reference names this account (``_index.Index.find``'s rules)."""
+    if (use.profile or default_profile) != profile:
+        return False
+    return matches(use.account) if use.account else active
