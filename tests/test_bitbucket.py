@@ -29,7 +29,7 @@ from bblogin._session import get_credential, save_login
 from bblogin._store import SecretStore
 from tests.fixtures.bitbucket_fakes import DC_ALICE, FakeBitbucket, cloud_http_client, free_port
 from tests.test_login import BROWSER_STUB
-from tests.test_session import bblogin, set_margin
+from tests.test_session import bblogin
 
 HELPER = [sys.executable, "-m", "bblogin", "git-credential", "get"]
 
@@ -225,6 +225,7 @@ def test_refreshed_tokens_of_another_user_end_the_login(keyring_secret_service, 
 # -- Data Center -------------------------------------------------------------------------------
 def test_data_center_end_to_end(keyring_secret_service, bitbucket_dc) -> None:
     fake = bitbucket_dc
+    fake.access_lifetime = 2  # the first access token expires at once: the token call below refreshes
     dc_profile(fake)
     done = bblogin("login", "--profile", "dc", "--timeout", "30")
     assert done.returncode == 0, done.stderr
@@ -232,11 +233,11 @@ def test_data_center_end_to_end(keyring_secret_service, bitbucket_dc) -> None:
     assert (status["sub"], status["username"], status["email"]) == ("101", DC_ALICE["name"], "alice@example.com")  # slug differs from name
     first = fake.token_requests[0]
     assert (first["client_id"], first["client_secret"], first["redirect_uri"]) == (fake.client_id, fake.client_secret, fake.callback)
-    set_margin("dc", 7300)  # every access token now counts as expiring: the next call refreshes
+    fake.access_lifetime = None
+    time.sleep(2.5)
     assert bblogin("token", "--profile", "dc", "--access-token", "--no-login").returncode == 0
     refresh = fake.token_requests[-1]
     assert refresh["grant_type"] == "refresh_token" and (refresh["client_secret"], refresh["redirect_uri"]) == (fake.client_secret, fake.callback)
-    set_margin("dc", 60)
     _config.save_git_host(_config.GitHost(url=fake.base, profile="dc"))
     answer = git_get("http", fake.base.split("//")[1].split("/")[0], "bitbucket/scm/proj/repo.git")
     assert answer["username"] == DC_ALICE["name"] and answer["password"] in fake.access_tokens

@@ -9,6 +9,8 @@ response, is in test_bitbucket.)
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 
@@ -19,9 +21,11 @@ pytestmark = pytest.mark.usefixtures("keyring_secret_service")
 
 @pytest.mark.parametrize("fault", ["jwks-unreachable", "id-token-refused"])
 def test_refresh_answer_that_cannot_be_verified_keeps_the_new_refresh_token(devidp_factory, fault: str) -> None:
-    idp = devidp_factory(refresh_reuse_interval=0)  # dex with reuse off: a spent token is refused
+    idp = devidp_factory(refresh_reuse_interval=0, id_token_ttl=2)  # dex with reuse off: a spent token is refused
     login(idp)
-    set_margin("dev", 86400 + 60)  # every ID token counts as expiring: each call refreshes
+    set_margin("dev", 0)
+    time.sleep(2.5)  # the ID token has expired: the next call refreshes
+    idp.id_token_ttl = 3600  # the refreshed ones live long enough to be served
     old_jwks = httpx.get(idp.issuer + "/keys").text
     idp.rotate_keys()  # the refreshed ID token is signed with a key bblogin has not seen
     if fault == "jwks-unreachable":
