@@ -41,7 +41,7 @@ MARGIN = 5
 
 def skewed(seconds: int) -> dict[str, str]:
     """The environment for a process whose wall clock is ``seconds`` off (negative: behind)."""
-    assert LIBFAKETIME.exists(), "libfaketime is missing: apt-get install faketime libfaketime (.ci/run installs it)"
+    assert LIBFAKETIME.exists(), "libfaketime is missing: apt-get install faketime libfaketime (scripts/test installs it: scripts/apt-packages)"
     return {
         "LD_PRELOAD": str(LIBFAKETIME),
         "FAKETIME": f"{seconds:+d}",

@@ -7,6 +7,7 @@ run must find nothing to install; with something missing it must name it and wha
 
 from __future__ import annotations
 
+import glob
 import os
 import pathlib
 import re
@@ -43,8 +44,8 @@ def test_readme_test_command_is_the_script_ci_runs() -> None:
     assert not (ROOT / ".ci" / "apt-packages").exists()
 
 
-# What the tests and benchmarks run, by the package in scripts/apt-packages that brings it: on a
-# fresh machine (CI) only scripts/test can have put them there.
+# What the tests and benchmarks run (a program on PATH, or a file), by the package in
+# scripts/apt-packages that brings it: on a fresh machine (CI) only scripts/test can have put them there.
 PROVIDES = {
     "git": "git",
     "gnome-keyring": "gnome-keyring-daemon",
@@ -55,6 +56,8 @@ PROVIDES = {
     "chromium": "chromium",
     "zsh": "zsh",
     "fish": "fish",
+    "faketime": "faketime",
+    "libfaketime": "/usr/lib/*/faketime/libfaketimeMT.so.1",  # LD_PRELOAD (tests/test_clock_skew.py)
 }
 
 
@@ -65,7 +68,8 @@ def test_the_list_brings_every_program_the_tests_run() -> None:
     for package in sorted(listed):
         assert package in PROVIDES, f"{package}: say which program the tests use it for"
         program = PROVIDES[package]
-        assert program is None or shutil.which(program), f"{program} (from {package}) is not installed: scripts/test --setup"
+        found = program is None or (glob.glob(program) if program.startswith("/") else shutil.which(program))
+        assert found, f"{program} (from {package}) is not installed: scripts/test --setup"
 
 
 def test_second_run_installs_nothing_and_is_fast() -> None:
