@@ -3,9 +3,9 @@
 `import json` pulls in `re`, `enum` and `functools` — about half a Python start-up, which kubectl
 would pay on every call. The full path therefore writes two small marshal mirrors next to the
 human-readable files: ``cache/config.marshal`` (the compiled config.toml) and
-``cache/accounts.marshal`` (the account index), each tagged with what it was built from (see
-``_config`` and ``_index``, which decide when to rebuild them). They hold no secrets and live in
-private 0700 directories.
+``cache/accounts.marshal`` (the account index), each tagged with the fingerprint of exactly the
+bytes it was built from (``bblogin._mirrors`` writes them, under the index lock). They hold no
+secrets and live in private 0700 directories.
 
 A mirror is ``MAGIC + SHA-256(payload) + payload``. ``read`` trusts nothing: it reads at most
 MAX_BYTES, and hands the payload to ``marshal.loads`` only when its digest matches — a flipped
