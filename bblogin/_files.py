@@ -1,7 +1,7 @@
 """Small, careful file helpers: private directories, atomic 0600 writes, tolerant JSON reads.
 
-Stdlib only: the hot path comes through here for plaintext-stored tokens (``read_json``); the
-index and the config reach it as marshal mirrors instead (``_hot._mirror``, written by ``_mirrors``).
+Stdlib only. (The hot path reads none of these files: see ``bblogin._hot``; ``_mirrors`` writes
+its mirrors through here.)
 """
 
 from __future__ import annotations

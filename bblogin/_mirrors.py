@@ -20,7 +20,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from bblogin import _lock, _paths
-from bblogin._hot import _mirror as _hotcache
+from bblogin._hot import _mirror
 from bblogin._errors import LockTimeout, StorageError
 
 if TYPE_CHECKING:
@@ -37,15 +37,15 @@ def read_stamped(path: str) -> tuple[bytes, list[int] | None]:
     None when the file changed while it was read (then no mirror may be built from them).
     Raises OSError (FileNotFoundError when there is no file)."""
     with open(path, "rb") as fh:
-        before = _hotcache.fingerprint(fh.fileno())
+        before = _mirror.fingerprint(fh.fileno())
         data = fh.read()
-        after = _hotcache.fingerprint(fh.fileno())
+        after = _mirror.fingerprint(fh.fileno())
     return data, before if before == after else None
 
 
 def stamp_of(written: os.stat_result) -> list[int] | None:
     """The fingerprint of a file just written (``_files.atomic_write_bytes`` returns its stat)."""
-    return _hotcache.fingerprint(written)
+    return _mirror.fingerprint(written)
 
 
 @contextlib.contextmanager
@@ -67,7 +67,7 @@ def opportunistic(lock_key: str) -> Iterator[bool]:
 
 # -- the account index ---------------------------------------------------------------------------
 def index_is_current(stamp: list[int] | None) -> bool:
-    mirror = _hotcache.read(_hotcache.accounts_path())
+    mirror = _mirror.read(_mirror.accounts_path())
     return stamp is not None and mirror is not None and mirror.get("source") == stamp
 
 
@@ -75,7 +75,7 @@ def write_index(data: dict[str, Any], stamp: list[int] | None) -> None:
     """Mirror ``data`` — the index exactly as parsed from (or written to) the file ``stamp`` names.
     The caller holds the index lock."""
     if stamp is not None:
-        _hotcache.write(_hotcache.accounts_path(), {"source": stamp, "index": data})
+        _mirror.write(_mirror.accounts_path(), {"source": stamp, "index": data})
 
 
 # -- config.toml ---------------------------------------------------------------------------------
@@ -103,7 +103,7 @@ def config_snapshot(config: Config) -> dict[str, Any]:
 
 
 def config_is_current(config: Config) -> bool:
-    current = _hotcache.read(_hotcache.config_path())
+    current = _mirror.read(_mirror.config_path())
     return (
         config.stamp is not None
         and isinstance(current, dict)
@@ -117,7 +117,7 @@ def compile_config(config: Config) -> None:
     """Write the hot path's mirror of ``config`` (tagged with the bytes it was parsed from). The
     caller holds ``CONFIG_LOCK``. A config read while it changed (no stamp) is not mirrored."""
     if config.stamp is not None:
-        _hotcache.write(_hotcache.config_path(), config_snapshot(config))
+        _mirror.write(_mirror.config_path(), config_snapshot(config))
 
 
 def load_config(path: str | None = None) -> Config:

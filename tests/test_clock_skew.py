@@ -211,7 +211,7 @@ def _hit(clock: object, expires_in: float) -> tuple[str, int] | None:
     from bblogin._hot._mirror import token_digest
 
     account = {"id": "a", "issuer": "i", "client_id": "c", "tokens": {"id_token": {"expires_at": int(time.time() + expires_in), "sha256": token_digest("t")}}, "clock": clock}
-    return cached_token({"issuer": "i", "client_id": "c", "refresh_margin": 60}, account, "id_token", read=lambda *_: "t")
+    return cached_token({"issuer": "i", "client_id": "c", "refresh_margin": 60, "pipelines": False}, account, "id_token", read=lambda *_: "t")
 
 
 def test_the_shared_check_judges_in_idp_time_and_declines_on_doubt() -> None:

@@ -5,7 +5,7 @@ mirrors, each example in fresh directories), the real Secret Service (gnome-keyr
 bus) and two dev IdPs. Rules: log in (two profiles, two users, either IdP, through the TUI's
 login: the loopback flow with a person signing in), Bitbucket Pipelines steps of two repositories
 on one runner (a CI profile exchanging each step's token), ``use``, ``logout``, edit config.toml by hand
-(issuer, client id, refresh margin — a token about to expire — and git hosts), a cleaned cache
+(issuer, client id, git hosts), tokens that come close to their end, a cleaned cache
 (lost mirrors), kubectl with flag overrides (``--profile P --issuer … --client-id …``, ad-hoc ``--issuer … --client-id …``), and
 kubectl callers racing a ``use`` through the real launcher.
 
@@ -53,13 +53,13 @@ from bblogin._claims import unverified_claims
 from bblogin._hot._answer import PIPELINES_ENV
 from bblogin.devidp import DevIdP, dex_subject
 from tests.fixtures.devidp import sign_in
+from tests.test_session import make_expiring
 
 PROFILES = ("a", "b")
 USERS = ("alice", "bob")
 CLIENTS = ("bblogin", "bblogin-ci")
 GIT_HOSTS = ("https://git-one.example", "https://git-two.example")
 EXEC_INFO = '{"apiVersion":"client.authentication.k8s.io/v1","spec":{"interactive":false}}'
-EXPIRING = 10**7  # a refresh margin longer than any token lives: every cached token is "about to expire"
 SETTINGS = settings(
     max_examples=8,
     stateful_step_count=12,
@@ -185,8 +185,7 @@ class Bblogin(RuleBasedStateMachine):
     def login(self, idp: int, name: str, user: str) -> None:
         from bblogin.tui.source import CoreSource
 
-        margin = self.profiles.get(name, {}).get("refresh_margin", 60)
-        self.profiles[name] = {"issuer": self.idps[idp].issuer, "client_id": "bblogin", "connector_id": "bitbucket-cloud", "flow": "loopback", "refresh_margin": margin}
+        self.profiles[name] = {"issuer": self.idps[idp].issuer, "client_id": "bblogin", "connector_id": "bitbucket-cloud", "flow": "loopback"}
         self.write_config()
         self.idps[idp].default_user = user  # who the Bitbucket double signs in
         with captured():
@@ -218,10 +217,10 @@ class Bblogin(RuleBasedStateMachine):
         self.write_config()
 
     @precondition(lambda self: self.profiles)
-    @rule(data=st.data(), expiring=st.booleans())
-    def token_expiry(self, data: st.DataObject, expiring: bool) -> None:
-        self.profiles[data.draw(st.sampled_from(sorted(self.profiles)))]["refresh_margin"] = EXPIRING if expiring else 60
-        self.write_config()
+    @rule(data=st.data())
+    def token_expiry(self, data: st.DataObject) -> None:
+        """A profile's cached tokens come within the refresh margin of their end: the next use refreshes."""
+        make_expiring(data.draw(st.sampled_from(sorted(self.profiles))))
 
     @precondition(lambda self: self.profiles)
     @rule(url=st.sampled_from(GIT_HOSTS), data=st.data(), remove=st.booleans())
@@ -239,7 +238,6 @@ class Bblogin(RuleBasedStateMachine):
         self.profiles["ci"] = {
             "issuer": self.idps[0].issuer, "client_id": "bblogin-ci", "client_secret": "bblogin-ci-secret", "pipelines": True,
             "exchange_connector_id": "bitbucket-pipelines", "scopes": ["openid", "groups"],
-            "refresh_margin": self.profiles.get("ci", {}).get("refresh_margin", 60),
         }
         self.write_config()
         if repo not in self.step_tokens:

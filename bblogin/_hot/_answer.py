@@ -6,8 +6,9 @@ platformdirs, keyring, httpx, authlib or jwt: it parses the command line (a stri
 argparse's grammar), reads the marshal mirrors of the config and the account index (``_mirror``),
 reads the secret from the Secret Service (``_dbus``: two round trips) or the plaintext file,
 checks that it is exactly the token that was verified when it was stored (``cached_token``: its
-SHA-256, expiry, issuer and client are in the index; the full path runs the same check), and
-prints.
+SHA-256, expiry, provider, issuer and client are in the index — and for a CI exchange the step
+token's digest; the full path runs the same check), and prints. ``_mirrors`` on the full path
+writes the mirrors.
 
 Any doubt — unknown or repeated flags, a stale or damaged mirror, an expiring token, a locked,
 hung or garbled keyring, an exception of any kind — is "decline" (None), and the full command
