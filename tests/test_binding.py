@@ -13,7 +13,7 @@ import json
 import pytest
 
 from bblogin import _config, _index
-from tests.test_session import bblogin, login, set_margin
+from tests.test_session import bblogin, login, make_expiring, set_margin
 
 pytestmark = pytest.mark.usefixtures("keyring_secret_service")
 
@@ -24,7 +24,7 @@ EXEC_INFO = '{"apiVersion":"client.authentication.k8s.io/v1","spec":{"interactiv
 def two_idps(devidp_factory):  # type: ignore[no-untyped-def]
     home, other = devidp_factory(id_token_ttl=90), devidp_factory()
     login(home)
-    set_margin("dev", 120)  # the cached ID token is "about to expire": any use would refresh it
+    make_expiring("dev")  # the cached ID token is "about to expire": any use would refresh it
     return home, other
 
 
