@@ -299,3 +299,14 @@ def test_post_form_authenticates_as_the_client_says(httpserver: HTTPServer, http
     assert body["access_token"] == "at-1" and rec.forms == [{"grant_type": "refresh_token", "refresh_token": "rt-1"}] and (rec.auth[0] or "").startswith("Basic ")
     _grants.post_form(http, rec.url, ClientAuth("c", "s", "client_secret_post"), {"grant_type": "refresh_token", "refresh_token": "rt-1"}, "refreshing")
     assert rec.forms[1] == {"grant_type": "refresh_token", "refresh_token": "rt-1", "client_id": "c", "client_secret": "s"} and rec.auth[1] is None
+
+
+def test_authorization_url_takes_any_extra_parameter_name() -> None:
+    """A profile's extra_auth_params are the IdP's vocabulary: a name that happens to be one of
+    authlib's keyword arguments ("url", "self") is sent like any other, not a TypeError; the PKCE
+    verifier never travels in the front channel."""
+    extra = {"url": "u", "self": "s", "audience": "api", "code_verifier": "leak"}
+    url = _grants.authorization_url("https://idp.example/auth", "bblogin", redirect_uri="http://127.0.0.1:5/cb", state="st", code_challenge="ch", scope="openid", extra=extra)
+    query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))
+    assert (query["url"], query["self"], query["audience"]) == ("u", "s", "api")
+    assert "code_verifier" not in query and query["code_challenge"] == "ch" and query["code_challenge_method"] == "S256"

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from authlib.common.urls import url_decode  # type: ignore[import-untyped]
+from authlib.common.urls import add_params_to_uri, url_decode  # type: ignore[import-untyped]
 from authlib.oauth2.client import OAuth2Client  # type: ignore[import-untyped]
 
 from bblogin import _http
@@ -41,8 +41,9 @@ TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"
 ID_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:id_token"
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
 # parameters the authorization request sets itself: a profile's extra_auth_params never replace them
+# (nor send the PKCE verifier, which must never travel in the front channel)
 RESERVED_AUTH_PARAMS = frozenset(
-    {"response_type", "client_id", "redirect_uri", "scope", "state", "nonce", "code_challenge", "code_challenge_method", "request", "request_uri"}
+    {"response_type", "client_id", "redirect_uri", "scope", "state", "nonce", "code_challenge", "code_challenge_method", "code_verifier", "request", "request_uri"}
 )
 DEX_DEAD_REFRESH = ("Refresh token is invalid or has already been claimed by another client.", "Refresh token expired.")
 
@@ -135,10 +136,10 @@ def authorization_url(
 ) -> str:
     """The authorization request (RFC 6749 §4.1.1) with PKCE S256 (RFC 7636 §4.3). ``extra`` adds
     parameters (dex's connector_id, a profile's own) but never replaces the request's own."""
-    params = {k: v for k, v in extra.items() if k not in RESERVED_AUTH_PARAMS}
-    params.update(nonce=nonce, code_challenge=code_challenge, code_challenge_method="S256")
-    url, _state = OAuth2Client(None, client_id, scope=scope, redirect_uri=redirect_uri).create_authorization_url(endpoint, state=state, **params)
-    return str(url)
+    own = OAuth2Client(None, client_id, scope=scope, redirect_uri=redirect_uri)
+    url, _state = own.create_authorization_url(endpoint, state=state, nonce=nonce, code_challenge=code_challenge, code_challenge_method="S256")
+    # the profile's own as pairs, not keywords: a name such as "url" would collide with authlib's arguments
+    return str(add_params_to_uri(url, [(k, v) for k, v in extra.items() if k not in RESERVED_AUTH_PARAMS]))
 
 
 def _expires_at(body: dict[str, Any], received_at: int) -> int | None:
