@@ -185,27 +185,33 @@ def test_doctor_measures_the_clock_and_suggests_fixing_it(skew: int | None, stat
 
 
 @pytest.mark.parametrize("skew", [-600, 600], ids=["behind-10min", "ahead-10min"])
-def test_bitbucket_expires_in_counts_from_the_answers_date(skew: int, bitbucket_cloud, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
-    """Opaque tokens have no exp: `expires_in` (7200) counts from the token answer's Date, so the
-    stored expiry is the server's, and git gets it on the local clock."""
+def test_bitbucket_expires_in_counts_from_the_answers_date(skew: int, bitbucket_dc, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """Opaque tokens have no exp: `expires_in` (3600) counts from the token answer's Date, so the
+    stored expiry is the server's, and git gets it on the local clock. Data Center, because a
+    process under libfaketime cannot reach the Cloud fake (bitbucket.org is routed to it only in
+    this process's transport); Cloud and DC share the token code (``_BitbucketOAuth2._token``)."""
+    from tests.test_bitbucket import dc_profile
     from tests.test_login import BROWSER_STUB
 
-    monkeypatch.setenv("BROWSER", f"{sys.executable} {BROWSER_STUB} %s")
-    from tests.test_bitbucket import cloud_profile
-
-    fake = bitbucket_cloud
-    cloud_profile(fake)
-    _config.save_git_host(_config.GitHost(url=fake.base, profile="cloud"))
+    monkeypatch.setenv("BROWSER", f"env -u LD_PRELOAD -u FAKETIME {sys.executable} {BROWSER_STUB} %s")  # only bblogin's clock is off
+    fake = bitbucket_dc
+    dc_profile(fake)
+    _config.save_git_host(_config.GitHost(url=fake.base, profile="dc"))
     started = time.time()
-    done = run(skew, "login", "--profile", "cloud", "--timeout", "30")
+    # The loopback listener's waits stall under libfaketime's shifted monotonic clock (its
+    # interposed timed waits); a drifted wall clock leaves the monotonic clock alone anyway. The
+    # git helper below runs on the same clocks (else its boot epoch moved: a "stepped" clock).
+    env = {**os.environ, **skewed(skew), "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+    done = subprocess.run([sys.executable, "-m", "bblogin", "login", "--profile", "dc", "--timeout", "30"], capture_output=True, text=True, timeout=90, env=env, stdin=subprocess.DEVNULL)
     assert done.returncode == 0, done.stderr
     stored = account()
     assert abs(stored.idp_clock.offset + skew) <= 2
-    assert started + 7200 - 2 <= (stored.expires_at("access_token") or 0) <= time.time() + 7200  # the server's clock
-    env = {**os.environ, **skewed(skew)}
-    answer = subprocess.run([sys.executable, "-m", "bblogin", "git-credential", "get"], input=f"protocol=http\nhost={fake.base.split('//')[1]}\n\n", capture_output=True, text=True, timeout=60, env=env)
+    assert started + 3600 - 2 <= (stored.expires_at("access_token") or 0) <= time.time() + 3600  # the server's clock
+    host, _, path = fake.base.split("//")[1].partition("/")
+    request = f"protocol=http\nhost={host}\npath={path}/scm/proj/repo.git\n\n"
+    answer = subprocess.run([sys.executable, "-m", "bblogin", "git-credential", "get"], input=request, capture_output=True, text=True, timeout=60, env=env)
     fields = dict(line.split("=", 1) for line in answer.stdout.splitlines())
-    assert fields["password"] in fake.access_tokens
+    assert fields["password"] in fake.access_tokens, answer.stderr
     assert abs(int(fields["password_expiry_utc"]) - ((stored.expires_at("access_token") or 0) + skew)) <= 2  # the local clock's
     assert not [r for r in fake.token_requests if r.get("grant_type") == "refresh_token"]
 
