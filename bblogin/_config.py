@@ -298,9 +298,15 @@ def load(path: str | None = None) -> Config:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
     try:
         text = data.decode("utf-8")
-        raw = tomllib.loads(text)
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text") from None
+    return parse(path, text, stamp)
+
+
+def parse(path: str, text: str, stamp: list[int] | None = None) -> Config:
+    """Validate config.toml's ``text`` (read from ``path``, or about to be written there)."""
+    try:
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}", hint="fix the syntax at the line shown") from None
     v = _Validator(path, text)
@@ -346,8 +352,23 @@ def _edit(path: str | None, mutate: Any) -> None:
         except (OSError, ValueError) as exc:
             raise ConfigError(f"cannot update {path}: {exc}") from exc
         mutate(doc, tomlkit)
-        _files.atomic_write_bytes(path, tomlkit.dumps(doc).encode())
+        text = tomlkit.dumps(doc)
+        try:
+            parse(path, text)  # never write a file that every later command would refuse
+        except ConfigError as exc:
+            raise ConfigError(f"not saved (config.toml would be invalid): {exc.message}", hint="nothing was written; fix the value on the command line") from None
+        _files.atomic_write_bytes(path, text.encode())
         _mirrors.compile_config(load(path))
+
+
+def profile_problem(profile: Profile) -> str | None:
+    """Why config.toml would refuse ``profile`` as ``save_profile`` writes it, or None: checked
+    before a login, so flags the file cannot hold never cost a login (nor break the file)."""
+    try:
+        _Validator("", "").profile(profile.name, _profile_table(profile))
+    except ConfigError as exc:
+        return exc.message.lstrip(": ")
+    return None
 
 
 def save_profile(profile: Profile, *, make_default: bool = False, path: str | None = None) -> None:

@@ -51,3 +51,32 @@ def test_demo_loopback_takes_a_timeout_and_says_what_to_do(monkeypatch) -> None:
     assert done.returncode == 9, done.stderr
     assert time.monotonic() - started < 30
     assert "on THIS machine" in done.stderr and "bblogin demo` (device flow" in done.stderr
+
+
+def test_flags_config_toml_cannot_hold_cost_no_login_and_break_no_file(devidp) -> None:
+    """`--scope "openid email"` (a space: config.toml refuses it) was used for a login that then
+    succeeded, and saved after it into config.toml, which every command refused from then on."""
+    config = _paths.config_file()
+    args = [sys.executable, "-m", "bblogin", "login", "--profile", "new", "--issuer", devidp.issuer, "--client-id", "bblogin", "--flow", "device", "--no-browser", "--scope", "openid email"]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert done.returncode == 2 and "profiles.new.scopes: must be a list of scope names without spaces" in done.stderr, done.stderr
+    assert devidp.count("/token") == 0 and not os.path.exists(config)
+    profiles = subprocess.run([sys.executable, "-m", "bblogin", "profiles"], capture_output=True, text=True, timeout=60)
+    assert profiles.returncode == 0, profiles.stderr
+
+
+def test_a_profile_config_toml_would_refuse_is_never_written() -> None:
+    from bblogin import _config
+    from bblogin._errors import ConfigError
+
+    _config.save_profile(_config.Profile(name="ok", issuer="https://dex.example.com", client_id="bblogin"))
+    before = open(_paths.config_file(), encoding="utf-8").read()
+    bad = _config.Profile(name="bad", issuer="https://dex.example.com", client_id="bblogin", scopes=("openid email",))
+    try:
+        _config.save_profile(bad)
+    except ConfigError as exc:
+        assert "not saved" in exc.message and "scope names without spaces" in exc.message
+    else:
+        raise AssertionError("an invalid profile was saved")
+    assert open(_paths.config_file(), encoding="utf-8").read() == before
+    assert list(_config.load().profiles) == ["ok"]

@@ -143,3 +143,23 @@ def test_not_browser_deselects_exactly_the_browser_tests() -> None:
     base = lambda nodes: {n.split("[")[0] for n in nodes}  # noqa: E731  # some ids carry random parameters
     browser = base(n for n, m in everything.items() if "browser" in m)
     assert browser and base(everything) - base(without) == browser and not browser & base(without)
+
+
+@pytest.mark.parametrize("break_it", ["interpreter gone", "interpreter changed"])
+def test_a_venv_from_another_interpreter_is_made_anew(tmp_path: pathlib.Path, break_it: str) -> None:
+    """A removed pyenv version leaves bin/python dangling; a distribution upgrade leaves a Python
+    whose pip sits in another lib/pythonX.Y. `python -m venv` over either keeps it broken (it keeps
+    the dangling link; pip stays missing), so scripts/test must make the venv anew (--clear)."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=60)
+    if break_it == "interpreter gone":
+        for name in ("python", "python3"):
+            (venv / "bin" / name).unlink()
+            (venv / "bin" / name).symlink_to(tmp_path / "gone" / "python3")
+    else:  # runs, but finds no pip: the pip installed with it sits in another version's lib/pythonX.Y
+        (venv / "lib" / f"python3.{sys.version_info[1]}").rename(venv / "lib" / "python3.10")
+    done = run_script("--check", BBLOGIN_APT_PACKAGES=os.devnull, BBLOGIN_VENV=str(venv))
+    assert done.returncode == 1, done.stderr
+    assert f"missing: a new venv {venv} (the one there has no working Python with pip" in done.stderr, done.stderr
+    assert f"-m venv --clear {venv}" in done.stderr
+    assert "older than 3.11" not in done.stderr

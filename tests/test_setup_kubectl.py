@@ -99,3 +99,19 @@ def test_a_symlinked_kubeconfig_is_written_through_and_directories_keep_their_mo
     assert "bblogin-work" in target.read_text() and "token: keep-me" in target.read_text()
     assert os.stat(dotfiles).st_mode & 0o777 == 0o755 and os.stat(kube).st_mode & 0o777 == 0o755
     assert (dotfiles / "kubeconfig.bblogin-backup").read_text() == EXISTING
+
+
+def test_a_cluster_in_another_kubeconfig_file_counts(tmp_path: pathlib.Path, kubectl_bin: pathlib.Path) -> None:
+    """KUBECONFIG=a:b: kubectl merges the files, so a context in the first (the one written) may
+    name a cluster that only the second has; its current-context counts when the first sets none."""
+    first, clusters = tmp_path / "config", tmp_path / "clusters.yaml"
+    first.write_text("apiVersion: v1\nkind: Config\nusers: []\ncontexts: []\n")
+    clusters.write_text(EXISTING.replace('current-context: ""', "current-context: elsewhere"))
+    env = {**os.environ, "KUBECONFIG": os.pathsep.join([str(first), str(clusters)])}
+    done = subprocess.run([sys.executable, "-m", "bblogin", "setup", "kubectl", "--profile", "work", "--context", "c", "--cluster", "prod"], capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "current context is 'elsewhere', not c" in done.stderr, done.stderr
+    view = subprocess.run([str(kubectl_bin), "config", "view", "--minify", "--context", "c", "-o", "jsonpath={.clusters[0].cluster.server}"], capture_output=True, text=True, env=env)
+    assert view.stdout == "https://prod.example.com", view.stderr  # kubectl finds the cluster through the merge
+    done = subprocess.run([sys.executable, "-m", "bblogin", "setup", "kubectl", "--profile", "work", "--context", "c", "--cluster", "typo"], capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 2 and "no cluster 'typo' (it has: prod)" in done.stderr, done.stderr

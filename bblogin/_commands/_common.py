@@ -48,6 +48,9 @@ def profile_from_args(args: argparse.Namespace, config: Config) -> Profile:
     profile = dataclasses.replace(base, **flags)
     if not _config.is_allowed_issuer(profile.issuer):
         raise UsageError(f"--issuer {profile.issuer}: must be https:// (http:// only for 127.0.0.1/localhost)")
+    problem = _config.profile_problem(profile)
+    if problem:
+        raise UsageError(f"the flags make a profile config.toml cannot hold ({problem})", hint="fix that flag (one --scope per scope name); nothing was changed")
     return profile
 
 

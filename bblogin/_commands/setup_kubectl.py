@@ -28,6 +28,26 @@ def kubeconfig_path(explicit: str | None) -> str:
     return first or os.path.join(os.path.expanduser("~"), ".kube", "config")
 
 
+def _merged_with(doc: dict[str, Any], explicit: str | None, yaml: Any) -> tuple[list[Any], Any]:
+    """The cluster names and the current-context kubectl sees: ``doc`` (the file written) merged
+    with $KUBECONFIG's other files, as kubectl merges them (the first current-context set wins).
+    Those files are only read; one that cannot be read or parsed adds nothing."""
+    from ruamel.yaml.error import YAMLError
+
+    docs: list[Any] = [doc]
+    if not explicit:
+        for other in [p for p in os.environ.get("KUBECONFIG", "").split(os.pathsep) if p][1:]:
+            try:
+                with open(other, encoding="utf-8") as fh:
+                    docs.append(yaml.load(fh.read()))
+            except (OSError, UnicodeDecodeError, YAMLError):  # kubectl will say what is wrong with it
+                continue
+    docs = [d for d in docs if isinstance(d, dict)]
+    clusters = [c.get("name") for d in docs for c in (d.get("clusters") or []) if isinstance(c, dict)]
+    current = next((d.get("current-context") for d in docs if d.get("current-context")), None)
+    return list(dict.fromkeys(clusters)), current
+
+
 def exec_entry(profile: str, use_access_token: bool) -> dict[str, Any]:
     """Runs bblogin through the lean launcher (see ``_launcher``): kubectl pays the bare
     interpreter's start-up on every call, not pip's wrapper and `site` on top."""
@@ -91,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
             doc[key] = []
     changed = _upsert(doc["users"], user, "user", entry)
     if args.context:
-        clusters = [c.get("name") for c in doc.get("clusters") or [] if isinstance(c, dict)]
+        clusters, _ = _merged_with(doc, args.kubeconfig, yaml)
         if args.cluster not in clusters:
             raise UsageError(
                 f"{shown} has no cluster {args.cluster!r}" + (f" (it has: {', '.join(map(str, clusters))})" if clusters else " (it has no clusters)") + "; nothing was changed",
@@ -115,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
         say(f"Wrote user {user} (bblogin kubectl --profile {profile.name}) to {shown}" + (f", with context {args.context}" if args.context else "") + ".")
         if original:
             say(f"The previous file is saved as {path}.bblogin-backup.")
-    current = doc.get("current-context")
+    _, current = _merged_with(doc, args.kubeconfig, yaml)
     if args.context and current != args.context:
         say(f"kubectl's current context is {current!r}, not {args.context}: pass --set-current, or run `kubectl config use-context {args.context}`." if current else f"kubectl has no current context: pass --set-current, or run `kubectl config use-context {args.context}`.")
     return 0
