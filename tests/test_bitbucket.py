@@ -193,6 +193,21 @@ def test_rotated_refresh_token_survives_a_keyring_failure_storing_the_other_toke
     assert not fake.reused
 
 
+@pytest.mark.parametrize("answer", ["bad-expires_in", "bad-token_type", "no-access_token"])
+def test_rotated_refresh_token_survives_a_token_answer_that_cannot_be_parsed(keyring_secret_service, bitbucket_cloud, answer: str) -> None:
+    """A 200 whose refresh token is fine but whose other fields are not: Bitbucket has spent the
+    old refresh token all the same, so the new one is kept before the answer is judged."""
+    fake = bitbucket_cloud
+    login_in_process(fake, cloud_profile(fake))
+    profile = _config.load().profile("cloud")
+    fake.mangle = {"bad-expires_in": {"expires_in": -1}, "bad-token_type": {"token_type": "mac"}, "no-access_token": {"access_token": None}}[answer]
+    with pytest.raises(IdPError):
+        get_credential(profile, kind="access_token", force_refresh=True)
+    fake.mangle = {}
+    assert get_credential(profile, kind="access_token", force_refresh=True).token in fake.access_tokens
+    assert not fake.reused  # the spent refresh token was never sent again
+
+
 @pytest.mark.parametrize(("path", "status"), [("/bitbucket/plugins/servlet/applinks/whoami", 503), ("/bitbucket/rest/api/latest/users", 500)], ids=["whoami-503", "users-500"])
 def test_rotated_refresh_token_survives_a_failure_after_the_token_response_dc(keyring_secret_service, bitbucket_dc, path: str, status: int) -> None:
     fake = bitbucket_dc

@@ -84,9 +84,10 @@ class _BitbucketOAuth2:
         endpoint = self.base + self.authorize_path
         return _grants.authorization_url(endpoint, self.profile.client_id, redirect_uri=redirect_uri, state=state, code_challenge=code_challenge, scope=scope, extra=self.profile.extra_auth_params)
 
-    def _token(self, what: str, grant_type: str, **form: str | None) -> TokenSet:
+    def _token(self, what: str, grant_type: str, on_rotated: Callable[[str], None] | None = None, **form: str | None) -> TokenSet:
         endpoint = self.base + self.token_path
         body = _grants.fetch_token(self.http, endpoint, self.client, what, grant_type, **form)
+        _grants.hand_over_rotated(body, on_rotated)
         if "scope" not in body and isinstance(body.get("scopes"), str):
             body = {**body, "scope": body["scopes"]}  # Bitbucket's name for the granted scopes
         tokens = _grants.parse_token_response(body, received_at=int(time.time()))
@@ -103,7 +104,7 @@ class _BitbucketOAuth2:
 
     def refresh(self, refresh_token: str, *, on_rotated: Callable[[str], None] | None = None) -> TokenSet:
         try:
-            tokens = self._token("refreshing the tokens", "refresh_token", refresh_token=refresh_token, **self._refresh_form())
+            return self._token("refreshing the tokens", "refresh_token", on_rotated, refresh_token=refresh_token, **self._refresh_form())
         except OAuthError as exc:
             if not self._is_dead_refresh(exc):
                 raise
@@ -112,9 +113,6 @@ class _BitbucketOAuth2:
                 f"Bitbucket no longer accepts this login's refresh token ({reason})",
                 hint=f"log in again: `bblogin login --profile {self.profile.name}`",
             ) from None
-        if on_rotated is not None and tokens.refresh_token:
-            on_rotated(tokens.refresh_token)
-        return tokens
 
     def revoke(self, tokens: TokenSet) -> bool:
         return False  # neither product offers token revocation to OAuth clients
