@@ -258,6 +258,29 @@ def test_data_center_end_to_end(keyring_secret_service, bitbucket_dc) -> None:
     assert answer["username"] == DC_ALICE["name"] and answer["password"] in fake.access_tokens
 
 
+@pytest.mark.parametrize("profile_now", ["gone", "no-redirect_uri"])
+def test_data_center_refresh_without_the_registered_callback_or_secret_sends_nothing(keyring_secret_service, bitbucket_dc, profile_now: str) -> None:
+    """DC refuses a refresh without the client secret or the registered redirect_uri, the latter
+    with a bare invalid_grant: bblogin must not send one (nor mark the login dead) when the
+    account's profile is gone (the fallback of profile_for has neither) or names no callback."""
+    from bblogin._session import profile_for
+
+    fake = bitbucket_dc
+    _, account = login_in_process(fake, dc_profile(fake))
+    if profile_now == "gone":
+        profile = profile_for(account, _config.Config(path="nowhere.toml"))
+    else:
+        _config.save_profile(dataclasses.replace(_config.load().profile("dc"), redirect_uri=None))
+        profile = profile_for(account, _config.load())
+    before = len(fake.token_requests)
+    with pytest.raises(ConfigError) as info:
+        get_credential(profile, kind="access_token", account=account, force_refresh=True)
+    assert "dc" in info.value.message and "redirect_uri" in (info.value.message + (info.value.hint or ""))
+    assert len(fake.token_requests) == before  # the refresh token was not sent
+    assert not _index.load().accounts[account.id].refresh_dead
+    assert get_credential(dc_profile(fake), kind="access_token", force_refresh=True).token in fake.access_tokens  # the profile restored: it works
+
+
 def test_data_center_fake_refuses_what_data_center_refuses(bitbucket_dc) -> None:
     fake = bitbucket_dc
     token_url = f"{fake.base}/rest/oauth2/latest/token"
@@ -265,8 +288,10 @@ def test_data_center_fake_refuses_what_data_center_refuses(bitbucket_dc) -> None
     form = {"grant_type": "refresh_token", "refresh_token": "rt", "redirect_uri": fake.callback}
     basic_only = httpx.post(token_url, data=form, auth=(fake.client_id, fake.client_secret))
     assert basic_only.status_code == 401 and basic_only.json()["error"] == "invalid_client"
-    no_redirect = httpx.post(token_url, data={**form, "client_id": fake.client_id, "client_secret": fake.client_secret, "redirect_uri": "http://127.0.0.1:1/x"})
-    assert no_redirect.status_code == 400
+    wrong_redirect = httpx.post(token_url, data={**form, "client_id": fake.client_id, "client_secret": fake.client_secret, "redirect_uri": "http://127.0.0.1:1/x"})
+    assert wrong_redirect.status_code == 400 and wrong_redirect.json()["error"] == "invalid_grant"
+    no_redirect = httpx.post(token_url, data={"grant_type": "refresh_token", "refresh_token": "rt", "client_id": fake.client_id, "client_secret": fake.client_secret})
+    assert no_redirect.status_code == 400 and no_redirect.json()["error"] == "invalid_grant"
     fake.access_tokens.add("at")
     users = f"{fake.base}/rest/api/latest/users/"
     assert httpx.get(users + DC_ALICE["slug"], headers={"Authorization": "Bearer at"}).status_code == 200

@@ -204,8 +204,18 @@ class BitbucketDataCenter(_BitbucketOAuth2):
     )
 
     def _refresh_form(self) -> dict[str, str]:
+        """DC refuses a refresh without the client secret or the registered redirect_uri — the
+        latter with a bare ``invalid_grant`` that would pass for a dead login — so without them
+        (the account's profile is gone or names no callback) nothing is sent."""
         registered = registered_redirect(self.profile)
-        return {"redirect_uri": registered[1]} if registered else {}
+        if registered is None or not self.profile.client_secret:
+            missing = [key for key, absent in (("client_secret", not self.profile.client_secret), ("redirect_uri", registered is None)) if absent]
+            raise ConfigError(
+                f"profile {self.profile.name!r} has no {' and no '.join(missing)}, which Bitbucket Data Center needs to refresh "
+                "the login; the refresh token was not sent",
+                hint=f"put them in [profiles.{self.profile.name}] in config.toml (redirect_uri: the incoming link's Redirect URL)",
+            )
+        return {"redirect_uri": registered[1]}
 
     def identity(self, tokens: TokenSet) -> Identity:
         token = tokens.access_token
