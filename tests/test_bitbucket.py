@@ -379,3 +379,15 @@ def test_a_fixed_listen_port_is_the_bitbucket_callback_but_only_a_preference_for
     assert _config.registered_redirect(oidc) is None  # --listen may still pick another port for dex
     registered = dataclasses.replace(oidc, redirect_uri="http://localhost:8500/cb")
     assert _config.registered_redirect(registered) == (8500, "http://localhost:8500/cb")
+
+
+def test_logout_of_a_cloud_account_whose_profile_is_gone(keyring_secret_service, bitbucket_cloud) -> None:
+    """Bitbucket revokes nothing, so logging out needs no client secret: an account whose profile
+    was removed from config.toml (profile_for's fallback has no secret) is still removed."""
+    from bblogin._session import logout, profile_for
+
+    fake = bitbucket_cloud
+    _, account = login_in_process(fake, cloud_profile(fake))
+    assert logout(profile_for(account, _config.Config(path="nowhere.toml")), account) is False
+    assert account.id not in _index.load().accounts
+    assert SecretStore(account.storage).get(account.id, "refresh_token") is None

@@ -79,12 +79,19 @@ class _BitbucketOAuth2:
     def client(self) -> _grants.ClientAuth:
         return _grants.ClientAuth(self.profile.client_id, self.profile.client_secret, self.client_auth_method)
 
+    def _check_client(self) -> None:
+        """Refuse, before the first request of a login or refresh, what the product will refuse.
+        Not in ``__init__``: logging out (Bitbucket revokes nothing) and reading tokens must work
+        for an account whose profile is gone (``_session.profile_for`` has no secret then)."""
+
     def authorization_url(self, *, redirect_uri: str, state: str, nonce: str, code_challenge: str) -> str:
+        self._check_client()
         scope = " ".join(self.profile.scopes) if self.profile.scopes else None
         endpoint = self.base + self.authorize_path
         return _grants.authorization_url(endpoint, self.profile.client_id, redirect_uri=redirect_uri, state=state, code_challenge=code_challenge, scope=scope, extra=self.profile.extra_auth_params)
 
     def _token(self, what: str, grant_type: str, on_rotated: Callable[[str], None] | None = None, **form: str | None) -> TokenSet:
+        self._check_client()
         endpoint = self.base + self.token_path
         body = _grants.fetch_token(self.http, endpoint, self.client, what, grant_type, **form)
         _grants.hand_over_rotated(body, on_rotated)
@@ -147,9 +154,11 @@ class BitbucketCloud(_BitbucketOAuth2):
                 f"profile {profile.name!r}: Bitbucket Cloud lives at {BITBUCKET_CLOUD_URL}, not {profile.issuer}",
                 hint=f"set issuer = \"{BITBUCKET_CLOUD_URL}\" (or leave it out); a self-hosted Bitbucket is provider = \"bitbucket-dc\"",
             )
-        if not profile.client_secret:
+
+    def _check_client(self) -> None:
+        if not self.profile.client_secret:
             raise ConfigError(
-                f"profile {profile.name!r}: Bitbucket Cloud OAuth consumers need client_secret",
+                f"profile {self.profile.name!r}: Bitbucket Cloud OAuth consumers need client_secret",
                 hint="copy the consumer's secret from Bitbucket (workspace settings → OAuth consumers) into the profile",
             )
 
