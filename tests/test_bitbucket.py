@@ -391,3 +391,35 @@ def test_logout_of_a_cloud_account_whose_profile_is_gone(keyring_secret_service,
     assert logout(profile_for(account, _config.Config(path="nowhere.toml")), account) is False
     assert account.id not in _index.load().accounts
     assert SecretStore(account.storage).get(account.id, "refresh_token") is None
+
+
+def test_logout_during_a_refresh_stays_logged_out(keyring_secret_service, bitbucket_cloud, monkeypatch) -> None:
+    """A logout that lands while a refresh is between the token answer and storing the tokens (a
+    git helper refreshing while the person runs `bblogin logout`) waits for it, then removes
+    everything: neither the rotated refresh token nor the account comes back."""
+    from bblogin._providers._bitbucket import BitbucketCloud
+    from bblogin._session import logout
+
+    fake = bitbucket_cloud
+    _, account = login_in_process(fake, cloud_profile(fake))
+    profile = _config.load().profile("cloud")
+    in_refresh, release = threading.Event(), threading.Event()
+    real_identity = BitbucketCloud.identity
+
+    def slow_identity(self: BitbucketCloud, tokens: Any) -> Any:
+        in_refresh.set()
+        release.wait(10)
+        return real_identity(self, tokens)
+
+    monkeypatch.setattr(BitbucketCloud, "identity", slow_identity)
+    refresher = threading.Thread(target=lambda: get_credential(profile, kind="access_token", force_refresh=True))
+    refresher.start()
+    assert in_refresh.wait(10)
+    leaver = threading.Thread(target=lambda: logout(profile, _index.load().accounts[account.id]))
+    leaver.start()
+    time.sleep(0.5)
+    release.set()
+    refresher.join(20)
+    leaver.join(20)
+    assert account.id not in _index.load().accounts
+    assert all(SecretStore(account.storage).get(account.id, kind) is None for kind in ("refresh_token", "access_token"))
