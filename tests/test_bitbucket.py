@@ -308,6 +308,19 @@ def test_data_center_user_lookup_uses_the_filter_and_matches_the_name(bitbucket_
     assert (identity.sub, identity.username, identity.name) == ("101", "alice.smith@example.com", "Alice Smith")  # not the decoys
 
 
+def test_data_center_user_name_from_whoami_body_when_a_proxy_strips_x_ausername(bitbucket_dc) -> None:
+    from bblogin._providers._bitbucket import BitbucketDataCenter
+    from bblogin._tokens import TokenSet
+
+    fake = bitbucket_dc
+    fake.strip_user_headers = True
+    fake.access_tokens.add("at")
+    identity = BitbucketDataCenter(dc_profile(fake)).identity(TokenSet(access_token="at"))
+    assert (identity.sub, identity.username) == ("101", DC_ALICE["name"])
+    with pytest.raises(IdPError, match="who is logged in"):  # an expired token: 200, empty body, no header
+        BitbucketDataCenter(dc_profile(fake)).identity(TokenSet(access_token="expired"))
+
+
 def test_data_center_paste_warns_of_the_ten_second_code_before_the_prompt(bitbucket_dc, monkeypatch, capsys) -> None:
     fake = bitbucket_dc
     profile = dc_profile(fake)

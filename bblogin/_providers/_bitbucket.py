@@ -28,7 +28,8 @@ GCM src/shared/Atlassian.Bitbucket/DataCenter; Backstage's bitbucketServer provi
   Atlassian's refresh example and GCM's OAuth2Client, with every refresh;
 - the authorization code lives ``atlassian.oauth2.provider.max.client.delay.seconds`` — 10 s by
   default (Atlassian's "OAuth 2.0 provider system properties") — so the paste fallback warns first;
-- the user name from ``{base}/plugins/servlet/applinks/whoami`` (``X-Ausername``; the servlet
+- the user name from ``{base}/plugins/servlet/applinks/whoami`` (``X-Ausername`` as Backstage
+  reads it, else the text/plain body as eclipse-che/che-server and woodpecker read it; the servlet
   answers 200 even without a session, Backstage notes), then the user from
   ``/rest/api/latest/users?filter=<name>`` matched on ``name`` exactly: the ``/users/{slug}``
   path takes the slug, which differs from the name for many users (``a@b.com`` → ``a_b.com``).
@@ -229,7 +230,9 @@ class BitbucketDataCenter(_BitbucketOAuth2):
     def identity(self, tokens: TokenSet) -> Identity:
         token = tokens.access_token
         whoami = self._get(f"{self.base}/plugins/servlet/applinks/whoami", token, "asking Bitbucket who is logged in")
-        name = whoami.headers.get("X-Ausername", "").strip()
+        body = whoami.text.strip()
+        # X-Ausername, else the text/plain body (a proxy may strip X-A* headers: they disclose user names)
+        name = whoami.headers.get("X-Ausername", "").strip() or (body if len(body) <= 255 and "\n" not in body else "")
         if not name:
             raise IdPResponseError("Bitbucket Data Center did not say who is logged in (whoami)", hint="the access token may have expired: log in again")
         user = self._user_named(name, token)
