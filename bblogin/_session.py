@@ -310,8 +310,17 @@ def forget_cached(profile: Profile, account: Account) -> None:
 
 def logout(profile: Profile, account: Account) -> bool:
     """Revoke at the IdP that issued the tokens where possible (``profile`` must name it: see
-    :func:`profile_for`), delete the secrets and the index entry. True if revoked."""
+    :func:`profile_for`), delete the secrets and the index entry. True if revoked.
+
+    Under the account's lock: a refresh in progress (which stores a rotated refresh token, then
+    the other tokens, and records the account) finishes first, so it cannot bring the account or
+    its tokens back after they were removed."""
     _require_issued_for(account, profile)
+    with account_lock(account.id, profile.lock_timeout):
+        return _logout(profile, account)
+
+
+def _logout(profile: Profile, account: Account) -> bool:
     store = SecretStore(profile.storage)
     revoked = False
     values = {k: store.get(account.id, k) for k in account.tokens}

@@ -193,6 +193,21 @@ def test_rotated_refresh_token_survives_a_keyring_failure_storing_the_other_toke
     assert not fake.reused
 
 
+@pytest.mark.parametrize("answer", ["bad-expires_in", "bad-token_type", "no-access_token"])
+def test_rotated_refresh_token_survives_a_token_answer_that_cannot_be_parsed(keyring_secret_service, bitbucket_cloud, answer: str) -> None:
+    """A 200 whose refresh token is fine but whose other fields are not: Bitbucket has spent the
+    old refresh token all the same, so the new one is kept before the answer is judged."""
+    fake = bitbucket_cloud
+    login_in_process(fake, cloud_profile(fake))
+    profile = _config.load().profile("cloud")
+    fake.mangle = {"bad-expires_in": {"expires_in": -1}, "bad-token_type": {"token_type": "mac"}, "no-access_token": {"access_token": None}}[answer]
+    with pytest.raises(IdPError):
+        get_credential(profile, kind="access_token", force_refresh=True)
+    fake.mangle = {}
+    assert get_credential(profile, kind="access_token", force_refresh=True).token in fake.access_tokens
+    assert not fake.reused  # the spent refresh token was never sent again
+
+
 @pytest.mark.parametrize(("path", "status"), [("/bitbucket/plugins/servlet/applinks/whoami", 503), ("/bitbucket/rest/api/latest/users", 500)], ids=["whoami-503", "users-500"])
 def test_rotated_refresh_token_survives_a_failure_after_the_token_response_dc(keyring_secret_service, bitbucket_dc, path: str, status: int) -> None:
     fake = bitbucket_dc
@@ -243,6 +258,29 @@ def test_data_center_end_to_end(keyring_secret_service, bitbucket_dc) -> None:
     assert answer["username"] == DC_ALICE["name"] and answer["password"] in fake.access_tokens
 
 
+@pytest.mark.parametrize("profile_now", ["gone", "no-redirect_uri"])
+def test_data_center_refresh_without_the_registered_callback_or_secret_sends_nothing(keyring_secret_service, bitbucket_dc, profile_now: str) -> None:
+    """DC refuses a refresh without the client secret or the registered redirect_uri, the latter
+    with a bare invalid_grant: bblogin must not send one (nor mark the login dead) when the
+    account's profile is gone (the fallback of profile_for has neither) or names no callback."""
+    from bblogin._session import profile_for
+
+    fake = bitbucket_dc
+    _, account = login_in_process(fake, dc_profile(fake))
+    if profile_now == "gone":
+        profile = profile_for(account, _config.Config(path="nowhere.toml"))
+    else:
+        _config.save_profile(dataclasses.replace(_config.load().profile("dc"), redirect_uri=None))
+        profile = profile_for(account, _config.load())
+    before = len(fake.token_requests)
+    with pytest.raises(ConfigError) as info:
+        get_credential(profile, kind="access_token", account=account, force_refresh=True)
+    assert "dc" in info.value.message and "redirect_uri" in (info.value.message + (info.value.hint or ""))
+    assert len(fake.token_requests) == before  # the refresh token was not sent
+    assert not _index.load().accounts[account.id].refresh_dead
+    assert get_credential(dc_profile(fake), kind="access_token", force_refresh=True).token in fake.access_tokens  # the profile restored: it works
+
+
 def test_data_center_fake_refuses_what_data_center_refuses(bitbucket_dc) -> None:
     fake = bitbucket_dc
     token_url = f"{fake.base}/rest/oauth2/latest/token"
@@ -250,8 +288,10 @@ def test_data_center_fake_refuses_what_data_center_refuses(bitbucket_dc) -> None
     form = {"grant_type": "refresh_token", "refresh_token": "rt", "redirect_uri": fake.callback}
     basic_only = httpx.post(token_url, data=form, auth=(fake.client_id, fake.client_secret))
     assert basic_only.status_code == 401 and basic_only.json()["error"] == "invalid_client"
-    no_redirect = httpx.post(token_url, data={**form, "client_id": fake.client_id, "client_secret": fake.client_secret, "redirect_uri": "http://127.0.0.1:1/x"})
-    assert no_redirect.status_code == 400
+    wrong_redirect = httpx.post(token_url, data={**form, "client_id": fake.client_id, "client_secret": fake.client_secret, "redirect_uri": "http://127.0.0.1:1/x"})
+    assert wrong_redirect.status_code == 400 and wrong_redirect.json()["error"] == "invalid_grant"
+    no_redirect = httpx.post(token_url, data={"grant_type": "refresh_token", "refresh_token": "rt", "client_id": fake.client_id, "client_secret": fake.client_secret})
+    assert no_redirect.status_code == 400 and no_redirect.json()["error"] == "invalid_grant"
     fake.access_tokens.add("at")
     users = f"{fake.base}/rest/api/latest/users/"
     assert httpx.get(users + DC_ALICE["slug"], headers={"Authorization": "Bearer at"}).status_code == 200
@@ -266,6 +306,19 @@ def test_data_center_user_lookup_uses_the_filter_and_matches_the_name(bitbucket_
     fake.access_tokens.add("at")
     identity = BitbucketDataCenter(dc_profile(fake)).identity(TokenSet(access_token="at"))
     assert (identity.sub, identity.username, identity.name) == ("101", "alice.smith@example.com", "Alice Smith")  # not the decoys
+
+
+def test_data_center_user_name_from_whoami_body_when_a_proxy_strips_x_ausername(bitbucket_dc) -> None:
+    from bblogin._providers._bitbucket import BitbucketDataCenter
+    from bblogin._tokens import TokenSet
+
+    fake = bitbucket_dc
+    fake.strip_user_headers = True
+    fake.access_tokens.add("at")
+    identity = BitbucketDataCenter(dc_profile(fake)).identity(TokenSet(access_token="at"))
+    assert (identity.sub, identity.username) == ("101", DC_ALICE["name"])
+    with pytest.raises(IdPError, match="who is logged in"):  # an expired token: 200, empty body, no header
+        BitbucketDataCenter(dc_profile(fake)).identity(TokenSet(access_token="expired"))
 
 
 def test_data_center_paste_warns_of_the_ten_second_code_before_the_prompt(bitbucket_dc, monkeypatch, capsys) -> None:
@@ -339,3 +392,47 @@ def test_a_fixed_listen_port_is_the_bitbucket_callback_but_only_a_preference_for
     assert _config.registered_redirect(oidc) is None  # --listen may still pick another port for dex
     registered = dataclasses.replace(oidc, redirect_uri="http://localhost:8500/cb")
     assert _config.registered_redirect(registered) == (8500, "http://localhost:8500/cb")
+
+
+def test_logout_of_a_cloud_account_whose_profile_is_gone(keyring_secret_service, bitbucket_cloud) -> None:
+    """Bitbucket revokes nothing, so logging out needs no client secret: an account whose profile
+    was removed from config.toml (profile_for's fallback has no secret) is still removed."""
+    from bblogin._session import logout, profile_for
+
+    fake = bitbucket_cloud
+    _, account = login_in_process(fake, cloud_profile(fake))
+    assert logout(profile_for(account, _config.Config(path="nowhere.toml")), account) is False
+    assert account.id not in _index.load().accounts
+    assert SecretStore(account.storage).get(account.id, "refresh_token") is None
+
+
+def test_logout_during_a_refresh_stays_logged_out(keyring_secret_service, bitbucket_cloud, monkeypatch) -> None:
+    """A logout that lands while a refresh is between the token answer and storing the tokens (a
+    git helper refreshing while the person runs `bblogin logout`) waits for it, then removes
+    everything: neither the rotated refresh token nor the account comes back."""
+    from bblogin._providers._bitbucket import BitbucketCloud
+    from bblogin._session import logout
+
+    fake = bitbucket_cloud
+    _, account = login_in_process(fake, cloud_profile(fake))
+    profile = _config.load().profile("cloud")
+    in_refresh, release = threading.Event(), threading.Event()
+    real_identity = BitbucketCloud.identity
+
+    def slow_identity(self: BitbucketCloud, tokens: Any) -> Any:
+        in_refresh.set()
+        release.wait(10)
+        return real_identity(self, tokens)
+
+    monkeypatch.setattr(BitbucketCloud, "identity", slow_identity)
+    refresher = threading.Thread(target=lambda: get_credential(profile, kind="access_token", force_refresh=True))
+    refresher.start()
+    assert in_refresh.wait(10)
+    leaver = threading.Thread(target=lambda: logout(profile, _index.load().accounts[account.id]))
+    leaver.start()
+    time.sleep(0.5)
+    release.set()
+    refresher.join(20)
+    leaver.join(20)
+    assert account.id not in _index.load().accounts
+    assert all(SecretStore(account.storage).get(account.id, kind) is None for kind in ("refresh_token", "access_token"))

@@ -310,3 +310,14 @@ def test_authorization_url_takes_any_extra_parameter_name() -> None:
     query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))
     assert (query["url"], query["self"], query["audience"]) == ("u", "s", "api")
     assert "code_verifier" not in query and query["code_challenge"] == "ch" and query["code_challenge_method"] == "S256"
+
+
+@pytest.mark.parametrize("change", [{"expires_in": "soon"}, {"token_type": "mac"}, {"access_token": None}, {"id_token": 5}], ids=["expires_in", "token_type", "access_token", "id_token"])
+def test_a_refresh_answer_that_fails_to_parse_still_hands_over_its_refresh_token(httpserver: HTTPServer, http: httpx.Client, change: dict[str, Any]) -> None:
+    """The IdP spent the old refresh token when it answered 200: the new one is kept (#15.1, #13)
+    even though the answer is refused. An error inside a 200 carries none to keep."""
+    rec = Recorder(httpserver, "/token", {k: v for k, v in {**TOKENS, **change}.items() if v is not None})
+    kept: list[str] = []
+    with pytest.raises(IdPResponseError):
+        _grants.refresh(http, rec.url, PUBLIC, "rt-1", relogin_command=RELOGIN, on_rotated=kept.append)
+    assert kept == ["rt-2"]

@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -199,10 +200,29 @@ def is_dead_refresh(exc: OAuthError) -> bool:
     return exc.error == "invalid_grant" or (exc.error == "invalid_request" and exc.description in DEX_DEAD_REFRESH)
 
 
-def refresh(http: httpx.Client, token_endpoint: str, client: ClientAuth, refresh_token: str, *, relogin_command: str, scope: str | None = None) -> TokenSet:
+def hand_over_rotated(body: dict[str, Any], on_rotated: Callable[[str], None] | None) -> None:
+    """Give a 200 refresh answer's refresh token to ``on_rotated`` before anything else in the
+    answer is judged: the IdP has spent the old one whether or not the rest (``expires_in``,
+    ``token_type``, the ID token) is acceptable."""
+    rotated = body.get("refresh_token")
+    if on_rotated is not None and isinstance(rotated, str) and rotated:
+        on_rotated(rotated)
+
+
+def refresh(
+    http: httpx.Client,
+    token_endpoint: str,
+    client: ClientAuth,
+    refresh_token: str,
+    *,
+    relogin_command: str,
+    scope: str | None = None,
+    on_rotated: Callable[[str], None] | None = None,
+) -> TokenSet:
     """Redeem ``refresh_token``. A refusal for good is RefreshTokenDead whose hint is ``relogin_command``.
 
-    The answer may carry no refresh token: the caller keeps the one it has."""
+    The answer may carry no refresh token: the caller keeps the one it has. A new one goes to
+    ``on_rotated`` first (:func:`hand_over_rotated`)."""
     try:
         body = fetch_token(http, token_endpoint, client, "refreshing the tokens", "refresh_token", refresh_token=refresh_token, scope=scope)
     except OAuthError as exc:
@@ -210,6 +230,7 @@ def refresh(http: httpx.Client, token_endpoint: str, client: ClientAuth, refresh
             reason = f"{exc.error}: {exc.description}" if exc.description else exc.error
             raise RefreshTokenDead(f"the identity provider no longer accepts this login's refresh token ({reason})", hint=f"log in again: `{relogin_command}`") from None
         raise
+    hand_over_rotated(body, on_rotated)
     return parse_token_response(body, received_at=int(time.time()))
 
 

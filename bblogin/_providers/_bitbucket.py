@@ -28,7 +28,8 @@ GCM src/shared/Atlassian.Bitbucket/DataCenter; Backstage's bitbucketServer provi
   Atlassian's refresh example and GCM's OAuth2Client, with every refresh;
 - the authorization code lives ``atlassian.oauth2.provider.max.client.delay.seconds`` — 10 s by
   default (Atlassian's "OAuth 2.0 provider system properties") — so the paste fallback warns first;
-- the user name from ``{base}/plugins/servlet/applinks/whoami`` (``X-Ausername``; the servlet
+- the user name from ``{base}/plugins/servlet/applinks/whoami`` (``X-Ausername`` as Backstage
+  reads it, else the text/plain body as eclipse-che/che-server and woodpecker read it; the servlet
   answers 200 even without a session, Backstage notes), then the user from
   ``/rest/api/latest/users?filter=<name>`` matched on ``name`` exactly: the ``/users/{slug}``
   path takes the slug, which differs from the name for many users (``a@b.com`` → ``a_b.com``).
@@ -79,14 +80,22 @@ class _BitbucketOAuth2:
     def client(self) -> _grants.ClientAuth:
         return _grants.ClientAuth(self.profile.client_id, self.profile.client_secret, self.client_auth_method)
 
+    def _check_client(self) -> None:
+        """Refuse, before the first request of a login or refresh, what the product will refuse.
+        Not in ``__init__``: logging out (Bitbucket revokes nothing) and reading tokens must work
+        for an account whose profile is gone (``_session.profile_for`` has no secret then)."""
+
     def authorization_url(self, *, redirect_uri: str, state: str, nonce: str, code_challenge: str) -> str:
+        self._check_client()
         scope = " ".join(self.profile.scopes) if self.profile.scopes else None
         endpoint = self.base + self.authorize_path
         return _grants.authorization_url(endpoint, self.profile.client_id, redirect_uri=redirect_uri, state=state, code_challenge=code_challenge, scope=scope, extra=self.profile.extra_auth_params)
 
-    def _token(self, what: str, grant_type: str, **form: str | None) -> TokenSet:
+    def _token(self, what: str, grant_type: str, on_rotated: Callable[[str], None] | None = None, **form: str | None) -> TokenSet:
+        self._check_client()
         endpoint = self.base + self.token_path
         body = _grants.fetch_token(self.http, endpoint, self.client, what, grant_type, **form)
+        _grants.hand_over_rotated(body, on_rotated)
         if "scope" not in body and isinstance(body.get("scopes"), str):
             body = {**body, "scope": body["scopes"]}  # Bitbucket's name for the granted scopes
         tokens = _grants.parse_token_response(body, received_at=int(time.time()))
@@ -103,7 +112,7 @@ class _BitbucketOAuth2:
 
     def refresh(self, refresh_token: str, *, on_rotated: Callable[[str], None] | None = None) -> TokenSet:
         try:
-            tokens = self._token("refreshing the tokens", "refresh_token", refresh_token=refresh_token, **self._refresh_form())
+            return self._token("refreshing the tokens", "refresh_token", on_rotated, refresh_token=refresh_token, **self._refresh_form())
         except OAuthError as exc:
             if not self._is_dead_refresh(exc):
                 raise
@@ -112,9 +121,6 @@ class _BitbucketOAuth2:
                 f"Bitbucket no longer accepts this login's refresh token ({reason})",
                 hint=f"log in again: `bblogin login --profile {self.profile.name}`",
             ) from None
-        if on_rotated is not None and tokens.refresh_token:
-            on_rotated(tokens.refresh_token)
-        return tokens
 
     def revoke(self, tokens: TokenSet) -> bool:
         return False  # neither product offers token revocation to OAuth clients
@@ -149,9 +155,11 @@ class BitbucketCloud(_BitbucketOAuth2):
                 f"profile {profile.name!r}: Bitbucket Cloud lives at {BITBUCKET_CLOUD_URL}, not {profile.issuer}",
                 hint=f"set issuer = \"{BITBUCKET_CLOUD_URL}\" (or leave it out); a self-hosted Bitbucket is provider = \"bitbucket-dc\"",
             )
-        if not profile.client_secret:
+
+    def _check_client(self) -> None:
+        if not self.profile.client_secret:
             raise ConfigError(
-                f"profile {profile.name!r}: Bitbucket Cloud OAuth consumers need client_secret",
+                f"profile {self.profile.name!r}: Bitbucket Cloud OAuth consumers need client_secret",
                 hint="copy the consumer's secret from Bitbucket (workspace settings → OAuth consumers) into the profile",
             )
 
@@ -206,13 +214,25 @@ class BitbucketDataCenter(_BitbucketOAuth2):
     )
 
     def _refresh_form(self) -> dict[str, str]:
+        """DC refuses a refresh without the client secret or the registered redirect_uri — the
+        latter with a bare ``invalid_grant`` that would pass for a dead login — so without them
+        (the account's profile is gone or names no callback) nothing is sent."""
         registered = registered_redirect(self.profile)
-        return {"redirect_uri": registered[1]} if registered else {}
+        if registered is None or not self.profile.client_secret:
+            missing = [key for key, absent in (("client_secret", not self.profile.client_secret), ("redirect_uri", registered is None)) if absent]
+            raise ConfigError(
+                f"profile {self.profile.name!r} has no {' and no '.join(missing)}, which Bitbucket Data Center needs to refresh "
+                "the login; the refresh token was not sent",
+                hint=f"put them in [profiles.{self.profile.name}] in config.toml (redirect_uri: the incoming link's Redirect URL)",
+            )
+        return {"redirect_uri": registered[1]}
 
     def identity(self, tokens: TokenSet) -> Identity:
         token = tokens.access_token
         whoami = self._get(f"{self.base}/plugins/servlet/applinks/whoami", token, "asking Bitbucket who is logged in")
-        name = whoami.headers.get("X-Ausername", "").strip()
+        body = whoami.text.strip()
+        # X-Ausername, else the text/plain body (a proxy may strip X-A* headers: they disclose user names)
+        name = whoami.headers.get("X-Ausername", "").strip() or (body if len(body) <= 255 and "\n" not in body else "")
         if not name:
             raise IdPResponseError("Bitbucket Data Center did not say who is logged in (whoami)", hint="the access token may have expired: log in again")
         user = self._user_named(name, token)

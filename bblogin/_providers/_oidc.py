@@ -136,9 +136,7 @@ class OIDCProvider:
     def refresh(self, refresh_token: str, *, on_rotated: Callable[[str], None] | None = None) -> TokenSet:
         """Redeem the refresh token; a returned ID token is verified (no nonce: see the module doc)
         after ``on_rotated`` was handed the new refresh token."""
-        tokens = _grants.refresh(self.http, self.metadata.token_endpoint, self.client, refresh_token, relogin_command=self.relogin_command())
-        if on_rotated is not None and tokens.refresh_token:
-            on_rotated(tokens.refresh_token)
+        tokens = _grants.refresh(self.http, self.metadata.token_endpoint, self.client, refresh_token, relogin_command=self.relogin_command(), on_rotated=on_rotated)
         return self._received(self._verified_tokens(tokens, nonce=None) if tokens.id_token else tokens)
 
     def token_exchange(self, subject_token: str, *, subject_token_type: str = _grants.ID_TOKEN_TYPE) -> TokenSet:
