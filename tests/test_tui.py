@@ -588,3 +588,74 @@ async def test_a_long_state_is_short_in_the_table_and_whole_in_the_details() -> 
         table = app.query_one(AccountTable)
         assert str(table.get_cell("b2", "State")) == "not used"
         assert long_state in str(app.query_one(Details).render()).replace("\n", " ")
+
+
+@pytest.mark.asyncio
+async def test_an_account_its_profile_no_longer_names_serves_no_context_or_host(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, keyring_secret_service: Any) -> None:
+    """`bblogin kubectl`/git refuse an account whose profile now names another issuer or client
+    (_session.issued_for): the TUI must not say it serves their contexts and hosts — nor that
+    switching to it would move them. The same for an exec entry whose flags point elsewhere."""
+    from bblogin import _config, _index
+    from bblogin._index import Account
+
+    _config.save_profile(_config.Profile(name="work", issuer="https://other-idp.example.com", client_id="bblogin"))
+    _config.save_git_host(_config.GitHost(url="https://bitbucket.org", profile="work"))
+    (tmp_path / "kubeconfig").write_text(KUBECONFIG_A)
+    with _index.transaction() as index:
+        for sub in ("alice", "bob"):
+            index.accounts[sub] = Account(id=sub, profile="work", provider="oidc", issuer="https://dex.example.com/dex", client_id="bblogin", sub=sub, email=f"{sub}@example.com")
+        index.active["work"] = "alice"
+    for account in CoreSource().accounts():
+        assert account["state"].startswith("not used")
+        assert account["kube_contexts"] == account["git_hosts"] == [], account["id"]
+        assert account["follows_active"] == {"kube_contexts": [], "git_hosts": []}
+        assert account["unused"]
+
+    # the profile names the account's issuer again, but an exec entry overrides it with flags
+    _config.save_profile(_config.Profile(name="work", issuer="https://dex.example.com/dex", client_id="bblogin"))
+    (tmp_path / "kubeconfig").write_text(KUBECONFIG_A.replace("--profile, work]}", "--profile, work, --issuer, 'https://other-idp.example.com']}"))
+    alice = next(v for v in CoreSource().accounts() if v["id"] == "alice")
+    assert alice["kube_contexts"] == [] and alice["git_hosts"] == ["https://bitbucket.org"]
+    bob = next(v for v in CoreSource().accounts() if v["id"] == "bob")
+    assert bob["kube_contexts"] == ["pinned"] and bob["follows_active"]["kube_contexts"] == []
+
+
+def test_a_kubeconfig_with_odd_types_or_alias_bombs_is_no_use_and_no_hang(tmp_path: pathlib.Path) -> None:
+    """kubectl wants strings for exec command and args; YAML aliases must not be expanded by str()."""
+    bomb = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    bomb += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 7)]
+    doc = "\n".join(bomb) + """
+contexts:
+- {name: bomb, context: {cluster: c, user: bomb}}
+- {name: cmd, context: {cluster: c, user: cmd}}
+- {name: ints, context: {cluster: c, user: ints}}
+users:
+- {name: bomb, user: {exec: {command: bblogin, args: [kubectl, *a6]}}}
+- {name: cmd, user: {exec: {command: *a6, args: [kubectl]}}}
+- {name: ints, user: {exec: {command: bblogin, args: [kubectl, --profile, 7]}}}
+"""
+    path = tmp_path / "kubeconfig"
+    path.write_text(doc)
+    started = time.monotonic()
+    assert kube_uses([str(path)]).contexts == []
+    assert time.monotonic() - started < 5
+
+
+def test_a_kubeconfig_that_is_a_fifo_does_not_hang(tmp_path: pathlib.Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    import concurrent.futures
+
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+    try:  # a thread: were the FIFO opened for a blocking read, this test would say so, not hang
+        found = pool.submit(kube_uses, [str(fifo), str(loop), str(tmp_path)]).result(timeout=10)
+    finally:
+        try:  # a reader stuck on the FIFO gets its end of file, so the thread ends too
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:  # no reader: nothing is stuck
+            pass
+        pool.shutdown(wait=False)
+    assert found.contexts == [] and len(found.problems) == 3
+    assert ["not a regular file" in p for p in found.problems] == [True, False, True] and "Too many levels" in found.problems[1], found.problems
