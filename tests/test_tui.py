@@ -659,3 +659,28 @@ def test_a_kubeconfig_that_is_a_fifo_does_not_hang(tmp_path: pathlib.Path) -> No
         pool.shutdown(wait=False)
     assert found.contexts == [] and len(found.problems) == 3
     assert ["not a regular file" in p for p in found.problems] == [True, False, True] and "Too many levels" in found.problems[1], found.problems
+
+
+@pytest.mark.parametrize("size", [(80, 24), (130, 30)])
+@pytest.mark.asyncio
+async def test_a_long_used_by_panel_is_reachable_by_keys(size: tuple[int, int], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sixty contexts and a list of unreadable kubeconfig files do not fit under the table: the
+    panel scrolls, and tab reaches it, so its last line (the problems) can be read without a mouse."""
+    source = FakeSource()
+    for v in source.views:
+        v["kube_problems"] = [f"/home/me/.kube/file{i} cannot be read" for i in range(15)]
+    monkeypatch.setattr(sys.modules[__name__], "CONTEXTS", [Use(f"cluster-{i:02d}-eu-west", "work", None) for i in range(60)])
+    app = AccountsApp(source)
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        assert_fits(app)
+        assert "file14 cannot be read" not in "\n".join(screen_lines(app))
+        for _ in range(3):
+            await pilot.press("tab")
+            if app.focused is app.query_one("#used"):
+                break
+        assert app.focused is app.query_one("#used"), app.focused
+        await pilot.press("end")
+        await pilot.pause()
+        assert "file14 cannot be read" in "\n".join(screen_lines(app))
+        assert_fits(app)

@@ -58,6 +58,13 @@ def switch_message(view: dict[str, Any]) -> str:
     return f"{label(view)} is now active for {clean(view['profile'])}: {where}."
 
 
+class Overflow(VerticalScroll):
+    """A region that scrolls when its content is taller than it, and only then is a tab stop."""
+
+    def allow_focus(self) -> bool:
+        return self.max_scroll_y > 0
+
+
 class AccountsApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "bblogin"
@@ -91,10 +98,12 @@ class AccountsApp(App[None]):
         with Horizontal(id="body"):
             with Vertical(id="left"):
                 yield AccountTable(id="accounts")
-                usage = Usage(id="usage")
-                usage.border_title = "Used by"
-                yield usage
-                yield Identity(id="identity")  # shown in the wide layout only
+                # scrolls (and tab reaches it) when Used by lists more than fits under the table
+                with Overflow(id="used"):
+                    usage = Usage(id="usage")
+                    usage.border_title = "Used by"
+                    yield usage
+                    yield Identity(id="identity")  # shown in the wide layout only
             with VerticalScroll(id="details-scroll"):
                 yield Details(id="details")
         yield Footer(show_command_palette=False)
