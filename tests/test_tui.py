@@ -684,3 +684,23 @@ async def test_a_long_used_by_panel_is_reachable_by_keys(size: tuple[int, int], 
         await pilot.pause()
         assert "file14 cannot be read" in "\n".join(screen_lines(app))
         assert_fits(app)
+
+
+@pytest.mark.asyncio
+async def test_claims_with_times_beyond_the_calendar_do_not_crash_the_tui() -> None:
+    """A signed ID token may carry any integer: auth_time and nbf are not checked at login, exp
+    only against now. time.localtime/gmtime refuse such values (OverflowError, OSError)."""
+    from bblogin._timefmt import describe_expiry, rfc3339
+
+    source = FakeSource()
+    odd = {"auth_time": 10**20, "exp": 2**63, "nbf": -(10**17), "iat": 253_402_300_800}
+    source.claims = lambda account_id: odd  # type: ignore[method-assign]
+    source.views[0]["tokens"]["id_token"]["expires_at"] = 10**20
+    app = AccountsApp(source)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        text = "\n".join(screen_lines(app))
+        assert "100000000000000000000" in text and "beyond the calendar" in text
+        assert "expires beyond the calendar" in text
+    assert describe_expiry(10**20, NOW).startswith("valid ")
+    assert rfc3339(10**20) == "9999-12-31T23:59:59Z" and rfc3339(-(10**17)) == "1970-01-01T00:00:00Z"
