@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from rich.cells import cell_len
 
 from bblogin._errors import RefreshTokenDead
 from bblogin.tui.app import AccountsApp
@@ -704,3 +705,18 @@ async def test_claims_with_times_beyond_the_calendar_do_not_crash_the_tui() -> N
         assert "expires beyond the calendar" in text
     assert describe_expiry(10**20, NOW).startswith("valid ")
     assert rfc3339(10**20) == "9999-12-31T23:59:59Z" and rfc3339(-(10**17)) == "1970-01-01T00:00:00Z"
+
+
+@pytest.mark.asyncio
+async def test_a_long_or_wide_claim_name_does_not_push_the_values_away() -> None:
+    source = FakeSource()
+    source.claims = lambda account_id: {"x" * 300: "v", "exp": NOW + 3600, "グループ": "acme"}  # type: ignore[method-assign]
+    app = AccountsApp(source)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        lines = str(app.query_one(Details).render()).splitlines()
+        exp = next(line for line in lines if line.startswith("exp"))
+        assert exp.index(str(NOW + 3600)) <= 24, exp  # aligned with the other claims, not after 300 columns
+        wide = next(line for line in lines if line.startswith("グループ"))
+        assert cell_len(wide[: wide.index("acme")]) == exp.index(str(NOW + 3600))  # same column in cells
+        assert_fits(app)
