@@ -720,3 +720,10 @@ async def test_a_long_or_wide_claim_name_does_not_push_the_values_away() -> None
         wide = next(line for line in lines if line.startswith("グループ"))
         assert cell_len(wide[: wide.index("acme")]) == exp.index(str(NOW + 3600))  # same column in cells
         assert_fits(app)
+
+
+def test_the_kubectl_bblogin_plugin_script_is_a_use() -> None:
+    """`kubectl-bblogin [options]` is `bblogin kubectl [options]` (_cli.kubectl_main)."""
+    assert exec_target({"user": {"exec": {"command": "/home/me/.local/bin/kubectl-bblogin", "args": ["--profile", "work", "-a", "bob"]}}}) == ("work", "bob", ())
+    assert exec_target({"user": {"exec": {"command": "kubectl-bblogin"}}}) == (None, None, ())
+    assert exec_target({"user": {"exec": {"command": "kubectl-bblogin", "args": ["status"]}}}) is None  # another command

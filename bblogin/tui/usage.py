@@ -90,6 +90,8 @@ def exec_target(user: Any) -> tuple[str | None, str | None, tuple[tuple[str, Any
     args = exec_.get("args", [])
     if not isinstance(command, str) or not isinstance(args, list) or not all(isinstance(a, str) for a in args):
         return None
+    if os.path.basename(command) == "kubectl-bblogin" and not (args and not args[0].startswith("-")):
+        return _kubectl_options(args)  # the plugin's console script: only options is `bblogin kubectl` (_cli.kubectl_main)
     if not _is_bblogin(command, args) or "kubectl" not in args:
         return None
     return _kubectl_options(args[args.index("kubectl") + 1 :])
