@@ -465,6 +465,11 @@ async def test_real_core_shows_kubeconfig_contexts_and_git_hosts(tmp_path: pathl
     assert dora["follows_active"] == {"kube_contexts": [], "git_hosts": []}
 
 
+def test_no_terminal_no_tui_even_with_stdin_closed() -> None:
+    done = subprocess.run([sys.executable, "-m", "bblogin", "tui"], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60, close_fds=True, preexec_fn=lambda: os.close(0))
+    assert done.returncode == 2 and "needs a terminal" in done.stderr, done
+
+
 @pytest.mark.parametrize("argv", [["tui"], []])
 def test_no_terminal_no_tui(argv: list[str]) -> None:
     done = subprocess.run([sys.executable, "-m", "bblogin", *argv], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60, env={**os.environ, "TERM": "xterm"})
