@@ -732,3 +732,19 @@ def test_the_kubectl_bblogin_plugin_script_is_a_use() -> None:
     assert exec_target({"user": {"exec": {"command": "/home/me/.local/bin/kubectl-bblogin", "args": ["--profile", "work", "-a", "bob"]}}}) == ("work", "bob", ())
     assert exec_target({"user": {"exec": {"command": "kubectl-bblogin"}}}) == (None, None, ())
     assert exec_target({"user": {"exec": {"command": "kubectl-bblogin", "args": ["status"]}}}) is None  # another command
+
+
+def test_an_unchanged_kubeconfig_is_not_parsed_again(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The TUI rereads the kubeconfigs on every action (u, r, x, login); parsing a big one takes
+    seconds of pure Python in the UI thread, so an unchanged file is parsed once."""
+    from ruamel.yaml import YAML
+
+    parses = []
+    real = YAML.load
+    monkeypatch.setattr(YAML, "load", lambda self, data: parses.append(1) or real(self, data))
+    path = tmp_path / "kubeconfig"
+    path.write_text(KUBECONFIG_A)
+    first = kube_uses([str(path)])
+    assert kube_uses([str(path)]) == first and len(parses) == 1
+    path.write_text(KUBECONFIG_A.replace("name: prod", "name: production"))
+    assert Use("production", "work", None) in kube_uses([str(path)]).contexts and len(parses) == 2

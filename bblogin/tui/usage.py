@@ -102,14 +102,27 @@ def _load(path: str) -> Any:
 
     # O_NONBLOCK: a FIFO (or a device) given as $KUBECONFIG must not hang the TUI; only files are read
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
         os.close(fd)
         raise ValueError("not a regular file")
+    # the TUI rereads the kubeconfigs on every action; parsing (pure Python) takes seconds for a big
+    # one, so an unchanged file (same inode, size and mtime) is not parsed again
+    key = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+    cached = _parsed.get(path)
+    if cached is not None and cached[0] == key:
+        os.close(fd)
+        return cached[1]
     with open(fd, "rb") as fh:
         data = fh.read(MAX_KUBECONFIG_BYTES + 1)
     if len(data) > MAX_KUBECONFIG_BYTES:
         raise ValueError("larger than 4 MiB")
-    return YAML(typ="safe").load(data) or {}
+    doc = YAML(typ="safe").load(data) or {}
+    _parsed[path] = (key, doc)
+    return doc
+
+
+_parsed: dict[str, tuple[tuple[int, ...], Any]] = {}  # path -> (its stat key, its parsed document)
 
 
 def _named(items: Any) -> Iterable[tuple[str, Any]]:
