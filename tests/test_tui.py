@@ -748,3 +748,12 @@ def test_an_unchanged_kubeconfig_is_not_parsed_again(tmp_path: pathlib.Path, mon
     assert kube_uses([str(path)]) == first and len(parses) == 1
     path.write_text(KUBECONFIG_A.replace("name: prod", "name: production"))
     assert Use("production", "work", None) in kube_uses([str(path)]).contexts and len(parses) == 2
+
+
+def test_switching_to_an_account_kubectl_refuses_says_so() -> None:
+    from bblogin.tui.app import switch_message
+
+    refused = {**view("b2", "work", "bob@example.com", active=True), "unused": "its profile work now names https://other (client x); kubectl and git do not use this login"}
+    refused.update(usage_view("b2", "work", True, "work", CONTEXTS, HOSTS, lambda q, p: None, usable=False))
+    said = switch_message(refused)
+    assert "kubectl and git do not use it" in said and "now names https://other" in said and "follows" not in said

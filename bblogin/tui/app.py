@@ -48,6 +48,8 @@ def label(view: dict[str, Any]) -> str:
 
 def switch_message(view: dict[str, Any]) -> str:
     """What making ``view`` active changes: the contexts and hosts that follow its profile's active account."""
+    if view.get("unused"):  # active now, yet kubectl and git refuse it: never say "nothing follows"
+        return f"{label(view)} is now active for {clean(view['profile'])}, but kubectl and git do not use it: {clean(view['unused'])}."
     follows = view.get("follows_active") or {}
     parts = []
     if follows.get("kube_contexts"):
