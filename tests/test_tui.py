@@ -757,3 +757,11 @@ def test_switching_to_an_account_kubectl_refuses_says_so() -> None:
     refused.update(usage_view("b2", "work", True, "work", CONTEXTS, HOSTS, lambda q, p: None, usable=False))
     said = switch_message(refused)
     assert "kubectl and git do not use it" in said and "now names https://other" in said and "follows" not in said
+
+
+def test_an_exec_entry_running_another_bblogin_command_is_no_use() -> None:
+    """`bblogin token --profile kubectl` prints a token, not an ExecCredential: not a use of the
+    default profile just because the word kubectl is among its arguments."""
+    assert exec_target({"user": {"exec": {"command": "bblogin", "args": ["token", "--profile", "kubectl"]}}}) is None
+    assert exec_target({"user": {"exec": {"command": "python3", "args": ["-m", "bblogin", "status", "kubectl"]}}}) is None
+    assert exec_target({"user": {"exec": {"command": "bblogin", "args": ["kubectl", "-p", "kubectl"]}}}) == ("kubectl", None, ())

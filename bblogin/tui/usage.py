@@ -48,13 +48,20 @@ def kubeconfig_paths() -> list[str]:
     return paths or [os.path.join(os.path.expanduser("~"), ".kube", "config")]
 
 
-def _is_bblogin(command: str, args: list[str]) -> bool:
-    """The exec entry starts bblogin: its console script, its launcher, or ``python -m bblogin``."""
-    if os.path.basename(command).startswith("bblogin"):
-        return True
-    if any(os.path.basename(a) == "_launcher.py" and "bblogin" in a for a in args):
-        return True
-    return any(a == "-m" and n == "bblogin" for a, n in zip(args, args[1:], strict=False))
+def _bblogin_argv(command: str, args: list[str]) -> list[str] | None:
+    """The arguments bblogin itself gets when the exec entry starts it — its console script, the
+    kubectl plugin script, its launcher, or ``python -m bblogin`` — else None."""
+    name = os.path.basename(command)
+    if name == "kubectl-bblogin":  # only options: the exec credential plugin (_cli.kubectl_main)
+        return args if args and not args[0].startswith("-") else ["kubectl", *args]
+    if name.startswith("bblogin"):
+        return args
+    for i, arg in enumerate(args):
+        if os.path.basename(arg) == "_launcher.py" and "bblogin" in arg:
+            return args[i + 1 :]
+        if arg == "-m" and args[i + 1 : i + 2] == ["bblogin"]:
+            return args[i + 2 :]
+    return None
 
 
 @functools.cache
@@ -64,16 +71,19 @@ def _parser() -> argparse.ArgumentParser:
     return build_parser()
 
 
-def _kubectl_options(rest: list[str]) -> tuple[str | None, str | None, tuple[tuple[str, Any], ...]] | None:
-    """``(--profile, --account, IdP flags)`` as `bblogin kubectl` itself parses ``rest`` (bblogin's
-    own parser: abbreviations, ``=`` and short forms alike); None when it would refuse them."""
+def _kubectl_options(argv: list[str]) -> tuple[str | None, str | None, tuple[tuple[str, Any], ...]] | None:
+    """``(--profile, --account, IdP flags)`` when bblogin, given ``argv``, runs its ``kubectl``
+    command (bblogin's own parser: abbreviations, ``=`` and short forms alike); None when it runs
+    another command or would refuse the arguments."""
     from bblogin._commands._common import IDP_FLAGS
 
     with contextlib.redirect_stderr(io.StringIO()):  # argparse reports on stderr: not into the TUI
         try:
-            args = _parser().parse_args(["kubectl", *rest])
+            args = _parser().parse_args(argv)
         except SystemExit:
             return None
+    if getattr(args, "_module", None) != "kubectl":
+        return None
     idp = tuple((k, tuple(v) if isinstance(v, list) else v) for k in IDP_FLAGS if (v := getattr(args, k, None)))
     return args.profile, args.account, idp
 
@@ -90,11 +100,8 @@ def exec_target(user: Any) -> tuple[str | None, str | None, tuple[tuple[str, Any
     args = exec_.get("args", [])
     if not isinstance(command, str) or not isinstance(args, list) or not all(isinstance(a, str) for a in args):
         return None
-    if os.path.basename(command) == "kubectl-bblogin" and not (args and not args[0].startswith("-")):
-        return _kubectl_options(args)  # the plugin's console script: only options is `bblogin kubectl` (_cli.kubectl_main)
-    if not _is_bblogin(command, args) or "kubectl" not in args:
-        return None
-    return _kubectl_options(args[args.index("kubectl") + 1 :])
+    argv = _bblogin_argv(command, args)
+    return None if argv is None else _kubectl_options(argv)
 
 
 def _load(path: str) -> Any:
