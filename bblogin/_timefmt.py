@@ -3,9 +3,17 @@
 import time
 
 
+LAST_SECOND = 253_402_300_799  # 9999-12-31T23:59:59Z: gmtime refuses much beyond (any int can come in a signed token)
+
+
+def _gmtime(ts: int) -> time.struct_time:
+    """``time.gmtime``, with ``ts`` held within 1970..9999 (beyond, it raises OverflowError/OSError)."""
+    return time.gmtime(min(max(ts, 0), LAST_SECOND))
+
+
 def rfc3339(ts: int) -> str:
     """Unix seconds as RFC 3339 UTC (``2026-11-22T13:45:00Z``), as kubectl and git expect."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", _gmtime(ts))
 
 
 def describe_expiry(ts: int | None, now: int) -> str:
@@ -14,7 +22,7 @@ def describe_expiry(ts: int | None, now: int) -> str:
         return "unknown"
     delta = ts - now
     amount = _amount(abs(delta))
-    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ts))
+    when = time.strftime("%Y-%m-%d %H:%M UTC", _gmtime(ts))
     return f"valid {amount} more (until {when})" if delta > 0 else f"expired {amount} ago ({when})"
 
 

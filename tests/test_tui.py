@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from rich.cells import cell_len
 
 from bblogin._errors import RefreshTokenDead
 from bblogin.tui.app import AccountsApp
@@ -464,6 +465,11 @@ async def test_real_core_shows_kubeconfig_contexts_and_git_hosts(tmp_path: pathl
     assert dora["follows_active"] == {"kube_contexts": [], "git_hosts": []}
 
 
+def test_no_terminal_no_tui_even_with_stdin_closed() -> None:
+    done = subprocess.run([sys.executable, "-m", "bblogin", "tui"], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60, close_fds=True, preexec_fn=lambda: os.close(0))
+    assert done.returncode == 2 and "needs a terminal" in done.stderr, done
+
+
 @pytest.mark.parametrize("argv", [["tui"], []])
 def test_no_terminal_no_tui(argv: list[str]) -> None:
     done = subprocess.run([sys.executable, "-m", "bblogin", *argv], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60, env={**os.environ, "TERM": "xterm"})
@@ -588,3 +594,174 @@ async def test_a_long_state_is_short_in_the_table_and_whole_in_the_details() -> 
         table = app.query_one(AccountTable)
         assert str(table.get_cell("b2", "State")) == "not used"
         assert long_state in str(app.query_one(Details).render()).replace("\n", " ")
+
+
+@pytest.mark.asyncio
+async def test_an_account_its_profile_no_longer_names_serves_no_context_or_host(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, keyring_secret_service: Any) -> None:
+    """`bblogin kubectl`/git refuse an account whose profile now names another issuer or client
+    (_session.issued_for): the TUI must not say it serves their contexts and hosts — nor that
+    switching to it would move them. The same for an exec entry whose flags point elsewhere."""
+    from bblogin import _config, _index
+    from bblogin._index import Account
+
+    _config.save_profile(_config.Profile(name="work", issuer="https://other-idp.example.com", client_id="bblogin"))
+    _config.save_git_host(_config.GitHost(url="https://bitbucket.org", profile="work"))
+    (tmp_path / "kubeconfig").write_text(KUBECONFIG_A)
+    with _index.transaction() as index:
+        for sub in ("alice", "bob"):
+            index.accounts[sub] = Account(id=sub, profile="work", provider="oidc", issuer="https://dex.example.com/dex", client_id="bblogin", sub=sub, email=f"{sub}@example.com")
+        index.active["work"] = "alice"
+    for account in CoreSource().accounts():
+        assert account["state"].startswith("not used")
+        assert account["kube_contexts"] == account["git_hosts"] == [], account["id"]
+        assert account["follows_active"] == {"kube_contexts": [], "git_hosts": []}
+        assert account["unused"]
+
+    # the profile names the account's issuer again, but an exec entry overrides it with flags
+    _config.save_profile(_config.Profile(name="work", issuer="https://dex.example.com/dex", client_id="bblogin"))
+    (tmp_path / "kubeconfig").write_text(KUBECONFIG_A.replace("--profile, work]}", "--profile, work, --issuer, 'https://other-idp.example.com']}"))
+    alice = next(v for v in CoreSource().accounts() if v["id"] == "alice")
+    assert alice["kube_contexts"] == [] and alice["git_hosts"] == ["https://bitbucket.org"]
+    bob = next(v for v in CoreSource().accounts() if v["id"] == "bob")
+    assert bob["kube_contexts"] == ["pinned"] and bob["follows_active"]["kube_contexts"] == []
+
+
+def test_a_kubeconfig_with_odd_types_or_alias_bombs_is_no_use_and_no_hang(tmp_path: pathlib.Path) -> None:
+    """kubectl wants strings for exec command and args; YAML aliases must not be expanded by str()."""
+    bomb = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    bomb += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 7)]
+    doc = "\n".join(bomb) + """
+contexts:
+- {name: bomb, context: {cluster: c, user: bomb}}
+- {name: cmd, context: {cluster: c, user: cmd}}
+- {name: ints, context: {cluster: c, user: ints}}
+users:
+- {name: bomb, user: {exec: {command: bblogin, args: [kubectl, *a6]}}}
+- {name: cmd, user: {exec: {command: *a6, args: [kubectl]}}}
+- {name: ints, user: {exec: {command: bblogin, args: [kubectl, --profile, 7]}}}
+"""
+    path = tmp_path / "kubeconfig"
+    path.write_text(doc)
+    started = time.monotonic()
+    assert kube_uses([str(path)]).contexts == []
+    assert time.monotonic() - started < 5
+
+
+def test_a_kubeconfig_that_is_a_fifo_does_not_hang(tmp_path: pathlib.Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    import concurrent.futures
+
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+    try:  # a thread: were the FIFO opened for a blocking read, this test would say so, not hang
+        found = pool.submit(kube_uses, [str(fifo), str(loop), str(tmp_path)]).result(timeout=10)
+    finally:
+        try:  # a reader stuck on the FIFO gets its end of file, so the thread ends too
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:  # no reader: nothing is stuck
+            pass
+        pool.shutdown(wait=False)
+    assert found.contexts == [] and len(found.problems) == 3
+    assert ["not a regular file" in p for p in found.problems] == [True, False, True] and "Too many levels" in found.problems[1], found.problems
+
+
+@pytest.mark.parametrize("size", [(80, 24), (130, 30)])
+@pytest.mark.asyncio
+async def test_a_long_used_by_panel_is_reachable_by_keys(size: tuple[int, int], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sixty contexts and a list of unreadable kubeconfig files do not fit under the table: the
+    panel scrolls, and tab reaches it, so its last line (the problems) can be read without a mouse."""
+    source = FakeSource()
+    for v in source.views:
+        v["kube_problems"] = [f"/home/me/.kube/file{i} cannot be read" for i in range(15)]
+    monkeypatch.setattr(sys.modules[__name__], "CONTEXTS", [Use(f"cluster-{i:02d}-eu-west", "work", None) for i in range(60)])
+    app = AccountsApp(source)
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        assert_fits(app)
+        assert "file14 cannot be read" not in "\n".join(screen_lines(app))
+        for _ in range(3):
+            await pilot.press("tab")
+            if app.focused is app.query_one("#used"):
+                break
+        assert app.focused is app.query_one("#used"), app.focused
+        await pilot.press("end")
+        await pilot.pause()
+        assert "file14 cannot be read" in "\n".join(screen_lines(app))
+        assert_fits(app)
+
+
+@pytest.mark.asyncio
+async def test_claims_with_times_beyond_the_calendar_do_not_crash_the_tui() -> None:
+    """A signed ID token may carry any integer: auth_time and nbf are not checked at login, exp
+    only against now. time.localtime/gmtime refuse such values (OverflowError, OSError)."""
+    from bblogin._timefmt import describe_expiry, rfc3339
+
+    source = FakeSource()
+    odd = {"auth_time": 10**20, "exp": 2**63, "nbf": -(10**17), "iat": 253_402_300_800}
+    source.claims = lambda account_id: odd  # type: ignore[method-assign]
+    source.views[0]["tokens"]["id_token"]["expires_at"] = 10**20
+    app = AccountsApp(source)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        text = "\n".join(screen_lines(app))
+        assert "100000000000000000000" in text and "beyond the calendar" in text
+        assert "expires beyond the calendar" in text
+    assert describe_expiry(10**20, NOW).startswith("valid ")
+    assert rfc3339(10**20) == "9999-12-31T23:59:59Z" and rfc3339(-(10**17)) == "1970-01-01T00:00:00Z"
+
+
+@pytest.mark.asyncio
+async def test_a_long_or_wide_claim_name_does_not_push_the_values_away() -> None:
+    source = FakeSource()
+    source.claims = lambda account_id: {"x" * 300: "v", "exp": NOW + 3600, "グループ": "acme"}  # type: ignore[method-assign]
+    app = AccountsApp(source)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        lines = str(app.query_one(Details).render()).splitlines()
+        exp = next(line for line in lines if line.startswith("exp"))
+        assert exp.index(str(NOW + 3600)) <= 24, exp  # aligned with the other claims, not after 300 columns
+        wide = next(line for line in lines if line.startswith("グループ"))
+        assert cell_len(wide[: wide.index("acme")]) == exp.index(str(NOW + 3600))  # same column in cells
+        assert_fits(app)
+
+
+def test_the_kubectl_bblogin_plugin_script_is_a_use() -> None:
+    """`kubectl-bblogin [options]` is `bblogin kubectl [options]` (_cli.kubectl_main)."""
+    assert exec_target({"user": {"exec": {"command": "/home/me/.local/bin/kubectl-bblogin", "args": ["--profile", "work", "-a", "bob"]}}}) == ("work", "bob", ())
+    assert exec_target({"user": {"exec": {"command": "kubectl-bblogin"}}}) == (None, None, ())
+    assert exec_target({"user": {"exec": {"command": "kubectl-bblogin", "args": ["status"]}}}) is None  # another command
+
+
+def test_an_unchanged_kubeconfig_is_not_parsed_again(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The TUI rereads the kubeconfigs on every action (u, r, x, login); parsing a big one takes
+    seconds of pure Python in the UI thread, so an unchanged file is parsed once."""
+    from ruamel.yaml import YAML
+
+    parses = []
+    real = YAML.load
+    monkeypatch.setattr(YAML, "load", lambda self, data: parses.append(1) or real(self, data))
+    path = tmp_path / "kubeconfig"
+    path.write_text(KUBECONFIG_A)
+    first = kube_uses([str(path)])
+    assert kube_uses([str(path)]) == first and len(parses) == 1
+    path.write_text(KUBECONFIG_A.replace("name: prod", "name: production"))
+    assert Use("production", "work", None) in kube_uses([str(path)]).contexts and len(parses) == 2
+
+
+def test_switching_to_an_account_kubectl_refuses_says_so() -> None:
+    from bblogin.tui.app import switch_message
+
+    refused = {**view("b2", "work", "bob@example.com", active=True), "unused": "its profile work now names https://other (client x); kubectl and git do not use this login"}
+    refused.update(usage_view("b2", "work", True, "work", CONTEXTS, HOSTS, lambda q, p: None, usable=False))
+    said = switch_message(refused)
+    assert "kubectl and git do not use it" in said and "now names https://other" in said and "follows" not in said
+
+
+def test_an_exec_entry_running_another_bblogin_command_is_no_use() -> None:
+    """`bblogin token --profile kubectl` prints a token, not an ExecCredential: not a use of the
+    default profile just because the word kubectl is among its arguments."""
+    assert exec_target({"user": {"exec": {"command": "bblogin", "args": ["token", "--profile", "kubectl"]}}}) is None
+    assert exec_target({"user": {"exec": {"command": "python3", "args": ["-m", "bblogin", "status", "kubectl"]}}}) is None
+    assert exec_target({"user": {"exec": {"command": "bblogin", "args": ["kubectl", "-p", "kubectl"]}}}) == ("kubectl", None, ())

@@ -21,12 +21,13 @@ def load_config(*, compile: bool = True) -> Config:
     return _mirrors.load_config() if compile else _config.load()
 
 
-_IDP_FLAGS = ("issuer", "client_id", "client_secret", "provider", "connector_id", "scopes", "ca_file")
+# the flags that describe or override a profile's identity provider (tui.usage reads them from kubeconfigs too)
+IDP_FLAGS = ("issuer", "client_id", "client_secret", "provider", "connector_id", "scopes", "ca_file")
 
 
 def profile_from_args(args: argparse.Namespace, config: Config) -> Profile:
     """The profile named by --profile, updated by any IdP flags; or an ad-hoc one from the flags."""
-    given = {k: getattr(args, k, None) for k in _IDP_FLAGS}
+    given = {k: getattr(args, k, None) for k in IDP_FLAGS}
     flags: dict[str, Any] = {k: (tuple(v) if k == "scopes" else v) for k, v in given.items() if v}
     storage = "plaintext" if getattr(args, "insecure_storage", False) else None
     name = getattr(args, "profile", None)
@@ -57,7 +58,7 @@ def profile_from_args(args: argparse.Namespace, config: Config) -> Profile:
 def save_profile_from_args(args: argparse.Namespace, profile: Profile) -> None:
     """Write what --profile NAME and IdP flags described to config.toml (comments kept): called
     after a successful login, so a refused or abandoned one leaves the file as it was."""
-    if getattr(args, "profile", None) and any(getattr(args, k, None) for k in _IDP_FLAGS):
+    if getattr(args, "profile", None) and any(getattr(args, k, None) for k in IDP_FLAGS):
         _config.save_profile(profile, make_default=bool(getattr(args, "default", False)))
 
 

@@ -48,6 +48,8 @@ def label(view: dict[str, Any]) -> str:
 
 def switch_message(view: dict[str, Any]) -> str:
     """What making ``view`` active changes: the contexts and hosts that follow its profile's active account."""
+    if view.get("unused"):  # active now, yet kubectl and git refuse it: never say "nothing follows"
+        return f"{label(view)} is now active for {clean(view['profile'])}, but kubectl and git do not use it: {clean(view['unused'])}."
     follows = view.get("follows_active") or {}
     parts = []
     if follows.get("kube_contexts"):
@@ -56,6 +58,13 @@ def switch_message(view: dict[str, Any]) -> str:
         parts.append("git for " + ", ".join(clean(h) for h in follows["git_hosts"]))
     where = " and ".join(parts) + " now use this identity" if parts else f"no kubeconfig context or git host follows {clean(view['profile'])}'s active account"
     return f"{label(view)} is now active for {clean(view['profile'])}: {where}."
+
+
+class Overflow(VerticalScroll):
+    """A region that scrolls when its content is taller than it, and only then is a tab stop."""
+
+    def allow_focus(self) -> bool:
+        return self.max_scroll_y > 0
 
 
 class AccountsApp(App[None]):
@@ -91,10 +100,12 @@ class AccountsApp(App[None]):
         with Horizontal(id="body"):
             with Vertical(id="left"):
                 yield AccountTable(id="accounts")
-                usage = Usage(id="usage")
-                usage.border_title = "Used by"
-                yield usage
-                yield Identity(id="identity")  # shown in the wide layout only
+                # scrolls (and tab reaches it) when Used by lists more than fits under the table
+                with Overflow(id="used"):
+                    usage = Usage(id="usage")
+                    usage.border_title = "Used by"
+                    yield usage
+                    yield Identity(id="identity")  # shown in the wide layout only
             with VerticalScroll(id="details-scroll"):
                 yield Details(id="details")
         yield Footer(show_command_palette=False)

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from bblogin._commands._views import describe
 from bblogin._config import Config, Profile
 from bblogin._errors import ProfileNotFound
+from bblogin._session import issued_for
 
 
 class AccountSource(Protocol):
@@ -69,11 +70,25 @@ class CoreSource:
             default: str | None = config.profile(None).name  # what `bblogin kubectl` without --profile uses
         except ProfileNotFound:
             default = None
+        # each context and host with the profile `bblogin kubectl`/git would act with (flags applied)
+        contexts = [(u, effective_profile(u, config)) for u in kube.contexts]
+        targets = [(u, effective_profile(u, config)) for u in hosts]
         out = []
         for account in index.accounts.values():
             view = describe(account, config, index)
-            view["unused"] = None if view["profile_configured"] else f"its profile {account.profile} is not in {config.path}; kubectl and git cannot ask for it"
-            view.update(usage_view(account.id, account.profile, view["active"], default, kube.contexts, hosts, index.find, usable=not view["unused"]))
+            configured = config.profiles.get(account.profile)
+            if configured is None:
+                view["unused"] = f"its profile {account.profile} is not in {config.path}; kubectl and git cannot ask for it"
+            elif not issued_for(account, configured):
+                view["unused"] = f"its profile {account.profile} now names {configured.issuer} (client {configured.client_id}); kubectl and git do not use this login"
+            else:
+                view["unused"] = None
+
+            def reaching(uses: list[tuple[Any, Profile | None]], account: Any = account) -> list[Any]:
+                """The uses whose effective profile may use ``account`` (``_session.issued_for``)."""
+                return [u for u, p in uses if p is not None and p.name == account.profile and issued_for(account, p)]
+
+            view.update(usage_view(account.id, account.profile, view["active"], default, reaching(contexts), reaching(targets), index.find, usable=not view["unused"]))
             view["kube_problems"] = kube.problems
             out.append(view)
         return sorted(out, key=lambda v: (v["profile"], v["email"] or v["sub"]))
@@ -116,6 +131,21 @@ class CoreSource:
         chosen = self._config().profile(profile)
         tokens, identity = interactive_login(chosen, LoginOptions(on_device_prompt=on_prompt, on_url=on_url))
         return save_login(chosen, tokens, identity).label
+
+
+def effective_profile(use: Any, config: Config) -> Profile | None:
+    """The profile `bblogin kubectl --profile P [IdP flags]` (or git for a host) acts with, as
+    ``_commands._common.profile_from_args`` builds it; None when it would refuse."""
+    import argparse
+
+    from bblogin._commands._common import IDP_FLAGS, profile_from_args
+    from bblogin._errors import BbloginError
+
+    args = argparse.Namespace(profile=use.profile, **{**dict.fromkeys(IDP_FLAGS), **dict(use.idp)})
+    try:
+        return profile_from_args(args, config)
+    except BbloginError:
+        return None
 
 
 def usage_view(

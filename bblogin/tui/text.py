@@ -28,5 +28,10 @@ def plain(value: object, style: str = "") -> Text:
 
 
 def local_time(ts: int, now: int) -> str:
-    """``2027-01-15 09:00 CET · in 23 h`` — the local wall clock and how far away it is."""
-    return f"{time.strftime('%Y-%m-%d %H:%M %Z', time.localtime(ts))} · {relative(ts, now)}"
+    """``2027-01-15 09:00 CET · in 23 h`` — the local wall clock and how far away it is; ``beyond
+    the calendar`` for a time the platform cannot show (a claim may hold any integer)."""
+    try:
+        wall = time.strftime("%Y-%m-%d %H:%M %Z", time.localtime(ts))
+    except (OverflowError, OSError, ValueError):
+        return "beyond the calendar"
+    return f"{wall} · {relative(ts, now)}"

@@ -5,7 +5,9 @@ The kubeconfig is read, never written: every file of ``$KUBECONFIG`` (``~/.kube/
 unset), merged as kubectl merges them (the first file to define a name wins). A context serves an
 account when its user's exec entry runs bblogin's ``kubectl`` command with the account's profile
 and either pins this account (``--account``) or pins none and the account is its profile's
-active one — the same resolution ``bblogin kubectl`` makes. ruamel.yaml is imported here only,
+active one — the same resolution ``bblogin kubectl`` makes; IdP flags in the entry are kept
+(``Use.idp``) so that ``tui.source`` can drop the contexts whose profile, with those flags, no
+longer names the account's issuer and client (``_session.issued_for``). ruamel.yaml is imported here only,
 never on the hot path.
 """
 
@@ -16,6 +18,7 @@ import contextlib
 import functools
 import io
 import os
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +33,7 @@ class Use:
     name: str
     profile: str | None  # None: the default profile (no --profile in the exec entry)
     account: str | None  # the pinned account (id, email or user name), None: the profile's active one
+    idp: tuple[tuple[str, Any], ...] = ()  # IdP flags (--issuer, --client-id, …) that override the profile
 
 
 @dataclass
@@ -44,13 +48,20 @@ def kubeconfig_paths() -> list[str]:
     return paths or [os.path.join(os.path.expanduser("~"), ".kube", "config")]
 
 
-def _is_bblogin(command: str, args: list[str]) -> bool:
-    """The exec entry starts bblogin: its console script, its launcher, or ``python -m bblogin``."""
-    if os.path.basename(command).startswith("bblogin"):
-        return True
-    if any(os.path.basename(a) == "_launcher.py" and "bblogin" in a for a in args):
-        return True
-    return any(a == "-m" and n == "bblogin" for a, n in zip(args, args[1:], strict=False))
+def _bblogin_argv(command: str, args: list[str]) -> list[str] | None:
+    """The arguments bblogin itself gets when the exec entry starts it — its console script, the
+    kubectl plugin script, its launcher, or ``python -m bblogin`` — else None."""
+    name = os.path.basename(command)
+    if name == "kubectl-bblogin":  # only options: the exec credential plugin (_cli.kubectl_main)
+        return args if args and not args[0].startswith("-") else ["kubectl", *args]
+    if name.startswith("bblogin"):
+        return args
+    for i, arg in enumerate(args):
+        if os.path.basename(arg) == "_launcher.py" and "bblogin" in arg:
+            return args[i + 1 :]
+        if arg == "-m" and args[i + 1 : i + 2] == ["bblogin"]:
+            return args[i + 2 :]
+    return None
 
 
 @functools.cache
@@ -60,39 +71,65 @@ def _parser() -> argparse.ArgumentParser:
     return build_parser()
 
 
-def _kubectl_options(rest: list[str]) -> tuple[str | None, str | None] | None:
-    """``(--profile, --account)`` as `bblogin kubectl` itself parses ``rest`` (bblogin's own
-    parser: abbreviations, ``=`` and short forms alike); None when it would refuse them."""
+def _kubectl_options(argv: list[str]) -> tuple[str | None, str | None, tuple[tuple[str, Any], ...]] | None:
+    """``(--profile, --account, IdP flags)`` when bblogin, given ``argv``, runs its ``kubectl``
+    command (bblogin's own parser: abbreviations, ``=`` and short forms alike); None when it runs
+    another command or would refuse the arguments."""
+    from bblogin._commands._common import IDP_FLAGS
+
     with contextlib.redirect_stderr(io.StringIO()):  # argparse reports on stderr: not into the TUI
         try:
-            args = _parser().parse_args(["kubectl", *rest])
+            args = _parser().parse_args(argv)
         except SystemExit:
             return None
-    return args.profile, args.account
+    if getattr(args, "_module", None) != "kubectl":
+        return None
+    idp = tuple((k, tuple(v) if isinstance(v, list) else v) for k in IDP_FLAGS if (v := getattr(args, k, None)))
+    return args.profile, args.account, idp
 
 
-def exec_target(user: Any) -> tuple[str | None, str | None] | None:
-    """``(profile, account)`` when this kubeconfig user runs `bblogin kubectl`, else None."""
+def exec_target(user: Any) -> tuple[str | None, str | None, tuple[tuple[str, Any], ...]] | None:
+    """``(profile, account, IdP flags)`` when this kubeconfig user runs `bblogin kubectl`, else
+    None. kubectl takes only strings for the command and its args: anything else (a number, a
+    list — possibly a YAML alias bomb that ``str()`` would expand) means kubectl refuses the entry."""
     spec = (user or {}).get("user") if isinstance(user, dict) else None
     exec_ = spec.get("exec") if isinstance(spec, dict) else None
     if not isinstance(exec_, dict):
         return None
-    command = str(exec_.get("command") or "")
-    raw = exec_.get("args")
-    args = [str(a) for a in raw] if isinstance(raw, list) else []
-    if not _is_bblogin(command, args) or "kubectl" not in args:
+    command = exec_.get("command")
+    args = exec_.get("args", [])
+    if not isinstance(command, str) or not isinstance(args, list) or not all(isinstance(a, str) for a in args):
         return None
-    return _kubectl_options(args[args.index("kubectl") + 1 :])
+    argv = _bblogin_argv(command, args)
+    return None if argv is None else _kubectl_options(argv)
 
 
 def _load(path: str) -> Any:
     from ruamel.yaml import YAML
 
-    with open(path, "rb") as fh:
+    # O_NONBLOCK: a FIFO (or a device) given as $KUBECONFIG must not hang the TUI; only files are read
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise ValueError("not a regular file")
+    # the TUI rereads the kubeconfigs on every action; parsing (pure Python) takes seconds for a big
+    # one, so an unchanged file (same inode, size and mtime) is not parsed again
+    key = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+    cached = _parsed.get(path)
+    if cached is not None and cached[0] == key:
+        os.close(fd)
+        return cached[1]
+    with open(fd, "rb") as fh:
         data = fh.read(MAX_KUBECONFIG_BYTES + 1)
     if len(data) > MAX_KUBECONFIG_BYTES:
         raise ValueError("larger than 4 MiB")
-    return YAML(typ="safe").load(data) or {}
+    doc = YAML(typ="safe").load(data) or {}
+    _parsed[path] = (key, doc)
+    return doc
+
+
+_parsed: dict[str, tuple[tuple[int, ...], Any]] = {}  # path -> (its stat key, its parsed document)
 
 
 def _named(items: Any) -> Iterable[tuple[str, Any]]:

@@ -17,7 +17,7 @@ HELP = """[b]bblogin — accounts[/b]
   t          show its ID token (masked); t again reveals it
   c          copy its ID token to the clipboard (asks first)
   /          filter by name, email, group, profile
-  tab        table ↔ details (scroll them: ↑ ↓ PgUp PgDn)
+  tab        panes: table, Used by, details (↑ ↓ PgUp PgDn)
   ?          this help        q  quit
   ctrl+p     commands (theme, keys, screenshot)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.widgets import Static
 
@@ -16,6 +17,7 @@ from bblogin.tui.text import clean, local_time, plain
 
 TIME_CLAIMS = ("exp", "iat", "auth_time", "nbf")
 LABEL = 11
+CLAIM_LABEL = 24  # "https://example.com/roles"-style claim names up to this width keep the values aligned
 
 
 def mask(token: str) -> str:
@@ -50,7 +52,7 @@ class Lines:
         self.text = Text(end="")
 
     def line(self, label: str, value: str | Text = "", *extra: str | tuple[str, str], width: int = LABEL) -> None:
-        self.text.append(f"{label:<{width}}", style="dim")
+        self.text.append(label + " " * (width - cell_len(label)), style="dim")  # cells: a wide character counts 2
         self.text.append(value if isinstance(value, Text) else plain(value))
         if extra:
             self.text.append_text(Text.assemble(*extra))
@@ -107,9 +109,15 @@ class Details(Static):
             out.text.append("\n")
         if claims:
             out.text.append("ID token claims\n", style="bold underline")
-            width = max(LABEL, *(len(clean(k)) + 1 for k in claims))
+            # the widest name sets the value column, up to CLAIM_LABEL; a longer name (an IdP may
+            # choose any) goes on its own line, so it cannot push every value off the pane
+            width = min(CLAIM_LABEL, max(LABEL, *(cell_len(clean(k)) + 1 for k in claims)))
             for key in sorted(claims):
-                out.line(clean(key), claim_value(key, claims[key], now), width=width)
+                name = clean(key)
+                if cell_len(name) >= width:
+                    out.text.append_text(plain(name + "\n", "dim"))
+                    name = ""
+                out.line(name, claim_value(key, claims[key], now), width=width)
         else:
             out.text.append("No ID token claims for this account.", style="dim")
         self.update(out.done())
