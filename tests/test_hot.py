@@ -283,3 +283,16 @@ def test_the_secret_reader_turns_any_reply_into_a_value_or_its_own_error(body: b
     finally:
         ours.close()
         theirs.close()
+
+
+@pytest.mark.parametrize("closed", ["stdout", "stdin"])
+def test_a_closed_standard_stream_gets_no_traceback_from_the_hot_path(keyring_secret_service, devidp, tmp_path: pathlib.Path, closed: str) -> None:
+    """kubectl or git started with fd 1 (or, for git, fd 0) closed: Python makes sys.stdout /
+    sys.stdin None. The hot path declines (the full command reports it its own way), never a traceback."""
+    login(devidp)
+    done = subprocess.run([sys.executable, "-m", "bblogin", "setup", "git", "--host", "http://127.0.0.1:9", "--profile", "dev", "--file", str(tmp_path / "gitconfig")], capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    fd = 1 if closed == "stdout" else 0
+    argv = launcher_command("kubectl", "--profile", "dev") if closed == "stdout" else launcher_command("git-credential", "get")
+    done = subprocess.run(argv, stderr=subprocess.PIPE, timeout=60, env={**os.environ, "KUBERNETES_EXEC_INFO": EXEC_INFO}, preexec_fn=lambda: os.close(fd))
+    assert b"Traceback" not in done.stderr and b"_hot" not in done.stderr, done.stderr.decode()

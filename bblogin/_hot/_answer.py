@@ -277,15 +277,15 @@ def answer(argv: list[str]) -> int | None:
     code. Only the final write is outside: by then the answer is complete, and it is flushed
     here, so a caller may leave at once.
     """
-    if _paths.getenv("BBLOGIN_NO_FAST_PATH"):
-        return None
+    if _paths.getenv("BBLOGIN_NO_FAST_PATH") or sys.stdout is None:
+        return None  # no stdout (fd 1 closed): nothing to answer on; the full command reports it
     out: bytes | None = None
     if argv[:1] == ["kubectl"]:
         try:
             out = kubectl(argv[1:])
         except Exception:  # noqa: BLE001  # the boundary: any doubt means the full path
             out = None
-    elif argv[:1] == ["git-credential"] and argv[1:] in (["get"], ["store"]):
+    elif argv[:1] == ["git-credential"] and argv[1:] in (["get"], ["store"]) and sys.stdin is not None:
         from bblogin import _gitcred
 
         request = _gitcred.read_stdin()
