@@ -203,6 +203,27 @@ def test_the_hot_path_imports_only_its_allow_list(keyring_secret_service, devidp
         assert modules <= ALLOWED, (name, sorted(modules - ALLOWED), sorted(modules))
 
 
+def test_a_chunked_token_is_read_within_the_allow_list(keyring_secret_service, devidp, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ID tokens with a few groups pass CHUNK_SIZE (1000 characters) and are stored in parts on every
+    backend, the Secret Service included: reading them back must not load hashlib (OpenSSL)."""
+    from bblogin import _index
+    from bblogin._hot import _chunks
+    from bblogin._store import SecretStore
+
+    login(devidp)
+    account = next(iter(_index.load().accounts.values()))
+    store = SecretStore(account.storage)
+    token = store.get(account.id, "id_token")
+    assert token is not None
+    with monkeypatch.context() as patch:
+        patch.setattr(_chunks, "CHUNK_SIZE", 100)  # the dev IdP's token is short: store it as a long one is
+        store.set(account.id, "id_token", token)
+    assert _chunks.parse_header(store._kr_get(_chunks.entry_name(account.id, "id_token"))) is not None
+    code, modules = _hot_imports(["kubectl", "--profile", "dev"])
+    assert code == 0
+    assert modules <= ALLOWED, sorted(modules - ALLOWED)
+
+
 def test_the_hot_path_with_plaintext_storage_adds_only_json(devidp) -> None:
     login(devidp, "dev", "--insecure-storage")
     code, modules = _hot_imports(["kubectl", "--profile", "dev"])
