@@ -224,6 +224,23 @@ def test_a_chunked_token_is_read_within_the_allow_list(keyring_secret_service, d
     assert modules <= ALLOWED, sorted(modules - ALLOWED)
 
 
+def test_a_keyring_value_that_is_not_the_verified_token_is_never_served(keyring_secret_service, devidp) -> None:
+    """Whatever the Secret Service returns for the account's entry (another item with the same
+    attributes, a value written by someone else), the hot path serves only the token whose SHA-256
+    the index recorded when it was verified."""
+    from bblogin import _index
+    from bblogin._store import SecretStore
+
+    login(devidp)
+    account = next(iter(_index.load().accounts.values()))
+    store = SecretStore(account.storage)
+    token = store.get(account.id, "id_token")
+    assert token is not None
+    assert _hot_imports(["kubectl", "--profile", "dev"])[0] == 0
+    store.set(account.id, "id_token", token[:-4] + "AAAA")
+    assert _hot_imports(["kubectl", "--profile", "dev"])[0] is None
+
+
 def test_the_hot_path_with_plaintext_storage_adds_only_json(devidp) -> None:
     login(devidp, "dev", "--insecure-storage")
     code, modules = _hot_imports(["kubectl", "--profile", "dev"])
