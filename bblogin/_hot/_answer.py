@@ -78,10 +78,14 @@ def _account(profile_name: str, account_query: str | None) -> dict | None:
         return None
     index = mirror.get("index") or {}
     accounts = index.get("accounts") or {}
-    if account_query is None:
+    if not account_query:
         account = accounts.get((index.get("active") or {}).get(profile_name))
-    else:
-        hits = [a for a in accounts.values() if a.get("profile") == profile_name and account_query in (a.get("id"), a.get("email"), a.get("username"))]
+    else:  # as _index.Index.find: an id, else an email or user name ignoring case; ambiguous or an id prefix: decline
+        pool = [a for a in accounts.values() if a.get("profile") == profile_name]
+        hits = [a for a in pool if a.get("id") == account_query]
+        if not hits:
+            query = account_query.lower()
+            hits = [a for a in pool if query in ((a.get("email") or "").lower(), (a.get("username") or "").lower())]
         account = hits[0] if len(hits) == 1 else None
     return account if isinstance(account, dict) else None
 
