@@ -18,8 +18,11 @@ def exec_info_api_version(value: str | None) -> str | None:
     if not value:
         return V1BETA1
     at = value.find('"apiVersion"')
-    if at < 0 or value.find('"apiVersion"', at + 1) >= 0:
-        return None
+    if at < 0 or "\\" in value or value.find('"apiVersion"', at + 1) >= 0:
+        return None  # an escape could spell the key another way
+    head = value[:at]
+    if head.lstrip()[:1] != "{" or head.count("{") != 1 or "[" in head:
+        return None  # only the document's own member: nothing may open before it but the document
     rest = value[at + len('"apiVersion"') :].lstrip()
     if not rest.startswith(":"):
         return None

@@ -60,7 +60,15 @@ def home() -> str:
         return value or _fs.path.expanduser("~")  # type: ignore[attr-defined]
     import pwd
 
-    return pwd.getpwuid(_fs.getuid()).pw_dir
+    try:
+        return pwd.getpwuid(_fs.getuid()).pw_dir
+    except KeyError:  # a container's uid without a passwd entry (os.path.expanduser gave "~": a relative dir)
+        from bblogin._errors import ConfigError
+
+        raise ConfigError(
+            f"HOME is not set and user id {_fs.getuid()} has no home directory in the password database",
+            hint="set HOME, or BBLOGIN_CONFIG_DIR, BBLOGIN_STATE_DIR and BBLOGIN_CACHE_DIR",
+        ) from None
 
 
 def _xdg(var: str, fallback: str) -> str:

@@ -57,6 +57,26 @@ def test_exec_info_parsers_never_raise_unexpectedly(value: str) -> None:
     assert fast in (None, version)  # the hot path never disagrees with the full parser
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        # an escaped key is the document's apiVersion; the literal one is nested: the full parser answers v1beta1
+        '{"api\\u0056ersion":"client.authentication.k8s.io/v1beta1","spec":{"apiVersion":"client.authentication.k8s.io/v1"}}',
+        '{"spec":{"apiVersion":"client.authentication.k8s.io/v1"}}',  # only nested: the full parser refuses it
+        '{"spec":[{"apiVersion":"client.authentication.k8s.io/v1"}],"x":1}',
+    ],
+)
+def test_exec_info_the_hot_path_reads_only_the_documents_own_api_version(value: str) -> None:
+    """The hot path's reading of KUBERNETES_EXEC_INFO declines what it cannot read as the full parser
+    does, instead of answering in another apiVersion (or where the full path refuses)."""
+    try:
+        version: str | None = _kubectl.parse_exec_info(value)[0]
+    except UsageError:
+        version = None
+    assert _kubectl.exec_info_api_version(value) in ({None, version} if version else {None})
+    assert _kubectl.exec_info_api_version('{"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1","spec":{"interactive":false}}') == _kubectl.V1
+
+
 @FUZZ
 @given(st.text(max_size=600))
 def test_config_loader_only_raises_config_errors(text: str) -> None:

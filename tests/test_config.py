@@ -104,3 +104,21 @@ def test_snapshot_recompiled_when_config_changes() -> None:
     os.utime(_paths.config_file(), ns=(1, 1))
     _mirrors.load_config()
     assert _hotcache.read(_hotcache.config_path())["profiles"]["a"]["issuer"] == "https://b.example"
+
+
+def test_no_home_and_no_passwd_entry_is_a_clear_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A container running as a uid with no passwd entry and no HOME: say what to set (exit 3), not
+    "internal error (KeyError)" from the password database."""
+    import pwd
+
+    from bblogin import _paths
+
+    for var in ("HOME", "XDG_CONFIG_HOME", "BBLOGIN_CONFIG_DIR", "BBLOGIN_CONFIG"):
+        monkeypatch.delenv(var, raising=False)
+
+    def no_entry(uid: int) -> pwd.struct_passwd:
+        raise KeyError(f"getpwuid(): uid not found: {uid}")
+
+    monkeypatch.setattr(pwd, "getpwuid", no_entry)
+    with pytest.raises(ConfigError, match="HOME"):
+        _paths.config_file()

@@ -203,6 +203,44 @@ def test_the_hot_path_imports_only_its_allow_list(keyring_secret_service, devidp
         assert modules <= ALLOWED, (name, sorted(modules - ALLOWED), sorted(modules))
 
 
+def test_a_chunked_token_is_read_within_the_allow_list(keyring_secret_service, devidp, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ID tokens with a few groups pass CHUNK_SIZE (1000 characters) and are stored in parts on every
+    backend, the Secret Service included: reading them back must not load hashlib (OpenSSL)."""
+    from bblogin import _index
+    from bblogin._hot import _chunks
+    from bblogin._store import SecretStore
+
+    login(devidp)
+    account = next(iter(_index.load().accounts.values()))
+    store = SecretStore(account.storage)
+    token = store.get(account.id, "id_token")
+    assert token is not None
+    with monkeypatch.context() as patch:
+        patch.setattr(_chunks, "CHUNK_SIZE", 100)  # the dev IdP's token is short: store it as a long one is
+        store.set(account.id, "id_token", token)
+    assert _chunks.parse_header(store._kr_get(_chunks.entry_name(account.id, "id_token"))) is not None
+    code, modules = _hot_imports(["kubectl", "--profile", "dev"])
+    assert code == 0
+    assert modules <= ALLOWED, sorted(modules - ALLOWED)
+
+
+def test_a_keyring_value_that_is_not_the_verified_token_is_never_served(keyring_secret_service, devidp) -> None:
+    """Whatever the Secret Service returns for the account's entry (another item with the same
+    attributes, a value written by someone else), the hot path serves only the token whose SHA-256
+    the index recorded when it was verified."""
+    from bblogin import _index
+    from bblogin._store import SecretStore
+
+    login(devidp)
+    account = next(iter(_index.load().accounts.values()))
+    store = SecretStore(account.storage)
+    token = store.get(account.id, "id_token")
+    assert token is not None
+    assert _hot_imports(["kubectl", "--profile", "dev"])[0] == 0
+    store.set(account.id, "id_token", token[:-4] + "AAAA")
+    assert _hot_imports(["kubectl", "--profile", "dev"])[0] is None
+
+
 def test_the_hot_path_with_plaintext_storage_adds_only_json(devidp) -> None:
     login(devidp, "dev", "--insecure-storage")
     code, modules = _hot_imports(["kubectl", "--profile", "dev"])
@@ -283,3 +321,16 @@ def test_the_secret_reader_turns_any_reply_into_a_value_or_its_own_error(body: b
     finally:
         ours.close()
         theirs.close()
+
+
+@pytest.mark.parametrize("closed", ["stdout", "stdin"])
+def test_a_closed_standard_stream_gets_no_traceback_from_the_hot_path(keyring_secret_service, devidp, tmp_path: pathlib.Path, closed: str) -> None:
+    """kubectl or git started with fd 1 (or, for git, fd 0) closed: Python makes sys.stdout /
+    sys.stdin None. The hot path declines (the full command reports it its own way), never a traceback."""
+    login(devidp)
+    done = subprocess.run([sys.executable, "-m", "bblogin", "setup", "git", "--host", "http://127.0.0.1:9", "--profile", "dev", "--file", str(tmp_path / "gitconfig")], capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    fd = 1 if closed == "stdout" else 0
+    argv = launcher_command("kubectl", "--profile", "dev") if closed == "stdout" else launcher_command("git-credential", "get")
+    done = subprocess.run(argv, stderr=subprocess.PIPE, timeout=60, env={**os.environ, "KUBERNETES_EXEC_INFO": EXEC_INFO}, preexec_fn=lambda: os.close(fd))
+    assert b"Traceback" not in done.stderr and b"_hot" not in done.stderr, done.stderr.decode()

@@ -119,3 +119,22 @@ def test_a_config_mirror_from_an_older_bblogin_is_declined_then_rebuilt() -> Non
     assert _fast.cached_token(old["profiles"]["ci"], account, "id_token", read=lambda *_: "t") is None
     _mirrors.load_config()
     assert _hotcache.read(_hotcache.config_path())["profiles"]["ci"]["pipelines"] is True
+
+
+@pytest.mark.parametrize("query", ["alice@example.com", "ALICE@example.com", "", "2"])
+def test_the_hot_path_finds_an_account_as_the_full_path_does_or_declines(query: str) -> None:
+    """``--account`` (and a git host's ``account``): the full path matches an id, then an email or
+    user name ignoring case, and refuses an ambiguous query; "" means the active account. The hot
+    path never picks an account the full path would not."""
+    alice, alice2 = _account("1", "alice@example.com"), _account("2", "Alice@Example.com")
+    with _index.transaction() as index:
+        index.accounts.update({alice.id: alice, alice2.id: alice2})
+        index.active["work"] = alice2.id
+    _index.load()  # the mirror is current
+    hot = _fast._account("work", query if query != "2" else alice2.id)
+    full_index = _index.load()
+    try:
+        full = full_index.find(query if query != "2" else alice2.id, "work") if query else full_index.active_account("work")
+    except Exception:  # noqa: BLE001  # the full path refuses (ambiguous): the hot path must decline
+        full = None
+    assert hot is None or (full is not None and hot["id"] == full.id), (hot and hot["email"], full and full.email)

@@ -78,10 +78,14 @@ def _account(profile_name: str, account_query: str | None) -> dict | None:
         return None
     index = mirror.get("index") or {}
     accounts = index.get("accounts") or {}
-    if account_query is None:
+    if not account_query:
         account = accounts.get((index.get("active") or {}).get(profile_name))
-    else:
-        hits = [a for a in accounts.values() if a.get("profile") == profile_name and account_query in (a.get("id"), a.get("email"), a.get("username"))]
+    else:  # as _index.Index.find: an id, else an email or user name ignoring case; ambiguous or an id prefix: decline
+        pool = [a for a in accounts.values() if a.get("profile") == profile_name]
+        hits = [a for a in pool if a.get("id") == account_query]
+        if not hits:
+            query = account_query.lower()
+            hits = [a for a in pool if query in ((a.get("email") or "").lower(), (a.get("username") or "").lower())]
         account = hits[0] if len(hits) == 1 else None
     return account if isinstance(account, dict) else None
 
@@ -277,15 +281,15 @@ def answer(argv: list[str]) -> int | None:
     code. Only the final write is outside: by then the answer is complete, and it is flushed
     here, so a caller may leave at once.
     """
-    if _paths.getenv("BBLOGIN_NO_FAST_PATH"):
-        return None
+    if _paths.getenv("BBLOGIN_NO_FAST_PATH") or sys.stdout is None:
+        return None  # no stdout (fd 1 closed): nothing to answer on; the full command reports it
     out: bytes | None = None
     if argv[:1] == ["kubectl"]:
         try:
             out = kubectl(argv[1:])
         except Exception:  # noqa: BLE001  # the boundary: any doubt means the full path
             out = None
-    elif argv[:1] == ["git-credential"] and argv[1:] in (["get"], ["store"]):
+    elif argv[:1] == ["git-credential"] and argv[1:] in (["get"], ["store"]) and sys.stdin is not None:
         from bblogin import _gitcred
 
         request = _gitcred.read_stdin()

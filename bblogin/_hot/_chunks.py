@@ -16,9 +16,9 @@ def entry_name(account_id: str, kind: str, part: int | None = None) -> str:
 
 
 def digest(value: str) -> str:
-    import hashlib  # only chunked values need it: kept off the common hot path
+    from bblogin._hot._mirror import _sha256  # the C module, not hashlib: ID tokens with groups are often chunked
 
-    return hashlib.sha256(value.encode()).hexdigest()[:16]
+    return str(_sha256()(value.encode()).hexdigest()[:16])
 
 
 def split(value: str) -> tuple[str, list[str]]:
