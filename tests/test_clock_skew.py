@@ -318,3 +318,18 @@ def test_a_retry_after_date_counts_from_the_servers_date() -> None:
 
     headers = {"Date": email.utils.formatdate(1_000_000, usegmt=True), "Retry-After": email.utils.formatdate(1_000_030, usegmt=True)}
     assert retry_delay(httpx.Response(503, headers=headers), 0, now=1_000_000 - 600) == pytest.approx(30)
+
+
+def test_a_corrupt_stored_sample_is_not_believed() -> None:
+    """accounts.json edited or damaged: a sample with bounds beyond the 24 h cap, infinite or far
+    wider than one answer's round trip brackets nothing. Believed, it moved the offset beyond the
+    cap (every fresh token then looked expired, and the refused login could never replace it)."""
+    import json as _json
+
+    good = _clock.bracket(1192.0, 1000.0, 1000.05)
+    for lo, hi in ((-1e12, 1e12), (-86400.0, 86400.0), (-5.0, 3000.0)):
+        assert _clock.estimate([_clock.Sample(lo, hi)]) is None, (lo, hi)
+        clock = _clock.Clock.from_json({"offset": 0, "epoch": _clock.boot_epoch(), "samples": [[lo, hi]]}).updated([good])
+        assert clock.offset == 193, (lo, hi)
+    text = '{"offset": 0, "epoch": %r, "samples": [[-Infinity, Infinity], [0, NaN], [0, Infinity]]}' % _clock.boot_epoch()
+    assert _clock.Clock.from_json(_json.loads(text)).samples == []
