@@ -333,3 +333,23 @@ def test_a_corrupt_stored_sample_is_not_believed() -> None:
         assert clock.offset == 193, (lo, hi)
     text = '{"offset": 0, "epoch": %r, "samples": [[-Infinity, Infinity], [0, NaN], [0, Infinity]]}' % _clock.boot_epoch()
     assert _clock.Clock.from_json(_json.loads(text)).samples == []
+
+
+def test_exchange_json_expiry_is_on_the_local_clock(devidp) -> None:  # type: ignore[no-untyped-def]
+    """`bblogin exchange --json` in a CI step whose clock is 10 minutes behind: like `token --json`,
+    its expires_at is the moment the token expires on this machine's clock (the step's script
+    compares it with `date +%s`), not the IdP's exp."""
+    from bblogin._claims import unverified_claims
+
+    _config.save_profile(
+        _config.Profile(
+            name="ci", issuer=devidp.issuer, client_id="bblogin-ci", client_secret="bblogin-ci-secret", pipelines=True,
+            exchange_connector_id="bitbucket-pipelines", scopes=("openid", "groups"), storage="plaintext",
+        )
+    )
+    env = {**os.environ, **skewed(-600), "BITBUCKET_STEP_OIDC_TOKEN": devidp.mint_pipelines_token()}
+    done = subprocess.run([sys.executable, "-m", "bblogin", "exchange", "--profile", "ci", "--json"], capture_output=True, text=True, timeout=90, env=env, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    exp = unverified_claims(out["token"])["exp"]
+    assert abs(exp - out["expires_at"] - 600) <= 2, (exp, out["expires_at"])
