@@ -353,3 +353,43 @@ def test_exchange_json_expiry_is_on_the_local_clock(devidp) -> None:  # type: ig
     out = json.loads(done.stdout)
     exp = unverified_claims(out["token"])["exp"]
     assert abs(exp - out["expires_at"] - 600) <= 2, (exp, out["expires_at"])
+
+
+class _FiveMinutesLater:
+    """The dev IdP's `time` module after its operator set its clock 5 minutes forward."""
+
+    @staticmethod
+    def time() -> float:
+        return time.time() + 300
+
+
+def test_the_idps_clock_set_forward_does_not_lock_the_login_out(devidp_factory, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """The offset stored at login says 0; then the IdP's own clock is set 5 minutes forward (its
+    operator fixed it). A fresh token's iat is 300 s ahead of the stored offset, but this
+    process's answers from the IdP show the new time: the refresh is taken (an iat later than
+    expected never helps a replay, which brings an old token) — not refused on every call until the
+    account is deleted, since a refused token never gets its sample stored."""
+    idp = devidp_factory(id_token_ttl=8)
+    assert login(idp, 0).returncode == 0
+    time.sleep(max(0.0, (account().expires_at("id_token") or 0) - time.time()) + 1)  # expired: the next call refreshes
+    monkeypatch.setattr(devidp_tokens, "time", _FiveMinutesLater)
+    monkeypatch.setattr(http.server.BaseHTTPRequestHandler, "date_time_string", lambda self, timestamp=None: email.utils.formatdate(time.time() + 300, usegmt=True))
+    done = run(0, "token", "--profile", "dev", "--no-login")
+    assert done.returncode == 0, done.stderr
+    assert idp.count("/token", "refresh_token") == 1
+
+
+def test_the_latest_time_judges_only_iat_and_nbf() -> None:
+    """``latest`` (this process's answers) can only excuse an iat/nbf ahead of the stored offset;
+    it never excuses an expired token, nor makes iat stricter when it is earlier than ``now``."""
+    from bblogin._errors import TokenVerificationError
+    from bblogin._oidc._verify import check_time_claims
+
+    check_time_claims({"exp": 2000, "iat": 1300, "nbf": 1300}, now=1000, latest=1300)
+    with pytest.raises(TokenVerificationError, match=r"\(iat\)"):
+        check_time_claims({"exp": 2000, "iat": 1300}, now=1000)
+    with pytest.raises(TokenVerificationError, match=r"\(exp\)"):
+        check_time_claims({"exp": 900, "iat": 800}, now=1000, latest=-10**9)
+    with pytest.raises(TokenVerificationError, match=r"\(exp\)"):
+        check_time_claims({"exp": 900, "iat": 800}, now=1000, latest=500)
+    check_time_claims({"exp": 2000, "iat": 1000}, now=1000, latest=0)
