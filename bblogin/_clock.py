@@ -48,6 +48,7 @@ CAP = 86400  # seconds: a larger offset is not believed
 NOTABLE = 5  # seconds: smaller offsets are within measuring error and not worth mentioning
 STEP_TOLERANCE = 5.0  # seconds the boot epoch may move (NTP slewing) before samples are dropped
 MAX_SAMPLES = 8  # kept per account and per host in this process
+MAX_WIDTH = 120.0  # seconds: one answer's round trip (+1 s of Date truncation) brackets no more
 
 _BOOTTIME = getattr(time, "CLOCK_BOOTTIME", None)
 
@@ -75,6 +76,12 @@ class Sample:
     def mid(self) -> float:
         return (self.lo + self.hi) / 2
 
+    @property
+    def believable(self) -> bool:
+        """Both bounds finite and within :data:`CAP`, and no wider than one answer can bracket
+        (a damaged accounts.json must not move the offset beyond the cap)."""
+        return abs(self.lo) <= CAP and abs(self.hi) <= CAP and 0 <= self.hi - self.lo <= MAX_WIDTH
+
     def intersect(self, other: Sample) -> Sample | None:
         lo, hi = max(self.lo, other.lo), min(self.hi, other.hi)
         return Sample(lo, hi) if lo <= hi else None
@@ -100,7 +107,7 @@ def parse_date(value: str | None) -> float | None:
 def estimate(samples: list[Sample]) -> int | None:
     """The offset to judge expiry by: the median of the upper bounds of the believable samples,
     rounded up. None when no sample is believable."""
-    believable = [s.hi for s in samples if abs(s.mid) <= CAP]
+    believable = [s.hi for s in samples if s.believable]
     return math.ceil(statistics.median(believable)) if believable else None
 
 
@@ -234,7 +241,7 @@ class Clock:
         offset, epoch, unbelieved = data.get("offset"), data.get("epoch"), data.get("unbelieved")
         samples = []
         for pair in data.get("samples") or []:
-            if isinstance(pair, list) and len(pair) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in pair) and pair[0] <= pair[1]:
+            if isinstance(pair, list) and len(pair) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in pair) and pair[0] <= pair[1]:
                 samples.append(Sample(float(pair[0]), float(pair[1])))
         return cls(
             offset=offset if isinstance(offset, int) and not isinstance(offset, bool) and abs(offset) <= CAP else 0,
@@ -245,7 +252,7 @@ class Clock:
 
     def shown(self) -> int:
         """The offset to show people: the samples' median midpoint (``offset`` leans late on purpose)."""
-        mids = [s.mid for s in self.samples if abs(s.mid) <= CAP]
+        mids = [s.mid for s in self.samples if s.believable]
         return round(statistics.median(mids)) if mids else self.offset
 
     def note(self) -> str | None:

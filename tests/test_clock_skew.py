@@ -318,3 +318,78 @@ def test_a_retry_after_date_counts_from_the_servers_date() -> None:
 
     headers = {"Date": email.utils.formatdate(1_000_000, usegmt=True), "Retry-After": email.utils.formatdate(1_000_030, usegmt=True)}
     assert retry_delay(httpx.Response(503, headers=headers), 0, now=1_000_000 - 600) == pytest.approx(30)
+
+
+def test_a_corrupt_stored_sample_is_not_believed() -> None:
+    """accounts.json edited or damaged: a sample with bounds beyond the 24 h cap, infinite or far
+    wider than one answer's round trip brackets nothing. Believed, it moved the offset beyond the
+    cap (every fresh token then looked expired, and the refused login could never replace it)."""
+    import json as _json
+
+    good = _clock.bracket(1192.0, 1000.0, 1000.05)
+    for lo, hi in ((-1e12, 1e12), (-86400.0, 86400.0), (-5.0, 3000.0)):
+        assert _clock.estimate([_clock.Sample(lo, hi)]) is None, (lo, hi)
+        clock = _clock.Clock.from_json({"offset": 0, "epoch": _clock.boot_epoch(), "samples": [[lo, hi]]}).updated([good])
+        assert clock.offset == 193, (lo, hi)
+    text = '{"offset": 0, "epoch": %r, "samples": [[-Infinity, Infinity], [0, NaN], [0, Infinity]]}' % _clock.boot_epoch()
+    assert _clock.Clock.from_json(_json.loads(text)).samples == []
+
+
+def test_exchange_json_expiry_is_on_the_local_clock(devidp) -> None:  # type: ignore[no-untyped-def]
+    """`bblogin exchange --json` in a CI step whose clock is 10 minutes behind: like `token --json`,
+    its expires_at is the moment the token expires on this machine's clock (the step's script
+    compares it with `date +%s`), not the IdP's exp."""
+    from bblogin._claims import unverified_claims
+
+    _config.save_profile(
+        _config.Profile(
+            name="ci", issuer=devidp.issuer, client_id="bblogin-ci", client_secret="bblogin-ci-secret", pipelines=True,
+            exchange_connector_id="bitbucket-pipelines", scopes=("openid", "groups"), storage="plaintext",
+        )
+    )
+    env = {**os.environ, **skewed(-600), "BITBUCKET_STEP_OIDC_TOKEN": devidp.mint_pipelines_token()}
+    done = subprocess.run([sys.executable, "-m", "bblogin", "exchange", "--profile", "ci", "--json"], capture_output=True, text=True, timeout=90, env=env, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    exp = unverified_claims(out["token"])["exp"]
+    assert abs(exp - out["expires_at"] - 600) <= 2, (exp, out["expires_at"])
+
+
+class _FiveMinutesLater:
+    """The dev IdP's `time` module after its operator set its clock 5 minutes forward."""
+
+    @staticmethod
+    def time() -> float:
+        return time.time() + 300
+
+
+def test_the_idps_clock_set_forward_does_not_lock_the_login_out(devidp_factory, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """The offset stored at login says 0; then the IdP's own clock is set 5 minutes forward (its
+    operator fixed it). A fresh token's iat is 300 s ahead of the stored offset, but this
+    process's answers from the IdP show the new time: the refresh is taken (an iat later than
+    expected never helps a replay, which brings an old token) — not refused on every call until the
+    account is deleted, since a refused token never gets its sample stored."""
+    idp = devidp_factory(id_token_ttl=8)
+    assert login(idp, 0).returncode == 0
+    time.sleep(max(0.0, (account().expires_at("id_token") or 0) - time.time()) + 1)  # expired: the next call refreshes
+    monkeypatch.setattr(devidp_tokens, "time", _FiveMinutesLater)
+    monkeypatch.setattr(http.server.BaseHTTPRequestHandler, "date_time_string", lambda self, timestamp=None: email.utils.formatdate(time.time() + 300, usegmt=True))
+    done = run(0, "token", "--profile", "dev", "--no-login")
+    assert done.returncode == 0, done.stderr
+    assert idp.count("/token", "refresh_token") == 1
+
+
+def test_the_latest_time_judges_only_iat_and_nbf() -> None:
+    """``latest`` (this process's answers) can only excuse an iat/nbf ahead of the stored offset;
+    it never excuses an expired token, nor makes iat stricter when it is earlier than ``now``."""
+    from bblogin._errors import TokenVerificationError
+    from bblogin._oidc._verify import check_time_claims
+
+    check_time_claims({"exp": 2000, "iat": 1300, "nbf": 1300}, now=1000, latest=1300)
+    with pytest.raises(TokenVerificationError, match=r"\(iat\)"):
+        check_time_claims({"exp": 2000, "iat": 1300}, now=1000)
+    with pytest.raises(TokenVerificationError, match=r"\(exp\)"):
+        check_time_claims({"exp": 900, "iat": 800}, now=1000, latest=-10**9)
+    with pytest.raises(TokenVerificationError, match=r"\(exp\)"):
+        check_time_claims({"exp": 900, "iat": 800}, now=1000, latest=500)
+    check_time_claims({"exp": 2000, "iat": 1000}, now=1000, latest=0)

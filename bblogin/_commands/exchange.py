@@ -17,7 +17,9 @@ def run(args: argparse.Namespace) -> int:
     subject = subject_token(args.from_env)
     tokens, identity = exchange(profile, subject)
     account = save_login(profile, tokens, identity, subject=subject)
-    token, expires_at = tokens.access_token, tokens.id_expires_at or 0
+    token = tokens.access_token
+    # the IdP's exp, handed out on this machine's clock (the step's script compares it with this clock), as `token --json`
+    expires_at = tokens.id_expires_at - account.idp_clock.offset if tokens.id_expires_at else 0
     if args.json:
         sys.stdout.write(json.dumps({"token": token, "expires_at": expires_at, "expiration": rfc3339(expires_at), "account": account.id, "sub": identity.sub}) + "\n")
     else:

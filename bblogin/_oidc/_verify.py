@@ -75,21 +75,25 @@ def _int_claim(claims: dict[str, Any], name: str, *, required: bool) -> int | No
     return int(value)
 
 
-def check_time_claims(claims: dict[str, Any], *, now: int, leeway: int = DEFAULT_LEEWAY) -> None:
+def check_time_claims(claims: dict[str, Any], *, now: int, leeway: int = DEFAULT_LEEWAY, latest: int | None = None) -> None:
     """exp (required), iat (required, not in the future) and nbf against ``now`` — the IdP's time,
     i.e. this machine's clock plus the offset ``_clock`` measured — with ``leeway`` seconds for
     what the measurement cannot see. A token stale in the IdP's time is refused whatever this
-    machine's clock says. bblogin's own checks, kept apart from the iss/aud/signature checks."""
+    machine's clock says. ``iat`` and ``nbf`` may instead be judged against ``latest`` when that
+    is later (the IdP's time by the answers just received: its clock may have been set forward
+    since ``now``'s measurement) — a later time never helps a replayed token, whose iat is old.
+    bblogin's own checks, kept apart from the iss/aud/signature checks."""
+    issued_by = max(now, latest) if latest is not None else now
     exp = _int_claim(claims, "exp", required=True)
     iat = _int_claim(claims, "iat", required=True)
     nbf = _int_claim(claims, "nbf", required=False)
     assert exp is not None and iat is not None
     if now > exp + leeway:
         raise _refuse(f"it expired {now - exp} s ago (exp)", hint=_CLOCK_HINT)
-    if iat > now + leeway:
-        raise _refuse(f"it was issued {iat - now} s in the future (iat)", hint=_CLOCK_HINT)
-    if nbf is not None and nbf > now + leeway:
-        raise _refuse(f"it is not valid for another {nbf - now} s (nbf)", hint=_CLOCK_HINT)
+    if iat > issued_by + leeway:
+        raise _refuse(f"it was issued {iat - issued_by} s in the future (iat)", hint=_CLOCK_HINT)
+    if nbf is not None and nbf > issued_by + leeway:
+        raise _refuse(f"it is not valid for another {nbf - issued_by} s (nbf)", hint=_CLOCK_HINT)
 
 
 def verify_id_token(
@@ -103,6 +107,7 @@ def verify_id_token(
     code: str | None = None,
     leeway: int = DEFAULT_LEEWAY,
     now: int | None = None,
+    latest: int | None = None,
 ) -> dict[str, Any]:
     """The claims of ``token`` once every check above passed; else TokenVerificationError."""
     header = _header(token)
@@ -142,7 +147,7 @@ def verify_id_token(
         raise _refuse("it has several audiences but no authorized party (azp)")
     if azp is not None and azp != client_id:
         raise _refuse(f"its authorized party (azp) is {azp!r}, not this client {client_id!r}")
-    check_time_claims(claims, now=int(time.time()) if now is None else now, leeway=leeway)
+    check_time_claims(claims, now=int(time.time()) if now is None else now, leeway=leeway, latest=latest)
 
     if nonce is not None:
         got = claims.get("nonce")

@@ -169,6 +169,7 @@ class OIDCProvider:
                 access_token=tokens.access_token if check_at_hash else None,
                 code=code,
                 now=self._idp_now(),
+                latest=self._idp_now_by_this_process(),
             )
         except TokenVerificationError as exc:
             far = _clock.Clock().updated(_clock.observed(self.metadata.token_endpoint))
@@ -187,6 +188,14 @@ class OIDCProvider:
 
         samples = _index.load().clock_samples(self.profile.issuer) or _clock.observed(self.metadata.token_endpoint)
         return int(time.time()) + (_clock.estimate(samples) or 0)
+
+    def _idp_now_by_this_process(self) -> int:
+        """The IdP's time by this process's answers from it alone: judges only ``iat``/``nbf``
+        (never ``exp``), so an IdP whose clock was set forward since the stored measurement does
+        not have every fresh token refused — forever, as a refused token's sample is never stored."""
+        from bblogin import _clock
+
+        return int(time.time()) + (_clock.estimate(_clock.observed(self.metadata.token_endpoint)) or 0)
 
     def _received(self, tokens: TokenSet) -> TokenSet:
         """Fresh tokens from the token endpoint, verified: their answer's clock sample, narrowed
