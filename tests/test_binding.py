@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -133,3 +136,38 @@ def test_flags_naming_another_idp_or_client_never_carry_the_profiles_client_secr
     assert profile_from_args(args(issuer="https://other.example"), config).client_secret is None
     assert profile_from_args(args(client_id="another"), config).client_secret is None
     assert profile_from_args(args(client_id="another", client_secret="given"), config).client_secret == "given"
+
+
+def test_a_login_through_override_flags_leaves_the_profiles_own_account_in_use(two_idps, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`kubectl --profile dev --issuer OTHER` (interactive) logs in at OTHER under the name dev; the
+    profile as configured must still find its own login afterwards — not 'login required' (and, on
+    a terminal, a needless new login) because dev's active pointer now names OTHER's account."""
+    from bblogin._login import LoginOptions
+    from bblogin._session import get_credential
+
+    home, other = two_idps
+    set_margin("dev", 0)
+    dev = _config.load().profiles["dev"]
+    elsewhere = dataclasses.replace(dev, issuer=other.issuer, client_secret=None)
+    cred = get_credential(elsewhere, interactive=True, login=LoginOptions(flow="device", open_browser=False))
+    assert cred.account.issuer == other.issuer
+    monkeypatch.setenv("KUBERNETES_EXEC_INFO", EXEC_INFO)
+    for hot in (False, True):  # the full path, then the hot path (from the mirror it left) answer with dev's own login
+        env = {**os.environ, "PYTHONPROFILEIMPORTTIME": "1"} | ({} if hot else {"BBLOGIN_NO_FAST_PATH": "1"})
+        done = subprocess.run([sys.executable, "-m", "bblogin", "kubectl", "--profile", "dev"], capture_output=True, text=True, timeout=60, env=env)
+        assert done.returncode == 0, done.stderr
+        imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+        assert ("bblogin._session" not in imported) == hot, "the hot path must agree with the full path, not decline"
+        assert json.loads(done.stdout)["status"]["token"] == home_token(home)
+    again = get_credential(elsewhere)  # and the override keeps its own login: no second login
+    assert again.account.id == cred.account.id
+    assert other.count("/token", "refresh_token") == 0
+
+
+def home_token(home) -> str:  # type: ignore[no-untyped-def]
+    from bblogin._store import SecretStore
+
+    (account,) = [a for a in _index.load().accounts.values() if a.issuer == home.issuer]
+    value = SecretStore(account.storage).get(account.id, "id_token")
+    assert value
+    return value
