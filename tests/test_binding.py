@@ -135,6 +135,8 @@ def test_flags_naming_another_idp_or_client_never_carry_the_profiles_client_secr
     assert profile_from_args(args(connector_id="x"), config).client_secret == "ci-secret"  # same IdP and client
     assert profile_from_args(args(issuer="https://other.example"), config).client_secret is None
     assert profile_from_args(args(client_id="another"), config).client_secret is None
+    assert profile_from_args(args(provider="bitbucket-dc"), config).client_secret is None  # another token endpoint
+    assert profile_from_args(args(provider="oidc"), config).client_secret == "ci-secret"  # the profile's own provider
     assert profile_from_args(args(client_id="another", client_secret="given"), config).client_secret == "given"
 
 

@@ -43,7 +43,8 @@ def profile_from_args(args: argparse.Namespace, config: Config) -> Profile:
             base = dataclasses.replace(base, provider=flags["provider"], scopes=_config.default_scopes(flags["provider"]))
     if storage:
         flags["storage"] = storage
-    if (flags.get("issuer", base.issuer), flags.get("client_id", base.client_id)) != (base.issuer, base.client_id):
+    party = ("provider", "issuer", "client_id")  # _session.issued_for's
+    if any(flags.get(k, getattr(base, k)) != getattr(base, k) for k in party):
         flags.setdefault("client_secret", None)  # the base profile's secret belongs to its own client at its own IdP
     profile = dataclasses.replace(base, **flags)
     if not _config.is_allowed_issuer(profile.issuer):
