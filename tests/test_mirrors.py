@@ -57,7 +57,7 @@ def test_index_mirror_never_pairs_old_content_with_the_new_files_fingerprint(mon
 
     _once_after(monkeypatch, json, "loads", lambda raw: b'"accounts"' in (raw if isinstance(raw, bytes) else raw.encode()), other_process_runs_use)
     full = _index.load()  # the slow path read alice as active, then bob's `use` landed
-    hot = _fast._account("work", None)
+    hot = _fast._account("work", None, {"issuer": "https://idp.example", "client_id": "c"})
     current = _index.load().active_account("work")
     assert current is not None and current.id == bob.id
     assert hot is None or hot["id"] == current.id, f"hot path serves {hot['email']}, the full path {current.email}"
