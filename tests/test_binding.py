@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from bblogin import _config, _index
+from bblogin import _config, _configedit, _index
 from tests.test_session import bblogin, login, make_expiring, set_margin
 
 pytestmark = pytest.mark.usefixtures("keyring_secret_service")
@@ -59,24 +59,24 @@ def test_issuer_flags_on_kubectl_never_send_the_accounts_tokens_elsewhere(two_id
 def test_an_edited_issuer_in_config_toml_hides_the_account(two_idps) -> None:
     home, other = two_idps
     original = _config.load().profiles["dev"]
-    _config.save_profile(dataclasses.replace(original, issuer=other.issuer))
+    _configedit.save_profile(dataclasses.replace(original, issuer=other.issuer))
     done = bblogin("token", "--profile", "dev", "--no-login")
     assert done.returncode == 4 and done.stdout == "", done.stderr
     assert other.requests == [] and home.count("/token", "refresh_token") == 0
     (status,) = json.loads(bblogin("status", "--json").stdout)["accounts"]
     assert status["state"] == f"not used: profile dev now names {other.issuer} (client bblogin)"
-    _config.save_profile(original)
+    _configedit.save_profile(original)
     assert_account_untouched(home, other)
 
 
 def test_an_edited_client_id_never_redeems_the_refresh_token_as_another_client(two_idps) -> None:
     home, other = two_idps
     original = _config.load().profiles["dev"]
-    _config.save_profile(dataclasses.replace(original, client_id="bblogin-ci", client_secret="bblogin-ci-secret"))
+    _configedit.save_profile(dataclasses.replace(original, client_id="bblogin-ci", client_secret="bblogin-ci-secret"))
     done = bblogin("token", "--profile", "dev", "--no-login")
     assert done.returncode == 4, done.stderr
     assert home.count("/token", "refresh_token") == 0, "the refresh token went to the token endpoint as another client"
-    _config.save_profile(original)
+    _configedit.save_profile(original)
     assert_account_untouched(home, other)
 
 
@@ -85,7 +85,7 @@ def test_tui_refresh_and_logout_go_to_the_issuing_idp_only(two_idps) -> None:
 
     home, other = two_idps
     original = _config.load().profiles["dev"]
-    _config.save_profile(dataclasses.replace(original, issuer=other.issuer))
+    _configedit.save_profile(dataclasses.replace(original, issuer=other.issuer))
     account = only_account()
     CoreSource().refresh(account.id)  # refreshed where it was issued, whatever the profile says now
     assert home.count("/token", "refresh_token") == 1 and not only_account().refresh_dead
@@ -100,7 +100,7 @@ def test_the_hot_path_declines_an_account_issued_elsewhere(two_idps, monkeypatch
     monkeypatch.setenv("KUBERNETES_EXEC_INFO", EXEC_INFO)
     set_margin("dev", 0)  # valid: the hot path would answer for the real profile
     original = _config.load().profiles["dev"]
-    _config.save_profile(dataclasses.replace(original, issuer=other.issuer))
+    _configedit.save_profile(dataclasses.replace(original, issuer=other.issuer))
     done = bblogin("kubectl", "--profile", "dev")
     assert done.returncode == 4 and done.stdout == ""
     status = json.loads(bblogin("status", "--json").stdout)["accounts"]
