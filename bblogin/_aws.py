@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import random
+import re
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 import httpx
 
 from bblogin import _http
-from bblogin._errors import BbloginError, IdPError, IdPResponseError, IdPUnreachable, LoginFailed, TLSError
+from bblogin._errors import BbloginError, IdPError, IdPResponseError, IdPUnreachable, LoginFailed, TLSError, UsageError
 
 log = logging.getLogger("bblogin.aws")
 
@@ -66,9 +67,19 @@ class AWSCredentials:
         return f"AWSCredentials(access_key_id={self.access_key_id[:4]}…, expiration={self.expiration})"
 
 
+# botocore's validate_region_name: a region is one DNS label, so it can never change the host
+_REGION = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?")
+
+
 def default_endpoint() -> str:
+    """The regional STS endpoint for AWS_REGION (else AWS_DEFAULT_REGION), or the global one.
+    UsageError for a value that is not a region name: the web identity token goes to this URL."""
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    return f"https://sts.{region}.amazonaws.com/" if region else "https://sts.amazonaws.com/"
+    if not region:
+        return "https://sts.amazonaws.com/"
+    if not _REGION.fullmatch(region):
+        raise UsageError(f"AWS_REGION/AWS_DEFAULT_REGION {region!r} is not a region name (such as eu-west-1)", hint="fix the variable, or pass --sts-endpoint URL")
+    return f"https://sts.{region}.amazonaws.com/"
 
 
 def _text(root: ET.Element, path: str) -> str:

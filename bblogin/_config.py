@@ -12,8 +12,8 @@
     [git."https://bitbucket.org"]
     profile = "cloud"
 
-This module parses and validates the file (:func:`load`) and edits it (:func:`save_profile`,
-:func:`save_git_host`). The hot path never reads TOML (tomllib alone costs about a Python start-up
+This module parses and validates the file (:func:`load`); ``_configedit`` edits it (``save_profile``,
+``save_git_host``). The hot path never reads TOML (tomllib alone costs about a Python start-up
 to import): it reads the mirror ``_mirrors`` compiles from exactly the bytes :func:`load` parsed.
 """
 
@@ -22,10 +22,10 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
-from bblogin import _files, _lock, _mirrors, _paths
+from bblogin import _mirrors, _paths
 from bblogin._errors import ConfigError, ProfileNotFound
 
 PROVIDERS = ("oidc", "bitbucket-cloud", "bitbucket-dc")
@@ -322,78 +322,3 @@ def parse(path: str, text: str, stamp: list[int] | None = None) -> Config:
         raise v.fail(None, "default_profile", f"names no profile (have: {', '.join(profiles) or 'none'})")
     hosts = tuple(v.git_host(url, body, profiles) for url, body in git_raw.items())
     return Config(path=path, default_profile=default, profiles=profiles, git_hosts=hosts, stamp=stamp)
-
-
-def _profile_table(profile: Profile) -> dict[str, Any]:
-    """The keys that differ from what loading would default to (the provider's own scopes too)."""
-    defaults = Profile(name="", issuer="", client_id="", scopes=default_scopes(profile.provider))
-    out: dict[str, Any] = {}
-    for f in fields(Profile):
-        if f.name == "name":
-            continue
-        value = getattr(profile, f.name)
-        if f.name in ("issuer", "client_id") or value != getattr(defaults, f.name):
-            out[f.name] = list(value) if isinstance(value, tuple) else value
-    return out
-
-
-def _edit(path: str | None, mutate: Any) -> None:
-    """Apply ``mutate(doc)`` to config.toml with tomlkit (comments and order kept), atomically,
-    under the config lock; then compile the hot path's mirror from the file as written."""
-    import tomlkit
-
-    path = path or _paths.config_file()
-    with _lock.account_lock(_mirrors.CONFIG_LOCK, _mirrors.EDIT_LOCK_TIMEOUT):
-        try:
-            with open(path, encoding="utf-8") as fh:
-                doc = tomlkit.parse(fh.read())
-        except FileNotFoundError:
-            doc = tomlkit.document()
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"cannot update {path}: {exc}") from exc
-        mutate(doc, tomlkit)
-        text = tomlkit.dumps(doc)
-        try:
-            parse(path, text)  # never write a file that every later command would refuse
-        except ConfigError as exc:
-            raise ConfigError(f"not saved (config.toml would be invalid): {exc.message}", hint="nothing was written; fix the value on the command line") from None
-        _files.atomic_write_bytes(path, text.encode())
-        _mirrors.compile_config(load(path))
-
-
-def profile_problem(profile: Profile) -> str | None:
-    """Why config.toml would refuse ``profile`` as ``save_profile`` writes it, or None: checked
-    before a login, so flags the file cannot hold never cost a login (nor break the file)."""
-    try:
-        _Validator("", "").profile(profile.name, _profile_table(profile))
-    except ConfigError as exc:
-        return exc.message.lstrip(": ")
-    return None
-
-
-def save_profile(profile: Profile, *, make_default: bool = False, path: str | None = None) -> None:
-    """Add or replace ``[profiles.NAME]``, keeping the rest of the file (comments included)."""
-
-    def mutate(doc: Any, tomlkit: Any) -> None:
-        if make_default or "default_profile" not in doc:
-            doc["default_profile"] = profile.name
-        table = tomlkit.table()
-        for key, value in _profile_table(profile).items():
-            table[key] = value
-        doc.setdefault("profiles", tomlkit.table(is_super_table=True))[profile.name] = table
-
-    _edit(path, mutate)
-
-
-def save_git_host(host: GitHost, *, path: str | None = None) -> None:
-    """Add or replace ``[git."URL"]``, keeping the rest of the file."""
-    defaults = GitHost(url="", profile="")
-
-    def mutate(doc: Any, tomlkit: Any) -> None:
-        table = tomlkit.table()
-        for key, value in asdict(host).items():
-            if key == "profile" or (key != "url" and value is not None and value != getattr(defaults, key)):
-                table[key] = value
-        doc.setdefault("git", tomlkit.table(is_super_table=True))[host.url] = table
-
-    _edit(path, mutate)

@@ -72,12 +72,19 @@ def _require_issued_for(account: Account, profile: Profile) -> None:
 
 def visible_account(index: Index, profile: Profile, query: str | None = None) -> Account | None:
     """The account ``profile`` may use: the one ``query`` names (id, email, user name), else its
-    active one — and only when the profile names the party that issued it (else None: the
-    profile needs its own login)."""
-    account = index.find(query, profile.name) if query else index.active_account(profile.name)
-    if query and account is not None:
+    active one — and only when the profile names the party that issued it. When the active one was
+    issued elsewhere (a login through ``--issuer``/``--client-id`` flags made it active under this
+    name), the profile's only account of its own party; else None: the profile needs its own
+    login. ``_hot._answer._account`` makes the same choice."""
+    if query:
+        account = index.find(query, profile.name)
         _require_issued_for(account, profile)
-    return account if account is not None and issued_for(account, profile) else None
+        return account
+    active = index.active_account(profile.name)
+    if active is not None and issued_for(active, profile):
+        return active
+    own = [a for a in index.for_profile(profile.name) if issued_for(a, profile)]
+    return own[0] if len(own) == 1 else None
 
 
 def profile_for(account: Account, config: Config) -> Profile:

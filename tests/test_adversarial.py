@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bblogin import _config, _gitcred, _kubectl
+from bblogin import _config, _configedit, _gitcred, _kubectl
 from bblogin._cli import launcher_command
 from bblogin._errors import BbloginError, ConfigError, UsageError
 from bblogin._oidc._loopback import LoopbackListener
@@ -143,7 +143,7 @@ def test_64_kubectl_and_git_callers_with_an_expired_token_cause_one_refresh(keyr
     idp = devidp_factory(id_token_ttl=2)
     login(idp)
     set_margin("dev", 0)
-    _config.save_git_host(_config.GitHost(url="https://git.example.com", profile="dev", token="id_token", username="alice"))
+    _configedit.save_git_host(_config.GitHost(url="https://git.example.com", profile="dev", token="id_token", username="alice"))
     time.sleep(2.5)
     idp.id_token_ttl = 3600
     env = {**os.environ, "KUBERNETES_EXEC_INFO": '{"apiVersion":"client.authentication.k8s.io/v1","spec":{"interactive":false}}'}

@@ -129,3 +129,13 @@ def test_sts_refusal_is_explained(step, httpserver: HTTPServer) -> None:
     assert done.returncode == 8
     assert "InvalidIdentityToken" in done.stderr and "trust policy" in done.stderr and done.stdout == ""
     assert len(httpserver.log) == 1  # a refusal is not retried
+
+
+@pytest.mark.parametrize("region", ["x@127.0.0.1:9/#", "eu-west-1.evil.example/", "us-east-1 "])
+def test_a_hostile_aws_region_never_sends_the_token_to_another_host(step, region: str) -> None:
+    """The default endpoint is built from AWS_REGION: a value that is not a region name (botocore's
+    validate_region_name) must not turn the URL into another host that receives the identity token."""
+    from bblogin._errors import UsageError
+
+    done = bblogin("aws", "--role-arn", ROLE, env={**NO_KEYRING, "AWS_REGION": region})
+    assert done.returncode == UsageError.exit_code and "AWS_REGION" in done.stderr and done.stdout == "", done.stderr

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
-from bblogin import _config, _index
+from bblogin import _config, _configedit, _index
 from tests.test_session import bblogin, login, make_expiring, set_margin
 
 pytestmark = pytest.mark.usefixtures("keyring_secret_service")
@@ -56,24 +59,24 @@ def test_issuer_flags_on_kubectl_never_send_the_accounts_tokens_elsewhere(two_id
 def test_an_edited_issuer_in_config_toml_hides_the_account(two_idps) -> None:
     home, other = two_idps
     original = _config.load().profiles["dev"]
-    _config.save_profile(dataclasses.replace(original, issuer=other.issuer))
+    _configedit.save_profile(dataclasses.replace(original, issuer=other.issuer))
     done = bblogin("token", "--profile", "dev", "--no-login")
     assert done.returncode == 4 and done.stdout == "", done.stderr
     assert other.requests == [] and home.count("/token", "refresh_token") == 0
     (status,) = json.loads(bblogin("status", "--json").stdout)["accounts"]
     assert status["state"] == f"not used: profile dev now names {other.issuer} (client bblogin)"
-    _config.save_profile(original)
+    _configedit.save_profile(original)
     assert_account_untouched(home, other)
 
 
 def test_an_edited_client_id_never_redeems_the_refresh_token_as_another_client(two_idps) -> None:
     home, other = two_idps
     original = _config.load().profiles["dev"]
-    _config.save_profile(dataclasses.replace(original, client_id="bblogin-ci", client_secret="bblogin-ci-secret"))
+    _configedit.save_profile(dataclasses.replace(original, client_id="bblogin-ci", client_secret="bblogin-ci-secret"))
     done = bblogin("token", "--profile", "dev", "--no-login")
     assert done.returncode == 4, done.stderr
     assert home.count("/token", "refresh_token") == 0, "the refresh token went to the token endpoint as another client"
-    _config.save_profile(original)
+    _configedit.save_profile(original)
     assert_account_untouched(home, other)
 
 
@@ -82,7 +85,7 @@ def test_tui_refresh_and_logout_go_to_the_issuing_idp_only(two_idps) -> None:
 
     home, other = two_idps
     original = _config.load().profiles["dev"]
-    _config.save_profile(dataclasses.replace(original, issuer=other.issuer))
+    _configedit.save_profile(dataclasses.replace(original, issuer=other.issuer))
     account = only_account()
     CoreSource().refresh(account.id)  # refreshed where it was issued, whatever the profile says now
     assert home.count("/token", "refresh_token") == 1 and not only_account().refresh_dead
@@ -97,7 +100,7 @@ def test_the_hot_path_declines_an_account_issued_elsewhere(two_idps, monkeypatch
     monkeypatch.setenv("KUBERNETES_EXEC_INFO", EXEC_INFO)
     set_margin("dev", 0)  # valid: the hot path would answer for the real profile
     original = _config.load().profiles["dev"]
-    _config.save_profile(dataclasses.replace(original, issuer=other.issuer))
+    _configedit.save_profile(dataclasses.replace(original, issuer=other.issuer))
     done = bblogin("kubectl", "--profile", "dev")
     assert done.returncode == 4 and done.stdout == ""
     status = json.loads(bblogin("status", "--json").stdout)["accounts"]
@@ -132,4 +135,41 @@ def test_flags_naming_another_idp_or_client_never_carry_the_profiles_client_secr
     assert profile_from_args(args(connector_id="x"), config).client_secret == "ci-secret"  # same IdP and client
     assert profile_from_args(args(issuer="https://other.example"), config).client_secret is None
     assert profile_from_args(args(client_id="another"), config).client_secret is None
+    assert profile_from_args(args(provider="bitbucket-dc"), config).client_secret is None  # another token endpoint
+    assert profile_from_args(args(provider="oidc"), config).client_secret == "ci-secret"  # the profile's own provider
     assert profile_from_args(args(client_id="another", client_secret="given"), config).client_secret == "given"
+
+
+def test_a_login_through_override_flags_leaves_the_profiles_own_account_in_use(two_idps, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`kubectl --profile dev --issuer OTHER` (interactive) logs in at OTHER under the name dev; the
+    profile as configured must still find its own login afterwards — not 'login required' (and, on
+    a terminal, a needless new login) because dev's active pointer now names OTHER's account."""
+    from bblogin._login import LoginOptions
+    from bblogin._session import get_credential
+
+    home, other = two_idps
+    set_margin("dev", 0)
+    dev = _config.load().profiles["dev"]
+    elsewhere = dataclasses.replace(dev, issuer=other.issuer, client_secret=None)
+    cred = get_credential(elsewhere, interactive=True, login=LoginOptions(flow="device", open_browser=False))
+    assert cred.account.issuer == other.issuer
+    monkeypatch.setenv("KUBERNETES_EXEC_INFO", EXEC_INFO)
+    for hot in (False, True):  # the full path, then the hot path (from the mirror it left) answer with dev's own login
+        env = {**os.environ, "PYTHONPROFILEIMPORTTIME": "1"} | ({} if hot else {"BBLOGIN_NO_FAST_PATH": "1"})
+        done = subprocess.run([sys.executable, "-m", "bblogin", "kubectl", "--profile", "dev"], capture_output=True, text=True, timeout=60, env=env)
+        assert done.returncode == 0, done.stderr
+        imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+        assert ("bblogin._session" not in imported) == hot, "the hot path must agree with the full path, not decline"
+        assert json.loads(done.stdout)["status"]["token"] == home_token(home)
+    again = get_credential(elsewhere)  # and the override keeps its own login: no second login
+    assert again.account.id == cred.account.id
+    assert other.count("/token", "refresh_token") == 0
+
+
+def home_token(home) -> str:  # type: ignore[no-untyped-def]
+    from bblogin._store import SecretStore
+
+    (account,) = [a for a in _index.load().accounts.values() if a.issuer == home.issuer]
+    value = SecretStore(account.storage).get(account.id, "id_token")
+    assert value
+    return value

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bblogin import _config, _index
+from bblogin import _config, _configedit, _index
 from bblogin._errors import ConfigError, IdPError, LoginFailed, LoginRequired, OAuthError, RefreshTokenDead, TokenVerificationError, UsageError
 from bblogin._login import LoginOptions, interactive_login
 from bblogin._providers._paste import parse_pasted_redirect
@@ -51,7 +51,7 @@ def cloud_profile(fake: FakeBitbucket, **extra: Any) -> _config.Profile:
         name="cloud", provider="bitbucket-cloud", issuer=fake.base, client_id=fake.client_id, client_secret=fake.client_secret,
         scopes=_config.default_scopes("bitbucket-cloud"), redirect_uri=fake.callback, flow="loopback", **extra,
     )
-    _config.save_profile(profile)
+    _configedit.save_profile(profile)
     return _config.load().profile("cloud")
 
 
@@ -60,7 +60,7 @@ def dc_profile(fake: FakeBitbucket) -> _config.Profile:
         name="dc", provider="bitbucket-dc", issuer=fake.base, client_id=fake.client_id, client_secret=fake.client_secret,
         scopes=("REPO_READ", "REPO_WRITE"), redirect_uri=fake.callback, flow="loopback",
     )
-    _config.save_profile(profile)
+    _configedit.save_profile(profile)
     return _config.load().profile("dc")
 
 
@@ -101,7 +101,7 @@ def test_cloud_login_scope_identity_refresh_rotation_and_git(keyring_secret_serv
         get_credential(profile, kind="access_token", force_refresh=True)
     refreshes = [r for r in fake.token_requests if r.get("grant_type") == "refresh_token"]
     assert len(refreshes) == 2 and refreshes[0]["refresh_token"] != refreshes[1]["refresh_token"] and not fake.reused
-    _config.save_git_host(_config.GitHost(url="https://bitbucket.org", profile="cloud"))
+    _configedit.save_git_host(_config.GitHost(url="https://bitbucket.org", profile="cloud"))
     answer = git_get("https", "bitbucket.org")  # from the cache: the subprocess reaches no network
     assert answer["username"] == "x-token-auth" and answer["password"] in fake.access_tokens
 
@@ -147,7 +147,7 @@ def test_cloud_dead_refresh_token_is_a_dead_grant(keyring_secret_service, bitbuc
 
 
 def test_cloud_needs_a_secret(bitbucket_cloud) -> None:
-    _config.save_profile(_config.Profile(name="cloud", provider="bitbucket-cloud", issuer=bitbucket_cloud.base, client_id="k", redirect_uri=bitbucket_cloud.callback, flow="loopback"))
+    _configedit.save_profile(_config.Profile(name="cloud", provider="bitbucket-cloud", issuer=bitbucket_cloud.base, client_id="k", redirect_uri=bitbucket_cloud.callback, flow="loopback"))
     done = bblogin("login", "--profile", "cloud", "--timeout", "5")
     assert done.returncode == 3 and "client_secret" in done.stderr
 
@@ -253,7 +253,7 @@ def test_data_center_end_to_end(keyring_secret_service, bitbucket_dc) -> None:
     assert bblogin("token", "--profile", "dc", "--access-token", "--no-login").returncode == 0
     refresh = fake.token_requests[-1]
     assert refresh["grant_type"] == "refresh_token" and (refresh["client_secret"], refresh["redirect_uri"]) == (fake.client_secret, fake.callback)
-    _config.save_git_host(_config.GitHost(url=fake.base, profile="dc"))
+    _configedit.save_git_host(_config.GitHost(url=fake.base, profile="dc"))
     answer = git_get("http", fake.base.split("//")[1].split("/")[0], "bitbucket/scm/proj/repo.git")
     assert answer["username"] == DC_ALICE["name"] and answer["password"] in fake.access_tokens
 
@@ -270,7 +270,7 @@ def test_data_center_refresh_without_the_registered_callback_or_secret_sends_not
     if profile_now == "gone":
         profile = profile_for(account, _config.Config(path="nowhere.toml"))
     else:
-        _config.save_profile(dataclasses.replace(_config.load().profile("dc"), redirect_uri=None))
+        _configedit.save_profile(dataclasses.replace(_config.load().profile("dc"), redirect_uri=None))
         profile = profile_for(account, _config.load())
     before = len(fake.token_requests)
     with pytest.raises(ConfigError) as info:

@@ -25,7 +25,7 @@ import time
 import httpx
 import pytest
 
-from bblogin import _clock, _config, _index
+from bblogin import _clock, _config, _configedit, _index
 from bblogin._cli import launcher_command
 from bblogin.devidp import _tokens as devidp_tokens
 from tests.test_git import git_env  # noqa: F401 -- a fixture
@@ -177,7 +177,7 @@ def test_one_odd_sample_does_not_move_the_estimate() -> None:
 
 @pytest.mark.parametrize(("skew", "status", "words"), [(-192, "warn", r"3 min 1[123] s behind the IdP's; bblogin compensates"), (3 * 86400, "fail", r"more than bblogin compensates \(24 h\)"), (None, "ok", "in step")])
 def test_doctor_measures_the_clock_and_suggests_fixing_it(skew: int | None, status: str, words: str, devidp) -> None:  # type: ignore[no-untyped-def]
-    _config.save_profile(_config.Profile(name="dev", issuer=devidp.issuer, client_id="bblogin"))
+    _configedit.save_profile(_config.Profile(name="dev", issuer=devidp.issuer, client_id="bblogin"))
     done = run(skew, "doctor", "--json")
     check = next(c for c in json.loads(done.stdout)["checks"] if c["name"] == "clock:dev")
     assert check["status"] == status and re.search(words, check["detail"]), check
@@ -196,7 +196,7 @@ def test_bitbucket_expires_in_counts_from_the_answers_date(skew: int, bitbucket_
     monkeypatch.setenv("BROWSER", f"env -u LD_PRELOAD -u FAKETIME {sys.executable} {BROWSER_STUB} %s")  # only bblogin's clock is off
     fake = bitbucket_dc
     dc_profile(fake)
-    _config.save_git_host(_config.GitHost(url=fake.base, profile="dc"))
+    _configedit.save_git_host(_config.GitHost(url=fake.base, profile="dc"))
     started = time.time()
     # The loopback listener's waits stall under libfaketime's shifted monotonic clock (its
     # interposed timed waits); a drifted wall clock leaves the monotonic clock alone anyway. The

@@ -5,7 +5,7 @@ import pathlib
 
 import pytest
 
-from bblogin import _config, _mirrors, _paths
+from bblogin import _config, _configedit, _mirrors, _paths
 from bblogin._hot import _mirror as _hotcache
 from bblogin._errors import ConfigError, ProfileNotFound
 
@@ -85,7 +85,7 @@ def test_syntax_error_names_the_line() -> None:
 
 def test_save_profile_keeps_comments_and_compiles_snapshot() -> None:
     write('# my settings\n[profiles.old]\nissuer = "https://old.example"  # keep me\nclient_id = "o"\n')
-    _config.save_profile(_config.Profile(name="new", issuer="https://dex.example/dex", client_id="bblogin", scopes=("openid", "email")), make_default=True)
+    _configedit.save_profile(_config.Profile(name="new", issuer="https://dex.example/dex", client_id="bblogin", scopes=("openid", "email")), make_default=True)
     text = pathlib.Path(_paths.config_file()).read_text()
     assert "# my settings" in text and "# keep me" in text
     config = _config.load()

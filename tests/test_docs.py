@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from bblogin import _cli, _config
+from bblogin import _cli, _config, _configedit
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -72,7 +72,7 @@ SAFE = ("status", "accounts", "--help", "--print")
 @pytest.mark.parametrize(("doc", "command"), [(d, c) for d, c in ALL if any(s in c.split() for s in SAFE)])
 def test_safe_commands_run(doc: str, command: str, tmp_path: pathlib.Path) -> None:
     for name in ("work", "cloud", "dc", "ci"):
-        _config.save_profile(_config.Profile(name=name, issuer="https://dex.example.com/dex", client_id="bblogin"))
+        _configedit.save_profile(_config.Profile(name=name, issuer="https://dex.example.com/dex", client_id="bblogin"))
     env = {**os.environ, "KUBECONFIG": str(tmp_path / "kubeconfig"), "HOME": str(tmp_path), "GIT_CONFIG_GLOBAL": str(tmp_path / "gitconfig")}
     done = subprocess.run([sys.executable, "-m", "bblogin", *shlex.split(command)[1:]], capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL)
     assert done.returncode == 0, f"{doc}: `{command}`: {done.stderr}"

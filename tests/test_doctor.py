@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from bblogin import _config, _errors
+from bblogin import _config, _configedit, _errors
 
 
 def doctor(env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -17,7 +17,7 @@ def checks(done: subprocess.CompletedProcess[str]) -> dict[str, dict]:
 
 
 def test_healthy_setup(keyring_secret_service, devidp, tmp_path) -> None:
-    _config.save_profile(_config.Profile(name="dev", issuer=devidp.issuer, client_id="bblogin"))
+    _configedit.save_profile(_config.Profile(name="dev", issuer=devidp.issuer, client_id="bblogin"))
     env = {"KUBECONFIG": str(tmp_path / "kubeconfig"), "HOME": str(tmp_path), "GIT_CONFIG_GLOBAL": str(tmp_path / "gitconfig")}
     assert subprocess.run([sys.executable, "-m", "bblogin", "setup", "kubectl", "--profile", "dev"], env={**os.environ, **env}, capture_output=True).returncode == 0
     done = doctor(env)
@@ -30,8 +30,8 @@ def test_healthy_setup(keyring_secret_service, devidp, tmp_path) -> None:
 
 
 def test_problems_are_named_with_fixes(devidp, tmp_path) -> None:
-    _config.save_profile(_config.Profile(name="down", issuer="http://127.0.0.1:9/dex", client_id="bblogin"))
-    _config.save_git_host(_config.GitHost(url="https://git.example.com", profile="down"))
+    _configedit.save_profile(_config.Profile(name="down", issuer="http://127.0.0.1:9/dex", client_id="bblogin"))
+    _configedit.save_git_host(_config.GitHost(url="https://git.example.com", profile="down"))
     env = {"PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring", "KUBECONFIG": str(tmp_path / "none"), "GIT_CONFIG_GLOBAL": str(tmp_path / "gitconfig")}
     done = doctor(env)
     assert done.returncode == _errors.EXIT_CHECK_FAILED == 10

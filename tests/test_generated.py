@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from bblogin import _config, _errors
+from bblogin import _config, _configedit, _errors
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -38,7 +38,7 @@ printf '%s\\n' "${{COMPREPLY[@]}}"
 
 def test_bash_completes_subcommands_and_profile_names(tmp_path: pathlib.Path) -> None:
     for name in ("work", "weekend", "cloud"):
-        _config.save_profile(_config.Profile(name=name, issuer="https://dex.example.com/dex", client_id="bblogin"))
+        _configedit.save_profile(_config.Profile(name=name, issuer="https://dex.example.com/dex", client_id="bblogin"))
     bindir = tmp_path / "bin"
     bindir.mkdir()
     (bindir / "bblogin").write_text(f"#!/bin/sh\nexec {sys.executable} -m bblogin \"$@\"\n")
@@ -132,7 +132,7 @@ def test_fish_completes_commands_choices_and_profile_names(tmp_path: pathlib.Pat
     fish = shutil.which("fish")
     assert fish, "fish is not installed: scripts/test installs it (scripts/apt-packages)"
     for name in ("work", "weekend"):
-        _config.save_profile(_config.Profile(name=name, issuer="https://dex.example.com/dex", client_id="bblogin"))
+        _configedit.save_profile(_config.Profile(name=name, issuer="https://dex.example.com/dex", client_id="bblogin"))
 
     def complete(line: str) -> list[str]:
         script = f"source (bblogin completion fish | psub); complete -C {line!r}"

@@ -8,7 +8,7 @@ import pathlib
 import subprocess
 import sys
 
-from bblogin import _config, _index
+from bblogin import _config, _configedit, _index
 from bblogin._store import SecretStore
 from tests.test_git import git, git_env  # noqa: F401  (git_env: a fixture)
 from tests.test_session import bblogin, login
@@ -51,8 +51,8 @@ def test_doctor_notices_a_host_that_takes_only_id_tokens_and_setup_git_token_fix
 
 def test_doctor_sends_nothing_without_a_login(git_server, git_env) -> None:
     server = git_server(lambda user, token: True)
-    _config.save_profile(_config.Profile(name="dev", issuer="http://127.0.0.1:9/dex", client_id="bblogin"))
-    _config.save_git_host(_config.GitHost(url=server.url, profile="dev"))
+    _configedit.save_profile(_config.Profile(name="dev", issuer="http://127.0.0.1:9/dex", client_id="bblogin"))
+    _configedit.save_git_host(_config.GitHost(url=server.url, profile="dev"))
     check = doctor()[f"git-auth:{server.url}"]
     assert check["status"] == "warn" and "bblogin login --profile dev" in check["fix"]
     assert server.attempts == []

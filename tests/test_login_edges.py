@@ -66,14 +66,14 @@ def test_flags_config_toml_cannot_hold_cost_no_login_and_break_no_file(devidp) -
 
 
 def test_a_profile_config_toml_would_refuse_is_never_written() -> None:
-    from bblogin import _config
+    from bblogin import _config, _configedit
     from bblogin._errors import ConfigError
 
-    _config.save_profile(_config.Profile(name="ok", issuer="https://dex.example.com", client_id="bblogin"))
+    _configedit.save_profile(_config.Profile(name="ok", issuer="https://dex.example.com", client_id="bblogin"))
     before = open(_paths.config_file(), encoding="utf-8").read()
     bad = _config.Profile(name="bad", issuer="https://dex.example.com", client_id="bblogin", scopes=("openid email",))
     try:
-        _config.save_profile(bad)
+        _configedit.save_profile(bad)
     except ConfigError as exc:
         assert "not saved" in exc.message and "scope names without spaces" in exc.message
     else:

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from bblogin import _config, _index, _mirrors, _paths
+from bblogin import _config, _configedit, _index, _mirrors, _paths
 from bblogin._hot import _answer as _fast
 from bblogin._hot import _mirror as _hotcache
 from bblogin._index import Account
@@ -57,7 +57,7 @@ def test_index_mirror_never_pairs_old_content_with_the_new_files_fingerprint(mon
 
     _once_after(monkeypatch, json, "loads", lambda raw: b'"accounts"' in (raw if isinstance(raw, bytes) else raw.encode()), other_process_runs_use)
     full = _index.load()  # the slow path read alice as active, then bob's `use` landed
-    hot = _fast._account("work", None)
+    hot = _fast._account("work", None, {"issuer": "https://idp.example", "client_id": "c"})
     current = _index.load().active_account("work")
     assert current is not None and current.id == bob.id
     assert hot is None or hot["id"] == current.id, f"hot path serves {hot['email']}, the full path {current.email}"
@@ -87,7 +87,7 @@ def test_mirrors_are_tagged_with_the_file_written() -> None:
     mirror = _hotcache.read(_hotcache.accounts_path())
     assert mirror["source"] == _hotcache.fingerprint(_paths.accounts_file())
     assert mirror["index"] == json.loads(pathlib.Path(_paths.accounts_file()).read_text())
-    _config.save_profile(_config.Profile(name="p", issuer="https://idp.example", client_id="c"))
+    _configedit.save_profile(_config.Profile(name="p", issuer="https://idp.example", client_id="c"))
     snapshot = _hotcache.read(_hotcache.config_path())
     assert snapshot["fingerprint"] == _hotcache.fingerprint(_paths.config_file()) == _config.load().stamp
 
@@ -111,7 +111,7 @@ def test_a_file_changing_while_it_is_read_is_not_mirrored(tmp_path: pathlib.Path
 def test_a_config_mirror_from_an_older_bblogin_is_declined_then_rebuilt() -> None:
     """Version 1 mirrors do not say which profiles are Pipelines profiles: the hot path must not
     serve a cached exchange from one (it cannot check the step token), and the slow path rebuilds it."""
-    _config.save_profile(_config.Profile(name="ci", issuer="https://idp.example", client_id="c", pipelines=True))
+    _configedit.save_profile(_config.Profile(name="ci", issuer="https://idp.example", client_id="c", pipelines=True))
     snapshot = _hotcache.read(_hotcache.config_path())
     old = {**snapshot, "version": 1, "profiles": {name: {k: v for k, v in p.items() if k != "pipelines"} for name, p in snapshot["profiles"].items()}}
     _hotcache.write(_hotcache.config_path(), old)

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from bblogin import _config
+from bblogin import _config, _configedit
 from bblogin._claims import unverified_claims
 from bblogin.devidp import dex_subject
 
@@ -20,7 +20,7 @@ def bblogin(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
 
 @pytest.fixture
 def ci_profile(devidp):  # type: ignore[no-untyped-def]
-    _config.save_profile(
+    _configedit.save_profile(
         _config.Profile(
             name="ci", issuer=devidp.issuer, client_id="bblogin-ci", client_secret="bblogin-ci-secret", pipelines=True,
             exchange_connector_id="bitbucket-pipelines", scopes=("openid", "groups"), storage="plaintext",

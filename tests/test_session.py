@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from bblogin import _config, _index, _paths
+from bblogin import _config, _configedit, _index, _paths
 from bblogin._hot import _mirror as _hotcache
 
 pytestmark = pytest.mark.usefixtures("keyring_secret_service")
@@ -50,7 +50,7 @@ def set_margin(profile: str, margin: int) -> None:
     import dataclasses
 
     config = _config.load()
-    _config.save_profile(dataclasses.replace(config.profiles[profile], refresh_margin=margin))
+    _configedit.save_profile(dataclasses.replace(config.profiles[profile], refresh_margin=margin))
 
 
 def make_expiring(profile: str, seconds_left: int = 30, lifetime: int = 3600) -> None:

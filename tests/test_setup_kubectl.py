@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from bblogin import _config
+from bblogin import _config, _configedit
 
 EXISTING = """# my clusters
 apiVersion: v1
@@ -31,7 +31,7 @@ def setup(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(autouse=True)
 def profile() -> None:
-    _config.save_profile(_config.Profile(name="work", issuer="https://dex.example.com/dex", client_id="bblogin"))
+    _configedit.save_profile(_config.Profile(name="work", issuer="https://dex.example.com/dex", client_id="bblogin"))
 
 
 def test_existing_file_keeps_everything_and_gets_a_backup(tmp_path: pathlib.Path, kubectl_bin: pathlib.Path) -> None:

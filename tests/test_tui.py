@@ -223,9 +223,9 @@ def test_snapshot_help(snap_compare: Any) -> None:
 
 @pytest.mark.asyncio
 async def test_real_core_device_login_refresh_logout(keyring_secret_service, devidp) -> None:
-    from bblogin import _config
+    from bblogin import _config, _configedit
 
-    _config.save_profile(_config.Profile(name="dev", issuer=devidp.issuer, client_id="bblogin", connector_id="bitbucket-cloud", flow="device"))
+    _configedit.save_profile(_config.Profile(name="dev", issuer=devidp.issuer, client_id="bblogin", connector_id="bitbucket-cloud", flow="device"))
     app = AccountsApp()
     async with app.run_test(size=(100, 40)) as pilot:
         await pilot.press("l")
@@ -434,11 +434,11 @@ def test_kubeconfig_contexts_are_found_as_kubectl_merges_them(tmp_path: pathlib.
 
 @pytest.mark.asyncio
 async def test_real_core_shows_kubeconfig_contexts_and_git_hosts(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, keyring_secret_service: Any) -> None:
-    from bblogin import _config, _index
+    from bblogin import _config, _configedit, _index
     from bblogin._index import Account
 
-    _config.save_profile(_config.Profile(name="work", issuer="https://dex.example.com/dex", client_id="bblogin"))
-    _config.save_git_host(_config.GitHost(url="https://bitbucket.org", profile="work"))
+    _configedit.save_profile(_config.Profile(name="work", issuer="https://dex.example.com/dex", client_id="bblogin"))
+    _configedit.save_git_host(_config.GitHost(url="https://bitbucket.org", profile="work"))
     (tmp_path / "kubeconfig").write_text(KUBECONFIG_A)
     (tmp_path / "broken").write_text("users: [")
     monkeypatch.setenv("KUBECONFIG", os.pathsep.join([str(tmp_path / "kubeconfig"), str(tmp_path / "broken")]))

@@ -8,7 +8,7 @@ import os
 import sys
 from typing import Any
 
-from bblogin import _config, _index, _mirrors
+from bblogin import _config, _configedit, _index, _mirrors
 from bblogin._config import Config, Profile
 from bblogin._errors import UsageError
 from bblogin._hot._answer import adhoc_profile_name
@@ -44,12 +44,13 @@ def profile_from_args(args: argparse.Namespace, config: Config) -> Profile:
             base = dataclasses.replace(base, provider=flags["provider"], scopes=_config.default_scopes(flags["provider"]))
     if storage:
         flags["storage"] = storage
-    if (flags.get("issuer", base.issuer), flags.get("client_id", base.client_id)) != (base.issuer, base.client_id):
+    party = ("provider", "issuer", "client_id")  # _session.issued_for's
+    if any(flags.get(k, getattr(base, k)) != getattr(base, k) for k in party):
         flags.setdefault("client_secret", None)  # the base profile's secret belongs to its own client at its own IdP
     profile = dataclasses.replace(base, **flags)
     if not _config.is_allowed_issuer(profile.issuer):
         raise UsageError(f"--issuer {profile.issuer}: must be https:// (http:// only for 127.0.0.1/localhost)")
-    problem = _config.profile_problem(profile)
+    problem = _configedit.profile_problem(profile)
     if problem:
         raise UsageError(f"the flags make a profile config.toml cannot hold ({problem})", hint="fix that flag (one --scope per scope name); nothing was changed")
     return profile
@@ -59,7 +60,7 @@ def save_profile_from_args(args: argparse.Namespace, profile: Profile) -> None:
     """Write what --profile NAME and IdP flags described to config.toml (comments kept): called
     after a successful login, so a refused or abandoned one leaves the file as it was."""
     if getattr(args, "profile", None) and any(getattr(args, k, None) for k in IDP_FLAGS):
-        _config.save_profile(profile, make_default=bool(getattr(args, "default", False)))
+        _configedit.save_profile(profile, make_default=bool(getattr(args, "default", False)))
 
 
 def account_from_args(args: argparse.Namespace, profile: Profile) -> Account | None:

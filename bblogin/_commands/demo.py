@@ -82,7 +82,7 @@ def _run_bblogin(args: list[str], stdin: str = "") -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bblogin import _config
+    from bblogin import _config, _configedit
     from bblogin._login import LoginOptions, interactive_login
     from bblogin._session import logout, save_login
     from bblogin.devidp import DevIdP
@@ -94,8 +94,8 @@ def run(args: argparse.Namespace) -> int:
         profile = _config.Profile(
             name="demo", issuer=idp.issuer, client_id="bblogin", connector_id="bitbucket-cloud", flow=args.flow, storage=storage
         )
-        _config.save_profile(profile, make_default=True)
-        _config.save_git_host(_config.GitHost(url=DEMO_GIT_HOST, profile="demo"))
+        _configedit.save_profile(profile, make_default=True)
+        _configedit.save_git_host(_config.GitHost(url=DEMO_GIT_HOST, profile="demo"))
         say(f"Logging in with the {args.flow} flow" + (" (auto-approved as the fake Bitbucket user alice)…" if auto else "…"))
         if not auto:
             _explain_loopback(args.no_browser)

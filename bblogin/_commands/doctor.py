@@ -176,6 +176,7 @@ def _probe(host: GitHost, profile: Profile, account: Account, kind: str) -> int 
 def _git_auth(config: Config) -> list[Check]:
     """Does each configured git host accept the token kind bblogin sends it? (see the docstring)"""
     from bblogin import _config, _index
+    from bblogin._session import visible_account
 
     index = _index.load()
     checks = []
@@ -185,7 +186,7 @@ def _git_auth(config: Config) -> list[Check]:
         if profile is None or _config.git_url_problem(host.url):
             continue  # the config check reports these; nothing is sent
         try:
-            account = index.find(host.account, profile.name) if host.account else index.active_account(profile.name)
+            account = index.find(host.account, profile.name) if host.account else visible_account(index, profile)  # the one git gets
         except BbloginError:
             account = None
         if account is None:

@@ -14,7 +14,7 @@ import argparse
 import shlex
 import subprocess
 
-from bblogin import _config
+from bblogin import _config, _configedit
 from bblogin._cli import launcher_command
 from bblogin._commands._common import load_config, say
 from bblogin._errors import ConfigError, UsageError
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     if has_path:
         _git_config(scope, f"credential.{url}.useHttpPath", "true")
     if existing != host:
-        _config.save_git_host(host)
+        _configedit.save_git_host(host)
     state = "already set up" if current == ["", helper] and existing == host else "set up"
     say(f"git: {url} {state}: bblogin answers with profile {profile.name}'s {token.replace('_', ' ')}; other helpers are off for it.")
     return 0

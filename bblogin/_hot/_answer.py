@@ -72,7 +72,13 @@ def _config() -> dict | None:
     return snapshot
 
 
-def _account(profile_name: str, account_query: str | None) -> dict | None:
+def _party(entry: dict) -> tuple:
+    """Who issued an account's tokens, or whom a profile names (docs/security.md)."""
+    return (entry.get("provider", "oidc"), entry.get("issuer"), entry.get("client_id"))
+
+
+def _account(profile_name: str, account_query: str | None, profile: dict) -> dict | None:
+    """The account ``_session.visible_account`` would choose (or one ``cached_token`` refuses)."""
     mirror = _mirror.read(_mirror.accounts_path())
     if mirror is None or mirror.get("source") != _mirror.fingerprint(_paths.accounts_file()):
         return None
@@ -80,6 +86,9 @@ def _account(profile_name: str, account_query: str | None) -> dict | None:
     accounts = index.get("accounts") or {}
     if not account_query:
         account = accounts.get((index.get("active") or {}).get(profile_name))
+        if isinstance(account, dict) and _party(account) != _party(profile):  # made active by a login through flags
+            own = [a for a in accounts.values() if isinstance(a, dict) and a.get("profile") == profile_name and _party(a) == _party(profile)]
+            account = own[0] if len(own) == 1 else None
     else:  # as _index.Index.find: an id, else an email or user name ignoring case; ambiguous or an id prefix: decline
         pool = [a for a in accounts.values() if a.get("profile") == profile_name]
         hits = [a for a in pool if a.get("id") == account_query]
@@ -184,7 +193,7 @@ def cached_token(profile: dict, account: dict, kind: str, read: "Callable[[str, 
     offset = idp_offset(account)
     if offset is None or not isinstance(expires_at, int) or expires_at <= time.time() + offset + effective_margin(profile.get("refresh_margin", 60), info):
         return None
-    if (account.get("provider", "oidc"), account.get("issuer"), account.get("client_id")) != (profile.get("provider", "oidc"), profile.get("issuer"), profile.get("client_id")):
+    if _party(account) != _party(profile):
         return None  # issued for another party (docs/security.md): never served here
     if profile.get("pipelines", True) or account.get("subject_sha256") is not None:  # unknown (an older mirror): check
         step_token = (_paths.getenv(PIPELINES_ENV) or "").strip()
@@ -228,7 +237,7 @@ def kubectl(argv: list[str]) -> bytes | None:
         profile = (config.get("profiles") or {}).get(name)
         if not profile:
             return None
-    account = _account(name, opts.get("--account")) if name else None
+    account = _account(name, opts.get("--account"), profile) if name else None
     if account is None:
         return None
     kind = "access_token" if opts.get("--use-access-token") or profile.get("use_access_token") else "id_token"
@@ -251,7 +260,7 @@ def git_credential_get(request: bytes) -> bytes | None:
     if host is None:
         return b""  # not ours: no answer, so git asks the next helper
     profile = (config.get("profiles") or {}).get(host["profile"])
-    account = _account(host["profile"], host.get("account")) if profile else None
+    account = _account(host["profile"], host.get("account"), profile) if profile else None
     if profile is None or account is None:
         return None
     hit = cached_token(profile, account, host.get("token") or "access_token")
