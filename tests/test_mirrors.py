@@ -131,7 +131,7 @@ def test_the_hot_path_finds_an_account_as_the_full_path_does_or_declines(query: 
         index.accounts.update({alice.id: alice, alice2.id: alice2})
         index.active["work"] = alice2.id
     _index.load()  # the mirror is current
-    hot = _fast._account("work", query if query != "2" else alice2.id)
+    hot = _fast._account("work", query if query != "2" else alice2.id, {"provider": "oidc", "issuer": "https://idp.example", "client_id": "c"})
     full_index = _index.load()
     try:
         full = full_index.find(query if query != "2" else alice2.id, "work") if query else full_index.active_account("work")
