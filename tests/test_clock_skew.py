@@ -341,7 +341,7 @@ def test_exchange_json_expiry_is_on_the_local_clock(devidp) -> None:  # type: ig
     compares it with `date +%s`), not the IdP's exp."""
     from bblogin._claims import unverified_claims
 
-    _config.save_profile(
+    _configedit.save_profile(
         _config.Profile(
             name="ci", issuer=devidp.issuer, client_id="bblogin-ci", client_secret="bblogin-ci-secret", pipelines=True,
             exchange_connector_id="bitbucket-pipelines", scopes=("openid", "groups"), storage="plaintext",

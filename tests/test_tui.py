@@ -601,11 +601,11 @@ async def test_an_account_its_profile_no_longer_names_serves_no_context_or_host(
     """`bblogin kubectl`/git refuse an account whose profile now names another issuer or client
     (_session.issued_for): the TUI must not say it serves their contexts and hosts — nor that
     switching to it would move them. The same for an exec entry whose flags point elsewhere."""
-    from bblogin import _config, _index
+    from bblogin import _config, _configedit, _index
     from bblogin._index import Account
 
-    _config.save_profile(_config.Profile(name="work", issuer="https://other-idp.example.com", client_id="bblogin"))
-    _config.save_git_host(_config.GitHost(url="https://bitbucket.org", profile="work"))
+    _configedit.save_profile(_config.Profile(name="work", issuer="https://other-idp.example.com", client_id="bblogin"))
+    _configedit.save_git_host(_config.GitHost(url="https://bitbucket.org", profile="work"))
     (tmp_path / "kubeconfig").write_text(KUBECONFIG_A)
     with _index.transaction() as index:
         for sub in ("alice", "bob"):
@@ -618,7 +618,7 @@ async def test_an_account_its_profile_no_longer_names_serves_no_context_or_host(
         assert account["unused"]
 
     # the profile names the account's issuer again, but an exec entry overrides it with flags
-    _config.save_profile(_config.Profile(name="work", issuer="https://dex.example.com/dex", client_id="bblogin"))
+    _configedit.save_profile(_config.Profile(name="work", issuer="https://dex.example.com/dex", client_id="bblogin"))
     (tmp_path / "kubeconfig").write_text(KUBECONFIG_A.replace("--profile, work]}", "--profile, work, --issuer, 'https://other-idp.example.com']}"))
     alice = next(v for v in CoreSource().accounts() if v["id"] == "alice")
     assert alice["kube_contexts"] == [] and alice["git_hosts"] == ["https://bitbucket.org"]
