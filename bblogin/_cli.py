@@ -135,6 +135,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--auto-approve", action="store_true", help="log in the default user without pages (tests, demos)")
     p.add_argument("--user", default="alice", help="default fake Bitbucket user (alice, bob, carol, dave)")
     p.add_argument("--token-ttl", type=int, default=86400, metavar="SECONDS", help="ID token lifetime")
+    p.add_argument("--ephemeral", action="store_true", help="keep the signing keys in memory only (default: kept in the state dir, so a restart still verifies earlier tokens, as dex with persistent storage)")
 
     p = command("tui", "tui", "open the account switcher (Textual)")
 
@@ -199,7 +200,7 @@ def run(argv: list[str], *, prog: str | None = None) -> int:
     ``prog``: the helper program that was invoked to run the command ``argv[0]``.
     """
     _ensure_site()
-    from bblogin._errors import EXIT_CANCELLED, BbloginError
+    from bblogin._errors import EXIT_CANCELLED, EXIT_USAGE, BbloginError
 
     parser = build_parser() if prog is None else _helper_parser(argv[0], prog)
     args = parser.parse_args(argv if prog is None else argv[1:])
@@ -211,8 +212,13 @@ def run(argv: list[str], *, prog: str | None = None) -> int:
             if sys.stdin.isatty() and sys.stdout.isatty():
                 module = "tui"
             else:
-                parser.print_help(sys.stderr)
-                return 2
+                parser.print_usage(sys.stderr)
+                print(
+                    "bblogin: plain `bblogin` opens the account switcher (the TUI), which needs a terminal on stdin and stdout\n"
+                    "  hint: in a script name a command: `bblogin status`, `bblogin accounts`, `bblogin token`; `bblogin --help` lists them",
+                    file=sys.stderr,
+                )
+                return EXIT_USAGE
         import importlib
 
         return int(importlib.import_module(f"bblogin._commands.{module}").run(args) or 0)

@@ -90,6 +90,7 @@ complete -c bblogin -n '__fish_seen_subcommand_from dev-idp' -l port -d 'port on
 complete -c bblogin -n '__fish_seen_subcommand_from dev-idp' -l auto-approve -d 'log in the default user without pages (tests, demos)'
 complete -c bblogin -n '__fish_seen_subcommand_from dev-idp' -l user -d 'default fake Bitbucket user (alice, bob, carol, dave)'
 complete -c bblogin -n '__fish_seen_subcommand_from dev-idp' -l token-ttl -r -d 'ID token lifetime'
+complete -c bblogin -n '__fish_seen_subcommand_from dev-idp' -l ephemeral -d 'keep the signing keys in memory only (default: kept in the state dir, so a restart still verifies earlier tokens, as dex with persistent storage)'
 complete -c bblogin -n '__fish_use_subcommand' -a tui -d 'open the account switcher (Textual)'
 complete -c bblogin -n '__fish_seen_subcommand_from tui' -l help -s h -d 'show this help message and exit'
 complete -c bblogin -n '__fish_use_subcommand' -a exchange -d 'exchange a CI identity token (Bitbucket Pipelines) for IdP tokens (RFC 8693)'

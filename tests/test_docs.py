@@ -3,6 +3,7 @@ side-effect-free ones run for real in an isolated home."""
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import re
@@ -76,3 +77,37 @@ def test_safe_commands_run(doc: str, command: str, tmp_path: pathlib.Path) -> No
     env = {**os.environ, "KUBECONFIG": str(tmp_path / "kubeconfig"), "HOME": str(tmp_path), "GIT_CONFIG_GLOBAL": str(tmp_path / "gitconfig")}
     done = subprocess.run([sys.executable, "-m", "bblogin", *shlex.split(command)[1:]], capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL)
     assert done.returncode == 0, f"{doc}: `{command}`: {done.stderr}"
+
+
+def runnable_blocks(doc: pathlib.Path) -> list[str]:
+    """The shell blocks marked `<!-- runnable -->` (on the line before the fence): a newcomer
+    types them as they are, so the tests run them as they are."""
+    lines, blocks = doc.read_text().splitlines(), []
+    for i, line in enumerate(lines):
+        if line.strip() == "<!-- runnable -->":
+            assert lines[i + 1].strip() in ("```sh", "```bash"), f"{doc.name}:{i + 2}: a runnable marker must stand right before a shell block"
+            end = lines.index("```", i + 2)
+            blocks.append("\n".join(lines[i + 2 : end]))
+    return blocks
+
+
+def test_getting_started_runs_as_written_in_a_fresh_home(keyring_secret_service, tmp_path: pathlib.Path) -> None:
+    """The runnable blocks of getting-started.md, in order, in one shell, in an empty HOME with
+    nothing but bblogin on PATH and a Secret Service: what a newcomer meets, literally."""
+    blocks = runnable_blocks(ROOT / "docs" / "getting-started.md")
+    assert len(blocks) >= 2
+    home = tmp_path / "newcomer"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BBLOGIN_", "XDG_", "KUBECONFIG", "GIT_"))}
+    env.update(HOME=str(home), PATH=f"{pathlib.Path(sys.executable).parent}:/usr/bin:/bin", BROWSER="false")
+    script = "set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n" + "\n".join(blocks)
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=240, env=env, stdin=subprocess.DEVNULL, cwd=home)
+    assert done.returncode == 0, f"a getting-started.md block failed (exit {done.returncode}):\n{done.stdout}\n{done.stderr}"
+    out = done.stdout
+    assert "alice@example.com" in out and "bob@example.com" in out  # `accounts` lists both
+    [token] = [json.loads(line) for line in out.splitlines() if line.startswith('{"token"')]  # `token --json`, after `use alice`
+    from bblogin._claims import unverified_claims
+
+    assert (unverified_claims(token["token"]) or {})["email"] == "alice@example.com"
+    assert keyring_secret_service.bblogin_items() == []  # `logout --all` left nothing behind
+    assert (home / ".config" / "bblogin" / "config.toml").is_file()  # the XDG defaults of a fresh home, not the test's dirs

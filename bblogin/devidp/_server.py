@@ -72,11 +72,13 @@ class DevIdP:
         clients: tuple[Client, ...] = (),
         teams: tuple[str, ...] = (),
         pipelines_connector: OIDCConfig | None = None,
+        key_file: str | None = None,
     ) -> None:
         """``connectors``: the connector IDs /auth offers (each a bitbucket-cloud connector, or
         ``bitbucket-pipelines``); ``teams``: the bitbucket-cloud connector's ``teams`` filter;
         ``pipelines_connector``: the oidc connector's config (default: trusts the ``acme``
-        workspace's Pipelines issuer, user name from ``sub``, no email scope)."""
+        workspace's Pipelines issuer, user name from ``sub``, no email scope); ``key_file``: keep
+        the signing keys there across restarts, as dex does in its storage (default: in memory)."""
         if default_user not in USERS:
             raise ValueError(f"unknown dev user {default_user!r} (have: {', '.join(USERS)})")
         if not connectors:
@@ -98,6 +100,7 @@ class DevIdP:
         self._connector_ids = connectors
         self._teams = teams
         self._pipelines_config = pipelines_connector
+        self._key_file = key_file
         self._traffic = Traffic()
         self._provider: Provider | None = None
         self._routes: dict[str, Callable[[Provider, Request], Reply]] = {  # paths below the issuer
@@ -139,7 +142,7 @@ class DevIdP:
         config = self._pipelines_config or OIDCConfig(scopes=("openid",), user_name_key="sub")
         config = dataclasses.replace(config, issuer=config.issuer or pipelines.issuer("acme"), client_id=config.client_id or pipelines.audience("acme"))
         connectors[PIPELINES_CONNECTOR] = OIDCConnector(PIPELINES_CONNECTOR, "Bitbucket Pipelines", config, pipelines)
-        self._provider = Provider(self.settings, self._clients, connectors, list(self._connector_ids), bitbucket, pipelines)
+        self._provider = Provider(self.settings, self._clients, connectors, list(self._connector_ids), bitbucket, pipelines, self._key_file)
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="bblogin-devidp", daemon=True)
         self._thread.start()
         return self
