@@ -111,3 +111,71 @@ def test_getting_started_runs_as_written_in_a_fresh_home(keyring_secret_service,
     assert (unverified_claims(token["token"]) or {})["email"] == "alice@example.com"
     assert keyring_secret_service.bblogin_items() == []  # `logout --all` left nothing behind
     assert (home / ".config" / "bblogin" / "config.toml").is_file()  # the XDG defaults of a fresh home, not the test's dirs
+
+
+def code_messages() -> list[str]:
+    """Every string bblogin's code holds, as it would print it: an f-string's replacement fields
+    become NUL (a quoted message writes … there), implicit and `+` concatenations joined."""
+    import ast
+
+    def text(node: ast.AST) -> str | None:
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            return node.value
+        if isinstance(node, ast.JoinedStr):
+            # {x!r} of a string prints it in quotes: what the docs quote as '…'
+            return "".join(v.value if isinstance(v, ast.Constant) else "'\0'" if getattr(v, "conversion", -1) == ord("r") else "\0" for v in node.values)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+            left, right = text(node.left), text(node.right)
+            return None if left is None or right is None else left + right
+        return None
+
+    found = []
+    for path in (ROOT / "bblogin").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            value = text(node)
+            if value:
+                found.append(value)
+    return found
+
+
+QUOTED_IN = ("troubleshooting.md", "exit-codes.md", "git.md", "kubectl.md", "pipelines.md")
+
+
+def quoted_messages() -> list[tuple[str, str]]:
+    """bblogin's messages as the docs quote them: code spans that start with `bblogin: ` (what
+    bblogin prints first on stderr), … standing for what varies."""
+    return [(name, m) for name in QUOTED_IN for m in re.findall(r"`(bblogin: [^`]+)`", (ROOT / "docs" / name).read_text())]
+
+
+QUOTED = quoted_messages()
+
+
+def test_the_docs_quote_messages() -> None:
+    assert len([1 for name, _ in QUOTED if name == "troubleshooting.md"]) >= 6
+
+
+@pytest.mark.parametrize(("doc", "message"), QUOTED, ids=[f"{d}:{m[9:60]}" for d, m in QUOTED])
+def test_a_quoted_message_is_one_the_code_prints(doc: str, message: str) -> None:
+    """Searching troubleshooting.md for the error you got must find it: every literal piece of a
+    quoted message (between the …s) stands in one of the code's strings, never across a value."""
+    body = message.removeprefix("bblogin: ")
+    for piece in filter(None, (p.strip() for p in body.split("…"))):
+        assert printable(piece), f"{doc} quotes `{message}`, but no string in bblogin/ holds {piece!r}"
+
+
+CODE_MESSAGES = code_messages()
+
+
+def printable(piece: str, *, at_start: bool = False) -> bool:
+    """Whether the code can print ``piece``: inside one string, or a string's end (or the text
+    before one of its values) followed by what another string starts with — a message built in
+    two places (`the ID token failed verification: {check}` with the check's own text)."""
+    for m in CODE_MESSAGES:
+        if (m.startswith(piece) if at_start else piece in m):
+            return True
+    for k in range(1, len(piece)):
+        head, tail = piece[:k], piece[k:]
+        if any((m.startswith(head + "\0") or m == head) if at_start else (head + "\0" in m or m.endswith(head)) for m in CODE_MESSAGES):
+            if printable(tail, at_start=True):
+                return True
+    return False
