@@ -179,3 +179,33 @@ def printable(piece: str, *, at_start: bool = False) -> bool:
             if printable(tail, at_start=True):
                 return True
     return False
+
+
+def dex_configs() -> list[tuple[str, dict]]:
+    from ruamel.yaml import YAML
+
+    found = []
+    for doc in DOCS:
+        text = doc.read_text()
+        for block in re.findall(r"```yaml\n(.*?)```", text, re.S):
+            data = YAML(typ="safe").load(block)
+            if isinstance(data, dict) and ("staticClients" in data or "connectors" in data):
+                found.append((doc.name, data))
+    return found
+
+
+def test_dex_snippets_use_env_variables_where_dex_expands_them() -> None:
+    """dex (cmd/dex serve) expands `$VAR` in connector `config:` values, never in a static
+    client's `secret` or `id`: those take `secretEnv`/`idEnv` (shared/dex-facts.md). pipelines.md
+    had `secret: $BBLOGIN_CI_SECRET`, which makes the literal string the secret."""
+    configs = dex_configs()
+    assert len(configs) >= 3  # README.md, dex.md, pipelines.md
+    for doc, config in configs:
+        for client in config.get("staticClients") or []:
+            for key in ("id", "secret"):
+                value = client.get(key)
+                assert not (isinstance(value, str) and value.startswith("$")), f"{doc}: staticClients[].{key}: {value} is not expanded by dex; use {key}Env"
+            assert not ("secret" in client and "secretEnv" in client), f"{doc}: secret and secretEnv are exclusive"
+            assert client.get("public") or "secret" in client or "secretEnv" in client, f"{doc}: a non-public client needs secret or secretEnv"
+        for connector in config.get("connectors") or []:
+            assert {"type", "id", "name", "config"} <= set(connector), f"{doc}: connector {connector.get('id')} lacks type/id/name/config"
