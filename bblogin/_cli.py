@@ -103,8 +103,14 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p = command("git-credential", "git_credential", "git credential helper (git runs it; see `bblogin setup git`)")
     p.add_argument("operation", choices=("get", "store", "erase", "capability"), help="what git asks")
 
-    p = command("setup", "setup", "wire bblogin into kubectl or git")
-    setup = p.add_subparsers(dest="target", metavar="TARGET", required=True)
+    p = command("setup", "setup_team", "wire bblogin into kubectl or git; or all of a team's set-up from its bundle (--from)")
+    p.add_argument("--from", dest="source", metavar="URL|FILE", help="apply a team bundle (docs/team.md): profiles, kubeconfig clusters and contexts, git hosts; then log in and check")
+    p.add_argument("--yes", "-y", action="store_true", help="with --from: apply without asking")
+    p.add_argument("--dry-run", action="store_true", help="with --from: show the plan, change nothing")
+    p.add_argument("--undo", action="store_true", help="with --from: remove what this bundle added (entries changed since are kept)")
+    p.add_argument("--no-login", action="store_true", help="with --from: do not log in afterwards")
+    p.add_argument("--export", action="store_true", help="print a bundle of this set-up (no secrets) for your team")
+    setup = p.add_subparsers(dest="target", metavar="TARGET")
     s = setup.add_parser("kubectl", help="write the kubeconfig exec entry", description="write the kubeconfig exec entry")
     s.set_defaults(_module="setup_kubectl")
     s.add_argument("--profile", "-p", metavar="NAME", required=True, help="profile to log in with").complete = PROFILE_COMPLETION  # type: ignore[attr-defined]
