@@ -83,6 +83,8 @@ class Config:
     profiles: dict[str, Profile] = field(default_factory=dict)
     git_hosts: tuple[GitHost, ...] = ()
     stamp: list[int] | None = field(default=None, compare=False)  # fingerprint of the bytes parsed (_mirrors)
+    absent: bool = False  # there is no config.toml: the hot path's mirror says so (fingerprint None)
+    adhoc: dict[str, Profile] = field(default_factory=dict, compare=False)  # ad-hoc profiles by name (_adhoc), for --profile NAME
 
     def profile(self, name: str | None) -> Profile:
         """The named profile, else the default one, else the only one."""
@@ -95,10 +97,10 @@ class Config:
                 f"no profile given, and {self.path} sets no default_profile among its {len(self.profiles)} profiles",
                 hint=f"name one with --profile ({', '.join(sorted(self.profiles))}), or set default_profile in {self.path}",
             )
-        try:
-            return self.profiles[chosen]
-        except KeyError:
-            raise ProfileNotFound(f"no profile named {chosen!r} in {self.path}") from None
+        found = self.profiles.get(chosen) or (self.adhoc.get(chosen) if name else None)
+        if found is None:
+            raise ProfileNotFound(f"no profile named {chosen!r} in {self.path}")
+        return found
 
 
 _PROFILE_TYPES: dict[str, type | tuple[type, ...]] = {
@@ -293,7 +295,7 @@ def load(path: str | None = None) -> Config:
     try:
         data, stamp = _mirrors.read_stamped(path)
     except FileNotFoundError:
-        return Config(path=path)
+        return Config(path=path, absent=True)
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
     try:
