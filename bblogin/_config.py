@@ -149,6 +149,17 @@ def _line_of(text: str, table: tuple[str, ...] | None, key: str | None) -> int |
     return None
 
 
+DOCTOR_HINT = ", or run `bblogin doctor`"  # ends a config error's hint; doctor itself leaves it off
+
+# TOML's names for the value types, for "must be …" messages
+_TOML_TYPES = {str: "string", int: "integer", float: "float", bool: "boolean (true or false)", list: "array", dict: "table"}
+
+
+def _toml_type(value: type) -> str:
+    name = _TOML_TYPES.get(value, getattr(value, "__name__", str(value)))
+    return f"an {name}" if name[0] in "aeiou" else f"a {name}"
+
+
 class _Validator:
     def __init__(self, path: str, text: str) -> None:
         self.path = path
@@ -158,7 +169,7 @@ class _Validator:
         line = _line_of(self.text, table, key)
         where = f"{self.path}:{line}" if line else self.path
         name = ".".join([*(table or ()), *([key] if key else [])])
-        return ConfigError(f"{where}: {name}: {problem}", hint="fix the value in the file, or run `bblogin doctor`")
+        return ConfigError(f"{where}: {name}: {problem}", hint=f"fix the value in the file{DOCTOR_HINT}")
 
     def typed(self, table: tuple[str, ...], raw: dict[str, Any], types: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -167,7 +178,7 @@ class _Validator:
                 raise self.fail(table, key, f"unknown key (known: {', '.join(sorted(types))})")
             want = types[key]
             if want is int and isinstance(value, bool) or not isinstance(value, want):
-                raise self.fail(table, key, f"must be a {getattr(want, '__name__', want)}, not {type(value).__name__}")
+                raise self.fail(table, key, f"must be {_toml_type(want)}, not {_toml_type(type(value))}")
             out[key] = value
         return out
 
