@@ -32,106 +32,15 @@ import json
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass, field
 from typing import Any
 
+from bblogin import _kubeconfig
 from bblogin._commands.doctor import Check
 from bblogin._config import Config
 from bblogin._errors import EXIT_LOGIN_REQUIRED, BbloginError
 
 RUN_TIMEOUT = 40  # seconds: above the non-interactive lock wait (30 s), so a busy lock reports its own message
 SETUP_FIX = "bblogin setup kubectl --profile NAME"
-
-
-@dataclass
-class Kubeconfig:
-    """What kubectl makes of ``files`` merged: user entries (with the file each came from),
-    which contexts use each user, and the problems that make a file unusable."""
-
-    files: list[str] = field(default_factory=list)
-    users: dict[str, tuple[str, Any]] = field(default_factory=dict)
-    contexts: dict[str, str] = field(default_factory=dict)  # context name -> user name
-    current: str | None = None
-    problems: list[Check] = field(default_factory=list)
-
-
-def kubeconfig_files() -> list[str]:
-    """The files kubectl reads: ``$KUBECONFIG``'s (in order, each once), else ``~/.kube/config``."""
-    env = [p for p in os.environ.get("KUBECONFIG", "").split(os.pathsep) if p]
-    return list(dict.fromkeys(env)) or [os.path.join(os.path.expanduser("~"), ".kube", "config")]
-
-
-def _broken(path: str, what: str, fix: str) -> Check:
-    return Check("kubeconfig", "fail", f"{path}: {what}", fix)
-
-
-def _load(path: str) -> tuple[Any, Check | None]:
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import MarkedYAMLError, YAMLError
-
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return YAML(typ="safe").load(fh), None
-    except FileNotFoundError:
-        return None, None
-    except (OSError, UnicodeDecodeError) as exc:
-        return None, _broken(path, f"cannot be read ({getattr(exc, 'strerror', None) or type(exc).__name__})", "make it a readable UTF-8 file, or remove it from $KUBECONFIG")
-    except YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) if isinstance(exc, MarkedYAMLError) else None
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        return None, _broken(path, f"is not valid YAML{where} ({getattr(exc, 'problem', None) or type(exc).__name__}); kubectl cannot use it", "fix the YAML at the line shown (`kubectl config view` shows what kubectl reads)")
-
-
-def read_kubeconfig(files: list[str]) -> Kubeconfig:
-    merged = Kubeconfig(files=files)
-    for path in files:
-        doc, problem = _load(path)
-        if problem is not None:
-            merged.problems.append(problem)
-            continue
-        if doc is None:
-            continue
-        if not isinstance(doc, dict):
-            merged.problems.append(_broken(path, f"its top level is a {_kind(doc)}, not a mapping (kind: Config)", "make it a kubeconfig: apiVersion, kind: Config, clusters, contexts, users"))
-            continue
-        for key in ("users", "contexts"):
-            if not isinstance(doc.get(key) or [], list):
-                merged.problems.append(_broken(path, f"`{key}:` is a {_kind(doc[key])}, not a list", f"make `{key}:` a list of entries (`- name: …`)"))
-        users = doc.get("users") if isinstance(doc.get("users"), list) else []
-        for i, item in enumerate(users):
-            if not isinstance(item, dict) or not isinstance(item.get("name"), str):
-                merged.problems.append(_broken(path, f"users[{i}] is {'a ' + _kind(item) if not isinstance(item, dict) else 'an entry without a name'}", "make each user an entry with `name:` and `user:`"))
-                continue
-            merged.users.setdefault(item["name"], (path, item.get("user")))
-        contexts = doc.get("contexts") if isinstance(doc.get("contexts"), list) else []
-        for item in contexts:
-            if isinstance(item, dict) and isinstance(item.get("name"), str):
-                body = item.get("context") if isinstance(item.get("context"), dict) else {}
-                merged.contexts.setdefault(item["name"], str(body.get("user") or ""))
-        if merged.current is None and doc.get("current-context"):
-            merged.current = str(doc["current-context"])
-    return merged
-
-
-def _kind(value: Any) -> str:
-    return {dict: "mapping", list: "list", str: "string", type(None): "null", bool: "boolean", int: "number", float: "number"}.get(type(value), type(value).__name__)
-
-
-def bblogin_args(command: str, args: list[str]) -> list[str] | None:
-    """The arguments of ``bblogin kubectl`` this exec entry runs with, or None when it does not run bblogin."""
-    name = os.path.basename(command).removesuffix(".exe")
-    if name == "kubectl-bblogin":
-        return args
-    if name == "bblogin":
-        return args[1:] if args[:1] == ["kubectl"] else None
-    if name.startswith("python"):
-        for i, arg in enumerate(args):
-            launcher = arg.replace("\\", "/").endswith(("bblogin/_hot/_launcher.py", "bblogin/_launcher.py"))
-            if launcher and args[i + 1 : i + 2] == ["kubectl"]:
-                return args[i + 2 :]
-            if arg == "-m" and args[i + 1 : i + 3] == ["bblogin", "kubectl"]:
-                return args[i + 3 :]
-    return None
 
 
 def _parse(flags: list[str]) -> tuple[argparse.Namespace | None, str]:
@@ -214,9 +123,12 @@ def check_user(name: str, source: str, body: Any, config: Config, used_by: list[
         if not mentions:
             return None
         return Check(label, "fail", f"{source}: user {name}: exec.command must be a string and exec.args a list of strings", f"fix the entry, or rewrite it: {SETUP_FIX}"), None
-    flags = bblogin_args(command, args)
-    if flags is None:
+    argv = _kubeconfig.bblogin_argv(command, args)
+    if argv is None:
         return None
+    if argv[:1] != ["kubectl"]:
+        return Check(label, "fail", f"{source}: user {name}: runs `bblogin {' '.join(argv)}`, not the kubectl credential plugin (`bblogin kubectl`)", f"rewrite the entry: {SETUP_FIX}"), None
+    flags = argv[1:]
     ns, refused = _parse(flags)
     if ns is None:
         return Check(label, "fail", f"{source}: user {name}: bblogin kubectl refuses its args {' '.join(flags) or '(none)'}: {refused}", f"fix exec.args, or rewrite the entry: {SETUP_FIX}"), None
@@ -255,8 +167,8 @@ def _wiring(label: str, name: str, source: str, exec_: dict[str, Any], ns: argpa
 
 def kubectl_checks(config: Config) -> list[Check]:
     """The summary check ("kubectl") and one check per user entry that runs bblogin."""
-    files = kubeconfig_files()
-    kc = read_kubeconfig(files)
+    files = _kubeconfig.files()
+    kc = _kubeconfig.read(files)
     shown = ", ".join(files)
     existing = [f for f in files if os.path.exists(f)]
     if not existing:
@@ -264,7 +176,7 @@ def kubectl_checks(config: Config) -> list[Check]:
     used: dict[str, list[str]] = {}
     for context, user in kc.contexts.items():
         used.setdefault(user, []).append(context)
-    checks: list[Check] = list(kc.problems)
+    checks = [Check("kubeconfig", "fail", f"{path}: {what}", fix) for path, what, fix in kc.problems]
     wired: dict[str, str | None] = {}
     for name, (source, body) in kc.users.items():
         found = check_user(name, source, body, config, sorted(used.get(name, [])))
