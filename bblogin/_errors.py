@@ -22,6 +22,7 @@ EXIT_LOGIN_FAILED = 8
 EXIT_TIMEOUT = 9
 EXIT_CHECK_FAILED = 10  # `bblogin doctor`: at least one check failed (it printed what to fix)
 EXIT_CANCELLED = 130
+EXIT_BROKEN_PIPE = 141  # stdout's reader went away (`bblogin status | head -3`): 128 + SIGPIPE, as the shell reports for a program SIGPIPE ended
 
 
 class BbloginError(Exception):

@@ -33,6 +33,7 @@ EXIT_MEANINGS = {
     "EXIT_TIMEOUT": "the browser did not come back in time (no callback at all), or another bblogin held the account lock too long",
     "EXIT_CHECK_FAILED": "bblogin doctor found a failed check (it printed what to fix; warnings alone exit 0)",
     "EXIT_CANCELLED": "cancelled (Ctrl\\-C)",
+    "EXIT_BROKEN_PIPE": "the reader of standard output went away (bblogin status | head \\-3): a quiet exit, as for a program SIGPIPE ended",
 }
 
 SECTIONS = r"""
