@@ -55,7 +55,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
 
     def command(name: str, module: str, help_text: str, **kw: object) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text, **kw)  # type: ignore[arg-type]
-        p.set_defaults(_module=module)
+        p.set_defaults(_module=module, _parser=p)
         p.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         return p
 
@@ -112,7 +112,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--export", action="store_true", help="print a bundle of this set-up (no secrets) for your team")
     setup = p.add_subparsers(dest="target", metavar="TARGET")
     s = setup.add_parser("kubectl", help="write the kubeconfig exec entry", description="write the kubeconfig exec entry")
-    s.set_defaults(_module="setup_kubectl")
+    s.set_defaults(_module="setup_kubectl", _parser=s)
     s.add_argument("--profile", "-p", metavar="NAME", required=True, help="profile to log in with").complete = PROFILE_COMPLETION  # type: ignore[attr-defined]
     s.add_argument("--kubeconfig", metavar="PATH", help="kubeconfig to edit (default: $KUBECONFIG or ~/.kube/config)")
     s.add_argument("--user", metavar="NAME", help="kubeconfig user name (default: bblogin-PROFILE)")
@@ -122,7 +122,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     s.add_argument("--use-access-token", action="store_true", help="send the access token instead of the ID token")
     s.add_argument("--print", dest="print_only", action="store_true", help="show the entry, change nothing")
     s = setup.add_parser("git", help="write the scoped git credential helper config", description="write the scoped git credential helper config")
-    s.set_defaults(_module="setup_git")
+    s.set_defaults(_module="setup_git", _parser=s)
     s.add_argument("--host", metavar="URL", required=True, help="remote prefix, e.g. https://bitbucket.org")
     s.add_argument("--profile", "-p", metavar="NAME", required=True, help="profile whose account serves this host").complete = PROFILE_COMPLETION  # type: ignore[attr-defined]
     s.add_argument("--file", metavar="PATH", help="git config file to edit (default: the global one)")
@@ -203,13 +203,30 @@ def _helper_parser(command: str, prog: str) -> argparse.ArgumentParser:
 def run(argv: list[str], *, prog: str | None = None) -> int:
     """Parse ``argv`` and run the command; errors become messages and documented exit codes.
 
-    ``prog``: the helper program that was invoked to run the command ``argv[0]``.
+    ``prog``: the helper program that was invoked to run the command ``argv[0]``. A reader that
+    went away (``bblogin doctor | head -1``) is a quiet exit, EXIT_BROKEN_PIPE, as for a program
+    that SIGPIPE ended: whatever is still buffered goes nowhere, with no "Exception ignored" at exit.
     """
+    try:
+        code = _run(argv, prog=prog)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        from bblogin._errors import EXIT_BROKEN_PIPE
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+
+
+def _run(argv: list[str], *, prog: str | None) -> int:
     _ensure_site()
     from bblogin._errors import EXIT_CANCELLED, EXIT_USAGE, BbloginError
 
     parser = build_parser() if prog is None else _helper_parser(argv[0], prog)
-    args = parser.parse_args(argv if prog is None else argv[1:])
+    args, extra = parser.parse_known_args(argv if prog is None else argv[1:])
+    if extra:  # the command's own usage, not the top-level one (argparse reports extras at the top)
+        getattr(args, "_parser", parser).error(f"unrecognized arguments: {' '.join(extra)}")
     args.verbose = getattr(args, "verbose", 0)
     _configure_logging(args.verbose)
     module = getattr(args, "_module", None)
@@ -234,6 +251,8 @@ def run(argv: list[str], *, prog: str | None = None) -> int:
     except KeyboardInterrupt:
         print("bblogin: cancelled", file=sys.stderr)
         return EXIT_CANCELLED
+    except BrokenPipeError:
+        raise  # not a bug: the reader went away (run)
     except Exception as exc:  # a bug: say so plainly, show the traceback only with -v
         from bblogin._log import redact
 

@@ -290,6 +290,7 @@ def get_credential(
             raise LoginRequired(f"no valid {kind.replace('_', ' ')}{who} in profile {profile.name!r}", hint=f"run `{login_command(profile)}`")
         from bblogin._login import LoginOptions, interactive_login
 
+        store.check()  # before the browser: a sign-in whose tokens cannot be stored is wasted
         tokens, identity = interactive_login(profile, login or LoginOptions())
         return _issued(save_login(profile, tokens, identity), profile, kind)
 

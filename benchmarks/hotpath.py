@@ -9,6 +9,8 @@ time, user + system, which other processes on a shared machine disturb far less)
   (b)  bblogin kubectl --profile bench         a valid cached ID token in the real Secret Service,
                                                started as kubectl starts it (the launcher that
                                                `bblogin setup kubectl` writes); (b') via pip's script
+  (h)  bblogin kubectl --issuer … --client-id … the same for a flags-only kubeconfig entry (what a
+                                               platform team hands out) with no config.toml at all
   (c)  kubectl get --raw /version              with a static token
   (d)  kubectl get --raw /version              with bblogin as the exec credential plugin
   (e)  kubectl get --raw /version              with a plugin that only prints a fixed credential
@@ -190,6 +192,13 @@ def main() -> int:
         static_dir = pathlib.Path(tmp) / "static"
         static_dir.mkdir()
         static_server = KubeAPIServer(static_dir, issuer=None, client_id=None, static_token="bench-static-token")
+        # (h): another user logged in through flags alone, with no config.toml (its own cache dir:
+        # the config mirror describes one config file)
+        flags = ["--issuer", idp.issuer, "--client-id", "bblogin", "--connector-id", "bitbucket-cloud"]
+        env_h = {**env, "BBLOGIN_CONFIG": f"{tmp}/no-config/config.toml", "BBLOGIN_CACHE_DIR": f"{tmp}/cache-flags"}
+        idp.default_user = "carol"
+        subprocess.run([bblogin, "login", *flags, "--flow", "device", "--no-browser"], env=env_h, check=True, capture_output=True, timeout=60)
+        idp.default_user = "alice"
         exec_config = oidc_server.kubeconfig(exec_entry("bench", use_access_token=False))  # what `bblogin setup kubectl` writes
         static_config = static_server.kubeconfig({"token": "bench-static-token"})
         floor_dir = pathlib.Path(tmp) / "floor"
@@ -234,6 +243,7 @@ def main() -> int:
             "a'": [sys.executable, "-S", "-c", "pass"],
             "b": launcher_command("kubectl", "--profile", "bench"),
             "b'": [bblogin, "kubectl", "--profile", "bench"],
+            "h": launcher_command("kubectl", *flags),
             "c": [kubectl, "--kubeconfig", str(static_config), "get", "--raw", "/version"],
             "d": [kubectl, "--kubeconfig", str(exec_config), "get", "--raw", "/version"],
             "e": [kubectl, "--kubeconfig", str(floor_config), "get", "--raw", "/version"],
@@ -245,6 +255,7 @@ def main() -> int:
         if keyctl_works:
             commands["k"] = [sys.executable, "-S", "-c", KEYCTL_READ, keyctl_name]
         envs = {key: env for key in commands}
+        envs["h"] = env_h
         envs["g"] = {**env, "GIT_CONFIG_GLOBAL": str(bblogin_gitconfig)}
         envs["s"] = {**env, "GIT_CONFIG_GLOBAL": str(store_gitconfig)}
         envs["f"] = {**env, "GIT_CONFIG_GLOBAL": str(floor_gitconfig)}
@@ -278,6 +289,7 @@ def main() -> int:
         print("  cpu medians (ms, this run only): " + ", ".join(f"{k}={v * 1000:.1f}" for k, v in cmed.items()))
     print(f"  b/a  bblogin kubectl (cached) vs python -c pass     {results['b/a']:.2f}   (goal <= {GOALS['b/a']}; cpu {cmed['b'] / cmed['a']:.2f}; the launcher kubeconfig runs)")
     floor_s, floor_s_cpu, console = med["a'"] / med["a"], cmed["a'"] / cmed["a"], med["b'"] / med["a"]
+    print(f"  h/a  the same, flags-only entry, no config.toml   {med['h'] / med['a']:.2f}   (cpu {cmed['h'] / cmed['a']:.2f}; h/b {med['h'] / med['b']:.2f})")
     print(f"  a'/a python -S -c pass vs python -c pass            {floor_s:.2f}   (cpu {floor_s_cpu:.2f}: the launcher's flags skip site)")
     print(f"  b'/a the same through pip's console script          {console:.2f}   (pip's wrapper imports re; site)")
     print(f"  d/c  kubectl with bblogin plugin vs static token    {results['d/c']:.2f}   (goal <= {GOALS['d/c']})")

@@ -45,7 +45,7 @@ def test_config_error_is_rendered_with_hint_and_exit_3(bblogin_home) -> None:
     (bblogin_home / "config" / "config.toml").write_text("[profiles.x]\nissuer = 5\n")
     done = bblogin("status")
     assert done.returncode == 3
-    assert "config.toml:2: profiles.x.issuer: must be a str" in done.stderr and "hint:" in done.stderr
+    assert "config.toml:2: profiles.x.issuer: must be a string, not an integer" in done.stderr and "hint:" in done.stderr
     assert "Traceback" not in done.stderr
 
 

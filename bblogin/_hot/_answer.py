@@ -208,9 +208,7 @@ def cached_token(profile: dict, account: dict, kind: str, read: "Callable[[str, 
 def adhoc_profile_name(issuer: str, client_id: str) -> str:
     """The profile name for a self-contained ``kubectl --issuer … --client-id …`` entry: stable
     in (issuer, client id) only, so changing scopes or flag order never orphans the cache."""
-    import hashlib
-
-    return "adhoc-" + hashlib.sha256(f"{issuer}\n{client_id}".encode()).hexdigest()[:12]
+    return "adhoc-" + _mirror._sha256()(f"{issuer}\n{client_id}".encode()).hexdigest()[:12]  # not hashlib: it loads OpenSSL
 
 
 def kubectl(argv: list[str]) -> bytes | None:

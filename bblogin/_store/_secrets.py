@@ -17,6 +17,7 @@ from bblogin._store import _keyring, _plaintext
 from bblogin._tokens import TOKEN_KINDS
 
 DEFAULT_TIMEOUT = 5.0
+PROBE = "bblogin-probe/storage-check"  # the entry ``check`` writes and removes
 
 
 def _timeout_from_env() -> float:
@@ -104,6 +105,25 @@ class SecretStore:
     def delete_account(self, account_id: str) -> None:
         for kind in TOKEN_KINDS:
             self.delete(account_id, kind)
+
+    def check(self) -> None:
+        """Raise StorageError unless this store can keep tokens right now: a write, read and
+        delete of a probe entry, each within the timeout (plaintext: its directory is writable).
+        Checked before a login, so a browser sign-in never ends in "cannot store the tokens"."""
+        if self.storage == "plaintext":
+            from bblogin._files import ensure_private_dir
+
+            ensure_private_dir(_paths.plaintext_dir())
+            return
+        self._kr_set(PROBE, "probe")
+        try:
+            readable = self._kr_get(PROBE) == "probe"
+        finally:
+            self._kr_delete(PROBE)
+        if not readable:
+            from bblogin._errors import StorageError
+
+            raise StorageError(f"the keyring ({self.backend_description()}) does not give back what was stored in it", hint="check the keyring backend with `bblogin doctor`")
 
     @property
     def is_plaintext(self) -> bool:
