@@ -137,12 +137,15 @@ def _troff(text: str) -> str:
 def exit_code_table(*, with_actions: bool) -> str:
     """The Markdown table of EXIT_CODES: code and meaning (README.md), plus name and what to do
     (docs/exit-codes.md)."""
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")
+
     if with_actions:
         rows = ["| code | name | meaning | what to do |", "| --- | --- | --- | --- |"]
-        rows += [f"| {code} | {name} | {meaning} | {action} |" for code, name, meaning, action in _errors.EXIT_CODES]
+        rows += [f"| {code} | {name} | {cell(meaning)} | {cell(action)} |" for code, name, meaning, action in _errors.EXIT_CODES]
     else:
         rows = ["| code | meaning |", "| --- | --- |"]
-        rows += [f"| {code} | {meaning} |" for code, _name, meaning, _action in _errors.EXIT_CODES]
+        rows += [f"| {code} | {cell(meaning)} |" for code, _name, meaning, _action in _errors.EXIT_CODES]
     return "\n".join(rows) + "\n"
 
 
