@@ -67,12 +67,12 @@ def explain(exc: httpx.TransportError, url: str, timeout: float) -> BbloginError
     fix_source = f"fix {proxy.source}" if proxy.source != "the profile's proxy" else "fix proxy in the profile"
     if isinstance(exc, httpx.ProxyError):
         status = str(exc).split(" ", 1)
-        if status[0] == "407":
+        if status[0] in ("407", "401"):  # 407 as RFC 9110 says (squid); tinyproxy answers a CONNECT with 401
             if proxy.has_credentials:
                 hint = f"the proxy refused the user name and password in {proxy.source}: correct them (%-encode special characters)"
             else:
                 hint = f"put the proxy credentials into {proxy.source}: http://USER:PASSWORD@{proxy.address} (%-encode special characters)"
-            return ProxyFailed(f"{via} requires authentication (HTTP 407) for the connection to {host}", hint=hint)
+            return ProxyFailed(f"{via} requires authentication (HTTP {status[0]}) for the connection to {host}", hint=hint)
         reason = str(exc) or "refused the tunnel"
         reason = f"HTTP {reason}" if status[0].isdigit() else reason
         return ProxyFailed(

@@ -54,9 +54,9 @@ def os_store() -> str | None:
     if sys.platform == "win32":
         return "the OS trust store (Windows certificate store)"
     paths = ssl.get_default_verify_paths()
-    if paths.cafile:
+    if paths.cafile:  # named as the file it is (Debian's /usr/lib/ssl/cert.pem is a link to its bundle)
         via = " from SSL_CERT_FILE" if os.environ.get(paths.openssl_cafile_env) == paths.cafile else ""
-        return f"the OS trust store ({paths.cafile}{via})"
+        return f"the OS trust store ({os.path.realpath(paths.cafile)}{via})"
     if paths.capath and os.path.isdir(paths.capath) and any(_HASHED.match(n) for n in os.listdir(paths.capath)):
         return f"the OS trust store ({paths.capath})"
     found = next((f for f in _CA_FILE_CANDIDATES if os.path.isfile(f)), None)
