@@ -48,6 +48,7 @@ class Profile:
     scopes: tuple[str, ...] = DEFAULT_OIDC_SCOPES
     flow: str = "auto"
     ca_file: str | None = None
+    proxy: str | None = None  # a proxy URL (may hold a password: never shown), or "direct"; overrides HTTPS_PROXY & co.
     extra_auth_params: dict[str, str] = field(default_factory=dict)
     listen_port: int | None = None
     redirect_uri: str | None = None  # the loopback callback URL registered with the IdP (Bitbucket needs one)
@@ -112,6 +113,7 @@ _PROFILE_TYPES: dict[str, type | tuple[type, ...]] = {
     "scopes": list,
     "flow": str,
     "ca_file": str,
+    "proxy": str,
     "extra_auth_params": dict,
     "listen_port": int,
     "redirect_uri": str,
@@ -215,6 +217,13 @@ class _Validator:
         for key in ("refresh_margin", "login_timeout", "lock_timeout"):
             if key in values and values[key] < 0:
                 raise self.fail(table, key, "must not be negative")
+        if "proxy" in values and values["proxy"].strip().lower() != "direct":
+            from bblogin import _proxy  # only for a profile that has one: config loading stays lean
+
+            try:
+                _proxy.normalise(values["proxy"], "the profile's proxy")
+            except ConfigError:
+                raise self.fail(table, "proxy", 'must be a proxy URL, http://[USER:PASSWORD@]HOST:PORT (or https://, socks5://, socks5h://), or "direct"') from None
         problem = redirect_problem(values.get("redirect_uri"), values.get("listen_port"))
         if problem:
             raise self.fail(table, "listen_port" if problem.startswith("listen_port") else "redirect_uri", problem)

@@ -1,7 +1,8 @@
 """`bblogin doctor`: check what bblogin depends on and say what to fix.
 
 Checks: config.toml; the keyring (backend, plaintext or not, a write/read/delete round trip within
-the timeout); for each profile the IdP's discovery document and JWKS and the clock against the
+the timeout); the trust store, and for each profile's issuer the proxy and a TLS handshake through
+it (``_doctor_network``); for each profile the IdP's discovery document and JWKS and the clock against the
 IdP's Date header; kubeconfig wiring (``_doctor_kubectl``: every $KUBECONFIG file, each
 bblogin entry run as kubectl runs it) and git wiring; for each configured git host, whether it accepts the
 token kind bblogin sends (one authenticated ``info/refs`` probe, as git's first request, with the
@@ -71,7 +72,8 @@ def _idp(profile: Profile) -> list[Check]:
 
     name = f"idp:{profile.name}"
     try:
-        with make_client(ca_file=profile.ca_file, timeout=5) as http:
+        git_url = profile.issuer if profile.provider != "oidc" else None  # Bitbucket: git's proxy and CA apply
+        with make_client(ca_file=profile.ca_file, proxy=profile.proxy, git_url=git_url, timeout=5) as http:
             if profile.provider != "oidc":
                 response = request(http, "GET", profile.issuer, what=f"reaching {profile.issuer}")
                 checks = [Check(name, "ok", f"{profile.issuer} answers (HTTP {response.status_code})")]
@@ -191,6 +193,9 @@ def run(args: argparse.Namespace) -> int:
     config, first = _config()
     checks = [first, _keyring()]
     if config is not None:
+        from bblogin._commands import _doctor_network
+
+        checks += _doctor_network.checks(config)  # the trust store; each issuer's proxy and TLS handshake
         for profile in config.profiles.values():
             checks += _idp(profile)
         from bblogin._commands._doctor_kubectl import kubectl_checks

@@ -19,6 +19,7 @@ deprecated /device/token, password logins and storage garbage collection are lef
 from __future__ import annotations
 
 import dataclasses
+import ssl
 import sys
 import threading
 from collections.abc import Callable
@@ -73,8 +74,12 @@ class DevIdP:
         teams: tuple[str, ...] = (),
         pipelines_connector: OIDCConfig | None = None,
         key_file: str | None = None,
+        tls: ssl.SSLContext | None = None,
+        host: str = "127.0.0.1",
     ) -> None:
-        """``connectors``: the connector IDs /auth offers (each a bitbucket-cloud connector, or
+        """``tls``: serve https with this server context (its certificate must name ``host``);
+        ``host``: the name the issuer URL carries (it still listens on 127.0.0.1 only: a test maps
+        the name there in /etc/hosts of a private mount namespace). ``connectors``: the connector IDs /auth offers (each a bitbucket-cloud connector, or
         ``bitbucket-pipelines``); ``teams``: the bitbucket-cloud connector's ``teams`` filter;
         ``pipelines_connector``: the oidc connector's config (default: trusts the ``acme``
         workspace's Pipelines issuer, user name from ``sub``, no email scope); ``key_file``: keep
@@ -96,6 +101,8 @@ class DevIdP:
             device_expires_in=device_expires_in,
         )
         self.port = port
+        self._tls = tls
+        self._host = host
         self._clients = {c.id: c for c in (*DEFAULT_CLIENTS, *clients)}
         self._connector_ids = connectors
         self._teams = teams
@@ -125,12 +132,16 @@ class DevIdP:
     # -- lifecycle ---------------------------------------------------------------------------
     @property
     def issuer(self) -> str:
-        return f"http://127.0.0.1:{self.port}{ISSUER_PATH}"
+        return f"{self.base}{ISSUER_PATH}"
+
+    @property
+    def base(self) -> str:
+        return f"{'https' if self._tls else 'http'}://{self._host}:{self.port}"
 
     def start(self) -> Self:
-        self._server = serve(self.port, ISSUER_PATH, self._dispatch, self._traffic)
+        self._server = serve(self.port, ISSUER_PATH, self._dispatch, self._traffic, tls=self._tls)
         self.port = self._server.server_address[1]
-        base = f"http://127.0.0.1:{self.port}"
+        base = self.base
         self.settings.issuer = self.issuer
         bitbucket = FakeBitbucket(base, self.issuer + "/callback", self.settings)
         pipelines = PipelinesIssuer(base)
