@@ -39,7 +39,21 @@ def _add_idp(p: argparse.ArgumentParser) -> None:
     g.add_argument("--ca-file", metavar="PEM", help="extra CA certificates for the IdP's TLS")
 
 
-def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+class _Skipped:
+    """What ``build_parser(only=…)`` hands out for the other commands: accepts every call a
+    command's set-up makes, and builds nothing."""
+
+    def __getattr__(self, name: str) -> _Skipped:
+        return self
+
+    def __call__(self, *args: object, **kwargs: object) -> _Skipped:
+        return self
+
+
+def build_parser(prog: str = PROG, *, only: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser; with ``only``, one whose only command is that one (the same parser for
+    it: same usage, errors and help). Building all of them costs about a Python start-up (each
+    argument makes argparse format its metavar), which kubectl and git would pay on every call."""
     import argparse
 
     from bblogin import __version__
@@ -54,6 +68,8 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def command(name: str, module: str, help_text: str, **kw: object) -> argparse.ArgumentParser:
+        if only is not None and name != only:
+            return _Skipped()  # type: ignore[return-value]
         p = sub.add_parser(name, help=help_text, description=help_text, **kw)  # type: ignore[arg-type]
         p.set_defaults(_module=module, _parser=p)
         p.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
@@ -193,11 +209,23 @@ def _helper_parser(command: str, prog: str) -> argparse.ArgumentParser:
 
     from bblogin import __version__
 
-    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    commands = next(a for a in build_parser(only=command)._actions if isinstance(a, argparse._SubParsersAction))
     parser: argparse.ArgumentParser = commands.choices[command]
     parser.prog = prog
     parser.add_argument("--version", action="version", version=f"{prog} {__version__} (bblogin {command})")
     return parser
+
+
+def _parser_for(argv: list[str]) -> argparse.ArgumentParser:
+    """The parser for ``bblogin COMMAND …``: only COMMAND's when it names one, else the whole one
+    (options first, help, an unknown command: what argparse says lists every command)."""
+    if argv and not argv[0].startswith("-"):
+        import argparse
+
+        parser = build_parser(only=argv[0])
+        if any(argv[0] in a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction)):
+            return parser
+    return build_parser()
 
 
 def run(argv: list[str], *, prog: str | None = None) -> int:
@@ -223,7 +251,7 @@ def _run(argv: list[str], *, prog: str | None) -> int:
     _ensure_site()
     from bblogin._errors import EXIT_CANCELLED, EXIT_USAGE, BbloginError
 
-    parser = build_parser() if prog is None else _helper_parser(argv[0], prog)
+    parser = _parser_for(argv) if prog is None else _helper_parser(argv[0], prog)
     args, extra = parser.parse_known_args(argv if prog is None else argv[1:])
     if extra:  # the command's own usage, not the top-level one (argparse reports extras at the top)
         getattr(args, "_parser", parser).error(f"unrecognized arguments: {' '.join(extra)}")

@@ -4,7 +4,9 @@
 
 Keyring entries: service ``bblogin``, user ``<account id>/<kind>``; values over 1,000 characters
 are chunked (see ``_chunks``). Every keyring call has a timeout (BBLOGIN_KEYRING_TIMEOUT, default
-5 s). The hot path reads the same entries without this module (``_hot._dbus``).
+5 s). The hot path reads the same entries without this module (``_hot._dbus``); so does ``get``
+when keyring would read them from the Secret Service (``_keyring.can_read_directly``): keyring,
+secretstorage and cryptography load only when a read finds nothing there, and for writes.
 """
 
 from __future__ import annotations
@@ -60,10 +62,28 @@ class SecretStore:
         return header[0] if header else 0
 
     # -- the interface -------------------------------------------------------------------------
+    def _read_directly(self, account_id: str, kind: str) -> str | None:
+        """What keyring's Secret Service backend would return, read with ``_hot._dbus`` from the
+        default collection; None when that cannot tell (and keyring must look): nothing found, a
+        locked collection (keyring asks to unlock it), a reply it cannot read."""
+        from bblogin._hot._answer import read_keyring
+        from bblogin._hot._dbus import DEFAULT_COLLECTION, SecretServiceTimeout, SecretServiceUnavailable
+
+        try:
+            return read_keyring(account_id, kind, self.timeout, DEFAULT_COLLECTION)
+        except SecretServiceTimeout:
+            raise _keyring.timed_out(self.timeout, "read a token") from None
+        except (SecretServiceUnavailable, UnicodeDecodeError):
+            return None
+
     def get(self, account_id: str, kind: str) -> str | None:
         """The token, or None when missing or torn."""
         if self.storage == "plaintext":
             return _plaintext.read_all(account_id).get(kind)
+        if _keyring.can_read_directly():
+            value = self._read_directly(account_id, kind)
+            if value is not None:
+                return value
         stored = self._kr_get(_chunks.entry_name(account_id, kind))
         if stored is None:
             return None
