@@ -135,11 +135,14 @@ class SecretStore:
 
             ensure_private_dir(_paths.plaintext_dir())
             return
-        self._kr_set(PROBE, "probe")
+        import os
+
+        probe = f"{PROBE}-{os.getpid()}"  # its own entry: callers racing each other's probe read and delete none of it
+        self._kr_set(probe, "probe")
         try:
-            readable = self._kr_get(PROBE) == "probe"
+            readable = self._kr_get(probe) == "probe"
         finally:
-            self._kr_delete(PROBE)
+            self._kr_delete(probe)
         if not readable:
             from bblogin._errors import StorageError
 
