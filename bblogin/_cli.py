@@ -173,7 +173,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     gcp = p.add_subparsers(dest="gcp_action", metavar="ACTION")
     s = gcp.add_parser("config", help="write the external_account credential configuration that runs `bblogin gcp`", description="write the external_account credential configuration that runs `bblogin gcp`")
     s.set_defaults(_module="gcp_config")
-    s.add_argument("--audience", required=True, metavar="PROVIDER", help="//iam.googleapis.com/projects/N/locations/global/workloadIdentityPools/POOL/providers/PROVIDER")
+    s.add_argument("--audience", required=True, metavar="PROVIDER", help="the workload identity provider's full resource name, //iam.googleapis.com/projects/N/... (docs/pipelines.md)")
     s.add_argument("--service-account", metavar="EMAIL", help="service account to impersonate (generateAccessToken)")
     s.add_argument("--profile", "-p", metavar="NAME", default=argparse.SUPPRESS, help="profile whose ID token to use off Pipelines").complete = PROFILE_COMPLETION  # type: ignore[attr-defined]
     s.add_argument("--output", metavar="FILE", help="write the configuration here (default: stdout)")
