@@ -52,7 +52,21 @@ def _step_identity_parser(sub: argparse._SubParsersAction, name: str, help_text:
     return s
 
 
-def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+class _Skipped:
+    """What ``build_parser(only=…)`` hands out for the other commands: accepts every call a
+    command's set-up makes, and builds nothing."""
+
+    def __getattr__(self, name: str) -> _Skipped:
+        return self
+
+    def __call__(self, *args: object, **kwargs: object) -> _Skipped:
+        return self
+
+
+def build_parser(prog: str = PROG, *, only: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser; with ``only``, one whose only command is that one (the same parser for
+    it: same usage, errors and help). Building all of them costs about a Python start-up (each
+    argument makes argparse format its metavar), which kubectl and git would pay on every call."""
     import argparse
 
     from bblogin import __version__
@@ -67,8 +81,10 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def command(name: str, module: str, help_text: str, **kw: object) -> argparse.ArgumentParser:
+        if only is not None and name != only:
+            return _Skipped()  # type: ignore[return-value]
         p = sub.add_parser(name, help=help_text, description=help_text, **kw)  # type: ignore[arg-type]
-        p.set_defaults(_module=module)
+        p.set_defaults(_module=module, _parser=p)
         p.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         return p
 
@@ -116,10 +132,16 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p = command("git-credential", "git_credential", "git credential helper (git runs it; see `bblogin setup git`)")
     p.add_argument("operation", choices=("get", "store", "erase", "capability"), help="what git asks")
 
-    p = command("setup", "setup", "wire bblogin into kubectl or git")
-    setup = p.add_subparsers(dest="target", metavar="TARGET", required=True)
+    p = command("setup", "setup_team", "wire bblogin into kubectl or git; or all of a team's set-up from its bundle (--from)")
+    p.add_argument("--from", dest="source", metavar="URL|FILE", help="apply a team bundle (docs/team.md): profiles, kubeconfig clusters and contexts, git hosts; then log in and check")
+    p.add_argument("--yes", "-y", action="store_true", help="with --from: apply without asking")
+    p.add_argument("--dry-run", action="store_true", help="with --from: show the plan, change nothing")
+    p.add_argument("--undo", action="store_true", help="with --from: remove what this bundle added (entries changed since are kept)")
+    p.add_argument("--no-login", action="store_true", help="with --from: do not log in afterwards")
+    p.add_argument("--export", action="store_true", help="print a bundle of this set-up (no secrets) for your team")
+    setup = p.add_subparsers(dest="target", metavar="TARGET")
     s = setup.add_parser("kubectl", help="write the kubeconfig exec entry", description="write the kubeconfig exec entry")
-    s.set_defaults(_module="setup_kubectl")
+    s.set_defaults(_module="setup_kubectl", _parser=s)
     s.add_argument("--profile", "-p", metavar="NAME", required=True, help="profile to log in with").complete = PROFILE_COMPLETION  # type: ignore[attr-defined]
     s.add_argument("--kubeconfig", metavar="PATH", help="kubeconfig to edit (default: $KUBECONFIG or ~/.kube/config)")
     s.add_argument("--user", metavar="NAME", help="kubeconfig user name (default: bblogin-PROFILE)")
@@ -129,7 +151,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     s.add_argument("--use-access-token", action="store_true", help="send the access token instead of the ID token")
     s.add_argument("--print", dest="print_only", action="store_true", help="show the entry, change nothing")
     s = setup.add_parser("git", help="write the scoped git credential helper config", description="write the scoped git credential helper config")
-    s.set_defaults(_module="setup_git")
+    s.set_defaults(_module="setup_git", _parser=s)
     s.add_argument("--host", metavar="URL", required=True, help="remote prefix, e.g. https://bitbucket.org")
     s.add_argument("--profile", "-p", metavar="NAME", required=True, help="profile whose account serves this host").complete = PROFILE_COMPLETION  # type: ignore[attr-defined]
     s.add_argument("--file", metavar="PATH", help="git config file to edit (default: the global one)")
@@ -148,6 +170,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--auto-approve", action="store_true", help="log in the default user without pages (tests, demos)")
     p.add_argument("--user", default="alice", help="default fake Bitbucket user (alice, bob, carol, dave)")
     p.add_argument("--token-ttl", type=int, default=86400, metavar="SECONDS", help="ID token lifetime")
+    p.add_argument("--ephemeral", action="store_true", help="keep the signing keys in memory only (default: kept in the state dir, so a restart still verifies earlier tokens, as dex with persistent storage)")
 
     p = command("tui", "tui", "open the account switcher (Textual)")
 
@@ -219,23 +242,52 @@ def _helper_parser(command: str, prog: str) -> argparse.ArgumentParser:
 
     from bblogin import __version__
 
-    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    commands = next(a for a in build_parser(only=command)._actions if isinstance(a, argparse._SubParsersAction))
     parser: argparse.ArgumentParser = commands.choices[command]
     parser.prog = prog
     parser.add_argument("--version", action="version", version=f"{prog} {__version__} (bblogin {command})")
     return parser
 
 
+def _parser_for(argv: list[str]) -> argparse.ArgumentParser:
+    """The parser for ``bblogin COMMAND …``: only COMMAND's when it names one, else the whole one
+    (options first, help, an unknown command: what argparse says lists every command)."""
+    if argv and not argv[0].startswith("-"):
+        import argparse
+
+        parser = build_parser(only=argv[0])
+        if any(argv[0] in a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction)):
+            return parser
+    return build_parser()
+
+
 def run(argv: list[str], *, prog: str | None = None) -> int:
     """Parse ``argv`` and run the command; errors become messages and documented exit codes.
 
-    ``prog``: the helper program that was invoked to run the command ``argv[0]``.
+    ``prog``: the helper program that was invoked to run the command ``argv[0]``. A reader that
+    went away (``bblogin doctor | head -1``) is a quiet exit, EXIT_BROKEN_PIPE, as for a program
+    that SIGPIPE ended: whatever is still buffered goes nowhere, with no "Exception ignored" at exit.
     """
-    _ensure_site()
-    from bblogin._errors import EXIT_CANCELLED, BbloginError
+    try:
+        code = _run(argv, prog=prog)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        from bblogin._errors import EXIT_BROKEN_PIPE
 
-    parser = build_parser() if prog is None else _helper_parser(argv[0], prog)
-    args = parser.parse_args(argv if prog is None else argv[1:])
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+
+
+def _run(argv: list[str], *, prog: str | None) -> int:
+    _ensure_site()
+    from bblogin._errors import EXIT_CANCELLED, EXIT_USAGE, BbloginError
+
+    parser = _parser_for(argv) if prog is None else _helper_parser(argv[0], prog)
+    args, extra = parser.parse_known_args(argv if prog is None else argv[1:])
+    if extra:  # the command's own usage, not the top-level one (argparse reports extras at the top)
+        getattr(args, "_parser", parser).error(f"unrecognized arguments: {' '.join(extra)}")
     args.verbose = getattr(args, "verbose", 0)
     _configure_logging(args.verbose)
     module = getattr(args, "_module", None)
@@ -244,8 +296,13 @@ def run(argv: list[str], *, prog: str | None = None) -> int:
             if sys.stdin.isatty() and sys.stdout.isatty():
                 module = "tui"
             else:
-                parser.print_help(sys.stderr)
-                return 2
+                parser.print_usage(sys.stderr)
+                print(
+                    "bblogin: plain `bblogin` opens the account switcher (the TUI), which needs a terminal on stdin and stdout\n"
+                    "  hint: in a script name a command: `bblogin status`, `bblogin accounts`, `bblogin token`; `bblogin --help` lists them",
+                    file=sys.stderr,
+                )
+                return EXIT_USAGE
         import importlib
 
         return int(importlib.import_module(f"bblogin._commands.{module}").run(args) or 0)
@@ -255,6 +312,8 @@ def run(argv: list[str], *, prog: str | None = None) -> int:
     except KeyboardInterrupt:
         print("bblogin: cancelled", file=sys.stderr)
         return EXIT_CANCELLED
+    except BrokenPipeError:
+        raise  # not a bug: the reader went away (run)
     except Exception as exc:  # a bug: say so plainly, show the traceback only with -v
         from bblogin._log import redact
 

@@ -32,12 +32,9 @@ Stdlib only. The hot path (``_hot._answer``) reads the stored result from the in
 from __future__ import annotations
 
 import dataclasses
-import email.utils
 import math
-import statistics
-import threading
 import time
-import urllib.parse
+from _thread import allocate_lock  # threading.Lock itself, without importing threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -97,6 +94,8 @@ def parse_date(value: str | None) -> float | None:
     """An HTTP-date as Unix seconds; None when absent or malformed."""
     if not value:
         return None
+    import email.utils  # here, not at the top: a cached answer reads the clock, it does not measure it
+
     try:
         parsed = email.utils.parsedate_to_datetime(value)
         return parsed.timestamp() if parsed.tzinfo is not None else None
@@ -107,6 +106,8 @@ def parse_date(value: str | None) -> float | None:
 def estimate(samples: list[Sample]) -> int | None:
     """The offset to judge expiry by: the median of the upper bounds of the believable samples,
     rounded up. None when no sample is believable."""
+    import statistics
+
     believable = [s.hi for s in samples if s.believable]
     return math.ceil(statistics.median(believable)) if believable else None
 
@@ -136,11 +137,13 @@ class _Exchange:
     sample: Sample | None
 
 
-_lock = threading.Lock()
+_lock = allocate_lock()
 _seen: dict[str, list[_Exchange]] = {}  # host -> the latest answers from it
 
 
 def _host(url: str) -> str:
+    import urllib.parse
+
     return (urllib.parse.urlsplit(url).hostname or "").lower()
 
 
@@ -252,6 +255,8 @@ class Clock:
 
     def shown(self) -> int:
         """The offset to show people: the samples' median midpoint (``offset`` leans late on purpose)."""
+        import statistics
+
         mids = [s.mid for s in self.samples if s.believable]
         return round(statistics.median(mids)) if mids else self.offset
 

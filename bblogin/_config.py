@@ -48,6 +48,7 @@ class Profile:
     scopes: tuple[str, ...] = DEFAULT_OIDC_SCOPES
     flow: str = "auto"
     ca_file: str | None = None
+    proxy: str | None = None  # a proxy URL (may hold a password: never shown), or "direct"; overrides HTTPS_PROXY & co.
     extra_auth_params: dict[str, str] = field(default_factory=dict)
     listen_port: int | None = None
     redirect_uri: str | None = None  # the loopback callback URL registered with the IdP (Bitbucket needs one)
@@ -83,6 +84,8 @@ class Config:
     profiles: dict[str, Profile] = field(default_factory=dict)
     git_hosts: tuple[GitHost, ...] = ()
     stamp: list[int] | None = field(default=None, compare=False)  # fingerprint of the bytes parsed (_mirrors)
+    absent: bool = False  # there is no config.toml: the hot path's mirror says so (fingerprint None)
+    adhoc: dict[str, Profile] = field(default_factory=dict, compare=False)  # ad-hoc profiles by name (_adhoc), for --profile NAME
 
     def profile(self, name: str | None) -> Profile:
         """The named profile, else the default one, else the only one."""
@@ -95,10 +98,10 @@ class Config:
                 f"no profile given, and {self.path} sets no default_profile among its {len(self.profiles)} profiles",
                 hint=f"name one with --profile ({', '.join(sorted(self.profiles))}), or set default_profile in {self.path}",
             )
-        try:
-            return self.profiles[chosen]
-        except KeyError:
-            raise ProfileNotFound(f"no profile named {chosen!r} in {self.path}") from None
+        found = self.profiles.get(chosen) or (self.adhoc.get(chosen) if name else None)
+        if found is None:
+            raise ProfileNotFound(f"no profile named {chosen!r} in {self.path}")
+        return found
 
 
 _PROFILE_TYPES: dict[str, type | tuple[type, ...]] = {
@@ -110,6 +113,7 @@ _PROFILE_TYPES: dict[str, type | tuple[type, ...]] = {
     "scopes": list,
     "flow": str,
     "ca_file": str,
+    "proxy": str,
     "extra_auth_params": dict,
     "listen_port": int,
     "redirect_uri": str,
@@ -147,6 +151,17 @@ def _line_of(text: str, table: tuple[str, ...] | None, key: str | None) -> int |
     return None
 
 
+DOCTOR_HINT = ", or run `bblogin doctor`"  # ends a config error's hint; doctor itself leaves it off
+
+# TOML's names for the value types, for "must be …" messages
+_TOML_TYPES = {str: "string", int: "integer", float: "float", bool: "boolean (true or false)", list: "array", dict: "table"}
+
+
+def _toml_type(value: type) -> str:
+    name = _TOML_TYPES.get(value, getattr(value, "__name__", str(value)))
+    return f"an {name}" if name[0] in "aeiou" else f"a {name}"
+
+
 class _Validator:
     def __init__(self, path: str, text: str) -> None:
         self.path = path
@@ -156,7 +171,7 @@ class _Validator:
         line = _line_of(self.text, table, key)
         where = f"{self.path}:{line}" if line else self.path
         name = ".".join([*(table or ()), *([key] if key else [])])
-        return ConfigError(f"{where}: {name}: {problem}", hint="fix the value in the file, or run `bblogin doctor`")
+        return ConfigError(f"{where}: {name}: {problem}", hint=f"fix the value in the file{DOCTOR_HINT}")
 
     def typed(self, table: tuple[str, ...], raw: dict[str, Any], types: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -165,7 +180,7 @@ class _Validator:
                 raise self.fail(table, key, f"unknown key (known: {', '.join(sorted(types))})")
             want = types[key]
             if want is int and isinstance(value, bool) or not isinstance(value, want):
-                raise self.fail(table, key, f"must be a {getattr(want, '__name__', want)}, not {type(value).__name__}")
+                raise self.fail(table, key, f"must be {_toml_type(want)}, not {_toml_type(type(value))}")
             out[key] = value
         return out
 
@@ -202,6 +217,13 @@ class _Validator:
         for key in ("refresh_margin", "login_timeout", "lock_timeout"):
             if key in values and values[key] < 0:
                 raise self.fail(table, key, "must not be negative")
+        if "proxy" in values and values["proxy"].strip().lower() != "direct":
+            from bblogin import _proxy  # only for a profile that has one: config loading stays lean
+
+            try:
+                _proxy.normalise(values["proxy"], "the profile's proxy")
+            except ConfigError:
+                raise self.fail(table, "proxy", 'must be a proxy URL, http://[USER:PASSWORD@]HOST:PORT (or https://, socks5://, socks5h://), or "direct"') from None
         problem = redirect_problem(values.get("redirect_uri"), values.get("listen_port"))
         if problem:
             raise self.fail(table, "listen_port" if problem.startswith("listen_port") else "redirect_uri", problem)
@@ -293,7 +315,7 @@ def load(path: str | None = None) -> Config:
     try:
         data, stamp = _mirrors.read_stamped(path)
     except FileNotFoundError:
-        return Config(path=path)
+        return Config(path=path, absent=True)
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
     try:

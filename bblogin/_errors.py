@@ -22,6 +22,26 @@ EXIT_LOGIN_FAILED = 8
 EXIT_TIMEOUT = 9
 EXIT_CHECK_FAILED = 10  # `bblogin doctor`: at least one check failed (it printed what to fix)
 EXIT_CANCELLED = 130
+EXIT_BROKEN_PIPE = 141  # stdout's reader went away (`bblogin status | head -3`): 128 + SIGPIPE, as the shell reports for a program SIGPIPE ended
+
+# The one table of what each exit code means and what to do about it: tools/generate.py writes it
+# into README.md, docs/exit-codes.md and the man page's EXIT STATUS (tests check they are current).
+# (code, name, meaning, what to do)
+EXIT_CODES: tuple[tuple[int, str, str, str], ...] = (
+    (EXIT_OK, "ok", "success; for `git-credential get` also \"not a host bblogin serves\" (no answer)", ""),
+    (EXIT_ERROR, "error", "an unexpected error: a bug in bblogin", "rerun with `-v` and report it"),
+    (EXIT_USAGE, "usage", "bad command line; `bblogin tui` (or plain `bblogin`) without a terminal", "see `--help`; in scripts use `status`, `accounts`, `use`"),
+    (EXIT_CONFIG, "config", "configuration error: config.toml invalid (the message names file, line and key), or an unknown profile or account; `setup kubectl`: a kubeconfig it cannot edit or a `--cluster` it does not have", "fix the file, or name a profile (`bblogin profiles`) or account (`bblogin accounts`) that exists"),
+    (EXIT_LOGIN_REQUIRED, "login required", "no valid tokens and this call may not start a login (not interactive, or the refresh token was refused)", "run the `bblogin login --profile …` the message names"),
+    (EXIT_IDP, "identity provider", "the identity provider is unreachable, slow or failing (5xx, HTML, truncated JSON), refused the request, or TLS failed; cached tokens are untouched", "retry later; see troubleshooting.md"),
+    (EXIT_STORAGE, "storage", "the keyring is missing, locked or not answering, or the state directory is not writable (disk full)", "unlock or start a keyring, free space"),
+    (EXIT_VERIFICATION, "verification", "a token failed verification; nothing was stored", "check the issuer and client id; report it to the IdP's operators"),
+    (EXIT_LOGIN_FAILED, "login failed", "the login did not complete: denied, a wrong state (also a loopback login that timed out after refusing a callback with a foreign or missing state), an expired device code, STS refused the role", "start again in a fresh browser tab; check access rules"),
+    (EXIT_TIMEOUT, "timeout", "the browser did not come back in time (no callback at all), or another bblogin held the account lock too long", "finish or cancel the other login"),
+    (EXIT_CHECK_FAILED, "check failed", "`bblogin doctor` found at least one failed check (it printed what to fix; warnings alone exit 0)", "do what its `fix:` lines say, then run it again"),
+    (EXIT_CANCELLED, "cancelled", "cancelled (Ctrl-C)", ""),
+    (EXIT_BROKEN_PIPE, "broken pipe", "the reader of standard output went away (`bblogin doctor | head -1`): bblogin stops quietly, as a program SIGPIPE ended (128 + 13)", "nothing; under `set -o pipefail` the pipeline reports it, as for any such program"),
+)
 
 
 class BbloginError(Exception):

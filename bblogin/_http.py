@@ -1,7 +1,11 @@
 """HTTP to identity providers: httpx with TLS always verified, bounded retries, and every failure
 mapped onto the bblogin error tree.
 
-- TLS verification is always on; ``ca_file`` adds a private CA to the usual trust store.
+- TLS verification is always on, against the OS trust store (``_trust``: truststore, certifi
+  where no OS store can be read); ``ca_file`` and git's ``http.sslCAInfo`` add private CAs to it.
+- Every request picks its proxy (``_proxy``: the profile's ``proxy``, the environment's
+  HTTPS_PROXY/HTTP_PROXY/ALL_PROXY/NO_PROXY, git's ``http.proxy``; never one for loopback), and a
+  failure names the proxy or the refused certificate (``_neterrors``).
 - Redirects are never followed: an IdP API that answers 3xx is misconfigured (or a captive
   portal), and a token request must not be replayed to wherever a redirect points.
 - 429/502/503/504 are retried with exponential backoff (0.5 s, 1 s, ...) or the server's
@@ -23,7 +27,7 @@ from typing import Any
 import httpx
 
 from bblogin import __version__
-from bblogin._errors import IdPResponseError, IdPUnreachable, TLSError
+from bblogin._errors import ConfigError, IdPResponseError, IdPUnreachable, TLSError
 
 log = logging.getLogger("bblogin.http")
 
@@ -32,22 +36,77 @@ MAX_TOTAL_WAIT = 10.0  # seconds of backoff per request, Retry-After included
 _FAILING_HINT = "the identity provider (or a proxy in front of it) is failing; try again later. The cached tokens are untouched"
 
 
-def make_client(*, ca_file: str | None = None, timeout: float = 10.0) -> httpx.Client:
-    """An httpx client for one IdP: certificates checked (``ca_file`` trusted too), no redirects."""
-    context = httpx.create_ssl_context()  # the system/certifi trust store, hostname checks on
-    if ca_file:
-        try:
-            context.load_verify_locations(cafile=ca_file)
-        except (OSError, ssl.SSLError) as exc:
-            reason = "not a PEM certificate bundle" if isinstance(exc, ssl.SSLError) else exc.strerror or "unreadable"
-            raise TLSError(f"cannot use the CA file {ca_file}: {reason}", hint="pass a readable PEM file with --ca-file (or ca_file in the profile)") from None
+def make_client(*, ca_file: str | None = None, timeout: float = 10.0, proxy: str | None = None, git_url: str | None = None) -> httpx.Client:
+    """An httpx client for one IdP: certificates checked against the OS trust store (``ca_file``
+    trusted too), each request through the proxy that applies to it, no redirects.
+
+    ``proxy``: the profile's ``proxy`` key (a URL, or ``"direct"``), which overrides the
+    environment. ``git_url``: for the Bitbucket providers, the git host whose ``http.proxy`` (when
+    the environment names none) and ``http.sslCAInfo`` apply, as they do to git itself."""
+    from bblogin import _proxy, _trust
+
+    git = _proxy.git_http(git_url) if git_url else _proxy.GitHTTP()
+    ca_files = tuple(f for f in (ca_file, git.ca_info) if f)
+    transport = _Router(_trust.trust(ca_files), profile_proxy=proxy, git_proxy=git.proxy)
     return httpx.Client(
-        verify=context,
+        transport=transport,
+        trust_env=False,  # proxies are chosen by _Router; no .netrc credentials are sent to an IdP
         timeout=timeout,
         follow_redirects=False,
         headers={"User-Agent": f"bblogin/{__version__}", "Accept": "application/json"},
         event_hooks=clock_hooks(),
     )
+
+
+def client_for_url(url: str, *, ca_file: str | None = None, proxy: str | None = None, timeout: float = 10.0) -> httpx.Client:
+    """A client for fetching ``url`` (a team's setup bundle, say) the way bblogin reaches an IdP:
+    the same trust store, the same proxy rules, no redirects. Usage: ``with client_for_url(u) as c:
+    request(c, "GET", u)``."""
+    from bblogin import _proxy
+
+    _proxy.choose(url, profile_proxy=proxy)  # a malformed proxy setting is a ConfigError now, not at the first request
+    return make_client(ca_file=ca_file, timeout=timeout, proxy=proxy)
+
+
+class _Router(httpx.BaseTransport):
+    """Sends each request through the proxy :func:`bblogin._proxy.choose` picks for its URL (one
+    pooled transport per proxy), and tags it with the route for ``_neterrors``."""
+
+    def __init__(self, trust: Any, *, profile_proxy: str | None, git_proxy: str | None) -> None:
+        self.trust = trust
+        self._profile_proxy = profile_proxy
+        self._git_proxy = git_proxy
+        self._transports: dict[str | None, httpx.HTTPTransport] = {}
+
+    def _transport(self, choice: Any) -> httpx.HTTPTransport:
+        key = choice.url if choice is not None else None
+        if key not in self._transports:
+            proxy = None
+            if choice is not None:
+                https_proxy = choice.parts.scheme == "https"
+                proxy = httpx.Proxy(choice.url, ssl_context=self.trust.context) if https_proxy else httpx.Proxy(choice.url)
+            try:
+                self._transports[key] = httpx.HTTPTransport(verify=self.trust.context, proxy=proxy)
+            except ImportError:
+                raise ConfigError(
+                    f"{choice.source} names the SOCKS proxy {choice.shown()}, and the socksio package is not installed",
+                    hint="install it (pip install 'httpx[socks]', which bblogin's own install brings), or use an http:// proxy",
+                ) from None
+        return self._transports[key]
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        from bblogin import _neterrors, _proxy
+
+        choice = _proxy.choose(str(request.url), profile_proxy=self._profile_proxy, git_proxy=self._git_proxy)
+        request.extensions[_neterrors.ROUTE] = _neterrors.Route(choice, self.trust)
+        if choice is not None:
+            log.debug("%s %s via the proxy %s (from %s)", request.method, request.url.host, choice.shown(), choice.source)
+        return self._transport(choice).handle_request(request)
+
+    def close(self) -> None:
+        for transport in self._transports.values():
+            transport.close()
+        self._transports.clear()
 
 
 def clock_hooks() -> dict[str, list[Any]]:
@@ -76,7 +135,12 @@ def _causes(exc: BaseException) -> list[BaseException]:
     return chain
 
 
-def _transport_error(exc: httpx.TransportError, host: str, timeout: float) -> Exception:
+def _transport_error(exc: httpx.TransportError, host: str, timeout: float, url: str = "") -> Exception:
+    from bblogin import _neterrors
+
+    explained = _neterrors.explain(exc, url, timeout) if url else None  # the proxy, or the refused certificate
+    if explained is not None:
+        return explained
     causes = _causes(exc)
     tls = next((c for c in causes if isinstance(c, ssl.SSLError)), None)
     if tls is not None:
@@ -151,7 +215,7 @@ def request(
         try:
             response = client.request(method, url, data=data, headers=headers, auth=auth)
         except httpx.TransportError as exc:
-            raise _transport_error(exc, host, timeout) from None
+            raise _transport_error(exc, host, timeout, url) from None
         log.debug("%s %s %s -> HTTP %s", method, host, httpx.URL(url).path, response.status_code)
         status = response.status_code
         if status in RETRY_STATUSES and attempt < retries:

@@ -84,7 +84,7 @@ def config_snapshot(config: Config) -> dict[str, Any]:
     return {
         "version": COMPILED_VERSION,
         "source": config.path,
-        "fingerprint": config.stamp,
+        "fingerprint": None if config.absent else config.stamp,  # what _mirror.fingerprint says of a missing file
         "default_profile": config.default_profile or (next(iter(config.profiles)) if len(config.profiles) == 1 else None),
         "profiles": {
             name: {
@@ -105,18 +105,25 @@ def config_snapshot(config: Config) -> dict[str, Any]:
 def config_is_current(config: Config) -> bool:
     current = _mirror.read(_mirror.config_path())
     return (
-        config.stamp is not None
+        _mirrorable(config)
         and isinstance(current, dict)
         and current.get("version") == COMPILED_VERSION
         and current.get("source") == config.path
-        and current.get("fingerprint") == config.stamp
+        and current.get("fingerprint") == config_snapshot(config)["fingerprint"]
     )
+
+
+def _mirrorable(config: Config) -> bool:
+    """Parsed from bytes that did not change while read — or there is no file at all: then the
+    mirror says so, and the hot path answers flags-only kubeconfig entries without a config.toml
+    (a file created later has a fingerprint, so the hot path sees the mirror is stale)."""
+    return config.stamp is not None or config.absent
 
 
 def compile_config(config: Config) -> None:
     """Write the hot path's mirror of ``config`` (tagged with the bytes it was parsed from). The
     caller holds ``CONFIG_LOCK``. A config read while it changed (no stamp) is not mirrored."""
-    if config.stamp is not None:
+    if _mirrorable(config):
         _mirror.write(_mirror.config_path(), config_snapshot(config))
 
 
@@ -127,7 +134,7 @@ def load_config(path: str | None = None) -> Config:
     from bblogin import _config
 
     config = _config.load(path or _paths.config_file())
-    if config.stamp is None or config_is_current(config):
+    if not _mirrorable(config) or config_is_current(config):
         return config
     with opportunistic(CONFIG_LOCK) as held:
         if held:

@@ -119,3 +119,14 @@ def plaintext_dir() -> str:
 
 def plaintext_file(account_id: str) -> str:
     return join(plaintext_dir(), f"{account_id}.json")
+
+
+def keyring_config_file() -> str:
+    """keyring's own config file, where keyring looks for it (``keyring.util.platform_.config_root``):
+    ``%LOCALAPPDATA%`` (else ``%ProgramData%``) ``\\Python Keyring`` on Windows; elsewhere, macOS
+    included, ``$XDG_CONFIG_HOME`` (else ``~/.config``) ``/python_keyring``."""
+    if sys.platform == "win32":
+        root = getenv("LOCALAPPDATA")
+        root = getenv("ProgramData") if root is None else root
+        return join("." if root is None else root, "Python Keyring", "keyringrc.cfg")
+    return join(getenv("XDG_CONFIG_HOME") or join(home(), ".config"), "python_keyring", "keyringrc.cfg")

@@ -18,10 +18,9 @@ refused them. :func:`profile_for` is the one place that builds a profile for an 
 from __future__ import annotations
 
 import dataclasses
-import logging
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bblogin import _index
 from bblogin._config import Profile
@@ -35,7 +34,17 @@ if TYPE_CHECKING:
     from bblogin._index import Account, Index
     from bblogin._login import LoginOptions
 
-log = logging.getLogger("bblogin")
+class _Log:
+    """``logging.getLogger("bblogin")``, imported when something is logged: a cached answer logs
+    nothing, and importing logging costs more than a tenth of that answer."""
+
+    def __getattr__(self, name: str) -> Any:
+        import logging
+
+        return getattr(logging.getLogger("bblogin"), name)
+
+
+log = _Log()
 
 NON_INTERACTIVE_LOCK_TIMEOUT = 30
 
@@ -290,6 +299,7 @@ def get_credential(
             raise LoginRequired(f"no valid {kind.replace('_', ' ')}{who} in profile {profile.name!r}", hint=f"run `{login_command(profile)}`")
         from bblogin._login import LoginOptions, interactive_login
 
+        store.check()  # before the browser: a sign-in whose tokens cannot be stored is wasted
         tokens, identity = interactive_login(profile, login or LoginOptions())
         return _issued(save_login(profile, tokens, identity), profile, kind)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -52,6 +51,8 @@ class Identity:
 
 def account_id(issuer: str, client_id: str, sub: str) -> str:
     """The stable account id: 16 hex digits of SHA-256 over issuer, client id and subject, in order."""
+    import hashlib  # a login names accounts; a cached answer only reads them
+
     return hashlib.sha256(f"{issuer}\n{client_id}\n{sub}".encode()).hexdigest()[:16]
 
 

@@ -1,158 +1,127 @@
-"""Trust conditions that line up with the Bitbucket Pipelines OIDC token: an AWS IAM role trust
-policy and a Google Cloud workload identity provider's attribute mapping and CEL condition,
-pinned to one workspace's issuer and audience and one repository (and deployment environment).
+"""Which certificates bblogin trusts: the OS trust store, plus the CA files a profile names.
 
-The Pipelines token (shared/protocol-facts.md): issuer
-``https://api.bitbucket.org/2.0/workspaces/{workspace}/pipelines-config/identity/oidc``, aud
-``ari:cloud:bitbucket::workspace/{workspace-uuid}`` (no braces), sub ``{repositoryUuid}:{stepUuid}``,
-for deployments ``{repositoryUuid}:{deploymentEnvironmentUuid}:{stepUuid}`` (braced UUIDs).
-AWS names its condition keys after the provider URL without ``https://``: ``<host/path>:aud``,
-``<host/path>:sub``. Claims are read, never verified, here: what this module prints is a policy
-for a person to review and install, not a decision to trust anyone.
+The OS store is read through ``truststore`` (the package pip uses): the macOS Keychain and the
+Windows certificate store through their own verifiers (so a CA that IT or MDM installed, or a
+TLS-inspecting proxy's CA, is trusted as the browser trusts it), on Linux and the BSDs OpenSSL's
+system bundle (``/etc/ssl/certs/ca-certificates.crt`` on Debian; ``SSL_CERT_FILE`` when set).
+Where no OS store can be read (a container without ca-certificates, truststore missing),
+certifi's Mozilla bundle is the fallback. ``ca_file`` (``--ca-file``) and git's ``http.sslCAInfo``
+are trusted in addition, never instead.
+
+Not on the hot path: imported by ``_http`` only when a request is about to be made.
 """
 
 from __future__ import annotations
 
-import json
+import os
 import re
+import ssl
+import sys
 from dataclasses import dataclass
-from typing import Any
 
-from bblogin._errors import UsageError
+from bblogin._errors import TLSError
 
-BITBUCKET_ISSUER = "https://api.bitbucket.org/2.0/workspaces/{workspace}/pipelines-config/identity/oidc"
-_UUID = re.compile(r"\{?([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\}?")
-_WORKSPACE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
-_ISSUER_WORKSPACE = re.compile(r"/2\.0/workspaces/([^/]+)/pipelines-config/identity/oidc$")
-_ACCOUNT_ID = re.compile(r"\d{12}")
-
-
-def _uuid(value: str, flag: str) -> str:
-    match = _UUID.fullmatch(value.strip())
-    if match is None:
-        raise UsageError(f"{flag} {value!r} is not a UUID", hint="copy it from the repository's or workspace's settings (with or without the braces)")
-    return match.group(1)
+_CA_FILE_CANDIDATES = (  # where Linux distributions keep the system bundle (truststore looks there too)
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+    "/etc/pki/tls/cert.pem",
+    "/etc/ssl/cert.pem",
+    "/etc/ssl/ca-bundle.pem",
+)
+_HASHED = re.compile(r"^[0-9a-fA-F]{8}\.[0-9]$")
 
 
 @dataclass(frozen=True)
-class StepIdentity:
-    """What a trust condition pins: the workspace's issuer and audience, one repository, and
-    optionally one deployment environment. UUIDs are kept without braces."""
+class Trust:
+    """An SSL context and the words for what it trusts (doctor, TLS errors)."""
 
+    context: ssl.SSLContext
+    store: str  # "the OS trust store (/etc/ssl/certs/ca-certificates.crt)", "certifi's bundle (…)"
+    extra: tuple[str, ...] = ()  # CA files trusted in addition
+
+    @property
+    def is_os_store(self) -> bool:
+        return not self.store.startswith("certifi")
+
+    def described(self) -> str:
+        return self.store + (f" plus {', '.join(self.extra)}" if self.extra else "")
+
+
+def os_store() -> str | None:
+    """Words for the OS trust store truststore would use, or None when there is none to read."""
+    if sys.platform == "darwin":
+        return "the OS trust store (macOS Keychain)"
+    if sys.platform == "win32":
+        return "the OS trust store (Windows certificate store)"
+    paths = ssl.get_default_verify_paths()
+    if paths.cafile:  # named as the file it is (Debian's /usr/lib/ssl/cert.pem is a link to its bundle)
+        via = " from SSL_CERT_FILE" if os.environ.get(paths.openssl_cafile_env) == paths.cafile else ""
+        return f"the OS trust store ({os.path.realpath(paths.cafile)}{via})"
+    if paths.capath and os.path.isdir(paths.capath) and any(_HASHED.match(n) for n in os.listdir(paths.capath)):
+        return f"the OS trust store ({paths.capath})"
+    found = next((f for f in _CA_FILE_CANDIDATES if os.path.isfile(f)), None)
+    return f"the OS trust store ({found})" if found else None
+
+
+def _base() -> tuple[ssl.SSLContext, str]:
+    where = os_store()
+    if where is not None:
+        try:
+            import truststore
+        except ImportError:
+            truststore = None
+        if truststore is not None:
+            return truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT), where
+    import certifi
+
+    bundle = certifi.where()
+    return ssl.create_default_context(cafile=bundle), f"certifi's bundle ({bundle}; no OS trust store could be read)"
+
+
+def trust(ca_files: tuple[str, ...] = ()) -> Trust:
+    """Verification against the OS trust store (else certifi's) plus ``ca_files``; hostnames checked."""
+    context, store = _base()
+    context.check_hostname = True
+    context.verify_mode = ssl.CERT_REQUIRED
+    for ca_file in ca_files:
+        try:
+            context.load_verify_locations(cafile=ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            reason = "not a PEM certificate bundle" if isinstance(exc, ssl.SSLError) else exc.strerror or "unreadable"
+            raise TLSError(f"cannot use the CA file {ca_file}: {reason}", hint="pass a readable PEM file with --ca-file (or ca_file in the profile)") from None
+    return Trust(context, store, tuple(ca_files))
+
+
+@dataclass(frozen=True)
+class Certificate:
+    subject: str
     issuer: str
-    audience: str
-    repository_uuid: str
-    environment_uuid: str | None = None
-
-    @classmethod
-    def from_workspace(cls, workspace: str, workspace_uuid: str, repository_uuid: str, environment_uuid: str | None = None) -> StepIdentity:
-        if not _WORKSPACE.fullmatch(workspace):
-            raise UsageError(f"--workspace {workspace!r} is not a workspace ID (the slug in bitbucket.org/WORKSPACE/…)")
-        return cls(
-            issuer=BITBUCKET_ISSUER.format(workspace=workspace),
-            audience=f"ari:cloud:bitbucket::workspace/{_uuid(workspace_uuid, '--workspace-uuid')}",
-            repository_uuid=_uuid(repository_uuid, "--repository-uuid"),
-            environment_uuid=_uuid(environment_uuid, "--environment-uuid") if environment_uuid else None,
-        )
-
-    @classmethod
-    def from_claims(cls, claims: dict[str, Any]) -> StepIdentity:
-        """The identity of the step that holds this token (its deployment environment included)."""
-        iss, aud, repo = claims.get("iss"), claims.get("aud"), claims.get("repositoryUuid")
-        if isinstance(aud, list) and len(aud) == 1:
-            aud = aud[0]
-        if not (isinstance(iss, str) and isinstance(aud, str) and isinstance(repo, str) and _UUID.fullmatch(repo)):
-            raise UsageError(
-                "the token is not a Bitbucket Pipelines step token (it lacks iss, aud or repositoryUuid)",
-                hint="run this in a step with `oidc: true`, pass --token-file with a step's token, or give --workspace, --workspace-uuid and --repository-uuid",
-            )
-        env = claims.get("deploymentEnvironmentUuid")
-        return cls(iss, aud, _uuid(repo, "repositoryUuid"), _uuid(env, "deploymentEnvironmentUuid") if isinstance(env, str) and env else None)
+    names: tuple[str, ...]  # subjectAltName DNS names and addresses
 
     @property
-    def key_prefix(self) -> str:
-        """AWS's name for the IAM OIDC provider, and the prefix of its condition keys."""
-        return re.sub(r"^https?://", "", self.issuer).rstrip("/")
-
-    @property
-    def sub_pattern(self) -> str:
-        """Every step of the repository (in the environment): StringLike on the subject."""
-        if self.environment_uuid:
-            return f"{{{self.repository_uuid}}}:{{{self.environment_uuid}}}:*"
-        return f"{{{self.repository_uuid}}}:*"
-
-    def aws_trust_policy(self, account_id: str, partition: str = "aws") -> dict[str, Any]:
-        if not _ACCOUNT_ID.fullmatch(account_id):
-            raise UsageError(f"--account-id {account_id!r} is not an AWS account ID (12 digits)")
-        return {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Federated": f"arn:{partition}:iam::{account_id}:oidc-provider/{self.key_prefix}"},
-                    "Action": "sts:AssumeRoleWithWebIdentity",
-                    "Condition": {
-                        "StringEquals": {f"{self.key_prefix}:aud": self.audience},
-                        "StringLike": {f"{self.key_prefix}:sub": self.sub_pattern},
-                    },
-                }
-            ],
-        }
-
-    def gcp_attribute_mapping(self) -> dict[str, str]:
-        """google.subject is the step's sub (at most 77 bytes, 116 for deployments: under Google's 127)."""
-        mapping = {
-            "google.subject": "assertion.sub",
-            "attribute.workspace_uuid": "assertion.workspaceUuid",
-            "attribute.repository_uuid": "assertion.repositoryUuid",
-        }  # only claims every step token has: mapping a missing claim fails the exchange
-        if self.environment_uuid:
-            mapping["attribute.deployment_environment_uuid"] = "assertion.deploymentEnvironmentUuid"
-        return mapping
-
-    def gcp_attribute_condition(self) -> str:
-        """A CEL condition: only this repository's steps (in this environment) get a Google token."""
-        condition = f"assertion.repositoryUuid == {json.dumps('{' + self.repository_uuid + '}')}"
-        if self.environment_uuid:
-            condition += f" && assertion.deploymentEnvironmentUuid == {json.dumps('{' + self.environment_uuid + '}')}"
-        return condition
-
-    def flags(self) -> str | None:
-        """The `--workspace … --repository-uuid …` flags that describe this identity, or None when
-        its issuer is not Bitbucket's (then only the token itself can)."""
-        match = _ISSUER_WORKSPACE.search(self.issuer)
-        if not self.issuer.startswith("https://api.bitbucket.org/") or match is None:
-            return None
-        flags = f"--workspace {match.group(1)} --workspace-uuid {{{self.audience.rsplit('/', 1)[-1]}}} --repository-uuid {{{self.repository_uuid}}}"
-        return flags + (f" --environment-uuid {{{self.environment_uuid}}}" if self.environment_uuid else "")
+    def self_signed(self) -> bool:
+        return self.subject == self.issuer
 
 
-def account_of_role(role_arn: str) -> str | None:
-    """The account ID in ``arn:aws:iam::123456789012:role/NAME``."""
-    parts = role_arn.split(":")
-    return parts[4] if len(parts) >= 6 and _ACCOUNT_ID.fullmatch(parts[4]) else None
-
-
-def compared_by_aws(claims: dict[str, Any], role_arn: str, *, in_step: bool) -> str:
-    """What AWS compared when it refused the token — the claims as condition keys, never the
-    token — and the `bblogin aws trust-policy` command whose policy would match."""
-    iss = str(claims.get("iss") or "?")
-    prefix = re.sub(r"^https?://", "", iss).rstrip("/")
-    aud = claims.get("aud")
-    aud_text = ", ".join(map(str, aud)) if isinstance(aud, list) else str(aud)
-    account = account_of_role(role_arn) or "ACCOUNT-ID"
-    lines = [
-        "AWS compared these values with the role's trust policy and its IAM OIDC provider:",
-        f"    issuer (the provider arn:aws:iam::{account}:oidc-provider/{prefix} must exist): {iss}",
-        f"    {prefix}:aud = {aud_text}",
-        f"    {prefix}:sub = {claims.get('sub')}",
-    ]
+def describe(der: bytes) -> Certificate | None:
+    """Subject, issuer and names of a DER certificate (None if it cannot be parsed)."""
     try:
-        identity = StepIdentity.from_claims(claims)
-    except UsageError:
-        return "\n".join(lines)
-    flags = "" if in_step else identity.flags()
-    if flags is not None:
-        command = f"bblogin aws trust-policy --account-id {account}" + (f" {flags}" if flags else "")
-        lines.append(f"  a trust policy that matches this step: {command}")
-    return "\n".join(lines)
+        from cryptography import x509
+
+        cert = x509.load_der_x509_certificate(der)
+        try:
+            san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+            names = tuple(str(n) for n in san.get_values_for_type(x509.DNSName)) + tuple(str(a) for a in san.get_values_for_type(x509.IPAddress))
+        except x509.ExtensionNotFound:
+            names = ()
+        return Certificate(cert.subject.rfc4514_string() or "(empty)", cert.issuer.rfc4514_string() or "(empty)", names)
+    except Exception:  # noqa: BLE001 -- a certificate we cannot read is described as unknown, never a crash
+        return None
+
+
+def unverified_context() -> ssl.SSLContext:
+    """For reading a refused certificate's subject and issuer, nothing else: no request is sent."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context

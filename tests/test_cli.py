@@ -45,7 +45,7 @@ def test_config_error_is_rendered_with_hint_and_exit_3(bblogin_home) -> None:
     (bblogin_home / "config" / "config.toml").write_text("[profiles.x]\nissuer = 5\n")
     done = bblogin("status")
     assert done.returncode == 3
-    assert "config.toml:2: profiles.x.issuer: must be a str" in done.stderr and "hint:" in done.stderr
+    assert "config.toml:2: profiles.x.issuer: must be a string, not an integer" in done.stderr and "hint:" in done.stderr
     assert "Traceback" not in done.stderr
 
 
@@ -134,3 +134,16 @@ def test_adhoc_profile_name_is_stable_in_issuer_and_client_only() -> None:
     a = _fast.adhoc_profile_name("https://dex.example/dex", "kube")
     assert a == _fast.adhoc_profile_name("https://dex.example/dex", "kube")
     assert a != _fast.adhoc_profile_name("https://dex.example/dex", "kube2")
+
+
+@pytest.mark.parametrize("argv", [["kubectl", "--profile", "w"], ["kubectl", "--bogus"], ["git-credential", "get"], ["git-credential", "nope"], ["setup", "git", "--host", "h"], ["token", "--json", "--id-token"], ["kubectl", "--help"]])
+def test_only_the_named_commands_parser_parses_as_the_whole_one(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """`run` builds only the command it is given (building all costs about a Python start-up):
+    same namespace, same errors, same help."""
+    outcomes = []
+    for parser in (_cli.build_parser(), _cli.build_parser(only=argv[0])):
+        try:
+            outcomes.append(vars(parser.parse_args(argv)))
+        except SystemExit as exc:
+            outcomes.append((exc.code, capsys.readouterr()))
+    assert outcomes[0] == outcomes[1]

@@ -56,7 +56,8 @@ profile = "cloud"
 @pytest.mark.parametrize(
     ("text", "line", "fragment"),
     [
-        ('[profiles.a]\nissuer = "https://x"\nclient_id = 3\n', 3, "profiles.a.client_id: must be a str"),
+        ('[profiles.a]\nissuer = "https://x"\nclient_id = 3\n', 3, "profiles.a.client_id: must be a string, not an integer"),
+        ('[profiles.a]\nissuer = "https://x"\nclient_id = "c"\nrefresh_margin = "60"\n', 4, "profiles.a.refresh_margin: must be an integer, not a string"),
         ('[profiles.a]\nissuer = "http://evil.example"\nclient_id = "c"\n', 2, "profiles.a.issuer: must be an https://"),
         ('[profiles.a]\nissuer = "https://x"\nclient_id = "c"\nflow = "magic"\n', 4, "flow: must be one of auto, loopback, device"),
         ('[profiles.a]\nissuer = "https://x"\nclient_id = "c"\ncolour = "red"\n', 4, "colour: unknown key"),

@@ -5,6 +5,7 @@ errors), the Bitbucket double, the approval screen, the code redirect, the ID to
 from __future__ import annotations
 
 import json
+import pathlib
 import time
 from collections.abc import Callable, Iterator
 
@@ -83,6 +84,33 @@ def test_keys_and_rotation(devidp_factory: Callable[..., DevIdP], http: httpx.Cl
     assert len(kids) == 3 and kids[1] == key["kid"]  # the new key first, then the retired ones, oldest first
     time.sleep(1.1)  # retired keys go once the ID tokens they signed have expired
     assert [k["kid"] for k in http.get(f"{idp.issuer}/keys").json()["keys"]] == kids[:1]
+
+
+def test_signing_keys_survive_a_restart_with_a_key_file(devidp_factory: Callable[..., DevIdP], http: httpx.Client, tmp_path: pathlib.Path) -> None:
+    """As dex with persistent storage: a restarted dev IdP still verifies the tokens it issued
+    (docs/getting-started.md restarts `bblogin dev-idp`; before, its tokens then got 401s while
+    `bblogin status` said they were valid). Without a key file, as dex's memory storage, it does not."""
+    key_file = tmp_path / "dev-idp" / "signing-keys.json"
+    first = devidp_factory(key_file=str(key_file))
+    token = tokens_for(first, http)["id_token"]
+    port = first.port
+    first.rotate_keys()  # a retired key is kept too, until the tokens it signed expire
+    first.stop()
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    again = devidp_factory(port=port, key_file=str(key_file))
+    assert verified(again, token)["email"] == "alice@example.com"
+    again.stop()
+    in_memory = devidp_factory(port=port)
+    with pytest.raises(jwt.PyJWKClientError):
+        verified(in_memory, token)
+
+
+def test_an_unusable_key_file_is_replaced(devidp_factory: Callable[..., DevIdP], http: httpx.Client, tmp_path: pathlib.Path) -> None:
+    key_file = tmp_path / "signing-keys.json"
+    key_file.write_text("{not json")
+    idp = devidp_factory(key_file=str(key_file))
+    verified(idp, tokens_for(idp, http)["id_token"])
+    assert json.loads(key_file.read_text())["current"]["kid"] == http.get(f"{idp.issuer}/keys").json()["keys"][0]["kid"]
 
 
 def test_landing_page_and_unknown_paths(idp: DevIdP, http: httpx.Client) -> None:

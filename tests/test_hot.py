@@ -334,3 +334,21 @@ def test_a_closed_standard_stream_gets_no_traceback_from_the_hot_path(keyring_se
     argv = launcher_command("kubectl", "--profile", "dev") if closed == "stdout" else launcher_command("git-credential", "get")
     done = subprocess.run(argv, stderr=subprocess.PIPE, timeout=60, env={**os.environ, "KUBERNETES_EXEC_INFO": EXEC_INFO}, preexec_fn=lambda: os.close(fd))
     assert b"Traceback" not in done.stderr and b"_hot" not in done.stderr, done.stderr.decode()
+
+
+def test_a_bus_address_with_escapes_is_read_by_the_hot_path(devidp, monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> None:
+    """A socket path with bytes the D-Bus address syntax must escape (space , = ; %): dbus-daemon
+    listens there and prints the escaped address; the hot path unescapes it and answers."""
+    from tests.tools.secret_service import private_secret_service
+
+    sock_dir = tmp_path / "a b,c=d;e%f"
+    sock_dir.mkdir()
+    escaped = "".join(c if c.isalnum() or c in "-_/.\\*" else f"%{ord(c):02x}" for c in str(sock_dir / "bus"))
+    with private_secret_service(f"unix:path={escaped}") as address:
+        assert "%20" in address and "%2c" in address.lower()
+        monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", address)
+        monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.SecretService.Keyring")
+        login(devidp)
+        code, modules = _hot_imports(["kubectl", "--profile", "dev"])
+        assert code == 0, "the hot path declined an escaped bus address"
+        assert modules <= ALLOWED

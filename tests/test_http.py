@@ -147,11 +147,15 @@ def test_a_server_that_never_answers_times_out_quickly() -> None:
         assert time.monotonic() - started < 2
 
 
-def test_self_signed_certificate_is_refused_with_a_ca_file_hint(tls_server: TLSServer) -> None:
+def test_self_signed_certificate_is_refused_naming_it_the_trust_store_and_the_ca_file_hint(tls_server: TLSServer) -> None:
     tls_server.server.expect_request("/d").respond_with_json({"ok": True})
-    with make_client(timeout=5) as c, pytest.raises(TLSError, match="TLS connection to 127.0.0.1 failed: .*certificate") as info:
+    with make_client(timeout=5) as c, pytest.raises(TLSError) as info:
         request_json(c, "GET", tls_server.server.url_for("/d"))
-    assert "--ca-file" in (info.value.hint or "")
+    message = info.value.message
+    assert "TLS certificate of 127.0.0.1 (subject CN=bblogin test 127.0.0.1, issued by CN=bblogin test 127.0.0.1, self-signed) is not trusted: self-signed certificate" in message
+    assert "checked against the OS trust store (" in message
+    assert "--ca-file" in (info.value.hint or "") and "update-ca-certificates" in (info.value.hint or "")
+    assert len(tls_server.server.log) == 0  # reading the refused certificate sent no request
 
 
 def test_ca_file_makes_the_private_ca_trusted(tls_server: TLSServer) -> None:

@@ -80,3 +80,18 @@ def test_a_profile_config_toml_would_refuse_is_never_written() -> None:
         raise AssertionError("an invalid profile was saved")
     assert open(_paths.config_file(), encoding="utf-8").read() == before
     assert list(_config.load().profiles) == ["ok"]
+
+
+def test_demo_loopback_without_a_browser_here_waits_briefly_not_a_login_s_180_s(monkeypatch, capsys) -> None:
+    """README: `bblogin demo --flow loopback` on a machine with no browser waited the whole 180 s."""
+    from bblogin._commands import demo
+
+    for name in ("BROWSER", "DISPLAY", "WAYLAND_DISPLAY", "SSH_CONNECTION", "SSH_TTY"):
+        monkeypatch.delenv(name, raising=False)
+    assert demo._loopback_timeout(no_browser=False, timeout=None) == demo.NO_BROWSER_TIMEOUT < 180
+    assert "needs a browser on THIS machine" in capsys.readouterr().err
+    assert demo._loopback_timeout(no_browser=False, timeout=5) == 5  # --timeout still decides
+    assert "within 5 s" in capsys.readouterr().err
+    monkeypatch.setenv("BROWSER", "true")
+    assert demo._loopback_timeout(no_browser=False, timeout=None) is None  # a browser opens here: a login's own wait
+    assert capsys.readouterr().err == ""

@@ -72,7 +72,7 @@ def test_context_needs_an_existing_cluster_and_set_current_makes_it_current(tmp_
     path = tmp_path / "config"
     path.write_text(EXISTING)
     done = setup("--profile", "work", "--kubeconfig", str(path), "--context", "c", "--cluster", "typo")
-    assert done.returncode == 2 and "no cluster 'typo' (it has: prod)" in done.stderr and "kubectl config set-cluster typo" in done.stderr
+    assert done.returncode == 3 and "no cluster 'typo' (it has: prod)" in done.stderr and "kubectl config set-cluster typo" in done.stderr
     assert path.read_text() == EXISTING and not (tmp_path / "config.bblogin-backup").exists()
     done = setup("--profile", "work", "--kubeconfig", str(path), "--context", "c", "--cluster", "prod")
     assert done.returncode == 0 and "no current context: pass --set-current" in done.stderr
@@ -114,4 +114,48 @@ def test_a_cluster_in_another_kubeconfig_file_counts(tmp_path: pathlib.Path, kub
     view = subprocess.run([str(kubectl_bin), "config", "view", "--minify", "--context", "c", "-o", "jsonpath={.clusters[0].cluster.server}"], capture_output=True, text=True, env=env)
     assert view.stdout == "https://prod.example.com", view.stderr  # kubectl finds the cluster through the merge
     done = subprocess.run([sys.executable, "-m", "bblogin", "setup", "kubectl", "--profile", "work", "--context", "c", "--cluster", "typo"], capture_output=True, text=True, timeout=60, env=env)
-    assert done.returncode == 2 and "no cluster 'typo' (it has: prod)" in done.stderr, done.stderr
+    assert done.returncode == 3 and "no cluster 'typo' (it has: prod)" in done.stderr, done.stderr
+
+
+def test_print_shows_only_the_entry_it_would_write(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "config"
+    path.write_text(EXISTING)
+    shown = setup("--profile", "work", "--kubeconfig", str(path), "--context", "c", "--cluster", "prod", "--set-current", "--print")
+    assert shown.returncode == 0, shown.stderr
+    assert "keep-me" not in shown.stdout and "someone-else" not in shown.stdout and "prod.example.com" not in shown.stdout
+    from ruamel.yaml import YAML
+
+    printed = YAML(typ="safe").load(shown.stdout)
+    assert [u["name"] for u in printed["users"]] == ["bblogin-work"] and printed["users"][0]["user"]["exec"]["args"][-2:] == ["--profile", "work"]
+    assert printed["contexts"] == [{"name": "c", "context": {"cluster": "prod", "user": "bblogin-work"}}] and printed["current-context"] == "c"
+    assert path.read_text() == EXISTING
+
+
+def test_users_that_kubectl_cannot_read_are_an_error_and_nothing_changes(tmp_path: pathlib.Path) -> None:
+    for text, said in (("users:\n- just-a-string\n", "users[0] is a string"), ("users:\n  me:\n    token: t\n", "`users:` is a mapping, not a list")):
+        path = tmp_path / "config"
+        path.write_text(text)
+        done = setup("--profile", "work", "--kubeconfig", str(path))
+        assert done.returncode == 3 and said in done.stderr and "nothing was changed" in done.stderr, done.stderr
+        assert "internal error" not in done.stderr and path.read_text() == text
+        assert not (tmp_path / "config.bblogin-backup").exists()
+
+
+def test_the_pre_bblogin_original_is_kept_beside_the_last_backup(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "config"
+    path.write_text(EXISTING)
+    first = setup("--profile", "work", "--kubeconfig", str(path))
+    assert first.returncode == 0 and "config.bblogin-original" in first.stderr, first.stderr
+    after_first = path.read_text()
+    assert setup("--profile", "work", "--kubeconfig", str(path), "--use-access-token").returncode == 0
+    assert (tmp_path / "config.bblogin-backup").read_text() == after_first  # the previous state
+    assert (tmp_path / "config.bblogin-original").read_text() == EXISTING  # and the one before bblogin
+
+
+def test_a_user_entry_no_context_uses_is_called_unused(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "config"
+    path.write_text(EXISTING)
+    done = setup("--profile", "work", "--kubeconfig", str(path))
+    assert done.returncode == 0 and "No context uses user bblogin-work" in done.stderr and "kubectl config set-context NAME --cluster CLUSTER --user bblogin-work" in done.stderr
+    done = setup("--profile", "work", "--kubeconfig", str(path), "--context", "c", "--cluster", "prod")
+    assert done.returncode == 0 and "No context uses" not in done.stderr

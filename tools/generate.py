@@ -4,14 +4,16 @@
     python tools/generate.py --check  # exit 1 if a checked-in file is stale (the tests run this)
 
 The completions are what `bblogin completion SHELL` prints (bblogin/_completion.py). The man page
-comes from argparse-manpage plus the hand-written sections below; EXIT STATUS is built from the
-EXIT_* constants in bblogin/_errors.py, so neither can drift.
+comes from argparse-manpage plus the hand-written sections below. The exit-code tables of
+README.md and docs/exit-codes.md and the man page's EXIT STATUS all come from EXIT_CODES in
+bblogin/_errors.py, so none can drift.
 """
 
 from __future__ import annotations
 
 import os
 import pathlib
+import re
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -19,21 +21,6 @@ sys.path.insert(0, str(ROOT))
 
 from bblogin import __version__, _completion, _errors  # noqa: E402
 from bblogin._cli import build_parser  # noqa: E402
-
-EXIT_MEANINGS = {
-    "EXIT_OK": "success; for git-credential get also \\(lqnot a host bblogin serves\\(rq (no answer)",
-    "EXIT_ERROR": "an unexpected error (a bug): rerun with \\-v and report it",
-    "EXIT_USAGE": "bad command line",
-    "EXIT_CONFIG": "config.toml invalid (the message names file:line and key), or an unknown profile or account",
-    "EXIT_LOGIN_REQUIRED": "no valid tokens and this call may not log in: run the bblogin login the message names",
-    "EXIT_IDP": "the identity provider is unreachable or answered something unusable; cached tokens are untouched",
-    "EXIT_STORAGE": "the keyring is missing, locked or not answering, or the state directory is not writable",
-    "EXIT_VERIFICATION": "a token failed verification; nothing was stored",
-    "EXIT_LOGIN_FAILED": "the login did not complete (denied, a wrong state, also when a login timed out after refusing one, expired code, STS refused the role)",
-    "EXIT_TIMEOUT": "the browser did not come back in time (no callback at all), or another bblogin held the account lock too long",
-    "EXIT_CHECK_FAILED": "bblogin doctor found a failed check (it printed what to fix; warnings alone exit 0)",
-    "EXIT_CANCELLED": "cancelled (Ctrl\\-C)",
-}
 
 SECTIONS = r"""
 .SH FILES
@@ -136,13 +123,46 @@ def man_page() -> str:
     lines = _man_layout(body.splitlines())
     lines[0] = f'.TH BBLOGIN "1" "" "bblogin {__version__}" "User Commands"'  # no date: stable output
     exits = [".SH EXIT STATUS"]
-    for name, meaning in EXIT_MEANINGS.items():
-        exits += [".TP", f".B {getattr(_errors, name)}", meaning]
+    for code, _name, meaning, action in _errors.EXIT_CODES:
+        exits += [".TP", f".B {code}", _troff(meaning + (f": {action}" if action else ""))]
     return "\n".join(lines) + "\n" + SECTIONS.lstrip("\n") + "\n".join(exits) + "\n"
+
+
+def _troff(text: str) -> str:
+    """Markdown-ish table text as man page text: no backticks, ASCII hyphens and quotes escaped."""
+    text = text.replace("`", "").replace("…", "...").replace("\\", "\\e").replace("-", "\\-")
+    return re.sub(r'"([^"]*)"', r"\\(lq\1\\(rq", text)
+
+
+def exit_code_table(*, with_actions: bool) -> str:
+    """The Markdown table of EXIT_CODES: code and meaning (README.md), plus name and what to do
+    (docs/exit-codes.md)."""
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    if with_actions:
+        rows = ["| code | name | meaning | what to do |", "| --- | --- | --- | --- |"]
+        rows += [f"| {code} | {name} | {cell(meaning)} | {cell(action)} |" for code, name, meaning, action in _errors.EXIT_CODES]
+    else:
+        rows = ["| code | meaning |", "| --- | --- |"]
+        rows += [f"| {code} | {cell(meaning)} |" for code, _name, meaning, _action in _errors.EXIT_CODES]
+    return "\n".join(rows) + "\n"
+
+
+def _with_block(path: pathlib.Path, name: str, block: str) -> str:
+    """``path``'s text with what stands between <!-- name --> and <!-- /name --> replaced."""
+    text = path.read_text()
+    begin, end = f"<!-- {name} -->\n", f"<!-- /{name} -->"
+    head, found, rest = text.partition(begin)
+    if not found or end not in rest:
+        raise SystemExit(f"{path.relative_to(ROOT)}: no {begin.strip()} … {end} block to fill")
+    return head + begin + block + end + rest.split(end, 1)[1]
 
 
 def outputs() -> dict[pathlib.Path, str]:
     return {
+        ROOT / "README.md": _with_block(ROOT / "README.md", "exit-codes", exit_code_table(with_actions=False)),
+        ROOT / "docs" / "exit-codes.md": _with_block(ROOT / "docs" / "exit-codes.md", "exit-codes", exit_code_table(with_actions=True)),
         ROOT / "completions" / "bblogin.bash": _completion.script("bash"),
         ROOT / "completions" / "_bblogin": _completion.script("zsh"),
         ROOT / "completions" / "bblogin.fish": _completion.script("fish"),

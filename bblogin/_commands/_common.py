@@ -8,7 +8,7 @@ import os
 import sys
 from typing import Any
 
-from bblogin import _config, _configedit, _index, _mirrors
+from bblogin import _adhoc, _config, _configedit, _index, _mirrors
 from bblogin._config import Config, Profile
 from bblogin._errors import UsageError
 from bblogin._hot._answer import adhoc_profile_name
@@ -17,8 +17,11 @@ from bblogin._index import Account
 
 def load_config(*, compile: bool = True) -> Config:
     """config.toml, parsed and validated. ``compile`` also refreshes the hot path's mirror of it;
-    the read-only commands (status, accounts, profiles) pass False: they write no file at all."""
-    return _mirrors.load_config() if compile else _config.load()
+    the read-only commands (status, accounts, profiles) pass False: they write no file at all.
+    The ad-hoc profiles kubeconfig flags described (``_adhoc``) come along, so ``--profile
+    adhoc-…`` names one."""
+    config = _mirrors.load_config() if compile else _config.load()
+    return dataclasses.replace(config, adhoc=_adhoc.load())
 
 
 # the flags that describe or override a profile's identity provider (tui.usage reads them from kubeconfigs too)
@@ -34,7 +37,8 @@ def profile_from_args(args: argparse.Namespace, config: Config) -> Profile:
     if not flags:
         profile = config.profile(name)
         return dataclasses.replace(profile, storage=storage) if storage else profile
-    base = config.profiles.get(name) if name else None
+    base = (config.profiles.get(name) or config.adhoc.get(name)) if name else None
+    adhoc = base is None and not name
     if base is None:
         if not (flags.get("issuer") or flags.get("provider") == "bitbucket-cloud") or not flags.get("client_id"):
             raise UsageError("a new profile needs --issuer URL and --client-id ID", hint="or name an existing profile with --profile")
@@ -53,6 +57,8 @@ def profile_from_args(args: argparse.Namespace, config: Config) -> Profile:
     problem = _configedit.profile_problem(profile)
     if problem:
         raise UsageError(f"the flags make a profile config.toml cannot hold ({problem})", hint="fix that flag (one --scope per scope name); nothing was changed")
+    if adhoc:
+        _adhoc.remember(profile)  # so `--profile adhoc-…` (the name hints print) works everywhere
     return profile
 
 

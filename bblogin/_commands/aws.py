@@ -23,7 +23,7 @@ from bblogin._errors import StorageError, UsageError
 from bblogin._exchange import PIPELINES_ENV, subject_token
 from bblogin._store import SecretStore
 from bblogin._tokens import now
-from bblogin._trust import compared_by_aws
+from bblogin._trustpolicy import compared_by_aws
 
 REUSE_MARGIN = 15 * 60  # botocore refreshes 15 min (advisory) before Expiration: hand out only more than that
 log = logging.getLogger("bblogin.aws")

@@ -59,14 +59,22 @@ def _choose_storage() -> str:
     return "keyring"
 
 
-def _explain_loopback(no_browser: bool) -> None:
-    """The dev IdP listens on 127.0.0.1 only: say so when no browser here can open the URL."""
+NO_BROWSER_TIMEOUT = 60  # the loopback demo's wait when no browser here can open the URL (a login's default is 180 s)
+
+
+def _loopback_timeout(no_browser: bool, timeout: int | None) -> int | None:
+    """The dev IdP listens on 127.0.0.1 only: when no browser here can open the URL, say so, and
+    wait a short time (unless --timeout says otherwise) instead of a login's full 180 s."""
     from bblogin._oidc._browser import can_open_browser
 
-    if no_browser or not can_open_browser():
-        say("note: " + ("--no-browser: " if no_browser else "no browser can open here (no DISPLAY, or over SSH): ")
-            + "open the URL below in a browser on THIS machine (the dev IdP listens on 127.0.0.1 only),")
-        say("      or press Ctrl-C and run `bblogin demo` (device flow, auto-approved). --timeout SECONDS shortens the wait.")
+    if not no_browser and can_open_browser():
+        return timeout
+    wait = NO_BROWSER_TIMEOUT if timeout is None else timeout
+    say("note: " + ("--no-browser: " if no_browser else "no browser can open here (no DISPLAY, or over SSH): ")
+        + "the loopback demo needs a browser on THIS machine (the dev IdP listens on 127.0.0.1 only);")
+    say(f"      open the URL below in one within {wait} s (--timeout SECONDS changes that), or press Ctrl-C and run")
+    say("      `bblogin demo` (device flow, auto-approved, no browser needed).")
+    return wait
 
 
 def _mask(token: str) -> str:
@@ -97,9 +105,8 @@ def run(args: argparse.Namespace) -> int:
         _configedit.save_profile(profile, make_default=True)
         _configedit.save_git_host(_config.GitHost(url=DEMO_GIT_HOST, profile="demo"))
         say(f"Logging in with the {args.flow} flow" + (" (auto-approved as the fake Bitbucket user alice)…" if auto else "…"))
-        if not auto:
-            _explain_loopback(args.no_browser)
-        options = LoginOptions(flow=args.flow, open_browser=not args.no_browser, timeout=args.timeout)
+        timeout = args.timeout if auto else _loopback_timeout(args.no_browser, args.timeout)
+        options = LoginOptions(flow=args.flow, open_browser=not args.no_browser, timeout=timeout)
         tokens, identity = interactive_login(profile, options)
         account = save_login(profile, tokens, identity)
         try:

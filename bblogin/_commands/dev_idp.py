@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import threading
 
+from bblogin import _files, _paths
 from bblogin._commands._common import say
 from bblogin._errors import UsageError
 
@@ -14,12 +15,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.user not in USERS:
         raise UsageError(f"unknown dev user {args.user!r} (have: {', '.join(USERS)})")
+    key_file = None if args.ephemeral else _paths.join(_files.ensure_private_dir(_paths.join(_paths.state_dir(), "dev-idp")), "signing-keys.json")
     try:
-        idp = DevIdP(port=args.port, auto_approve=args.auto_approve, default_user=args.user, id_token_ttl=args.token_ttl).start()
+        idp = DevIdP(port=args.port, auto_approve=args.auto_approve, default_user=args.user, id_token_ttl=args.token_ttl, key_file=key_file).start()
     except OSError as exc:
         raise UsageError(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror}", hint="pick another --port, or 0 for a random one") from None
     try:
-        say(_banner(idp.issuer, idp.pipelines.issuer(), args.user if args.auto_approve else None))
+        say(_banner(idp.issuer, idp.pipelines.issuer(), args.user if args.auto_approve else None, key_file))
         threading.Event().wait()
     except KeyboardInterrupt:
         say("\nbblogin dev IdP stopped.")
@@ -28,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _banner(issuer: str, pipelines_issuer: str, auto_user: str | None) -> str:
+def _banner(issuer: str, pipelines_issuer: str, auto_user: str | None, key_file: str | None) -> str:
     from bblogin.devidp import USERS
 
     users = ", ".join(f"{u.username} ({u.email or 'no confirmed email'})" for u in USERS.values())
@@ -40,6 +42,8 @@ def _banner(issuer: str, pipelines_issuer: str, auto_user: str | None) -> str:
   users       {users}
   logins      {login}
   pipelines   {pipelines_issuer} (connector bitbucket-pipelines)
+  keys        {key_file or "in memory (--ephemeral): tokens stop verifying when it stops"}
+              (refresh tokens live in memory, as with dex's memory storage: after a restart a refresh is refused and bblogin asks for a new login)
 
 Log in against it:
 

@@ -1,8 +1,10 @@
 """`bblogin doctor`: check what bblogin depends on and say what to fix.
 
 Checks: config.toml; the keyring (backend, plaintext or not, a write/read/delete round trip within
-the timeout); for each profile the IdP's discovery document and JWKS and the clock against the
-IdP's Date header; kubeconfig and git wiring; for each configured git host, whether it accepts the
+the timeout); the trust store, and for each profile's issuer the proxy and a TLS handshake through
+it (``_doctor_network``); for each profile the IdP's discovery document and JWKS and the clock against the
+IdP's Date header; kubeconfig wiring (``_doctor_kubectl``: every $KUBECONFIG file, each
+bblogin entry run as kubectl runs it) and git wiring; for each configured git host, whether it accepts the
 token kind bblogin sends (one authenticated ``info/refs`` probe, as git's first request, with the
 token git would get next — refreshed first when git erased it after a 401, never a new login; only to that configured host, only over https or to loopback, redirects not
 followed). Exit 0 when nothing failed (warnings allowed),
@@ -17,7 +19,7 @@ import subprocess
 import sys
 from dataclasses import asdict, dataclass
 
-from bblogin._config import Config, GitHost, Profile
+from bblogin._config import DOCTOR_HINT, Config, GitHost, Profile
 from bblogin._errors import EXIT_CHECK_FAILED, EXIT_OK, BbloginError
 
 TYPE_CHECKING = False
@@ -41,7 +43,7 @@ def _config() -> tuple[Config | None, Check]:
     try:
         config = load_config()
     except BbloginError as exc:
-        return None, Check("config", "fail", exc.message, exc.hint)
+        return None, Check("config", "fail", exc.message, exc.hint.removesuffix(DOCTOR_HINT))  # this is doctor
     if not config.profiles:
         return config, Check("config", "warn", f"{config.path}: no profiles yet", "bblogin login --profile NAME --issuer URL --client-id ID")
     return config, Check("config", "ok", f"{config.path}: {len(config.profiles)} profile(s), {len(config.git_hosts)} git host(s)")
@@ -70,7 +72,8 @@ def _idp(profile: Profile) -> list[Check]:
 
     name = f"idp:{profile.name}"
     try:
-        with make_client(ca_file=profile.ca_file, timeout=5) as http:
+        git_url = profile.issuer if profile.provider != "oidc" else None  # Bitbucket: git's proxy and CA apply
+        with make_client(ca_file=profile.ca_file, proxy=profile.proxy, git_url=git_url, timeout=5) as http:
             if profile.provider != "oidc":
                 response = request(http, "GET", profile.issuer, what=f"reaching {profile.issuer}")
                 checks = [Check(name, "ok", f"{profile.issuer} answers (HTTP {response.status_code})")]
@@ -102,30 +105,6 @@ def _clock_check(profile: Profile) -> Check:
     if note is not None:
         return Check(name, "warn", note, CLOCK_FIX)
     return Check(name, "ok", f"in step with the identity provider's clock ({measured.shown():+d} s)")
-
-
-def _kubeconfig(config: Config) -> Check:
-    from ruamel.yaml import YAML
-
-    from bblogin._commands.setup_kubectl import kubeconfig_path
-
-    path = kubeconfig_path(None)
-    try:
-        with open(path, encoding="utf-8") as fh:
-            doc = YAML(typ="safe").load(fh) or {}
-    except FileNotFoundError:
-        return Check("kubectl", "warn", f"no kubeconfig at {path}", "bblogin setup kubectl --profile NAME")
-    except Exception as exc:  # a broken kubeconfig is reported, not raised
-        return Check("kubectl", "fail", f"{path} cannot be read ({type(exc).__name__})", "fix the YAML")
-    wired = set()
-    for user in doc.get("users") or []:
-        args = ((user or {}).get("user") or {}).get("exec", {}).get("args") or []
-        if "kubectl" in args and "--profile" in args:
-            wired.add(args[args.index("--profile") + 1])
-    missing = sorted(set(config.profiles) - wired)
-    if not wired:
-        return Check("kubectl", "warn", f"{path} runs bblogin for no profile", "bblogin setup kubectl --profile NAME")
-    return Check("kubectl", "ok", f"{path} runs bblogin for {', '.join(sorted(wired))}" + (f"; not for {', '.join(missing)}" if missing else ""))
 
 
 def _git(config: Config) -> Check:
@@ -214,9 +193,14 @@ def run(args: argparse.Namespace) -> int:
     config, first = _config()
     checks = [first, _keyring()]
     if config is not None:
+        from bblogin._commands import _doctor_network
+
+        checks += _doctor_network.checks(config)  # the trust store; each issuer's proxy and TLS handshake
         for profile in config.profiles.values():
             checks += _idp(profile)
-        checks += [_kubeconfig(config), _git(config), *_git_auth(config)]
+        from bblogin._commands._doctor_kubectl import kubectl_checks
+
+        checks += [*kubectl_checks(config), _git(config), *_git_auth(config)]
     if args.json:
         sys.stdout.write(json.dumps({"ok": all(c.status != "fail" for c in checks), "checks": [asdict(c) for c in checks]}, indent=2) + "\n")
     else:

@@ -1,7 +1,8 @@
 """`bblogin kubectl`: the kubectl exec credential plugin (the full path, after the hot path declined).
 
 Only the ExecCredential JSON goes to stdout. When kubectl says the session is not interactive,
-no browser opens and nothing waits for a person: a clear message names the login to run.
+no browser opens and nothing waits for a person: a clear message names the login to run — or,
+when the keyring cannot keep tokens (so a login would not help), the keyring's problem (exit 6).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sys
 
 from bblogin import _kubectl
 from bblogin._commands._common import account_from_args, load_config, profile_from_args
+from bblogin._errors import LoginRequired
 from bblogin._session import get_credential
 
 
@@ -19,6 +21,12 @@ def run(args: argparse.Namespace) -> int:
     api_version, interactive = _kubectl.parse_exec_info(os.environ.get("KUBERNETES_EXEC_INFO"))
     profile = profile_from_args(args, load_config())
     kind = "access_token" if args.use_access_token or profile.use_access_token else "id_token"
-    cred = get_credential(profile, kind=kind, account=account_from_args(args, profile), interactive=interactive)
+    try:
+        cred = get_credential(profile, kind=kind, account=account_from_args(args, profile), interactive=interactive)
+    except LoginRequired:
+        from bblogin._store import SecretStore
+
+        SecretStore(profile.storage).check()  # a login would not help while the keyring cannot keep tokens: name it (exit 6)
+        raise
     sys.stdout.write(_kubectl.format_exec_credential(api_version, cred.token, cred.expires_at))
     return 0

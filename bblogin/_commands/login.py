@@ -15,6 +15,7 @@ def run(args: argparse.Namespace) -> int:
     profile = profile_from_args(args, load_config())
     options = LoginOptions(flow=args.flow, open_browser=not args.no_browser, listen_port=args.listen, timeout=args.timeout)
     store = SecretStore(profile.storage)
+    store.check()  # before the browser: a sign-in whose tokens cannot be stored is wasted
     with account_lock(f"profile-{profile.name}", profile.lock_timeout):  # one login per profile at a time
         tokens, identity = interactive_login(profile, options)
         account = save_login(profile, tokens, identity)

@@ -25,8 +25,19 @@ def run(args: argparse.Namespace) -> int:
             raise AccountNotFound("no active account to log out", hint="name one: `bblogin accounts` lists them")
         targets = [active]
     for account in targets:
+        before = dict(_index.load().active)
         revoked = logout(profile_for(account, config), account)
         say(f"Logged out {account.label} ({account.profile})" + ("; revoked at the identity provider." if revoked else "."))
+        _say_who_is_active_now(before, account.id)
     if not targets:
         say("No accounts to log out.")
     return 0
+
+
+def _say_who_is_active_now(before: dict[str, str], gone: str) -> None:
+    """kubectl and git switch to the account that became active where ``gone`` was: say so."""
+    after = _index.load()
+    for profile, account_id in sorted(before.items()):
+        successor = after.active_account(profile) if account_id == gone else None
+        if successor is not None:
+            say(f"{successor.label} is now the active account of {profile}.")

@@ -1,7 +1,11 @@
 """`bblogin setup kubectl`: write the kubeconfig exec entry that runs `bblogin kubectl`.
 
 A round trip through ruamel.yaml keeps the rest of the file as it was (comments, order, other
-users); an existing file is backed up first; the write is atomic; a second run changes nothing.
+users); an existing file is backed up first (``.bblogin-backup``: the previous state; and, the
+first time only, ``.bblogin-original``: the file before bblogin ever changed it); the write is
+atomic; a second run changes nothing. ``--print`` shows only what would be written (the user
+entry, and the context), never the rest of the file. A ``users:``/``contexts:`` kubectl cannot
+read (a mapping, a plain string among the entries) is an error, and nothing is changed.
 A symlinked kubeconfig is written through the link (the link stays), and the directory keeps its
 mode. ``--context`` must name a cluster the kubeconfig has; ``--set-current`` makes it current.
 """
@@ -14,38 +18,26 @@ import os
 import sys
 from typing import Any
 
-from bblogin import _files
+from bblogin import _files, _kubeconfig
 from bblogin._cli import launcher_command
 from bblogin._commands._common import load_config, say
 from bblogin._errors import ConfigError, UsageError
 
+BACKUP = ".bblogin-backup"  # the file as it was before this run
+ORIGINAL = ".bblogin-original"  # the file as it was before bblogin first changed it: never overwritten
+
 
 def kubeconfig_path(explicit: str | None) -> str:
-    if explicit:
-        return explicit
-    env = os.environ.get("KUBECONFIG", "")
-    first = next((p for p in env.split(os.pathsep) if p), "")
-    return first or os.path.join(os.path.expanduser("~"), ".kube", "config")
+    """The file to edit: ``--kubeconfig``, else the first file kubectl reads."""
+    return explicit or _kubeconfig.files()[0]
 
 
-def _merged_with(doc: dict[str, Any], explicit: str | None, yaml: Any) -> tuple[list[Any], Any]:
-    """The cluster names and the current-context kubectl sees: ``doc`` (the file written) merged
-    with $KUBECONFIG's other files, as kubectl merges them (the first current-context set wins).
-    Those files are only read; one that cannot be read or parsed adds nothing."""
-    from ruamel.yaml.error import YAMLError
-
-    docs: list[Any] = [doc]
-    if not explicit:
-        for other in [p for p in os.environ.get("KUBECONFIG", "").split(os.pathsep) if p][1:]:
-            try:
-                with open(other, encoding="utf-8") as fh:
-                    docs.append(yaml.load(fh.read()))
-            except (OSError, UnicodeDecodeError, YAMLError):  # kubectl will say what is wrong with it
-                continue
-    docs = [d for d in docs if isinstance(d, dict)]
-    clusters = [c.get("name") for d in docs for c in (d.get("clusters") or []) if isinstance(c, dict)]
-    current = next((d.get("current-context") for d in docs if d.get("current-context")), None)
-    return list(dict.fromkeys(clusters)), current
+def _merged_with(doc: dict[str, Any], path: str, explicit: str | None) -> _kubeconfig.Kubeconfig:
+    """What kubectl sees: ``doc`` (the file written, at ``path``) merged with $KUBECONFIG's other
+    files (only read; one that cannot be read or parsed adds nothing: kubectl will say what is
+    wrong with it)."""
+    others = [] if explicit else [(p, _kubeconfig.load(p)[0]) for p in _kubeconfig.files()[1:]]
+    return _kubeconfig.merge([(path, doc), *others])
 
 
 def exec_entry(profile: str, use_access_token: bool) -> dict[str, Any]:
@@ -106,26 +98,56 @@ def run(args: argparse.Namespace) -> int:
         doc = {"apiVersion": "v1", "kind": "Config", "clusters": [], "contexts": [], "users": [], "preferences": {}}
     if not isinstance(doc, dict):
         raise ConfigError(f"{path} is not a kubeconfig (its top level is not a mapping)")
+    problems = [what for _path, what, _fix in _kubeconfig.shape_problems(path, doc) if what.startswith(("`users:`", "`contexts:`", "users[", "contexts["))]
+    if problems:
+        raise ConfigError(f"{shown}: {problems[0]}; nothing was changed", hint="fix that entry (kubectl cannot read it either), or name another file with --kubeconfig")
     for key in ("users", "contexts"):
-        if not isinstance(doc.get(key), list):
+        if doc.get(key) is None:
             doc[key] = []
     changed = _upsert(doc["users"], user, "user", entry)
+    wanted: dict[str, Any] = {"users": [{"name": user, "user": entry}]}
     if args.context:
-        clusters, _ = _merged_with(doc, args.kubeconfig, yaml)
+        clusters = _merged_with(doc, path, args.kubeconfig).clusters
         if args.cluster not in clusters:
-            raise UsageError(
+            raise ConfigError(
                 f"{shown} has no cluster {args.cluster!r}" + (f" (it has: {', '.join(map(str, clusters))})" if clusters else " (it has no clusters)") + "; nothing was changed",
                 hint=f"add it first (`kubectl config set-cluster {args.cluster} --server URL`), or name one of its clusters with --cluster",
             )
-        changed |= _upsert(doc["contexts"], args.context, "context", {"cluster": args.cluster, "user": user})
-        if args.set_current and doc.get("current-context") != args.context:
-            doc["current-context"] = args.context
-            changed = True
+        context = {"cluster": args.cluster, "user": user}
+        changed |= _upsert(doc["contexts"], args.context, "context", context)
+        wanted["contexts"] = [{"name": args.context, "context": context}]
+        if args.set_current:
+            wanted["current-context"] = args.context
+            if doc.get("current-context") != args.context:
+                doc["current-context"] = args.context
+                changed = True
+    if args.print_only:  # only what bblogin would write: never the rest of the file (other users' tokens)
+        yaml.dump(wanted, sys.stdout)
+        return 0
     out = io.StringIO()
     yaml.dump(doc, out)
-    if args.print_only:
-        sys.stdout.write(out.getvalue())
-        return 0
+    if not changed:
+        say(f"{shown} already runs bblogin for user {user}; nothing to change.")
+    else:
+        first_change = original and not os.path.exists(path + ORIGINAL)
+        if first_change:
+            _files.atomic_write_bytes(path + ORIGINAL, original.encode(), own_dir=False)
+        if original:
+            _files.atomic_write_bytes(path + BACKUP, original.encode(), own_dir=False)
+        _files.atomic_write_bytes(path, out.getvalue().encode(), own_dir=False)
+        say(f"Wrote user {user} (bblogin kubectl --profile {profile.name}) to {shown}" + (f", with context {args.context}" if args.context else "") + ".")
+        if original:
+            say(f"The previous file is saved as {path}{BACKUP}" + (f", and kept as {path}{ORIGINAL} (the file before bblogin first changed it)." if first_change else "."))
+    merged = _merged_with(doc, path, args.kubeconfig)
+    current = merged.current
+    if args.context and current != args.context:
+        say(f"kubectl's current context is {current!r}, not {args.context}: pass --set-current, or run `kubectl config use-context {args.context}`." if current else f"kubectl has no current context: pass --set-current, or run `kubectl config use-context {args.context}`.")
+    if user not in merged.contexts.values():
+        say(
+            f"No context uses user {user}, so kubectl does not run bblogin yet: rerun with --context NAME --cluster CLUSTER, "
+            f"or run `kubectl config set-context NAME --cluster CLUSTER --user {user}`."
+        )
+    return 0
     if not changed:
         say(f"{shown} already runs bblogin for user {user}; nothing to change.")
     else:

@@ -1,5 +1,5 @@
 """`bblogin aws trust-policy` and `bblogin gcp provider-condition`: print the trust conditions
-that match a Pipelines step exactly (bblogin/_trust.py) — from the step's own token, a token in a
+that match a Pipelines step exactly (bblogin/_trustpolicy.py) — from the step's own token, a token in a
 file, or the workspace and repository named by flags."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 from bblogin._claims import unverified_claims
 from bblogin._errors import UsageError
 from bblogin._exchange import PIPELINES_ENV
-from bblogin._trust import StepIdentity
+from bblogin._trustpolicy import StepIdentity
 
 _FLAGS = ("workspace", "workspace_uuid", "repository_uuid")
 

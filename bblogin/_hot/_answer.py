@@ -104,9 +104,7 @@ def _keyring_is_secret_service() -> bool:
     chosen = _paths.getenv("PYTHON_KEYRING_BACKEND")
     if chosen:
         return chosen == "keyring.backends.SecretService.Keyring"
-    return sys.platform.startswith("linux") and not _paths.exists(
-        _paths.join(_paths.getenv("XDG_CONFIG_HOME") or _paths.join(_paths.home(), ".config"), "python_keyring", "keyringrc.cfg")
-    )
+    return sys.platform.startswith("linux") and not _paths.exists(_paths.keyring_config_file())
 
 
 def _read_plaintext(account_id: str, kind: str) -> str | None:
@@ -126,27 +124,37 @@ def _read_plaintext(account_id: str, kind: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def read_secret(account_id: str, kind: str, storage: str = "keyring", timeout: float = 2.0) -> str | None:
-    if storage == "plaintext":
-        return _read_plaintext(account_id, kind)
-    if not _keyring_is_secret_service():
-        return None
+def read_keyring(account_id: str, kind: str, timeout: float, collection: str | None = None) -> str | None:
+    """The ``kind`` token of ``account_id`` from the Secret Service over one plain session (two
+    round trips; two more for a value stored in parts), None when there is none or its parts are
+    torn. Raises ``_dbus.SecretServiceUnavailable`` when it cannot tell (no bus, a locked item,
+    more than MAX_PARTS parts, a reply it cannot read) and UnicodeDecodeError."""
     from bblogin._hot._dbus import SecretReader, SecretServiceUnavailable
 
     def query(name: str) -> dict[str, str]:
         return {"service": _chunks.SERVICE, "username": name}
 
+    with SecretReader(timeout, collection) as reader:
+        (raw,) = reader.read([query(_chunks.entry_name(account_id, kind))])
+        stored = raw.decode() if raw is not None else None
+        header = _chunks.parse_header(stored) if stored is not None else None
+        if header is None:
+            return stored
+        if header[0] > MAX_PARTS:
+            raise SecretServiceUnavailable(f"a value in {header[0]} parts")
+        parts = reader.read([query(_chunks.entry_name(account_id, kind, i)) for i in range(1, header[0] + 1)])
+        return _chunks.join(header, [p.decode() if p is not None else None for p in parts])
+
+
+def read_secret(account_id: str, kind: str, storage: str = "keyring", timeout: float = 2.0) -> str | None:
+    if storage == "plaintext":
+        return _read_plaintext(account_id, kind)
+    if not _keyring_is_secret_service():
+        return None
+    from bblogin._hot._dbus import SecretServiceUnavailable
+
     try:
-        with SecretReader(timeout) as reader:
-            (raw,) = reader.read([query(_chunks.entry_name(account_id, kind))])
-            stored = raw.decode() if raw is not None else None
-            header = _chunks.parse_header(stored) if stored is not None else None
-            if header is None:
-                return stored
-            if header[0] > MAX_PARTS:
-                return None
-            parts = reader.read([query(_chunks.entry_name(account_id, kind, i)) for i in range(1, header[0] + 1)])
-            return _chunks.join(header, [p.decode() if p is not None else None for p in parts])
+        return read_keyring(account_id, kind, timeout)
     except (SecretServiceUnavailable, UnicodeDecodeError):
         return None
 
@@ -208,9 +216,7 @@ def cached_token(profile: dict, account: dict, kind: str, read: "Callable[[str, 
 def adhoc_profile_name(issuer: str, client_id: str) -> str:
     """The profile name for a self-contained ``kubectl --issuer … --client-id …`` entry: stable
     in (issuer, client id) only, so changing scopes or flag order never orphans the cache."""
-    import hashlib
-
-    return "adhoc-" + hashlib.sha256(f"{issuer}\n{client_id}".encode()).hexdigest()[:12]
+    return "adhoc-" + _mirror._sha256()(f"{issuer}\n{client_id}".encode()).hexdigest()[:12]  # not hashlib: it loads OpenSSL
 
 
 def kubectl(argv: list[str]) -> bytes | None:

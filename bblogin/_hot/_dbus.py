@@ -41,6 +41,10 @@ class SecretServiceUnavailable(Exception):
     """No session bus, no Secret Service, a locked item, or an answer this client cannot read."""
 
 
+class SecretServiceTimeout(SecretServiceUnavailable):
+    """The bus or the Secret Service did not answer before the deadline."""
+
+
 def _type_end(sig: str, i: int) -> int:
     """Index just past the complete type that starts at sig[i]."""
     c = sig[i]
@@ -160,8 +164,30 @@ class _Reader:
         raise SecretServiceUnavailable(f"cannot read D-Bus type {t!r}")
 
 
+_HEX = b"0123456789abcdefABCDEF"
+
+
+def unescape(value: str) -> bytes:
+    """An address value as the D-Bus specification escapes it ("Server Addresses": any byte may
+    be written ``%`` and two hex digits, and every byte outside ``[-0-9A-Za-z_/.\\*]`` must be):
+    the bytes it stands for. A socket path is bytes, not necessarily UTF-8, so ``%c3%a9`` is the
+    two bytes of "é". Bytes that should have been escaped but were not are kept as they are, as
+    jeepney (keyring's D-Bus library) keeps them."""
+    raw, out, i = value.encode("utf-8", "surrogateescape"), bytearray(), 0
+    while i < len(raw):
+        digits = raw[i + 1 : i + 3]
+        if raw[i] == 0x25 and len(digits) == 2 and digits[0] in _HEX and digits[1] in _HEX:  # %XX
+            out.append(int(digits, 16))
+            i += 3
+        else:
+            out.append(raw[i])
+            i += 1
+    return bytes(out)
+
+
 def _bus_sockets() -> list[tuple[int, object]]:
-    """Socket addresses from DBUS_SESSION_BUS_ADDRESS (unix:path= and unix:abstract=)."""
+    """Socket addresses from DBUS_SESSION_BUS_ADDRESS (unix:path= and unix:abstract=, values
+    %-unescaped), else $XDG_RUNTIME_DIR/bus."""
     out: list[tuple[int, object]] = []
     for entry in (_paths.getenv("DBUS_SESSION_BUS_ADDRESS") or "").split(";"):
         transport, _, params = entry.partition(":")
@@ -169,9 +195,9 @@ def _bus_sockets() -> list[tuple[int, object]]:
             continue
         kv = dict(p.partition("=")[::2] for p in params.split(","))
         if "path" in kv:
-            out.append((_socket.AF_UNIX, kv["path"]))
+            out.append((_socket.AF_UNIX, unescape(kv["path"])))
         elif "abstract" in kv:
-            out.append((_socket.AF_UNIX, "\0" + kv["abstract"]))
+            out.append((_socket.AF_UNIX, b"\0" + unescape(kv["abstract"])))
     if not out:
         runtime = _paths.getenv("XDG_RUNTIME_DIR")
         if runtime and _paths.exists(_paths.join(runtime, "bus")):
@@ -230,9 +256,12 @@ class Connection:
         assert self.sock is not None
         left = self.deadline - time.monotonic()
         if left <= 0:
-            raise SecretServiceUnavailable("the Secret Service did not answer in time")
+            raise SecretServiceTimeout("the Secret Service did not answer in time")
         self.sock.settimeout(left)
-        chunk = self.sock.recv(65536)
+        try:
+            chunk = self.sock.recv(65536)
+        except TimeoutError:
+            raise SecretServiceTimeout("the Secret Service did not answer in time") from None
         if not chunk:
             raise SecretServiceUnavailable("D-Bus closed the connection")
         return chunk
@@ -298,18 +327,24 @@ class Connection:
         return tuple(reader.get(t) for t in _split(str(header.get(8, ""))))
 
 
+DEFAULT_COLLECTION = "/org/freedesktop/secrets/aliases/default"
+
+
 class SecretReader:
     """Reads items over one connection and one "plain" session: ``with SecretReader() as r: r.read([{...}])``.
 
     OpenSession is queued with the connection's handshake; ``read`` queues its SearchItems behind
     it, so finding the items costs one round trip and fetching their secrets (one GetSecrets for
-    all of them) a second.
+    all of them) a second. It searches the whole service (the hot path: a value it finds is
+    served only when its SHA-256 is the verified token's), or with ``collection`` one collection,
+    as keyring's Secret Service backend does (the default one: ``DEFAULT_COLLECTION``).
     """
 
-    def __init__(self, timeout: float = 2.0) -> None:
+    def __init__(self, timeout: float = 2.0, collection: str | None = None) -> None:
         self.bus = Connection(timeout)
         self.opening: int | None = self.bus.send(SECRETS, "OpenSession", "sv", "plain", ("s", ""))
         self.session = ""
+        self.search = SECRETS if collection is None else (SECRETS[0], collection, "org.freedesktop.Secret.Collection")
 
     def __enter__(self) -> "SecretReader":
         return self
@@ -322,7 +357,7 @@ class SecretReader:
         or None when there is none. Raises SecretServiceUnavailable when a matching item is
         locked, and for anything this client cannot make sense of."""
         try:
-            searches = [self.bus.send(SECRETS, "SearchItems", "a{ss}", q) for q in queries]
+            searches = [self.bus.send(self.search, "SearchItems", "a{ss}", q) for q in queries]
             if self.opening is not None:
                 opened = self.bus.reply(self.opening)
                 self.opening = None
@@ -331,9 +366,13 @@ class SecretReader:
                 self.session = opened[1]
             found: list[str | None] = []
             for serial in searches:
-                unlocked, locked = self.bus.reply(serial)
-                if not unlocked and locked:
-                    raise SecretServiceUnavailable("the keyring item is locked")
+                result = self.bus.reply(serial)
+                if self.search is SECRETS:
+                    unlocked, locked = result
+                    if not unlocked and locked:
+                        raise SecretServiceUnavailable("the keyring item is locked")
+                else:  # a collection's SearchItems: one list, locked items in it too
+                    (unlocked,) = result
                 found.append(str(unlocked[0]) if unlocked else None)
             paths = [p for p in found if p is not None]
             if not paths:
@@ -342,6 +381,8 @@ class SecretReader:
             out: list[bytes | None] = []
             for path in found:
                 secret = secrets.get(path) if path is not None else None
+                if path is not None and secret is None:
+                    raise SecretServiceUnavailable("the keyring item is locked")  # GetSecrets leaves locked items out
                 out.append(bytes(secret[2]) if secret is not None else None)
             return out
         except SecretServiceUnavailable:

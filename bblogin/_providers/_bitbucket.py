@@ -70,7 +70,9 @@ class _BitbucketOAuth2:
     def http(self) -> httpx.Client:
         from bblogin._http import make_client
 
-        return make_client(ca_file=self.profile.ca_file)
+        # the IdP is the git host itself: git's http.proxy (when the environment names none) and
+        # http.sslCAInfo for it apply, as they do to git (and to Git Credential Manager)
+        return make_client(ca_file=self.profile.ca_file, proxy=self.profile.proxy, git_url=self.base)
 
     @property
     def supports_device_flow(self) -> bool:

@@ -40,17 +40,19 @@ if TYPE_CHECKING:
 
 METADATA_MEMO = 300.0
 
-_clients: dict[str | None, httpx.Client] = {}
+_clients: dict[tuple[str | None, str | None], httpx.Client] = {}
 _metadata: dict[tuple[str, str | None], tuple[float, ProviderMetadata]] = {}
 _jwks: dict[str, JWKSCache] = {}
 
 
-def _client_for(ca_file: str | None) -> httpx.Client:
-    if ca_file not in _clients:
+def _client_for(ca_file: str | None, proxy: str | None = None) -> httpx.Client:
+    """One client per trust and proxy setting (the proxy URL may differ by profile)."""
+    key = (ca_file, proxy)
+    if key not in _clients:
         from bblogin._http import make_client
 
-        _clients[ca_file] = make_client(ca_file=ca_file)
-    return _clients[ca_file]
+        _clients[key] = make_client(ca_file=ca_file, proxy=proxy)
+    return _clients[key]
 
 
 def _str_claim(claims: dict[str, Any], name: str) -> str | None:
@@ -68,7 +70,7 @@ class OIDCProvider:
     # -- what discovery tells ---------------------------------------------------------------
     @property
     def http(self) -> httpx.Client:
-        return _client_for(self.profile.ca_file)
+        return _client_for(self.profile.ca_file, self.profile.proxy)
 
     @property
     def metadata(self) -> ProviderMetadata:

@@ -1,15 +1,27 @@
 """The OS keyring through `keyring`, with a timeout on every call and errors that say what to do.
 
-keyring is imported here only, on the slow path (it costs about five Python start-ups to import).
-A Secret Service waiting on an unlock prompt, or a D-Bus that never answers, would otherwise hang
-kubectl and git forever: each call runs in a daemon thread and is abandoned after the timeout.
+Which backend: the one ``PYTHON_KEYRING_BACKEND`` or keyring's ``keyringrc.cfg`` names (read by
+keyring's own ``load_env``/``load_config``), else this platform's — Secret Service, macOS
+Keychain, Windows Credential Manager — instantiated directly. keyring's own detection imports
+every backend it ships (the macOS one loads a framework through ctypes, on Linux too) and scans
+the installed packages' entry points for more: a few Python start-ups. It runs only when this
+platform's backend is not usable here (then it picks what keyring always picked). A backend set
+with ``keyring.set_keyring`` wins, as it does for keyring itself.
+
+keyring is imported here only, and only when a call needs it: a cached read from the Secret
+Service goes through bblogin's own D-Bus client (``can_read_directly``). A Secret Service waiting
+on an unlock prompt, or a D-Bus that never answers, would otherwise hang kubectl and git
+forever: each call runs in a daemon thread and is abandoned after the timeout.
 """
 
 from __future__ import annotations
 
-import threading
+import os
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
+
+from bblogin import _paths
 
 from bblogin._errors import (
     KeyringLocked,
@@ -23,6 +35,8 @@ T = TypeVar("T")
 
 def call_with_timeout(fn: Callable[[], T], timeout: float, what: str) -> T:
     """Run ``fn`` in a daemon thread; raise KeyringTimeout if it has not returned in time."""
+    import threading  # not at the top: a read that bblogin makes itself (can_read_directly) needs no thread
+
     result: list[Any] = []
     failure: list[BaseException] = []
 
@@ -36,10 +50,14 @@ def call_with_timeout(fn: Callable[[], T], timeout: float, what: str) -> T:
     thread.start()
     thread.join(timeout)
     if thread.is_alive():
-        raise KeyringTimeout(f"the keyring did not answer within {timeout:g} s ({what})")
+        raise timed_out(timeout, what)
     if failure:
         raise _translate(failure[0], what) from failure[0]
     return result[0]
+
+
+def timed_out(timeout: float, what: str) -> KeyringTimeout:
+    return KeyringTimeout(f"the keyring did not answer within {timeout:g} s ({what})")
 
 
 def _translate(exc: BaseException, what: str) -> BaseException:
@@ -57,12 +75,77 @@ def _translate(exc: BaseException, what: str) -> BaseException:
     )
 
 
+SECRET_SERVICE = "keyring.backends.SecretService.Keyring"
+PLATFORM_BACKENDS = {"darwin": "keyring.backends.macOS.Keyring", "win32": "keyring.backends.Windows.WinVaultKeyring"}
+
+
+def platform_backend() -> str:
+    """This platform's keyring backend class: the Secret Service but on macOS and Windows."""
+    return PLATFORM_BACKENDS.get(sys.platform, SECRET_SERVICE)
+
+
+def _installed() -> Any:
+    """The backend keyring already holds (``keyring.set_keyring``, or an earlier ``backend()``),
+    without importing keyring. (keyring has no public "is one set?": its module global says.)"""
+    return getattr(sys.modules.get("keyring.core"), "_keyring_backend", None)
+
+
+def _configured() -> str | None:
+    """The backend keyringrc.cfg names, read as ``keyring.core.load_config`` reads it; None when
+    there is no such file or it names none. "" for what only keyring itself should read: a
+    ``keyring-path`` (keyring puts it on sys.path first) or a file configparser refuses."""
+    path = _paths.keyring_config_file()
+    if not os.path.exists(path):
+        return None
+    import configparser
+
+    config = configparser.RawConfigParser()
+    try:
+        config.read(path, encoding="utf-8")
+        if config.has_option("backend", "keyring-path"):
+            return ""
+        return config.get("backend", "default-keyring").strip() if config.has_section("backend") else None
+    except (configparser.Error, UnicodeDecodeError):
+        return ""
+
+
+def can_read_directly() -> bool:
+    """Whether the backend in use is keyring's Secret Service one exactly as keyring would set it
+    up — no ``KEYRING_PROPERTY_*`` (another collection, another attribute scheme) — so bblogin's
+    own D-Bus client (``_hot._dbus``) reads what keyring would read, without importing keyring."""
+    installed = _installed()
+    if installed is not None:
+        return f"{type(installed).__module__}.{type(installed).__name__}" == SECRET_SERVICE and not vars(installed)
+    if any("KEYRING_PROPERTY_" in name for name in os.environ):  # keyring's set_properties_from_env
+        return False
+    chosen = os.environ.get("PYTHON_KEYRING_BACKEND")
+    if chosen is None:
+        chosen = _configured()
+    return (platform_backend() if chosen is None else chosen) == SECRET_SERVICE
+
+
 def backend() -> Any:
-    """The user's keyring backend (keyringrc / PYTHON_KEYRING_BACKEND honoured)."""
-    import keyring
+    """The keyring backend in use: the one ``PYTHON_KEYRING_BACKEND`` or keyringrc.cfg names, else
+    this platform's (keyring's detection only when that is not usable here). Installed with
+    ``keyring.set_keyring``, so the next call, and keyring's own API, use the same."""
+    installed = _installed()
+    if installed is not None:
+        return _usable(installed)
+    import keyring.core
+
+    kr = keyring.core.load_env() or keyring.core.load_config()
+    if kr is None:
+        try:
+            kr = keyring.core.load_keyring(platform_backend())  # checks it is usable here (its priority)
+        except Exception:  # noqa: BLE001  # not usable (no daemon, a missing module): keyring's own choice
+            kr = keyring.core.get_keyring()
+    keyring.core.set_keyring(kr)
+    return _usable(kr)
+
+
+def _usable(kr: Any) -> Any:
     from keyring.backends import fail
 
-    kr = keyring.get_keyring()
     if isinstance(kr, fail.Keyring):
         raise KeyringUnavailable("no OS keyring backend is available")
     return kr

@@ -4,7 +4,9 @@
 
 Keyring entries: service ``bblogin``, user ``<account id>/<kind>``; values over 1,000 characters
 are chunked (see ``_chunks``). Every keyring call has a timeout (BBLOGIN_KEYRING_TIMEOUT, default
-5 s). The hot path reads the same entries without this module (``_hot._dbus``).
+5 s). The hot path reads the same entries without this module (``_hot._dbus``); so does ``get``
+when keyring would read them from the Secret Service (``_keyring.can_read_directly``): keyring,
+secretstorage and cryptography load only when a read finds nothing there, and for writes.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from bblogin._store import _keyring, _plaintext
 from bblogin._tokens import TOKEN_KINDS
 
 DEFAULT_TIMEOUT = 5.0
+PROBE = "bblogin-probe/storage-check"  # the entry ``check`` writes and removes
 
 
 def _timeout_from_env() -> float:
@@ -59,10 +62,28 @@ class SecretStore:
         return header[0] if header else 0
 
     # -- the interface -------------------------------------------------------------------------
+    def _read_directly(self, account_id: str, kind: str) -> str | None:
+        """What keyring's Secret Service backend would return, read with ``_hot._dbus`` from the
+        default collection; None when that cannot tell (and keyring must look): nothing found, a
+        locked collection (keyring asks to unlock it), a reply it cannot read."""
+        from bblogin._hot._answer import read_keyring
+        from bblogin._hot._dbus import DEFAULT_COLLECTION, SecretServiceTimeout, SecretServiceUnavailable
+
+        try:
+            return read_keyring(account_id, kind, self.timeout, DEFAULT_COLLECTION)
+        except SecretServiceTimeout:
+            raise _keyring.timed_out(self.timeout, "read a token") from None
+        except (SecretServiceUnavailable, UnicodeDecodeError):
+            return None
+
     def get(self, account_id: str, kind: str) -> str | None:
         """The token, or None when missing or torn."""
         if self.storage == "plaintext":
             return _plaintext.read_all(account_id).get(kind)
+        if _keyring.can_read_directly():
+            value = self._read_directly(account_id, kind)
+            if value is not None:
+                return value
         stored = self._kr_get(_chunks.entry_name(account_id, kind))
         if stored is None:
             return None
@@ -104,6 +125,25 @@ class SecretStore:
     def delete_account(self, account_id: str) -> None:
         for kind in TOKEN_KINDS:
             self.delete(account_id, kind)
+
+    def check(self) -> None:
+        """Raise StorageError unless this store can keep tokens right now: a write, read and
+        delete of a probe entry, each within the timeout (plaintext: its directory is writable).
+        Checked before a login, so a browser sign-in never ends in "cannot store the tokens"."""
+        if self.storage == "plaintext":
+            from bblogin._files import ensure_private_dir
+
+            ensure_private_dir(_paths.plaintext_dir())
+            return
+        self._kr_set(PROBE, "probe")
+        try:
+            readable = self._kr_get(PROBE) == "probe"
+        finally:
+            self._kr_delete(PROBE)
+        if not readable:
+            from bblogin._errors import StorageError
+
+            raise StorageError(f"the keyring ({self.backend_description()}) does not give back what was stored in it", hint="check the keyring backend with `bblogin doctor`")
 
     @property
     def is_plaintext(self) -> bool:

@@ -44,6 +44,7 @@ class Provider:
         listed: list[str],
         bitbucket: FakeBitbucket,
         pipelines: PipelinesIssuer,
+        key_file: str | None = None,
     ) -> None:
         self.settings = settings
         self.clients = clients
@@ -51,7 +52,7 @@ class Provider:
         self.listed = listed  # the ones /auth offers (see DevIdP: the Pipelines connector is not)
         self.bitbucket = bitbucket
         self.pipelines = pipelines
-        self.keys = Keyring()
+        self.keys = Keyring(key_file)
         self.store = Store()
         self.lock = threading.RLock()
 

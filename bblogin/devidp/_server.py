@@ -19,6 +19,7 @@ deprecated /device/token, password logins and storage garbage collection are lef
 from __future__ import annotations
 
 import dataclasses
+import ssl
 import sys
 import threading
 from collections.abc import Callable
@@ -72,11 +73,17 @@ class DevIdP:
         clients: tuple[Client, ...] = (),
         teams: tuple[str, ...] = (),
         pipelines_connector: OIDCConfig | None = None,
+        key_file: str | None = None,
+        tls: ssl.SSLContext | None = None,
+        host: str = "127.0.0.1",
     ) -> None:
-        """``connectors``: the connector IDs /auth offers (each a bitbucket-cloud connector, or
+        """``tls``: serve https with this server context (its certificate must name ``host``);
+        ``host``: the name the issuer URL carries (it still listens on 127.0.0.1 only: a test maps
+        the name there in /etc/hosts of a private mount namespace). ``connectors``: the connector IDs /auth offers (each a bitbucket-cloud connector, or
         ``bitbucket-pipelines``); ``teams``: the bitbucket-cloud connector's ``teams`` filter;
         ``pipelines_connector``: the oidc connector's config (default: trusts the ``acme``
-        workspace's Pipelines issuer, user name from ``sub``, no email scope)."""
+        workspace's Pipelines issuer, user name from ``sub``, no email scope); ``key_file``: keep
+        the signing keys there across restarts, as dex does in its storage (default: in memory)."""
         if default_user not in USERS:
             raise ValueError(f"unknown dev user {default_user!r} (have: {', '.join(USERS)})")
         if not connectors:
@@ -94,10 +101,13 @@ class DevIdP:
             device_expires_in=device_expires_in,
         )
         self.port = port
+        self._tls = tls
+        self._host = host
         self._clients = {c.id: c for c in (*DEFAULT_CLIENTS, *clients)}
         self._connector_ids = connectors
         self._teams = teams
         self._pipelines_config = pipelines_connector
+        self._key_file = key_file
         self._traffic = Traffic()
         self._provider: Provider | None = None
         self._routes: dict[str, Callable[[Provider, Request], Reply]] = {  # paths below the issuer
@@ -122,12 +132,16 @@ class DevIdP:
     # -- lifecycle ---------------------------------------------------------------------------
     @property
     def issuer(self) -> str:
-        return f"http://127.0.0.1:{self.port}{ISSUER_PATH}"
+        return f"{self.base}{ISSUER_PATH}"
+
+    @property
+    def base(self) -> str:
+        return f"{'https' if self._tls else 'http'}://{self._host}:{self.port}"
 
     def start(self) -> Self:
-        self._server = serve(self.port, ISSUER_PATH, self._dispatch, self._traffic)
+        self._server = serve(self.port, ISSUER_PATH, self._dispatch, self._traffic, tls=self._tls)
         self.port = self._server.server_address[1]
-        base = f"http://127.0.0.1:{self.port}"
+        base = self.base
         self.settings.issuer = self.issuer
         bitbucket = FakeBitbucket(base, self.issuer + "/callback", self.settings)
         pipelines = PipelinesIssuer(base)
@@ -139,7 +153,7 @@ class DevIdP:
         config = self._pipelines_config or OIDCConfig(scopes=("openid",), user_name_key="sub")
         config = dataclasses.replace(config, issuer=config.issuer or pipelines.issuer("acme"), client_id=config.client_id or pipelines.audience("acme"))
         connectors[PIPELINES_CONNECTOR] = OIDCConnector(PIPELINES_CONNECTOR, "Bitbucket Pipelines", config, pipelines)
-        self._provider = Provider(self.settings, self._clients, connectors, list(self._connector_ids), bitbucket, pipelines)
+        self._provider = Provider(self.settings, self._clients, connectors, list(self._connector_ids), bitbucket, pipelines, self._key_file)
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="bblogin-devidp", daemon=True)
         self._thread.start()
         return self

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -249,10 +250,29 @@ class Server(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], tls: ssl.SSLContext | None = None) -> None:
         super().__init__(address, handler)
         self._open: set[socket.socket] = set()
         self._open_lock = threading.Lock()
+        self._tls = tls
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if self._tls is None:
+            super().finish_request(request, client_address)
+            return
+        try:  # the handshake runs on the handler's thread: a slow client stalls no other
+            wrapped = self._tls.wrap_socket(request, server_side=True)
+        except OSError:
+            return  # e.g. a client that refused the certificate, as it must when it does not trust the CA
+        with self._open_lock:
+            self._open.discard(request)
+            self._open.add(wrapped)
+        try:
+            super().finish_request(wrapped, client_address)
+        finally:
+            with self._open_lock:
+                self._open.discard(wrapped)
+            wrapped.close()
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._open_lock:
@@ -272,8 +292,8 @@ class Server(ThreadingHTTPServer):
                 connection.shutdown(socket.SHUT_RDWR)
 
 
-def serve(port: int, issuer_path: str, dispatch: Callable[[Request], Reply], traffic: Traffic) -> Server:
-    """A server on 127.0.0.1 (not yet serving: run serve_forever on a thread)."""
+def serve(port: int, issuer_path: str, dispatch: Callable[[Request], Reply], traffic: Traffic, *, tls: ssl.SSLContext | None = None) -> Server:
+    """A server on 127.0.0.1 (not yet serving: run serve_forever on a thread); https with ``tls``."""
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -315,4 +335,4 @@ def serve(port: int, issuer_path: str, dispatch: Callable[[Request], Reply], tra
 
         do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = handle_one
 
-    return Server(("127.0.0.1", port), Handler)
+    return Server(("127.0.0.1", port), Handler, tls)

@@ -23,6 +23,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from bblogin._kubeconfig import bblogin_argv as _bblogin_argv
+from bblogin._kubeconfig import files as kubeconfig_paths
+
 MAX_KUBECONFIG_BYTES = 4 * 1024 * 1024  # kubeconfigs are kilobytes; a bigger file is not one
 
 
@@ -40,28 +43,6 @@ class Use:
 class KubeUses:
     contexts: list[Use] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # files that could not be read, said plainly
-
-
-def kubeconfig_paths() -> list[str]:
-    env = os.environ.get("KUBECONFIG", "")
-    paths = [p for p in env.split(os.pathsep) if p]
-    return paths or [os.path.join(os.path.expanduser("~"), ".kube", "config")]
-
-
-def _bblogin_argv(command: str, args: list[str]) -> list[str] | None:
-    """The arguments bblogin itself gets when the exec entry starts it — its console script, the
-    kubectl plugin script, its launcher, or ``python -m bblogin`` — else None."""
-    name = os.path.basename(command)
-    if name == "kubectl-bblogin":  # only options: the exec credential plugin (_cli.kubectl_main)
-        return args if args and not args[0].startswith("-") else ["kubectl", *args]
-    if name.startswith("bblogin"):
-        return args
-    for i, arg in enumerate(args):
-        if os.path.basename(arg) == "_launcher.py" and "bblogin" in arg:
-            return args[i + 1 :]
-        if arg == "-m" and args[i + 1 : i + 2] == ["bblogin"]:
-            return args[i + 2 :]
-    return None
 
 
 @functools.cache

@@ -20,8 +20,9 @@ class SecretServiceUnavailableForTests(RuntimeError):
 
 
 @contextlib.contextmanager
-def private_secret_service() -> Iterator[str]:
-    """Yields the D-Bus address; the caller exports it as DBUS_SESSION_BUS_ADDRESS."""
+def private_secret_service(listen: str | None = None) -> Iterator[str]:
+    """Yields the D-Bus address; the caller exports it as DBUS_SESSION_BUS_ADDRESS. ``listen``: the
+    address dbus-daemon listens on (default: its session config's)."""
     for tool in ("dbus-daemon", "gnome-keyring-daemon"):
         if shutil.which(tool) is None:
             raise SecretServiceUnavailableForTests(f"{tool} is not installed: run scripts/test --setup (it installs gnome-keyring and dbus-daemon)")
@@ -31,7 +32,7 @@ def private_secret_service() -> Iterator[str]:
     pids: list[int] = []
     try:
         bus = subprocess.run(
-            ["dbus-daemon", "--session", "--fork", "--print-address=1", "--print-pid=1", "--nosyslog"],
+            ["dbus-daemon", "--session", "--fork", "--print-address=1", "--print-pid=1", "--nosyslog", *([f"--address={listen}"] if listen else [])],
             capture_output=True, text=True, env=env, timeout=20, check=True,
         )
         address, pid = bus.stdout.split()[:2]

@@ -1,0 +1,403 @@
+"""Team bundles: one TOML file a platform team publishes, describing the profiles, Kubernetes
+clusters and git hosts every member needs (docs/team.md has the schema and an example).
+
+This module reads a bundle (an https URL or a file, size-capped), validates it — the same checks
+config.toml gets, plus what a file from someone else must never carry: client secrets, plaintext
+storage, local paths, a Bitbucket token sent to another host (docs/security.md) — and exports one
+from a working set-up. Applying it is ``_commands.setup_team``'s job.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any
+
+from bblogin import __version__, _config
+from bblogin._config import Profile
+from bblogin._errors import ConfigError, UsageError
+
+SCHEMA = 1
+MAX_BYTES = 256 * 1024  # a bundle for a large team is a few KiB; anything near this is not one
+
+# What a bundle may say about a profile: how to reach the IdP and run the flow. Never a client
+# secret (it would travel to every laptop), never storage (plaintext is each user's own, explicit
+# choice), never a local path (ca_file: the OS trust store holds a company CA), never timeouts.
+PROFILE_KEYS = frozenset({
+    "issuer", "client_id", "provider", "connector_id", "scopes", "flow", "extra_auth_params",
+    "listen_port", "redirect_uri", "refresh_margin", "use_access_token", "pipelines", "exchange_connector_id",
+})
+REFUSED_PROFILE_KEYS = {
+    "client_secret": "a client secret in a published file reaches everyone who fetches it; give confidential clients' secrets out another way",
+    "storage": "where tokens are stored is each user's own choice (plaintext only when they ask for it)",
+    "ca_file": "a bundle carries no local paths; install the company CA in the OS trust store (bblogin uses it)",
+}
+CLUSTER_KEYS = frozenset({"server", "certificate_authority_data", "certificate_authority", "profile", "use_access_token", "contexts"})
+CONTEXT_KEYS = frozenset({"name", "namespace"})
+GIT_KEYS = frozenset({"profile", "username", "token", "authtype"})
+TOP_KEYS = frozenset({"bundle", "name", "min_bblogin", "default_profile", "profiles", "clusters", "git"})
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,252}$")  # kubeconfig names as people write them, no spaces or controls
+_PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----\s+[A-Za-z0-9+/=\s]+-----END CERTIFICATE-----")
+
+
+@dataclass(frozen=True)
+class Context:
+    name: str
+    namespace: str | None = None
+
+
+@dataclass(frozen=True)
+class Cluster:
+    name: str
+    server: str
+    ca_data: str  # base64 of the PEM bundle, as kubeconfig's certificate-authority-data
+    profile: str
+    use_access_token: bool = False
+    contexts: tuple[Context, ...] = ()
+
+    @property
+    def user(self) -> str:
+        """The kubeconfig user entry that runs bblogin for this cluster's profile."""
+        return f"bblogin-{self.profile}" + ("-access-token" if self.use_access_token else "")
+
+
+@dataclass(frozen=True)
+class Bundle:
+    source: str
+    name: str | None = None
+    default_profile: str | None = None
+    profiles: dict[str, Profile] = field(default_factory=dict)
+    clusters: tuple[Cluster, ...] = ()
+    git_hosts: tuple[_config.GitHost, ...] = ()
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in re.findall(r"\d+", text)[:3])
+
+
+def fetch(source: str) -> str:
+    """The bundle's text: from an https URL (the OS trust store and proxies, as for an IdP; no
+    redirects), or from a file. Larger than MAX_BYTES or not UTF-8: refused."""
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", source):
+        if not source.startswith("https://"):
+            raise UsageError(f"--from {source}: a bundle URL must be https:// (or give a file path)", hint="publish the bundle over https, or download it and pass the file")
+        data = _download(source)
+    else:
+        try:
+            with open(source, "rb") as fh:
+                data = fh.read(MAX_BYTES + 1)
+        except OSError as exc:
+            raise UsageError(f"--from {source}: cannot read it: {exc.strerror}") from None
+    if len(data) > MAX_BYTES:
+        raise ConfigError(f"{source}: larger than {MAX_BYTES // 1024} KiB, so not a bundle; nothing was changed", hint="check the URL; a team bundle is a few KiB of TOML")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{source}: not UTF-8 text, so not a bundle; nothing was changed") from None
+
+
+def _download(url: str) -> bytes:
+    from bblogin import _http
+
+    with _http.make_client() as client:
+        response = _http.request(client, "GET", url, headers={"Accept": "application/toml, text/plain, */*"}, what="fetching the team bundle")
+        if response.status_code != 200:
+            raise ConfigError(f"fetching the team bundle: {url} answered HTTP {response.status_code}; nothing was changed", hint="check the URL with your platform team")
+        return response.content[: MAX_BYTES + 1]
+
+
+def parse(source: str, text: str) -> Bundle:
+    """Validate a bundle. Every problem names the file, line and key, and nothing is written:
+    a bundle is applied whole or not at all."""
+    check = _Checker(source, text)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}; nothing was changed", hint="ask your platform team for a fixed bundle") from None
+    unknown = set(data) - TOP_KEYS
+    if unknown:
+        raise check.fail(None, sorted(unknown)[0], f"unknown key (a bundle has: {', '.join(sorted(TOP_KEYS))})")
+    if data.get("bundle") != SCHEMA:
+        raise check.fail(None, "bundle", f"must be {SCHEMA} (this bblogin reads bundle schema {SCHEMA})")
+    minimum = data.get("min_bblogin")
+    if minimum is not None:
+        if not isinstance(minimum, str) or not _version(minimum):
+            raise check.fail(None, "min_bblogin", 'must be a version string, e.g. "0.2.0"')
+        if _version(__version__) < _version(minimum):
+            raise UsageError(
+                f"{source} needs bblogin {minimum} or later; this is {__version__}; nothing was changed",
+                hint="upgrade bblogin (pipx upgrade bblogin, or install the newer wheel), then run this again",
+            )
+    profiles = {name: check.profile(name, raw) for name, raw in _table(check, data, "profiles").items()}
+    default = data.get("default_profile")
+    if default is not None and default not in profiles:
+        raise check.fail(None, "default_profile", f"names no profile of this bundle ({', '.join(sorted(profiles)) or 'it has none'})")
+    clusters = tuple(check.cluster(name, raw, profiles) for name, raw in _table(check, data, "clusters").items())
+    seen: dict[str, str] = {}
+    for cluster in clusters:
+        for ctx in cluster.contexts:
+            if ctx.name in seen:
+                raise check.fail(("clusters", cluster.name), "contexts", f"context {ctx.name!r} is named twice (also by cluster {seen[ctx.name]})")
+            seen[ctx.name] = cluster.name
+    hosts: dict[str, _config.GitHost] = {}
+    for url, raw in _table(check, data, "git").items():
+        host = check.git_host(url, raw, profiles)
+        key = normalize_url(host.url)
+        if key in hosts:
+            raise check.fail(("git", url), None, f"the same git host as {hosts[key].url!r}")
+        hosts[key] = host
+    name = data.get("name")
+    if name is not None and not isinstance(name, str):
+        raise check.fail(None, "name", "must be a string")
+    return Bundle(source=source, name=name, default_profile=default, profiles=profiles, clusters=clusters, git_hosts=tuple(hosts.values()))
+
+
+def _table(check: _Checker, data: dict[str, Any], key: str) -> dict[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise check.fail(None, key, "must be a table")
+    return value
+
+
+def normalize_url(url: str) -> str:
+    """One key per git host: scheme and host in lower case, no default port, no trailing slash."""
+    m = re.match(r"^([A-Za-z]+)://([^/:]+)(?::(\d+))?(/.*)?$", url)
+    if not m:
+        return url
+    scheme, host, port, path = m.group(1).lower(), m.group(2).lower(), m.group(3), (m.group(4) or "").rstrip("/")
+    if port and int(port) == {"https": 443, "http": 80}.get(scheme):
+        port = None
+    return f"{scheme}://{host}{':' + port if port else ''}{path}"
+
+
+def _host_of(url: str) -> str:
+    return normalize_url(url).split("://", 1)[1].split("/", 1)[0]
+
+
+class _Checker:
+    """Validation with config.toml's messages (file:line: key: problem), for a bundle."""
+
+    def __init__(self, source: str, text: str) -> None:
+        self.source = source
+        self.config = _config._Validator(source, text)
+
+    def fail(self, table: tuple[str, ...] | None, key: str | None, problem: str) -> ConfigError:
+        error = self.config.fail(table, key, problem)
+        return ConfigError(f"{error.message}; nothing was changed", hint="ask your platform team to fix the bundle (docs/team.md has the schema)")
+
+    def profile(self, name: str, raw: Any) -> Profile:
+        if not isinstance(raw, dict):
+            raise self.fail(("profiles",), name, "must be a table")
+        if not _NAME.match(name):
+            raise self.fail(("profiles", name), None, "a profile name is letters, digits and . _ @ : -")
+        for key in raw:
+            if key in REFUSED_PROFILE_KEYS:
+                raise self.fail(("profiles", name), key, f"not allowed in a bundle: {REFUSED_PROFILE_KEYS[key]}")
+            if key not in PROFILE_KEYS:
+                raise self.fail(("profiles", name), key, f"unknown key (a bundle's profile has: {', '.join(sorted(PROFILE_KEYS))})")
+        try:
+            return self.config.profile(name, raw)
+        except ConfigError as exc:
+            raise ConfigError(f"{exc.message}; nothing was changed", hint="ask your platform team to fix the bundle (docs/team.md has the schema)") from None
+
+    def cluster(self, name: str, raw: Any, profiles: dict[str, Profile]) -> Cluster:
+        table = ("clusters", name)
+        if not isinstance(raw, dict):
+            raise self.fail(("clusters",), name, "must be a table")
+        if not _NAME.match(name):
+            raise self.fail(table, None, "a cluster name is letters, digits and . _ @ : -")
+        for key in raw:
+            if key not in CLUSTER_KEYS:
+                raise self.fail(table, key, f"unknown key (a cluster has: {', '.join(sorted(CLUSTER_KEYS))})")
+        server = raw.get("server")
+        if not isinstance(server, str) or not _config.is_allowed_issuer(server) or re.search(r"[@?#\s]", server):
+            raise self.fail(table, "server", "must be the API server's https:// URL (http:// only for 127.0.0.1/localhost), without user name, query or fragment")
+        profile = raw.get("profile")
+        if profile not in profiles:
+            raise self.fail(table, "profile", f"must name a profile of this bundle ({', '.join(sorted(profiles)) or 'it has none'})")
+        ca_data = self._ca(table, raw)
+        use_access_token = raw.get("use_access_token", False)
+        if not isinstance(use_access_token, bool):
+            raise self.fail(table, "use_access_token", "must be true or false")
+        contexts_raw = raw.get("contexts", [{"name": name}])
+        if not isinstance(contexts_raw, list) or not contexts_raw:
+            raise self.fail(table, "contexts", 'must be a list of {name = "…", namespace = "…"}')
+        contexts = []
+        for item in contexts_raw:
+            if not isinstance(item, dict) or set(item) - CONTEXT_KEYS or not isinstance(item.get("name"), str) or not _NAME.match(item["name"]):
+                raise self.fail(table, "contexts", 'each context is {name = "…"} with an optional namespace (letters, digits and . _ @ : -)')
+            namespace = item.get("namespace")
+            if namespace is not None and (not isinstance(namespace, str) or not re.match(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", namespace)):
+                raise self.fail(table, "contexts", f"namespace {namespace!r} is not a Kubernetes namespace name")
+            contexts.append(Context(item["name"], namespace))
+        if len({c.name for c in contexts}) != len(contexts):
+            raise self.fail(table, "contexts", "a context is named twice")
+        return Cluster(name=name, server=server.rstrip("/"), ca_data=ca_data, profile=profile, use_access_token=use_access_token, contexts=tuple(contexts))
+
+    def _ca(self, table: tuple[str, ...], raw: dict[str, Any]) -> str:
+        """certificate_authority_data (base64 PEM), or — in a bundle file only — certificate_authority,
+        a PEM file beside the bundle; either way inlined into the kubeconfig."""
+        data, path = raw.get("certificate_authority_data"), raw.get("certificate_authority")
+        if data is not None and path is not None:
+            raise self.fail(table, "certificate_authority", "give certificate_authority_data or certificate_authority, not both")
+        if path is not None:
+            if "://" in self.source:
+                raise self.fail(table, "certificate_authority", "a bundle fetched from a URL carries no local paths: use certificate_authority_data")
+            if not isinstance(path, str):
+                raise self.fail(table, "certificate_authority", "must be a path")
+            full = os.path.join(os.path.dirname(os.path.abspath(self.source)), os.path.expanduser(path))
+            try:
+                with open(full, "rb") as fh:
+                    pem = fh.read(MAX_BYTES)
+            except OSError as exc:
+                raise self.fail(table, "certificate_authority", f"cannot read {full}: {exc.strerror}") from None
+        elif data is not None:
+            if not isinstance(data, str):
+                raise self.fail(table, "certificate_authority_data", "must be base64 text")
+            try:
+                pem = base64.b64decode("".join(data.split()), validate=True)
+            except (binascii.Error, ValueError):
+                raise self.fail(table, "certificate_authority_data", "is not base64 (kubeconfig's certificate-authority-data: base64 of the PEM file)") from None
+        else:
+            return ""  # the OS trust store verifies the API server (a public CA)
+        if not _PEM_CERT.search(pem):
+            raise self.fail(table, "certificate_authority" if path is not None else "certificate_authority_data", "holds no PEM certificate")
+        return base64.b64encode(pem).decode()
+
+    def git_host(self, url: str, raw: Any, profiles: dict[str, Profile]) -> _config.GitHost:
+        table = ("git", url)
+        if not isinstance(raw, dict):
+            raise self.fail(("git",), url, "must be a table")
+        for key in raw:
+            if key not in GIT_KEYS:
+                raise self.fail(table, key, f"unknown key (a git host has: {', '.join(sorted(GIT_KEYS))})")
+        normalized = normalize_url(url)
+        problem = _config.git_url_problem(normalized)
+        if problem:
+            raise self.fail(table, None, problem)
+        if raw.get("profile") not in profiles:
+            raise self.fail(table, "profile", f"must name a profile of this bundle ({', '.join(sorted(profiles)) or 'it has none'})")
+        profile = profiles[raw["profile"]]
+        if profile.provider in _config.BITBUCKET_PROVIDERS and _host_of(normalized) != _host_of(profile.issuer):
+            raise self.fail(
+                table, None,
+                f"profile {profile.name} is {profile.provider} at {_host_of(profile.issuer)}: its access token is a Bitbucket credential and goes only to that host, not {_host_of(normalized)} (docs/security.md)",
+            )
+        try:
+            return self.config.git_host(normalized, raw, profiles)
+        except ConfigError as exc:
+            raise ConfigError(f"{exc.message}; nothing was changed", hint="ask your platform team to fix the bundle (docs/team.md has the schema)") from None
+
+
+# -- export -----------------------------------------------------------------------------------
+def export(config: _config.Config, kube: list[dict[str, Any]]) -> str:
+    """A bundle of this working set-up: the profiles (no secrets, no storage, no local paths), the
+    kubeconfig clusters whose users run bblogin (from ``kube``: the kubeconfig documents kubectl
+    merges), the git hosts. What a team's first engineer publishes."""
+    import tomlkit
+
+    doc = tomlkit.document()
+    doc.add(tomlkit.comment("bblogin team bundle (docs/team.md); made by `bblogin setup --export`"))
+    doc["bundle"] = SCHEMA
+    doc["min_bblogin"] = __version__
+    if config.default_profile in config.profiles:
+        doc["default_profile"] = config.default_profile
+    from bblogin._configedit import _profile_table
+
+    profiles = tomlkit.table(is_super_table=True)
+    for name, profile in config.profiles.items():
+        table = tomlkit.table()
+        for key, value in _profile_table(profile).items():
+            if key in PROFILE_KEYS:
+                table[key] = value
+        profiles[name] = table
+    doc["profiles"] = profiles
+    clusters = _exported_clusters(config, kube)
+    if clusters:
+        doc["clusters"] = clusters
+    hosts = tomlkit.table(is_super_table=True)
+    for host in config.git_hosts:
+        table = tomlkit.table()
+        table["profile"] = host.profile
+        for key, default in (("username", None), ("token", "access_token"), ("authtype", "basic")):
+            if getattr(host, key) != default:
+                table[key] = getattr(host, key)
+        hosts[host.url] = table
+    if config.git_hosts:
+        doc["git"] = hosts
+    return tomlkit.dumps(doc)
+
+
+def bblogin_profile_of(user: Any) -> tuple[str, bool] | None:
+    """(profile, use access token) when a kubeconfig user entry runs `bblogin kubectl --profile P`
+    (through the launcher, the bblogin or kubectl-bblogin command), else None."""
+    exec_ = user.get("exec") if isinstance(user, dict) else None
+    if not isinstance(exec_, dict):
+        return None
+    command = str(exec_.get("command") or "")
+    args = [str(a) for a in exec_.get("args") or [] if isinstance(a, (str, int))]
+    words = [os.path.basename(command), *args]
+    if os.path.basename(command) == "kubectl-bblogin":
+        words = ["kubectl", *args]
+    elif "kubectl" in words and any(w.endswith(("_launcher.py", "bblogin")) for w in [command, *args]):
+        words = words[words.index("kubectl"):]
+    else:
+        return None
+    profile = None
+    for i, word in enumerate(words):
+        if word in ("--profile", "-p") and i + 1 < len(words):
+            profile = words[i + 1]
+        elif word.startswith("--profile="):
+            profile = word.split("=", 1)[1]
+    return (profile, "--use-access-token" in words) if profile else None
+
+
+def _exported_clusters(config: _config.Config, kube: list[dict[str, Any]]) -> Any:
+    import tomlkit
+
+    def named(key: str) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for doc in kube:
+            for item in doc.get(key) or []:
+                if isinstance(item, dict) and isinstance(item.get("name"), str):
+                    out.setdefault(item["name"], item)  # the first file that names it wins, as in kubectl
+        return out
+
+    users, clusters, contexts = named("users"), named("clusters"), named("contexts")
+    found: dict[str, Any] = {}
+    for ctx_name, ctx in contexts.items():
+        spec = ctx.get("context") or {}
+        served = bblogin_profile_of((users.get(spec.get("user")) or {}).get("user"))
+        cluster = (clusters.get(spec.get("cluster")) or {}).get("cluster") or {}
+        if served is None or served[0] not in config.profiles or not cluster.get("server"):
+            continue
+        entry = found.get(spec["cluster"])
+        if entry is None:
+            entry = found[spec["cluster"]] = tomlkit.table()
+            entry["server"] = cluster["server"]
+            ca = cluster.get("certificate-authority-data")
+            if not ca and cluster.get("certificate-authority"):
+                try:
+                    with open(os.path.expanduser(cluster["certificate-authority"]), "rb") as fh:
+                        ca = base64.b64encode(fh.read(MAX_BYTES)).decode()
+                except OSError:
+                    ca = None
+            if ca:
+                entry["certificate_authority_data"] = ca
+            entry["profile"] = served[0]
+            if served[1]:
+                entry["use_access_token"] = True
+            entry["contexts"] = tomlkit.array()
+        item = tomlkit.inline_table()
+        item["name"] = ctx_name
+        if spec.get("namespace"):
+            item["namespace"] = spec["namespace"]
+        entry["contexts"].append(item)
+    table = tomlkit.table(is_super_table=True)
+    for name, entry in found.items():
+        table[name] = entry
+    return table if found else None

@@ -1,0 +1,62 @@
+"""The full path's cached answer (the fast path declined or is off: every macOS and Windows call,
+and Linux's declines) imports only what it uses: no keyring, secretstorage, jeepney or
+cryptography for a read from the Secret Service, no HTTP client, no TOML writer, no logging.
+Run with BBLOGIN_NO_FAST_PATH=1, as the full path, through the launcher's entry."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+import sys
+
+from tests.test_hot import EXEC_INFO
+from tests.test_session import login
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+# Beyond what `python -c pass` has loaded: bblogin's modules on the way, argparse, the dataclasses
+# the config and index are made of (inspect with them), tomllib for config.toml, json for the index.
+ALLOWED = {
+    "bblogin", "bblogin._cli", "bblogin._clock", "bblogin._commands", "bblogin._commands._common", "bblogin._commands.kubectl",
+    "bblogin._commands.git_credential", "bblogin._gitcred", "bblogin._config", "bblogin._configedit", "bblogin._errors", "bblogin._files",
+    "bblogin._hot", "bblogin._hot._answer", "bblogin._hot._chunks", "bblogin._hot._dbus", "bblogin._hot._mirror", "bblogin._index",
+    "bblogin._kubectl", "bblogin._lock", "bblogin._mirrors", "bblogin._paths", "bblogin._session", "bblogin._store", "bblogin._store._keyring",
+    "bblogin._store._plaintext", "bblogin._store._secrets", "bblogin._timefmt", "bblogin._tokens",
+    "argparse", "gettext", "locale", "_locale", "shutil", "fnmatch", "errno", "zlib", "bz2", "_bz2", "lzma", "_lzma", "_compression",
+    "dataclasses", "inspect", "ast", "_ast", "dis", "opcode", "_opcode", "token", "tokenize", "linecache", "copy", "importlib", "importlib._bootstrap",
+    "importlib._bootstrap_external", "importlib.machinery", "tomllib", "tomllib._parser", "tomllib._re", "tomllib._types", "datetime", "_datetime",
+    "string", "_string", "math", "typing", "_typing", "typing.io", "typing.re", "json", "json.decoder", "json.encoder", "json.scanner", "_json",
+    "re", "re._casefix", "re._compiler", "re._constants", "re._parser", "_sre", "copyreg", "enum", "functools", "_functools", "collections",
+    "_collections", "collections.abc", "contextlib", "itertools", "keyword", "operator", "_operator", "reprlib", "types", "warnings", "weakref",
+    "_weakrefset", "__future__", "_socket", "_sha256", "_sha2", "pwd", "io", "select", "_posixsubprocess",
+}  # fmt: skip
+NEVER = ("keyring", "secretstorage", "jeepney", "cryptography", "urllib.request", "http.client", "tomlkit", "httpx", "logging", "threading", "email.utils", "statistics")
+
+
+def _full_path_imports(argv: list[str], stdin: bytes = b"") -> tuple[int, bytes, set[str]]:
+    probe = (
+        "import sys; sys.path.insert(0, sys.argv[1]); before = set(sys.modules)\n"
+        "from bblogin._cli import main\n"
+        "code = main(sys.argv[2:]); sys.stdout.flush()\n"
+        "sys.stderr.write(repr((code, sorted(set(sys.modules) - before))))\n"
+    )
+    env = {**os.environ, "KUBERNETES_EXEC_INFO": EXEC_INFO, "BBLOGIN_NO_FAST_PATH": "1"}
+    baseline = set(subprocess.run([sys.executable, "-c", "import sys; print(' '.join(sys.modules))"], capture_output=True, text=True, env=env, check=True).stdout.split())
+    done = subprocess.run([sys.executable, "-S", "-c", probe, str(ROOT), *argv], input=stdin, capture_output=True, timeout=60, env=env)
+    code, modules = eval(done.stderr.decode().splitlines()[-1])  # noqa: S307  # our own probe's repr
+    return code, done.stdout, set(modules) - baseline
+
+
+def test_the_full_paths_cached_answers_import_only_their_allow_list(keyring_secret_service, devidp, tmp_path: pathlib.Path) -> None:
+    login(devidp)
+    done = subprocess.run([sys.executable, "-m", "bblogin", "setup", "git", "--host", "http://127.0.0.1:9", "--profile", "dev", "--file", str(tmp_path / "gitconfig")], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    cases = {
+        "kubectl": (["kubectl", "--profile", "dev"], b"", b'"token":'),
+        "git get": (["git-credential", "get"], b"protocol=http\nhost=127.0.0.1:9\n\n", b"password="),
+    }
+    for name, (argv, stdin, answer) in cases.items():
+        code, out, modules = _full_path_imports(argv, stdin)
+        assert code == 0 and answer in out, name
+        assert not [m for m in modules if m.split(".")[0] in NEVER or m in NEVER], (name, sorted(modules))
+        assert modules <= ALLOWED, (name, sorted(modules - ALLOWED))

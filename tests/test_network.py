@@ -1,0 +1,328 @@
+"""Corporate networks (#25): the OS trust store, proxies, and errors that name them.
+
+Real parts: the dev IdP over https with a certificate from a CA made here, trusted only through
+the system bundle (a private mount namespace, see tests/fixtures/corpnet.py), Debian's tinyproxy
+with BasicAuth (its log proves the CONNECTs), microsocks for SOCKS, real git and kubectl, the real
+Secret Service.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+
+import jwt
+import pytest
+
+from bblogin import _config, _proxy
+from bblogin._errors import ConfigError, TLSError
+from bblogin._http import client_for_url, make_client, request
+from bblogin._neterrors import ProxyFailed
+from tests.fixtures.corpnet import CA_NAME, PROXY_PASSWORD, CorpCA, free_port
+from tests.test_git import git_env  # noqa: F401  (a fixture)
+
+# -- choosing the proxy (no network) -------------------------------------------------------------
+
+
+def test_environment_proxies_lower_case_first_then_all_proxy() -> None:
+    env = {"HTTPS_PROXY": "http://upper:1", "https_proxy": "http://lower:2", "ALL_PROXY": "socks5://all:3"}
+    assert _proxy.choose("https://dex.corp.example/dex", environ=env) == _proxy.ProxyChoice("http://lower:2", "https_proxy")
+    assert _proxy.choose("https://dex.corp.example/dex", environ={"HTTPS_PROXY": "upper:8080"}) == _proxy.ProxyChoice("http://upper:8080", "HTTPS_PROXY")
+    assert _proxy.choose("https://dex.corp.example/dex", environ={"ALL_PROXY": "socks5://all:3"}) == _proxy.ProxyChoice("socks5://all:3", "ALL_PROXY")
+    assert _proxy.choose("http://dex.corp.example/dex", environ={"HTTP_PROXY": "http://p:1", "HTTPS_PROXY": "http://q:2"}).source == "HTTP_PROXY"
+    assert _proxy.choose("https://dex.corp.example/dex", environ={"HTTP_PROXY": "http://p:1"}) is None  # http's proxy is not https's
+    assert _proxy.choose("https://dex.corp.example/dex", environ={"https_proxy": "", "ALL_PROXY": "http://p:1"}) is None  # set but empty: none
+
+
+@pytest.mark.parametrize(
+    ("no_proxy", "url", "bypassed"),
+    [
+        ("corp.example", "https://dex.corp.example/x", True),
+        (".corp.example", "https://dex.corp.example/x", True),
+        ("corp.example", "https://notcorp.example/x", False),
+        ("*", "https://anything.example/x", True),
+        ("10.0.0.0/8, other", "https://10.1.2.3/x", True),
+        ("10.0.0.0/8", "https://11.1.2.3/x", False),
+        ("dex.corp.example:8443", "https://dex.corp.example:8443/x", True),
+        ("dex.corp.example:8443", "https://dex.corp.example/x", False),
+        ("[2001:db8::1]", "https://[2001:db8::1]/x", True),
+        ("DEX.Corp.Example", "https://dex.corp.example/x", True),
+    ],
+)
+def test_no_proxy_as_curl_reads_it(no_proxy: str, url: str, bypassed: bool) -> None:
+    for name in ("NO_PROXY", "no_proxy"):
+        choice = _proxy.choose(url, environ={"HTTPS_PROXY": "http://proxy:3128", name: no_proxy})
+        assert (choice is None) is bypassed
+
+
+def test_loopback_is_never_proxied_and_the_profile_proxy_overrides_the_environment() -> None:
+    env = {"HTTPS_PROXY": "http://proxy:3128", "HTTP_PROXY": "http://proxy:3128", "NO_PROXY": "dex.corp.example"}
+    for url in ("http://127.0.0.1:5556/dex", "http://localhost:8000/callback", "https://[::1]:8443/", "http://127.0.0.2/"):
+        assert _proxy.choose(url, environ=env) is None
+        assert _proxy.choose(url, profile_proxy="http://other:1", environ=env) is None
+    assert _proxy.choose("https://dex.corp.example/dex", profile_proxy="http://mine:8080", environ=env) == _proxy.ProxyChoice("http://mine:8080", "the profile's proxy")
+    assert _proxy.choose("https://elsewhere.example/dex", profile_proxy="direct", environ=env) is None
+
+
+def test_git_proxy_applies_only_when_the_environment_names_none() -> None:
+    assert _proxy.choose("https://bitbucket.corp.example/", git_proxy="gitproxy:3128", environ={}) == _proxy.ProxyChoice("http://gitproxy:3128", "git's http.proxy")
+    assert _proxy.choose("https://bitbucket.corp.example/", git_proxy="gitproxy:3128", environ={"HTTPS_PROXY": "http://env:1"}).source == "HTTPS_PROXY"
+    assert _proxy.choose("https://bitbucket.corp.example/", git_proxy="gitproxy:3128", environ={"NO_PROXY": "corp.example"}) is None
+    assert _proxy.choose("https://bitbucket.corp.example/", git_proxy="", environ={}) is None  # git's empty http.proxy: none
+
+
+def test_a_proxy_is_shown_with_its_password_masked() -> None:
+    choice = _proxy.ProxyChoice("http://jo%40corp:p%3Ass@proxy.corp.example:3128", "HTTPS_PROXY")
+    assert choice.shown() == "http://jo@corp:***@proxy.corp.example:3128"
+    assert choice.address == "proxy.corp.example:3128" and choice.has_credentials
+    assert _proxy.ProxyChoice("socks5://proxy", "ALL_PROXY").address == "proxy:1080"
+    with pytest.raises(ConfigError) as info:
+        _proxy.choose("https://dex.corp.example/", environ={"HTTPS_PROXY": "ftp://user:SECRET@host:21"})
+    assert "HTTPS_PROXY" in info.value.message and "SECRET" not in info.value.render()
+
+
+def test_profile_proxy_key_is_validated_with_its_line_and_never_shown(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('[profiles.work]\nissuer = "https://dex.corp.example/dex"\nclient_id = "bblogin"\nproxy = "ftp://me:SECRET@proxy:21"\n')
+    with pytest.raises(ConfigError, match=r"config.toml:4: profiles.work.proxy: must be a proxy URL") as info:
+        _config.load(str(path))
+    assert "SECRET" not in info.value.render()
+    path.write_text('[profiles.work]\nissuer = "https://dex.corp.example/dex"\nclient_id = "bblogin"\nproxy = "http://me:SECRET@proxy:3128"\n')
+    profile = _config.load(str(path)).profiles["work"]
+    assert profile.proxy == "http://me:SECRET@proxy:3128" and "SECRET" not in repr(profile)
+
+
+def test_git_http_reads_git_config_for_the_url(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    gitconfig = tmp_path / "gitconfig"
+    gitconfig.write_text('[http]\n\tproxy = http://all:1\n[http "https://bitbucket.corp.example"]\n\tproxy = http://bb:2\n\tsslCAInfo = ~/corp-ca.pem\n')
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(gitconfig))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("GIT_SSL_CAINFO", raising=False)
+    assert _proxy.git_http("https://bitbucket.corp.example/scm/x.git") == _proxy.GitHTTP(proxy="http://bb:2", ca_info=str(tmp_path / "corp-ca.pem"))
+    assert _proxy.git_http("https://other.example/") == _proxy.GitHTTP(proxy="http://all:1", ca_info=None)
+    monkeypatch.setenv("GIT_SSL_CAINFO", "/etc/corp.pem")
+    assert _proxy.git_http("https://other.example/").ca_info == "/etc/corp.pem"
+
+
+def test_certifi_is_the_fallback_where_no_os_store_can_be_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    import certifi
+
+    from bblogin import _trust
+
+    monkeypatch.setattr(_trust, "os_store", lambda: None)
+    trust = _trust.trust()
+    assert trust.store.startswith(f"certifi's bundle ({certifi.where()}") and not trust.is_os_store
+    assert type(trust.context) is ssl.SSLContext  # not truststore's
+
+
+# -- in this process: tinyproxy and microsocks resolve the company host names -------------------
+
+
+def test_the_profile_proxy_overrides_a_dead_environment_proxy(corp_ca: CorpCA, corp_idp, tinyproxy, corp_env, monkeypatch: pytest.MonkeyPatch) -> None:
+    idp = corp_idp()
+    proxy = tinyproxy()
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    with make_client(ca_file=str(corp_ca.ca_file), proxy=proxy.url(), timeout=5) as http:
+        assert request(http, "GET", f"{idp.issuer}/.well-known/openid-configuration").status_code == 200
+    assert proxy.connects() == [f"dex.corp.internal:{idp.port}"]
+
+
+def test_bitbucket_provider_follows_git_http_proxy_and_ssl_ca_info(corp_ca: CorpCA, corp_idp, tinyproxy, corp_env, git_env: pathlib.Path) -> None:
+    from bblogin._providers._bitbucket import BitbucketDataCenter
+
+    idp = corp_idp(host="bitbucket.corp.internal")
+    proxy = tinyproxy()
+    base = f"https://bitbucket.corp.internal:{idp.port}"
+    with git_env.open("a") as fh:
+        fh.write(f'[http "{base}"]\n\tproxy = {proxy.url()}\n\tsslCAInfo = {corp_ca.ca_file}\n')
+    profile = _config.Profile(name="dc", issuer=f"{base}/dex", client_id="bblogin", provider="bitbucket-dc")
+    http = BitbucketDataCenter(profile).http
+    assert request(http, "GET", f"{base}/dex/.well-known/openid-configuration").status_code == 200
+    assert proxy.connects() == [f"bitbucket.corp.internal:{idp.port}"]
+    with pytest.raises(TLSError, match="issued by CN=Corp Test Root CA,O=Corp"):  # an oidc profile does not read git's settings
+        request(make_client(timeout=5, proxy=proxy.url()), "GET", f"{base}/dex/keys")
+
+
+def test_socks5_proxy_from_all_proxy(corp_ca: CorpCA, corp_idp, microsocks, corp_env, monkeypatch: pytest.MonkeyPatch) -> None:
+    idp = corp_idp()
+    monkeypatch.setenv("ALL_PROXY", microsocks.url(scheme="socks5h"))
+    with make_client(ca_file=str(corp_ca.ca_file), timeout=5) as http:
+        assert request(http, "GET", f"{idp.issuer}/keys").status_code == 200
+    monkeypatch.setenv("ALL_PROXY", microsocks.url(scheme="socks5", password="wrong"))
+    with make_client(ca_file=str(corp_ca.ca_file), timeout=5) as http, pytest.raises(ProxyFailed, match=rf"the proxy 127.0.0.1:{microsocks.port} \(from ALL_PROXY\)") as info:
+        request(http, "GET", f"{idp.issuer}/keys")
+    assert "wrong" not in info.value.render()
+
+
+def test_a_proxy_that_cannot_reach_the_idp_is_named(corp_ca: CorpCA, tinyproxy, corp_env, monkeypatch: pytest.MonkeyPatch) -> None:
+    proxy = tinyproxy()
+    port = free_port()  # nothing listens at dex.corp.internal:port
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url())
+    with make_client(ca_file=str(corp_ca.ca_file), timeout=5) as http, pytest.raises(ProxyFailed) as info:
+        request(http, "GET", f"https://dex.corp.internal:{port}/dex/keys")
+    assert info.value.message.startswith(f"the proxy 127.0.0.1:{proxy.port} (from HTTPS_PROXY) could not reach dex.corp.internal:{port} (HTTP 5")
+    assert "NO_PROXY" in info.value.hint and PROXY_PASSWORD not in info.value.render()
+
+
+def test_an_untrusted_certificate_names_subject_issuer_and_trust_store(corp_ca: CorpCA, corp_idp, corp_env) -> None:
+    idp = corp_idp(host="127.0.0.1")
+    with make_client(timeout=5) as http, pytest.raises(TLSError) as info:
+        request(http, "GET", f"{idp.issuer}/keys")
+    message = info.value.message
+    assert f"the TLS certificate of 127.0.0.1 (subject CN=dex.corp.internal,O=Corp, issued by CN={CA_NAME},O=Corp) is not trusted: unable to get local issuer certificate" in message
+    assert "checked against the OS trust store (/etc/ssl/certs/ca-certificates.crt)" in message
+    assert info.value.hint.startswith(f"the issuer CN={CA_NAME},O=Corp is not trusted: install the issuing CA in the OS trust store")
+
+
+def test_client_for_url_uses_the_same_trust_and_proxies(corp_ca: CorpCA, corp_idp, tinyproxy, corp_env, monkeypatch: pytest.MonkeyPatch) -> None:
+    idp = corp_idp()
+    proxy = tinyproxy()
+    monkeypatch.setenv("https_proxy", proxy.url())
+    url = f"{idp.issuer}/.well-known/openid-configuration"
+    with client_for_url(url, ca_file=str(corp_ca.ca_file)) as http:
+        assert request(http, "GET", url).status_code == 200
+    assert proxy.connects() == [f"dex.corp.internal:{idp.port}"]
+    with pytest.raises(ConfigError):
+        client_for_url(url, proxy="gopher://x")
+
+
+# -- bblogin itself, where the company CA is in the system bundle -------------------------------
+
+
+def run(jail, *args: str, trusted: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(jail(*args, trusted=trusted), capture_output=True, text=True, timeout=90, env=env or os.environ.copy(), stdin=subprocess.DEVNULL)
+
+
+def bb(jail, *args: str, **kw) -> subprocess.CompletedProcess[str]:
+    return run(jail, sys.executable, "-m", "bblogin", *args, **kw)
+
+
+def login_args(idp) -> tuple[str, ...]:
+    return ("login", "--profile", "dev", "--issuer", idp.issuer, "--client-id", "bblogin", "--connector-id", "bitbucket-cloud", "--flow", "device", "--no-browser")
+
+
+def test_login_refresh_kubectl_git_and_doctor_through_an_authenticating_proxy(
+    jail, corp_ca: CorpCA, corp_idp, tinyproxy, corp_env, keyring_secret_service, kube_apiserver, kubectl_bin, git_server, git_env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bblogin._commands.setup_kubectl import exec_entry
+    from tests.test_session import make_expiring
+
+    idp = corp_idp(id_token_ttl=3600)
+    proxy = tinyproxy()
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url())
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # for kubectl's and git's own servers; bblogin never proxies loopback anyway
+    target = f"dex.corp.internal:{idp.port}"
+
+    done = bb(jail, "-vv", *login_args(idp))
+    assert done.returncode == 0, done.stderr
+    assert "Logged in as alice@" in done.stderr
+    assert PROXY_PASSWORD not in done.stderr and f"via the proxy http://corp:***@127.0.0.1:{proxy.port} (from HTTPS_PROXY)" in done.stderr
+    assert target in proxy.connects()
+    assert _config.load().profiles["dev"].ca_file is None  # trusted through the system bundle alone
+
+    make_expiring("dev")
+    before = len(proxy.connects())
+    done = bb(jail, "token", "--profile", "dev", "--no-login")
+    assert done.returncode == 0, done.stderr
+    assert idp.count("/token", "refresh_token") == 1 and len(proxy.connects()) > before
+
+    server = kube_apiserver(issuer=idp.issuer, client_id="bblogin")
+    keys = jwt.PyJWKClient(f"https://127.0.0.1:{idp.port}/dex/keys", ssl_context=ssl.create_default_context(cafile=str(corp_ca.ca_file)))
+    server._jwks = keys  # the API server reaches the IdP directly, not through the jail
+    entry = exec_entry("dev", use_access_token=False)
+    entry["exec"]["interactiveMode"] = "Never"
+    make_expiring("dev")
+    done = run(jail, str(kubectl_bin), "--kubeconfig", str(server.kubeconfig(entry)), "get", "--raw", "/version")
+    assert done.returncode == 0, done.stderr
+    assert idp.count("/token", "refresh_token") == 2 and server.attempts[-1] == ("/version", True)
+
+    def valid(user: str, token: str) -> bool:
+        try:
+            jwt.decode(token, keys.get_signing_key_from_jwt(token).key, algorithms=["RS256"], audience="bblogin", issuer=idp.issuer)
+        except jwt.PyJWTError:
+            return False
+        return True
+
+    repo = git_server(valid)
+    assert bb(jail, "setup", "git", "--host", repo.url, "--profile", "dev").returncode == 0
+    make_expiring("dev")
+    done = run(jail, "git", "ls-remote", f"{repo.url}/repo.git")
+    assert done.returncode == 0, done.stderr
+    assert idp.count("/token", "refresh_token") == 3
+
+    done = bb(jail, "doctor", "--json")
+    checks = {c["name"]: c for c in json.loads(done.stdout)["checks"]}
+    assert checks["trust-store"] == {"name": "trust-store", "status": "ok", "detail": "the OS trust store (/etc/ssl/certs/ca-certificates.crt)", "fix": ""}
+    network = checks["network:dev"]
+    assert network["status"] == "ok", network
+    assert network["detail"].startswith(f"{target} via the proxy http://corp:***@127.0.0.1:{proxy.port} (from HTTPS_PROXY): TLS handshake ok (TLSv1.")
+    assert f"certificate for organizationName=Corp, commonName=dex.corp.internal, issued by organizationName=Corp, commonName={CA_NAME}" in network["detail"]
+    assert PROXY_PASSWORD not in done.stdout + done.stderr
+
+
+def test_no_proxy_goes_direct_past_a_dead_proxy(jail, corp_idp, corp_env, keyring_secret_service, monkeypatch: pytest.MonkeyPatch) -> None:
+    idp = corp_idp()
+    monkeypatch.setenv("https_proxy", f"http://corp:{PROXY_PASSWORD}@127.0.0.1:{free_port()}")
+    monkeypatch.setenv("no_proxy", "localhost,.corp.internal")
+    done = bb(jail, *login_args(idp))
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_proxy_that_is_down_is_named_not_the_idp(jail, corp_idp, corp_env, keyring_secret_service, monkeypatch: pytest.MonkeyPatch) -> None:
+    idp = corp_idp()
+    port = free_port()
+    monkeypatch.setenv("HTTPS_PROXY", f"http://corp:{PROXY_PASSWORD}@127.0.0.1:{port}")
+    done = bb(jail, *login_args(idp))
+    assert done.returncode == 5, done.stderr
+    assert f"cannot connect to the proxy 127.0.0.1:{port} (from HTTPS_PROXY): Connection refused (on the way to dex.corp.internal)" in done.stderr
+    assert PROXY_PASSWORD not in done.stderr and "Traceback" not in done.stderr
+    assert idp.count("/device/code") == 0
+
+
+def test_tinyproxy_refusing_the_credentials_says_the_proxy_wants_them(jail, corp_idp, tinyproxy, corp_env, keyring_secret_service, monkeypatch: pytest.MonkeyPatch) -> None:
+    idp = corp_idp()
+    proxy = tinyproxy()
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url(password="not-the-password"))
+    done = bb(jail, *login_args(idp))
+    assert done.returncode == 5
+    assert f"the proxy 127.0.0.1:{proxy.port} (from HTTPS_PROXY) requires authentication (HTTP 401) for the connection to dex.corp.internal" in done.stderr  # tinyproxy's answer to a CONNECT
+    assert "refused the user name and password in HTTPS_PROXY" in done.stderr and "not-the-password" not in done.stderr
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url(user=""))
+    done = bb(jail, *login_args(idp))
+    assert "put the proxy credentials into HTTPS_PROXY: http://USER:PASSWORD@127.0.0.1:" in done.stderr
+
+
+def test_without_the_ca_in_the_system_bundle_the_error_names_it(jail, corp_idp, corp_env, keyring_secret_service) -> None:
+    idp = corp_idp()
+    done = bb(jail, *login_args(idp), trusted=False)
+    assert done.returncode == 5
+    assert f"the TLS certificate of dex.corp.internal (subject CN=dex.corp.internal,O=Corp, issued by CN={CA_NAME},O=Corp) is not trusted" in done.stderr
+    assert "checked against the OS trust store (/etc/ssl/certs/ca-certificates.crt)" in done.stderr
+    assert "update-ca-certificates" in done.stderr and "--ca-file" in done.stderr
+
+
+def test_a_407_names_the_proxy_and_asks_for_credentials(corp_env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A proxy that answers CONNECT with 407 as RFC 9110 (and squid) do."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+
+        def answer() -> None:
+            connection, _ = listener.accept()
+            with connection:
+                connection.recv(65536)
+                connection.sendall(b'HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm="corp"\r\nContent-Length: 0\r\n\r\n')
+
+        threading.Thread(target=answer, daemon=True).start()
+        monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{port}")
+        with make_client(timeout=5) as http, pytest.raises(ProxyFailed) as info:
+            request(http, "GET", "https://dex.corp.example/dex/keys")
+    assert info.value.message == f"the proxy 127.0.0.1:{port} (from HTTPS_PROXY) requires authentication (HTTP 407) for the connection to dex.corp.example"
+    assert info.value.hint == f"put the proxy credentials into HTTPS_PROXY: http://USER:PASSWORD@127.0.0.1:{port} (%-encode special characters)"
+    assert info.value.exit_code == 5
