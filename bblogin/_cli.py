@@ -270,7 +270,8 @@ def run(argv: list[str], *, prog: str | None = None) -> int:
     """
     try:
         code = _run(argv, prog=prog)
-        sys.stdout.flush()
+        if sys.stdout is not None:  # a closed stdout (>&-): nothing to flush
+            sys.stdout.flush()
         return code
     except BrokenPipeError:
         from bblogin._errors import EXIT_BROKEN_PIPE

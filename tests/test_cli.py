@@ -143,7 +143,7 @@ def test_only_the_named_commands_parser_parses_as_the_whole_one(argv: list[str],
     outcomes = []
     for parser in (_cli.build_parser(), _cli.build_parser(only=argv[0])):
         try:
-            outcomes.append(vars(parser.parse_args(argv)))
+            outcomes.append({k: (v.prog if k == '_parser' else v) for k, v in vars(parser.parse_args(argv)).items()})  # the subcommand's parser: a new object each build
         except SystemExit as exc:
             outcomes.append((exc.code, capsys.readouterr()))
     assert outcomes[0] == outcomes[1]

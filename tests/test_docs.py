@@ -43,7 +43,7 @@ def commands() -> list[tuple[str, str]]:
             for line in text.splitlines():
                 line = line.split(" #")[0].strip()
                 for part in re.split(r"\s*(?:&&|\|\||;|\|)\s*", line):
-                    part = part.split(">")[0].strip()
+                    part = part.split(">")[0].strip().removesuffix("&").strip()  # `cmd &`: in the background
                     if part.startswith("- "):
                         part = part[2:]
                     if part.startswith("bblogin ") or part == "bblogin":

@@ -17,7 +17,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 # Beyond what `python -c pass` has loaded: bblogin's modules on the way, argparse, the dataclasses
 # the config and index are made of (inspect with them), tomllib for config.toml, json for the index.
 ALLOWED = {
-    "bblogin", "bblogin._cli", "bblogin._clock", "bblogin._commands", "bblogin._commands._common", "bblogin._commands.kubectl",
+    "bblogin", "bblogin._adhoc", "bblogin._cli", "bblogin._clock", "bblogin._commands", "bblogin._commands._common", "bblogin._commands.kubectl",
     "bblogin._commands.git_credential", "bblogin._gitcred", "bblogin._config", "bblogin._configedit", "bblogin._errors", "bblogin._files",
     "bblogin._hot", "bblogin._hot._answer", "bblogin._hot._chunks", "bblogin._hot._dbus", "bblogin._hot._mirror", "bblogin._index",
     "bblogin._kubectl", "bblogin._lock", "bblogin._mirrors", "bblogin._paths", "bblogin._session", "bblogin._store", "bblogin._store._keyring",
