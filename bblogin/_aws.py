@@ -35,6 +35,8 @@ _HINTS = {
     "ValidationError": "check --role-arn, --duration (900 up to the role's maximum) and --session-name",
     "Throttling": "AWS STS is rate-limiting AssumeRoleWithWebIdentity for this account: wait a minute; cached credentials (in the keyring) avoid most calls",
 }
+# refusals of the token by the role's trust policy or its IAM OIDC provider: bblogin says what AWS compared
+TRUST_REFUSALS = frozenset({"AccessDenied", "InvalidIdentityToken"})
 # botocore's retryhandler/standard retry: these error codes are throttling, retried with backoff
 THROTTLE_CODES = frozenset({"Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException", "TooManyRequestsException", "RequestLimitExceeded"})
 MAX_ATTEMPTS = 4

@@ -39,6 +39,19 @@ def _add_idp(p: argparse.ArgumentParser) -> None:
     g.add_argument("--ca-file", metavar="PEM", help="extra CA certificates for the IdP's TLS")
 
 
+def _step_identity_parser(sub: argparse._SubParsersAction, name: str, help_text: str) -> argparse.ArgumentParser:
+    """A trust-condition printer: the step from its token (in the step, or --token-file) or from flags."""
+    s = sub.add_parser(name, help=help_text, description=help_text)
+    s.set_defaults(_module="trust", trust_target="aws" if name == "trust-policy" else "gcp")
+    s.add_argument("--token-file", metavar="FILE", help="a step's BITBUCKET_STEP_OIDC_TOKEN in a file (default: the variable, inside a step)")
+    g = s.add_argument_group("without a token")
+    g.add_argument("--workspace", metavar="NAME", help="workspace ID (the slug in bitbucket.org/WORKSPACE)")
+    g.add_argument("--workspace-uuid", metavar="UUID", help="workspace UUID (Workspace settings > OpenID Connect: the audience)")
+    g.add_argument("--repository-uuid", metavar="UUID", help="repository UUID")
+    g.add_argument("--environment-uuid", metavar="UUID", help="deployment environment UUID: admit only that environment's steps")
+    return s
+
+
 class _Skipped:
     """What ``build_parser(only=…)`` hands out for the other commands: accepts every call a
     command's set-up makes, and builds nothing."""
@@ -168,11 +181,31 @@ def build_parser(prog: str = PROG, *, only: str | None = None) -> argparse.Argum
 
     p = command("aws", "aws", "AWS credential_process: AssumeRoleWithWebIdentity with a Pipelines or IdP token")
     _add_profile(p)
-    p.add_argument("--role-arn", required=True, metavar="ARN", help="role to assume")
+    p.add_argument("--role-arn", metavar="ARN", help="role to assume (required)")
     p.add_argument("--duration", type=int, default=3600, metavar="SECONDS", help="session duration (900..max)")
     p.add_argument("--session-name", metavar="NAME", help="role session name (default: derived from the identity)")
     p.add_argument("--from-env", metavar="VAR", help="use the token in this environment variable (default: BITBUCKET_STEP_OIDC_TOKEN when set, else the profile's ID token)")
     p.add_argument("--sts-endpoint", metavar="URL", help="STS endpoint (default: the regional endpoint from AWS_REGION)")
+    aws = p.add_subparsers(dest="aws_action", metavar="ACTION")
+    s = _step_identity_parser(aws, "trust-policy", "print the IAM role trust policy that admits exactly this step's repository")
+    s.add_argument("--account-id", required=True, metavar="ID", help="the AWS account (12 digits) that holds the IAM OIDC provider")
+
+    p = command("gcp", "gcp", "Google Cloud executable-sourced credential: print the Pipelines or IdP token for google-auth and gcloud")
+    _add_profile(p)
+    p.add_argument("--lifetime", type=int, default=3600, metavar="SECONDS", help="how long the Google token it buys lasts, for the expiry check (default 3600)")
+    gcp = p.add_subparsers(dest="gcp_action", metavar="ACTION")
+    s = gcp.add_parser("config", help="write the external_account credential configuration that runs `bblogin gcp`", description="write the external_account credential configuration that runs `bblogin gcp`")
+    s.set_defaults(_module="gcp_config")
+    s.add_argument("--audience", required=True, metavar="PROVIDER", help="the workload identity provider's full resource name, //iam.googleapis.com/projects/N/... (docs/pipelines.md)")
+    s.add_argument("--service-account", metavar="EMAIL", help="service account to impersonate (generateAccessToken)")
+    s.add_argument("--profile", "-p", metavar="NAME", default=argparse.SUPPRESS, help="profile whose ID token to use off Pipelines").complete = PROFILE_COMPLETION  # type: ignore[attr-defined]
+    s.add_argument("--output", metavar="FILE", help="write the configuration here (default: stdout)")
+    s.add_argument("--executable-output-file", metavar="FILE", help="where the library may cache bblogin's answer (0600) until it expires")
+    s.add_argument("--timeout-millis", type=int, default=30000, metavar="MS", help="how long the library waits for bblogin (5000..120000, default 30000)")
+    s.add_argument("--token-lifetime", type=int, metavar="SECONDS", help="service account token lifetime (600..43200; with --service-account)")
+    _step_identity_parser(gcp, "provider-condition", "print the workload identity provider (attribute mapping, CEL condition) that admits exactly this step's repository").add_argument(
+        "--json", action="store_true", help="machine-readable output"
+    )
 
     p = command("completion", "completion", "print the shell completion script: source <(bblogin completion bash)")
     p.add_argument("shell", choices=("bash", "zsh", "fish"), help="the shell to complete in")

@@ -6,7 +6,9 @@
 # See also: https://github.com/scop/bash-completion/blob/main/doc/configuration.md
 
 _shtab_bblogin_setup_subparsers=(kubectl git)
-_shtab_bblogin_subparsers=(login token status accounts profiles use logout kubectl git-credential setup demo dev-idp tui exchange aws completion doctor)
+_shtab_bblogin_aws_subparsers=(trust-policy)
+_shtab_bblogin_gcp_subparsers=(config provider-condition)
+_shtab_bblogin_subparsers=(login token status accounts profiles use logout kubectl git-credential setup demo dev-idp tui exchange aws gcp completion doctor)
 
 _shtab_bblogin_login_option_strings=(-h --help --profile -p --issuer --client-id --client-secret --provider --connector-id --scope --ca-file --flow --no-browser --listen --timeout --insecure-storage --default)
 _shtab_bblogin_token_option_strings=(-h --help --profile -p --account -a --id-token --access-token --json --no-login)
@@ -24,7 +26,11 @@ _shtab_bblogin_demo_option_strings=(-h --help --flow --no-browser --timeout)
 _shtab_bblogin_dev_idp_option_strings=(-h --help --port --auto-approve --user --token-ttl --ephemeral)
 _shtab_bblogin_tui_option_strings=(-h --help)
 _shtab_bblogin_exchange_option_strings=(-h --help --profile -p --from-env --json)
+_shtab_bblogin_aws_trust_policy_option_strings=(-h --help --token-file --workspace --workspace-uuid --repository-uuid --environment-uuid --account-id)
 _shtab_bblogin_aws_option_strings=(-h --help --profile -p --account -a --role-arn --duration --session-name --from-env --sts-endpoint)
+_shtab_bblogin_gcp_config_option_strings=(-h --help --audience --service-account --profile -p --output --executable-output-file --timeout-millis --token-lifetime)
+_shtab_bblogin_gcp_provider_condition_option_strings=(-h --help --token-file --workspace --workspace-uuid --repository-uuid --environment-uuid --json)
+_shtab_bblogin_gcp_option_strings=(-h --help --profile -p --account -a --lifetime)
 _shtab_bblogin_completion_option_strings=(-h --help)
 _shtab_bblogin_doctor_option_strings=(-h --help --json)
 _shtab_bblogin_option_strings=(-h --help --version -v --verbose)
@@ -49,6 +55,10 @@ _shtab_bblogin_exchange___profile_COMPGEN=_bblogin_profiles
 _shtab_bblogin_exchange__p_COMPGEN=_bblogin_profiles
 _shtab_bblogin_aws___profile_COMPGEN=_bblogin_profiles
 _shtab_bblogin_aws__p_COMPGEN=_bblogin_profiles
+_shtab_bblogin_gcp_config___profile_COMPGEN=_bblogin_profiles
+_shtab_bblogin_gcp_config__p_COMPGEN=_bblogin_profiles
+_shtab_bblogin_gcp___profile_COMPGEN=_bblogin_profiles
+_shtab_bblogin_gcp__p_COMPGEN=_bblogin_profiles
 
 _shtab_bblogin_login___provider_choices=(oidc bitbucket-cloud bitbucket-dc)
 _shtab_bblogin_login___flow_choices=(auto loopback device)
@@ -58,8 +68,10 @@ _shtab_bblogin_setup_git___authtype_choices=(basic bearer)
 _shtab_bblogin_setup_git___token_choices=(access_token id_token)
 _shtab_bblogin_setup_pos_0_choices=(kubectl git)
 _shtab_bblogin_demo___flow_choices=(device loopback)
+_shtab_bblogin_aws_pos_0_choices=(trust-policy)
+_shtab_bblogin_gcp_pos_0_choices=(config provider-condition)
 _shtab_bblogin_completion_pos_0_choices=(bash zsh fish)
-_shtab_bblogin_pos_0_choices=(login token status accounts profiles use logout kubectl git-credential setup demo dev-idp tui exchange aws completion doctor)
+_shtab_bblogin_pos_0_choices=(login token status accounts profiles use logout kubectl git-credential setup demo dev-idp tui exchange aws gcp completion doctor)
 
 _shtab_bblogin_login__h_nargs=0
 _shtab_bblogin_login___help_nargs=0
@@ -119,8 +131,19 @@ _shtab_bblogin_tui___help_nargs=0
 _shtab_bblogin_exchange__h_nargs=0
 _shtab_bblogin_exchange___help_nargs=0
 _shtab_bblogin_exchange___json_nargs=0
+_shtab_bblogin_aws_trust_policy__h_nargs=0
+_shtab_bblogin_aws_trust_policy___help_nargs=0
+_shtab_bblogin_aws_pos_0_nargs=A...
 _shtab_bblogin_aws__h_nargs=0
 _shtab_bblogin_aws___help_nargs=0
+_shtab_bblogin_gcp_config__h_nargs=0
+_shtab_bblogin_gcp_config___help_nargs=0
+_shtab_bblogin_gcp_provider_condition__h_nargs=0
+_shtab_bblogin_gcp_provider_condition___help_nargs=0
+_shtab_bblogin_gcp_provider_condition___json_nargs=0
+_shtab_bblogin_gcp_pos_0_nargs=A...
+_shtab_bblogin_gcp__h_nargs=0
+_shtab_bblogin_gcp___help_nargs=0
 _shtab_bblogin_completion__h_nargs=0
 _shtab_bblogin_completion___help_nargs=0
 _shtab_bblogin_doctor__h_nargs=0

@@ -14,29 +14,32 @@ import os
 import re
 import sys
 
-from bblogin._aws import AWSCredentials, assume_role, default_endpoint
+from bblogin._aws import TRUST_REFUSALS, AWSCredentials, STSError, assume_role, default_endpoint
 from bblogin._claims import unverified_claims
 from bblogin._commands._common import account_from_args, load_config, on_terminal, say
 from bblogin._config import is_allowed_issuer
+from bblogin._drift import drift_warning
 from bblogin._errors import StorageError, UsageError
 from bblogin._exchange import PIPELINES_ENV, subject_token
 from bblogin._store import SecretStore
 from bblogin._tokens import now
+from bblogin._trustpolicy import compared_by_aws
 
 REUSE_MARGIN = 15 * 60  # botocore refreshes 15 min (advisory) before Expiration: hand out only more than that
 log = logging.getLogger("bblogin.aws")
 
 
-def _web_identity_token(args: argparse.Namespace) -> str:
+def _web_identity_token(args: argparse.Namespace) -> tuple[str, bool]:
+    """The token, and whether it is a CI token bblogin cannot renew (it expires with the step)."""
     if args.from_env:
-        return subject_token(args.from_env)
+        return subject_token(args.from_env), True
     if os.environ.get(PIPELINES_ENV):
-        return subject_token(PIPELINES_ENV)
+        return subject_token(PIPELINES_ENV), True
     from bblogin._session import get_credential
 
     config = load_config()
     profile = config.profile(args.profile)
-    return get_credential(profile, kind="id_token", account=account_from_args(args, profile), interactive=on_terminal()).token
+    return get_credential(profile, kind="id_token", account=account_from_args(args, profile), interactive=on_terminal()).token, False
 
 
 def _session_name(args: argparse.Namespace, claims: dict) -> str:
@@ -78,13 +81,28 @@ def _open_cache() -> SecretStore | None:
     return store
 
 
+def _warn_about_drift(claims: dict, duration: int) -> None:
+    exp = claims.get("exp")
+    if isinstance(exp, int) and not isinstance(exp, bool):
+        at = now()
+        warning = drift_warning(f"AWS credentials asked for (--duration {duration})", at + duration, exp, renews_before=REUSE_MARGIN, now=at)
+        if warning:
+            say(warning)
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.aws_action == "trust-policy":
+        from bblogin._commands.trust import run_aws
+
+        return run_aws(args)
+    if not args.role_arn:
+        raise UsageError("--role-arn ARN is required", hint="bblogin aws --role-arn arn:aws:iam::ACCOUNT:role/NAME; or `bblogin aws trust-policy --account-id ID` for the role's trust policy")
     if not 900 <= args.duration <= 43200:
         raise UsageError("--duration must be between 900 and 43200 seconds")
     endpoint = args.sts_endpoint or default_endpoint()
     if not is_allowed_issuer(endpoint):
         raise UsageError("--sts-endpoint must be https:// (http:// only on 127.0.0.1)")
-    token = _web_identity_token(args)
+    token, from_ci = _web_identity_token(args)
     claims = unverified_claims(token) or {}
     session_name = _session_name(args, claims)
     key = cache_key(args.role_arn, session_name, claims, endpoint, args.duration)
@@ -105,8 +123,16 @@ def run(args: argparse.Namespace) -> int:
             return 0
     from bblogin._http import make_client
 
+    if from_ci:
+        _warn_about_drift(claims, args.duration)
     with make_client() as http:
-        creds = assume_role(http, endpoint, role_arn=args.role_arn, session_name=session_name, token=token, duration=args.duration)
+        try:
+            creds = assume_role(http, endpoint, role_arn=args.role_arn, session_name=session_name, token=token, duration=args.duration)
+        except STSError as exc:
+            if exc.code not in TRUST_REFUSALS:
+                raise
+            in_step = not args.from_env and bool(os.environ.get(PIPELINES_ENV))
+            raise STSError(exc.message, hint=f"{exc.hint}\n  {compared_by_aws(claims, args.role_arn, in_step=in_step)}", code=exc.code) from None
     answer = creds.credential_process_json()
     if store is not None:
         try:

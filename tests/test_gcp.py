@@ -1,0 +1,209 @@
+"""`bblogin gcp`: a Google executable-sourced credential, run by the real google-auth library
+against STS and IAM Credentials doubles (tests/fixtures/google_wif.py), in a Pipelines step and
+on a laptop; `gcp config`'s configuration; `gcp provider-condition`'s mapping and condition."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import stat
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.fixtures.google_wif import GoogleWIF, Provider
+from tests.test_session import login, make_expiring
+
+SA = "deploy@acme-prod.iam.gserviceaccount.com"
+POOL = "projects/123456789/locations/global/workloadIdentityPools/bitbucket"
+SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
+LIBRARY_ENV = ("GOOGLE_EXTERNAL_ACCOUNT_AUDIENCE", "GOOGLE_EXTERNAL_ACCOUNT_TOKEN_TYPE", "GOOGLE_EXTERNAL_ACCOUNT_INTERACTIVE", "GOOGLE_EXTERNAL_ACCOUNT_OUTPUT_FILE")
+
+
+def bblogin(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bblogin", *args], capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture(autouse=True)
+def _library_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES", "1")
+    for var in LIBRARY_ENV:
+        monkeypatch.delenv(var, raising=False)
+
+
+def write_config(wif: GoogleWIF, audience: str, tmp_path: pathlib.Path, *extra: str) -> pathlib.Path:
+    """`bblogin gcp config`'s file, with token_url and the impersonation URL pointed at the doubles."""
+    path = tmp_path / "gcp-credentials.json"
+    done = bblogin("gcp", "config", "--audience", audience, "--service-account", SA, "--output", str(path), *extra)
+    assert done.returncode == 0, done.stderr
+    config = json.loads(path.read_text())
+    config["token_url"] = f"{wif.url}/v1/token"
+    config["service_account_impersonation_url"] = wif.impersonation_url(SA)
+    path.write_text(json.dumps(config))
+    return path
+
+
+def google_token(path: pathlib.Path) -> str:
+    """What an application gets: google-auth loads the configuration, runs bblogin, asks STS and IAM."""
+    from google.auth import pluggable
+    from google.auth.transport.requests import Request
+
+    creds = pluggable.Credentials.from_file(str(path), scopes=SCOPES)  # the executable-sourced type's own loader
+    creds.refresh(Request())
+    return creds.token
+
+
+def pipelines_provider(devidp, step_token: str) -> Provider:
+    """The provider `bblogin gcp provider-condition --json` describes for this step."""
+    done = bblogin("gcp", "provider-condition", "--json", env={"BITBUCKET_STEP_OIDC_TOKEN": step_token})
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    return Provider(f"{POOL}/providers/acme", out["issuer_uri"], out["allowed_audiences"], out["attribute_mapping"], out["attribute_condition"])
+
+
+def test_config_is_what_gcloud_writes_with_bblogins_absolute_path(tmp_path: pathlib.Path) -> None:
+    audience = f"//iam.googleapis.com/{POOL}/providers/acme"
+    done = bblogin("gcp", "config", "--audience", audience, "--service-account", SA, "--profile", "work", "--token-lifetime", "1800", "--executable-output-file", "cache.json")
+    assert done.returncode == 0, done.stderr
+    config = json.loads(done.stdout)
+    executable = config["credential_source"]["executable"]
+    command = executable.pop("command").split()
+    assert os.path.isabs(command[0]) and os.access(command[0], os.X_OK) and command[1:] == ["gcp", "--profile", "work", "--lifetime", "1800"]
+    assert executable == {"timeout_millis": 30000, "output_file": os.path.abspath("cache.json")}
+    assert config == {
+        "universe_domain": "googleapis.com",
+        "type": "external_account",
+        "audience": audience,
+        "subject_token_type": "urn:ietf:params:oauth:token-type:id_token",
+        "token_url": "https://sts.googleapis.com/v1/token",
+        "credential_source": {"executable": executable},
+        "service_account_impersonation_url": f"https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/{SA}:generateAccessToken",
+        "service_account_impersonation": {"token_lifetime_seconds": 1800},
+    }
+    bad = bblogin("gcp", "config", "--audience", "projects/1/pools/x")
+    assert bad.returncode == 2 and "workloadIdentityPools" in bad.stderr
+
+
+def test_google_auth_gets_a_service_account_token_in_a_pipelines_step(devidp, google_wif: GoogleWIF, tmp_path, monkeypatch) -> None:
+    repo = "{11111111-2222-4333-8444-555555555555}"
+    step = devidp.mint_pipelines_token(repository_uuid=repo)
+    audience = google_wif.add_provider(pipelines_provider(devidp, step))
+    google_wif.grant(SA, f"principalSet://iam.googleapis.com/{POOL}/attribute.repository_uuid/{repo}")
+    path = write_config(google_wif, audience, tmp_path)
+    monkeypatch.setenv("BITBUCKET_STEP_OIDC_TOKEN", step)
+    token = google_token(path)
+    assert token.startswith(f"ya29.sa-{SA}-")
+    assert google_wif.subject_tokens == [step]  # the step token itself: Google trusts the Pipelines issuer directly
+
+    # another repository of the same workspace: the provider's condition refuses it at STS
+    monkeypatch.setenv("BITBUCKET_STEP_OIDC_TOKEN", devidp.mint_pipelines_token())
+    import google.auth.exceptions
+
+    with pytest.raises(google.auth.exceptions.OAuthError, match="attribute condition"):
+        google_token(path)
+    # another workspace's token (its own audience): refused for the audience, before any condition
+    monkeypatch.setenv("BITBUCKET_STEP_OIDC_TOKEN", devidp.mint_pipelines_token(repository_uuid=repo, audience=devidp.pipelines.audience("other")))
+    with pytest.raises(google.auth.exceptions.OAuthError, match="invalid_grant"):
+        google_token(path)
+    assert google_wif.refusals[0] == "attribute condition" and "Audience" in google_wif.refusals[1]
+
+
+def test_google_auth_gets_a_token_on_a_laptop_with_the_profiles_id_token(keyring_secret_service, devidp, google_wif: GoogleWIF, tmp_path) -> None:
+    login(devidp)
+    audience = google_wif.add_provider(Provider(f"{POOL}/providers/dex-laptop", devidp.issuer, ["bblogin"], {"google.subject": "assertion.sub", "attribute.email": "assertion.email"}))
+    google_wif.grant(SA, f"principalSet://iam.googleapis.com/{POOL}/attribute.email/alice@example.com")
+    path = write_config(google_wif, audience, tmp_path, "--profile", "dev")
+    assert google_token(path).startswith(f"ya29.sa-{SA}-")
+    id_token = json.loads(bblogin("token", "--profile", "dev", "--json").stdout)["token"]
+    assert google_wif.subject_tokens == [id_token]
+
+    make_expiring("dev")  # inside the refresh margin: bblogin gcp refreshes before answering
+    refreshes = devidp.count("/token", "refresh_token")
+    assert google_token(path).startswith("ya29.sa-")
+    assert devidp.count("/token", "refresh_token") == refreshes + 1 and google_wif.subject_tokens[-1] != id_token
+
+
+def test_non_interactive_never_logs_in_and_answers_success_false(keyring_secret_service, devidp, monkeypatch) -> None:
+    login(devidp)
+    make_expiring("dev", seconds_left=-10)
+    devidp.revoke_refresh_tokens()
+    device_codes = devidp.count("/device/code")
+    env = {"GOOGLE_EXTERNAL_ACCOUNT_AUDIENCE": "//iam.googleapis.com/x", "GOOGLE_EXTERNAL_ACCOUNT_INTERACTIVE": "0"}
+    # as google-auth runs it: stdout and stderr one pipe, stdin inherited (here: a terminal-less one)
+    done = subprocess.run([sys.executable, "-m", "bblogin", "gcp", "--profile", "dev"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60, env={**os.environ, **env}, stdin=subprocess.DEVNULL)
+    assert done.returncode == 4
+    answer = json.loads(done.stdout)  # the whole output is the JSON: no stderr text mixed in
+    assert answer["version"] == 1 and answer["success"] is False and answer["code"] == "RefreshTokenDead"
+    assert "bblogin login --profile dev" in answer["message"]
+    assert devidp.count("/device/code") == device_codes
+
+
+def test_output_file_is_written_0600_and_reused_by_google_auth(devidp, google_wif: GoogleWIF, tmp_path, monkeypatch) -> None:
+    repo = "{11111111-2222-4333-8444-555555555555}"
+    step = devidp.mint_pipelines_token(repository_uuid=repo, ttl=1800)
+    audience = google_wif.add_provider(pipelines_provider(devidp, step))
+    google_wif.grant(SA, f"principalSet://iam.googleapis.com/{POOL}/*")
+    cache = tmp_path / "answers" / "gcp-answer.json"
+    cache.parent.mkdir()
+    path = write_config(google_wif, audience, tmp_path, "--executable-output-file", str(cache))
+    monkeypatch.setenv("BITBUCKET_STEP_OIDC_TOKEN", step)
+    google_token(path)
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o600 and not [p for p in cache.parent.iterdir() if p != cache]  # no temporary left
+    answer = json.loads(cache.read_text())
+    from bblogin._claims import unverified_claims
+
+    assert answer == {"version": 1, "success": True, "token_type": "urn:ietf:params:oauth:token-type:id_token", "id_token": step, "expiration_time": unverified_claims(step)["exp"]}
+    monkeypatch.delenv("BITBUCKET_STEP_OIDC_TOKEN")  # bblogin would now fail: the library must reuse the file
+    assert google_token(path).startswith("ya29.sa-") and google_wif.subject_tokens == [step, step]
+
+
+def test_interactive_mode_answers_only_in_the_output_file(devidp, tmp_path) -> None:
+    step = devidp.mint_pipelines_token()
+    out = tmp_path / "answer.json"
+    env = {"BITBUCKET_STEP_OIDC_TOKEN": step, "GOOGLE_EXTERNAL_ACCOUNT_AUDIENCE": "//iam.googleapis.com/x", "GOOGLE_EXTERNAL_ACCOUNT_INTERACTIVE": "1", "GOOGLE_EXTERNAL_ACCOUNT_OUTPUT_FILE": str(out)}
+    done = bblogin("gcp", env=env)
+    assert done.returncode == 0 and step not in done.stdout + done.stderr  # stdout is the person's terminal
+    assert json.loads(out.read_text())["id_token"] == step
+    missing = bblogin("gcp", env={k: v for k, v in env.items() if k != "GOOGLE_EXTERNAL_ACCOUNT_OUTPUT_FILE"})
+    assert missing.returncode == 2 and missing.stdout == "" and "output_file" in missing.stderr  # google-auth refuses such a configuration itself
+
+
+def test_an_expired_step_token_is_a_failure_answer(devidp) -> None:
+    done = bblogin("gcp", env={"BITBUCKET_STEP_OIDC_TOKEN": devidp.mint_pipelines_token(ttl=-5)})
+    answer = json.loads(done.stdout)
+    assert done.returncode == 4 and answer["success"] is False and "expired" in answer["message"]
+
+
+def test_drift_warning_once_with_both_times_never_inside_google_auths_pipe(devidp) -> None:
+    from bblogin._claims import unverified_claims
+    from bblogin._timefmt import rfc3339
+
+    step = devidp.mint_pipelines_token(ttl=600)
+    done = bblogin("gcp", env={"BITBUCKET_STEP_OIDC_TOKEN": step})
+    assert done.returncode == 0 and json.loads(done.stdout)["id_token"] == step
+    assert done.stderr.count("warning:") == 1 and rfc3339(unverified_claims(step)["exp"]) in done.stderr
+    session_end = done.stderr.split("last until ")[1].split(",")[0]
+    assert abs(time.mktime(time.strptime(session_end, "%Y-%m-%dT%H:%M:%SZ")) - time.timezone - (time.time() + 3600)) < 60
+    assert bblogin("gcp", "--lifetime", "600", env={"BITBUCKET_STEP_OIDC_TOKEN": step}).stderr == ""
+    # run as google-auth runs it (stderr into stdout): the output stays exactly the JSON
+    merged = subprocess.run([sys.executable, "-m", "bblogin", "gcp"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60, env={**os.environ, "BITBUCKET_STEP_OIDC_TOKEN": step})
+    assert json.loads(merged.stdout)["success"] is True
+    # ...so `gcp config`, run in the step's script, says it where the step log shows it
+    config = bblogin("gcp", "config", "--audience", f"//iam.googleapis.com/{POOL}/providers/acme", env={"BITBUCKET_STEP_OIDC_TOKEN": step})
+    assert config.returncode == 0 and config.stderr.count("warning:") == 1
+
+
+def test_provider_condition_for_a_deployment_environment_and_from_flags(devidp) -> None:
+    repo, env_uuid = "{11111111-2222-4333-8444-555555555555}", "{99999999-2222-4333-8444-555555555555}"
+    step = devidp.mint_pipelines_token(repository_uuid=repo, deployment_environment_uuid=env_uuid)
+    out = json.loads(bblogin("gcp", "provider-condition", "--json", env={"BITBUCKET_STEP_OIDC_TOKEN": step}).stdout)
+    assert out["attribute_condition"] == f'assertion.repositoryUuid == "{repo}" && assertion.deploymentEnvironmentUuid == "{env_uuid}"'
+    assert out["attribute_mapping"]["google.subject"] == "assertion.sub" and out["allowed_audiences"] == [devidp.pipelines.audience()]
+    flags = bblogin("gcp", "provider-condition", "--workspace", "acme", "--workspace-uuid", "3f7c0b1e-2d4a-4b6c-9e8f-0a1b2c3d4e5f", "--repository-uuid", repo)
+    assert flags.returncode == 0 and "--issuer-uri=https://api.bitbucket.org/2.0/workspaces/acme/pipelines-config/identity/oidc" in flags.stdout
+    assert f"--attribute-condition='assertion.repositoryUuid == \"{repo}\"'" in flags.stdout
+    partial = bblogin("gcp", "provider-condition", "--workspace", "acme")
+    assert partial.returncode == 2 and "--repository-uuid" in partial.stderr
