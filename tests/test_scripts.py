@@ -58,6 +58,8 @@ PROVIDES = {
     "fish": "fish",
     "faketime": "faketime",
     "libfaketime": "/usr/lib/*/faketime/libfaketimeMT.so.1",  # LD_PRELOAD (tests/test_clock_skew.py)
+    "tinyproxy": "tinyproxy",  # the authenticating HTTP proxy (tests/fixtures/corpnet.py)
+    "microsocks": "microsocks",  # the SOCKS5 proxy (tests/fixtures/corpnet.py)
 }
 
 
