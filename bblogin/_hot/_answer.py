@@ -4,7 +4,7 @@ kubectl and git spawn bblogin on every call. When the account's token is cached 
 longer than the profile's margin, this module answers without argparse, json, tomllib, os,
 platformdirs, keyring, httpx, authlib or jwt: it parses the command line (a strict subset of
 argparse's grammar), reads the marshal mirrors of the config and the account index (``_mirror``),
-reads the secret from the Secret Service (``_dbus``: two round trips) or the plaintext file,
+reads the secret from the Secret Service (``_dbus``: three round trips) or the plaintext file,
 checks that it is exactly the token that was verified when it was stored (``cached_token``: its
 SHA-256, expiry, provider, issuer and client are in the index — and for a CI exchange the step
 token's digest; the full path runs the same check), and prints. ``_mirrors`` on the full path
@@ -125,7 +125,7 @@ def _read_plaintext(account_id: str, kind: str) -> str | None:
 
 
 def read_keyring(account_id: str, kind: str, timeout: float, collection: str | None = None) -> str | None:
-    """The ``kind`` token of ``account_id`` from the Secret Service over one plain session (two
+    """The ``kind`` token of ``account_id`` from the Secret Service over one plain session (three
     round trips; two more for a value stored in parts), None when there is none or its parts are
     torn. Raises ``_dbus.SecretServiceUnavailable`` when it cannot tell (no bus, a locked item,
     more than MAX_PARTS parts, a reply it cannot read) and UnicodeDecodeError."""
