@@ -96,9 +96,11 @@ class RefreshTokenDead(LoginRequired):
 
 
 class IdPError(BbloginError):
-    """The identity provider could not be reached or answered something unusable. Transient."""
+    """The identity provider could not be reached or answered something unusable. Transient.
+    ``retry_after``: seconds the IdP asked to wait (its Retry-After), when it said."""
 
     exit_code = EXIT_IDP
+    retry_after: float | None = None
 
 
 class IdPUnreachable(IdPError):
@@ -107,6 +109,11 @@ class IdPUnreachable(IdPError):
 
 class IdPResponseError(IdPError):
     """Malformed JSON, an HTML error page, a 5xx or an unexpected status."""
+
+
+class IdentityUnchecked(IdPError):
+    """A refresh succeeded, but asking the provider who the new tokens belong to failed (a
+    Bitbucket user API down): the tokens are kept and the identity is checked later."""
 
 
 class TLSError(IdPUnreachable):
