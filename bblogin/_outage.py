@@ -22,7 +22,6 @@ identity is checked on the first call after ``retry_at`` (the hot path declines 
 
 from __future__ import annotations
 
-import random
 import time
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
@@ -33,6 +32,8 @@ from bblogin._hot._answer import OUTAGE_FLOOR as FLOOR
 from bblogin._hot._answer import in_backoff
 
 if TYPE_CHECKING:
+    import random
+
     from bblogin._index import Account
 
 __all__ = ["BASE", "CAP", "EARLY_BUDGET", "EARLY_LOCK_WAIT", "KNOWN_OUTAGE_BUDGET", "FLOOR", "Outage", "clear", "of", "record_failure", "waiting"]
@@ -99,8 +100,10 @@ def waiting(account: Account) -> Outage | None:
 def delay(failures: int, retry_after: float | None = None, rand: random.Random | None = None) -> float:
     """Seconds before the next attempt after ``failures`` failures in a row: BASE doubled per
     failure, capped at CAP, ±JITTER; never less than the IdP's ``retry_after`` (up to its cap)."""
+    import random as _random  # only a failure pays for it: the cached answer imports this module
+
     nominal = min(CAP, BASE * 2.0 ** max(0, failures - 1))
-    wait = nominal * (1.0 + JITTER * (2.0 * (rand or random).random() - 1.0))
+    wait = nominal * (1.0 + JITTER * (2.0 * (rand or _random).random() - 1.0))
     if retry_after is not None:
         wait = max(wait, min(retry_after, RETRY_AFTER_CAP))
     return wait
