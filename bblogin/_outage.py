@@ -42,7 +42,7 @@ BASE = 15.0  # seconds before the first retry
 CAP = 300.0  # the longest wait between attempts
 RETRY_AFTER_CAP = 1800.0  # an IdP's Retry-After is honoured up to half an hour
 JITTER = 0.2  # each wait is its nominal length ± 20 %: a fleet of laptops does not retry in step
-EARLY_BUDGET = 1.5  # seconds for all requests of a refresh whose caller holds a valid token
+EARLY_BUDGET = 1.0  # seconds for all requests of a refresh whose caller holds a valid token
 KNOWN_OUTAGE_BUDGET = 10.0  # one attempt (no retries) for a call without a valid token during an outage
 EARLY_LOCK_WAIT = 0.25  # seconds such a caller waits for another process's refresh before serving
 
