@@ -40,7 +40,7 @@ __all__ = ["BASE", "CAP", "EARLY_BUDGET", "EARLY_LOCK_WAIT", "KNOWN_OUTAGE_BUDGE
 
 BASE = 15.0  # seconds before the first retry
 CAP = 300.0  # the longest wait between attempts
-RETRY_AFTER_CAP = 1800.0  # an IdP's Retry-After is honoured up to half an hour
+RETRY_AFTER_CAP = 1800.0  # an IdP's Retry-After is honoured up to half an hour (_hot._answer.MAX_WINDOW: the sum)
 JITTER = 0.2  # each wait is its nominal length ± 20 %: a fleet of laptops does not retry in step
 EARLY_BUDGET = 1.0  # seconds for all requests of a refresh whose caller holds a valid token
 KNOWN_OUTAGE_BUDGET = 10.0  # one attempt (no retries) for a call without a valid token during an outage

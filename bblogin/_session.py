@@ -221,6 +221,7 @@ def _mark_dead(account: Account, *, drop_refresh_token: bool = False) -> None:
         for acct in (account, current):
             if acct is not None:
                 acct.refresh_dead = True
+                acct.outage = None  # the IdP answered: no outage, a refusal
                 if drop_refresh_token:
                     acct.tokens.pop("refresh_token", None)
 

@@ -251,3 +251,28 @@ def test_cloud_identity_outage_keeps_the_refreshed_tokens(bitbucket_cloud, path:
     assert get_credential(profile, kind="access_token").token in served
     account = _index.load().active_account("cloud")
     assert account.outage is None and len(fake.token_requests) == requests + 1
+
+
+# -- the backoff schedule and damaged records ----------------------------------------------------
+def test_backoff_grows_jittered_to_its_cap_and_honours_retry_after() -> None:
+    import random
+
+    from bblogin import _outage
+
+    rand = random.Random(24)
+    for failures, nominal in ((1, 15), (2, 30), (3, 60), (5, 240), (6, 300), (40, 300)):
+        waits = [_outage.delay(failures, rand=rand) for _ in range(200)]
+        assert nominal * 0.8 <= min(waits) and max(waits) <= nominal * 1.2 and len(set(waits)) > 100  # jittered
+    assert _outage.delay(1, retry_after=120, rand=rand) == 120
+    assert _outage.delay(1, retry_after=86400, rand=rand) == _outage.RETRY_AFTER_CAP
+
+
+@pytest.mark.parametrize("damaged", ["soon", 7, [], {"retry_at": True}, {"retry_at": "1e12"}, {"retry_at": 1e12}, {"since": "x", "failures": None, "cause": 1, "retry_at": 1}])
+def test_a_damaged_outage_record_is_no_window_and_no_traceback(damaged) -> None:
+    from bblogin._hot._answer import in_backoff, outage_notice
+    from bblogin._outage import Outage
+
+    assert not in_backoff(damaged, time.time())
+    assert Outage.from_json(damaged) is None or not Outage.from_json(damaged).waiting()
+    account = {"id": "a", "outage": damaged, "tokens": {"id_token": {"expires_at": int(time.time()) + 30, "issued_at": int(time.time()) - 170}}}
+    assert outage_notice({"refresh_margin": 60}, account, "id_token", int(time.time()) + 30) is None  # none has a usable "since"

@@ -191,10 +191,13 @@ def effective_margin(margin: int, info: dict) -> int:
     return margin
 
 
+MAX_WINDOW = 2100  # _outage.RETRY_AFTER_CAP + CAP: a later retry_at is a damaged record, not a window
+
+
 def in_backoff(outage: object, now: float) -> bool:
     """Whether an account's recorded IdP outage (``_outage``) says: do not try before a later time."""
     retry_at = outage.get("retry_at") if isinstance(outage, dict) else None
-    return isinstance(retry_at, (int, float)) and not isinstance(retry_at, bool) and now < retry_at
+    return isinstance(retry_at, (int, float)) and not isinstance(retry_at, bool) and now < retry_at <= now + MAX_WINDOW
 
 
 def _needed(profile: dict, account: dict, info: dict, floor: "int | None") -> "int | None":
