@@ -1,6 +1,6 @@
 """The outage benchmark (issue #24): kubectl calls while the IdP is down.
 
-    python benchmarks/outage.py [--calls 20] [--parallel 8] [--check]
+    python benchmarks/outage.py [--calls 12] [--parallel 6] [--check]
 
 The dev IdP sits behind the fault injector of tests/fixtures/faults.py (refuse, reset, hang, 503;
 it counts the connections that reach it). Two logins on it, each called as kubectl calls it (the
@@ -72,8 +72,8 @@ def failures(profile: str) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--calls", type=int, default=20)
-    parser.add_argument("--parallel", type=int, default=8)
+    parser.add_argument("--calls", type=int, default=12)
+    parser.add_argument("--parallel", type=int, default=6)
     parser.add_argument("--check", action="store_true", help="exit 1 when a goal is missed")
     args = parser.parse_args()
 
@@ -97,8 +97,8 @@ def main() -> int:
             "KUBERNETES_EXEC_INFO": EXEC_INFO,
         }
         os.environ.update({k: env[k] for k in ("BBLOGIN_CONFIG_DIR", "BBLOGIN_STATE_DIR", "BBLOGIN_CACHE_DIR")})
-        for profile, user in (("cached", "alice"), ("expiring", "bob")):
-            idp.default_user = user
+        for profile, user, ttl in (("cached", "alice", 86400), ("expiring", "bob", 200)):
+            idp.default_user, idp.id_token_ttl = user, ttl
             login = [bblogin, "login", "--profile", profile, "--issuer", idp.issuer, "--client-id", "bblogin", "--connector-id", "bitbucket-cloud", "--flow", "device", "--no-browser"]
             subprocess.run(login, env=env, check=True, capture_output=True, timeout=60)
         idp.id_token_ttl = 3600  # a token from a successful refresh is no longer "expiring"
