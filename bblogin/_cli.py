@@ -105,6 +105,11 @@ def build_parser(prog: str = PROG, *, only: str | None = None) -> argparse.Argum
     kind.add_argument("--access-token", dest="kind", action="store_const", const="access_token", help="the access token")
     p.add_argument("--json", action="store_true", help="print JSON with the token and its expiry")
     p.add_argument("--no-login", action="store_true", help="fail instead of starting a login when no valid token is cached")
+    p.add_argument("--refresh", action="store_true", help="refresh now, even when the cached token is valid or a backoff window is open; says what changed on stderr")
+
+    p = command("refresh", "refresh", "refresh an account's tokens now (new groups, a new expiry), whatever the backoff after an outage says")
+    _add_profile(p)
+    p.add_argument("--json", action="store_true", help="print JSON with the expiry and groups before and after")
 
     p = command("status", "status", "who is logged in, where, until when, and where the tokens are stored")
     _add_profile(p, account=False)
