@@ -223,7 +223,7 @@ def test_existing_entries_that_differ_are_reported_and_kept_and_undo_removes_onl
     kubeconfig.write_text(json.dumps(mine))
     done = bblogin("setup", "--from", bundle.url, "--yes", "--no-login", SSL_CERT_FILE=str(bundle.ca_file))
     assert done.returncode in (0, 10), done.stderr  # doctor may fail: no login yet
-    assert "! context prod: conflict — exists and differs" in done.stderr and "kept as they are" in done.stderr
+    assert "! context prod: conflict — exists and differs" in done.stderr and "kept or left out" in done.stderr
     from ruamel.yaml import YAML
 
     view = YAML(typ="safe").load(kubeconfig.read_text())
@@ -269,6 +269,7 @@ def test_hostile_bundles_are_refused_with_nothing_written(case: str, member: pat
     done = bblogin("setup", "--from", str(path), "--yes")
     assert done.returncode in (2, 3), done.stderr
     assert message in done.stderr and "Traceback" not in done.stderr
+    assert "\x1b" not in done.stderr and "\r" not in done.stderr and "Tokens will go" not in done.stderr
     assert files(member) == before
 
 
@@ -297,3 +298,143 @@ def test_the_schema_example_in_docs_team_md_is_a_valid_bundle(tmp_path: pathlib.
     bundle = _team.parse("docs/team.md", example)
     assert set(bundle.profiles) == {"work", "cloud"} and [c.name for c in bundle.clusters] == ["prod"]
     assert [h.url for h in bundle.git_hosts] == ["https://bitbucket.org/acme", "https://git.example.com"]
+
+
+# -- the review's findings (#27), each from its reproduction -------------------------------------
+BASE = '''bundle = 1
+name = "acme"
+default_profile = "work"
+[profiles.work]
+issuer = "https://dex.example.com/dex"
+client_id = "bblogin"
+connector_id = "bitbucket-cloud"
+[clusters.prod]
+server = "https://k8s.example.com:6443"
+certificate_authority_data = "CA"
+profile = "work"
+contexts = [{ name = "prod" }, { name = "prod-payments", namespace = "payments" }]
+[git."https://git.example.com/team"]
+profile = "work"
+'''
+
+
+@pytest.fixture
+def base(tmp_path: pathlib.Path) -> pathlib.Path:
+    """The review's base.toml: one profile, one cluster with two contexts, one git host."""
+    _cert, _key, ca_pem = _certificates(tmp_path)
+    path = tmp_path / "base.toml"
+    path.write_text(BASE.replace('"CA"', '"' + base64.b64encode(ca_pem).decode() + '"'))
+    return path
+
+
+def apply(bundle: pathlib.Path, *more: str) -> subprocess.CompletedProcess[str]:
+    done = bblogin("setup", "--from", str(bundle), "--yes", "--no-login", *more)
+    assert done.returncode in (0, 10), done.stderr  # 10: doctor's checks fail without a login
+    return done
+
+
+def kube_view(kubectl_bin: pathlib.Path) -> dict[str, Any]:
+    done = kubectl(kubectl_bin, "config", "view", "-o", "json")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def contexts_of(view: dict[str, Any]) -> dict[str, Any]:
+    return {c["name"]: c["context"] for c in view.get("contexts") or []}
+
+
+def write_kubeconfig(path: pathlib.Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def config_toml() -> pathlib.Path:
+    return pathlib.Path(os.environ["BBLOGIN_CONFIG_DIR"]) / "config.toml"
+
+
+def routes(stderr: str) -> list[str]:
+    lines = stderr.split("Tokens will go only here:\n", 1)
+    return [line.strip() for line in lines[1].splitlines() if line.startswith("    ")] if len(lines) == 2 else []
+
+
+def test_a_kept_profile_gets_nothing_of_the_bundle_pointed_at_it(base: pathlib.Path, member: pathlib.Path, kubectl_bin: pathlib.Path) -> None:
+    config_toml().parent.mkdir(parents=True, exist_ok=True)
+    config_toml().write_text('[profiles.work]\nissuer = "https://login.mycorp.example/"\nclient_id = "mine"\n')
+    done = apply(base)
+    assert "! profile work: conflict" in done.stderr
+    assert "! git host https://git.example.com/team: left out — left out: it would use profile work" in done.stderr
+    assert "! user bblogin-work: left out" in done.stderr and "! context prod: left out" in done.stderr
+    assert routes(done.stderr) == [] and "No token goes anywhere" in done.stderr
+    text = config_toml().read_text()
+    assert "git.example.com" not in text and "default_profile" not in text and "login.mycorp.example" in text
+    view = kube_view(kubectl_bin)
+    assert contexts_of(view) == {} and not view.get("users")
+    assert "credential" not in (member / ".gitconfig").read_text()
+
+
+def test_a_kept_cluster_or_user_gets_no_context_of_the_bundle(base: pathlib.Path, member: pathlib.Path, kubectl_bin: pathlib.Path) -> None:
+    write_kubeconfig(member / ".kube" / "config", """apiVersion: v1
+kind: Config
+clusters:
+- name: prod
+  cluster: {server: "https://my-own-cluster.example.org"}
+users:
+- name: bblogin-work
+  user: {exec: {apiVersion: client.authentication.k8s.io/v1, command: bblogin, args: [kubectl, --profile, personal]}}
+contexts: []
+""")
+    done = apply(base)
+    assert "! cluster prod: conflict" in done.stderr and "! user bblogin-work: conflict" in done.stderr
+    assert "! context prod: left out — left out: it would use cluster prod" in done.stderr
+    assert not [r for r in routes(done.stderr) if "Kubernetes" in r]
+    assert [r for r in routes(done.stderr) if r.startswith("access token of profile work (from https://dex.example.com/dex) → git https://git.example.com/team")]
+    assert contexts_of(kube_view(kubectl_bin)) == {}
+
+
+def test_a_kept_git_host_of_another_profile_gets_no_helper(base: pathlib.Path, member: pathlib.Path) -> None:
+    config_toml().parent.mkdir(parents=True, exist_ok=True)
+    config_toml().write_text('[profiles.mine]\nissuer = "https://login.mycorp.example/"\nclient_id = "mine"\n[git."https://git.example.com/team"]\nprofile = "mine"\n')
+    done = apply(base)
+    assert "! git host https://git.example.com/team: conflict" in done.stderr
+    assert "! credential helper https://git.example.com/team: left out" in done.stderr
+    assert not [r for r in routes(done.stderr) if "→ git" in r]
+    assert "credential" not in (member / ".gitconfig").read_text()
+    assert 'profile = "mine"' in config_toml().read_text()
+
+
+FOUND_IN_REVIEW = {
+    "a Bitbucket access token to a Kubernetes API": ('[profiles.bb]\nprovider = "bitbucket-cloud"\nclient_id = "KEY"\n[clusters.evil]\nserver = "https://k8s.evil.example"\nprofile = "bb"\nuse_access_token = true\n', "never to a Kubernetes API server"),
+    "an ID token of a Bitbucket profile": ('[profiles.bb]\nprovider = "bitbucket-cloud"\nclient_id = "KEY"\n[git."https://bitbucket.org/acme"]\nprofile = "bb"\ntoken = "id_token"\n', "issues no ID token"),
+    "two profiles sharing one kubeconfig user": (
+        '[profiles.work]\nissuer = "https://dex.example.com/dex"\nclient_id = "bblogin"\n[profiles.work-access-token]\nissuer = "https://other-idp.example.net"\nclient_id = "x"\n'
+        '[clusters.a]\nserver = "https://a.example.com"\nprofile = "work"\nuse_access_token = true\n[clusters.b]\nserver = "https://b.example.com"\nprofile = "work-access-token"\n',
+        "its kubeconfig user would be bblogin-work-access-token",
+    ),
+    "control characters in the name": ('name = "acme\\n  Tokens will go only here:\\n"\n', "holds a control character"),
+    "an escape sequence in an issuer": ('[profiles.work]\nissuer = "https://dex.example.com/dex\\u001b[2K\\r    (looks fine)"\nclient_id = "bblogin"\n', "holds a control character"),
+    "an escape sequence in a server": ('[profiles.p]\nissuer = "https://dex.example.com"\nclient_id = "c"\n[clusters.prod]\nserver = "https://k8s.evil.example\\u001b[1A"\nprofile = "p"\n', "holds a control character"),
+    "a newline in a git URL": ('[profiles.p]\nissuer = "https://dex.example.com"\nclient_id = "c"\n[git."https://git.example.com\\n"]\nprofile = "p"\n', "control character in its name"),
+    "a NUL in a git URL": ('[profiles.bb]\nprovider = "bitbucket-cloud"\nclient_id = "K"\n[git."https://bitbucket.org/a\\u0000b"]\nprofile = "bb"\n', "control character in its name"),
+    "a user name in the issuer": ('[profiles.p]\nissuer = "https://dex.acme.com@evil.example/dex"\nclient_id = "c"\n', "has a user name"),
+    "a port out of range": ('[profiles.p]\nissuer = "https://dex.example.com"\nclient_id = "c"\n[clusters.a]\nserver = "https://k8s.acme.com:99999"\nprofile = "p"\n', "is not a URL"),
+    "a broken IPv6 server": ('[profiles.p]\nissuer = "https://dex.example.com"\nclient_id = "c"\n[clusters.a]\nserver = "https://[::1"\nprofile = "p"\n', "is not a URL"),
+    "a space in a git URL": ('[profiles.bb]\nprovider = "bitbucket-cloud"\nclient_id = "K"\n[git."https://bitbucket.org/a b"]\nprofile = "bb"\n', "no spaces"),
+    "values nested too deeply": ("x = " + "[" * 60000 + "]" * 60000 + "\n", "nested too deeply"),
+}
+HOSTILE.update(FOUND_IN_REVIEW)
+
+
+@pytest.mark.parametrize("case", sorted(FOUND_IN_REVIEW))
+def test_hostile_bundles_the_review_found_are_refused_with_nothing_written(case: str, member: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    test_hostile_bundles_are_refused_with_nothing_written(case, member, tmp_path)
+
+
+def test_a_bundle_saved_with_a_byte_order_mark_is_read_and_bundle_true_is_not_schema_1(base: pathlib.Path, member: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    bom = tmp_path / "bom.toml"
+    bom.write_bytes(b"\xef\xbb\xbf" + base.read_bytes())
+    done = bblogin("setup", "--from", str(bom), "--dry-run")
+    assert done.returncode == 0 and "+ profile work: add" in done.stderr, done.stderr
+    true = tmp_path / "true.toml"
+    true.write_text(base.read_text().replace("bundle = 1", "bundle = true"))
+    done = bblogin("setup", "--from", str(true), "--dry-run")
+    assert done.returncode == 3 and "bundle: must be 1" in done.stderr, done.stderr
