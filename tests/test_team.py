@@ -438,3 +438,125 @@ def test_a_bundle_saved_with_a_byte_order_mark_is_read_and_bundle_true_is_not_sc
     true.write_text(base.read_text().replace("bundle = 1", "bundle = true"))
     done = bblogin("setup", "--from", str(true), "--dry-run")
     assert done.returncode == 3 and "bundle: must be 1" in done.stderr, done.stderr
+
+
+def test_a_context_in_another_kubeconfig_file_is_a_conflict_not_shadowed(base: pathlib.Path, member: pathlib.Path, kubectl_bin: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    work = member / ".kube" / "work.yaml"
+    write_kubeconfig(work, """apiVersion: v1
+kind: Config
+current-context: prod
+clusters: [{name: mine, cluster: {server: "https://my-own-cluster.example.org"}}]
+users: [{name: me, user: {token: my-static-token}}]
+contexts: [{name: prod, context: {cluster: mine, user: me}}]
+""")
+    monkeypatch.setenv("KUBECONFIG", f"{member / '.kube' / 'config'}{os.pathsep}{work}")
+    done = apply(base)
+    assert f"! context prod: conflict — {work} has it" in done.stderr
+    contexts = contexts_of(kube_view(kubectl_bin))
+    assert contexts["prod"] == {"cluster": "mine", "user": "me"} and contexts["prod-payments"]["user"] == "bblogin-work"
+
+
+def test_kubectl_rewriting_the_file_is_no_change_and_undo_still_removes_everything(base: pathlib.Path, member: pathlib.Path, kubectl_bin: pathlib.Path) -> None:
+    apply(base)
+    assert kubectl(kubectl_bin, "config", "use-context", "prod").returncode == 0
+    assert "env: null" in (member / ".kube" / "config").read_text()  # kubectl re-serialised our entries
+    again = apply(base)
+    assert "Nothing to change" in again.stderr and "!" not in again.stderr.split("Tokens will go")[0]
+    undo = bblogin("setup", "--from", str(base), "--undo")
+    assert undo.returncode == 0 and "kept" not in undo.stderr, undo.stderr
+    view = kube_view(kubectl_bin)
+    assert not view.get("users") and not view.get("contexts") and not view.get("clusters")
+
+
+def test_a_failing_git_write_rolls_back_and_writes_nothing(base: pathlib.Path, member: pathlib.Path) -> None:
+    lock = member / ".gitconfig.lock"
+    lock.write_text("")
+    before = files(member)
+    done = bblogin("setup", "--from", str(base), "--yes", "--no-login")
+    assert done.returncode == 3 and "could not lock" in done.stderr, done.stderr
+    assert files(member) == before
+    lock.unlink()
+    assert "+ profile work: add" in apply(base).stderr  # nothing counts as there already
+    undo = bblogin("setup", "--from", str(base), "--undo")
+    assert undo.returncode == 0, undo.stderr
+    assert "[profiles" not in config_toml().read_text() and "default_profile" not in config_toml().read_text()
+
+
+def test_undo_keeps_a_profile_the_user_pointed_a_git_host_at_and_removes_the_rest(base: pathlib.Path, member: pathlib.Path, kubectl_bin: pathlib.Path) -> None:
+    apply(base)
+    with config_toml().open("a") as fh:
+        fh.write('\n[git."https://other.example.com"]\nprofile = "work"\n')
+    undo = bblogin("setup", "--from", str(base), "--undo")
+    assert undo.returncode == 0, undo.stderr
+    assert "! config.toml: profile work" not in undo.stderr and "profile work: in use — " in undo.stderr and "git host https://other.example.com still uses it" in undo.stderr
+    text = config_toml().read_text()
+    assert "[profiles.work]" in text and "git.example.com/team" not in text and "other.example.com" in text
+    assert "credential" not in (member / ".gitconfig").read_text()
+    assert contexts_of(kube_view(kubectl_bin)) == {}
+    again = bblogin("setup", "--from", str(base), "--undo")  # still recorded: undo runs again, the same way
+    assert again.returncode == 0 and "profile work: in use" in again.stderr, again.stderr
+
+
+def test_undo_keeps_what_an_edited_context_uses_and_leaves_no_dangling_context(base: pathlib.Path, member: pathlib.Path, kubectl_bin: pathlib.Path) -> None:
+    apply(base)
+    assert kubectl(kubectl_bin, "config", "set-context", "prod-payments", "--namespace=billing").returncode == 0
+    undo = bblogin("setup", "--from", str(base), "--undo")
+    assert undo.returncode == 0, undo.stderr
+    assert "context prod-payments: kept" in undo.stderr and "cluster prod: in use" in undo.stderr and "user bblogin-work: in use" in undo.stderr
+    view = kube_view(kubectl_bin)
+    assert set(contexts_of(view)) == {"prod-payments"} and [c["name"] for c in view["clusters"]] == ["prod"]
+    assert [u["name"] for u in view["users"]] == ["bblogin-work"] and "[profiles.work]" in config_toml().read_text()
+    assert kubectl(kubectl_bin, "config", "delete-context", "prod-payments").returncode == 0
+    last = bblogin("setup", "--from", str(base), "--undo")  # what was kept for it is still recorded
+    assert last.returncode == 0, last.stderr
+    view = kube_view(kubectl_bin)
+    assert not view.get("clusters") and not view.get("users") and "[profiles" not in config_toml().read_text()
+
+
+def test_racing_setups_lose_no_kubeconfig_write(member: pathlib.Path, tmp_path: pathlib.Path, kubectl_bin: pathlib.Path) -> None:
+    bundles = []
+    for n in "abc":
+        path = tmp_path / f"race-{n}.toml"
+        path.write_text(f'bundle = 1\n[profiles.p{n}]\nissuer = "https://dex-{n}.example.com"\nclient_id = "c"\n[clusters.c{n}]\nserver = "https://k8s-{n}.example.com"\nprofile = "p{n}"\n')
+        bundles.append(path)
+    runs = [subprocess.Popen([sys.executable, "-m", "bblogin", "setup", "--from", str(p), "--yes", "--no-login"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL) for p in bundles]
+    for proc in runs:
+        _out, err = proc.communicate(timeout=180)
+        assert proc.returncode in (0, 10), err
+    assert set(contexts_of(kube_view(kubectl_bin))) == {"ca", "cb", "cc"}
+    assert all(f"[profiles.p{n}]" in config_toml().read_text() for n in "abc")
+
+
+def test_a_kubectl_holding_its_lock_is_waited_for(base: pathlib.Path, member: pathlib.Path, kubectl_bin: pathlib.Path) -> None:
+    kubeconfig = member / ".kube" / "config"
+    write_kubeconfig(kubeconfig, "apiVersion: v1\nkind: Config\nclusters: []\nusers: []\ncontexts: []\n")
+    lock = pathlib.Path(str(kubeconfig) + ".lock")
+    lock.write_text("")  # what client-go creates while a kubectl modifies the file
+    threading.Timer(1.5, lock.unlink).start()
+    apply(base)
+    assert "prod" in contexts_of(kube_view(kubectl_bin)) and not lock.exists()
+
+
+RECORD_DAMAGE = {
+    "an entry key that names nothing": lambda d: d["entries"].__setitem__("bogus", 1),
+    "an unknown kind": lambda d: d["entries"].__setitem__("kubeconfig|secret|x", {}),
+    "a kubeconfig path that is a number": lambda d: d.__setitem__("kubeconfig", 5),
+    "not JSON": None,
+}
+
+
+@pytest.mark.parametrize("damage", sorted(RECORD_DAMAGE))
+def test_a_damaged_record_is_a_clear_error(damage: str, base: pathlib.Path, member: pathlib.Path) -> None:
+    apply(base)
+    [record] = (pathlib.Path(os.environ["BBLOGIN_STATE_DIR"]) / "team").glob("*.json")
+    if RECORD_DAMAGE[damage] is None:
+        record.write_text("garbage")
+    else:
+        data = json.loads(record.read_text())
+        RECORD_DAMAGE[damage](data)  # type: ignore[misc]
+        record.write_text(json.dumps(data))
+    before = files(member)
+    for args in (("--undo",), ("--yes", "--no-login")):
+        done = bblogin("setup", "--from", str(base), *args)
+        assert done.returncode == 3 and f"{record} (what setup --from" in done.stderr and "internal error" not in done.stderr, done.stderr
+    assert files(member) == before

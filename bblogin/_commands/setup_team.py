@@ -344,24 +344,31 @@ def plan(bundle: _team.Bundle, record: Record, state: State, undo: bool = False)
         else:
             changes.append(Change(where, kind, name, KEPT, f"{why}; changed since, so it is yours now: kept, and no longer counted as the bundle's", before=current))
     while True:  # what stays must not point at what goes
-        result = _simulate(changes, state)
-        users = {name: _team.bblogin_profile_of(body) for name, (_f, body) in result.kube_after.entries["users"].items()}
-        pointers = _pointers(result.after, result.kube_after, users)
+        config_doc, kube = _simulate(changes, state)
+        pointers = _pointers(config_doc, kube, state.others)
         kept = [c for c in changes if c.action == REMOVE and c.key in pointers]
         if not kept:
-            return result
+            import tomlkit
+
+            after = _config.parse(state.config.path, tomlkit.dumps(config_doc))  # invalid: it fails here, before any write
+            git_after = {**state.git, **{c.name: c.desired for c in changes if c.where == "git" and c.action in _WRITES}}
+            return Plan(changes=changes, after=after, kube_after=_kubeconfig.merge([(kube.path, kube.doc), *state.others]), kube_doc=kube, git_after=git_after)
         for c in kept:
             changes[changes.index(c)] = dataclasses.replace(c, action=IN_USE, detail=f"{why}; kept: {pointers[c.key]} still uses it (it stays recorded: undo removes it once nothing does)")
 
 
-def _pointers(config: _config.Config, kube: _kubeconfig.Kubeconfig, users: dict[str, tuple[str, bool] | None]) -> dict[str, str]:
-    """key of an entry -> what (that stays) points at it."""
+def _pointers(config_doc: Any, kube_doc: _kubeconfig.Editable, others: list[tuple[str, Any]]) -> dict[str, str]:
+    """key of an entry -> what (that stays, in config.toml's document and the kubeconfig files) points at it."""
+    raw = config_doc.unwrap()
     out: dict[str, str] = {}
-    for host in config.git_hosts:
-        out.setdefault(_key("config.toml", "profile", host.profile), f"git host {_team.printable(host.url)}")
-    if config.default_profile:
-        out.setdefault(_key("config.toml", "profile", config.default_profile), "default_profile")
-    for name, served in users.items():
+    for url, host in (raw.get("git") or {}).items():
+        if isinstance(host, dict):
+            out.setdefault(_key("config.toml", "profile", str(host.get("profile"))), f"git host {_team.printable(url)}")
+    if raw.get("default_profile"):
+        out.setdefault(_key("config.toml", "profile", str(raw["default_profile"])), "default_profile")
+    kube = _kubeconfig.merge([(kube_doc.path, kube_doc.doc), *others])
+    for name, (_file, body) in kube.entries["users"].items():
+        served = _team.bblogin_profile_of(body)
         if served:
             out.setdefault(_key("config.toml", "profile", served[0]), f"kubeconfig user {_team.printable(name)}")
     for name, (_file, ctx) in kube.entries["contexts"].items():
@@ -402,10 +409,8 @@ def _config_mutation(changes: list[Change], check: Callable[[Change, Any], None]
     return mutate
 
 
-def _simulate(changes: list[Change], state: State) -> Plan:
-    """The files as they will be after ``changes``: config.toml parsed as written (so a change
-    that would make it invalid fails here, before any write), the kubeconfig merged as kubectl
-    merges it, git's helper entries."""
+def _simulate(changes: list[Change], state: State) -> tuple[Any, _kubeconfig.Editable]:
+    """config.toml's document and the kubeconfig file as they will be after ``changes``."""
     import tomlkit
 
     try:
@@ -414,11 +419,9 @@ def _simulate(changes: list[Change], state: State) -> Plan:
     except FileNotFoundError:
         doc = tomlkit.document()
     _config_mutation(changes)(doc, tomlkit)
-    after = _config.parse(state.config.path, tomlkit.dumps(doc))
     kube = dataclasses.replace(state.kube, doc=copy.deepcopy(state.kube.doc))
     _kube_mutation(changes, kube)
-    git_after = {**state.git, **{c.name: c.desired for c in changes if c.where == "git" and c.action in _WRITES}}
-    return Plan(changes=changes, after=after, kube_after=_kubeconfig.merge([(kube.path, kube.doc), *state.others]), kube_doc=kube, git_after=git_after)
+    return doc, kube
 
 
 def _kube_mutation(changes: list[Change], kube: _kubeconfig.Editable) -> None:
