@@ -34,6 +34,7 @@ class BundleServer:
         self.ca_file.write_bytes(self.ca_pem)
         self.body = b""
         self.requests = 0
+        self.sent = 0  # bytes of /huge and /endless written before the client hung up
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -42,6 +43,23 @@ class BundleServer:
 
             def do_GET(self) -> None:
                 server.requests += 1
+                if self.path == "/redirect":
+                    self.send_response(302)
+                    self.send_header("Location", "https://127.0.0.1:9/elsewhere.toml")
+                    self.end_headers()
+                    return
+                if self.path in ("/huge", "/endless"):  # 300 MiB, announced or not
+                    self.send_response(200)
+                    if self.path == "/huge":
+                        self.send_header("Content-Length", str(300 << 20))
+                    self.end_headers()
+                    try:
+                        for _ in range(300):
+                            self.wfile.write(b"#" * (1 << 20))
+                            server.sent += 1 << 20
+                    except OSError:
+                        pass  # the client stopped reading
+                    return
                 self.send_response(200 if self.path == "/bblogin.toml" else 404)
                 self.send_header("Content-Type", "application/toml")
                 self.send_header("Content-Length", str(len(server.body)))
@@ -560,3 +578,23 @@ def test_a_damaged_record_is_a_clear_error(damage: str, base: pathlib.Path, memb
         done = bblogin("setup", "--from", str(base), *args)
         assert done.returncode == 3 and f"{record} (what setup --from" in done.stderr and "internal error" not in done.stderr, done.stderr
     assert files(member) == before
+
+
+@pytest.mark.parametrize("path", ["/huge", "/endless"])
+def test_a_huge_body_over_https_is_refused_without_reading_it(path: str, bundle_server: BundleServer, member: pathlib.Path) -> None:
+    url = bundle_server.url.replace("/bblogin.toml", path)
+    done = bblogin("setup", "--from", url, "--dry-run", SSL_CERT_FILE=str(bundle_server.ca_file))
+    assert done.returncode == 3 and "larger than 256 KiB, so not a bundle" in done.stderr, done.stderr
+    assert bundle_server.sent < 32 << 20  # it stopped reading (socket buffers hold a few MiB), not after 300 MiB
+
+
+def test_a_redirect_is_refused_with_a_message_about_the_bundle_url(bundle_server: BundleServer, member: pathlib.Path) -> None:
+    done = bblogin("setup", "--from", bundle_server.url.replace("/bblogin.toml", "/redirect"), "--dry-run", SSL_CERT_FILE=str(bundle_server.ca_file))
+    assert done.returncode == 5 and "a redirect to 127.0.0.1; bblogin does not follow redirects" in done.stderr, done.stderr
+    assert "identity provider" not in done.stderr and "issuer" not in done.stderr
+
+
+def test_an_https_url_in_capitals_is_fetched(team, member: pathlib.Path) -> None:
+    bundle = team["bundle"]
+    done = bblogin("setup", "--from", bundle.url.replace("https://", "HTTPS://"), "--dry-run", SSL_CERT_FILE=str(bundle.ca_file))
+    assert done.returncode == 0 and "+ profile work: add" in done.stderr, done.stderr
