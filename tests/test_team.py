@@ -598,3 +598,75 @@ def test_an_https_url_in_capitals_is_fetched(team, member: pathlib.Path) -> None
     bundle = team["bundle"]
     done = bblogin("setup", "--from", bundle.url.replace("https://", "HTTPS://"), "--dry-run", SSL_CERT_FILE=str(bundle.ca_file))
     assert done.returncode == 0 and "+ profile work: add" in done.stderr, done.stderr
+
+
+def test_the_bundle_is_fetched_through_the_environments_proxy(member: pathlib.Path) -> None:
+    done = bblogin("setup", "--from", "https://platform.example.invalid/bblogin.toml", "--dry-run", HTTPS_PROXY="http://127.0.0.1:9", NO_PROXY="")
+    assert done.returncode == 5 and "127.0.0.1:9" in done.stderr and "proxy" in done.stderr, done.stderr
+
+
+def test_an_entry_the_user_changed_since_is_not_updated_by_a_changed_bundle(base: pathlib.Path, member: pathlib.Path, kubectl_bin: pathlib.Path) -> None:
+    apply(base)
+    assert kubectl(kubectl_bin, "config", "set-context", "prod-payments", "--namespace=mine").returncode == 0
+    base.write_text(base.read_text().replace('namespace = "payments"', 'namespace = "billing"'))
+    done = apply(base)
+    assert "! context prod-payments: conflict — exists and differs (namespace: 'mine' → 'billing')" in done.stderr
+    assert contexts_of(kube_view(kubectl_bin))["prod-payments"]["namespace"] == "mine"
+
+
+def test_what_a_bundle_no_longer_names_is_removed_once_and_a_deleted_one_is_forgotten(base: pathlib.Path, member: pathlib.Path, kubectl_bin: pathlib.Path) -> None:
+    full = base.read_text()
+    base.write_text(full + '[clusters.staging]\nserver = "https://staging.example.com"\nprofile = "work"\n[clusters.qa]\nserver = "https://qa.example.com"\nprofile = "work"\n')
+    apply(base)
+    assert kubectl(kubectl_bin, "config", "delete-context", "qa").returncode == 0
+    base.write_text(full)
+    done = apply(base)
+    assert "- context staging: remove — no longer in the bundle" in done.stderr and "- cluster staging: remove" in done.stderr
+    assert "= context qa: gone — no longer in the bundle; already removed" in done.stderr and "- cluster qa: remove" in done.stderr
+    assert set(contexts_of(kube_view(kubectl_bin))) == {"prod", "prod-payments"}
+    again = apply(base)
+    assert "staging" not in again.stderr and " qa" not in again.stderr and "kept" not in again.stderr and "Nothing to change" in again.stderr
+
+
+def test_the_default_profile_the_user_chose_is_kept(base: pathlib.Path, member: pathlib.Path) -> None:
+    config_toml().parent.mkdir(parents=True, exist_ok=True)
+    config_toml().write_text('default_profile = "mine"\n[profiles.mine]\nissuer = "https://login.mycorp.example/"\nclient_id = "mine"\n')
+    done = apply(base)
+    assert "! default_profile: conflict — is 'mine'; kept (bblogin's default profile is yours to choose)" in done.stderr
+    assert 'default_profile = "mine"' in config_toml().read_text() and "[profiles.work]" in config_toml().read_text()
+
+
+def test_a_ca_file_beside_a_bundle_file_is_inlined(member: pathlib.Path, tmp_path: pathlib.Path, kubectl_bin: pathlib.Path) -> None:
+    _cert, _key, ca_pem = _certificates(tmp_path)
+    (tmp_path / "prod-ca.pem").write_bytes(ca_pem)
+    bundle = tmp_path / "b.toml"
+    bundle.write_text('bundle = 1\n[profiles.p]\nissuer = "https://dex.example.com"\nclient_id = "c"\n[clusters.prod]\nserver = "https://k8s.example.com"\ncertificate_authority = "prod-ca.pem"\nprofile = "p"\n')
+    apply(bundle)
+    [cluster] = kube_view(kubectl_bin)["clusters"]
+    assert cluster["cluster"]["certificate-authority-data"] in ("DATA+OMITTED", base64.b64encode(ca_pem).decode())
+    raw = (member / ".kube" / "config").read_text()
+    assert base64.b64encode(ca_pem).decode() in raw
+
+
+def test_export_leaves_out_secrets_and_user_names_says_so_and_reads_a_relative_ca_as_kubectl_does(member: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    _cert, _key, ca_pem = _certificates(tmp_path)
+    config_toml().parent.mkdir(parents=True, exist_ok=True)
+    config_toml().write_text(
+        'default_profile = "work"\n[profiles.work]\nissuer = "https://dex.example.com/dex"\nclient_id = "bblogin"\nclient_secret = "TOPSECRET"\nstorage = "plaintext"\n'
+        '[git."https://git.example.com/team"]\nprofile = "work"\nusername = "alice.personal"\n'
+    )
+    (member / ".kube").mkdir()
+    (member / ".kube" / "prod-ca.pem").write_bytes(ca_pem)
+    write_kubeconfig(member / ".kube" / "config", """apiVersion: v1
+kind: Config
+clusters: [{name: prod, cluster: {server: "https://k8s.example.com", certificate-authority: prod-ca.pem}}]
+users: [{name: bblogin-work, user: {exec: {apiVersion: client.authentication.k8s.io/v1, command: bblogin, args: [kubectl, --profile, work]}}}]
+contexts: [{name: prod, context: {cluster: prod, user: bblogin-work}}]
+""")
+    done = subprocess.run([sys.executable, "-m", "bblogin", "setup", "--export"], capture_output=True, text=True, timeout=60, cwd=tmp_path, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    assert "TOPSECRET" not in done.stdout and "plaintext" not in done.stdout and "alice.personal" not in done.stdout
+    assert "left out: profile work: client_secret" in done.stderr and "left out: profile work: storage" in done.stderr and "username 'alice.personal'" in done.stderr
+    exported = _team.parse("exported.toml", done.stdout)
+    assert [c.ca_data for c in exported.clusters] == [base64.b64encode(ca_pem).decode()]
+    assert bblogin("setup", "--export", "--dry-run").returncode == 2
