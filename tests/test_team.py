@@ -60,7 +60,7 @@ class BundleServer:
                     except OSError:
                         pass  # the client stopped reading
                     return
-                self.send_response(200 if self.path == "/bblogin.toml" else 404)
+                self.send_response(200 if self.path.split("?")[0] == "/bblogin.toml" else 404)
                 self.send_header("Content-Type", "application/toml")
                 self.send_header("Content-Length", str(len(server.body)))
                 self.end_headers()
@@ -670,3 +670,20 @@ contexts: [{name: prod, context: {cluster: prod, user: bblogin-work}}]
     exported = _team.parse("exported.toml", done.stdout)
     assert [c.ca_data for c in exported.clusters] == [base64.b64encode(ca_pem).decode()]
     assert bblogin("setup", "--export", "--dry-run").returncode == 2
+
+
+def test_team_flags_before_setup_kubectl_are_refused_not_ignored(base: pathlib.Path, member: pathlib.Path) -> None:
+    done = bblogin("setup", "--from", str(base), "--yes", "kubectl", "--profile", "p")
+    assert done.returncode == 2 and "--from belongs to `bblogin setup --from`, not to `bblogin setup kubectl`" in done.stderr, done.stderr
+
+
+def test_a_secret_in_the_bundle_url_is_neither_recorded_nor_printed(bundle_server: BundleServer, base: pathlib.Path, member: pathlib.Path) -> None:
+    bundle_server.body = base.read_bytes()
+    done = bblogin("setup", "--from", bundle_server.url + "?sig=SECRET-SIGNATURE", "--yes", "--no-login", SSL_CERT_FILE=str(bundle_server.ca_file))
+    assert done.returncode in (0, 10), done.stderr
+    assert "SECRET-SIGNATURE" not in done.stderr and f"Undo with: bblogin setup --from {bundle_server.url} --undo" in done.stderr
+    [record] = (pathlib.Path(os.environ["BBLOGIN_STATE_DIR"]) / "team").glob("*.json")
+    assert "SECRET-SIGNATURE" not in record.read_text()
+    assert f"Writes: config.toml, git's global config, {member / '.kube' / 'config'}; and the record of what it added, {record}." in done.stderr
+    undo = bblogin("setup", "--from", bundle_server.url, "--undo")
+    assert undo.returncode == 0 and "Logins stay" in undo.stderr and "[profiles" not in config_toml().read_text(), undo.stderr
