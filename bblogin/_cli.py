@@ -297,6 +297,9 @@ def _run(argv: list[str], *, prog: str | None) -> int:
     args.verbose = getattr(args, "verbose", 0)
     _configure_logging(args.verbose)
     module = getattr(args, "_module", None)
+    team_flags = [flag for flag, dest in (("--from", "source"), ("--export", "export"), ("--undo", "undo"), ("--yes", "yes"), ("--dry-run", "dry_run"), ("--no-login", "no_login")) if getattr(args, dest, None)]
+    if module in ("setup_kubectl", "setup_git") and team_flags:  # `setup --from X kubectl …` would run setup kubectl alone
+        args._parser.error(f"{team_flags[0]} belongs to `bblogin setup --from`, not to `bblogin setup {module[6:]}`")
     try:
         if module is None:
             if sys.stdin.isatty() and sys.stdout.isatty():

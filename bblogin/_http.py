@@ -270,6 +270,39 @@ def request(
         raise error
 
 
+def download(client: httpx.Client, url: str, *, limit: int, deadline: float, what: str) -> tuple[int, bytes | None]:
+    """GET ``url`` and stream its body: ``(status, body)``, the body None when it is larger than
+    ``limit`` bytes — refused from its Content-Length before it is read, else once ``limit + 1``
+    bytes have come — so a huge or endless answer costs ``limit`` bytes of memory. The whole
+    transfer must end within ``deadline`` seconds (the read timeout bounds only each wait). A
+    redirect is refused, not followed: what is fetched comes from the URL given."""
+    host = httpx.URL(url).host or url
+    timeout = client.timeout.read or client.timeout.connect or 0.0
+    end = time.monotonic() + deadline
+    try:
+        with client.stream("GET", url, headers={"Accept": "*/*"}) as response:
+            log.debug("GET %s %s -> HTTP %s", host, httpx.URL(url).path, response.status_code)
+            if 300 <= response.status_code < 400:
+                target = httpx.URL(response.headers.get("Location", "")).host or "elsewhere"
+                raise IdPResponseError(
+                    f"{what}: {host} answered HTTP {response.status_code}, a redirect to {target}; bblogin does not follow redirects",
+                    hint="give the URL the file is really at",
+                )
+            length = response.headers.get("Content-Length", "")
+            if length.isdigit() and int(length) > limit:
+                return response.status_code, None
+            body = bytearray()
+            for chunk in response.iter_raw():
+                body += chunk
+                if len(body) > limit:
+                    return response.status_code, None
+                if time.monotonic() > end:
+                    raise IdPUnreachable(f"{what}: {host} did not send its answer within {deadline:g} s")
+            return response.status_code, bytes(body)
+    except httpx.TransportError as exc:
+        raise _transport_error(exc, host, timeout, url) from None
+
+
 def parse_json(response: httpx.Response, what: str) -> dict[str, Any]:
     """The JSON object in ``response``; otherwise IdPResponseError naming status and content type."""
     host = response.request.url.host
