@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from bblogin._cli import launcher_command  # noqa: E402
 from tests.fixtures.faults import FaultProxy  # noqa: E402
-from tests.tools.secret_service import private_secret_service  # noqa: E402
+from tests.tools.secret_service import bblogin_env, private_secret_service  # noqa: E402
 
 FAULTS = ("refuse", "reset", "hang", "503")
 GOALS = {"worst_s": 2.0, "median_ratio": 1.2}
@@ -87,15 +87,7 @@ def main() -> int:
     proxy = FaultProxy()
     with tempfile.TemporaryDirectory(prefix="bblogin-outage-") as tmp, private_secret_service() as bus, DevIdP(auto_approve=True, device_interval=1, id_token_ttl=200, public_port=proxy.port) as idp:
         proxy.target_port = idp.port
-        env = {
-            **os.environ,
-            "DBUS_SESSION_BUS_ADDRESS": bus,
-            "PYTHON_KEYRING_BACKEND": "keyring.backends.SecretService.Keyring",
-            "BBLOGIN_CONFIG_DIR": f"{tmp}/config",
-            "BBLOGIN_STATE_DIR": f"{tmp}/state",
-            "BBLOGIN_CACHE_DIR": f"{tmp}/cache",
-            "KUBERNETES_EXEC_INFO": EXEC_INFO,
-        }
+        env = bblogin_env(bus, tmp, KUBERNETES_EXEC_INFO=EXEC_INFO)
         os.environ.update({k: env[k] for k in ("BBLOGIN_CONFIG_DIR", "BBLOGIN_STATE_DIR", "BBLOGIN_CACHE_DIR")})
         for profile, user, ttl in (("cached", "alice", 86400), ("expiring", "bob", 200)):
             idp.default_user, idp.id_token_ttl = user, ttl
