@@ -14,6 +14,7 @@ import sys
 import pytest
 
 from bblogin import _cli, _config, _configedit
+from tests.fixtures.bitbucket_fakes import free_port
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -72,7 +73,7 @@ SAFE = ("status", "accounts", "--help", "--print")
 
 @pytest.mark.parametrize(("doc", "command"), [(d, c) for d, c in ALL if any(s in c.split() for s in SAFE)])
 def test_safe_commands_run(doc: str, command: str, tmp_path: pathlib.Path) -> None:
-    for name in ("work", "cloud", "dc", "ci"):
+    for name in ("work", "cloud", "dc", "ci", "dev"):
         _configedit.save_profile(_config.Profile(name=name, issuer="https://dex.example.com/dex", client_id="bblogin"))
     env = {**os.environ, "KUBECONFIG": str(tmp_path / "kubeconfig"), "HOME": str(tmp_path), "GIT_CONFIG_GLOBAL": str(tmp_path / "gitconfig")}
     done = subprocess.run([sys.executable, "-m", "bblogin", *shlex.split(command)[1:]], capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL)
@@ -91,26 +92,60 @@ def runnable_blocks(doc: pathlib.Path) -> list[str]:
     return blocks
 
 
-def test_getting_started_runs_as_written_in_a_fresh_home(keyring_secret_service, tmp_path: pathlib.Path) -> None:
-    """The runnable blocks of getting-started.md, in order, in one shell, in an empty HOME with
-    nothing but bblogin on PATH and a Secret Service: what a newcomer meets, literally."""
+DOC_PORT = "5599"  # the dev IdP's port in getting-started.md; the test swaps in a free one
+
+
+def _bblogin(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bblogin", *args], capture_output=True, text=True, timeout=120, env=env, stdin=subprocess.DEVNULL, cwd=env["HOME"])
+
+
+@pytest.mark.slow
+def test_getting_started_runs_as_written_and_leaves_a_real_setup_alone(keyring_secret_service, devidp_factory, tmp_path: pathlib.Path) -> None:
+    """The runnable blocks of getting-started.md, in order, in one shell, with nothing but bblogin
+    (and /usr/bin's curl) on PATH and a Secret Service: what a newcomer meets, literally. The home
+    already has a `work` login, made as "Log in" shows (a second dev IdP stands in for dex): the
+    blocks must leave it, the default profile and config.toml as they were. And alice's token,
+    cached before the dev IdP's restart, must verify against the restarted IdP's keys."""
+    import jwt
+
     blocks = runnable_blocks(ROOT / "docs" / "getting-started.md")
-    assert len(blocks) >= 2
+    assert len(blocks) >= 3 and all(DOC_PORT in b for b in blocks[:2])
+    port = str(free_port())  # 5599 may be taken here: tests run side by side
+    blocks = [b.replace(DOC_PORT, port) for b in blocks]
     home = tmp_path / "newcomer"
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BBLOGIN_", "XDG_", "KUBECONFIG", "GIT_"))}
-    env.update(HOME=str(home), PATH=f"{pathlib.Path(sys.executable).parent}:/usr/bin:/bin", BROWSER="false")
-    script = "set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n" + "\n".join(blocks)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env.update(HOME=str(home), PATH=f"{pathlib.Path(sys.executable).parent}:/usr/bin:/bin", BROWSER="false", TMPDIR=str(scratch))
+
+    work = devidp_factory(default_user="carol")
+    login = _bblogin(env, "login", "--profile", "work", "--issuer", work.issuer, "--client-id", "bblogin", "--connector-id", "bitbucket-cloud", "--default", "--flow", "device")
+    assert login.returncode == 0, login.stderr
+    config = home / ".config" / "bblogin" / "config.toml"
+    config_before, keyring_before = config.read_text(), keyring_secret_service.bblogin_items()
+
+    # between the blocks (the test's line, not the page's): the restarted dev IdP's keys, while it runs
+    keys = home / "keys-after-restart.json"
+    script = "\n".join(["set -euo pipefail", "trap 'kill $(jobs -p) 2>/dev/null || true' EXIT", *blocks[:2], f"curl -sf http://127.0.0.1:{port}/dex/keys > {shlex.quote(str(keys))}", *blocks[2:]])
     done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=240, env=env, stdin=subprocess.DEVNULL, cwd=home)
     assert done.returncode == 0, f"a getting-started.md block failed (exit {done.returncode}):\n{done.stdout}\n{done.stderr}"
     out = done.stdout
     assert "alice@example.com" in out and "bob@example.com" in out  # `accounts` lists both
-    [token] = [json.loads(line) for line in out.splitlines() if line.startswith('{"token"')]  # `token --json`, after `use alice`
-    from bblogin._claims import unverified_claims
+    [token] = [json.loads(line)["token"] for line in out.splitlines() if line.startswith('{"token"')]  # `token --json`, after `use alice`
+    jwks = jwt.PyJWKSet.from_dict(json.loads(keys.read_text()))
+    kid = jwt.get_unverified_header(token)["kid"]
+    assert kid in {k.key_id for k in jwks.keys}, "the restarted dev IdP no longer has the key that signed alice's token: its keys did not persist"
+    claims = jwt.decode(token, key=jwks[kid], algorithms=["RS256", "ES256"], audience="bblogin", issuer=f"http://127.0.0.1:{port}/dex")
+    assert claims["email"] == "alice@example.com"
 
-    assert (unverified_claims(token["token"]) or {})["email"] == "alice@example.com"
-    assert keyring_secret_service.bblogin_items() == []  # `logout --all` left nothing behind
-    assert (home / ".config" / "bblogin" / "config.toml").is_file()  # the XDG defaults of a fresh home, not the test's dirs
+    # the real set-up is untouched
+    assert config.read_text() == config_before and "dev" not in config_before
+    assert keyring_secret_service.bblogin_items() == keyring_before  # dev's tokens logged out, work's still there
+    served = _bblogin(env, "token", "--json")  # the default profile, still `work`
+    assert served.returncode == 0, served.stderr
+    assert jwt.decode(json.loads(served.stdout)["token"], options={"verify_signature": False})["email"] == "carol@example.com"
+    assert list(scratch.iterdir()) == []  # the throwaway configuration (mktemp -d) is gone
 
 
 QUOTED_IN = ("troubleshooting.md", "exit-codes.md", "git.md", "kubectl.md", "pipelines.md")
