@@ -269,18 +269,102 @@ def dex_configs() -> list[tuple[str, dict]]:
     return found
 
 
-def test_dex_snippets_use_env_variables_where_dex_expands_them() -> None:
-    """dex (cmd/dex serve) expands `$VAR` in connector `config:` values, never in a static
-    client's `secret` or `id`: those take `secretEnv`/`idEnv` (shared/dex-facts.md). pipelines.md
-    had `secret: $BBLOGIN_CI_SECRET`, which makes the literal string the secret."""
+# The keys dex v2.45 reads (cmd/dex/config.go, storage.Client, the connectors' Config structs):
+# dex ignores any other key, so a typo (`skipAprovalScreen`) silently does nothing.
+DEX_KEYS = {
+    "": {"issuer", "storage", "web", "telemetry", "oauth2", "grpc", "expiry", "logger", "frontend", "signer", "connectors", "staticClients", "enablePasswordDB", "staticPasswords"},
+    "storage": {"type", "config"},
+    "web": {"http", "https", "headers", "tlsCert", "tlsKey", "tlsMinVersion", "tlsMaxVersion", "allowedOrigins", "allowedHeaders", "clientRemoteIP"},
+    "oauth2": {"grantTypes", "responseTypes", "skipApprovalScreen", "alwaysShowLoginScreen", "passwordConnector"},
+    "staticClients[]": {"id", "idEnv", "secret", "secretEnv", "redirectURIs", "trustedPeers", "public", "name", "logoURL"},
+    "connectors[]": {"type", "id", "name", "config"},
+    "bitbucket-cloud": {"clientID", "clientSecret", "redirectURI", "teams", "includeTeamGroups"},
+    "oidc": {
+        "issuer", "issuerAlias", "clientID", "clientSecret", "redirectURI", "providerDiscoveryOverrides", "basicAuthUnsupported", "scopes",
+        "hostedDomains", "rootCAs", "insecureSkipEmailVerified", "insecureEnableGroups", "allowedGroups", "acrValues", "insecureSkipVerify",
+        "getUserInfo", "userIDKey", "userNameKey", "promptType", "pkceChallenge", "overrideClaimMapping", "claimMapping", "claimModifications",
+    },
+}
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def dex_problems(config: dict) -> list[str]:
+    """What dex would refuse or get wrong in ``config`` (checked against dexidp/dex v2.45.1):
+    cmd/dex/config.go Validate (a whole config, one with `issuer`, needs `storage` and `web`),
+    serve.go's checks of static clients and connectors, and keys dex does not have."""
+    problems = []
+
+    def unknown(where: str, table: object, kind: str) -> None:
+        extra = sorted(set(table) - DEX_KEYS[kind]) if isinstance(table, dict) else []
+        problems.extend(f"{where}: dex has no key {key!r}" for key in extra)
+
+    unknown("top level", config, "")
+    if "issuer" in config:  # a whole config file, not a part to add to one
+        if not (config.get("storage") or {}).get("type"):
+            problems.append("no storage supplied in config file (dex refuses to start; use a persistent one such as sqlite3)")
+        if not ({"http", "https"} & set(config.get("web") or {})):
+            problems.append("must supply a HTTP/HTTPS address to listen on (web.http or web.https)")
+    for section in ("storage", "web", "oauth2"):
+        unknown(section, config.get(section), section)
+    for client in config.get("staticClients") or []:
+        where = f"staticClients[{client.get('id') or client.get('idEnv')}]"
+        unknown(where, client, "staticClients[]")
+        if not client.get("name"):
+            problems.append(f"{where}: Name field is required for a client")
+        if bool(client.get("id")) == bool(client.get("idEnv")):
+            problems.append(f"{where}: exactly one of id and idEnv")
+        if "secret" in client and "secretEnv" in client:
+            problems.append(f"{where}: secret and secretEnv are exclusive")
+        if not (client.get("public") or client.get("secret") or client.get("secretEnv")):
+            problems.append(f"{where}: a non-public client needs secret or secretEnv")
+        for key in ("id", "secret"):  # serve.go reads these as they are; only connector configs are expanded
+            value = client.get(key)
+            if isinstance(value, str) and value.startswith("$"):
+                problems.append(f"{where}: {key}: {value} is not expanded by dex; use {key}Env: {value[1:].strip('{}')}")
+        for key in ("idEnv", "secretEnv"):  # os.Getenv(value): a variable's name, not `$NAME`
+            value = client.get(key)
+            if value is not None and not (isinstance(value, str) and ENV_NAME.fullmatch(value)):
+                problems.append(f"{where}: {key}: {value!r} must be a bare variable name (dex calls os.Getenv with it)")
+    for connector in config.get("connectors") or []:
+        where = f"connectors[{connector.get('id')}]"
+        unknown(where, connector, "connectors[]")
+        if not {"type", "id", "name", "config"} <= set(connector):
+            problems.append(f"{where}: ID, Type, Name and config are required for a connector")
+        if connector.get("type") in DEX_KEYS:
+            unknown(f"{where}.config", connector.get("config"), connector["type"])
+    return problems
+
+
+def test_dex_snippets_are_configs_dex_takes() -> None:
+    """Every dex snippet in the docs is one dex would start with and read as meant. pipelines.md
+    had `secret: $BBLOGIN_CI_SECRET` (dex expands `$VAR` in connector `config:` values, never in a
+    static client's `secret` or `id`: those take `secretEnv`/`idEnv`), and dex.md's config had no
+    storage and no web section."""
     configs = dex_configs()
     assert len(configs) >= 3  # README.md, dex.md, pipelines.md
+    assert any("issuer" in config for _, config in configs)  # dex.md shows a whole one
     for doc, config in configs:
-        for client in config.get("staticClients") or []:
-            for key in ("id", "secret"):
-                value = client.get(key)
-                assert not (isinstance(value, str) and value.startswith("$")), f"{doc}: staticClients[].{key}: {value} is not expanded by dex; use {key}Env"
-            assert not ("secret" in client and "secretEnv" in client), f"{doc}: secret and secretEnv are exclusive"
-            assert client.get("public") or "secret" in client or "secretEnv" in client, f"{doc}: a non-public client needs secret or secretEnv"
-        for connector in config.get("connectors") or []:
-            assert {"type", "id", "name", "config"} <= set(connector), f"{doc}: connector {connector.get('id')} lacks type/id/name/config"
+        assert dex_problems(config) == [], f"{doc}: a dex snippet dex would refuse or misread"
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (lambda c: c["staticClients"][0].pop("name"), "Name field is required"),
+        (lambda c: c["staticClients"][0].update(secretEnv="$BBLOGIN_CI_SECRET"), "must be a bare variable name"),
+        (lambda c: c["staticClients"][0].update(secret="$BBLOGIN_CI_SECRET"), "secret and secretEnv are exclusive"),
+        (lambda c: c["staticClients"][0].update(idEnv="CLIENT_ID"), "exactly one of id and idEnv"),
+        (lambda c: c["oauth2"].update(skipAprovalScreen=True), "no key 'skipAprovalScreen'"),
+        (lambda c: c.pop("storage"), "no storage supplied"),
+        (lambda c: c.pop("web"), "HTTP/HTTPS address"),
+        (lambda c: c["connectors"][0]["config"].update(teamz=["x"]), "no key 'teamz'"),
+    ],
+)
+def test_the_dex_snippet_check_catches(change, problem: str) -> None:
+    [config] = [c for doc, c in dex_configs() if doc == "dex.md"]
+    config = json.loads(json.dumps(config))
+    config["staticClients"].append({"id": "bblogin-ci", "name": "CI", "secretEnv": "BBLOGIN_CI_SECRET"})
+    config["staticClients"].reverse()  # the CI client first: the changes edit it
+    assert dex_problems(config) == []
+    change(config)
+    assert any(problem in p for p in dex_problems(config)), dex_problems(config)
