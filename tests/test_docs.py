@@ -368,3 +368,28 @@ def test_the_dex_snippet_check_catches(change, problem: str) -> None:
     assert dex_problems(config) == []
     change(config)
     assert any(problem in p for p in dex_problems(config)), dex_problems(config)
+
+
+def test_the_pipelines_step_writes_the_ci_profile_with_its_secret(tmp_path: pathlib.Path) -> None:
+    """pipelines.md's step writes the profile it shows, with the secret from the secured variable
+    (config.toml has no indirection for it), readable only by the step's user; bblogin takes it."""
+    import stat
+    import tomllib
+
+    from ruamel.yaml import YAML
+
+    text = (ROOT / "docs" / "pipelines.md").read_text()
+    [steps] = [YAML(typ="safe").load(b) for b in re.findall(r"```yaml\n(.*?)```", text, re.S) if b.startswith("pipelines:")]
+    [write] = [line for line in steps["pipelines"]["default"][0]["step"]["script"] if "config.toml" in line]
+    [shown] = [tomllib.loads(b) for b in re.findall(r"```toml\n(.*?)```", text, re.S) if "[profiles.ci]" in b]
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "BBLOGIN_CI_SECRET": "s3cr3t-Value_1.x"}
+    done = subprocess.run(["bash", "-euo", "pipefail", "-c", write], capture_output=True, text=True, timeout=30, env=env)
+    assert done.returncode == 0, done.stderr
+    config = tmp_path / ".config" / "bblogin" / "config.toml"
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600
+    written = tomllib.loads(config.read_text())
+    assert written["profiles"]["ci"].pop("client_secret") == "s3cr3t-Value_1.x"
+    shown["profiles"]["ci"].pop("client_secret")
+    assert written == shown  # the profile the page shows, and only it
+    loaded = subprocess.run([sys.executable, "-m", "bblogin", "profiles"], capture_output=True, text=True, timeout=60, env={**env, "PATH": os.environ["PATH"]})
+    assert (loaded.returncode, loaded.stdout.split()) == (0, ["ci"]), loaded.stderr
