@@ -393,3 +393,12 @@ def test_the_pipelines_step_writes_the_ci_profile_with_its_secret(tmp_path: path
     assert written == shown  # the profile the page shows, and only it
     loaded = subprocess.run([sys.executable, "-m", "bblogin", "profiles"], capture_output=True, text=True, timeout=60, env={**env, "PATH": os.environ["PATH"]})
     assert (loaded.returncode, loaded.stdout.split()) == (0, ["ci"]), loaded.stderr
+
+
+def test_the_cache_key_is_spelled_out_once() -> None:
+    """Which cached tokens a profile may use is said in security.md (architecture.md shows how
+    the ids are computed); every other page links there instead of keeping its own version."""
+    spelled = re.compile(r"\((?:provider, )?issuer, client(?: id)?(?:, subject)?\)")
+    elsewhere = [doc.name for doc in DOCS if doc.name not in ("security.md", "architecture.md") and spelled.search(doc.read_text())]
+    assert elsewhere == [], f"{elsewhere} state the cache key themselves: link to security.md"
+    assert spelled.search((ROOT / "docs" / "security.md").read_text())
