@@ -402,3 +402,30 @@ def test_the_cache_key_is_spelled_out_once() -> None:
     elsewhere = [doc.name for doc in DOCS if doc.name not in ("security.md", "architecture.md") and spelled.search(doc.read_text())]
     assert elsewhere == [], f"{elsewhere} state the cache key themselves: link to security.md"
     assert spelled.search((ROOT / "docs" / "security.md").read_text())
+
+
+def test_troubleshooting_quotes_kubectl_as_the_real_kubectl_words_it(kubectl_bin: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    """The "install moved" paragraph quotes kubectl (and Python) for a kubeconfig entry whose
+    interpreter is gone, whose script is gone, and whose bare command is not on PATH: the real
+    kubectl the tests use must print each quote (with the paragraph's /path/to/ filled in)."""
+    text = (ROOT / "docs" / "troubleshooting.md").read_text()
+    paragraph = text[text.index("**kubectl fails after bblogin's install moved") :].split("\n\n")[0]
+    quotes = [" ".join(q.split()) for q in re.findall(r"`([^`]+)`", paragraph) if "exec:" in q or "Errno" in q]
+    assert len(quotes) == 4
+    python = pathlib.Path(sys.executable).resolve()
+    gone = tmp_path / "gone"
+    entries = {"interpreter": (str(gone / "bin" / "python3"), []), "script": (str(python), ["-S", str(gone / "bblogin" / "_hot" / "_launcher.py")]), "path": ("kubectl-bblogin", [])}
+    kubeconfig = {
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],  # never reached: the credentials fail first
+        "users": [{"name": n, "user": {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": c, "args": a, "interactiveMode": "Never"}}} for n, (c, a) in entries.items()],
+        "contexts": [{"name": n, "context": {"cluster": "c", "user": n}} for n in entries],
+    }
+    (tmp_path / "kubeconfig").write_text(json.dumps(kubeconfig))
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "KUBECONFIG": str(tmp_path / "kubeconfig")}
+    said = {n: " ".join(subprocess.run([str(kubectl_bin), "--context", n, "auth", "whoami"], capture_output=True, text=True, timeout=60, env=env).stderr.split()) for n in entries}
+    filled = {"interpreter": str(gone / "bin" / "python3"), "script": str(python)}
+    for quote in quotes:
+        where = "interpreter" if "fork/exec" in quote else "path" if "kubectl-bblogin" in quote else "script"
+        expected = quote.replace("/path/to/python3", filled.get(where, "")).replace("/path/to/bblogin", str(gone / "bblogin"))
+        assert expected in said[where], f"troubleshooting.md quotes kubectl as `{quote}`, but it says:\n{said[where]}"
