@@ -80,12 +80,14 @@ def test_safe_commands_run(doc: str, command: str, tmp_path: pathlib.Path) -> No
     assert done.returncode == 0, f"{doc}: `{command}`: {done.stderr}"
 
 
-def runnable_blocks(doc: pathlib.Path) -> list[str]:
-    """The shell blocks marked `<!-- runnable -->` (on the line before the fence): a newcomer
-    types them as they are, so the tests run them as they are."""
+def runnable_blocks(doc: pathlib.Path, kind: str = "") -> list[str]:
+    """The shell blocks marked `<!-- runnable -->` (or `<!-- runnable: KIND -->`, run by another
+    test) on the line before the fence: a newcomer types them as they are, so the tests run them
+    as they are."""
     lines, blocks = doc.read_text().splitlines(), []
+    marker = f"<!-- runnable: {kind} -->" if kind else "<!-- runnable -->"
     for i, line in enumerate(lines):
-        if line.strip() == "<!-- runnable -->":
+        if line.strip() == marker:
             assert lines[i + 1].strip() in ("```sh", "```bash"), f"{doc.name}:{i + 2}: a runnable marker must stand right before a shell block"
             end = lines.index("```", i + 2)
             blocks.append("\n".join(lines[i + 2 : end]))
@@ -429,3 +431,29 @@ def test_troubleshooting_quotes_kubectl_as_the_real_kubectl_words_it(kubectl_bin
         where = "interpreter" if "fork/exec" in quote else "path" if "kubectl-bblogin" in quote else "script"
         expected = quote.replace("/path/to/python3", filled.get(where, "")).replace("/path/to/bblogin", str(gone / "bblogin"))
         assert expected in said[where], f"troubleshooting.md quotes kubectl as `{quote}`, but it says:\n{said[where]}"
+
+
+@pytest.mark.slow
+def test_the_install_without_pipx_works_as_written_in_a_fresh_home(tmp_path: pathlib.Path) -> None:
+    """getting-started.md's "Without pipx" block, in a copy of the checkout, in an empty HOME:
+    then the page's next lines work in the same shell (bblogin on PATH, its completion, its man
+    page). Before #29 the links failed (no ~/.local/bin) and man found nothing."""
+    [block] = runnable_blocks(ROOT / "docs" / "getting-started.md", "install")
+    checkout = tmp_path / "checkout"
+    for name in subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], capture_output=True, text=True, check=True, cwd=ROOT).stdout.splitlines():
+        source = ROOT / name
+        if source.is_file():
+            (checkout / name).parent.mkdir(parents=True, exist_ok=True)
+            (checkout / name).write_bytes(source.read_bytes())
+    home = tmp_path / "newcomer"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BBLOGIN_", "XDG_", "VIRTUAL_ENV", "PYTHON"))}
+    env.update(HOME=str(home), PATH=f"{pathlib.Path(sys.executable).parent}:/usr/bin:/bin")
+    after = "bblogin --version\nsource <(bblogin completion bash)\ncomplete -p bblogin\nman -w bblogin"
+    done = subprocess.run(["bash", "-c", f"set -euo pipefail\n{block}\n{after}"], capture_output=True, text=True, timeout=900, env=env, cwd=checkout, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, f"the install block failed (exit {done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    lines = done.stdout.splitlines()
+    assert any(re.fullmatch(r"bblogin \d\S*", line) for line in lines), lines[-5:]  # `bblogin --version`, from ~/.local/bin
+    assert any(line.startswith("complete ") and line.endswith(" bblogin") for line in lines)
+    assert pathlib.Path(lines[-1]).resolve() == (home / ".local" / "share" / "bblogin" / "share" / "man" / "man1" / "bblogin.1").resolve()  # man -w (through the link; man-db names the target)
+    assert (home / ".local" / "bin" / "git-credential-bblogin").resolve().is_file()
