@@ -448,12 +448,13 @@ def test_the_install_without_pipx_works_as_written_in_a_fresh_home(tmp_path: pat
     home = tmp_path / "newcomer"
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BBLOGIN_", "XDG_", "VIRTUAL_ENV", "PYTHON"))}
-    env.update(HOME=str(home), PATH=f"{pathlib.Path(sys.executable).parent}:/usr/bin:/bin")
-    after = "bblogin --version\nsource <(bblogin completion bash)\ncomplete -p bblogin\nman -w bblogin"
+    env.update(HOME=str(home), PATH=f"{pathlib.Path(sys.base_prefix) / 'bin'}:/usr/bin:/bin")  # a python3, and no bblogin
+    after = "command -v bblogin\nbblogin --version\nsource <(bblogin completion bash)\ncomplete -p bblogin\nman -w bblogin"
     done = subprocess.run(["bash", "-c", f"set -euo pipefail\n{block}\n{after}"], capture_output=True, text=True, timeout=900, env=env, cwd=checkout, stdin=subprocess.DEVNULL)
     assert done.returncode == 0, f"the install block failed (exit {done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     lines = done.stdout.splitlines()
-    assert any(re.fullmatch(r"bblogin \d\S*", line) for line in lines), lines[-5:]  # `bblogin --version`, from ~/.local/bin
+    assert str(home / ".local" / "bin" / "bblogin") in lines, lines[-5:]  # `command -v bblogin`: the link, not another install
+    assert any(re.fullmatch(r"bblogin \d\S*", line) for line in lines), lines[-5:]  # `bblogin --version`
     assert any(line.startswith("complete ") and line.endswith(" bblogin") for line in lines)
     assert pathlib.Path(lines[-1]).resolve() == (home / ".local" / "share" / "bblogin" / "share" / "man" / "man1" / "bblogin.1").resolve()  # man -w (through the link; man-db names the target)
     assert (home / ".local" / "bin" / "git-credential-bblogin").resolve().is_file()
