@@ -115,12 +115,12 @@ def build_parser(prog: str = PROG, *, only: str | None = None) -> argparse.Argum
 
     command("profiles", "profiles", "list profile names, one per line (for scripts and shell completion)")
 
-    p = command("use", "use", "make an account the active one for its profile")
+    p = command("use", "use", "make an account the active one (for --profile, else for every profile it is logged in to)")
     p.add_argument("account", metavar="ACCOUNT", help="account id, email or user name")
     _add_profile(p, account=False)
 
-    p = command("logout", "logout", "remove an account's tokens (and revoke them where the IdP can)")
-    p.add_argument("account", metavar="ACCOUNT", nargs="?", help="account id, email or user name (default: the active account)")
+    p = command("logout", "logout", "log a profile out of an account (tokens no other profile uses are deleted, and revoked where the IdP can)")
+    p.add_argument("account", metavar="ACCOUNT", nargs="?", help="account id, email or user name (default: the profile's active account; with no --profile, out of every profile)")
     _add_profile(p, account=False)
     p.add_argument("--all", action="store_true", help="log out every account")
 
