@@ -36,10 +36,10 @@ complete -c bblogin -n '__fish_seen_subcommand_from accounts' -l help -s h -d 's
 complete -c bblogin -n '__fish_seen_subcommand_from accounts' -l json -d 'machine-readable output'
 complete -c bblogin -n '__fish_use_subcommand' -a profiles -d 'list profile names, one per line (for scripts and shell completion)'
 complete -c bblogin -n '__fish_seen_subcommand_from profiles' -l help -s h -d 'show this help message and exit'
-complete -c bblogin -n '__fish_use_subcommand' -a use -d 'make an account the active one for its profile'
+complete -c bblogin -n '__fish_use_subcommand' -a use -d 'make an account the active one (for --profile, else for every profile it is logged in to)'
 complete -c bblogin -n '__fish_seen_subcommand_from use' -l help -s h -d 'show this help message and exit'
 complete -c bblogin -n '__fish_seen_subcommand_from use' -l profile -s p -x -a '(bblogin profiles 2>/dev/null)' -d 'profile from config.toml (default: default_profile)'
-complete -c bblogin -n '__fish_use_subcommand' -a logout -d "remove an account's tokens (and revoke them where the IdP can)"
+complete -c bblogin -n '__fish_use_subcommand' -a logout -d 'log a profile out of an account (tokens no other profile uses are deleted, and revoked where the IdP can)'
 complete -c bblogin -n '__fish_seen_subcommand_from logout' -l help -s h -d 'show this help message and exit'
 complete -c bblogin -n '__fish_seen_subcommand_from logout' -l profile -s p -x -a '(bblogin profiles 2>/dev/null)' -d 'profile from config.toml (default: default_profile)'
 complete -c bblogin -n '__fish_seen_subcommand_from logout' -l all -d 'log out every account'
