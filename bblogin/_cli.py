@@ -156,6 +156,7 @@ def build_parser(prog: str = PROG, *, only: str | None = None) -> argparse.Argum
     s.add_argument("--profile", "-p", metavar="NAME", required=True, help="profile whose account serves this host").complete = PROFILE_COMPLETION  # type: ignore[attr-defined]
     s.add_argument("--file", metavar="PATH", help="git config file to edit (default: the global one)")
     s.add_argument("--authtype", choices=("basic", "bearer"), help="bearer: send the token as Bearer when git supports it")
+    s.add_argument("--account", "-a", metavar="ACCOUNT", help="account (id, email or user name) of the profile that serves this host (default: the profile's active one; a user name in the remote URL picks another)")
     s.add_argument("--username", metavar="NAME", help="user name to send with the token")
     s.add_argument("--token", choices=("access_token", "id_token"), help="which token git sends (default: as configured, else access_token; id_token for servers that accept only ID tokens)")
     s.add_argument("--print", dest="print_only", action="store_true", help="show the config, change nothing")

@@ -75,6 +75,7 @@ complete -c bblogin -n '__fish_seen_subcommand_from git' -l host -r -d 'remote p
 complete -c bblogin -n '__fish_seen_subcommand_from git' -l profile -s p -x -a '(bblogin profiles 2>/dev/null)' -d 'profile whose account serves this host'
 complete -c bblogin -n '__fish_seen_subcommand_from git' -l file -r -d 'git config file to edit (default: the global one)'
 complete -c bblogin -n '__fish_seen_subcommand_from git' -l authtype -x -a 'basic bearer' -d 'bearer: send the token as Bearer when git supports it'
+complete -c bblogin -n '__fish_seen_subcommand_from git' -l account -s a -r -d "account (id, email or user name) of the profile that serves this host (default: the profile's active one; a user name in the remote URL picks another)"
 complete -c bblogin -n '__fish_seen_subcommand_from git' -l username -r -d 'user name to send with the token'
 complete -c bblogin -n '__fish_seen_subcommand_from git' -l token -x -a 'access_token id_token' -d 'which token git sends (default: as configured, else access_token; id_token for servers that accept only ID tokens)'
 complete -c bblogin -n '__fish_seen_subcommand_from git' -l print -d 'show the config, change nothing'

@@ -85,13 +85,20 @@ def _serves(account: object, profile_name: str, profile: dict) -> bool:
     return _party(account) == _party(profile) and isinstance(members, list) and profile_name in members and account.get("shape") == profile.get("shape")
 
 
-def _account(profile_name: str, account_query: str | None, profile: dict) -> dict | None:
-    """The token set ``_session.visible_account`` would choose (or one ``cached_token`` refuses)."""
+def _index() -> dict | None:
+    """The account index as its current mirror holds it; None when the mirror is stale, damaged
+    or of an older index version (the full path settles and mirrors it first)."""
     mirror = _mirror.read(_mirror.accounts_path())
     if mirror is None or mirror.get("source") != _mirror.fingerprint(_paths.accounts_file()):
         return None
     index = mirror.get("index") or {}
-    if index.get("version") != 2:  # _index.VERSION: an older file is settled by the full path first
+    return index if isinstance(index, dict) and index.get("version") == 2 else None  # _index.VERSION
+
+
+def _account(profile_name: str, account_query: str | None, profile: dict) -> dict | None:
+    """The token set ``_session.visible_account`` would choose (or one ``cached_token`` refuses)."""
+    index = _index()
+    if index is None:
         return None
     accounts = index.get("accounts") or {}
     pool = [a for a in accounts.values() if isinstance(a, dict) and profile_name in (a.get("profiles") or ())]
@@ -107,6 +114,19 @@ def _account(profile_name: str, account_query: str | None, profile: dict) -> dic
             hits = [a for a in pool if query in ((a.get("email") or "").lower(), (a.get("username") or "").lower())]
         account = hits[0] if len(hits) == 1 else None
     return account if isinstance(account, dict) else None
+
+
+def _named_account(profile_name: str, profile: dict, user: str) -> dict | None:
+    """The one token set of ``profile_name`` that it may use and that git's user name names
+    (``_gitcred.user_matches``) — what ``_commands.git_credential._serving`` picks first; None
+    (decline) for none, several, or an index it cannot read."""
+    from bblogin._gitcred import user_matches
+
+    index = _index()
+    if index is None:
+        return None
+    hits = [a for a in (index.get("accounts") or {}).values() if _serves(a, profile_name, profile) and user_matches(user, a)]
+    return hits[0] if len(hits) == 1 else None
 
 
 def _keyring_is_secret_service() -> bool:
@@ -280,8 +300,14 @@ def git_credential_get(request: bytes) -> bytes | None:
     if host is None:
         return b""  # not ours: no answer, so git asks the next helper
     profile = (config.get("profiles") or {}).get(host["profile"])
-    account = _account(host["profile"], host.get("account"), profile) if profile else None
-    if profile is None or account is None:
+    if profile is None:
+        return None
+    user = _gitcred.requested_user(fields, host, profile.get("provider"))
+    if user is None:
+        account = _account(host["profile"], host.get("account"), profile)
+    else:  # git was given a user name: the host's profile's one login it names, else the full helper decides
+        account = _named_account(host["profile"], profile, user)
+    if account is None:
         return None
     hit = cached_token(profile, account, host.get("token") or "access_token")
     if hit is None:
