@@ -186,3 +186,24 @@ def test_a_version_1_index_shared_by_profiles_asking_for_the_same_keeps_serving_
     assert record["id"] == identity and sorted(record["profiles"]) == ["staging", "work"]
     assert bblogin("logout", "--profile", "staging").returncode == 0
     assert "groups" in served_claims("work")
+
+
+def test_settling_a_version_1_index_keeps_what_it_cannot_place_and_serves_it_to_nobody() -> None:
+    """The rules of _index.settle on a parsed version 1 file: the owner's shape when the owner
+    still names the account's party; "" (never served, still listed) when it is gone or names
+    another party; other active profiles join only with the very same party and shape."""
+    party = ("oidc", "https://idp.example", "bblogin")
+    record = {"provider": "oidc", "issuer": "https://idp.example", "client_id": "bblogin", "sub": "s", "tokens": {}}
+    data = {
+        "version": 1,
+        "active": {"work": "a", "staging": "a", "slim": "a", "other-idp": "a", "gone": "b"},
+        "accounts": {"a": {**record, "id": "a", "profile": "work"}, "b": {**record, "id": "b", "sub": "t", "profile": "gone"}, "bad": {"id": "bad", "profile": 3}},
+    }
+    index = _index._parse(data)
+    assert set(index.accounts) == {"a", "b"} and index.accounts["a"].identity  # a record without its fields is dropped
+    shapes = {"work": (party, "S1"), "staging": (party, "S1"), "slim": (party, "S2"), "other-idp": (("oidc", "https://elsewhere", "bblogin"), "S1")}
+    _index.settle(index, shapes)
+    a, b = index.accounts["a"], index.accounts["b"]
+    assert (a.shape, a.profiles) == ("S1", ["work", "staging"])
+    assert (b.shape, b.profiles) == ("", ["gone"])  # kept for logout and the TUI, served to nobody
+    assert index.active == {"work": "a", "staging": "a", "gone": "b"}  # slim and other-idp need their own login

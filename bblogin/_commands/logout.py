@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     for account, members in targets:
         leaving = account.profiles if members is None else members
         before = dict(_index.load().active)
-        revoked, kept_by = logout(profile_for(account, config, leaving[0] if leaving else None), account, members)
+        revoked, kept_by = logout(profile_for(account, config, members[0] if members else None), account, members)
         where = f" ({', '.join(leaving)})" if leaving else ""
         if kept_by:
             say(f"Logged out {account.label}{where}; {', '.join(kept_by)} {'uses' if len(kept_by) == 1 else 'use'} the same tokens and stay logged in.")
