@@ -76,6 +76,19 @@ def test_logging_out_of_one_profile_leaves_a_profile_that_shares_its_tokens_work
     assert done.returncode == 0 and _index.load().accounts == {}, done.stderr
 
 
+def test_the_tui_shows_a_shared_login_once_per_profile_and_logs_out_one_row(devidp) -> None:
+    from bblogin.tui.source import CoreSource
+
+    login(devidp, "work", *scopes(*WITH_GROUPS))
+    login(devidp, "staging", *scopes(*WITH_GROUPS))
+    rows = {v["profile"]: v for v in CoreSource().accounts()}
+    assert set(rows) == {"work", "staging"} and rows["work"]["id"] != rows["staging"]["id"] and rows["work"]["token_set"] == rows["staging"]["token_set"]
+    assert rows["work"]["shared_with"] == ["staging"] and not rows["work"]["unused"]
+    CoreSource().logout(rows["staging"]["id"])
+    assert [v["profile"] for v in CoreSource().accounts()] == ["work"]
+    assert "groups" in served_claims("work")
+
+
 def test_use_and_logout_of_an_account_name_a_profile_or_all_of_them(devidp) -> None:
     login(devidp, "work", *scopes(*WITH_GROUPS))
     login(devidp, "slim", *scopes(*WITHOUT_GROUPS))
@@ -94,7 +107,7 @@ def test_use_and_logout_of_an_account_name_a_profile_or_all_of_them(devidp) -> N
     assert served_claims("work")["email"].startswith("bob@") and served_claims("slim")["email"].startswith("bob@")
 
 
-def test_a_profile_whose_scopes_change_is_not_served_the_old_tokens(devidp) -> None:
+def test_a_profile_whose_scopes_change_is_not_served_the_old_tokens(devidp, monkeypatch: pytest.MonkeyPatch) -> None:
     import dataclasses
 
     from bblogin import _config, _configedit
@@ -108,7 +121,12 @@ def test_a_profile_whose_scopes_change_is_not_served_the_old_tokens(devidp) -> N
     assert "asks for other scopes" in bblogin("status", "--profile", "work").stdout
     login(devidp, "work", *scopes(*WITH_GROUPS))
     assert "groups" in served_claims("work")
-    assert len(_index.load().accounts) == 1, "the set of the old shape, used by no profile now, stays behind"
+    assert len(_index.load().accounts) == 1, "the set of the old shape, used by no profile now, stayed behind"
+    from bblogin._hot import _answer
+
+    monkeypatch.setenv("KUBERNETES_EXEC_INFO", EXEC_INFO)
+    assert _answer.kubectl(["--profile", "work"]) is not None
+    assert _answer.kubectl(["--profile", "work", "--connector-id", "other"]) is None  # another request: the full path judges it
 
 
 V1_CONFIG = """\
@@ -134,6 +152,13 @@ scopes = ["openid", "email", "offline_access"]
 """
 
 
+# the fields of bblogin 0.x's _index.Account (accounts.json version 1), as asdict() wrote them
+V1_FIELDS = {
+    "id", "profile", "provider", "issuer", "client_id", "sub", "email", "name", "username", "groups", "storage",
+    "tokens", "refresh_dead", "updated_at", "subject_sha256", "clock",
+}
+
+
 def grants(idp) -> int:  # type: ignore[no-untyped-def]
     """Token requests that were logins (not refreshes)."""
     return sum(1 for _method, path, grant in idp.requests if path == "/token" and grant != "refresh_token")
@@ -153,6 +178,7 @@ def write_v1_index(owner: str, active: list[str]) -> str:
     store.delete_account(record["id"])
     old = {k: v for k, v in record.items() if k not in ("profiles", "shape", "identity")}
     old.update(id=identity, profile=owner)
+    assert set(old) == V1_FIELDS, "not what bblogin 0.x wrote"
     with open(_paths.accounts_file(), "w", encoding="utf-8") as fh:
         json.dump({"version": 1, "active": dict.fromkeys(active, identity), "accounts": {identity: old}}, fh, indent=2)
     return identity
