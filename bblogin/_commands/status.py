@@ -35,6 +35,8 @@ def run(args: argparse.Namespace) -> int:
         if v["shared_with"]:
             print(f"  same tokens as     {', '.join(v['shared_with'])} (they ask for exactly the same)")
         print(f"  state              {v['state']}")
+        if v["outage"]:
+            print(f"  outage             {v['outage']['note']}")
         if v["clock"]["note"]:
             print(f"  clock              {v['clock']['note']}")
     return 0

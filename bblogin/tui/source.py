@@ -121,10 +121,10 @@ class CoreSource:
                     index.active[name] = account.id
 
     def refresh(self, account_id: str) -> None:
-        from bblogin._session import refresh_now
+        from bblogin._session import refresh_account
 
         profile, account = self._profile_for(account_id)
-        refresh_now(profile, account)
+        refresh_account(profile, account)
 
     def logout(self, account_id: str) -> None:
         from bblogin._session import logout
