@@ -687,3 +687,53 @@ def test_a_secret_in_the_bundle_url_is_neither_recorded_nor_printed(bundle_serve
     assert f"Writes: config.toml, git's global config, {member / '.kube' / 'config'}; and the record of what it added, {record}." in done.stderr
     undo = bblogin("setup", "--from", bundle_server.url, "--undo")
     assert undo.returncode == 0 and "Logins stay" in undo.stderr and "[profiles" not in config_toml().read_text(), undo.stderr
+
+
+def test_a_kubeconfig_changed_while_the_question_waits_is_not_overwritten(base: pathlib.Path, member: pathlib.Path, kubectl_bin: pathlib.Path) -> None:
+    import pty
+    import select
+
+    kubeconfig = member / ".kube" / "config"
+    write_kubeconfig(kubeconfig, "apiVersion: v1\nkind: Config\nclusters: []\nusers: []\ncontexts: []\n")
+    main, child = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "bblogin", "setup", "--from", str(base), "--no-login"], stdin=child, stdout=child, stderr=child, close_fds=True)
+    os.close(child)
+    seen = b""
+    while b"[y/N]" not in seen:
+        assert select.select([main], [], [], 60)[0], seen.decode(errors="replace")
+        seen += os.read(main, 65536)
+    assert kubectl(kubectl_bin, "config", "set-context", "prod", "--cluster=mine", "--user=me").returncode == 0  # while it waits
+    os.write(main, b"y\n")
+    while proc.poll() is None or select.select([main], [], [], 0.2)[0]:
+        try:
+            seen += os.read(main, 65536) if select.select([main], [], [], 1)[0] else b""
+        except OSError:
+            break
+    proc.wait(timeout=60)
+    os.close(main)
+    assert proc.returncode == 3 and b"the files changed while the plan was shown" in seen, seen.decode(errors="replace")
+    assert contexts_of(kube_view(kubectl_bin)) == {"prod": {"cluster": "mine", "user": "me"}}
+    assert not config_toml().exists()
+
+
+def test_a_record_of_another_kubeconfig_is_not_applied_to_this_one(base: pathlib.Path, member: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    apply(base)
+    monkeypatch.setenv("KUBECONFIG", str(member / ".kube" / "other"))
+    for args in (("--undo",), ("--yes", "--no-login")):
+        done = bblogin("setup", "--from", str(base), *args)
+        assert done.returncode == 2 and "were written to" in done.stderr and f"KUBECONFIG={member / '.kube' / 'config'}" in done.stderr, done.stderr
+    assert not (member / ".kube" / "other").exists()
+
+
+def test_what_a_run_cut_short_wrote_is_known_to_a_rerun_and_to_undo(base: pathlib.Path, member: pathlib.Path, kubectl_bin: pathlib.Path) -> None:
+    apply(base)
+    [record] = (pathlib.Path(os.environ["BBLOGIN_STATE_DIR"]) / "team").glob("*.json")
+    data = json.loads(record.read_text())
+    record.write_text(json.dumps({**data, "entries": {}, "pending": data["entries"]}))  # as a run killed after its writes leaves it
+    again = apply(base)
+    assert "Nothing to change" in again.stderr, again.stderr
+    assert json.loads(record.read_text())["entries"] == data["entries"] and not json.loads(record.read_text())["pending"]
+    record.write_text(json.dumps({**data, "entries": {}, "pending": data["entries"]}))
+    undo = bblogin("setup", "--from", str(base), "--undo")
+    assert undo.returncode == 0, undo.stderr
+    assert not kube_view(kubectl_bin).get("contexts") and "[profiles" not in config_toml().read_text()

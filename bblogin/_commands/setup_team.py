@@ -315,6 +315,12 @@ class Plan:
 
 def plan(bundle: _team.Bundle, record: Record, state: State, undo: bool = False) -> Plan:
     """What applying ``bundle`` changes (``undo``: what removing what it added changes)."""
+    kube_recorded = any(k.startswith("kubeconfig|") for k in {**record.entries, **record.pending})
+    if kube_recorded and record.kubeconfig and os.path.realpath(record.kubeconfig) != state.kube.path:
+        raise UsageError(
+            f"this bundle's kubeconfig entries were written to {record.kubeconfig}, and kubectl now reads {state.kube.shown}; nothing was changed",
+            hint=f"run it with KUBECONFIG={shlex.quote(record.kubeconfig)} (a file that is gone counts as its entries removed)",
+        )
     merged = state.merged()
     changes: list[Change] = []
     blocked: dict[str, Change] = {}
@@ -513,8 +519,8 @@ def run(args: argparse.Namespace) -> int:
     todo = result.todo()
     if not todo:
         say("Nothing to change: this machine already has the whole bundle.")
-        if any(c.action in (GONE, KEPT) for c in result.changes):
-            _commit(args, bundle, record, result, undo=False)  # forget what is gone or the user's now
+        if record.pending or any(c.action in (GONE, KEPT) for c in result.changes):
+            _commit(args, bundle, record, result, undo=False)  # forget what is gone or the user's now; keep what a cut-short run wrote
     elif args.dry_run:
         say(_writes_note(result, Record.path(args.source)))
         say(f"--dry-run: {len(todo)} change(s) shown, nothing written.")
@@ -570,7 +576,8 @@ def _apply(result: Plan, state: State, record: Record) -> None:
     knows it even if this process dies half-way), then git's config, the kubeconfig and config.toml;
     a failing write rolls back the writes before it."""
     todo = result.todo()
-    record.pending = {c.key: c.desired for c in todo if c.desired is not None}
+    earlier = dict(record.pending)  # what a run cut short may have written
+    record.pending = {**earlier, **{c.key: c.desired for c in todo if c.desired is not None}}
     if any(c.where == "kubeconfig" for c in todo):
         record.kubeconfig = state.kube.path
     record.save()
@@ -599,7 +606,7 @@ def _apply(result: Plan, state: State, record: Record) -> None:
         for step in reversed(undo):
             with contextlib.suppress(BbloginError, OSError):
                 step()
-        record.pending = {}
+        record.pending = earlier
         record.save()
         raise
     for c in result.changes:
@@ -607,6 +614,8 @@ def _apply(result: Plan, state: State, record: Record) -> None:
             record.entries.pop(c.key, None)  # removed, gone, or the user's now
         elif c.action in (ADD, UPDATE):
             record.entries[c.key] = c.desired
+        elif c.action == SAME and c.key in record.pending and c.before == record.pending[c.key]:
+            record.entries[c.key] = c.before  # a run cut short after this write: it is ours
     record.pending = {}
     record.save()
 
@@ -642,8 +651,6 @@ def _undo(record: Record, args: argparse.Namespace) -> int:
         say(f"Nothing to undo: no set-up from {shown_source(args.source)} is recorded on this machine.")
         return EXIT_OK
     state = State.read()
-    if record.kubeconfig and os.path.realpath(record.kubeconfig) != state.kube.path:
-        say(f"note: the kubeconfig entries were written to {record.kubeconfig}, not {state.kube.shown}: run this with KUBECONFIG={shlex.quote(record.kubeconfig)} to remove them.")
     empty = _team.Bundle(source=args.source)
     result = plan(empty, record, state, undo=True)
     _show(f"Undo the team bundle from {shown_source(args.source)}", result, state, None)
