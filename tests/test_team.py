@@ -737,3 +737,13 @@ def test_what_a_run_cut_short_wrote_is_known_to_a_rerun_and_to_undo(base: pathli
     undo = bblogin("setup", "--from", str(base), "--undo")
     assert undo.returncode == 0, undo.stderr
     assert not kube_view(kubectl_bin).get("contexts") and "[profiles" not in config_toml().read_text()
+
+
+def test_two_profiles_asking_one_idp_for_the_same_tokens_share_one_login(keyring_secret_service, devidp_factory, member: pathlib.Path, tmp_path: pathlib.Path) -> None:  # type: ignore[no-untyped-def]
+    idp = devidp_factory(device_interval=1)
+    bundle = tmp_path / "shared.toml"
+    profile = f'issuer = "{idp.issuer}"\nclient_id = "bblogin"\nconnector_id = "bitbucket-cloud"\nflow = "device"\n'
+    bundle.write_text(f"bundle = 1\n[profiles.dev]\n{profile}[profiles.ops]\n{profile}")
+    done = bblogin("setup", "--from", str(bundle), "--yes")
+    assert done.returncode == 0, done.stderr
+    assert idp.count("/device/code") == 1 and done.stderr.count("Logging in for profile") == 1, done.stderr
