@@ -380,7 +380,7 @@ def test_a_kept_profile_gets_nothing_of_the_bundle_pointed_at_it(base: pathlib.P
     config_toml().write_text('[profiles.work]\nissuer = "https://login.mycorp.example/"\nclient_id = "mine"\n')
     done = apply(base)
     assert "! profile work: conflict" in done.stderr
-    assert "! git host https://git.example.com/team: left out — left out: it would use profile work" in done.stderr
+    assert "! git host https://git.example.com/team: left out — it would use profile work" in done.stderr
     assert "! user bblogin-work: left out" in done.stderr and "! context prod: left out" in done.stderr
     assert routes(done.stderr) == [] and "No token goes anywhere" in done.stderr
     text = config_toml().read_text()
@@ -403,7 +403,9 @@ contexts: []
 """)
     done = apply(base)
     assert "! cluster prod: conflict" in done.stderr and "! user bblogin-work: conflict" in done.stderr
-    assert "! context prod: left out — left out: it would use cluster prod" in done.stderr
+    assert "(CA none → sha256:" in done.stderr and base.read_text().split('certificate_authority_data = "')[1][:40] not in done.stderr  # a fingerprint, not the CA
+    assert "exec: 'bblogin kubectl --profile personal' → " in done.stderr
+    assert "! context prod: left out — it would use cluster prod" in done.stderr
     assert not [r for r in routes(done.stderr) if "Kubernetes" in r]
     assert [r for r in routes(done.stderr) if r.startswith("access token of profile work (from https://dex.example.com/dex) → git https://git.example.com/team")]
     assert contexts_of(kube_view(kubectl_bin)) == {}
