@@ -150,7 +150,7 @@ def test_getting_started_runs_as_written_and_leaves_a_real_setup_alone(keyring_s
     assert list(scratch.iterdir()) == []  # the throwaway configuration (mktemp -d) is gone
 
 
-QUOTED_IN = ("troubleshooting.md", "exit-codes.md", "git.md", "kubectl.md", "pipelines.md")
+QUOTED_IN = tuple(doc.name for doc in DOCS if doc.name != "conventions.md")  # conventions.md shows the form: `bblogin: WHAT`
 # Double-quoted text in troubleshooting.md that is another program's (or not an error message):
 # everything else double-quoted there must be a message bblogin prints.
 NOT_BBLOGINS = {
@@ -188,7 +188,8 @@ def quotes_in(text: str, *, double_quoted: bool) -> list[tuple[str, int | None]]
 
 
 def quoted_messages() -> list[tuple[str, str, int | None]]:
-    return [(name, quote, code) for name in QUOTED_IN for quote, code in quotes_in((ROOT / "docs" / name).read_text(), double_quoted=name == "troubleshooting.md")]
+    docs = {doc.name: doc for doc in DOCS}
+    return [(name, quote, code) for name in QUOTED_IN for quote, code in quotes_in(docs[name].read_text(), double_quoted=name == "troubleshooting.md")]
 
 
 QUOTED = quoted_messages()
@@ -217,7 +218,7 @@ def test_a_quoted_message_is_one_the_code_prints(doc: str, message: str, stated:
     one message string of bblogin (tests/tools/code_messages.py), and the exit code the docs give
     with it is the one its exception carries."""
     problem = quote_problem(message, stated)
-    shown = f"`bblogin: {message}`" if f"`bblogin: {message}`" in (ROOT / "docs" / doc).read_text() else f'"{message}" (if that is not bblogin\'s, list it in NOT_BBLOGINS)'
+    shown = f"`bblogin: {message}`" if f"`bblogin: {message}`" in next(d for d in DOCS if d.name == doc).read_text() else f'"{message}" (if that is not bblogin\'s, list it in NOT_BBLOGINS)'
     assert problem is None, f"{doc} quotes {shown}" + (f" (exit {stated})" if stated is not None else "") + f": {problem}"
 
 
