@@ -102,6 +102,7 @@ def _bblogin(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)  # two logins and two dev IdP start-ups in subprocesses (about 20 s here)
 def test_getting_started_runs_as_written_and_leaves_a_real_setup_alone(keyring_secret_service, devidp_factory, tmp_path: pathlib.Path) -> None:
     """The runnable blocks of getting-started.md, in order, in one shell, with nothing but bblogin
     (and /usr/bin's curl) on PATH and a Secret Service: what a newcomer meets, literally. The home
@@ -435,6 +436,7 @@ def test_troubleshooting_quotes_kubectl_as_the_real_kubectl_words_it(kubectl_bin
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # pip builds bblogin and installs its dependencies from the index (about 40 s here)
 def test_the_install_without_pipx_works_as_written_in_a_fresh_home(tmp_path: pathlib.Path) -> None:
     """getting-started.md's "Without pipx" block, in a copy of the checkout, in an empty HOME:
     then the page's next lines work in the same shell (bblogin on PATH, its completion, its man
