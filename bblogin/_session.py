@@ -463,11 +463,7 @@ def get_credential(
             if cached is not None:
                 return _served(profile, cached)
         if profile.pipelines:  # CI: a fresh exchange of the step's identity token, never a login
-            from bblogin._exchange import exchange, subject_token
-
-            subject = subject_token()
-            tokens, identity = exchange(profile, subject)
-            return _issued(save_login(profile, tokens, identity, subject=subject), profile, kind)
+            return _served(profile, _exchanged(profile, account, store, kind, force=force_refresh))
         if account is not None:
             try:
                 cached = _refreshed(profile, account, store, kind, force=force_refresh)
@@ -488,6 +484,26 @@ def get_credential(
         store.check()  # before the browser: a sign-in whose tokens cannot be stored is wasted
         tokens, identity = interactive_login(profile, login or LoginOptions())
         return _issued(save_login(profile, tokens, identity), profile, kind)
+
+
+def _exchanged(profile: Profile, account: Account | None, store: SecretStore, kind: str, *, force: bool) -> Credential:
+    """CI: the ``kind`` token of a fresh exchange of this step's identity token. When this step's
+    exchanged token still lives ``_outage.FLOOR`` seconds and the IdP fails, that token is served
+    (the early budget, no retries) and the failure recorded, as for a refresh."""
+    from bblogin import _http
+    from bblogin._exchange import exchange, subject_token
+
+    subject = subject_token()
+    fallback = None if force or account is None else _fresh(profile, account, store, kind, profile.refresh_margin, floor=_outage.FLOOR)
+    try:
+        with _http.budget(_outage.EARLY_BUDGET) if fallback is not None else contextlib.nullcontext():
+            tokens, identity = exchange(profile, subject)
+    except IdPError as exc:
+        if fallback is None or account is None:
+            raise
+        _outage.record_failure(account, exc)
+        return fallback
+    return _issued(save_login(profile, tokens, identity, subject=subject), profile, kind)
 
 
 def _refreshed(profile: Profile, account: Account, store: SecretStore, kind: str, *, force: bool) -> Credential | None:
