@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from dataclasses import dataclass, field
-from typing import Any
 
 from bblogin import _mirrors, _paths
 from bblogin._errors import ConfigError, ProfileNotFound
+
+TYPE_CHECKING = False  # not `from typing import …` at run time: typing costs a cached call a fifth of a Python start-up
+if TYPE_CHECKING:
+    from typing import Any
 
 PROVIDERS = ("oidc", "bitbucket-cloud", "bitbucket-dc")
 FLOWS = ("auto", "loopback", "device")
@@ -327,10 +329,15 @@ def load(path: str | None = None) -> Config:
 
 def parse(path: str, text: str, stamp: list[int] | None = None) -> Config:
     """Validate config.toml's ``text`` (read from ``path``, or about to be written there)."""
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}", hint="fix the syntax at the line shown") from None
+    raw = _mirrors.parsed_toml(text)
+    if raw is None:
+        import tomllib  # only for a text not parsed before (``_mirrors.parsed_toml``)
+
+        try:
+            raw = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: invalid TOML: {exc}", hint="fix the syntax at the line shown") from None
+        _mirrors.remember_toml(text, raw)
     v = _Validator(path, text)
     default = raw.pop("default_profile", None)
     profiles_raw = raw.pop("profiles", {})

@@ -17,13 +17,15 @@ import contextlib
 import os
 from collections.abc import Iterator
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
 
 from bblogin import _lock, _paths
 from bblogin._hot import _mirror
 from bblogin._errors import LockTimeout, StorageError
 
+TYPE_CHECKING = False  # not `from typing import …` at run time: typing costs a cached call a fifth of a Python start-up
 if TYPE_CHECKING:
+    from typing import Any
+
     from bblogin._config import Config
 
 COMPILED_VERSION = 2  # 2: each profile says whether it is a Pipelines profile (older mirrors are rebuilt)
@@ -79,6 +81,29 @@ def write_index(data: dict[str, Any], stamp: list[int] | None) -> None:
 
 
 # -- config.toml ---------------------------------------------------------------------------------
+def parsed_toml_path() -> str:
+    return _paths.join(_paths.cache_dir(), "config-toml.marshal")
+
+
+def parsed_toml(text: str) -> dict[str, Any] | None:
+    """What ``tomllib.loads(text)`` returned the last time this very text was parsed (the cache
+    is keyed by the text's SHA-256: any edit misses), or None. A cached call then needs no tomllib
+    (with `typing`, which it imports, about a fifth of a Python start-up) and the validation runs
+    on the same values. marshal keeps str, int, float, bool, list and dict exactly as they were;
+    a document with a TOML date or time is never cached."""
+    cached = _mirror.read(parsed_toml_path())
+    if cached is None or cached.get("sha256") != _mirror.token_digest(text) or not isinstance(cached.get("toml"), dict):
+        return None
+    return cached["toml"]  # type: ignore[no-any-return]
+
+
+def remember_toml(text: str, parsed: dict[str, Any]) -> None:
+    """Cache ``parsed`` (tomllib's result for ``text``) for ``parsed_toml``; quietly nothing when
+    it holds a value marshal cannot keep (a date) or the cache cannot be written."""
+    with contextlib.suppress(ValueError, StorageError, OSError):
+        _mirror.write(parsed_toml_path(), {"sha256": _mirror.token_digest(text), "toml": parsed})
+
+
 def config_snapshot(config: Config) -> dict[str, Any]:
     """What the hot path needs of config.toml: no secrets, no flow settings."""
     return {

@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 from bblogin import _index
 from bblogin._config import Profile
@@ -29,7 +28,10 @@ from bblogin._lock import account_lock
 from bblogin._store import SecretStore
 from bblogin._tokens import TOKEN_KINDS, Identity, TokenSet, account_id
 
+TYPE_CHECKING = False  # not `from typing import …` at run time: typing costs a cached call a fifth of a Python start-up
 if TYPE_CHECKING:
+    from typing import Any
+
     from bblogin._config import Config
     from bblogin._index import Account, Index
     from bblogin._login import LoginOptions

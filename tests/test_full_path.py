@@ -15,7 +15,8 @@ from tests.test_session import login
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # Beyond what `python -c pass` has loaded: bblogin's modules on the way, argparse, the dataclasses
-# the config and index are made of (inspect with them), tomllib for config.toml, json for the index.
+# the config and index are made of (inspect with them), json for the index. No tomllib: config.toml
+# as parsed before comes from its cache (``_mirrors.parsed_toml``).
 ALLOWED = {
     "bblogin", "bblogin._adhoc", "bblogin._cli", "bblogin._clock", "bblogin._commands", "bblogin._commands._common", "bblogin._commands.kubectl",
     "bblogin._commands.git_credential", "bblogin._gitcred", "bblogin._config", "bblogin._configedit", "bblogin._errors", "bblogin._files",
@@ -24,13 +25,12 @@ ALLOWED = {
     "bblogin._store._plaintext", "bblogin._store._secrets", "bblogin._timefmt", "bblogin._tokens",
     "argparse", "gettext", "locale", "_locale", "shutil", "fnmatch", "errno", "zlib", "bz2", "_bz2", "lzma", "_lzma", "_compression",
     "dataclasses", "inspect", "ast", "_ast", "dis", "opcode", "_opcode", "token", "tokenize", "linecache", "copy", "importlib", "importlib._bootstrap",
-    "importlib._bootstrap_external", "importlib.machinery", "tomllib", "tomllib._parser", "tomllib._re", "tomllib._types", "datetime", "_datetime",
-    "string", "_string", "math", "typing", "_typing", "typing.io", "typing.re", "json", "json.decoder", "json.encoder", "json.scanner", "_json",
+    "importlib._bootstrap_external", "importlib.machinery", "math", "json", "json.decoder", "json.encoder", "json.scanner", "_json",
     "re", "re._casefix", "re._compiler", "re._constants", "re._parser", "_sre", "copyreg", "enum", "functools", "_functools", "collections",
     "_collections", "collections.abc", "contextlib", "itertools", "keyword", "operator", "_operator", "reprlib", "types", "warnings", "weakref",
     "_weakrefset", "__future__", "_socket", "_sha256", "_sha2", "pwd", "io", "select", "_posixsubprocess",
 }  # fmt: skip
-NEVER = ("keyring", "secretstorage", "jeepney", "cryptography", "urllib.request", "http.client", "tomlkit", "httpx", "logging", "threading", "email.utils", "statistics")
+NEVER = ("keyring", "secretstorage", "jeepney", "cryptography", "urllib.request", "http.client", "tomllib", "typing", "tomlkit", "httpx", "logging", "threading", "email.utils", "statistics")
 
 
 def _full_path_imports(argv: list[str], stdin: bytes = b"") -> tuple[int, bytes, set[str]]:

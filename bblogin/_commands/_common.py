@@ -6,13 +6,16 @@ import argparse
 import dataclasses
 import os
 import sys
-from typing import Any
 
 from bblogin import _adhoc, _config, _configedit, _index, _mirrors
 from bblogin._config import Config, Profile
 from bblogin._errors import UsageError
 from bblogin._hot._answer import adhoc_profile_name
 from bblogin._index import Account
+
+TYPE_CHECKING = False  # not `from typing import …` at run time: typing costs a cached call a fifth of a Python start-up
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def load_config(*, compile: bool = True) -> Config:
