@@ -113,7 +113,7 @@ def build_parser(prog: str = PROG, *, only: str | None = None) -> argparse.Argum
     p = command("accounts", "accounts", "list accounts by profile")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
-    command("profiles", "profiles", "list profile names, one per line (for scripts and shell completion)")
+    command("profiles", "profiles", "list profile names, one per line (for scripts and shell completion); an ad-hoc profile (from kubeconfig flags) is followed by a tab and what it is")
 
     p = command("use", "use", "make an account the active one for its profile")
     p.add_argument("account", metavar="ACCOUNT", help="account id, email or user name")

@@ -311,8 +311,9 @@ def git_url_problem(url: str) -> str | None:
     return None
 
 
-def load(path: str | None = None) -> Config:
-    """Parse and validate config.toml. A missing file is an empty config."""
+def load(path: str | None = None, *, cache: bool = True) -> Config:
+    """Parse and validate config.toml. A missing file is an empty config. ``cache``: keep what
+    tomllib made of a text not parsed before (``_mirrors.remember_toml``); False writes no file."""
     path = path or _paths.config_file()
     try:
         data, stamp = _mirrors.read_stamped(path)
@@ -324,10 +325,10 @@ def load(path: str | None = None) -> Config:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text") from None
-    return parse(path, text, stamp)
+    return parse(path, text, stamp, cache=cache)
 
 
-def parse(path: str, text: str, stamp: list[int] | None = None) -> Config:
+def parse(path: str, text: str, stamp: list[int] | None = None, *, cache: bool = True) -> Config:
     """Validate config.toml's ``text`` (read from ``path``, or about to be written there)."""
     raw = _mirrors.parsed_toml(text)
     if raw is None:
@@ -337,7 +338,8 @@ def parse(path: str, text: str, stamp: list[int] | None = None) -> Config:
             raw = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: invalid TOML: {exc}", hint="fix the syntax at the line shown") from None
-        _mirrors.remember_toml(text, raw)
+        if cache:
+            _mirrors.remember_toml(text, raw)
     v = _Validator(path, text)
     default = raw.pop("default_profile", None)
     profiles_raw = raw.pop("profiles", {})

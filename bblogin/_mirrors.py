@@ -26,7 +26,7 @@ TYPE_CHECKING = False  # not `from typing import …` at run time: typing costs 
 if TYPE_CHECKING:
     from typing import Any
 
-    from bblogin._config import Config
+    from bblogin._config import Config, Profile
 
 COMPILED_VERSION = 2  # 2: each profile says whether it is a Pipelines profile (older mirrors are rebuilt)
 CONFIG_LOCK = "config"
@@ -111,20 +111,34 @@ def config_snapshot(config: Config) -> dict[str, Any]:
         "source": config.path,
         "fingerprint": None if config.absent else config.stamp,  # what _mirror.fingerprint says of a missing file
         "default_profile": config.default_profile or (next(iter(config.profiles)) if len(config.profiles) == 1 else None),
-        "profiles": {
-            name: {
-                "provider": p.provider,
-                "issuer": p.issuer,
-                "client_id": p.client_id,
-                "storage": p.storage,
-                "refresh_margin": p.refresh_margin,
-                "use_access_token": p.use_access_token,
-                "pipelines": p.pipelines,
-            }
-            for name, p in config.profiles.items()
-        },
+        "profiles": {name: profile_snapshot(p) for name, p in config.profiles.items()},
         "git_hosts": [asdict(h) for h in config.git_hosts],
     }
+
+
+def profile_snapshot(p: Profile) -> dict[str, Any]:
+    """What the hot path needs of one profile (``_hot._answer.cached_token``)."""
+    return {
+        "provider": p.provider,
+        "issuer": p.issuer,
+        "client_id": p.client_id,
+        "storage": p.storage,
+        "refresh_margin": p.refresh_margin,
+        "use_access_token": p.use_access_token,
+        "pipelines": p.pipelines,
+    }
+
+
+# -- adhoc-profiles.json ---------------------------------------------------------------------------
+def write_adhoc(profiles: dict[str, Profile], stamp: list[int] | None) -> None:
+    """Mirror the ad-hoc profiles parsed from (or just written to) the file ``stamp`` names, so
+    the hot path answers ``--profile adhoc-…`` as the full path does. Nothing when the file
+    changed while it was read; quietly nothing when the cache cannot be written."""
+    current = _mirror.read(_mirror.adhoc_path())
+    if stamp is None or (current is not None and current.get("version") == COMPILED_VERSION and current.get("source") == stamp):
+        return
+    with contextlib.suppress(StorageError, OSError):
+        _mirror.write(_mirror.adhoc_path(), {"version": COMPILED_VERSION, "source": stamp, "profiles": {name: profile_snapshot(p) for name, p in profiles.items()}})
 
 
 def config_is_current(config: Config) -> bool:

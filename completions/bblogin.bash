@@ -160,7 +160,7 @@ _shtab_bblogin___verbose_nargs=0
 # Custom Preamble
 
 _bblogin_profiles() {
-  compgen -W "$(bblogin profiles 2>/dev/null)" -- "$1"
+  compgen -W "$(bblogin profiles 2>/dev/null | cut -f1)" -- "$1"
 }
 
 # End Custom Preamble

@@ -34,7 +34,7 @@ complete -c bblogin -n '__fish_seen_subcommand_from status' -l json -d 'machine-
 complete -c bblogin -n '__fish_use_subcommand' -a accounts -d 'list accounts by profile'
 complete -c bblogin -n '__fish_seen_subcommand_from accounts' -l help -s h -d 'show this help message and exit'
 complete -c bblogin -n '__fish_seen_subcommand_from accounts' -l json -d 'machine-readable output'
-complete -c bblogin -n '__fish_use_subcommand' -a profiles -d 'list profile names, one per line (for scripts and shell completion)'
+complete -c bblogin -n '__fish_use_subcommand' -a profiles -d 'list profile names, one per line (for scripts and shell completion); an ad-hoc profile (from kubeconfig flags) is followed by a tab and what it is'
 complete -c bblogin -n '__fish_seen_subcommand_from profiles' -l help -s h -d 'show this help message and exit'
 complete -c bblogin -n '__fish_use_subcommand' -a use -d 'make an account the active one for its profile'
 complete -c bblogin -n '__fish_seen_subcommand_from use' -l help -s h -d 'show this help message and exit'

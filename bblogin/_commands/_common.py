@@ -23,8 +23,8 @@ def load_config(*, compile: bool = True) -> Config:
     the read-only commands (status, accounts, profiles) pass False: they write no file at all.
     The ad-hoc profiles kubeconfig flags described (``_adhoc``) come along, so ``--profile
     adhoc-…`` names one."""
-    config = _mirrors.load_config() if compile else _config.load()
-    return dataclasses.replace(config, adhoc=_adhoc.load())
+    config = _mirrors.load_config() if compile else _config.load(cache=False)
+    return dataclasses.replace(config, adhoc=_adhoc.load(mirror=compile))
 
 
 # the flags that describe or override a profile's identity provider (tui.usage reads them from kubeconfigs too)

@@ -213,6 +213,16 @@ def cached_token(profile: dict, account: dict, kind: str, read: "Callable[[str, 
     return token, expires_at - offset
 
 
+def _adhoc_profile(name: str) -> dict | None:
+    """The ad-hoc profile ``--profile NAME`` names when config.toml has none of that name (as
+    ``_config.Config.profile``): from the mirror of adhoc-profiles.json, when it describes the file."""
+    mirror = _mirror.read(_mirror.adhoc_path())
+    if mirror is None or mirror.get("source") != _mirror.fingerprint(_paths.adhoc_profiles_file()):
+        return None
+    profile = (mirror.get("profiles") or {}).get(name)
+    return profile if isinstance(profile, dict) else None
+
+
 def adhoc_profile_name(issuer: str, client_id: str) -> str:
     """The profile name for a self-contained ``kubectl --issuer … --client-id …`` entry: stable
     in (issuer, client id) only, so changing scopes or flag order never orphans the cache."""
@@ -240,7 +250,7 @@ def kubectl(argv: list[str]) -> bytes | None:
         profile = {"issuer": issuer, "client_id": client_id, "refresh_margin": 60, "use_access_token": False, "pipelines": False}
     else:
         name = opts.get("--profile") or config.get("default_profile")
-        profile = (config.get("profiles") or {}).get(name)
+        profile = (config.get("profiles") or {}).get(name) or (_adhoc_profile(name) if "--profile" in opts else None)
         if not profile:
             return None
     account = _account(name, opts.get("--account"), profile) if name else None
