@@ -50,7 +50,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from bblogin import _cli, _index, _paths
 from bblogin._hot import _answer as _fast
 from bblogin._claims import unverified_claims
-from bblogin._hot._answer import PIPELINES_ENV
+from bblogin._hot._answer import PIPELINES_ENV, adhoc_profile_name
 from bblogin.devidp import DevIdP, dex_subject
 from tests.fixtures.devidp import sign_in
 from tests.test_session import make_expiring
@@ -245,7 +245,7 @@ class Bblogin(RuleBasedStateMachine):
         os.environ[PIPELINES_ENV] = self.step_tokens[repo]
         self.step_repo = repo
 
-    @rule(which=st.sampled_from(("config.marshal", "accounts.marshal")))
+    @rule(which=st.sampled_from(("config.marshal", "accounts.marshal", "adhoc.marshal", "config-toml.marshal")))
     def cache_cleaned(self, which: str) -> None:
         """Something empties ~/.cache (a cleaner, a full disk's victim): the next full-path call
         rebuilds the mirror, under the lock, from exactly the file it reads."""
@@ -259,6 +259,18 @@ class Bblogin(RuleBasedStateMachine):
         argv = ["--issuer", self.idps[idp].issuer, "--client-id", client]
         if not adhoc:
             argv = ["--profile", name, *argv]
+        hot = self.hot_kubectl(argv)
+        full = self.full(["kubectl", *argv])
+        self.assert_agree(hot, full, f"kubectl {' '.join(argv)}")
+        if full[0] == 0:
+            self.assert_issued_for(json.loads(full[1])["status"]["token"], self.idps[idp].issuer, client, f"kubectl {' '.join(argv)}")
+
+    @rule(idp=st.integers(0, 1), client=st.sampled_from(CLIENTS))
+    def kubectl_by_adhoc_name(self, idp: int, client: str) -> None:
+        """`--profile adhoc-…`, the name a flags-only entry's hint prints: the hot path (from the
+        mirror of adhoc-profiles.json) declines or answers as the full path, for that IdP only."""
+        self.full(["kubectl", "--issuer", self.idps[idp].issuer, "--client-id", client])  # the entry's own call records the name
+        argv = ["--profile", adhoc_profile_name(self.idps[idp].issuer, client)]
         hot = self.hot_kubectl(argv)
         full = self.full(["kubectl", *argv])
         self.assert_agree(hot, full, f"kubectl {' '.join(argv)}")
