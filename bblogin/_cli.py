@@ -286,12 +286,47 @@ def run(argv: list[str], *, prog: str | None = None) -> int:
         return EXIT_BROKEN_PIPE
 
 
+# The commands kubectl and git run on every call: their helper program, and the arguments that
+# make a complete command line (tools/generate.py records argparse's namespace for them).
+QUICK_COMMANDS = {"kubectl": ("kubectl-bblogin", []), "git-credential": ("git-credential-bblogin", ["get"])}
+
+
+def _quick_args(argv: list[str], prog: str | None) -> object | None:
+    """The namespace argparse gives for ``argv`` — ``kubectl`` with options of the hot path's
+    strict subset (``_answer._parse``), ``git-credential get|store`` — built from the namespace
+    tools/generate.py recorded (``_helperargs``) without importing argparse: with building the
+    parser that is about a third of a Python start-up on every cached call. None for any other
+    command line, which argparse then parses (and judges)."""
+    import types
+
+    from bblogin import _helperargs
+    from bblogin._hot import _answer
+
+    command = argv[0] if argv else None
+    if command == "kubectl":
+        given = _answer._parse(argv[1:], _answer._KUBECTL_VALUE_FLAGS, ("--use-access-token",))
+        options = _helperargs.OPTIONS["kubectl"]
+        if given is None or not set(given) <= set(options):
+            return None
+        values = {options[flag]: value for flag, value in given.items()}
+    elif command == "git-credential" and argv[1:] in (["get"], ["store"]):
+        values = {"operation": argv[1]}
+    else:
+        return None
+    namespace = _helperargs.NAMESPACES[f"{command} {prog or ''}".strip()]
+    return types.SimpleNamespace(**{**namespace, **values})
+
+
 def _run(argv: list[str], *, prog: str | None) -> int:
     _ensure_site()
     from bblogin._errors import EXIT_CANCELLED, EXIT_USAGE, BbloginError
 
-    parser = _parser_for(argv) if prog is None else _helper_parser(argv[0], prog)
-    args, extra = parser.parse_known_args(argv if prog is None else argv[1:])
+    quick = _quick_args(argv, prog)
+    if quick is not None:
+        args, extra = quick, []
+    else:
+        parser = _parser_for(argv) if prog is None else _helper_parser(argv[0], prog)
+        args, extra = parser.parse_known_args(argv if prog is None else argv[1:])
     if extra:  # the command's own usage, not the top-level one (argparse reports extras at the top)
         getattr(args, "_parser", parser).error(f"unrecognized arguments: {' '.join(extra)}")
     args.verbose = getattr(args, "verbose", 0)

@@ -8,7 +8,6 @@ no token ever reaches a host the user did not name.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 import sys
@@ -18,6 +17,10 @@ from bblogin._commands._common import load_config, say
 from bblogin._config import Config, GitHost
 from bblogin._errors import BbloginError, LoginRequired
 from bblogin._session import forget_cached, get_credential, visible_account
+
+TYPE_CHECKING = False  # argparse only for the annotations: a cached call never imports it (_cli._quick_args)
+if TYPE_CHECKING:
+    import argparse
 
 
 def _request() -> dict[str, list[str]] | None:
