@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     from bblogin._config import Config, Profile
 
-COMPILED_VERSION = 2  # 2: each profile says whether it is a Pipelines profile (older mirrors are rebuilt)
+COMPILED_VERSION = 3  # 2: each profile says whether it is a Pipelines profile; 3: its name and request shape (older mirrors are rebuilt)
 CONFIG_LOCK = "config"
 INDEX_LOCK = "index"
 EDIT_LOCK_TIMEOUT = 10.0
@@ -119,6 +119,8 @@ def config_snapshot(config: Config) -> dict[str, Any]:
 def profile_snapshot(p: Profile) -> dict[str, Any]:
     """What the hot path needs of one profile (``_hot._answer.cached_token``)."""
     return {
+        "name": p.name,
+        "shape": p.shape,
         "provider": p.provider,
         "issuer": p.issuer,
         "client_id": p.client_id,
