@@ -616,25 +616,34 @@ def _logins(bundle: _team.Bundle) -> None:
     those already logged in. A login that cannot run here is said, not fatal: doctor follows."""
     from bblogin import _index
     from bblogin._commands import login
-    from bblogin._session import visible_account
+    from bblogin._index import Account
+    from bblogin._session import join, visible_account
 
     config = load_config(compile=False)
-    done: set[tuple[Any, ...]] = set()
+    done: dict[tuple[str, str], Account] = {}  # (shape, storage) -> the token set its login made
     for name in bundle.profiles:
         profile = config.profiles.get(name)
         if profile is None or profile.pipelines:
             continue
-        shape = (profile.provider, profile.issuer, profile.client_id, tuple(sorted(profile.scopes)), profile.connector_id, tuple(sorted(profile.extra_auth_params.items())))
         account = visible_account(_index.load(), profile)
-        if shape in done or (account is not None and not account.refresh_dead):
+        if account is not None and not account.refresh_dead:
+            done.setdefault((profile.shape, profile.storage), account)
             continue
-        done.add(shape)
+        shared = done.get((profile.shape, profile.storage))
+        if shared is not None:  # it asks for exactly what an earlier profile's login got
+            join(profile, shared)
+            say(f"Profile {name} uses the login of {shared.label}: it asks for exactly the same.")
+            continue
         say(f"Logging in for profile {name} at {profile.issuer}…")
         try:
             login.run(argparse.Namespace(profile=name, flow=None, no_browser=False, listen=None, timeout=None, insecure_storage=False, default=False))
         except BbloginError as exc:
             say(f"  not logged in: {exc.message}")
             say(f"  later: bblogin login --profile {name}")
+            continue
+        made = visible_account(_index.load(), profile)
+        if made is not None:
+            done[(profile.shape, profile.storage)] = made
 
 
 def _undo(record: Record, args: argparse.Namespace) -> int:
