@@ -749,3 +749,5 @@ def test_two_profiles_asking_one_idp_for_the_same_tokens_share_one_login(keyring
     done = bblogin("setup", "--from", str(bundle), "--yes")
     assert done.returncode == 0, done.stderr
     assert idp.count("/device/code") == 1 and done.stderr.count("Logging in for profile") == 1, done.stderr
+    rerun = bblogin("setup", "--from", str(bundle), "--yes")
+    assert rerun.returncode == 0 and idp.count("/device/code") == 1 and "Logging in" not in rerun.stderr, rerun.stderr  # the second profile joined the first's login
