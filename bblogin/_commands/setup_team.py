@@ -185,7 +185,7 @@ class State:
     @classmethod
     def read(cls) -> State:
         files = _kubeconfig.files()
-        kube = _kubeconfig.load_for_edit(files[0], edits=("clusters", "users", "contexts"))
+        kube = _kubeconfig.load_for_edit(files[0], edits=("clusters", "users", "contexts"), other=", or put another file first in $KUBECONFIG")
         return cls(config=load_config(compile=False), kube=kube, others=[(p, _kubeconfig.load(p)[0]) for p in files[1:]])
 
     def merged(self) -> _kubeconfig.Kubeconfig:
