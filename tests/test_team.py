@@ -217,6 +217,7 @@ def test_dry_run_writes_nothing_and_needs_no_login(team, member: pathlib.Path) -
     done = bblogin("setup", "--from", bundle.url, "--dry-run", SSL_CERT_FILE=str(bundle.ca_file))
     assert done.returncode == 0, done.stderr
     assert "+ profile work: add" in done.stderr and "+ context prod-payments: add" in done.stderr
+    assert "then it logs in once per identity provider (tokens into the keyring, the account into accounts.json)" in done.stderr
     assert "nothing written" in done.stderr
     assert files(member) == before and before["config"] is None
     assert team["idp_a"].count("/device/code") == 0
