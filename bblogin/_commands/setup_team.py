@@ -316,7 +316,7 @@ def plan(bundle: _team.Bundle, record: Record, state: State, undo: bool = False)
         change = _decide(want, state, record, merged)
         stop = next((blocked[k] for k in change.needs if k in blocked), None)
         if stop is not None and change.action in (ADD, UPDATE):  # never point at what the user keeps as theirs
-            change = dataclasses.replace(change, action=SKIP, desired=None, detail=f"it would use {stop.kind} {stop.name}, which is kept as it is")
+            change = dataclasses.replace(change, action=SKIP, desired=None, detail=f"it would use {stop.kind} {stop.name}, which is " + ("left out too" if stop.action == SKIP else "kept as it is"))
         if change.action in (CONFLICT, SKIP):
             blocked[change.key] = change
         changes.append(change)
