@@ -31,13 +31,13 @@ def _uuid(value: str, flag: str) -> str:
     match = _UUID.fullmatch(value.strip())
     if match is None:
         raise UsageError(f"{flag} {value!r} is not a UUID", hint="copy it from the repository's or workspace's settings (with or without the braces)")
-    return match.group(1)
+    return match.group(1).lower()  # as Bitbucket writes them in its tokens: the conditions compare case-sensitively
 
 
 @dataclass(frozen=True)
 class StepIdentity:
     """What a trust condition pins: the workspace's issuer and audience, one repository, and
-    optionally one deployment environment. UUIDs are kept without braces."""
+    optionally one deployment environment. UUIDs are kept without braces, in lower case."""
 
     issuer: str
     audience: str

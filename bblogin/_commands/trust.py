@@ -16,6 +16,7 @@ from bblogin._exchange import PIPELINES_ENV
 from bblogin._trustpolicy import StepIdentity
 
 _FLAGS = ("workspace", "workspace_uuid", "repository_uuid")
+MAX_TOKEN = 64 * 1024  # bytes: a step token is about 1 KiB
 
 
 def step_identity(args: argparse.Namespace) -> StepIdentity:
@@ -30,10 +31,13 @@ def step_identity(args: argparse.Namespace) -> StepIdentity:
         return StepIdentity.from_workspace(args.workspace, args.workspace_uuid, args.repository_uuid, args.environment_uuid)
     if args.token_file:
         try:
-            with open(args.token_file, encoding="utf-8") as fh:
-                token = fh.read().strip()
+            with open(args.token_file, "rb") as fh:
+                data = fh.read(MAX_TOKEN + 1)
         except OSError as exc:
             raise UsageError(f"cannot read --token-file {args.token_file}: {exc.strerror}") from None
+        if len(data) > MAX_TOKEN:
+            raise UsageError(f"--token-file {args.token_file} is not a JWT: it holds more than {MAX_TOKEN // 1024} KiB", hint="pass the step's BITBUCKET_STEP_OIDC_TOKEN as it is")
+        token = data.decode("utf-8", "replace").strip()
     else:
         token = os.environ.get(PIPELINES_ENV, "").strip()
         if not token:
@@ -74,5 +78,13 @@ def run_gcp(args: argparse.Namespace) -> int:
     return 0
 
 
+# options of `bblogin aws`/`bblogin gcp` themselves, accepted before the action: these printers use none
+_RUN_OPTIONS = {"aws": ("profile", "account", "role_arn", "duration", "session_name", "from_env", "sts_endpoint"), "gcp": ("profile", "account")}
+
+
 def run(args: argparse.Namespace) -> int:
+    given = [f"--{name.replace('_', '-')}" for name in _RUN_OPTIONS[args.trust_target] if getattr(args, name, None) is not None]
+    if given:
+        action = "aws trust-policy" if args.trust_target == "aws" else "gcp provider-condition"
+        raise UsageError(f"`bblogin {action}` does not use {', '.join(given)}", hint="leave them out: the conditions come from the step's token or the --workspace flags")
     return run_aws(args) if args.trust_target == "aws" else run_gcp(args)
