@@ -161,6 +161,9 @@ def save_login(profile: Profile, tokens: TokenSet, identity: Identity, *, make_a
         index.accounts[acct_id] = account
         if make_active or profile.name not in index.active:
             index.active[profile.name] = acct_id
+    from bblogin import _gcpfiles
+
+    _gcpfiles.reconcile()  # another account may be active now: its predecessor's token copies go
     return account
 
 
@@ -334,7 +337,11 @@ def logout(profile: Profile, account: Account) -> bool:
     its tokens back after they were removed."""
     _require_issued_for(account, profile)
     with account_lock(account.id, profile.lock_timeout):
-        return _logout(profile, account)
+        revoked = _logout(profile, account)
+    from bblogin import _gcpfiles
+
+    _gcpfiles.reconcile()  # the Google output files holding its token (bblogin/_gcpfiles.py)
+    return revoked
 
 
 def _logout(profile: Profile, account: Account) -> bool:

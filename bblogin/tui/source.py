@@ -106,11 +106,12 @@ class CoreSource:
         return SecretStore(account.storage).get(account_id, kind)
 
     def use(self, account_id: str) -> None:
-        from bblogin import _index
+        from bblogin import _gcpfiles, _index
 
         with _index.transaction() as index:
             account = index.get(account_id)
             index.active[account.profile] = account.id
+        _gcpfiles.reconcile()  # as `bblogin use`
 
     def refresh(self, account_id: str) -> None:
         from bblogin._session import get_credential
