@@ -117,6 +117,11 @@ class StepIdentity:
             condition += f" && assertion.deploymentEnvironmentUuid == {json.dumps('{' + self.environment_uuid + '}')}"
         return condition
 
+    def gcp_principal_set(self) -> str:
+        """The ``principalSet`` member (after the pool's name) a service account binding grants:
+        this repository's steps, as the attribute mapping names them."""
+        return f"attribute.repository_uuid/{{{self.repository_uuid}}}"
+
     def flags(self) -> str | None:
         """The `--workspace … --repository-uuid …` flags that describe this identity, or None when
         its issuer is not Bitbucket's (then only the token itself can)."""

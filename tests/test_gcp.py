@@ -61,7 +61,7 @@ def pipelines_provider(devidp, step_token: str) -> Provider:
     done = bblogin("gcp", "provider-condition", "--json", env={"BITBUCKET_STEP_OIDC_TOKEN": step_token})
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
-    return Provider(f"{POOL}/providers/acme", out["issuer_uri"], out["allowed_audiences"], out["attribute_mapping"], out["attribute_condition"])
+    return Provider(f"{POOL}/providers/acme", out["issuer_uri"], out["allowed_audiences"], out["attribute_mapping"], out["attribute_condition"], out["principal_set"])
 
 
 def test_config_is_what_gcloud_writes_with_bblogins_absolute_path(tmp_path: pathlib.Path) -> None:
@@ -90,8 +90,9 @@ def test_config_is_what_gcloud_writes_with_bblogins_absolute_path(tmp_path: path
 def test_google_auth_gets_a_service_account_token_in_a_pipelines_step(devidp, google_wif: GoogleWIF, tmp_path, monkeypatch) -> None:
     repo = "{11111111-2222-4333-8444-555555555555}"
     step = devidp.mint_pipelines_token(repository_uuid=repo)
-    audience = google_wif.add_provider(pipelines_provider(devidp, step))
-    google_wif.grant(SA, f"principalSet://iam.googleapis.com/{POOL}/attribute.repository_uuid/{repo}")
+    provider = pipelines_provider(devidp, step)
+    audience = google_wif.add_provider(provider)
+    google_wif.grant(SA, f"principalSet://iam.googleapis.com/{POOL}/{provider.principal_set}")  # the binding provider-condition prints
     path = write_config(google_wif, audience, tmp_path)
     monkeypatch.setenv("BITBUCKET_STEP_OIDC_TOKEN", step)
     token = google_token(path)
@@ -205,6 +206,8 @@ def test_provider_condition_for_a_deployment_environment_and_from_flags(devidp) 
     flags = bblogin("gcp", "provider-condition", "--workspace", "acme", "--workspace-uuid", "3f7c0b1e-2d4a-4b6c-9e8f-0a1b2c3d4e5f", "--repository-uuid", repo)
     assert flags.returncode == 0 and "--issuer-uri=https://api.bitbucket.org/2.0/workspaces/acme/pipelines-config/identity/oidc" in flags.stdout
     assert f"--attribute-condition='assertion.repositoryUuid == \"{repo}\"'" in flags.stdout
+    member = f"--member='principalSet://iam.googleapis.com/projects/PROJECT_NUMBER/locations/global/workloadIdentityPools/POOL_ID/attribute.repository_uuid/{repo}'"
+    assert "add-iam-policy-binding SERVICE_ACCOUNT_EMAIL" in flags.stdout and member in flags.stdout
     partial = bblogin("gcp", "provider-condition", "--workspace", "acme")
     assert partial.returncode == 2 and "--repository-uuid" in partial.stderr
 

@@ -61,8 +61,9 @@ def run_gcp(args: argparse.Namespace) -> int:
     identity = step_identity(args)
     mapping = identity.gcp_attribute_mapping()
     condition = identity.gcp_attribute_condition()
+    member = f"principalSet://iam.googleapis.com/projects/PROJECT_NUMBER/locations/global/workloadIdentityPools/POOL_ID/{identity.gcp_principal_set()}"
     if args.json:
-        out = {"issuer_uri": identity.issuer, "allowed_audiences": [identity.audience], "attribute_mapping": mapping, "attribute_condition": condition}
+        out = {"issuer_uri": identity.issuer, "allowed_audiences": [identity.audience], "attribute_mapping": mapping, "attribute_condition": condition, "principal_set": identity.gcp_principal_set()}
         sys.stdout.write(json.dumps(out, indent=2) + "\n")
         return 0
     mapping_flag = ",".join(f"{k}={v}" for k, v in mapping.items())
@@ -73,6 +74,9 @@ def run_gcp(args: argparse.Namespace) -> int:
         f"    --allowed-audiences={shlex.quote(identity.audience)} \\",
         f"    --attribute-mapping={shlex.quote(mapping_flag)} \\",
         f"    --attribute-condition={shlex.quote(condition)}",
+        "gcloud iam service-accounts add-iam-policy-binding SERVICE_ACCOUNT_EMAIL \\",
+        "    --role=roles/iam.workloadIdentityUser \\",
+        f"    --member={shlex.quote(member)}",
     ]
     sys.stdout.write("\n".join(lines) + "\n")
     return 0
