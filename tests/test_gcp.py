@@ -242,6 +242,9 @@ def test_output_file_never_outlives_use_or_logout_and_is_shown(keyring_secret_se
     again = as_library("--profile", "dev", env=env)
     assert again.returncode == 0 and unverified_claims(json.loads(cache.read_text())["id_token"])["email"].startswith("alice@")
 
+    login(devidp)  # bob logs in again: he is the active account now, alice's copy goes
+    assert not cache.exists()
+    assert as_library("--profile", "dev", env=env).returncode == 0
     cache.write_text(cache.read_text())  # bblogin removes only what it wrote: same bytes, still ours
     assert bblogin("logout", "--all").returncode == 0
     assert not cache.exists()
