@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from bblogin import _files, _paths
@@ -108,10 +109,13 @@ def _locked() -> Any:
     return account_lock("gcp-output-files", LOCK_SECONDS)
 
 
-def remember(path: str, data: bytes, *, profile: str | None, account: str | None, expires_at: int) -> None:
-    """Record a file just written, then reconcile: should the account have changed while the token
-    was fetched (a `bblogin use` racing this call), the file goes at once."""
+def write(path: str, write_file: Callable[[], bytes], *, profile: str | None, account: str | None, expires_at: int) -> None:
+    """Write a file (``write_file`` returns the bytes it wrote) and record it, under one lock: two
+    calls racing for one path leave the record naming the bytes that are in the file. Then
+    reconcile: should the account have changed while the token was fetched (a `bblogin use`
+    racing this call), the file goes at once."""
     with _locked():
+        data = write_file()
         files = _load()
         files[path] = OutputFile(path, profile, account, _sha256(data), expires_at)
         _reconcile(files)

@@ -439,3 +439,17 @@ def test_gcp_config_drift_advice_can_be_followed(devidp, ttl: int, extra: tuple[
     import re
 
     assert all(ttl - 10 <= int(n) <= ttl for n in re.findall(r"--token-lifetime (\d+)", done.stderr))
+
+
+def test_racing_writers_leave_a_record_that_names_the_file(keyring_secret_service, devidp, tmp_path) -> None:
+    """Library processes started together each write the output file: whichever write lands last,
+    the record names its bytes, so logout still removes the file."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    login(devidp)
+    cache = tmp_path / "gcp-answer.json"
+    with ThreadPoolExecutor(6) as pool:
+        runs = list(pool.map(lambda _i: as_library("--profile", "dev", env={"GOOGLE_EXTERNAL_ACCOUNT_OUTPUT_FILE": str(cache)}), range(6)))
+    assert all(r.returncode == 0 for r in runs), [r.stdout for r in runs]
+    assert str(cache) in bblogin("status").stdout
+    assert bblogin("logout", "--all").returncode == 0 and not cache.exists()

@@ -102,6 +102,5 @@ def _write_output_file(path: str, response: dict, cred: Credential | None) -> No
     the one it would hand out (bblogin/_gcpfiles.py)."""
     from bblogin import _gcpfiles
 
-    data = _gcp.write_output_file(path, response)
     account = cred.account if cred is not None else None
-    _gcpfiles.remember(os.path.abspath(path), data, profile=account.profile if account else None, account=account.id if account else None, expires_at=response["expiration_time"])
+    _gcpfiles.write(os.path.abspath(path), lambda: _gcp.write_output_file(path, response), profile=account.profile if account else None, account=account.id if account else None, expires_at=response["expiration_time"])
