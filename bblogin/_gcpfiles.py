@@ -79,8 +79,10 @@ def _stale(entry: OutputFile, index: Index, now: float) -> bool:
         return True
     if entry.account is None:
         return False
-    active = index.active.get(entry.profile or "")
-    return entry.account not in index.accounts or active not in (None, entry.account)
+    account = index.accounts.get(entry.account)
+    if account is None or entry.profile not in account.profiles:
+        return True  # logged out (of this profile)
+    return index.active.get(entry.profile or "") not in (None, entry.account)
 
 
 def _reconcile(files: dict[str, OutputFile]) -> list[str]:

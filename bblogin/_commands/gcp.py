@@ -24,10 +24,6 @@ from bblogin._exchange import PIPELINES_ENV, subject_token
 from bblogin._timefmt import rfc3339
 from bblogin._tokens import now
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from bblogin._session import Credential
-
 
 def stderr_is_stdout_pipe() -> bool:
     """Whether stderr is the very pipe stdout is (google-auth runs executables with
@@ -52,7 +48,7 @@ def _step_token() -> tuple[str, int]:
     return token, expires_at
 
 
-def _profile_token(args: argparse.Namespace, request: _gcp.LibraryRequest) -> tuple[str, int, Credential]:
+def _profile_token(args: argparse.Namespace, request: _gcp.LibraryRequest) -> tuple[str, int, tuple[str, str]]:
     from bblogin._session import get_credential
 
     profile = load_config().profile(args.profile)
@@ -61,13 +57,13 @@ def _profile_token(args: argparse.Namespace, request: _gcp.LibraryRequest) -> tu
     interactive = not request.said_no and on_terminal()
     cred = get_credential(profile, kind="id_token", account=account_from_args(args, profile), interactive=interactive)
     # on this machine's clock (the IdP's offset taken out), and offered for reuse only briefly
-    return cred.token, min(int(cred.expires_at), now() + _gcp.PROFILE_ANSWER_LIFETIME), cred
+    return cred.token, min(int(cred.expires_at), now() + _gcp.PROFILE_ANSWER_LIFETIME), (profile.name, cred.account.id)
 
 
 def run(args: argparse.Namespace) -> int:
     request = _gcp.LibraryRequest.from_env()
     error: BbloginError | None = None
-    cred: Credential | None = None
+    owner: tuple[str, str] | None = None  # (profile, token set) of a profile's token
     try:
         if request.token_type not in _gcp.TOKEN_TYPES:
             raise UsageError(f"GOOGLE_EXTERNAL_ACCOUNT_TOKEN_TYPE {request.token_type} is not an OIDC token type", hint=f"set subject_token_type to {_gcp.ID_TOKEN} in the credential configuration")
@@ -76,10 +72,10 @@ def run(args: argparse.Namespace) -> int:
         if os.environ.get(PIPELINES_ENV):
             token, expires_at = _step_token()
         else:
-            token, expires_at, cred = _profile_token(args, request)
+            token, expires_at, owner = _profile_token(args, request)
         response = _gcp.success(token, request.token_type, expires_at)
         if request.output_file:
-            _write_output_file(request.output_file, response, cred)
+            _write_output_file(request.output_file, response, owner)
     except BbloginError as exc:
         error = exc
         response = _gcp.failure(type(exc).__name__, exc.message + (f" ({exc.hint})" if exc.hint else ""))
@@ -97,10 +93,10 @@ def run(args: argparse.Namespace) -> int:
     return error.exit_code
 
 
-def _write_output_file(path: str, response: dict, cred: Credential | None) -> None:
+def _write_output_file(path: str, response: dict, owner: tuple[str, str] | None) -> None:
     """Write the answer and keep a record of it: bblogin removes it when its token is no longer
     the one it would hand out (bblogin/_gcpfiles.py)."""
     from bblogin import _gcpfiles
 
-    account = cred.account if cred is not None else None
-    _gcpfiles.write(os.path.abspath(path), lambda: _gcp.write_output_file(path, response), profile=account.profile if account else None, account=account.id if account else None, expires_at=response["expiration_time"])
+    profile, account = owner or (None, None)
+    _gcpfiles.write(os.path.abspath(path), lambda: _gcp.write_output_file(path, response), profile=profile, account=account, expires_at=response["expiration_time"])
