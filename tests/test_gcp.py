@@ -453,3 +453,15 @@ def test_racing_writers_leave_a_record_that_names_the_file(keyring_secret_servic
     assert all(r.returncode == 0 for r in runs), [r.stdout for r in runs]
     assert str(cache) in bblogin("status").stdout
     assert bblogin("logout", "--all").returncode == 0 and not cache.exists()
+
+
+def test_a_profile_leaving_a_shared_token_set_loses_its_output_file_only(keyring_secret_service, devidp, tmp_path) -> None:
+    """Two profiles share one token set (the same request to one IdP): `logout --profile staging`
+    takes staging out of it; staging's output file goes, work's stays (its token is still work's)."""
+    login(devidp, "work")
+    login(devidp, "staging")
+    files = {name: tmp_path / f"{name}.json" for name in ("work", "staging")}
+    for name, path in files.items():
+        assert as_library("--profile", name, env={"GOOGLE_EXTERNAL_ACCOUNT_OUTPUT_FILE": str(path)}).returncode == 0
+    assert bblogin("logout", "--profile", "staging").returncode == 0
+    assert not files["staging"].exists() and files["work"].exists()
