@@ -153,9 +153,10 @@ scopes = ["openid", "email", "offline_access"]
 
 
 # the fields of bblogin 0.x's _index.Account (accounts.json version 1), as asdict() wrote them
+# (the last version 1 writer added "outage", issue #24)
 V1_FIELDS = {
     "id", "profile", "provider", "issuer", "client_id", "sub", "email", "name", "username", "groups", "storage",
-    "tokens", "refresh_dead", "updated_at", "subject_sha256", "clock",
+    "tokens", "refresh_dead", "updated_at", "subject_sha256", "clock", "outage",
 }
 
 
