@@ -16,7 +16,7 @@ import sys
 from bblogin import _gitcred, _index
 from bblogin._commands._common import load_config, say
 from bblogin._config import Config, GitHost
-from bblogin._errors import BbloginError, LoginRequired
+from bblogin._errors import ConfigError, LoginRequired, UsageError
 from bblogin._session import forget_cached, get_credential, visible_account
 
 
@@ -46,8 +46,7 @@ def _get(config: Config, host: GitHost, fields: dict[str, list[str]]) -> int:
     try:
         cred = get_credential(profile, kind=host.token, account=account, interactive=_can_prompt())
     except LoginRequired as exc:
-        say(f"bblogin: no credential for {host.url}: {exc.message}\n  hint: {exc.hint}")
-        return 0  # no answer: git goes on to its next helper or fails with its own message
+        raise LoginRequired(f"no credential for {host.url}: {exc.message}", hint=exc.hint) from None
     sys.stdout.buffer.write(
         _gitcred.format_response(_gitcred.answer_fields(dataclasses.asdict(host), dataclasses.asdict(profile), dataclasses.asdict(cred.account), cred.token, cred.expires_at, fields))
     )
@@ -71,23 +70,26 @@ def _erase(config: Config, host: GitHost, fields: dict[str, list[str]]) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    """One rule for every operation (docs/exit-codes.md): git reads only the answer and ignores
+    the exit code, so the code is for people and scripts — 0 when bblogin did what was asked or
+    the host is not one it serves (no answer: git asks its next helper), else the documented
+    code of the reason it could not, with the message on stderr."""
     if args.operation == "capability":
         sys.stdout.write(_gitcred.capability_response())
         return 0
     fields = _request()
+    if args.operation not in _gitcred.OPERATIONS:
+        return 0  # an operation of a later git: ignored silently (gitcredentials(7)); its request drained
     if fields is None:
-        say("bblogin: git sent a credential request bblogin cannot read; answering nothing")
+        raise UsageError("git sent a credential request bblogin cannot read; answering nothing")
+    config = load_config()
+    host = _host(config, fields)
+    if host is None:
         return 0
-    try:
-        config = load_config()
-        host = _host(config, fields)
-        if host is None:
-            return 0
-        if args.operation == "get":
-            return _get(config, host, fields)
-        if args.operation == "erase":
-            return _erase(config, host, fields)
-        return 0  # store: git offers back what we gave it; the keyring already has it
-    except BbloginError as exc:
-        say(exc.render())
-        return 0 if args.operation != "get" else exc.exit_code
+    if host.problem:
+        raise ConfigError(host.problem[0], hint=host.problem[1])
+    if args.operation == "get":
+        return _get(config, host, fields)
+    if args.operation == "erase":
+        return _erase(config, host, fields)
+    return 0  # store: git offers back what we gave it; the keyring already has it

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from bblogin import _index
+from bblogin import _gitconfig, _index
 from bblogin._commands._common import load_config, say
 from bblogin._errors import AccountNotFound, UsageError
 from bblogin._session import logout, profile_for
@@ -28,6 +28,9 @@ def run(args: argparse.Namespace) -> int:
         before = dict(_index.load().active)
         revoked = logout(profile_for(account, config), account)
         say(f"Logged out {account.label} ({account.profile})" + ("; revoked at the identity provider." if revoked else "."))
+        told = _gitconfig.reject_account(config, account)
+        if told:
+            say(f"git forgot {account.label}'s credentials for {', '.join(told)} (git credential reject: store, cache and keychain helpers drop them).")
         _say_who_is_active_now(before, account.id)
     if not targets:
         say("No accounts to log out.")
