@@ -41,7 +41,7 @@ def _edit(path: str | None, mutate: Any) -> None:
         except (OSError, ValueError) as exc:
             raise ConfigError(f"cannot update {path}: {exc}") from exc
         mutate(doc, tomlkit)
-        text = tomlkit.dumps(doc)
+        text = tomlkit.dumps(doc).rstrip("\n") + "\n"  # a removed table leaves no blank line behind
         try:
             parse(path, text)  # never write a file that every later command would refuse
         except ConfigError as exc:

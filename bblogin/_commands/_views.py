@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bblogin._config import Config, Profile
+from bblogin._config import BITBUCKET_PROVIDERS, Config, Profile
 from bblogin._hot._answer import effective_margin
 from bblogin._index import Account, Index
 from bblogin._session import issued_for
@@ -46,6 +46,15 @@ def token_state(account: Account, at: int, kind: str = "id_token", margin: int =
     return "expired (the next use refreshes it)" if refreshable else "login needed"
 
 
+def served_kind(account: Account, profile: Profile | None) -> str:
+    """The token an account's state is judged by: the one its profile serves — the ID token,
+    unless the profile serves access tokens (``use_access_token``) or has no ID tokens at all
+    (Bitbucket Cloud and Data Center issue none: git and kubectl get the access token)."""
+    if account.provider in BITBUCKET_PROVIDERS or (profile is not None and (profile.use_access_token or profile.provider in BITBUCKET_PROVIDERS)):
+        return "access_token"
+    return "id_token" if "id_token" in account.tokens or "access_token" not in account.tokens else "access_token"
+
+
 def describe(account: Account, config: Config, index: Index) -> dict[str, Any]:
     """Everything `status --json` says about one account; no token values. Expiries are judged
     in the IdP's time (this machine's clock + the offset last measured)."""
@@ -53,7 +62,7 @@ def describe(account: Account, config: Config, index: Index) -> dict[str, Any]:
     clock = account.idp_clock
     profile = config.profiles.get(account.profile)
     margin = profile.refresh_margin if profile is not None else None
-    kind = "access_token" if profile is not None and profile.use_access_token else "id_token"
+    kind = served_kind(account, profile)
     store = SecretStore(account.storage)
     return {
         "id": account.id,
