@@ -154,7 +154,7 @@ def build_parser(prog: str = PROG, *, only: str | None = None) -> argparse.Argum
     s.set_defaults(_module="setup_git", _parser=s)
     s.add_argument("--host", metavar="URL", required=True, help="remote prefix, e.g. https://bitbucket.org (scheme and host in any case; a default port and trailing slash are dropped)")
     s.add_argument("--profile", "-p", metavar="NAME", help="profile whose account serves this host (required unless --remove)").complete = PROFILE_COMPLETION  # type: ignore[attr-defined]
-    s.add_argument("--file", metavar="PATH", help="git config file to edit (default: the global one); a repository's .git/config cannot move a host that config.toml binds to another profile")
+    s.add_argument("--file", metavar="PATH", help="git config file to edit (default: the global one); a repository's own config file cannot move a host that config.toml binds to another profile")
     s.add_argument("--remove", action="store_true", help="undo: remove the host from config.toml and the helper entries setup wrote to the git config file")
     s.add_argument("--authtype", choices=("basic", "bearer"), help="bearer: send the token as Bearer when git supports it (default: as configured, else basic)")
     s.add_argument("--username", metavar="NAME", help="user name to send with the token (default: as configured for this profile; \"\" for the account's own)")

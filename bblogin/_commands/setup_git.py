@@ -1,7 +1,7 @@
-"""`bblogin setup git`: scope bblogin to one remote prefix in git's config, idempotently.
+"""`bblogin setup git`: scope bblogin to one remote prefix in git's config, idempotently (or undo it: --remove).
 
     [credential "https://bitbucket.org"]
-        helper =                 # reset: no other helper answers for this host
+        helper =                 # empties the helpers gathered *before* it for this host (later ones still run: _gitconfig)
         helper = "!f() { if [ $1 = store ]; then …drain…; else exec /venv/bin/python -S …/bblogin/_hot/_launcher.py git-credential $1; fi; }; f"
         useHttpPath = true       # only when the prefix has a path
 
