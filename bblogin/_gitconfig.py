@@ -230,7 +230,16 @@ def risk(value: str) -> str:
     for pattern, said in _RISKS:
         if pattern.search(name.split()[0] if name else "") or pattern.search(name):
             return said
-    return f"{name.split()[0] if name else value!r}: another helper, which git hands the token to keep"
+    return "another helper, which git hands the token to keep"
+
+
+def shown(value: str) -> str:
+    """A helper as doctor and setup show it: the program and ``…``. A shell helper (``!…``) may
+    hold a password inline (``echo password=…``): it is named by its line, never printed."""
+    words = value.strip().split()
+    if not words or words[0].startswith("!"):
+        return "!… (a shell command)"
+    return words[0] + (" …" if len(words) > 1 else "")
 
 
 def explain(position: str, entry: HelperEntry) -> str:
@@ -240,7 +249,7 @@ def explain(position: str, entry: HelperEntry) -> str:
         "after": "runs after bblogin (git hands it bblogin's token on every `store`)",
         "instead": "git asks it instead of bblogin",
     }[position]
-    return f"{entry.where}: helper = {entry.value} — {risk(entry.value)}; {when}"
+    return f"{entry.where}: helper = {shown(entry.value)} — {risk(entry.value)}; {when}"
 
 
 def reject(url: str, username: str | None) -> bool:

@@ -128,10 +128,10 @@ def test_a_cache_helper_in_a_repository_is_caught_and_logout_makes_it_forget(wir
         code, checks = doctor(cwd=clone)
         check = checks[f"git:{server.url}"]
         assert code == 10 and check["status"] == "fail"
-        assert f"{clone}/.git/config:{line_of(clone / '.git/config', 'helper = cache')}: helper = {cache} — cache: keeps the token in memory" in check["detail"]
+        assert f"{clone}/.git/config:{line_of(clone / '.git/config', 'helper = cache')}: helper = cache … — cache: keeps the token in memory" in check["detail"]
         assert doctor(cwd=tmp_path)[1][f"git:{server.url}"]["status"] == "ok"  # outside the repository git never runs it
         done = run_bblogin("logout", cwd=clone)
-        assert done.returncode == 0 and f"git forgot alice@example.com's credentials for {server.url}" in done.stderr
+        assert done.returncode == 0 and f"Told git to forget alice@example.com's credentials for {server.url}" in done.stderr
         assert fill(f"{server.url}/repo.git", cache) == {}  # git credential reject: cache dropped it
     finally:
         subprocess.run(["git", "credential-cache", "--socket", f"{socket_dir}/s", "exit"], capture_output=True, timeout=30)
@@ -164,6 +164,17 @@ def test_git_credential_manager_configured_later_means_bblogin_is_never_asked(wi
 def _reset_line(gitconfig: pathlib.Path) -> int:
     """The line of the last empty `helper =` (GCM's)."""
     return max(i for i, line in enumerate(gitconfig.read_text().splitlines(), 1) if line.strip() == "helper =")
+
+
+def test_a_shell_helper_is_named_by_its_line_never_printed(wired, git_env: pathlib.Path) -> None:
+    _idp, server, _ = wired
+    secret = "hunter2-not-to-be-shown"
+    assert git("config", "--global", "--add", "credential.helper", f"!f() {{ echo username=me; echo password={secret}; }}; f").returncode == 0
+    code, checks = doctor()
+    check = checks[f"git:{server.url}"]
+    assert code == 10 and f"{git_env}:{line_of(git_env, secret)}: helper = !… (a shell command) — another helper" in check["detail"]
+    assert secret not in json.dumps(checks)
+    assert secret not in bblogin("setup", "git", "--host", server.url, "--profile", "dev").stderr
 
 
 def test_doctor_runs_the_helper_as_git_runs_it(wired, git_env: pathlib.Path) -> None:
@@ -278,6 +289,9 @@ def test_a_deleted_profile_gets_a_clear_message_and_breaks_nothing_else(wired, g
     assert no_default.returncode == 3 and "default_profile names 'other'" in no_default.stderr
     code, checks = doctor()
     assert checks[f"git:{second.url}"]["status"] == "fail" and checks[f"git:{server.url}"]["status"] == "ok"
+    rebound = bblogin("setup", "git", "--host", second.url, "--profile", "dev")
+    assert rebound.returncode == 0 and f"was bound to profile other, which config.toml no longer has; now to dev" in rebound.stderr
+    assert git("ls-remote", f"{second.url}/repo.git").returncode == 0
 
 
 # -- smaller ---------------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
         say(f"Logged out {account.label} ({account.profile})" + ("; revoked at the identity provider." if revoked else "."))
         told = _gitconfig.reject_account(config, account)
         if told:
-            say(f"git forgot {account.label}'s credentials for {', '.join(told)} (git credential reject: store, cache and keychain helpers drop them).")
+            say(f"Told git to forget {account.label}'s credentials for {', '.join(told)} (git credential reject: store, cache and keychain helpers drop them).")
         _say_who_is_active_now(before, account.id)
     if not targets:
         say("No accounts to log out.")

@@ -131,6 +131,8 @@ def run(args: argparse.Namespace) -> int:
     say(f"git: {url} {state}: bblogin answers with profile {profile.name}'s {host.token.replace('_', ' ')}" + (f" as {host.username}" if host.username else "") + ".")
     if moving:
         say(f"git: {url} moved from profile {existing.profile} to {profile.name}, for every repository.")
+    elif existing is not None and existing.profile != profile.name:
+        say(f"git: {url} was bound to profile {existing.profile}, which config.toml no longer has; now to {profile.name}, for every repository.")
     if args.file:
         say(f"git: config.toml binds {url} to {profile.name} for every repository whose git config asks bblogin for it; {where} does.")
     say(f"git: the empty `helper =` in {where} switches off the helpers configured before it for {url}; helpers configured after it (a repository's config, a later line, an include) still run.")
