@@ -310,13 +310,15 @@ def export(config: _config.Config, kube: list[dict[str, Any]]) -> str:
         doc["clusters"] = clusters
     hosts = tomlkit.table(is_super_table=True)
     for host in config.git_hosts:
+        if host.problem:
+            continue  # a deleted profile, a duplicate key: nothing a team can apply
         table = tomlkit.table()
         table["profile"] = host.profile
         for key, default in (("username", None), ("token", "access_token"), ("authtype", "basic")):
             if getattr(host, key) != default:
                 table[key] = getattr(host, key)
         hosts[host.url] = table
-    if config.git_hosts:
+    if hosts:
         doc["git"] = hosts
     return tomlkit.dumps(doc)
 
