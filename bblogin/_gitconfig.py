@@ -203,17 +203,16 @@ def findings(found: list[HelperEntry], host_url: str) -> list[Finding]:
     git's configuration scopes separately (``credential.https://host/team/repo.git.helper``, a
     ``https://bob@host`` entry)."""
     targets: dict[tuple[str, str | None], None] = {(host_url, None): None}
+    base = host_url.split("/", 3)  # scheme:, "", authority[, path]
     for entry in found:
-        if entry.url and _under(entry.url, host_url):
-            parts = _parts(entry.url)
-            targets[(f"{parts[0]}://{parts[2]}{_port(parts)}{parts[4]}" if parts else entry.url, parts[1] if parts else None)] = None
-        elif entry.url and (parts := _parts(entry.url)) and parts[1] is not None and url_matches(entry.url.replace(f"{parts[1]}@", "", 1), host_url):
+        parts = _parts(entry.url) if entry.url else None
+        if parts is None:
+            continue
+        if _under(entry.url or "", host_url):  # a repository below the prefix: this host, that path
+            targets[(f"{base[0]}//{base[2]}{parts[4]}", parts[1])] = None
+        elif parts[1] is not None and url_matches((entry.url or "").replace(f"{parts[1]}@", "", 1), host_url):
             targets[(host_url, parts[1])] = None
     return [Finding(url, user, tuple(chain(found, url, user))) for url, user in targets]
-
-
-def _port(parts: tuple[str, str | None, str, int | None, str]) -> str:
-    return "" if parts[3] == _DEFAULT_PORTS.get(parts[0]) or parts[3] is None else f":{parts[3]}"
 
 
 _RISKS = (

@@ -96,6 +96,19 @@ def test_the_resolved_helper_list_is_the_one_git_runs(git_env, tmp_path: pathlib
         assert ran == [names[e.value] for e in _gitconfig.chain(found, url, user) if e.value], (url, user)
 
 
+def test_findings_cover_the_parts_of_a_host_that_git_config_scopes_apart() -> None:
+    def entry(line: int, url: str | None, value: str) -> _gitconfig.HelperEntry:
+        return _gitconfig.HelperEntry("global", "/g", line, url, value)
+
+    found = [entry(1, None, "store"), entry(2, "https://*.example.com/team", "cache"), entry(3, "https://h.example.com", "!bblogin git-credential $1"), entry(4, "https://bob@h.example.com/x", "osxkeychain")]
+    got = {(f.url, f.username): [e.value for e in f.runs] for f in _gitconfig.findings(found, "https://h.example.com")}
+    assert got == {
+        ("https://h.example.com", None): ["store", "!bblogin git-credential $1"],
+        ("https://h.example.com/team", None): ["store", "cache", "!bblogin git-credential $1"],  # the wildcard entry, for this host's /team
+        ("https://h.example.com/x", "bob"): ["store", "!bblogin git-credential $1", "osxkeychain"],
+    }
+
+
 # -- doctor and setup git see the helpers that still run -------------------------------------------------
 def test_a_later_store_helper_is_named_by_setup_and_doctor_and_really_stores_the_token(wired, git_env: pathlib.Path) -> None:
     _idp, server, _ = wired
@@ -287,6 +300,7 @@ def test_a_deleted_profile_gets_a_clear_message_and_breaks_nothing_else(wired, g
     assert bblogin("token", "--profile", "dev", "--no-login").returncode == 0
     no_default = bblogin("token", "--no-login")
     assert no_default.returncode == 3 and "default_profile names 'other'" in no_default.stderr
+    assert bblogin("status").returncode == 0 and bblogin("accounts").returncode == 0
     code, checks = doctor()
     assert checks[f"git:{second.url}"]["status"] == "fail" and checks[f"git:{server.url}"]["status"] == "ok"
     rebound = bblogin("setup", "git", "--host", second.url, "--profile", "dev")
