@@ -116,17 +116,10 @@ def run(args: argparse.Namespace) -> int:
             + (f'\ntoken = "{host.token}"' if host.token != "access_token" else "")
         )
         return 0
-    key = f"credential.{url}.helper"
-    current = _git_config(scope, "--get-all", key, check=False).stdout.splitlines()
-    if current != ["", helper]:
-        _git_config(scope, "--unset-all", key)
-        _git_config(scope, "--add", key, "")
-        _git_config(scope, "--add", key, helper)
-    if has_path:
-        _git_config(scope, f"credential.{url}.useHttpPath", "true")
+    changed = write_helper(url, scope)
     if existing != host or existing.problem:
         _configedit.save_git_host(host)
-    state = "already set up" if current == ["", helper] and existing == host and not existing.problem else "set up"
+    state = "already set up" if not changed and existing == host and not existing.problem else "set up"
     where = args.file or "your global git config"
     say(f"git: {url} {state}: bblogin answers with profile {profile.name}'s {host.token.replace('_', ' ')}" + (f" as {host.username}" if host.username else "") + ".")
     if moving:
@@ -154,12 +147,28 @@ def _warn_about_other_helpers(url: str, cwd: str | None) -> None:
             say(f"warning: for {where}, {_gitconfig.explain(position, entry)}")
 
 
-def _remove(url: str, scope: list[str], file: str | None) -> int:
-    """Undo `setup git` for ``url``: its ``[git."URL"]`` in config.toml, and in the git config file
-    the entries setup writes — bblogin's helper, the empty ``helper =`` before it, ``useHttpPath``
-    for a prefix with a path — under every spelling of the URL. Other helpers there stay."""
-    config = _config.load()
-    removed = _configedit.remove_git_host(url) if any(h.url == url for h in config.git_hosts) else []
+def write_helper(url: str, scope: list[str]) -> bool:
+    """Write ``[credential "URL"]``'s empty ``helper =``, bblogin's helper and, for a prefix with a
+    path, ``useHttpPath`` into the git config ``scope`` (``--global`` or ``--file PATH``).
+    ``url`` is normalised. True when something changed."""
+    helper = helper_value()
+    key = f"credential.{url}.helper"
+    current = _git_config(scope, "--get-all", key, check=False).stdout.splitlines()
+    if current != ["", helper]:
+        _git_config(scope, "--unset-all", key)
+        _git_config(scope, "--add", key, "")
+        _git_config(scope, "--add", key, helper)
+    if "/" in url.split("://", 1)[1] and _git_config(scope, "--get", f"credential.{url}.useHttpPath", check=False).stdout.strip() != "true":
+        _git_config(scope, f"credential.{url}.useHttpPath", "true")
+        return True
+    return current != ["", helper]
+
+
+def remove_helper(url: str, scope: list[str]) -> list[str]:
+    """Remove from the git config ``scope`` what ``write_helper`` writes for ``url`` — bblogin's
+    helper, the empty ``helper =`` before it, ``useHttpPath`` for a prefix with a path, the section
+    once nothing else is left — under every spelling of the URL. Other helpers stay. The
+    ``credential.<section>`` names edited."""
     names = _git_config(scope, "--name-only", "--list", check=False).stdout.splitlines()
     sections = {n[len("credential.") : n.rfind(".")] for n in names if n.startswith("credential.") and n.count(".") >= 2}
     edited = []
@@ -177,6 +186,14 @@ def _remove(url: str, scope: list[str], file: str | None) -> int:
         rest = [n for n in _git_config(scope, "--name-only", "--list", check=False).stdout.splitlines() if n.startswith(f"credential.{section}.")]
         if not rest:
             _git_config(scope, "--remove-section", f"credential.{section}", check=False)
+    return edited
+
+
+def _remove(url: str, scope: list[str], file: str | None) -> int:
+    """Undo `setup git` for ``url``: its ``[git."URL"]`` in config.toml and ``remove_helper``."""
+    config = _config.load()
+    removed = _configedit.remove_git_host(url) if any(h.url == url for h in config.git_hosts) else []
+    edited = remove_helper(url, scope)
     where = file or "your global git config"
     if not removed and not edited:
         say(f"git: nothing to remove for {url}: config.toml has no such host and {where} no bblogin helper for it.")
