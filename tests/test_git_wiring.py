@@ -121,7 +121,7 @@ def test_a_later_store_helper_is_named_by_setup_and_doctor_and_really_stores_the
     check = checks[f"git:{server.url}"]
     assert code == 10 and check["status"] == "fail"
     assert f"{store_line}: helper = store — store: writes the token git gets, in plaintext, to ~/.git-credentials" in check["detail"]
-    assert "runs after bblogin" in check["detail"]
+    assert "runs after bblogin" in check["detail"] and check["fix"].startswith("remove those helper lines") and "rerunning setup git cannot help" in check["fix"]
     again = bblogin("setup", "git", "--host", server.url, "--profile", "dev")
     assert again.returncode == 0 and f"warning: for {server.url}, {store_line}: helper = store" in again.stderr
     assert "the empty `helper =` in your global git config switches off the helpers configured before it" in again.stderr
@@ -201,6 +201,7 @@ def test_doctor_runs_the_helper_as_git_runs_it(wired, git_env: pathlib.Path) -> 
     check = checks[f"git:{server.url}"]
     assert code == 10 and check["status"] == "fail"
     assert "runs, but no answer comes" in check["detail"] and "/nonexistent/bblogin/_hot/_launcher.py" in check["detail"]
+    assert check["fix"] == f"bblogin setup git --host {server.url} --profile dev"
 
 
 # -- setting up, moving, undoing ------------------------------------------------------------------------

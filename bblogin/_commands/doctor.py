@@ -130,11 +130,14 @@ def _git_host(host: GitHost, found: list[HelperEntry]) -> Check:
     setup = f"bblogin setup git --host {host.url} --profile {host.profile}"
     failures: list[str] = []
     notes: list[tuple[str, str]] = []
+    unwired = others = False  # no working bblogin entry applies (setup fixes it); other helpers or a later reset (setup cannot)
     for finding in _gitconfig.findings(found, host.url):
         where = finding.url + (f" as {finding.username}" if finding.username else "")
         mine = finding.bblogin
+        others = others or bool(finding.others)
         if mine is None:
             reset = finding.runs[0] if finding.runs and not finding.runs[0].value else None
+            unwired, others = unwired or reset is None, others or reset is not None
             said = f"{reset.where} empties git's helper list, and no bblogin entry comes after it" if reset else "no helper entry that runs bblogin applies to it"
             failures.append(f"git never asks bblogin for {where}: {said}" + "".join(f"\n{_gitconfig.explain('instead', e)}" for _, e in finding.others))
             continue
@@ -143,11 +146,14 @@ def _git_host(host: GitHost, found: list[HelperEntry]) -> Check:
         status, said = _run_helper(mine, finding.url, finding.username)
         if status == "fail":
             failures.append(said)
+            unwired = True  # setup writes the launcher's current path
         else:
             notes.append((status, said))
     if failures:
-        fix = f"remove those helper lines, or scope them to other hosts ([credential \"https://other.example.com\"]); then {setup} (its empty `helper =` resets only what comes before it)"
-        return Check(name, "fail", "\n".join(failures), fix)
+        fixes = [setup] if unwired else []
+        if others:
+            fixes.append(f"remove those helper lines, or scope them to other hosts ([credential \"https://other.example.com\"]); rerunning setup git cannot help: its empty `helper =` resets only what comes before it")
+        return Check(name, "fail", "\n".join(failures), " and ".join(fixes))
     warn = any(status == "warn" for status, _ in notes)
     return Check(name, "warn" if warn else "ok", "\n".join(said for _, said in notes), f"bblogin login --profile {host.profile}" if warn else "")
 
