@@ -331,6 +331,8 @@ def test_get_exit_codes_follow_one_rule_and_git_reads_only_the_answer(wired, tmp
     assert ours.returncode == 0 and "password=" in ours.stdout
     other = subprocess.run([HELPER, "get"], input="protocol=https\nhost=elsewhere.example.com\n\n", capture_output=True, text=True, timeout=60, env=os.environ.copy())
     assert (other.returncode, other.stdout, other.stderr) == (0, "", "")
+    garbage = subprocess.run([HELPER, "get"], input=b"protocol=https\nhost=\0\n\n", capture_output=True, timeout=60, env=os.environ.copy())
+    assert garbage.returncode == 2 and garbage.stdout == b"" and b"cannot read" in garbage.stderr
     path = pathlib.Path(_paths.config_file())
     path.write_text(path.read_text().replace('profile = "dev"', 'profile = "gone"'))
     broken = subprocess.run([HELPER, "get"], input=f"protocol=http\nhost={hostport}\n\n", capture_output=True, text=True, timeout=60, env=os.environ.copy())
