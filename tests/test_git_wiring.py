@@ -215,6 +215,11 @@ def test_setup_for_one_repository_never_moves_the_host_for_every_repository(wire
     assert refused.returncode == 2 and f"config.toml binds {server.url} to profile dev for every repository" in refused.stderr
     assert f"--host {server.url}/repo.git --profile other" in refused.stderr  # the hint names this repository's own URL
     assert pathlib.Path(_paths.config_file()).read_bytes() == config_before
+    kind = run_bblogin("setup", "git", "--file", str(clone / ".git/config"), "--host", server.url, "--profile", "dev", "--token", "id_token")
+    assert kind.returncode == 2 and "(token access_token → id_token)" in kind.stderr  # nor another token kind for every repository
+    assert pathlib.Path(_paths.config_file()).read_bytes() == config_before
+    same = run_bblogin("setup", "git", "--file", str(clone / ".git/config"), "--host", server.url, "--profile", "dev")
+    assert same.returncode == 0 and f"config.toml binds {server.url} to dev for every repository whose git config asks bblogin for it" in same.stderr
     done = run_bblogin("setup", "git", "--file", str(clone / ".git/config"), "--host", f"{server.url}/repo.git", "--profile", "other")
     assert done.returncode == 0, done.stderr
     assert fill(f"{server.url}/repo.git", cwd=clone)["password"] == access_token("other")  # in the repository: profile other

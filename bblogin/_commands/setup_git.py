@@ -65,18 +65,21 @@ def _repository_of(file: str | None) -> str | None:
     return None
 
 
-def _refuse_moving_for_one_repository(url: str, existing: _config.GitHost, profile: str, file: str, scope: list[str]) -> UsageError:
+def _refuse_changing_for_one_repository(existing: _config.GitHost, host: _config.GitHost, file: str, scope: list[str]) -> UsageError:
     """``--file`` edits one git config file, but config.toml's binding holds for every repository."""
+    url = host.url
+    changes = [f"{key} {getattr(existing, key) or 'default'} → {getattr(host, key) or 'default'}" for key in ("profile", "account", "username", "token", "authtype") if getattr(existing, key) != getattr(host, key)]
     remote = _git_config(scope, "--get", "remote.origin.url", check=False).stdout.strip()
     remote = re.sub(r"^([A-Za-z]+://)[^@/]*@", r"\1", remote)  # never a user name (or a password) in a key
     own = _config.normalize_git_url(remote) if remote and not _config.git_url_problem(remote) else None
     narrower = own if own and own != url and own.startswith(url + "/") else f"{url}/PATH/OF/THE/REPOSITORY"
+    flags = " ".join(f"--{key} {getattr(host, key)}" for key in ("profile", "username", "token", "authtype") if getattr(host, key) and (key == "profile" or getattr(existing, key) != getattr(host, key)))
     return UsageError(
         f"config.toml binds {url} to profile {existing.profile} for every repository; --file {file} edits only that file's helper entries, "
-        f"so it cannot give one repository profile {profile}: nothing was changed",
+        f"so it cannot change that for one repository ({', '.join(changes)}): nothing was changed",
         hint=(
             f"bind this repository's own URL instead (the longest matching prefix wins): "
-            f"bblogin setup git --file {file} --host {narrower} --profile {profile}; or, to move {url} for every repository, run it without --file"
+            f"bblogin setup git --file {file} --host {narrower} {flags}; or, to change {url} for every repository, run it without --file"
         ),
     )
 
@@ -94,8 +97,6 @@ def run(args: argparse.Namespace) -> int:
     has_path = "/" in url.split("://", 1)[1]
     existing = next((h for h in config.git_hosts if h.url == url), None)
     moving = existing is not None and existing.profile != profile.name and existing.profile in config.profiles
-    if moving and args.file:
-        raise _refuse_moving_for_one_repository(url, existing, profile.name, args.file, scope)
     same = existing if existing is not None and existing.profile == profile.name else None
     host = _config.GitHost(  # a rerun keeps what was chosen before: token kind and authtype per host, user name and account per profile
         url=url,
@@ -105,6 +106,8 @@ def run(args: argparse.Namespace) -> int:
         authtype=args.authtype or (existing.authtype if existing else "basic"),
         token=args.token or (existing.token if existing else "access_token"),
     )
+    if args.file and existing is not None and existing.profile in config.profiles and existing != host:
+        raise _refuse_changing_for_one_repository(existing, host, args.file, scope)
     lines = [f'[credential "{url}"]', "\thelper =", f"\thelper = {_ini_value(helper)}"] + (["\tuseHttpPath = true"] if has_path else [])
     if args.print_only:
         print(f"# git config ({'file ' + args.file if args.file else 'global'})")
