@@ -63,12 +63,18 @@ def _git(args: list[str], cwd: str | None, stdin: str | None = None) -> subproce
         return None
 
 
-def entries(cwd: str | None = None) -> list[HelperEntry] | None:
-    """Every credential helper entry git reads in ``cwd`` (its repository too), in git's order;
-    None when git is not installed."""
+class GitUnavailable(Exception):
+    """git cannot say what its configuration is here (not installed, an unreadable config file)."""
+
+
+def entries(cwd: str | None = None) -> list[HelperEntry]:
+    """Every credential helper entry git reads in ``cwd`` (its repository too), in git's order.
+    Raises GitUnavailable with git's own reason when it cannot tell."""
     done = _git(["config", "--show-origin", "--show-scope", "-z", "--get-regexp", r"^credential\..*helper$"], cwd)
     if done is None:
-        return None
+        raise GitUnavailable("git is not installed (or not on PATH)")
+    if done.returncode not in (0, 1):  # 1: no such entries
+        raise GitUnavailable(f"git cannot read its configuration here: {done.stderr.strip() or f'exit {done.returncode}'}")
     fields = done.stdout.split("\0")
     out: list[HelperEntry] = []
     seen: dict[str, int] = {}

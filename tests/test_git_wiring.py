@@ -75,7 +75,6 @@ def test_the_resolved_helper_list_is_the_one_git_runs(git_env, tmp_path: pathlib
     monkeypatch.setenv("GIT_CONFIG_KEY_0", "credential.helper")
     monkeypatch.setenv("GIT_CONFIG_VALUE_0", rec["cmd"])
     found = _gitconfig.entries(str(repo))
-    assert found is not None
     assert [(e.scope, e.line) for e in found if e.value == rec["g2"]] == [("global", line_of(git_env, rec["g2"]))]
     assert [e.origin for e in found if e.value == rec["star"]] == [str(include)]
     names = {value: name for name, value in rec.items()}
@@ -94,6 +93,14 @@ def test_the_resolved_helper_list_is_the_one_git_runs(git_env, tmp_path: pathlib
         subprocess.run(["git", "credential", "fill"], input=request, capture_output=True, text=True, timeout=60, cwd=repo, env=os.environ.copy())
         ran = log.read_text().split()
         assert ran == [names[e.value] for e in _gitconfig.chain(found, url, user) if e.value], (url, user)
+
+
+def test_a_config_git_cannot_read_is_said_not_taken_for_no_helpers(wired, git_env: pathlib.Path) -> None:
+    _idp, server, _ = wired
+    git_env.write_text(git_env.read_text() + "[credential\n")  # a broken line: git refuses the whole file
+    code, checks = doctor()
+    assert code == 10 and checks["git"]["status"] == "fail" and "git cannot read its configuration here" in checks["git"]["detail"]
+    assert str(git_env) in checks["git"]["detail"]
 
 
 def test_findings_cover_the_parts_of_a_host_that_git_config_scopes_apart() -> None:

@@ -115,9 +115,10 @@ def _git(config: Config) -> list[Check]:
 
     if not config.git_hosts:
         return [Check("git", "ok", "no git hosts configured")]
-    found = _gitconfig.entries()
-    if found is None:
-        return [Check("git", "fail", "git is not installed (or not on PATH)", "install git")]
+    try:
+        found = _gitconfig.entries()
+    except _gitconfig.GitUnavailable as exc:
+        return [Check("git", "fail", str(exc), "install git" if "not installed" in str(exc) else "fix the file git names")]
     return [_git_host(host, found) for host in config.git_hosts]
 
 

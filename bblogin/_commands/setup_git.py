@@ -138,8 +138,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _warn_about_other_helpers(url: str, cwd: str | None) -> None:
     """Say which helpers git still runs for ``url`` besides bblogin (``_gitconfig``), as doctor would fail them."""
-    found = _gitconfig.entries(cwd)
-    if found is None:
+    try:
+        found = _gitconfig.entries(cwd)
+    except _gitconfig.GitUnavailable as exc:
+        say(f"warning: cannot tell which other helpers git runs for {url}: {exc}")
         return
     for finding in _gitconfig.findings(found, url):
         where = finding.url + (f" as {finding.username}" if finding.username else "")
