@@ -105,6 +105,11 @@ def build_parser(prog: str = PROG, *, only: str | None = None) -> argparse.Argum
     kind.add_argument("--access-token", dest="kind", action="store_const", const="access_token", help="the access token")
     p.add_argument("--json", action="store_true", help="print JSON with the token and its expiry")
     p.add_argument("--no-login", action="store_true", help="fail instead of starting a login when no valid token is cached")
+    p.add_argument("--refresh", action="store_true", help="refresh now, even when the cached token is valid or a backoff window is open; says what changed on stderr")
+
+    p = command("refresh", "refresh", "refresh an account's tokens now (new groups, a new expiry), whatever the backoff after an outage says")
+    _add_profile(p)
+    p.add_argument("--json", action="store_true", help="print JSON with the expiry and groups before and after")
 
     p = command("status", "status", "who is logged in, where, until when, and where the tokens are stored")
     _add_profile(p, account=False)
@@ -115,12 +120,12 @@ def build_parser(prog: str = PROG, *, only: str | None = None) -> argparse.Argum
 
     command("profiles", "profiles", "list profile names, one per line (for scripts and shell completion)")
 
-    p = command("use", "use", "make an account the active one for its profile")
+    p = command("use", "use", "make an account the active one (for --profile, else for every profile it is logged in to)")
     p.add_argument("account", metavar="ACCOUNT", help="account id, email or user name")
     _add_profile(p, account=False)
 
-    p = command("logout", "logout", "remove an account's tokens (and revoke them where the IdP can)")
-    p.add_argument("account", metavar="ACCOUNT", nargs="?", help="account id, email or user name (default: the active account)")
+    p = command("logout", "logout", "log a profile out of an account (tokens no other profile uses are deleted, and revoked where the IdP can)")
+    p.add_argument("account", metavar="ACCOUNT", nargs="?", help="account id, email or user name (default: the profile's active account; with no --profile, out of every profile)")
     _add_profile(p, account=False)
     p.add_argument("--all", action="store_true", help="log out every account")
 
@@ -157,6 +162,7 @@ def build_parser(prog: str = PROG, *, only: str | None = None) -> argparse.Argum
     s.add_argument("--file", metavar="PATH", help="git config file to edit (default: the global one); a repository's own config file cannot move a host that config.toml binds to another profile")
     s.add_argument("--remove", action="store_true", help="undo: remove the host from config.toml and the helper entries setup wrote to the git config file")
     s.add_argument("--authtype", choices=("basic", "bearer"), help="bearer: send the token as Bearer when git supports it (default: as configured, else basic)")
+    s.add_argument("--account", "-a", metavar="ACCOUNT", help="account (id, email or user name) of the profile that serves this host (default: the profile's active one; a user name in the remote URL picks another)")
     s.add_argument("--username", metavar="NAME", help="user name to send with the token (default: as configured for this profile; \"\" for the account's own)")
     s.add_argument("--token", choices=("access_token", "id_token"), help="which token git sends (default: as configured, else access_token; id_token for servers that accept only ID tokens)")
     s.add_argument("--print", dest="print_only", action="store_true", help="show the config, change nothing")
@@ -293,6 +299,9 @@ def _run(argv: list[str], *, prog: str | None) -> int:
     args.verbose = getattr(args, "verbose", 0)
     _configure_logging(args.verbose)
     module = getattr(args, "_module", None)
+    team_flags = [flag for flag, dest in (("--from", "source"), ("--export", "export"), ("--undo", "undo"), ("--yes", "yes"), ("--dry-run", "dry_run"), ("--no-login", "no_login")) if getattr(args, dest, None)]
+    if module in ("setup_kubectl", "setup_git") and team_flags:  # `setup --from X kubectl …` would run setup kubectl alone
+        args._parser.error(f"{team_flags[0]} belongs to `bblogin setup --from`, not to `bblogin setup {module[6:]}`")
     try:
         if module is None:
             if sys.stdin.isatty() and sys.stdout.isatty():

@@ -264,20 +264,22 @@ def reject(url: str, username: str | None) -> bool:
     return _git(["credential", "reject"], None, stdin=request) is not None
 
 
-def reject_account(config: Config, account: Account) -> list[str]:
-    """After ``account`` logged out: ``git credential reject`` for each git host it serves, as
-    the user name git got for it, so no store, cache or keychain helper keeps serving its token.
-    The hosts told; [] when git is not installed. (`bblogin logout` calls this per account.)"""
+def reject_account(config: Config, account: Account, profiles: list[str] | None = None) -> list[str]:
+    """After ``account`` logged out of ``profiles`` (default: every profile it served):
+    ``git credential reject`` for each git host those profiles serve with it, as the user name git
+    got for it, so no store, cache or keychain helper keeps serving its token. The hosts told; []
+    when git is not installed. (`bblogin logout` calls this per account.)"""
     from dataclasses import asdict
 
     from bblogin import _gitcred
 
+    leaving = account.profiles if profiles is None else profiles
     told = []
     for host in config.git_hosts:
         profile = config.profiles.get(host.profile)
-        if host.problem or profile is None or host.profile != account.profile:
+        if host.problem or profile is None or host.profile not in leaving:
             continue
-        if host.account and host.account not in (account.id, account.username, account.email):
+        if host.account and host.account not in (account.id, account.identity, account.username, account.email):
             continue
         if not reject(host.url, _gitcred.username_for(asdict(host), asdict(profile), asdict(account))):
             return told

@@ -5,6 +5,11 @@
     refreshed) → refresh with the refresh token → store the rotated refresh token first →
     (dead grant and interactive → a new login; network trouble → an error, never a browser)
 
+The margin is a wish, expiry is the rule (``_outage``): a refresh that is only early — the cached
+token still lives ``_outage.FLOOR`` seconds — gets a short budget and no retries, and when the
+IdP fails (anything but refusing the grant) the cached token is served with one line on stderr;
+the failure is recorded so that no process tries again before its backoff window ends.
+
 Every frontend (kubectl, git, CLI, TUI) calls :func:`get_credential`; the hot path in ``_hot._answer``
 answers the common case before this module is even imported.
 
@@ -12,19 +17,22 @@ Binding (docs/security.md): an account's tokens belong to the (provider, issuer,
 issued them — the provider and issuer also fix the API host a Bitbucket token is used at. A
 profile that names another one (flags such as ``--issuer``, an edited config.toml) does not see
 the account; nothing here sends its tokens anywhere else, or marks it dead because another IdP
-refused them. :func:`profile_for` is the one place that builds a profile for an account.
+refused them. And a token set is served only to its member profiles while they ask for exactly
+the request shape it was obtained with (:func:`serves`). :func:`profile_for` is the one place that
+builds a profile for an account.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bblogin import _index
+from bblogin import _index, _outage
 from bblogin._config import Profile
-from bblogin._errors import LoginRequired, RefreshTokenDead
+from bblogin._errors import IdentityUnchecked, IdPError, LockTimeout, LoginRequired, RefreshTokenDead
 from bblogin._lock import account_lock
 from bblogin._store import SecretStore
 from bblogin._tokens import TOKEN_KINDS, Identity, TokenSet, account_id
@@ -69,6 +77,13 @@ def issued_for(account: Account, profile: Profile) -> bool:
     return (account.provider, account.issuer, account.client_id) == (profile.provider, profile.issuer, profile.client_id)
 
 
+def serves(account: Account, profile: Profile) -> bool:
+    """Whether ``account``'s token set may be served to ``profile``: issued for its party, the
+    profile a member, and asked for with exactly the profile's request shape (``_shape``).
+    ``_hot._answer.cached_token`` makes the same test."""
+    return issued_for(account, profile) and profile.name in account.profiles and account.shape == profile.shape
+
+
 def _require_issued_for(account: Account, profile: Profile) -> None:
     """The guard in front of everything that sends or changes an account's tokens."""
     if not issued_for(account, profile):
@@ -79,44 +94,83 @@ def _require_issued_for(account: Account, profile: Profile) -> None:
         )
 
 
+def _require_serves(account: Account, profile: Profile) -> None:
+    """The guard in front of everything that hands out an account's tokens."""
+    _require_issued_for(account, profile)
+    if not serves(account, profile):
+        raise LoginRequired(
+            f"the login {account.label} was not made for what profile {profile.name!r} asks for now (its scopes, connector or parameters), so its tokens are not used here",
+            hint=f"run `{login_command(profile)}`",
+        )
+
+
 def visible_account(index: Index, profile: Profile, query: str | None = None) -> Account | None:
-    """The account ``profile`` may use: the one ``query`` names (id, email, user name), else its
-    active one — and only when the profile names the party that issued it. When the active one was
-    issued elsewhere (a login through ``--issuer``/``--client-id`` flags made it active under this
-    name), the profile's only account of its own party; else None: the profile needs its own
-    login. ``_hot._answer._account`` makes the same choice."""
+    """The token set ``profile`` may use: its set of the account ``query`` names (id, email, user
+    name), else its active one — and only one it :func:`serves`. When the active one does not
+    (a login through ``--issuer``/``--scope`` flags made it active under this name), the profile's
+    only set it does serve; else None: the profile needs its own login.
+    ``_hot._answer._account`` makes the same choice."""
     if query:
         account = index.find(query, profile.name)
-        _require_issued_for(account, profile)
+        _require_serves(account, profile)
         return account
     active = index.active_account(profile.name)
-    if active is not None and issued_for(active, profile):
+    if active is not None and serves(active, profile):
         return active
-    own = [a for a in index.for_profile(profile.name) if issued_for(a, profile)]
+    own = [a for a in index.for_profile(profile.name) if serves(a, profile)]
     return own[0] if len(own) == 1 else None
 
 
-def profile_for(account: Account, config: Config) -> Profile:
-    """The profile to act for ``account`` with (refresh, revoke, read its tokens): its configured
-    profile while that still names the account's issuer, client and provider; else — the profile
-    is gone, or points elsewhere now — one built from the account alone, never borrowing the
-    configured profile's client secret or settings, which belong to another client."""
-    configured = config.profiles.get(account.profile)
-    if configured is not None and issued_for(account, configured):
-        return dataclasses.replace(configured, storage=account.storage)
-    return Profile(name=account.profile, issuer=account.issuer, client_id=account.client_id, provider=account.provider, storage=account.storage)
+def profile_for(account: Account, config: Config, member: str | None = None) -> Profile:
+    """The profile to act for ``account`` with (refresh, revoke, read its tokens): ``member`` (else
+    the first of its member profiles that it serves, else that still names its issuer, client and
+    provider) as configured; else — the profiles are gone, or point elsewhere now — one built from
+    the account alone, never borrowing a configured profile's client secret or settings, which
+    belong to another client."""
+    names = [member] if member is not None else account.profiles
+    configured = [p for p in (config.profiles.get(n) or config.adhoc.get(n) for n in names) if p is not None and issued_for(account, p)]
+    chosen = next((p for p in configured if serves(account, p)), configured[0] if configured else None)
+    if chosen is not None:
+        return dataclasses.replace(chosen, storage=account.storage)
+    name = names[0] if names else account.identity
+    return Profile(name=name, issuer=account.issuer, client_id=account.client_id, provider=account.provider, storage=account.storage)
 
 
-def _fresh(profile: Profile, account: Account, store: SecretStore, kind: str, margin: int) -> Credential | None:
-    """The cached ``kind`` token when it stays valid for ``margin`` more seconds — the same test
-    the hot path makes (``_hot._answer.cached_token``), reading through the keyring library."""
+def _checks(profile: Profile, margin: int) -> dict[str, Any]:
+    """What ``_hot._answer.cached_token`` reads of a profile (as in the hot path's config mirror)."""
+    return {
+        "name": profile.name, "shape": profile.shape, "provider": profile.provider, "issuer": profile.issuer,
+        "client_id": profile.client_id, "refresh_margin": margin, "pipelines": profile.pipelines,
+    }
+
+
+def _fresh(profile: Profile, account: Account, store: SecretStore, kind: str, margin: int, *, floor: int | None = None) -> Credential | None:
+    """The cached ``kind`` token when it stays valid for ``margin`` more seconds (or ``floor``:
+    the fallback during an outage) — the same test the hot path makes
+    (``_hot._answer.cached_token``: during a backoff window it serves down to ``_outage.FLOOR``),
+    reading through the keyring library."""
     from dataclasses import asdict
 
     from bblogin._hot._answer import cached_token
 
-    checks = {"provider": profile.provider, "issuer": profile.issuer, "client_id": profile.client_id, "refresh_margin": margin, "pipelines": profile.pipelines}
-    hit = cached_token(checks, asdict(account), kind, read=lambda acct, k, _storage: store.get(acct, k))
+    hit = cached_token(_checks(profile, margin), asdict(account), kind, read=lambda acct, k, _storage: store.get(acct, k), floor=floor)
     return Credential(account, kind, *hit) if hit else None
+
+
+def _served(profile: Profile, cred: Credential) -> Credential:
+    """``cred``, after the line the hot path prints when it serves a token inside its margin
+    because the IdP is failing (``_hot._answer.outage_notice``; -v adds the cause)."""
+    from dataclasses import asdict
+
+    from bblogin._hot._answer import outage_notice
+
+    notice = outage_notice(_checks(profile, profile.refresh_margin), asdict(cred.account), cred.kind, cred.expires_at)
+    if notice is not None:
+        sys.stderr.write(notice)
+        outage = _outage.of(cred.account)
+        if outage is not None:
+            log.info("the last attempt failed: %s", outage.cause)
+    return cred
 
 
 def _write_secrets(account_id: str, tokens: TokenSet, store: SecretStore) -> None:
@@ -127,41 +181,101 @@ def _write_secrets(account_id: str, tokens: TokenSet, store: SecretStore) -> Non
             store.set(account_id, kind, values[kind])
 
 
-def store_tokens(profile: Profile, account: Account, tokens: TokenSet, store: SecretStore) -> None:
-    """After a refresh: write what changed (tokens the IdP did not re-issue stay as they are)."""
+def store_tokens(profile: Profile, account: Account, tokens: TokenSet, store: SecretStore, identity: Identity | None = None) -> None:
+    """After a refresh: write what changed (tokens the IdP did not re-issue stay as they are) and,
+    with ``identity``, who the refreshed tokens speak for now (groups change) — the IdP answered,
+    so any recorded outage is over. Without it the identity is still to be checked
+    (``_outage``: ``identity_pending``)."""
     _write_secrets(account.id, tokens, store)
-    account.record_tokens(tokens)
     with _index.transaction() as index:
         current = index.accounts.get(account.id, account)
-        current.record_tokens(tokens)
+        for acct in {id(account): account, id(current): current}.values():
+            acct.record_tokens(tokens)
+            if identity is not None:
+                acct.set_identity(identity)
+                acct.outage = None
         index.accounts[account.id] = current
 
 
 def save_login(profile: Profile, tokens: TokenSet, identity: Identity, *, make_active: bool = True, subject: str | None = None) -> Account:
-    """Record a completed login: the account (stable id from issuer, client id, sub) and its
-    tokens; for a CI exchange, the digest of the ``subject`` token it was exchanged for (the
-    cached answer is for that step only)."""
+    """Record a completed login: the account (stable id from issuer, client id, sub), its token
+    set for the profile's request shape, and the profile as a member of that set; for a CI
+    exchange, the digest of the ``subject`` token it was exchanged for (the cached answer is for
+    that step only).
+
+    Profiles that ask for exactly the same (same shape and storage) share one set: this login's
+    tokens replace its earlier ones for every member — they are the same kind of token. The
+    profile leaves any other set of the same account (an older shape); a set no profile uses any
+    more is deleted with its secrets."""
     from bblogin._hot._mirror import token_digest
     from bblogin._index import Account
+    from bblogin._shape import token_set_id
 
-    acct_id = account_id(profile.issuer, profile.client_id, identity.sub)
+    identity_id = account_id(profile.issuer, profile.client_id, identity.sub)
+    shape = profile.shape
+
+    def same_set(candidate: Account) -> bool:
+        return candidate.identity == identity_id and candidate.shape == shape and candidate.storage == profile.storage and issued_for(candidate, profile)
+
+    joined = next((a for a in _index.load().accounts.values() if same_set(a)), None)
+    set_id = joined.id if joined is not None else token_set_id(identity_id, shape, profile.storage)
     account = Account(
-        id=acct_id, profile=profile.name, provider=profile.provider, issuer=profile.issuer,
-        client_id=profile.client_id, sub=identity.sub, storage=profile.storage,
+        id=set_id, provider=profile.provider, issuer=profile.issuer, client_id=profile.client_id, sub=identity.sub,
+        profiles=[profile.name], shape=shape, identity=identity_id, storage=profile.storage,
         subject_sha256=token_digest(subject) if subject is not None else None,
     )
     account.set_identity(identity)
     account.record_tokens(tokens)
     store = SecretStore(profile.storage)
-    _write_secrets(acct_id, tokens, store)
+    _write_secrets(set_id, tokens, store)
     for kind in TOKEN_KINDS:
         if kind not in account.tokens:
-            store.delete(acct_id, kind)  # e.g. a refresh token from an older login: dead now
+            store.delete(set_id, kind)  # e.g. a refresh token from an older login: dead now
     with _index.transaction() as index:
-        index.accounts[acct_id] = account
-        if make_active or profile.name not in index.active:
-            index.active[profile.name] = acct_id
+        earlier = index.accounts.get(set_id)
+        if earlier is not None:
+            account.profiles = [*earlier.profiles, *([profile.name] if profile.name not in earlier.profiles else [])]
+        index.accounts[set_id] = account
+        unused = _leave_other_sets(index, account, profile.name)
+        if make_active or index.active_account(profile.name) is None:
+            index.active[profile.name] = set_id
+    _delete_secrets(unused)
     return account
+
+
+def _leave_other_sets(index: Index, account: Account, profile: str) -> list[Account]:
+    """``profile`` keeps one token set per account — ``account``'s: it leaves the others; those
+    no profile uses any more are removed from the index and returned (their secrets go next)."""
+    left = [a for a in index.accounts.values() if a.id != account.id and a.identity == account.identity and profile in a.profiles]
+    for old in left:
+        index.leave(old, profile)
+    unused = [a for a in left if not a.profiles]
+    for old in unused:
+        index.remove(old)
+    return unused
+
+
+def _delete_secrets(accounts: list[Account]) -> None:
+    for old in accounts:
+        SecretStore(old.storage).delete_account(old.id)
+
+
+def join(profile: Profile, account: Account) -> None:
+    """Make ``profile`` a member of ``account``'s token set — only when it asks for exactly what
+    the set was obtained with (``setup team``: one login for the profiles that share a request);
+    its active account when it has none."""
+    if not (issued_for(account, profile) and account.shape == profile.shape):
+        raise LoginRequired(f"profile {profile.name!r} asks for other tokens than the login of {account.label}", hint=f"run `{login_command(profile)}`")
+    with _index.transaction() as index:
+        current = index.accounts.get(account.id)
+        if current is None:
+            raise LoginRequired(f"the login of {account.label} is gone", hint=f"run `{login_command(profile)}`")
+        unused = _leave_other_sets(index, current, profile.name)
+        if profile.name not in current.profiles:
+            current.profiles.append(profile.name)
+        if index.active_account(profile.name) is None:
+            index.active[profile.name] = current.id
+    _delete_secrets(unused)
 
 
 def keep_rotated_refresh_token(account: Account, refresh_token: str, store: SecretStore) -> None:
@@ -187,13 +301,16 @@ def _mark_dead(account: Account, *, drop_refresh_token: bool = False) -> None:
         for acct in (account, current):
             if acct is not None:
                 acct.refresh_dead = True
+                acct.outage = None  # the IdP answered: no outage, a refusal
                 if drop_refresh_token:
                     acct.tokens.pop("refresh_token", None)
 
 
-def _refresh(profile: Profile, account: Account, store: SecretStore) -> TokenSet | None:
+def _refresh(profile: Profile, account: Account, store: SecretStore, *, strict: bool = False) -> TokenSet | None:
     """Refresh ``account`` at the party that issued it; None when it has no usable refresh
-    token. Marks dead grants."""
+    token. Marks dead grants. When only the identity calls after a good token answer fail, the
+    new tokens are kept unchecked (``_outage``) — and with ``strict`` (a refresh asked for by
+    name: it is to say what changed) the failure is raised all the same."""
     _require_issued_for(account, profile)
     if account.refresh_dead or not account.has("refresh_token"):
         return None
@@ -215,22 +332,79 @@ def _refresh(profile: Profile, account: Account, store: SecretStore) -> TokenSet
     except RefreshTokenDead:
         _mark_dead(account)
         raise
-    identity = provider.identity(tokens)
-    if identity.sub != account.sub:
-        from bblogin._errors import TokenVerificationError
-
-        # The grant now speaks for someone else and the account's own refresh token is spent:
-        # drop the new one too and ask for a login rather than ever sending it again.
-        store.delete(account.id, "refresh_token")
-        _mark_dead(account, drop_refresh_token=True)
-        raise TokenVerificationError(
-            "the refreshed tokens belong to a different user than the account; they were discarded",
-            hint=f"log in again: `{login_command(profile)}`",
-        )
     if tokens.refresh_token in kept:
         tokens = dataclasses.replace(tokens, refresh_token=None)  # stored already: not twice
-    store_tokens(profile, account, tokens, store)
+    try:
+        identity = provider.identity(tokens)
+    except IdPError as exc:
+        # The token answer was good, only the identity API failed (Bitbucket's whoami/users): the
+        # tokens come from this account's own grant, whose old refresh token is spent now. Keep
+        # them, and check who they speak for once the backoff window is over — never a second
+        # rotation per call just because the user API is down.
+        store_tokens(profile, account, tokens, store)
+        outage = _outage.record_failure(account, exc, identity_pending=True)
+        if strict:
+            raise IdentityUnchecked(f"the tokens were refreshed and kept, but asking who they belong to failed: {exc.message}", hint=exc.hint) from exc
+        log.info("kept the refreshed tokens of %s; who they belong to is checked after %s: %s", account.id, outage.next_try(), exc.message)
+        return tokens
+    _require_same_user(profile, account, identity, store)
+    store_tokens(profile, account, tokens, store, identity)
     return tokens
+
+
+def refresh_account(profile: Profile, account: Account) -> None:
+    """Refresh ``account``'s token set now (the TUI's refresh), at the party that issued it —
+    whatever its profiles ask for now: nothing is handed out here. As `bblogin refresh`, it
+    bypasses the margin and a backoff window (``_refreshed`` with ``force``). Raises
+    LoginRequired when it cannot be refreshed (no usable refresh token)."""
+    _require_issued_for(account, profile)
+    store = SecretStore(account.storage)
+    with account_lock(account.id, profile.lock_timeout):
+        current = _index.load().accounts.get(account.id)
+        if current is None or current.refresh_dead or not current.has("refresh_token"):
+            raise LoginRequired(f"{account.label} cannot be refreshed: it has no usable refresh token", hint=f"run `{login_command(profile)}`")
+        _refreshed(profile, current, store, "id_token" if current.has("id_token") else "access_token", force=True)
+
+
+def _require_same_user(profile: Profile, account: Account, identity: Identity, store: SecretStore, stored: tuple[str, ...] = ("refresh_token",)) -> None:
+    """Raise unless ``identity`` is the account's user; ``stored``: the kinds of the refresh's
+    tokens already in the store (the rotated refresh token; all of them when kept unchecked)."""
+    if identity.sub == account.sub:
+        return
+    from bblogin._errors import TokenVerificationError
+
+    # The grant now speaks for someone else and the account's own refresh token is spent:
+    # drop the new tokens and ask for a login rather than ever sending them again.
+    for kind in stored:
+        store.delete(account.id, kind)
+    _mark_dead(account, drop_refresh_token=True)
+    with _index.transaction() as index:
+        current = index.accounts.get(account.id)
+        for acct in (account, current):
+            if acct is not None:
+                for kind in stored:
+                    acct.tokens.pop(kind, None)
+                acct.outage = None
+    raise TokenVerificationError(
+        "the refreshed tokens belong to a different user than the account; they were discarded",
+        hint=f"log in again: `{login_command(profile)}`",
+    )
+
+
+def _check_pending_identity(profile: Profile, account: Account, store: SecretStore) -> None:
+    """Who the tokens kept without an identity check (``_refresh``) speak for: the same user →
+    the account's identity is current and the outage over; another → they are discarded."""
+    from bblogin._providers import for_profile
+
+    values = {kind: store.get(account.id, kind) for kind in ("access_token", "id_token")}
+    tokens = TokenSet(access_token=values["access_token"] or "", id_token=values["id_token"])
+    identity = for_profile(profile).identity(tokens)  # an IdPError: the caller records it (still pending)
+    _require_same_user(profile, account, identity, store, stored=TOKEN_KINDS)
+    with _index.transaction() as index:
+        current = index.accounts.get(account.id, account)
+        for acct in {id(account): account, id(current): current}.values():
+            acct.set_identity(identity)
+            acct.outage = None
 
 
 def get_credential(
@@ -246,22 +420,35 @@ def get_credential(
 
     Refreshes when the cached token expires within the profile's margin. A dead refresh token
     leads to a login only when ``interactive``; otherwise :class:`LoginRequired` names the
-    command to run. Network and IdP failures raise :class:`IdPError` and never start a login.
+    command to run. Network and IdP failures raise :class:`IdPError` and never start a login —
+    unless the cached token still lives ``_outage.FLOOR`` seconds: then it is served (see the
+    module's docstring). ``force_refresh`` refreshes now, whatever the backoff window says,
+    and never falls back to the cached token.
     """
     index = _index.load()
     if account is not None:
-        _require_issued_for(account, profile)
+        _require_serves(account, profile)
     else:
         account = visible_account(index, profile)
     store = SecretStore(profile.storage)
     margin = profile.refresh_margin
+    fallback = None
     if account is not None and not force_refresh:
         cached = _fresh(profile, account, store, kind, margin)
         if cached is not None:
-            return cached
+            return _served(profile, cached)
+        fallback = _fresh(profile, account, store, kind, margin, floor=_outage.FLOOR)
     lock_key = account.id if account is not None else f"profile-{profile.name}"
     timeout = profile.lock_timeout if interactive else min(profile.lock_timeout, NON_INTERACTIVE_LOCK_TIMEOUT)
-    with account_lock(lock_key, timeout):
+    if fallback is not None:
+        timeout = min(timeout, _outage.EARLY_LOCK_WAIT)  # another process refreshing it: ours is still good
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(account_lock(lock_key, timeout))
+        except LockTimeout:
+            if fallback is None:
+                raise
+            return _served(profile, fallback)
         index = _index.load()
         if account is None:
             account = visible_account(index, profile)
@@ -274,7 +461,7 @@ def get_credential(
         if account is not None and not force_refresh:
             cached = _fresh(profile, account, store, kind, margin)
             if cached is not None:
-                return cached
+                return _served(profile, cached)
         if profile.pipelines:  # CI: a fresh exchange of the step's identity token, never a login
             from bblogin._exchange import exchange, subject_token
 
@@ -283,10 +470,9 @@ def get_credential(
             return _issued(save_login(profile, tokens, identity, subject=subject), profile, kind)
         if account is not None:
             try:
-                if _refresh(profile, account, store) is not None:
-                    cached = _fresh(profile, account, store, kind, 0)
-                    if cached is not None:
-                        return cached
+                cached = _refreshed(profile, account, store, kind, force=force_refresh)
+                if cached is not None:
+                    return _served(profile, cached)
             except RefreshTokenDead as exc:
                 if not interactive:
                     raise RefreshTokenDead(
@@ -302,6 +488,47 @@ def get_credential(
         store.check()  # before the browser: a sign-in whose tokens cannot be stored is wasted
         tokens, identity = interactive_login(profile, login or LoginOptions())
         return _issued(save_login(profile, tokens, identity), profile, kind)
+
+
+def _refreshed(profile: Profile, account: Account, store: SecretStore, kind: str, *, force: bool) -> Credential | None:
+    """Under the account's lock: the ``kind`` token after refreshing ``account`` (or after the
+    identity check a Bitbucket outage postponed), None when it cannot be refreshed.
+
+    Outages (``_outage``): inside a backoff window nothing is sent, unless ``force``. With a
+    token that lives ``_outage.FLOOR`` more seconds the attempt gets ``_outage.EARLY_BUDGET``
+    seconds and no retries, and its failure serves that token; during a known outage even a
+    call without one makes a single attempt. Every failure is recorded; the IdP's answer ends it."""
+    from bblogin import _http
+
+    fallback = None if force else _fresh(profile, account, store, kind, profile.refresh_margin, floor=_outage.FLOOR)
+    outage = _outage.of(account)
+    if outage is not None and outage.waiting() and not force:
+        if fallback is not None:
+            return fallback
+        raise IdPError(
+            f"no valid {kind.replace('_', ' ')} for {account.label} ({profile.name}), and {outage.describe()}",
+            hint=f"bblogin does not ask the identity provider again before then; `bblogin refresh --profile {profile.name}` tries now",
+        )
+    budget = _http.budget(_outage.EARLY_BUDGET) if fallback is not None else _http.budget(_outage.KNOWN_OUTAGE_BUDGET) if outage is not None and not force else contextlib.nullcontext()
+    try:
+        with budget:
+            if outage is not None and outage.identity_pending:
+                _check_pending_identity(profile, account, store)
+                cached = None if force else _fresh(profile, account, store, kind, profile.refresh_margin)
+                if cached is not None:
+                    return cached
+            if _refresh(profile, account, store, strict=force) is None:
+                return None
+    except IdentityUnchecked:
+        raise  # recorded by _refresh, the new tokens kept
+    except IdPError as exc:
+        recorded = _outage.record_failure(account, exc)
+        if fallback is not None:
+            log.info("refreshing %s failed (%s); serving the cached token until the IdP answers", account.id, exc.message)
+            return fallback
+        exc.hint = f"{exc.hint}. bblogin tries again after {recorded.next_try()}; `bblogin refresh --profile {profile.name}` tries now".lstrip(". ")
+        raise
+    return _fresh(profile, account, store, kind, 0)
 
 
 def _issued(account: Account, profile: Profile, kind: str) -> Credential:
@@ -325,16 +552,30 @@ def forget_cached(profile: Profile, account: Account) -> None:
                 current.tokens.pop(kind, None)
 
 
-def logout(profile: Profile, account: Account) -> bool:
-    """Revoke at the IdP that issued the tokens where possible (``profile`` must name it: see
-    :func:`profile_for`), delete the secrets and the index entry. True if revoked.
+def logout(profile: Profile, account: Account, members: list[str] | None = None) -> tuple[bool, list[str]]:
+    """``members`` (default: all) stop using ``account``'s token set. When no member is left,
+    revoke at the IdP that issued the tokens where possible (``profile`` must name it: see
+    :func:`profile_for`) and delete the secrets and the record; a set other profiles still use
+    keeps its tokens, unrevoked — they are theirs as well. Returns (revoked, the members left).
 
     Under the account's lock: a refresh in progress (which stores a rotated refresh token, then
     the other tokens, and records the account) finishes first, so it cannot bring the account or
     its tokens back after they were removed."""
     _require_issued_for(account, profile)
     with account_lock(account.id, profile.lock_timeout):
-        return _logout(profile, account)
+        current = _index.load().accounts.get(account.id, account)
+        leaving = set(current.profiles if members is None else members)
+        remaining = [p for p in current.profiles if p not in leaving]
+        if remaining:
+            with _index.transaction() as index:
+                current = index.accounts.get(account.id)
+                for name in leaving:
+                    if current is not None:
+                        index.leave(current, name)
+                remaining = current.profiles if current is not None else []
+            if remaining:
+                return False, list(remaining)
+        return _logout(profile, account), []
 
 
 def _logout(profile: Profile, account: Account) -> bool:
@@ -353,12 +594,7 @@ def _logout(profile: Profile, account: Account) -> bool:
             print(f"bblogin: could not revoke at the identity provider ({exc.message}); removing the local tokens anyway", file=sys.stderr)
     store.delete_account(account.id)
     with _index.transaction() as index:
-        index.accounts.pop(account.id, None)
-        for prof, active in list(index.active.items()):
-            if active == account.id:
-                others = [a.id for a in index.for_profile(prof)]
-                if others:
-                    index.active[prof] = others[0]
-                else:
-                    del index.active[prof]
+        current = index.accounts.get(account.id)
+        if current is not None:
+            index.remove(current)
     return revoked

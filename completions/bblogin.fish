@@ -27,6 +27,12 @@ complete -c bblogin -n '__fish_seen_subcommand_from token' -l id-token -d 'the I
 complete -c bblogin -n '__fish_seen_subcommand_from token' -l access-token -d 'the access token'
 complete -c bblogin -n '__fish_seen_subcommand_from token' -l json -d 'print JSON with the token and its expiry'
 complete -c bblogin -n '__fish_seen_subcommand_from token' -l no-login -d 'fail instead of starting a login when no valid token is cached'
+complete -c bblogin -n '__fish_seen_subcommand_from token' -l refresh -d 'refresh now, even when the cached token is valid or a backoff window is open; says what changed on stderr'
+complete -c bblogin -n '__fish_use_subcommand' -a refresh -d "refresh an account's tokens now (new groups, a new expiry), whatever the backoff after an outage says"
+complete -c bblogin -n '__fish_seen_subcommand_from refresh' -l help -s h -d 'show this help message and exit'
+complete -c bblogin -n '__fish_seen_subcommand_from refresh' -l profile -s p -x -a '(bblogin profiles 2>/dev/null)' -d 'profile from config.toml (default: default_profile)'
+complete -c bblogin -n '__fish_seen_subcommand_from refresh' -l account -s a -r -d "account id, email or user name (default: the profile's active account)"
+complete -c bblogin -n '__fish_seen_subcommand_from refresh' -l json -d 'print JSON with the expiry and groups before and after'
 complete -c bblogin -n '__fish_use_subcommand' -a status -d 'who is logged in, where, until when, and where the tokens are stored'
 complete -c bblogin -n '__fish_seen_subcommand_from status' -l help -s h -d 'show this help message and exit'
 complete -c bblogin -n '__fish_seen_subcommand_from status' -l profile -s p -x -a '(bblogin profiles 2>/dev/null)' -d 'profile from config.toml (default: default_profile)'
@@ -36,10 +42,10 @@ complete -c bblogin -n '__fish_seen_subcommand_from accounts' -l help -s h -d 's
 complete -c bblogin -n '__fish_seen_subcommand_from accounts' -l json -d 'machine-readable output'
 complete -c bblogin -n '__fish_use_subcommand' -a profiles -d 'list profile names, one per line (for scripts and shell completion)'
 complete -c bblogin -n '__fish_seen_subcommand_from profiles' -l help -s h -d 'show this help message and exit'
-complete -c bblogin -n '__fish_use_subcommand' -a use -d 'make an account the active one for its profile'
+complete -c bblogin -n '__fish_use_subcommand' -a use -d 'make an account the active one (for --profile, else for every profile it is logged in to)'
 complete -c bblogin -n '__fish_seen_subcommand_from use' -l help -s h -d 'show this help message and exit'
 complete -c bblogin -n '__fish_seen_subcommand_from use' -l profile -s p -x -a '(bblogin profiles 2>/dev/null)' -d 'profile from config.toml (default: default_profile)'
-complete -c bblogin -n '__fish_use_subcommand' -a logout -d "remove an account's tokens (and revoke them where the IdP can)"
+complete -c bblogin -n '__fish_use_subcommand' -a logout -d 'log a profile out of an account (tokens no other profile uses are deleted, and revoked where the IdP can)'
 complete -c bblogin -n '__fish_seen_subcommand_from logout' -l help -s h -d 'show this help message and exit'
 complete -c bblogin -n '__fish_seen_subcommand_from logout' -l profile -s p -x -a '(bblogin profiles 2>/dev/null)' -d 'profile from config.toml (default: default_profile)'
 complete -c bblogin -n '__fish_seen_subcommand_from logout' -l all -d 'log out every account'
@@ -75,6 +81,7 @@ complete -c bblogin -n '__fish_seen_subcommand_from git' -l profile -s p -x -a '
 complete -c bblogin -n '__fish_seen_subcommand_from git' -l file -r -d "git config file to edit (default: the global one); a repository's own config file cannot move a host that config.toml binds to another profile"
 complete -c bblogin -n '__fish_seen_subcommand_from git' -l remove -d 'undo: remove the host from config.toml and the helper entries setup wrote to the git config file'
 complete -c bblogin -n '__fish_seen_subcommand_from git' -l authtype -x -a 'basic bearer' -d 'bearer: send the token as Bearer when git supports it (default: as configured, else basic)'
+complete -c bblogin -n '__fish_seen_subcommand_from git' -l account -s a -r -d "account (id, email or user name) of the profile that serves this host (default: the profile's active one; a user name in the remote URL picks another)"
 complete -c bblogin -n '__fish_seen_subcommand_from git' -l username -r -d 'user name to send with the token (default: as configured for this profile; "" for the account\'s own)'
 complete -c bblogin -n '__fish_seen_subcommand_from git' -l token -x -a 'access_token id_token' -d 'which token git sends (default: as configured, else access_token; id_token for servers that accept only ID tokens)'
 complete -c bblogin -n '__fish_seen_subcommand_from git' -l print -d 'show the config, change nothing'

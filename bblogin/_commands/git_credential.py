@@ -4,6 +4,11 @@
 refresh under the account lock, a login when git can prompt, erase after a 401. A host that is
 not configured gets no answer at all (exit 0, nothing printed), so git asks its next helper and
 no token ever reaches a host the user did not name.
+
+When git was given a user name (``https://bob@host/…``), only the account it names answers —
+its user name, email or account id, among the logins of the profiles that serve the host — and
+the answer carries that user name unchanged; no such account: no answer, the reason on stderr and its exit code
+(:func:`_serving`; docs/git.md, "Several accounts on one host").
 """
 
 from __future__ import annotations
@@ -14,10 +19,11 @@ import os
 import sys
 
 from bblogin import _gitcred, _index
-from bblogin._commands._common import load_config, say
-from bblogin._config import Config, GitHost
-from bblogin._errors import ConfigError, LoginRequired, UsageError
-from bblogin._session import forget_cached, get_credential, visible_account
+from bblogin._commands._common import load_config
+from bblogin._config import Config, GitHost, Profile
+from bblogin._errors import AccountNotFound, ConfigError, LoginRequired, UsageError
+from bblogin._index import Account
+from bblogin._session import forget_cached, get_credential, serves, visible_account
 
 
 def _request() -> dict[str, list[str]] | None:
@@ -40,11 +46,42 @@ def _can_prompt() -> bool:
         return False
 
 
-def _get(config: Config, host: GitHost, fields: dict[str, list[str]]) -> int:
+def _serving(config: Config, host: GitHost, fields: dict[str, list[str]]) -> tuple[GitHost, Profile, Account | None, bool]:
+    """(host entry, profile, account, named by git's user name) that answers ``fields``. Without
+    a user name from git: the host's pinned ``account``, else None (its profile's active one).
+    With one: the account it names (``_gitcred.user_matches``) among the logins of the host's
+    profile, then of the other profiles whose entries serve this host (longest prefix first),
+    that each profile may use. Raises LoginRequired when no account matches, AccountNotFound when
+    more than one in a profile does. ``_hot._answer.git_credential_get`` makes the same choice or declines."""
     profile = config.profiles[host.profile]
-    account = _index.load().find(host.account, profile.name) if host.account else None
+    index = _index.load()
+    user = _gitcred.requested_user(fields, dataclasses.asdict(host), profile.provider)
+    if user is None:
+        return host, profile, (index.find(host.account, profile.name) if host.account else None), False
+    by_url = {h.url: h for h in config.git_hosts}
+    tried: list[str] = []
+    for match in _gitcred.matching_hosts(fields, list(map(dataclasses.asdict, config.git_hosts))):
+        entry = by_url[match["url"]]
+        candidate = config.profiles.get(entry.profile)
+        if candidate is None or candidate.name in tried:
+            continue
+        tried.append(candidate.name)
+        hits = [a for a in index.for_profile(candidate.name) if serves(a, candidate) and _gitcred.user_matches(user, dataclasses.asdict(a))]
+        if len({a.identity for a in hits}) > 1:
+            raise AccountNotFound(
+                f"git's user name {user!r} matches {len(hits)} accounts of profile {candidate.name}; answering nothing for {host.url}",
+                hint="use the account id from `bblogin accounts` as the URL's user name",
+            )
+        if hits:
+            return entry, candidate, hits[0], True
+    raise LoginRequired(f"no login of {user!r} serves {host.url} (profile {', '.join(tried)}); answering nothing", hint=f"log in as {user}: bblogin login --profile {host.profile}")
+
+
+def _get(config: Config, host: GitHost, fields: dict[str, list[str]]) -> int:
+    host, profile, account, named = _serving(config, host, fields)
     try:
-        cred = get_credential(profile, kind=host.token, account=account, interactive=_can_prompt())
+        # an account git's user name picked is never replaced by a login: whoever signs in may be someone else
+        cred = get_credential(profile, kind=host.token, account=account, interactive=_can_prompt() and not named)
     except LoginRequired as exc:
         raise LoginRequired(f"no credential for {host.url}: {exc.message}", hint=exc.hint) from None
     sys.stdout.buffer.write(
@@ -58,8 +95,8 @@ def _erase(config: Config, host: GitHost, fields: dict[str, list[str]]) -> int:
     A credential that is not the one we cached (another helper's, an old one) erases nothing."""
     from bblogin._store import SecretStore
 
-    profile = config.profiles[host.profile]
-    account = visible_account(_index.load(), profile, host.account)
+    host, profile, account, _named = _serving(config, host, fields)
+    account = account or visible_account(_index.load(), profile)
     if account is None:
         return 0
     rejected = (fields.get("password") or fields.get("credential") or [""])[-1]

@@ -48,6 +48,24 @@ def _git_config(scope: list[str], *args: str, check: bool = True) -> subprocess.
     return done
 
 
+def pinned_account(args: argparse.Namespace, profile: _config.Profile, existing: _config.GitHost | None) -> str | None:
+    """The ``account`` key the host gets: ``--account`` (said when the profile has no such login
+    yet: git gets no answer until it has), else the one an earlier setup pinned (a rerun keeps
+    it; ``--account ""`` removes it)."""
+    from bblogin import _index
+    from bblogin._errors import AccountNotFound
+
+    if getattr(args, "account", None) is None:
+        return existing.account if existing is not None and existing.profile == profile.name else None
+    if not args.account:
+        return None
+    try:
+        _index.load().find(args.account, profile.name)
+    except AccountNotFound as exc:
+        say(f"note: {exc.message}; git gets no answer for it until `bblogin login --profile {profile.name}` signs it in")
+    return str(args.account)
+
+
 def _url(given: str) -> str:
     problem = _config.git_url_problem(given)
     if problem:
@@ -98,10 +116,10 @@ def run(args: argparse.Namespace) -> int:
     existing = next((h for h in config.git_hosts if h.url == url), None)
     moving = existing is not None and existing.profile != profile.name and existing.profile in config.profiles
     same = existing if existing is not None and existing.profile == profile.name else None
-    host = _config.GitHost(  # a rerun keeps what was chosen before: token kind and authtype per host, user name and account per profile
+    host = _config.GitHost(  # a rerun keeps what was chosen before: token kind and authtype per host, user name and account per profile (pinned_account)
         url=url,
         profile=profile.name,
-        account=same.account if same else None,
+        account=pinned_account(args, profile, existing),
         username=(args.username or None) if args.username is not None else (same.username if same else None),
         authtype=args.authtype or (existing.authtype if existing else "basic"),
         token=args.token or (existing.token if existing else "access_token"),
@@ -114,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
         print("\n".join(lines))
         print(
             f'\n# bblogin config ({config.path})\n[git."{url}"]\nprofile = "{profile.name}"'
+            + (f'\naccount = "{host.account}"' if host.account else "")
             + (f'\nusername = "{host.username}"' if host.username else "")
             + (f'\nauthtype = "{host.authtype}"' if host.authtype != "basic" else "")
             + (f'\ntoken = "{host.token}"' if host.token != "access_token" else "")
@@ -124,7 +143,8 @@ def run(args: argparse.Namespace) -> int:
         _configedit.save_git_host(host)
     state = "already set up" if not changed and existing == host and not existing.problem else "set up"
     where = args.file or "your global git config"
-    say(f"git: {url} {state}: bblogin answers with profile {profile.name}'s {host.token.replace('_', ' ')}" + (f" as {host.username}" if host.username else "") + ".")
+    who = f"{host.account}'s" if host.account else f"profile {profile.name}'s"
+    say(f"git: {url} {state}: bblogin answers with {who} {host.token.replace('_', ' ')} (profile {profile.name})" + (f" as {host.username}" if host.username else "") + ".")
     if moving:
         say(f"git: {url} moved from profile {existing.profile} to {profile.name}, for every repository.")
     elif existing is not None and existing.profile != profile.name:

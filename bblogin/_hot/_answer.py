@@ -4,7 +4,7 @@ kubectl and git spawn bblogin on every call. When the account's token is cached 
 longer than the profile's margin, this module answers without argparse, json, tomllib, os,
 platformdirs, keyring, httpx, authlib or jwt: it parses the command line (a strict subset of
 argparse's grammar), reads the marshal mirrors of the config and the account index (``_mirror``),
-reads the secret from the Secret Service (``_dbus``: two round trips) or the plaintext file,
+reads the secret from the Secret Service (``_dbus``: three round trips) or the plaintext file,
 checks that it is exactly the token that was verified when it was stored (``cached_token``: its
 SHA-256, expiry, provider, issuer and client are in the index — and for a CI exchange the step
 token's digest; the full path runs the same check), and prints. ``_mirrors`` on the full path
@@ -77,26 +77,56 @@ def _party(entry: dict) -> tuple:
     return (entry.get("provider", "oidc"), entry.get("issuer"), entry.get("client_id"))
 
 
-def _account(profile_name: str, account_query: str | None, profile: dict) -> dict | None:
-    """The account ``_session.visible_account`` would choose (or one ``cached_token`` refuses)."""
+def _serves(account: object, profile_name: str, profile: dict) -> bool:
+    """``_session.serves``: the party that issued it, the profile a member, exactly its shape."""
+    if not isinstance(account, dict):
+        return False
+    members = account.get("profiles")
+    return _party(account) == _party(profile) and isinstance(members, list) and profile_name in members and account.get("shape") == profile.get("shape")
+
+
+def _index() -> dict | None:
+    """The account index as its current mirror holds it; None when the mirror is stale, damaged
+    or of an older index version (the full path settles and mirrors it first)."""
     mirror = _mirror.read(_mirror.accounts_path())
     if mirror is None or mirror.get("source") != _mirror.fingerprint(_paths.accounts_file()):
         return None
     index = mirror.get("index") or {}
+    return index if isinstance(index, dict) and index.get("version") == 2 else None  # _index.VERSION
+
+
+def _account(profile_name: str, account_query: str | None, profile: dict) -> dict | None:
+    """The token set ``_session.visible_account`` would choose (or one ``cached_token`` refuses)."""
+    index = _index()
+    if index is None:
+        return None
     accounts = index.get("accounts") or {}
+    pool = [a for a in accounts.values() if isinstance(a, dict) and profile_name in (a.get("profiles") or ())]
     if not account_query:
         account = accounts.get((index.get("active") or {}).get(profile_name))
-        if isinstance(account, dict) and _party(account) != _party(profile):  # made active by a login through flags
-            own = [a for a in accounts.values() if isinstance(a, dict) and a.get("profile") == profile_name and _party(a) == _party(profile)]
+        if not _serves(account, profile_name, profile):  # made active by a login through flags, or not a member
+            own = [a for a in pool if _serves(a, profile_name, profile)]
             account = own[0] if len(own) == 1 else None
     else:  # as _index.Index.find: an id, else an email or user name ignoring case; ambiguous or an id prefix: decline
-        pool = [a for a in accounts.values() if a.get("profile") == profile_name]
-        hits = [a for a in pool if a.get("id") == account_query]
+        hits = [a for a in pool if account_query in (a.get("identity"), a.get("id"))]
         if not hits:
             query = account_query.lower()
             hits = [a for a in pool if query in ((a.get("email") or "").lower(), (a.get("username") or "").lower())]
         account = hits[0] if len(hits) == 1 else None
     return account if isinstance(account, dict) else None
+
+
+def _named_account(profile_name: str, profile: dict, user: str) -> dict | None:
+    """The one token set of ``profile_name`` that it may use and that git's user name names
+    (``_gitcred.user_matches``) — what ``_commands.git_credential._serving`` picks first; None
+    (decline) for none, several, or an index it cannot read."""
+    from bblogin._gitcred import user_matches
+
+    index = _index()
+    if index is None:
+        return None
+    hits = [a for a in (index.get("accounts") or {}).values() if _serves(a, profile_name, profile) and user_matches(user, a)]
+    return hits[0] if len(hits) == 1 else None
 
 
 def _keyring_is_secret_service() -> bool:
@@ -125,7 +155,7 @@ def _read_plaintext(account_id: str, kind: str) -> str | None:
 
 
 def read_keyring(account_id: str, kind: str, timeout: float, collection: str | None = None) -> str | None:
-    """The ``kind`` token of ``account_id`` from the Secret Service over one plain session (two
+    """The ``kind`` token of ``account_id`` from the Secret Service over one plain session (three
     round trips; two more for a value stored in parts), None when there is none or its parts are
     torn. Raises ``_dbus.SecretServiceUnavailable`` when it cannot tell (no bus, a locked item,
     more than MAX_PARTS parts, a reply it cannot read) and UnicodeDecodeError."""
@@ -179,6 +209,7 @@ def idp_offset(account: dict) -> int | None:
 
 
 MARGIN_FRACTION = 4  # a token is never "expiring" for more than a quarter of its lifetime
+OUTAGE_FLOOR = 10  # during an outage a token is served while it lives this long (IdP time): it must not die in flight
 
 
 def effective_margin(margin: int, info: dict) -> int:
@@ -190,19 +221,45 @@ def effective_margin(margin: int, info: dict) -> int:
     return margin
 
 
-def cached_token(profile: dict, account: dict, kind: str, read: "Callable[[str, str, str], str | None] | None" = None) -> tuple[str, int] | None:
+MAX_WINDOW = 2100  # _outage.RETRY_AFTER_CAP + CAP: a later retry_at is a damaged record, not a window
+
+
+def in_backoff(outage: object, now: float) -> bool:
+    """Whether an account's recorded IdP outage (``_outage``) says: do not try before a later time."""
+    retry_at = outage.get("retry_at") if isinstance(outage, dict) else None
+    return isinstance(retry_at, (int, float)) and not isinstance(retry_at, bool) and now < retry_at <= now + MAX_WINDOW
+
+
+def _needed(profile: dict, account: dict, info: dict, floor: "int | None") -> "int | None":
+    """Seconds ``info``'s token must still live to be served: the effective margin; during a
+    backoff window at most OUTAGE_FLOOR; ``floor`` when the caller names one. None: serve nothing
+    (the identity behind the tokens is to be checked, and the window that postponed it is over)."""
+    if floor is not None:
+        return floor
+    outage = account.get("outage")
+    waiting = in_backoff(outage, time.time())
+    if isinstance(outage, dict) and outage.get("identity_pending") and not waiting:
+        return None
+    margin = effective_margin(profile.get("refresh_margin", 60), info)
+    return min(margin, OUTAGE_FLOOR) if waiting else margin
+
+
+def cached_token(profile: dict, account: dict, kind: str, read: "Callable[[str, str, str], str | None] | None" = None, floor: "int | None" = None) -> tuple[str, int] | None:
     """(token, expiry on this machine's clock) when ``kind`` stays valid beyond the profile's
-    effective margin (``effective_margin``) in the IdP's time (local time + the measured offset) and the stored value is the very
-    token that was verified for this profile's provider, issuer and client — and, for a CI
+    effective margin (``effective_margin``; during a recorded IdP outage the smaller
+    OUTAGE_FLOOR; ``floor`` when given) in the IdP's time (local time + the measured offset) and the stored value is the very
+    token that was verified for this profile's provider, issuer and client, for a token set the
+    profile is a member of and obtained with exactly its request shape — and, for a CI
     exchange, for this step's identity token (its SHA-256); else None. The expiry is handed out
     on the local clock because kubectl and git compare it with the local clock."""
     info = (account.get("tokens") or {}).get(kind) or {}
     expires_at = info.get("expires_at")
     offset = idp_offset(account)
-    if offset is None or not isinstance(expires_at, int) or expires_at <= time.time() + offset + effective_margin(profile.get("refresh_margin", 60), info):
+    needed = _needed(profile, account, info, floor)
+    if offset is None or needed is None or not isinstance(expires_at, int) or expires_at <= time.time() + offset + needed:
         return None
-    if _party(account) != _party(profile):
-        return None  # issued for another party (docs/security.md): never served here
+    if not _serves(account, profile.get("name"), profile):
+        return None  # issued for another party, or another profile or request shape (docs/security.md): never served here
     if profile.get("pipelines", True) or account.get("subject_sha256") is not None:  # unknown (an older mirror): check
         step_token = (_paths.getenv(PIPELINES_ENV) or "").strip()
         if not step_token or account.get("subject_sha256") != _mirror.token_digest(step_token):
@@ -211,6 +268,29 @@ def cached_token(profile: dict, account: dict, kind: str, read: "Callable[[str, 
     if not token or info.get("sha256") != _mirror.token_digest(token):
         return None
     return token, expires_at - offset
+
+
+def _clock_time(ts: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(ts))
+
+
+def outage_notice(profile: dict, account: dict, kind: str, expires_at: int) -> "str | None":
+    """The one stderr line for a token served inside its refresh margin because the IdP is
+    failing (``expires_at`` on this machine's clock); None when the token is not inside its
+    margin or no outage is recorded. The full path prints the same line (``_session``)."""
+    outage = account.get("outage")
+    if not isinstance(outage, dict) or not isinstance(outage.get("since"), (int, float)):
+        return None
+    info = (account.get("tokens") or {}).get(kind) or {}
+    now = time.time()
+    if expires_at > now + effective_margin(profile.get("refresh_margin", 60), info):
+        return None
+    retry_at = outage.get("retry_at")
+    retry = f"; next try at {_clock_time(retry_at)}" if in_backoff(outage, now) else ""
+    return (
+        f"bblogin: the identity provider is failing (since {_clock_time(outage['since'])}): serving the cached "
+        f"{kind.replace('_', ' ').replace('id ', 'ID ')}, valid until {_clock_time(expires_at)}{retry} (-v: why; `bblogin refresh`: try now)\n"
+    )
 
 
 def adhoc_profile_name(issuer: str, client_id: str) -> str:
@@ -237,11 +317,14 @@ def kubectl(argv: list[str]) -> bytes | None:
         if not (issuer and client_id) or "--profile" in opts:
             return None
         name = adhoc_profile_name(issuer, client_id)
-        profile = {"issuer": issuer, "client_id": client_id, "refresh_margin": 60, "use_access_token": False, "pipelines": False}
+        from bblogin._shape import DEFAULT_OIDC_SCOPES, shape_of
+
+        shape = shape_of("oidc", issuer, client_id, DEFAULT_OIDC_SCOPES, opts.get("--connector-id"))  # as _commands._common.profile_from_args builds it
+        profile = {"name": name, "shape": shape, "issuer": issuer, "client_id": client_id, "refresh_margin": 60, "use_access_token": False, "pipelines": False}
     else:
         name = opts.get("--profile") or config.get("default_profile")
         profile = (config.get("profiles") or {}).get(name)
-        if not profile:
+        if not profile or "--connector-id" in opts:  # a connector other than the profile's is another request shape
             return None
     account = _account(name, opts.get("--account"), profile) if name else None
     if account is None:
@@ -250,6 +333,7 @@ def kubectl(argv: list[str]) -> bytes | None:
     hit = cached_token(profile, account, kind)
     if hit is None:
         return None
+    _notify(outage_notice(profile, account, kind, hit[1]))
     return _kubectl.format_exec_credential(api_version, hit[0], hit[1]).encode()
 
 
@@ -268,13 +352,30 @@ def git_credential_get(request: bytes) -> bytes | None:
     if host.get("problem"):
         return None  # a deleted profile, a duplicate key: the full helper says what to fix
     profile = (config.get("profiles") or {}).get(host["profile"])
-    account = _account(host["profile"], host.get("account"), profile) if profile else None
-    if profile is None or account is None:
+    if profile is None:
         return None
-    hit = cached_token(profile, account, host.get("token") or "access_token")
+    user = _gitcred.requested_user(fields, host, profile.get("provider"))
+    if user is None:
+        account = _account(host["profile"], host.get("account"), profile)
+    else:  # git was given a user name: the host's profile's one login it names, else the full helper decides
+        account = _named_account(host["profile"], profile, user)
+    if account is None:
+        return None
+    kind = host.get("token") or "access_token"
+    hit = cached_token(profile, account, kind)
     if hit is None:
         return None
+    _notify(outage_notice(profile, account, kind, hit[1]))
     return _gitcred.format_response(_gitcred.answer_fields(host, profile, account, hit[0], hit[1], fields))
+
+
+def _notify(notice: "str | None") -> None:
+    if notice is not None and sys.stderr is not None:
+        try:
+            sys.stderr.write(notice)
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass  # nobody reads stderr: the answer still goes out
 
 
 def git_credential_store(request: bytes) -> bytes | None:
