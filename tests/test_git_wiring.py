@@ -234,6 +234,10 @@ def test_setup_for_one_repository_never_moves_the_host_for_every_repository(wire
     elsewhere.mkdir()
     assert fill(f"{server.url}/repo.git", cwd=elsewhere)["password"] == access_token("dev")  # everywhere else: still dev
     assert git("fetch", "-q", cwd=clone).returncode == 0
+    undone = run_bblogin("setup", "git", "--remove", "--file", str(clone / ".git/config"), "--host", f"{server.url}/repo.git")
+    assert undone.returncode == 0 and f'[credential "{server.url}/repo.git"]' not in (clone / ".git/config").read_text()
+    assert [h.url for h in _config.load().git_hosts] == [server.url]
+    assert fill(f"{server.url}/repo.git", cwd=clone)["password"] == access_token("dev")  # the repository is back to the host's binding
 
 
 def test_moving_a_host_is_said_and_a_rerun_keeps_earlier_choices(wired) -> None:
