@@ -147,7 +147,7 @@ def build_parser(prog: str = PROG, *, only: str | None = None) -> argparse.Argum
     p.add_argument("--use-access-token", action="store_true", help="send the access token instead of the ID token")
 
     p = command("git-credential", "git_credential", "git credential helper (git runs it; see `bblogin setup git`)")
-    p.add_argument("operation", choices=("get", "store", "erase", "capability"), help="what git asks")
+    p.add_argument("operation", metavar="OPERATION", help="what git asks: get, store, erase or capability (any other is ignored, as gitcredentials(7) asks)")
 
     p = command("setup", "setup_team", "wire bblogin into kubectl or git; or all of a team's set-up from its bundle (--from)")
     p.add_argument("--from", dest="source", metavar="URL|FILE", help="apply a team bundle (docs/team.md): profiles, kubeconfig clusters and contexts, git hosts; then log in and check")
@@ -169,12 +169,13 @@ def build_parser(prog: str = PROG, *, only: str | None = None) -> argparse.Argum
     s.add_argument("--print", dest="print_only", action="store_true", help="show the entry, change nothing")
     s = setup.add_parser("git", help="write the scoped git credential helper config", description="write the scoped git credential helper config")
     s.set_defaults(_module="setup_git", _parser=s)
-    s.add_argument("--host", metavar="URL", required=True, help="remote prefix, e.g. https://bitbucket.org")
-    s.add_argument("--profile", "-p", metavar="NAME", required=True, help="profile whose account serves this host").complete = PROFILE_COMPLETION  # type: ignore[attr-defined]
-    s.add_argument("--file", metavar="PATH", help="git config file to edit (default: the global one)")
-    s.add_argument("--authtype", choices=("basic", "bearer"), help="bearer: send the token as Bearer when git supports it")
+    s.add_argument("--host", metavar="URL", required=True, help="remote prefix, e.g. https://bitbucket.org (scheme and host in any case; a default port and trailing slash are dropped)")
+    s.add_argument("--profile", "-p", metavar="NAME", help="profile whose account serves this host (required unless --remove)").complete = PROFILE_COMPLETION  # type: ignore[attr-defined]
+    s.add_argument("--file", metavar="PATH", help="git config file to edit (default: the global one); a repository's own config file cannot move a host that config.toml binds to another profile")
+    s.add_argument("--remove", action="store_true", help="undo: remove the host from config.toml and the helper entries setup wrote to the git config file")
+    s.add_argument("--authtype", choices=("basic", "bearer"), help="bearer: send the token as Bearer when git supports it (default: as configured, else basic)")
     s.add_argument("--account", "-a", metavar="ACCOUNT", help="account (id, email or user name) of the profile that serves this host (default: the profile's active one; a user name in the remote URL picks another)")
-    s.add_argument("--username", metavar="NAME", help="user name to send with the token")
+    s.add_argument("--username", metavar="NAME", help="user name to send with the token (default: as configured for this profile; \"\" for the account's own)")
     s.add_argument("--token", choices=("access_token", "id_token"), help="which token git sends (default: as configured, else access_token; id_token for servers that accept only ID tokens)")
     s.add_argument("--print", dest="print_only", action="store_true", help="show the config, change nothing")
 

@@ -62,7 +62,6 @@ complete -c bblogin -n '__fish_seen_subcommand_from kubectl' -l scope -r -d 'sco
 complete -c bblogin -n '__fish_seen_subcommand_from kubectl' -l ca-file -r -d "extra CA certificates for the IdP's TLS"
 complete -c bblogin -n '__fish_seen_subcommand_from kubectl' -l use-access-token -d 'send the access token instead of the ID token'
 complete -c bblogin -n '__fish_use_subcommand' -a git-credential -d 'git credential helper (git runs it; see `bblogin setup git`)'
-complete -c bblogin -n '__fish_seen_subcommand_from git-credential' -x -a 'get store erase capability'
 complete -c bblogin -n '__fish_seen_subcommand_from git-credential' -l help -s h -d 'show this help message and exit'
 complete -c bblogin -n '__fish_use_subcommand' -a setup -d "wire bblogin into kubectl or git; or all of a team's set-up from its bundle (--from)"
 complete -c bblogin -n '__fish_seen_subcommand_from setup' -a kubectl -d 'write the kubeconfig exec entry'
@@ -77,12 +76,13 @@ complete -c bblogin -n '__fish_seen_subcommand_from kubectl' -l use-access-token
 complete -c bblogin -n '__fish_seen_subcommand_from kubectl' -l print -d 'show the entry, change nothing'
 complete -c bblogin -n '__fish_seen_subcommand_from setup' -a git -d 'write the scoped git credential helper config'
 complete -c bblogin -n '__fish_seen_subcommand_from git' -l help -s h -d 'show this help message and exit'
-complete -c bblogin -n '__fish_seen_subcommand_from git' -l host -r -d 'remote prefix, e.g. https://bitbucket.org'
-complete -c bblogin -n '__fish_seen_subcommand_from git' -l profile -s p -x -a '(bblogin profiles 2>/dev/null)' -d 'profile whose account serves this host'
-complete -c bblogin -n '__fish_seen_subcommand_from git' -l file -r -d 'git config file to edit (default: the global one)'
-complete -c bblogin -n '__fish_seen_subcommand_from git' -l authtype -x -a 'basic bearer' -d 'bearer: send the token as Bearer when git supports it'
+complete -c bblogin -n '__fish_seen_subcommand_from git' -l host -r -d 'remote prefix, e.g. https://bitbucket.org (scheme and host in any case; a default port and trailing slash are dropped)'
+complete -c bblogin -n '__fish_seen_subcommand_from git' -l profile -s p -x -a '(bblogin profiles 2>/dev/null)' -d 'profile whose account serves this host (required unless --remove)'
+complete -c bblogin -n '__fish_seen_subcommand_from git' -l file -r -d "git config file to edit (default: the global one); a repository's own config file cannot move a host that config.toml binds to another profile"
+complete -c bblogin -n '__fish_seen_subcommand_from git' -l remove -d 'undo: remove the host from config.toml and the helper entries setup wrote to the git config file'
+complete -c bblogin -n '__fish_seen_subcommand_from git' -l authtype -x -a 'basic bearer' -d 'bearer: send the token as Bearer when git supports it (default: as configured, else basic)'
 complete -c bblogin -n '__fish_seen_subcommand_from git' -l account -s a -r -d "account (id, email or user name) of the profile that serves this host (default: the profile's active one; a user name in the remote URL picks another)"
-complete -c bblogin -n '__fish_seen_subcommand_from git' -l username -r -d 'user name to send with the token'
+complete -c bblogin -n '__fish_seen_subcommand_from git' -l username -r -d 'user name to send with the token (default: as configured for this profile; "" for the account\'s own)'
 complete -c bblogin -n '__fish_seen_subcommand_from git' -l token -x -a 'access_token id_token' -d 'which token git sends (default: as configured, else access_token; id_token for servers that accept only ID tokens)'
 complete -c bblogin -n '__fish_seen_subcommand_from git' -l print -d 'show the config, change nothing'
 complete -c bblogin -n '__fish_seen_subcommand_from setup' -l help -s h -d 'show this help message and exit'

@@ -359,6 +359,8 @@ def git_credential_get(request: bytes) -> bytes | None:
     host = _gitcred.match_host(fields, config.get("git_hosts") or [])
     if host is None:
         return b""  # not ours: no answer, so git asks the next helper
+    if host.get("problem"):
+        return None  # a deleted profile, a duplicate key: the full helper says what to fix
     profile = (config.get("profiles") or {}).get(host["profile"])
     if profile is None:
         return None
@@ -415,12 +417,17 @@ def answer(argv: list[str]) -> int | None:
             out = kubectl(argv[1:])
         except Exception:  # noqa: BLE001  # the boundary: any doubt means the full path
             out = None
-    elif argv[:1] == ["git-credential"] and argv[1:] in (["get"], ["store"]) and sys.stdin is not None:
+    elif argv[:1] == ["git-credential"] and len(argv) == 2 and argv[1] not in ("erase", "capability") and not argv[1].startswith("-") and sys.stdin is not None:
         from bblogin import _gitcred
 
         request = _gitcred.read_stdin()
         try:
-            out = (git_credential_get if argv[1] == "get" else git_credential_store)(request)
+            if argv[1] == "get":
+                out = git_credential_get(request)
+            elif argv[1] == "store":
+                out = git_credential_store(request)
+            else:
+                out = b""  # an operation of a later git: ignored silently, exit 0 (gitcredentials(7)); its request drained
         except Exception:  # noqa: BLE001  # the boundary: any doubt means the full path
             out = None
         if out is None:
