@@ -249,6 +249,9 @@ def test_output_file_never_outlives_use_or_logout_and_is_shown(keyring_secret_se
     assert bblogin("logout", "--all").returncode == 0
     assert not cache.exists()
     assert str(cache) not in bblogin("status", "--json").stdout
+    from bblogin import _gcpfiles, _paths
+
+    assert not os.path.exists(os.path.join(_paths.state_dir(), _gcpfiles.RECORD))  # nothing left on record
 
 
 def test_a_file_the_user_changed_since_is_left_alone(keyring_secret_service, devidp, tmp_path) -> None:
