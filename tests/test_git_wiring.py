@@ -202,6 +202,10 @@ def test_doctor_runs_the_helper_as_git_runs_it(wired, git_env: pathlib.Path) -> 
     code, checks = doctor()
     check = checks[f"git:{server.url}"]
     assert check["status"] == "ok" and f"git asks bblogin for {server.url}" in check["detail"] and "it answers as alice" in check["detail"]
+    assert bblogin("logout", "--all").returncode == 0
+    code, checks = doctor()
+    check = checks[f"git:{server.url}"]
+    assert check["status"] == "warn" and "it has no token to answer with" in check["detail"] and check["fix"] == "bblogin login --profile dev"
     launcher = str(pathlib.Path(_gitconfig.__file__).parent / "_hot" / "_launcher.py")
     git_env.write_text(git_env.read_text().replace(launcher, "/nonexistent/bblogin/_hot/_launcher.py"))  # an uninstalled bblogin
     code, checks = doctor()
