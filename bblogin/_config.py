@@ -22,13 +22,16 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import tomllib
 from dataclasses import dataclass, field
-from typing import Any
 
 from bblogin import _mirrors, _paths
 from bblogin._errors import ConfigError, ProfileNotFound
 from bblogin._shape import DEFAULT_OIDC_SCOPES
+
+TYPE_CHECKING = False  # not `from typing import …` at run time: typing costs a cached call a fifth of a Python start-up
+if TYPE_CHECKING:
+    from typing import Any
+    import tomllib
 
 PROVIDERS = ("oidc", "bitbucket-cloud", "bitbucket-dc")
 FLOWS = ("auto", "loopback", "device")
@@ -385,8 +388,9 @@ def git_url_problem(url: str) -> str | None:
     return None
 
 
-def load(path: str | None = None) -> Config:
-    """Parse and validate config.toml. A missing file is an empty config."""
+def load(path: str | None = None, *, cache: bool = True) -> Config:
+    """Parse and validate config.toml. A missing file is an empty config. ``cache``: keep what
+    tomllib made of a text not parsed before (``_mirrors.remember_toml``); False writes no file."""
     path = path or _paths.config_file()
     try:
         data, stamp = _mirrors.read_stamped(path)
@@ -398,7 +402,7 @@ def load(path: str | None = None) -> Config:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text") from None
-    return parse(path, text, stamp)
+    return parse(path, text, stamp, cache=cache)
 
 
 def _syntax_error(path: str, text: str, exc: tomllib.TOMLDecodeError) -> ConfigError:
@@ -417,12 +421,18 @@ def _syntax_error(path: str, text: str, exc: tomllib.TOMLDecodeError) -> ConfigE
     return ConfigError(f"{path}:{line}:{column}: invalid TOML: {what}{pointer}", hint=f"fix the syntax at line {line}, column {column}{DOCTOR_HINT}")
 
 
-def parse(path: str, text: str, stamp: list[int] | None = None) -> Config:
+def parse(path: str, text: str, stamp: list[int] | None = None, *, cache: bool = True) -> Config:
     """Validate config.toml's ``text`` (read from ``path``, or about to be written there)."""
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise _syntax_error(path, text, exc) from None
+    raw = _mirrors.parsed_toml(text)
+    if raw is None:
+        import tomllib  # only for a text not parsed before (``_mirrors.parsed_toml``)
+
+        try:
+            raw = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise _syntax_error(path, text, exc) from None
+        if cache:
+            _mirrors.remember_toml(text, raw)
     v = _Validator(path, text)
     default = raw.pop("default_profile", None)
     profiles_raw = raw.pop("profiles", {})

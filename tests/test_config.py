@@ -161,3 +161,41 @@ def test_no_home_and_no_passwd_entry_is_a_clear_config_error(monkeypatch: pytest
     monkeypatch.setattr(pwd, "getpwuid", no_entry)
     with pytest.raises(ConfigError, match="HOME"):
         _paths.config_file()
+
+
+PARSED_TWICE = """
+default_profile = "work"
+[profiles.work]
+issuer = "https://dex.example.com/dex"
+client_id = "bblogin"
+scopes = ["openid", "email"]
+refresh_margin = 120
+[git."https://bitbucket.org"]
+profile = "work"
+"""
+
+
+def test_config_toml_parsed_before_is_read_from_its_cache_and_any_edit_misses() -> None:
+    """A cached kubectl or git call reads config.toml without tomllib: what tomllib returned for
+    these very bytes (keyed by their SHA-256), validated again — the same Config. An edit that
+    keeps size and mtime still misses; a text with a TOML date is never cached."""
+    import subprocess
+    import sys
+
+    path = write(PARSED_TWICE)
+    first = _config.load()
+    probe = "import sys; from bblogin import _config; c = _config.load(); print('tomllib' in sys.modules, repr((c.default_profile, c.profiles, c.git_hosts)))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, env=os.environ.copy(), check=True)
+    assert done.stdout.split(" ", 1) == ["False", repr((first.default_profile, first.profiles, first.git_hosts)) + "\n"]
+
+    st = os.stat(path)
+    pathlib.Path(path).write_text(PARSED_TWICE.replace('"email"', '"groups"'))  # same size
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert _config.load().profiles["work"].scopes == ("openid", "groups")
+
+    cache = pathlib.Path(_mirrors.parsed_toml_path())
+    cache.unlink()
+    write(PARSED_TWICE.replace("refresh_margin = 120", "refresh_margin = 1979-05-27"))
+    with pytest.raises(ConfigError, match="refresh_margin"):
+        _config.load()
+    assert not cache.exists()

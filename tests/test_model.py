@@ -11,7 +11,8 @@ deleted profile), tokens that come close to their end, a cleaned cache
 kubectl callers racing a ``use`` through the real launcher; and outages (issue #24): an IdP behind
 the fault injector (tests/fixtures/faults.py) refuses, resets or answers 503 for a while, tokens
 sit inside the margin, below the outage floor or past their end, backoff windows end, and
-``bblogin refresh`` forces a refresh.
+``bblogin refresh`` forces a refresh; and a Google client library running ``bblogin gcp`` with an
+output_file (issue #26).
 
 After every step:
 
@@ -24,6 +25,8 @@ After every step:
 - ``logout --profile P`` leaves every other profile that worked working;
 - every token each IdP ever received is one that IdP issued (the dev IdP's token accounting);
 - nothing prints a traceback or an "internal error";
+- a Google output file the library would reuse holds a token of its profile's active account,
+  whatever ``use``, ``logout`` and logins did since bblogin wrote it;
 - outages: a token that is still valid (``_outage.FLOOR`` seconds beyond now) of a live grant is
   always served; a served token is never one that has expired (or lives less than the floor); and
   no call contacts an IdP for an account whose backoff window is open — one attempt (with the full
@@ -62,7 +65,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from bblogin import _cli, _config, _index, _outage, _paths
 from bblogin._hot import _answer as _fast
 from bblogin._claims import unverified_claims
-from bblogin._hot._answer import PIPELINES_ENV
+from bblogin._hot._answer import PIPELINES_ENV, adhoc_profile_name
 from bblogin.devidp import DevIdP, dex_subject
 from tests.fixtures.devidp import sign_in
 from tests.fixtures.faults import FaultProxy
@@ -385,7 +388,7 @@ class Bblogin(RuleBasedStateMachine):
         os.environ[PIPELINES_ENV] = self.step_tokens[repo]
         self.step_repo = repo
 
-    @rule(which=st.sampled_from(("config.marshal", "accounts.marshal")))
+    @rule(which=st.sampled_from(("config.marshal", "accounts.marshal", "adhoc.marshal", "config-toml.marshal")))
     def cache_cleaned(self, which: str) -> None:
         """Something empties ~/.cache (a cleaner, a full disk's victim): the next full-path call
         rebuilds the mirror, under the lock, from exactly the file it reads."""
@@ -399,6 +402,18 @@ class Bblogin(RuleBasedStateMachine):
         argv = ["--issuer", self.idps[idp].issuer, "--client-id", client]
         if not adhoc:
             argv = ["--profile", name, *argv]
+        hot = self.hot_kubectl(argv)
+        full = self.full(["kubectl", *argv])
+        self.assert_agree(hot, full, f"kubectl {' '.join(argv)}")
+        if full[0] == 0:
+            self.assert_issued_for(json.loads(full[1])["status"]["token"], self.idps[idp].issuer, client, f"kubectl {' '.join(argv)}")
+
+    @rule(idp=st.integers(0, 1), client=st.sampled_from(CLIENTS))
+    def kubectl_by_adhoc_name(self, idp: int, client: str) -> None:
+        """`--profile adhoc-…`, the name a flags-only entry's hint prints: the hot path (from the
+        mirror of adhoc-profiles.json) declines or answers as the full path, for that IdP only."""
+        self.full(["kubectl", "--issuer", self.idps[idp].issuer, "--client-id", client])  # the entry's own call records the name
+        argv = ["--profile", adhoc_profile_name(self.idps[idp].issuer, client)]
         hot = self.hot_kubectl(argv)
         full = self.full(["kubectl", *argv])
         self.assert_agree(hot, full, f"kubectl {' '.join(argv)}")
@@ -495,6 +510,48 @@ class Bblogin(RuleBasedStateMachine):
                 assert full == (0, b""), f"answered for {url}, which config.toml does not name"
             if gone:
                 assert hot[0] is None and full[1] == b"", f"{url} names a deleted profile, yet got an answer"
+
+    @precondition(lambda self: self.people_profiles())
+    @rule(data=st.data())
+    def google_library_runs_bblogin_gcp(self, data: st.DataObject) -> None:
+        """A Google client library runs `bblogin gcp --profile P` non-interactively with an
+        output_file (issue #26): bblogin writes its answer there, and the library reuses it."""
+        if os.environ.get(PIPELINES_ENV):
+            return  # in a step `bblogin gcp` hands over the step token, not the profile's
+        name = data.draw(st.sampled_from(self.people_profiles()))
+        library = {"GOOGLE_EXTERNAL_ACCOUNT_AUDIENCE": "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/pool/providers/dex", "GOOGLE_EXTERNAL_ACCOUNT_INTERACTIVE": "0", "GOOGLE_EXTERNAL_ACCOUNT_OUTPUT_FILE": self.gcp_file(name)}
+        os.environ.update(library)
+        try:
+            with captured() as (_out, err):
+                code = _cli.run(["gcp", "--profile", name])
+        finally:
+            for var in library:
+                del os.environ[var]
+        assert "Traceback" not in err.getvalue() and code in (0, 4, 5), err.getvalue()
+
+    def gcp_file(self, name: str) -> str:
+        return os.path.join(self.home.name, f"gcp-answer-{name}.json")
+
+    @invariant()
+    def google_output_files_hold_only_what_bblogin_would_hand_out(self) -> None:
+        """An output file the library would reuse holds a token of the profile's active account,
+        whatever `use`, `logout` and logins did since it was written (bblogin/_gcpfiles.py)."""
+        from bblogin._tokens import account_id
+
+        index = _index.load()
+        for name in PROFILES:
+            try:
+                with open(self.gcp_file(name), encoding="utf-8") as fh:
+                    answer = json.load(fh)
+            except FileNotFoundError:
+                continue
+            if not answer.get("success") or answer["expiration_time"] < time.time():
+                continue  # the library runs bblogin again
+            claims = unverified_claims(answer["id_token"]) or {}
+            owner = account_id(claims.get("iss"), claims.get("aud"), claims.get("sub"))
+            member = any(a.identity == owner and name in a.profiles for a in index.accounts.values())
+            active = index.accounts.get(index.active.get(name, ""))
+            assert member and (active is None or active.identity == owner), f"the output file of {name} holds a token of {owner}, active is {active and active.identity}"
 
     @invariant()
     def idps_received_only_their_own_tokens(self) -> None:

@@ -2,8 +2,9 @@
 
 Checks: config.toml; the keyring (backend, plaintext or not, a write/read/delete round trip within
 the timeout); the trust store, and for each profile's issuer the proxy and a TLS handshake through
-it (``_doctor_network``); for each profile the IdP's discovery document and JWKS and the clock against the
-IdP's Date header; kubeconfig wiring (``_doctor_kubectl``: every $KUBECONFIG file, each
+it (``_doctor_network``); for each profile the IdP's discovery document and JWKS (and that it still publishes the key that
+signed the cached ID token) and the clock against the
+IdP's Date header, and any IdP outage its accounts met (``_outage``); kubeconfig wiring (``_doctor_kubectl``: every $KUBECONFIG file, each
 bblogin entry run as kubectl runs it) and git wiring; for each configured git host, whether it accepts the
 token kind bblogin sends (one authenticated ``info/refs`` probe, as git's first request, with the
 token git would get next — refreshed first when git erased it after a 401, never a new login; only to that configured host, only over https or to loopback, redirects not
@@ -83,13 +84,66 @@ def _idp(profile: Profile) -> list[Check]:
 
                 metadata = discover(profile.issuer, http=http)
                 response = request(http, "GET", metadata.jwks_uri, what="fetching the JWKS")
-                keys = len(response.json().get("keys", [])) if response.status_code == 200 else 0
+                published = response.json().get("keys", []) if response.status_code == 200 else []
+                keys = len(published)
                 status = "ok" if keys else "fail"
                 checks = [Check(name, status, f"discovery ok; JWKS has {keys} key(s)", "" if keys else "the IdP publishes no signing keys")]
+                if keys:
+                    checks += _signing_key_check(profile, {k.get("kid") for k in published if isinstance(k, dict)})
     except BbloginError as exc:
-        return [Check(name, "fail", exc.message, exc.hint)]
+        return [Check(name, "fail", exc.message, exc.hint), *_outages(profile)]
     checks.append(_clock_check(profile))
-    return checks
+    return [*checks, *_outages(profile)]
+
+
+def _outages(profile: Profile) -> list[Check]:
+    """The profile's accounts whose last refresh met a failing IdP (``_outage``): what failed and
+    when bblogin tries again by itself."""
+    from bblogin import _index, _outage
+
+    found = [(a, _outage.of(a)) for a in _index.load().for_profile(profile.name)]
+    return [
+        Check(f"outage:{profile.name}", "warn", f"{account.label}: {outage.describe()}", f"`bblogin refresh --profile {profile.name}` tries now (once {profile.issuer} answers)")
+        for account, outage in found
+        if outage is not None
+    ]
+
+
+def _signing_key_check(profile: Profile, kids: set[str | None]) -> list[Check]:
+    """Whether the IdP still publishes the key that signed the profile's cached, unexpired ID
+    token. An IdP that lost its keys (dex with `storage: memory` restarted, `bblogin dev-idp
+    --ephemeral`) makes every cached token fail at the API server while it looks valid here."""
+    import time
+
+    import jwt
+
+    from bblogin import _index
+    from bblogin._claims import unverified_claims
+    from bblogin._session import login_command, serves
+    from bblogin._store import SecretStore
+
+    account = _index.load().active_account(profile.name)
+    if account is None or not serves(account, profile):
+        return []
+    try:
+        token = SecretStore(account.storage).get(account.id, "id_token")
+    except BbloginError:  # the keyring check says what is wrong with it
+        return []
+    claims = unverified_claims(token or "") or {}
+    if not token or not isinstance(claims.get("exp"), (int, float)) or claims["exp"] <= time.time():
+        return []  # nothing cached that is still served: the next call refreshes or logs in anyway
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+    except jwt.PyJWTError:
+        return []
+    if kid is None or kid in kids:
+        return [Check(f"signing-key:{profile.name}", "ok", f"the IdP still publishes the key that signed the cached ID token of {account.label}")]
+    return [Check(
+        f"signing-key:{profile.name}", "fail",
+        f"the IdP no longer publishes the key (kid {kid}) that signed the cached ID token of {account.label}: "
+        "servers that verify it (kubectl's API server) refuse it, though it has not expired (the IdP lost its keys: restarted with memory storage?)",
+        f"log in again: `{login_command(profile)}`",
+    )]
 
 
 def _clock_check(profile: Profile) -> Check:

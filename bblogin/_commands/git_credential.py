@@ -13,7 +13,6 @@ the answer carries that user name unchanged; no such account: no answer, the rea
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 import sys
@@ -24,6 +23,10 @@ from bblogin._config import Config, GitHost, Profile
 from bblogin._errors import AccountNotFound, ConfigError, LoginRequired, UsageError
 from bblogin._index import Account
 from bblogin._session import forget_cached, get_credential, serves, visible_account
+
+TYPE_CHECKING = False  # argparse only for the annotations: a cached call never imports it (_cli._quick_args)
+if TYPE_CHECKING:
+    import argparse
 
 
 def _request() -> dict[str, list[str]] | None:

@@ -270,6 +270,16 @@ def cached_token(profile: dict, account: dict, kind: str, read: "Callable[[str, 
     return token, expires_at - offset
 
 
+def _adhoc_profile(name: str) -> dict | None:
+    """The ad-hoc profile ``--profile NAME`` names when config.toml has none of that name (as
+    ``_config.Config.profile``): from the mirror of adhoc-profiles.json, when it describes the file."""
+    mirror = _mirror.read(_mirror.adhoc_path())
+    if mirror is None or mirror.get("source") != _mirror.fingerprint(_paths.adhoc_profiles_file()):
+        return None
+    profile = (mirror.get("profiles") or {}).get(name)
+    return profile if isinstance(profile, dict) else None
+
+
 def _clock_time(ts: float) -> str:
     return time.strftime("%H:%M:%S", time.localtime(ts))
 
@@ -323,7 +333,7 @@ def kubectl(argv: list[str]) -> bytes | None:
         profile = {"name": name, "shape": shape, "issuer": issuer, "client_id": client_id, "refresh_margin": 60, "use_access_token": False, "pipelines": False}
     else:
         name = opts.get("--profile") or config.get("default_profile")
-        profile = (config.get("profiles") or {}).get(name)
+        profile = (config.get("profiles") or {}).get(name) or (_adhoc_profile(name) if "--profile" in opts else None)
         if not profile or "--connector-id" in opts:  # a connector other than the profile's is another request shape
             return None
     account = _account(name, opts.get("--account"), profile) if name else None
