@@ -271,6 +271,10 @@ def test_a_host_key_in_any_case_with_a_default_port_is_one_key(wired, tmp_path: 
     assert git("clone", "-q", f"{normal}/repo.git", str(tmp_path / "c")).returncode == 0
     wrong = bblogin("setup", "git", "--host", "http://git.example.com", "--profile", "dev")
     assert wrong.returncode == 2 and "is plain http://, which is allowed only for 127.0.0.1/localhost" in wrong.stderr
+    config_before = pathlib.Path(_paths.config_file()).read_bytes()
+    newline = bblogin("setup", "git", "--host", "https://git.example.com/a\n", "--profile", "dev")
+    assert newline.returncode == 2 and "has a space or control character" in newline.stderr
+    assert pathlib.Path(_paths.config_file()).read_bytes() == config_before  # refused before anything was written
 
 
 def test_two_spellings_of_one_host_are_refused_then_setup_makes_them_one(wired) -> None:
