@@ -246,8 +246,13 @@ class Bblogin(RuleBasedStateMachine):
         return result, made
 
     def assert_valid_is_served(self, account: _index.Account | None, kind: str, code: int, what: str) -> None:
-        """A live grant's token that lives beyond the outage floor is always served."""
+        """A live grant's token that lives beyond the outage floor is always served — unless the
+        call itself found the grant refused (dex keeps one refresh token per user and client: a
+        login of the same user elsewhere ends it), which ends the login, outage or not."""
         if account is None or account.refresh_dead or not account.has("refresh_token"):
+            return
+        now = _index.load().accounts.get(account.id)
+        if now is None or now.refresh_dead:
             return
         expires_at = account.expires_at(kind)
         if expires_at is not None and expires_at - account.idp_now() > _outage.FLOOR + 2:
