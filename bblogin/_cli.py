@@ -39,6 +39,18 @@ def _add_idp(p: argparse.ArgumentParser) -> None:
     g.add_argument("--ca-file", metavar="PEM", help="extra CA certificates for the IdP's TLS")
 
 
+def _add_aws_options(p: argparse.ArgumentParser, *, default: object = None) -> None:
+    """What `bblogin aws` asks STS with; `aws config` takes the same (``default=SUPPRESS``: given
+    before or after `config`, either counts) and writes them into the credential_process."""
+    p.add_argument("--profile", "-p", metavar="NAME", default=default, help="profile from config.toml (default: default_profile)").complete = PROFILE_COMPLETION  # type: ignore[attr-defined]
+    p.add_argument("--account", "-a", metavar="ACCOUNT", default=default, help="account id, email or user name (default: the profile's active account)")
+    p.add_argument("--role-arn", metavar="ARN", default=default, help="role to assume (required)")
+    p.add_argument("--duration", type=int, default=default, metavar="SECONDS", help="session duration (900..max; default 3600)")
+    p.add_argument("--session-name", metavar="NAME", default=default, help="role session name (default: derived from the identity)")
+    p.add_argument("--from-env", metavar="VAR", default=default, help="use the token in this environment variable (default: BITBUCKET_STEP_OIDC_TOKEN when set, else the profile's ID token)")
+    p.add_argument("--sts-endpoint", metavar="URL", default=default, help="STS endpoint (default: the regional endpoint from AWS_REGION)")
+
+
 def _step_identity_parser(sub: argparse._SubParsersAction, name: str, help_text: str) -> argparse.ArgumentParser:
     """A trust-condition printer: the step from its token (in the step, or --token-file) or from flags."""
     s = sub.add_parser(name, help=help_text, description=help_text)
@@ -186,25 +198,24 @@ def build_parser(prog: str = PROG, *, only: str | None = None) -> argparse.Argum
     p.add_argument("--json", action="store_true", help="print JSON instead of the token")
 
     p = command("aws", "aws", "AWS credential_process: AssumeRoleWithWebIdentity with a Pipelines or IdP token")
-    _add_profile(p)
-    p.add_argument("--role-arn", metavar="ARN", help="role to assume (required)")
-    p.add_argument("--duration", type=int, default=3600, metavar="SECONDS", help="session duration (900..max)")
-    p.add_argument("--session-name", metavar="NAME", help="role session name (default: derived from the identity)")
-    p.add_argument("--from-env", metavar="VAR", help="use the token in this environment variable (default: BITBUCKET_STEP_OIDC_TOKEN when set, else the profile's ID token)")
-    p.add_argument("--sts-endpoint", metavar="URL", help="STS endpoint (default: the regional endpoint from AWS_REGION)")
+    _add_aws_options(p)
     aws = p.add_subparsers(dest="aws_action", metavar="ACTION")
+    s = aws.add_parser("config", help="print the ~/.aws/config profile whose credential_process runs `bblogin aws`; in a step, check --duration against the step token", description="print the ~/.aws/config profile whose credential_process runs `bblogin aws`; in a step, check --duration against the step token")
+    s.set_defaults(_module="aws_config")
+    _add_aws_options(s, default=argparse.SUPPRESS)
+    s.add_argument("--name", default="bblogin", metavar="NAME", help="the AWS profile's name (default bblogin): AWS_PROFILE=NAME or --profile NAME for the AWS CLI")
     s = _step_identity_parser(aws, "trust-policy", "print the IAM role trust policy that admits exactly this step's repository")
     s.add_argument("--account-id", required=True, metavar="ID", help="the AWS account (12 digits) that holds the IAM OIDC provider")
 
     p = command("gcp", "gcp", "Google Cloud executable-sourced credential: print the Pipelines or IdP token for google-auth and gcloud")
     _add_profile(p)
-    p.add_argument("--lifetime", type=int, default=3600, metavar="SECONDS", help="how long the Google token it buys lasts, for the expiry check (default 3600)")
     gcp = p.add_subparsers(dest="gcp_action", metavar="ACTION")
     s = gcp.add_parser("config", help="write the external_account credential configuration that runs `bblogin gcp`", description="write the external_account credential configuration that runs `bblogin gcp`")
     s.set_defaults(_module="gcp_config")
     s.add_argument("--audience", required=True, metavar="PROVIDER", help="the workload identity provider's full resource name, //iam.googleapis.com/projects/N/... (docs/pipelines.md)")
     s.add_argument("--service-account", metavar="EMAIL", help="service account to impersonate (generateAccessToken)")
     s.add_argument("--profile", "-p", metavar="NAME", default=argparse.SUPPRESS, help="profile whose ID token to use off Pipelines").complete = PROFILE_COMPLETION  # type: ignore[attr-defined]
+    s.add_argument("--account", "-a", metavar="ACCOUNT", default=argparse.SUPPRESS, help="account of that profile to use (default: its active account at the time)")
     s.add_argument("--output", metavar="FILE", help="write the configuration here (default: stdout)")
     s.add_argument("--executable-output-file", metavar="FILE", help="where the library may cache bblogin's answer (0600) until it expires")
     s.add_argument("--timeout-millis", type=int, default=30000, metavar="MS", help="how long the library waits for bblogin (5000..120000, default 30000)")

@@ -61,7 +61,7 @@ from bblogin._hot._answer import adhoc_profile_name  # noqa: E402
 from tests.fixtures.git_http import GitServer  # noqa: E402
 from tests.fixtures.kube_apiserver import KubeAPIServer  # noqa: E402
 from tests.tools.fetch_kubectl import fetch  # noqa: E402
-from tests.tools.secret_service import private_secret_service  # noqa: E402
+from tests.tools.secret_service import bblogin_env, private_secret_service  # noqa: E402
 
 GOALS = {"bf/a": 3.0, "gf/a": 3.0, "full_rss_mb": 25.0, "b/a": 1.25, "d/c": 1.30, "g/s": 1.10, "rss_mb": 12.0, "git_rss_mb": 12.0}
 
@@ -182,16 +182,7 @@ def main() -> int:
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(pathlib.Path(package.__file__).parent)], check=True)
     keyctl_name = f"bblogin-bench-{os.getpid()}"
     with tempfile.TemporaryDirectory(prefix="bblogin-bench-") as tmp, private_secret_service() as bus, DevIdP(auto_approve=True, device_interval=1) as idp:
-        env = {
-            **os.environ,
-            "DBUS_SESSION_BUS_ADDRESS": bus,
-            "PYTHON_KEYRING_BACKEND": "keyring.backends.SecretService.Keyring",
-            "BBLOGIN_CONFIG_DIR": f"{tmp}/config",
-            "BBLOGIN_STATE_DIR": f"{tmp}/state",
-            "BBLOGIN_CACHE_DIR": f"{tmp}/cache",
-            "GIT_CONFIG_NOSYSTEM": "1",
-            "GIT_TERMINAL_PROMPT": "0",
-        }
+        env = bblogin_env(bus, tmp, GIT_CONFIG_NOSYSTEM="1", GIT_TERMINAL_PROMPT="0")
         login = [bblogin, "login", "--profile", "bench", "--issuer", idp.issuer, "--client-id", "bblogin", "--connector-id", "bitbucket-cloud", "--flow", "device", "--no-browser"]
         subprocess.run(login, env=env, check=True, capture_output=True, timeout=60)
         oidc_server = KubeAPIServer(pathlib.Path(tmp), issuer=idp.issuer, client_id="bblogin")

@@ -112,6 +112,16 @@ complete -c bblogin -n '__fish_seen_subcommand_from exchange' -l profile -s p -x
 complete -c bblogin -n '__fish_seen_subcommand_from exchange' -l from-env -r -d 'environment variable holding the subject token'
 complete -c bblogin -n '__fish_seen_subcommand_from exchange' -l json -d 'print JSON instead of the token'
 complete -c bblogin -n '__fish_use_subcommand' -a aws -d 'AWS credential_process: AssumeRoleWithWebIdentity with a Pipelines or IdP token'
+complete -c bblogin -n '__fish_seen_subcommand_from aws' -a config -d 'print the ~/.aws/config profile whose credential_process runs `bblogin aws`; in a step, check --duration against the step token'
+complete -c bblogin -n '__fish_seen_subcommand_from config' -l help -s h -d 'show this help message and exit'
+complete -c bblogin -n '__fish_seen_subcommand_from config' -l profile -s p -x -a '(bblogin profiles 2>/dev/null)' -d 'profile from config.toml (default: default_profile)'
+complete -c bblogin -n '__fish_seen_subcommand_from config' -l account -s a -r -d "account id, email or user name (default: the profile's active account)"
+complete -c bblogin -n '__fish_seen_subcommand_from config' -l role-arn -r -d 'role to assume (required)'
+complete -c bblogin -n '__fish_seen_subcommand_from config' -l duration -r -d 'session duration (900..max; default 3600)'
+complete -c bblogin -n '__fish_seen_subcommand_from config' -l session-name -r -d 'role session name (default: derived from the identity)'
+complete -c bblogin -n '__fish_seen_subcommand_from config' -l from-env -r -d "use the token in this environment variable (default: BITBUCKET_STEP_OIDC_TOKEN when set, else the profile's ID token)"
+complete -c bblogin -n '__fish_seen_subcommand_from config' -l sts-endpoint -r -d 'STS endpoint (default: the regional endpoint from AWS_REGION)'
+complete -c bblogin -n '__fish_seen_subcommand_from config' -l name -r -d "the AWS profile's name (default bblogin): AWS_PROFILE=NAME or --profile NAME for the AWS CLI"
 complete -c bblogin -n '__fish_seen_subcommand_from aws' -a trust-policy -d "print the IAM role trust policy that admits exactly this step's repository"
 complete -c bblogin -n '__fish_seen_subcommand_from trust-policy' -l help -s h -d 'show this help message and exit'
 complete -c bblogin -n '__fish_seen_subcommand_from trust-policy' -l token-file -r -d "a step's BITBUCKET_STEP_OIDC_TOKEN in a file (default: the variable, inside a step)"
@@ -124,7 +134,7 @@ complete -c bblogin -n '__fish_seen_subcommand_from aws' -l help -s h -d 'show t
 complete -c bblogin -n '__fish_seen_subcommand_from aws' -l profile -s p -x -a '(bblogin profiles 2>/dev/null)' -d 'profile from config.toml (default: default_profile)'
 complete -c bblogin -n '__fish_seen_subcommand_from aws' -l account -s a -r -d "account id, email or user name (default: the profile's active account)"
 complete -c bblogin -n '__fish_seen_subcommand_from aws' -l role-arn -r -d 'role to assume (required)'
-complete -c bblogin -n '__fish_seen_subcommand_from aws' -l duration -r -d 'session duration (900..max)'
+complete -c bblogin -n '__fish_seen_subcommand_from aws' -l duration -r -d 'session duration (900..max; default 3600)'
 complete -c bblogin -n '__fish_seen_subcommand_from aws' -l session-name -r -d 'role session name (default: derived from the identity)'
 complete -c bblogin -n '__fish_seen_subcommand_from aws' -l from-env -r -d "use the token in this environment variable (default: BITBUCKET_STEP_OIDC_TOKEN when set, else the profile's ID token)"
 complete -c bblogin -n '__fish_seen_subcommand_from aws' -l sts-endpoint -r -d 'STS endpoint (default: the regional endpoint from AWS_REGION)'
@@ -134,6 +144,7 @@ complete -c bblogin -n '__fish_seen_subcommand_from config' -l help -s h -d 'sho
 complete -c bblogin -n '__fish_seen_subcommand_from config' -l audience -r -d "the workload identity provider's full resource name, //iam.googleapis.com/projects/N/... (docs/pipelines.md)"
 complete -c bblogin -n '__fish_seen_subcommand_from config' -l service-account -r -d 'service account to impersonate (generateAccessToken)'
 complete -c bblogin -n '__fish_seen_subcommand_from config' -l profile -s p -x -a '(bblogin profiles 2>/dev/null)' -d 'profile whose ID token to use off Pipelines'
+complete -c bblogin -n '__fish_seen_subcommand_from config' -l account -s a -r -d 'account of that profile to use (default: its active account at the time)'
 complete -c bblogin -n '__fish_seen_subcommand_from config' -l output -r -d 'write the configuration here (default: stdout)'
 complete -c bblogin -n '__fish_seen_subcommand_from config' -l executable-output-file -r -d "where the library may cache bblogin's answer (0600) until it expires"
 complete -c bblogin -n '__fish_seen_subcommand_from config' -l timeout-millis -r -d 'how long the library waits for bblogin (5000..120000, default 30000)'
@@ -149,7 +160,6 @@ complete -c bblogin -n '__fish_seen_subcommand_from provider-condition' -l json 
 complete -c bblogin -n '__fish_seen_subcommand_from gcp' -l help -s h -d 'show this help message and exit'
 complete -c bblogin -n '__fish_seen_subcommand_from gcp' -l profile -s p -x -a '(bblogin profiles 2>/dev/null)' -d 'profile from config.toml (default: default_profile)'
 complete -c bblogin -n '__fish_seen_subcommand_from gcp' -l account -s a -r -d "account id, email or user name (default: the profile's active account)"
-complete -c bblogin -n '__fish_seen_subcommand_from gcp' -l lifetime -r -d 'how long the Google token it buys lasts, for the expiry check (default 3600)'
 complete -c bblogin -n '__fish_use_subcommand' -a completion -d 'print the shell completion script: source <(bblogin completion bash)'
 complete -c bblogin -n '__fish_seen_subcommand_from completion' -x -a 'bash zsh fish'
 complete -c bblogin -n '__fish_seen_subcommand_from completion' -l help -s h -d 'show this help message and exit'

@@ -10,7 +10,8 @@ on one runner (a CI profile exchanging each step's token), ``use``, ``logout`` (
 kubectl callers racing a ``use`` through the real launcher; and outages (issue #24): an IdP behind
 the fault injector (tests/fixtures/faults.py) refuses, resets or answers 503 for a while, tokens
 sit inside the margin, below the outage floor or past their end, backoff windows end, and
-``bblogin refresh`` forces a refresh.
+``bblogin refresh`` forces a refresh; and a Google client library running ``bblogin gcp`` with an
+output_file (issue #26).
 
 After every step:
 
@@ -23,6 +24,8 @@ After every step:
 - ``logout --profile P`` leaves every other profile that worked working;
 - every token each IdP ever received is one that IdP issued (the dev IdP's token accounting);
 - nothing prints a traceback or an "internal error";
+- a Google output file the library would reuse holds a token of its profile's active account,
+  whatever ``use``, ``logout`` and logins did since bblogin wrote it;
 - outages: a token that is still valid (``_outage.FLOOR`` seconds beyond now) of a live grant is
   always served; a served token is never one that has expired (or lives less than the floor); and
   no call contacts an IdP for an account whose backoff window is open — one attempt (with the full
@@ -485,6 +488,48 @@ class Bblogin(RuleBasedStateMachine):
             self.assert_valid_is_served(account, "access_token", full[0], f"git-credential get {url}")
             if url not in self.git_hosts:
                 assert full == (0, b""), f"answered for {url}, which config.toml does not name"
+
+    @precondition(lambda self: self.people_profiles())
+    @rule(data=st.data())
+    def google_library_runs_bblogin_gcp(self, data: st.DataObject) -> None:
+        """A Google client library runs `bblogin gcp --profile P` non-interactively with an
+        output_file (issue #26): bblogin writes its answer there, and the library reuses it."""
+        if os.environ.get(PIPELINES_ENV):
+            return  # in a step `bblogin gcp` hands over the step token, not the profile's
+        name = data.draw(st.sampled_from(self.people_profiles()))
+        library = {"GOOGLE_EXTERNAL_ACCOUNT_AUDIENCE": "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/pool/providers/dex", "GOOGLE_EXTERNAL_ACCOUNT_INTERACTIVE": "0", "GOOGLE_EXTERNAL_ACCOUNT_OUTPUT_FILE": self.gcp_file(name)}
+        os.environ.update(library)
+        try:
+            with captured() as (_out, err):
+                code = _cli.run(["gcp", "--profile", name])
+        finally:
+            for var in library:
+                del os.environ[var]
+        assert "Traceback" not in err.getvalue() and code in (0, 4, 5), err.getvalue()
+
+    def gcp_file(self, name: str) -> str:
+        return os.path.join(self.home.name, f"gcp-answer-{name}.json")
+
+    @invariant()
+    def google_output_files_hold_only_what_bblogin_would_hand_out(self) -> None:
+        """An output file the library would reuse holds a token of the profile's active account,
+        whatever `use`, `logout` and logins did since it was written (bblogin/_gcpfiles.py)."""
+        from bblogin._tokens import account_id
+
+        index = _index.load()
+        for name in PROFILES:
+            try:
+                with open(self.gcp_file(name), encoding="utf-8") as fh:
+                    answer = json.load(fh)
+            except FileNotFoundError:
+                continue
+            if not answer.get("success") or answer["expiration_time"] < time.time():
+                continue  # the library runs bblogin again
+            claims = unverified_claims(answer["id_token"]) or {}
+            owner = account_id(claims.get("iss"), claims.get("aud"), claims.get("sub"))
+            member = any(a.identity == owner and name in a.profiles for a in index.accounts.values())
+            active = index.accounts.get(index.active.get(name, ""))
+            assert member and (active is None or active.identity == owner), f"the output file of {name} holds a token of {owner}, active is {active and active.identity}"
 
     @invariant()
     def idps_received_only_their_own_tokens(self) -> None:

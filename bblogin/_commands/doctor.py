@@ -4,7 +4,7 @@ Checks: config.toml; the keyring (backend, plaintext or not, a write/read/delete
 the timeout); the trust store, and for each profile's issuer the proxy and a TLS handshake through
 it (``_doctor_network``); for each profile the IdP's discovery document and JWKS (and that it still publishes the key that
 signed the cached ID token) and the clock against the
-IdP's Date header; kubeconfig wiring (``_doctor_kubectl``: every $KUBECONFIG file, each
+IdP's Date header, and any IdP outage its accounts met (``_outage``); kubeconfig wiring (``_doctor_kubectl``: every $KUBECONFIG file, each
 bblogin entry run as kubectl runs it) and git wiring; for each configured git host, whether it accepts the
 token kind bblogin sends (one authenticated ``info/refs`` probe, as git's first request, with the
 token git would get next — refreshed first when git erased it after a 401, never a new login; only to that configured host, only over https or to loopback, redirects not
@@ -90,9 +90,22 @@ def _idp(profile: Profile) -> list[Check]:
                 if keys:
                     checks += _signing_key_check(profile, {k.get("kid") for k in published if isinstance(k, dict)})
     except BbloginError as exc:
-        return [Check(name, "fail", exc.message, exc.hint)]
+        return [Check(name, "fail", exc.message, exc.hint), *_outages(profile)]
     checks.append(_clock_check(profile))
-    return checks
+    return [*checks, *_outages(profile)]
+
+
+def _outages(profile: Profile) -> list[Check]:
+    """The profile's accounts whose last refresh met a failing IdP (``_outage``): what failed and
+    when bblogin tries again by itself."""
+    from bblogin import _index, _outage
+
+    found = [(a, _outage.of(a)) for a in _index.load().for_profile(profile.name)]
+    return [
+        Check(f"outage:{profile.name}", "warn", f"{account.label}: {outage.describe()}", f"`bblogin refresh --profile {profile.name}` tries now (once {profile.issuer} answers)")
+        for account, outage in found
+        if outage is not None
+    ]
 
 
 def _signing_key_check(profile: Profile, kids: set[str | None]) -> list[Check]:
