@@ -38,7 +38,8 @@ def test_problems_are_named_with_fixes(devidp, tmp_path) -> None:
     result = checks(done)
     assert result["keyring"]["status"] == "fail" and "--insecure-storage" in result["keyring"]["fix"]
     assert result["idp:down"]["status"] == "fail" and "127.0.0.1" in result["idp:down"]["detail"]
-    assert result["git"]["status"] == "fail" and "bblogin setup git --host https://git.example.com" in result["git"]["fix"]
+    git = result["git:https://git.example.com"]
+    assert git["status"] == "fail" and "no helper entry that runs bblogin" in git["detail"] and "bblogin setup git --host https://git.example.com" in git["fix"]
     text = subprocess.run([sys.executable, "-m", "bblogin", "doctor"], capture_output=True, text=True, timeout=60, env={**os.environ, **env})
     assert "[FAIL]" in text.stdout and "fix:" in text.stdout
 
