@@ -752,3 +752,15 @@ def test_two_profiles_asking_one_idp_for_the_same_tokens_share_one_login(keyring
     assert idp.count("/device/code") == 1 and done.stderr.count("Logging in for profile") == 1, done.stderr
     rerun = bblogin("setup", "--from", str(bundle), "--yes")
     assert rerun.returncode == 0 and idp.count("/device/code") == 1 and "Logging in" not in rerun.stderr, rerun.stderr  # the second profile joined the first's login
+
+
+def test_a_failing_config_write_takes_back_the_git_and_kubeconfig_writes_before_it(base: pathlib.Path, member: pathlib.Path) -> None:
+    from bblogin import _lock, _mirrors
+
+    write_kubeconfig(member / ".kube" / "config", "apiVersion: v1\nkind: Config\nclusters: []\nusers: []\ncontexts: []\n")
+    before = files(member)
+    with _lock.account_lock(_mirrors.CONFIG_LOCK, 5):  # config.toml's editor times out after git and the kubeconfig were written
+        done = bblogin("setup", "--from", str(base), "--yes", "--no-login")
+    assert done.returncode != 0 and "lock" in done.stderr, done.stderr
+    assert files(member) == before
+    assert "+ profile work: add" in apply(base).stderr and "credential" in (member / ".gitconfig").read_text()

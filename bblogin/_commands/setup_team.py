@@ -22,6 +22,7 @@ import argparse
 import contextlib
 import copy
 import dataclasses
+import functools
 import hashlib
 import os
 import shlex
@@ -152,19 +153,19 @@ def _git_wanted(url: str) -> dict[str, Any]:
     return {"helpers": ["", helper_value()], "useHttpPath": "true" if has_path else None}
 
 
-def _git_write(url: str, value: dict[str, Any] | None) -> None:
-    """Set (or, with None, remove) the scoped helper entries exactly as `bblogin setup git` does."""
-    from bblogin._commands.setup_git import _git_config
+def _git_write(url: str, value: dict[str, Any] | None) -> Callable[[], object] | None:
+    """Write (or, with None, remove) bblogin's helper entries for ``url`` in git's global config
+    with `setup git`'s own writers; the step that takes it back, when there is one (an update
+    from an older bblogin helper to this one needs none: both run bblogin)."""
+    from bblogin._commands.setup_git import remove_helper, write_helper
 
-    key = f"credential.{url}.helper"
-    _git_config(["--global"], "--unset-all", key)
-    _git_config(["--global"], "--unset-all", f"credential.{url}.useHttpPath")
+    scope = ["--global"]
     if value is None:
-        return
-    for helper in value["helpers"]:
-        _git_config(["--global"], "--add", key, helper)
-    if value.get("useHttpPath"):
-        _git_config(["--global"], f"credential.{url}.useHttpPath", value["useHttpPath"])
+        remove_helper(url, scope)
+        return functools.partial(write_helper, url, scope)
+    added = _git_current(url) is None
+    write_helper(url, scope)
+    return functools.partial(remove_helper, url, scope) if added else None
 
 
 def _host_table(host: _config.GitHost) -> dict[str, Any]:
@@ -395,8 +396,10 @@ def _config_mutation(changes: list[Change], check: Callable[[Change, Any], None]
                     doc["default_profile"] = c.desired
                 continue
             section = "profiles" if c.kind == "profile" else "git"
+            for key in _configedit._git_keys(doc, c.name) if section == "git" else [c.name]:  # every spelling of a git host
+                if key != c.name or c.desired is None:
+                    doc.get(section, {}).pop(key, None)
             if c.desired is None:
-                doc.get(section, {}).pop(c.name, None)
                 continue
             table = tomlkit.table()
             for k, v in c.desired.items():
@@ -574,13 +577,13 @@ def _apply(result: Plan, state: State, record: Record) -> None:
     if any(c.where == "kubeconfig" for c in todo):
         record.kubeconfig = state.kube.path
     record.save()
-    undo: list[Callable[[], None]] = []
+    undo: list[Callable[[], object]] = []
     try:
         for c in todo:
             if c.where == "git":
-                before = state.git_helpers(c.name)
-                _git_write(c.name, c.desired)
-                undo.append(lambda url=c.name, value=before: _git_write(url, value))
+                back = _git_write(c.name, c.desired)
+                if back is not None:
+                    undo.append(back)
         if any(c.where == "kubeconfig" for c in todo):
             written = result.kube_doc.write()
             if written:
