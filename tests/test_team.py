@@ -14,6 +14,7 @@ import ssl
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 import pytest
 
 from bblogin import _team
+from bblogin._errors import BbloginError
 from tests.fixtures.kube_apiserver import _certificates
 from tests.test_git import dex_token_validator
 
@@ -47,6 +49,18 @@ class BundleServer:
                     self.send_response(302)
                     self.send_header("Location", "https://127.0.0.1:9/elsewhere.toml")
                     self.end_headers()
+                    return
+                if self.path == "/slow":  # a small body, trickled out a byte at a time
+                    self.send_response(200)
+                    self.send_header("Content-Length", "100")
+                    self.end_headers()
+                    try:
+                        for _ in range(100):
+                            self.wfile.write(b"#")
+                            self.wfile.flush()
+                            time.sleep(0.2)
+                    except OSError:
+                        pass
                     return
                 if self.path in ("/huge", "/endless"):  # 300 MiB, announced or not
                     self.send_response(200)
@@ -764,3 +778,12 @@ def test_a_failing_config_write_takes_back_the_git_and_kubeconfig_writes_before_
     assert done.returncode != 0 and "lock" in done.stderr, done.stderr
     assert files(member) == before
     assert "+ profile work: add" in apply(base).stderr and "credential" in (member / ".gitconfig").read_text()
+
+
+def test_a_body_trickled_out_slowly_meets_the_fetchs_deadline(bundle_server: BundleServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle_server.ca_file))
+    monkeypatch.setattr(_team, "FETCH_DEADLINE", 1.0)  # 30 s in use; each byte comes well within the read timeout
+    started = time.monotonic()
+    with pytest.raises(BbloginError, match="did not send its answer within 1 s"):
+        _team.fetch(bundle_server.url.replace("/bblogin.toml", "/slow"))
+    assert time.monotonic() - started < 5
