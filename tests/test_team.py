@@ -261,6 +261,8 @@ def test_existing_entries_that_differ_are_reported_and_kept_and_undo_removes_onl
 
     view = YAML(typ="safe").load(kubeconfig.read_text())
     contexts = {c["name"]: c["context"] for c in view["contexts"]}
+    kube = member / ".kube" / "config"
+    assert f"{kube} (keeping the previous file as {kube}.bblogin-backup and the file before bblogin first changed it as {kube}.bblogin-original)" in done.stderr
     assert contexts["prod"] == {"cluster": "home", "user": "me"}  # kept
     assert contexts["prod-payments"]["user"] == "bblogin-work"  # added
     assert {"name": "me", "user": {"token": "my-own-static-token"}} in view["users"]

@@ -491,8 +491,10 @@ def _writes_note(result: Plan, record_path: str, logins: bool) -> str:
     parts = [p for w, p in (("config.toml", "config.toml"), ("git", "git's global config")) if w in wheres]
     if "kubeconfig" in wheres:
         kube = result.kube_doc
-        saved = f" (the previous file saved as {kube.path}{_kubeconfig.BACKUP}" + ("" if not kube.original or os.path.exists(kube.path + _kubeconfig.ORIGINAL) else f", and as {kube.path}{_kubeconfig.ORIGINAL}") + ")" if kube.original else ""
-        parts.append(f"{kube.shown}{saved}")
+        kept = [f"the previous file as {kube.path}{_kubeconfig.BACKUP}"] if kube.original else []
+        if kube.original and not os.path.exists(kube.path + _kubeconfig.ORIGINAL):
+            kept.append(f"the file before bblogin first changed it as {kube.path}{_kubeconfig.ORIGINAL}")
+        parts.append(kube.shown + (f" (keeping {' and '.join(kept)})" if kept else ""))
     then = "; then it logs in once per identity provider (tokens into the keyring, the account into accounts.json) and runs doctor's checks" if logins else ""
     return f"  Writes: {', '.join(parts)}; and the record of what it added, {record_path}{then}."
 
@@ -528,9 +530,9 @@ def run(args: argparse.Namespace) -> int:
             return EXIT_OK
         _commit(args, bundle, record, result, undo=False)
         say(f"Applied {len(todo)} change(s). Undo with: bblogin setup --from {shlex.quote(_team.shown_source(args.source))} --undo")
-    kept = [c for c in result.changes if c.action in (CONFLICT, SKIP, KEPT)]
+    kept = [c for c in result.changes if c.action in (CONFLICT, SKIP, KEPT, IN_USE)]
     if kept:
-        say(f"{len(kept)} entr{'y was' if len(kept) == 1 else 'ies were'} kept or left out (marked !): change or remove yours, then run this again to add the bundle's.")
+        say(f"{len(kept)} entr{'y was' if len(kept) == 1 else 'ies were'} kept or left out (marked !, each says why): to get the bundle's, change or remove yours, then run this again.")
     if args.dry_run:
         return EXIT_OK
     if not args.no_login:
