@@ -789,3 +789,17 @@ def test_a_body_trickled_out_slowly_meets_the_fetchs_deadline(bundle_server: Bun
     with pytest.raises(BbloginError, match="did not send its answer within 1 s"):
         _team.fetch(bundle_server.url.replace("/bblogin.toml", "/slow"))
     assert time.monotonic() - started < 5
+
+
+def test_a_record_written_before_entries_were_compared_as_kubectl_means_them_still_counts(base: pathlib.Path, member: pathlib.Path, kubectl_bin: pathlib.Path) -> None:
+    apply(base)
+    [record] = (pathlib.Path(os.environ["BBLOGIN_STATE_DIR"]) / "team").glob("*.json")
+    data = json.loads(record.read_text())
+    for key, value in data["entries"].items():  # as the first version recorded them: with kubectl's defaults
+        if key.startswith("kubeconfig|user|"):
+            value["exec"]["provideClusterInfo"] = False
+            value["exec"]["env"] = None
+    record.write_text(json.dumps(data))
+    undo = bblogin("setup", "--from", str(base), "--undo")
+    assert undo.returncode == 0 and "kept" not in undo.stderr, undo.stderr
+    assert not kube_view(kubectl_bin).get("users")

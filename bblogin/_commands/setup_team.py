@@ -103,7 +103,10 @@ class Record:
                 f"{path} (what setup --from {_team.shown_source(source)} wrote before) is not a record bblogin can use: {problem}; nothing was changed",
                 hint="restore the file from a backup; or delete it, and bblogin counts nothing as added by this bundle (undo removes nothing, a rerun reports its entries as conflicts)",
             )
-        return cls(source=source, kubeconfig=data.get("kubeconfig"), entries=data["entries"], pending=data.get("pending") or {})
+        def plain(entries: dict[str, Any]) -> dict[str, Any]:  # kubeconfig values as kubectl means them (records of bblogin 0.x kept kubectl's defaults)
+            return {k: _kubeconfig.normal(v) if k.startswith("kubeconfig|") else v for k, v in entries.items()}
+
+        return cls(source=source, kubeconfig=data.get("kubeconfig"), entries=plain(data["entries"]), pending=plain(data.get("pending") or {}))
 
     def ours(self, key: str, current: Any) -> bool:
         """Whether ``current`` is what this bundle wrote there (so it may update or remove it)."""
