@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from bblogin import _config, _configedit, _index
+from bblogin._cli import launcher_command
 from bblogin._errors import ConfigError, IdPError, LoginFailed, LoginRequired, OAuthError, RefreshTokenDead, TokenVerificationError, UsageError
 from bblogin._login import LoginOptions, interactive_login
 from bblogin._providers._paste import parse_pasted_redirect
@@ -438,3 +439,15 @@ def test_logout_during_a_refresh_stays_logged_out(keyring_secret_service, bitbuc
     leaver.join(20)
     assert account.id not in _index.load().accounts
     assert all(SecretStore(account.storage).get(account.id, kind) is None for kind in ("refresh_token", "access_token"))
+
+
+def test_a_hand_written_kubeconfig_entry_never_gets_a_bitbucket_token(keyring_secret_service, bitbucket_cloud) -> None:
+    """setup kubectl refuses a Bitbucket profile; an entry written by hand (`bblogin kubectl --profile
+    cloud --use-access-token`) gets no token either, from the full path or the launcher's hot path:
+    the access token is a Bitbucket credential, and a Kubernetes API server is not Bitbucket."""
+    tokens, _ = login_in_process(bitbucket_cloud, cloud_profile(bitbucket_cloud))
+    env = {**os.environ, "KUBERNETES_EXEC_INFO": '{"apiVersion":"client.authentication.k8s.io/v1","spec":{"interactive":false}}'}
+    for command in ([sys.executable, "-m", "bblogin", "kubectl", "--profile", "cloud", "--use-access-token"], launcher_command("kubectl", "--profile", "cloud", "--use-access-token"), launcher_command("kubectl", "--profile", "cloud")):
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env)
+        assert done.returncode == 3 and done.stdout == "" and "never to a Kubernetes API server" in done.stderr, done.stderr
+        assert tokens.access_token not in done.stderr

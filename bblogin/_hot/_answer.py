@@ -336,6 +336,8 @@ def kubectl(argv: list[str]) -> bytes | None:
         profile = (config.get("profiles") or {}).get(name) or (_adhoc_profile(name) if "--profile" in opts else None)
         if not profile or "--connector-id" in opts:  # a connector other than the profile's is another request shape
             return None
+    if profile.get("provider", "oidc") != "oidc":  # a Bitbucket token never goes to Kubernetes: the full path says why
+        return None
     account = _account(name, opts.get("--account"), profile) if name else None
     if account is None:
         return None
