@@ -164,6 +164,15 @@ class LoginTimeout(LoginFailed):
     default_hint = "run the login again and finish it in the browser within the time limit (--timeout)"
 
 
+class LoginEnded(BbloginError):
+    """This process waited for the login another bblogin ran for the same account, and that login
+    failed: its message, hint and exit code, instead of a second login (``_loginresult``)."""
+
+    def __init__(self, message: str, *, hint: str | None = None, exit_code: int = EXIT_LOGIN_FAILED) -> None:
+        super().__init__(message, hint=hint)
+        self.exit_code = exit_code
+
+
 class LockTimeout(BbloginError):
     """Another bblogin process held the account lock for longer than the lock timeout."""
 

@@ -20,11 +20,13 @@ from __future__ import annotations
 import dataclasses
 import sys
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from bblogin import _index
+from bblogin import _index, _loginresult
 from bblogin._config import Profile
 from bblogin._errors import LoginRequired, RefreshTokenDead
+from bblogin._interactive import Gate, why_not
 from bblogin._lock import account_lock
 from bblogin._store import SecretStore
 from bblogin._tokens import TOKEN_KINDS, Identity, TokenSet, account_id
@@ -46,7 +48,8 @@ class _Log:
 
 log = _Log()
 
-NON_INTERACTIVE_LOCK_TIMEOUT = 30
+NON_INTERACTIVE_LOCK_TIMEOUT = 30  # seconds a caller that may not log in waits for the lock
+LOGIN_WAIT_MARGIN = 30  # seconds past a login's own timeout that a waiter allows it (the code exchange, storing)
 
 
 @dataclass(frozen=True)
@@ -233,35 +236,57 @@ def _refresh(profile: Profile, account: Account, store: SecretStore) -> TokenSet
     return tokens
 
 
+def lock_wait(profile: Profile, interactive: object) -> float:
+    """How long a caller waits for the account lock: never longer than a login running there can
+    last (the profile's ``login_timeout``) plus :data:`LOGIN_WAIT_MARGIN`, capped by
+    ``lock_timeout``; a caller that may not log in waits at most
+    :data:`NON_INTERACTIVE_LOCK_TIMEOUT`. Always finite: the lock always times out."""
+    wait = min(profile.lock_timeout, profile.login_timeout + LOGIN_WAIT_MARGIN)
+    return float(wait if interactive else min(wait, NON_INTERACTIVE_LOCK_TIMEOUT))
+
+
+def note_waiting(profile: Profile, seconds: float) -> Callable[[], None]:
+    def note() -> None:
+        if sys.stderr is not None and sys.stderr.isatty():  # not into a pipe someone parses (google-auth reads stderr as JSON)
+            print(f"bblogin: another bblogin is signing in or refreshing for profile {profile.name}; waiting up to {seconds:g} s for its result…", file=sys.stderr, flush=True)
+
+    return note
+
+
 def get_credential(
     profile: Profile,
     *,
     kind: str = "id_token",
     account: Account | None = None,
-    interactive: bool = False,
+    interactive: bool | Gate = False,
     force_refresh: bool = False,
     login: LoginOptions | None = None,
 ) -> Credential:
     """A valid ``kind`` token for ``account`` (default: the profile's active account).
 
     Refreshes when the cached token expires within the profile's margin. A dead refresh token
-    leads to a login only when ``interactive``; otherwise :class:`LoginRequired` names the
-    command to run. Network and IdP failures raise :class:`IdPError` and never start a login.
+    leads to a login only when ``interactive`` (a :class:`~bblogin._interactive.Gate`, asked only
+    then); otherwise :class:`LoginRequired` names the command to run and why no login started.
+    A login that another process ran under the same lock while this one waited is this call's
+    result too: its failure is raised here (:mod:`bblogin._loginresult`), never a second login.
+    Network and IdP failures raise :class:`IdPError` and never start a login.
     """
     index = _index.load()
     if account is not None:
         _require_issued_for(account, profile)
     else:
         account = visible_account(index, profile)
+    lock_key = account.id if account is not None else f"profile-{profile.name}"
+    seen = _loginresult.generation(lock_key)  # before waiting: a login that ends after this is ours to take
     store = SecretStore(profile.storage)
     margin = profile.refresh_margin
     if account is not None and not force_refresh:
         cached = _fresh(profile, account, store, kind, margin)
         if cached is not None:
             return cached
-    lock_key = account.id if account is not None else f"profile-{profile.name}"
-    timeout = profile.lock_timeout if interactive else min(profile.lock_timeout, NON_INTERACTIVE_LOCK_TIMEOUT)
-    with account_lock(lock_key, timeout):
+    timeout = lock_wait(profile, interactive)
+    with account_lock(lock_key, timeout, on_wait=note_waiting(profile, timeout)):
+        ended = _loginresult.ended_since(lock_key, seen)
         index = _index.load()
         if account is None:
             account = visible_account(index, profile)
@@ -275,6 +300,8 @@ def get_credential(
             cached = _fresh(profile, account, store, kind, margin)
             if cached is not None:
                 return cached
+        if ended is not None and not ended.ok:
+            raise ended.error()  # the login we waited for failed: the same failure, not another login
         if profile.pipelines:  # CI: a fresh exchange of the step's identity token, never a login
             from bblogin._exchange import exchange, subject_token
 
@@ -288,20 +315,34 @@ def get_credential(
                     if cached is not None:
                         return cached
             except RefreshTokenDead as exc:
-                if not interactive:
+                if not interactive or ended is not None:
                     raise RefreshTokenDead(
-                        f"the login for {account.label} ({profile.name}) has ended: the identity provider refused the refresh token",
+                        f"the login for {account.label} ({profile.name}) has ended: the identity provider refused the refresh token"
+                        + _no_login_because(interactive, ended),
                         hint=f"run `{login_command(profile)}`",
                     ) from exc
                 print(f"bblogin: the login for {account.label} has ended ({exc.message}); starting a new login.", file=sys.stderr)
-        if not interactive:
+        if not interactive or ended is not None:
             who = f" for {account.label}" if account is not None else ""
-            raise LoginRequired(f"no valid {kind.replace('_', ' ')}{who} in profile {profile.name!r}", hint=f"run `{login_command(profile)}`")
+            raise LoginRequired(
+                f"no valid {kind.replace('_', ' ')}{who} in profile {profile.name!r}" + _no_login_because(interactive, ended),
+                hint=f"run `{login_command(profile)}`",
+            )
         from bblogin._login import LoginOptions, interactive_login
 
         store.check()  # before the browser: a sign-in whose tokens cannot be stored is wasted
-        tokens, identity = interactive_login(profile, login or LoginOptions())
-        return _issued(save_login(profile, tokens, identity), profile, kind)
+        with _loginresult.publishing(lock_key):
+            tokens, identity = interactive_login(profile, login or LoginOptions())
+            saved = save_login(profile, tokens, identity)
+        return _issued(saved, profile, kind)
+
+
+def _no_login_because(interactive: object, ended: _loginresult.Result | None) -> str:
+    """Why this call starts no login, for the message ("" when the caller gave no reason)."""
+    if ended is not None:
+        return "; the login another bblogin ran meanwhile did not provide it"
+    why = why_not(interactive)
+    return f"; no login started: {why}" if why else ""
 
 
 def _issued(account: Account, profile: Profile, kind: str) -> Credential:

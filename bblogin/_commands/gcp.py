@@ -17,10 +17,11 @@ import sys
 
 from bblogin import _gcp
 from bblogin._claims import unverified_claims
-from bblogin._commands._common import account_from_args, load_config, on_terminal
+from bblogin._commands._common import account_from_args, load_config
 from bblogin._drift import drift_warning
 from bblogin._errors import BbloginError, LoginRequired, UsageError
 from bblogin._exchange import PIPELINES_ENV, subject_token
+from bblogin._interactive import Gate
 from bblogin._timefmt import rfc3339
 from bblogin._tokens import now
 
@@ -54,7 +55,8 @@ def _profile_token(args: argparse.Namespace, request: _gcp.LibraryRequest) -> tu
     profile = load_config().profile(args.profile)
     # a login only for a person the library hands the terminal to (interactive mode), or at a
     # terminal when no library runs us; never when the library says non-interactive
-    interactive = on_terminal() and (request.interactive or not request.run_by_library)
+    said_no = "" if request.interactive or not request.run_by_library else "google-auth runs bblogin non-interactively (GOOGLE_EXTERNAL_ACCOUNT_INTERACTIVE is not 1)"
+    interactive = Gate("gcp", said_no=said_no)
     cred = get_credential(profile, kind="id_token", account=account_from_args(args, profile), interactive=interactive)
     return cred.token, cred.expires_at  # already on this machine's clock (the IdP's offset taken out)
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
 
 from bblogin import _gitcred, _index
 from bblogin._commands._common import load_config, say
 from bblogin._config import Config, GitHost
 from bblogin._errors import BbloginError, LoginRequired
+from bblogin._interactive import Gate
 from bblogin._session import forget_cached, get_credential, visible_account
 
 
@@ -29,22 +29,11 @@ def _host(config: Config, fields: dict[str, list[str]]) -> GitHost | None:
     return next((h for h in config.git_hosts if h.url == match["url"]), None) if match else None
 
 
-def _can_prompt() -> bool:
-    """git sets GIT_TERMINAL_PROMPT=0 when nobody may be asked; without a terminal nobody can be."""
-    if os.environ.get("GIT_TERMINAL_PROMPT") == "0":
-        return False
-    try:
-        with open("/dev/tty"):
-            return True
-    except OSError:
-        return False
-
-
 def _get(config: Config, host: GitHost, fields: dict[str, list[str]]) -> int:
     profile = config.profiles[host.profile]
     account = _index.load().find(host.account, profile.name) if host.account else None
     try:
-        cred = get_credential(profile, kind=host.token, account=account, interactive=_can_prompt())
+        cred = get_credential(profile, kind=host.token, account=account, interactive=Gate("git"))
     except LoginRequired as exc:
         say(f"bblogin: no credential for {host.url}: {exc.message}\n  hint: {exc.hint}")
         return 0  # no answer: git goes on to its next helper or fails with its own message

@@ -12,6 +12,7 @@ import os
 import sys
 
 from bblogin import _kubectl
+from bblogin._interactive import Gate
 from bblogin._commands._common import account_from_args, load_config, profile_from_args
 from bblogin._errors import LoginRequired
 from bblogin._session import get_credential
@@ -20,9 +21,10 @@ from bblogin._session import get_credential
 def run(args: argparse.Namespace) -> int:
     api_version, interactive = _kubectl.parse_exec_info(os.environ.get("KUBERNETES_EXEC_INFO"))
     profile = profile_from_args(args, load_config())
+    gate = Gate("kubectl", said_no="" if interactive else "kubectl says the session is not interactive (interactiveMode Never, or its standard input is not a terminal)")
     kind = "access_token" if args.use_access_token or profile.use_access_token else "id_token"
     try:
-        cred = get_credential(profile, kind=kind, account=account_from_args(args, profile), interactive=interactive)
+        cred = get_credential(profile, kind=kind, account=account_from_args(args, profile), interactive=gate)
     except LoginRequired:
         from bblogin._store import SecretStore
 
