@@ -1,0 +1,24 @@
+"""Run a command as it runs in a terminal: a session whose controlling terminal is the
+pseudo-terminal on fds 0-2 (the test holds its master side).
+
+    pty_session.py [--background] -- COMMAND...
+
+With ``--background`` COMMAND runs in a process group of its own, so it is a background job of
+that terminal (as ``cmd &`` in an interactive shell, or a watcher an IDE started), with SIGTTIN
+ignored: a read from the terminal fails at once (EIO) instead of stopping the job for good.
+Without it, COMMAND is in the terminal's foreground process group. Exits with COMMAND's code."""
+
+from __future__ import annotations
+
+import fcntl
+import signal
+import subprocess
+import sys
+import termios
+
+fcntl.ioctl(0, termios.TIOCSCTTY, 0)  # we are a session leader (start_new_session): the pty becomes our terminal
+background = sys.argv[1] == "--background"
+command = sys.argv[sys.argv.index("--") + 1 :]
+if background:
+    signal.signal(signal.SIGTTIN, signal.SIG_IGN)  # inherited through exec
+sys.exit(subprocess.call(command, process_group=0) if background else subprocess.call(command))
