@@ -50,6 +50,9 @@ class Terminal:
                 return
             self._chunks.append(data)
 
+    def output(self) -> str:
+        return b"".join(self._chunks).decode(errors="replace")
+
     def wait(self, timeout: float = 120) -> tuple[int, str]:
         try:
             code = self.proc.wait(timeout)
@@ -234,6 +237,56 @@ def test_three_kubectl_one_browser_tab_and_one_result(
     assert code == 0, text
     assert "v1.35.0-bblogin-test" in text
     assert _launches(record) == 2
+
+
+def _until(condition, what: str, timeout: float = 60) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+TOKEN = [sys.executable, "-m", "bblogin", "token", "--profile"]
+
+
+def test_a_holder_killed_mid_login_publishes_nothing_and_the_next_waiter_logs_in(keyring_secret_service, devidp_factory, tmp_path: pathlib.Path) -> None:
+    """kill -9 of the process running the login: the kernel drops its lock, no result is left,
+    so a waiter is not failed by a login that never ended — it runs the one next login."""
+    idp = devidp_factory(auto_approve=False)
+    _profile(idp, 60)
+    env, record = _person(tmp_path, "ignore,deny", delay=0)
+    first = Terminal([*TOKEN, "dev"], env)
+    _until(lambda: _launches(record) == 1, "the first browser launch")
+    second = Terminal([*TOKEN, "dev"], env)
+    _until(lambda: "waiting up to" in second.output(), "the second to wait")
+    holder = int(record.read_text().split()[1])  # the browser's parent: the bblogin running the login
+    os.kill(holder, 9)
+    code, _ = first.wait(60)
+    assert code == 128 + 9
+    code, text = second.wait(90)
+    assert code == EXIT_LOGIN_FAILED and "access_denied" in text, text
+    assert _launches(record) == 2
+
+
+def test_logins_for_two_profiles_do_not_wait_for_each_other(keyring_secret_service, devidp_factory, tmp_path: pathlib.Path) -> None:
+    idp = devidp_factory(auto_approve=False)
+    _profile(idp, 60)
+    _configedit.save_profile(Profile(name="ops", issuer=idp.issuer, client_id="bblogin", connector_id="bitbucket-cloud", scopes=("openid", "email", "offline_access")))
+    env, record = _person(tmp_path, "deny", delay=3)
+    runs = [Terminal([*TOKEN, name], env) for name in ("dev", "ops")]
+    results = [run.wait(90) for run in runs]
+    assert _launches(record) == 2  # one login per profile, at the same time
+    assert all(code == EXIT_LOGIN_FAILED and "waiting up to" not in text for code, text in results), results
+
+
+def test_lock_waits_follow_the_login_timeout() -> None:
+    from bblogin._session import LOGIN_WAIT_MARGIN, NON_INTERACTIVE_LOCK_TIMEOUT, lock_wait
+
+    profile = Profile(name="p", issuer="https://idp.example", client_id="c")  # login_timeout 180, lock_timeout 240
+    assert lock_wait(profile, True) == profile.login_timeout + LOGIN_WAIT_MARGIN < profile.lock_timeout
+    assert lock_wait(profile, False) == NON_INTERACTIVE_LOCK_TIMEOUT
+    short = Profile(name="p", issuer="https://idp.example", client_id="c", lock_timeout=20)
+    assert lock_wait(short, True) == 20
 
 
 @pytest.fixture

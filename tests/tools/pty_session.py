@@ -6,7 +6,7 @@ pseudo-terminal on fds 0-2 (the test holds its master side).
 With ``--background`` COMMAND runs in a process group of its own, so it is a background job of
 that terminal (as ``cmd &`` in an interactive shell, or a watcher an IDE started), with SIGTTIN
 ignored: a read from the terminal fails at once (EIO) instead of stopping the job for good.
-Without it, COMMAND is in the terminal's foreground process group. Exits with COMMAND's code."""
+Without it, COMMAND is in the terminal's foreground process group. Exits with COMMAND's code (128 + N when signal N ended it)."""
 
 from __future__ import annotations
 
@@ -21,4 +21,5 @@ background = sys.argv[1] == "--background"
 command = sys.argv[sys.argv.index("--") + 1 :]
 if background:
     signal.signal(signal.SIGTTIN, signal.SIG_IGN)  # inherited through exec
-sys.exit(subprocess.call(command, process_group=0) if background else subprocess.call(command))
+code = subprocess.call(command, process_group=0) if background else subprocess.call(command)
+sys.exit(128 - code if code < 0 else code)  # a signal's end as a shell reports it (kill -9: 137)
