@@ -36,7 +36,7 @@ EXIT_CODES: tuple[tuple[int, str, str, str], ...] = (
     (EXIT_IDP, "identity provider", "the identity provider is unreachable, slow or failing (5xx, HTML, truncated JSON), refused the request, or TLS failed; cached tokens are untouched", "retry later; see troubleshooting.md"),
     (EXIT_STORAGE, "storage", "the keyring is missing, locked or not answering, or the state directory is not writable (disk full)", "unlock or start a keyring, free space"),
     (EXIT_VERIFICATION, "verification", "a token failed verification; nothing was stored", "check the issuer and client id; report it to the IdP's operators"),
-    (EXIT_LOGIN_FAILED, "login failed", "the login did not complete: denied, a wrong state (also a loopback login that timed out after refusing a callback with a foreign or missing state), an expired device code, STS refused the role", "start again in a fresh browser tab; check access rules"),
+    (EXIT_LOGIN_FAILED, "login failed", "the login did not complete: denied, a wrong state (also a loopback login that timed out after refusing a callback with a foreign or missing state), an expired device code, STS refused the role; also every process that waited for that login (they share its result, exit code and message)", "start again in a fresh browser tab; check access rules"),
     (EXIT_TIMEOUT, "timeout", "the browser did not come back in time (no callback at all), or another bblogin held the account lock too long", "finish or cancel the other login"),
     (EXIT_CHECK_FAILED, "check failed", "`bblogin doctor` found at least one failed check (it printed what to fix; warnings alone exit 0)", "do what its `fix:` lines say, then run it again"),
     (EXIT_CANCELLED, "cancelled", "cancelled (Ctrl-C)", ""),
