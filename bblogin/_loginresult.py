@@ -30,7 +30,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import stat
 import time
 from collections.abc import Iterator
@@ -133,6 +132,8 @@ def ended_since(key: str, seen: str | None) -> Result | None:
 def publish(key: str, error: BbloginError | None) -> None:
     """Record a login's end (``error`` None: success). Called under the lock. A state directory
     that cannot take the file costs the waiters only their shortcut, never the login itself."""
+    import secrets  # not at the top: random's import is a cost every full-path call would pay
+
     doc = {
         "v": 1,
         "generation": secrets.token_hex(16),

@@ -328,13 +328,33 @@ def get_credential(
                 f"no valid {kind.replace('_', ' ')}{who} in profile {profile.name!r}" + _no_login_because(interactive, ended),
                 hint=f"run `{login_command(profile)}`",
             )
-        from bblogin._login import LoginOptions, interactive_login
+        from bblogin._login import LoginOptions
 
         store.check()  # before the browser: a sign-in whose tokens cannot be stored is wasted
-        with _loginresult.publishing(lock_key):
-            tokens, identity = interactive_login(profile, login or LoginOptions())
-            saved = save_login(profile, tokens, identity)
-        return _issued(saved, profile, kind)
+        return _issued(_login_published(lock_key, profile, login or LoginOptions()), profile, kind)
+
+
+def _login_published(lock_key: str, profile: Profile, options: LoginOptions) -> Account:
+    """Run a login under ``lock_key``'s lock (held by the caller), store it, publish how it ended."""
+    from bblogin._login import interactive_login
+
+    with _loginresult.publishing(lock_key):
+        tokens, identity = interactive_login(profile, options)
+        return save_login(profile, tokens, identity)
+
+
+def login_now(profile: Profile, options: LoginOptions) -> Account:
+    """A login the person asked for (``bblogin login``, the TUI), made active for its profile: one
+    per profile at a time, under the profile's lock. One that had to wait while another login for
+    the profile ran and failed fails the same way (the rule of :func:`get_credential`)."""
+    key = f"profile-{profile.name}"
+    seen = _loginresult.generation(key)
+    timeout = lock_wait(profile, True)
+    with account_lock(key, timeout, on_wait=note_waiting(profile, timeout)):
+        ended = _loginresult.ended_since(key, seen)
+        if ended is not None and not ended.ok:
+            raise ended.error()
+        return _login_published(key, profile, options)
 
 
 def _no_login_because(interactive: object, ended: _loginresult.Result | None) -> str:

@@ -268,6 +268,19 @@ def test_a_holder_killed_mid_login_publishes_nothing_and_the_next_waiter_logs_in
     assert _launches(record) == 2
 
 
+def test_two_explicit_logins_at_once_share_the_first_ones_failure(keyring_secret_service, devidp_factory, tmp_path: pathlib.Path) -> None:
+    """`bblogin login` in two terminals at once (the TUI logs in the same way): one browser tab;
+    the second, which waited, fails with the first one's denial."""
+    idp = devidp_factory(auto_approve=False)
+    _profile(idp, 60)
+    env, record = _person(tmp_path, "deny", delay=2)
+    runs = [Terminal([sys.executable, "-m", "bblogin", "login", "--profile", "dev", "--flow", "loopback"], env) for _ in range(2)]
+    results = [run.wait(90) for run in runs]
+    assert _launches(record) == 1, results
+    assert [code for code, _ in results] == [EXIT_LOGIN_FAILED] * 2, results
+    assert len({tuple(line for line in _bblogin_lines(text) if "access_denied" in line) for _, text in results}) == 1
+
+
 def test_logins_for_two_profiles_do_not_wait_for_each_other(keyring_secret_service, devidp_factory, tmp_path: pathlib.Path) -> None:
     idp = devidp_factory(auto_approve=False)
     _profile(idp, 60)

@@ -18,10 +18,15 @@ from bblogin._errors import LoginRequired
 from bblogin._session import get_credential
 
 
+_NOT_INTERACTIVE = "kubectl says the session is not interactive (interactiveMode Never, or kubectl's standard input is not a terminal)"
+_NO_EXEC_INFO = "KUBERNETES_EXEC_INFO is not set, so nothing says a person is there (kubectl sets it; run by hand, use `bblogin token`)"
+
+
 def run(args: argparse.Namespace) -> int:
-    api_version, interactive = _kubectl.parse_exec_info(os.environ.get("KUBERNETES_EXEC_INFO"))
+    exec_info = os.environ.get("KUBERNETES_EXEC_INFO")
+    api_version, interactive = _kubectl.parse_exec_info(exec_info)
     profile = profile_from_args(args, load_config())
-    gate = Gate("kubectl", said_no="" if interactive else "kubectl says the session is not interactive (interactiveMode Never, or its standard input is not a terminal)")
+    gate = Gate("kubectl", said_no="" if interactive else _NOT_INTERACTIVE if exec_info else _NO_EXEC_INFO)
     kind = "access_token" if args.use_access_token or profile.use_access_token else "id_token"
     try:
         cred = get_credential(profile, kind=kind, account=account_from_args(args, profile), interactive=gate)
