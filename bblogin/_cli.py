@@ -128,6 +128,7 @@ def build_parser(prog: str = PROG, *, only: str | None = None) -> argparse.Argum
     _add_profile(p)
     _add_idp(p)
     p.add_argument("--use-access-token", action="store_true", help="send the access token instead of the ID token")
+    p.add_argument("--no-login", action="store_true", help="fail instead of starting a login even on a terminal (as kubectl's interactiveMode: Never)")
 
     p = command("git-credential", "git_credential", "git credential helper (git runs it; see `bblogin setup git`)")
     p.add_argument("operation", choices=("get", "store", "erase", "capability"), help="what git asks")
@@ -186,6 +187,7 @@ def build_parser(prog: str = PROG, *, only: str | None = None) -> argparse.Argum
     p.add_argument("--session-name", metavar="NAME", help="role session name (default: derived from the identity)")
     p.add_argument("--from-env", metavar="VAR", help="use the token in this environment variable (default: BITBUCKET_STEP_OIDC_TOKEN when set, else the profile's ID token)")
     p.add_argument("--sts-endpoint", metavar="URL", help="STS endpoint (default: the regional endpoint from AWS_REGION)")
+    p.add_argument("--no-login", action="store_true", help="fail instead of starting a login when no valid token is cached")
     aws = p.add_subparsers(dest="aws_action", metavar="ACTION")
     s = _step_identity_parser(aws, "trust-policy", "print the IAM role trust policy that admits exactly this step's repository")
     s.add_argument("--account-id", required=True, metavar="ID", help="the AWS account (12 digits) that holds the IAM OIDC provider")
@@ -193,6 +195,7 @@ def build_parser(prog: str = PROG, *, only: str | None = None) -> argparse.Argum
     p = command("gcp", "gcp", "Google Cloud executable-sourced credential: print the Pipelines or IdP token for google-auth and gcloud")
     _add_profile(p)
     p.add_argument("--lifetime", type=int, default=3600, metavar="SECONDS", help="how long the Google token it buys lasts, for the expiry check (default 3600)")
+    p.add_argument("--no-login", action="store_true", help="fail instead of starting a login when no valid token is cached")
     gcp = p.add_subparsers(dest="gcp_action", metavar="ACTION")
     s = gcp.add_parser("config", help="write the external_account credential configuration that runs `bblogin gcp`", description="write the external_account credential configuration that runs `bblogin gcp`")
     s.set_defaults(_module="gcp_config")

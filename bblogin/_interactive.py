@@ -3,8 +3,8 @@ a device code, and wait for a person.
 
 Yes only when every test passes, in this order (the first that fails is the reason given):
 
-1. nothing said no: ``--no-login``, kubectl's ``spec.interactive`` false (or no
-   ``KUBERNETES_EXEC_INFO`` at all), a library that runs us non-interactively (google-auth);
+1. nothing said no: ``--no-login``, ``BBLOGIN_NO_LOGIN=1``, kubectl's ``spec.interactive`` false
+   (or no ``KUBERNETES_EXEC_INFO`` at all), a library that runs us non-interactively (google-auth);
 2. not a Bitbucket Pipelines step (``BITBUCKET_STEP_OIDC_TOKEN``/``BITBUCKET_BUILD_NUMBER``);
 3. git: ``GIT_TERMINAL_PROMPT`` is not ``0`` (git's "nobody may be asked"), and no
    ``GIT_ASKPASS`` — git then asks through that program (an IDE's dialog), never the terminal;
@@ -62,12 +62,17 @@ def _controlling_terminal_foreground() -> str:
         os.close(fd)
 
 
-def decide(caller: str, *, said_no: str = "", env: Mapping[str, str] | None = None) -> Decision:
-    """The decision for ``caller`` (one of :data:`CALLERS`). ``said_no``: a reason the caller
-    already has ("--no-login was given", "kubectl says the session is not interactive")."""
+def decide(caller: str, *, no_login: bool = False, said_no: str = "", env: Mapping[str, str] | None = None) -> Decision:
+    """The decision for ``caller`` (one of :data:`CALLERS`). ``no_login``: the command's
+    ``--no-login``; ``said_no``: a reason the caller already has ("kubectl says the session is
+    not interactive")."""
     env = os.environ if env is None else env
+    if no_login:
+        return Decision(False, "--no-login was given")
     if said_no:
         return Decision(False, said_no)
+    if env.get("BBLOGIN_NO_LOGIN") == "1":
+        return Decision(False, "BBLOGIN_NO_LOGIN=1 is set")
     if env.get("BITBUCKET_STEP_OIDC_TOKEN") or env.get("BITBUCKET_BUILD_NUMBER"):
         return Decision(False, "this is a Bitbucket Pipelines step")
     if caller == "git":
@@ -96,16 +101,16 @@ class Gate:
     """A decision taken when first asked (``bool(gate)``), then kept: what callers hand to
     ``_session.get_credential`` as ``interactive``, so a cached answer costs no system call."""
 
-    def __init__(self, caller: str, *, said_no: str = "") -> None:
+    def __init__(self, caller: str, *, no_login: bool = False, said_no: str = "") -> None:
         if caller not in CALLERS:
             raise ValueError(f"unknown caller {caller!r}")
-        self.caller, self.said_no = caller, said_no
+        self.caller, self.no_login, self.said_no = caller, no_login, said_no
         self._decision: Decision | None = None
 
     @property
     def decision(self) -> Decision:
         if self._decision is None:
-            self._decision = decide(self.caller, said_no=self.said_no)
+            self._decision = decide(self.caller, no_login=self.no_login, said_no=self.said_no)
         return self._decision
 
     def __bool__(self) -> bool:

@@ -76,7 +76,7 @@ def decision_on_terminal(caller: str, env: dict[str, str], *, background: bool =
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("GIT_ASKPASS", "SSH_ASKPASS", "SSH_ASKPASS_REQUIRE", "GIT_TERMINAL_PROMPT", "BITBUCKET_BUILD_NUMBER", "BITBUCKET_STEP_OIDC_TOKEN")}
+    env = {k: v for k, v in os.environ.items() if k not in ("BBLOGIN_NO_LOGIN", "GIT_ASKPASS", "SSH_ASKPASS", "SSH_ASKPASS_REQUIRE", "GIT_TERMINAL_PROMPT", "BITBUCKET_BUILD_NUMBER", "BITBUCKET_STEP_OIDC_TOKEN")}
     return {**env, **extra}
 
 
@@ -95,6 +95,7 @@ def clean_env(**extra: str) -> dict[str, str]:
         ("cli", {"SSH_ASKPASS": "/usr/bin/true", "SSH_ASKPASS_REQUIRE": "force"}, False, False, False, "SSH_ASKPASS"),
         ("cli", {"SSH_ASKPASS": "/usr/bin/true"}, False, False, True, ""),  # ssh uses it only without a terminal
         ("kubectl", {"BITBUCKET_BUILD_NUMBER": "7"}, False, False, False, "Pipelines"),
+        ("cli", {"BBLOGIN_NO_LOGIN": "1"}, False, False, False, "BBLOGIN_NO_LOGIN=1"),
     ],
 )
 def test_decision_in_real_terminals(caller: str, env: dict[str, str], background: bool, stdin_null: bool, allowed: bool, reason: str) -> None:
@@ -300,6 +301,25 @@ def test_lock_waits_follow_the_login_timeout() -> None:
     assert lock_wait(profile, False) == NON_INTERACTIVE_LOCK_TIMEOUT
     short = Profile(name="p", issuer="https://idp.example", client_id="c", lock_timeout=20)
     assert lock_wait(short, True) == 20
+
+
+def test_kubectl_no_login_flag_on_a_terminal(keyring_secret_service, devidp_factory, kube_apiserver, kubectl_bin, tmp_path: pathlib.Path) -> None:
+    """`--no-login` in the kubeconfig entry: no browser even in the foreground of a terminal with
+    kubectl saying interactive; once logged in, the hot path still answers such an entry."""
+    from tests.test_hot import _hot_imports
+    from tests.test_session import login
+
+    idp = devidp_factory()
+    _profile(idp, 60)
+    user = exec_user("IfAvailable")
+    user["exec"]["args"] = [*user["exec"]["args"], "--no-login"]
+    kubeconfig = kube_apiserver(issuer=idp.issuer, client_id="bblogin").kubeconfig(user)
+    env, record = _person(tmp_path, "approve", 0)
+    code, text = Terminal([str(kubectl_bin), "--kubeconfig", str(kubeconfig), "get", "--raw", "/version"], env).wait(60)
+    assert code != 0 and "exit code 4" in text and "no login started: --no-login was given" in text, text
+    assert _launches(record) == 0
+    login(idp)
+    assert _hot_imports(["kubectl", "--profile", "dev", "--no-login"])[0] == 0  # answered from the cache, no full path
 
 
 @pytest.fixture

@@ -40,7 +40,7 @@ def _web_identity_token(args: argparse.Namespace) -> tuple[str, bool]:
 
     config = load_config()
     profile = config.profile(args.profile)
-    return get_credential(profile, kind="id_token", account=account_from_args(args, profile), interactive=Gate("aws")).token, False
+    return get_credential(profile, kind="id_token", account=account_from_args(args, profile), interactive=Gate("aws", no_login=args.no_login)).token, False
 
 
 def _session_name(args: argparse.Namespace, claims: dict) -> str:

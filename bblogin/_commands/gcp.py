@@ -56,7 +56,7 @@ def _profile_token(args: argparse.Namespace, request: _gcp.LibraryRequest) -> tu
     # a login only for a person the library hands the terminal to (interactive mode), or at a
     # terminal when no library runs us; never when the library says non-interactive
     said_no = "" if request.interactive or not request.run_by_library else "google-auth runs bblogin non-interactively (GOOGLE_EXTERNAL_ACCOUNT_INTERACTIVE is not 1)"
-    interactive = Gate("gcp", said_no=said_no)
+    interactive = Gate("gcp", no_login=args.no_login, said_no=said_no)
     cred = get_credential(profile, kind="id_token", account=account_from_args(args, profile), interactive=interactive)
     return cred.token, cred.expires_at  # already on this machine's clock (the IdP's offset taken out)
 

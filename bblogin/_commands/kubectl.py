@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     exec_info = os.environ.get("KUBERNETES_EXEC_INFO")
     api_version, interactive = _kubectl.parse_exec_info(exec_info)
     profile = profile_from_args(args, load_config())
-    gate = Gate("kubectl", said_no="" if interactive else _NOT_INTERACTIVE if exec_info else _NO_EXEC_INFO)
+    gate = Gate("kubectl", no_login=args.no_login, said_no="" if interactive else _NOT_INTERACTIVE if exec_info else _NO_EXEC_INFO)
     kind = "access_token" if args.use_access_token or profile.use_access_token else "id_token"
     try:
         cred = get_credential(profile, kind=kind, account=account_from_args(args, profile), interactive=gate)
