@@ -105,6 +105,11 @@ def build_parser(prog: str = PROG, *, only: str | None = None) -> argparse.Argum
     kind.add_argument("--access-token", dest="kind", action="store_const", const="access_token", help="the access token")
     p.add_argument("--json", action="store_true", help="print JSON with the token and its expiry")
     p.add_argument("--no-login", action="store_true", help="fail instead of starting a login when no valid token is cached")
+    p.add_argument("--refresh", action="store_true", help="refresh now, even when the cached token is valid or a backoff window is open; says what changed on stderr")
+
+    p = command("refresh", "refresh", "refresh an account's tokens now (new groups, a new expiry), whatever the backoff after an outage says")
+    _add_profile(p)
+    p.add_argument("--json", action="store_true", help="print JSON with the expiry and groups before and after")
 
     p = command("status", "status", "who is logged in, where, until when, and where the tokens are stored")
     _add_profile(p, account=False)
@@ -295,6 +300,9 @@ def _run(argv: list[str], *, prog: str | None) -> int:
     args.verbose = getattr(args, "verbose", 0)
     _configure_logging(args.verbose)
     module = getattr(args, "_module", None)
+    team_flags = [flag for flag, dest in (("--from", "source"), ("--export", "export"), ("--undo", "undo"), ("--yes", "yes"), ("--dry-run", "dry_run"), ("--no-login", "no_login")) if getattr(args, dest, None)]
+    if module in ("setup_kubectl", "setup_git") and team_flags:  # `setup --from X kubectl …` would run setup kubectl alone
+        args._parser.error(f"{team_flags[0]} belongs to `bblogin setup --from`, not to `bblogin setup {module[6:]}`")
     try:
         if module is None:
             if sys.stdin.isatty() and sys.stdout.isatty():

@@ -10,18 +10,24 @@ mapped onto the bblogin error tree.
   portal), and a token request must not be replayed to wherever a redirect points.
 - 429/502/503/504 are retried with exponential backoff (0.5 s, 1 s, ...) or the server's
   Retry-After, never waiting more than :data:`MAX_TOTAL_WAIT` seconds in all. Other 5xx answers,
-  and 429/5xx once the retries are spent, are :class:`IdPResponseError`.
+  and 429/5xx once the retries are spent, are :class:`IdPResponseError` (carrying the answer's
+  Retry-After, for ``_outage``).
+- Inside :func:`budget` (a refresh that is only early: a valid token can be served instead) every
+  request shares one short deadline and nothing is retried.
 - Response bodies never reach an error message or a log line: an IdP's error page may echo a code
   or a token back. Errors name the host, the status and the content type.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import email.utils
 import json
 import logging
 import ssl
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -34,6 +40,19 @@ log = logging.getLogger("bblogin.http")
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 MAX_TOTAL_WAIT = 10.0  # seconds of backoff per request, Retry-After included
 _FAILING_HINT = "the identity provider (or a proxy in front of it) is failing; try again later. The cached tokens are untouched"
+_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("bblogin_http_deadline", default=None)
+
+
+@contextlib.contextmanager
+def budget(seconds: float) -> Iterator[None]:
+    """Every request inside shares one deadline ``seconds`` from now (each request's timeout is
+    what is left of it) and is sent once, never retried: for a refresh whose caller has a valid
+    token to fall back on, one dead IdP must not cost it the full timeout or a retry loop."""
+    token = _deadline.set(time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
 
 
 def make_client(*, ca_file: str | None = None, timeout: float = 10.0, proxy: str | None = None, git_url: str | None = None) -> httpx.Client:
@@ -209,11 +228,17 @@ def request(
     :class:`IdPResponseError` for redirects, exhausted 429s and 5xx."""
     host = httpx.URL(url).host or url
     timeout = client.timeout.read or client.timeout.connect or 0.0
+    deadline = _deadline.get()
+    if deadline is not None:
+        retries = 0
+        timeout = min(timeout, deadline - time.monotonic())
+        if timeout <= 0:
+            raise IdPUnreachable(f"{what}: not sent to {host}: the time for an early refresh was spent")
     waited = 0.0
     attempt = 0
     while True:
         try:
-            response = client.request(method, url, data=data, headers=headers, auth=auth)
+            response = client.request(method, url, data=data, headers=headers, auth=auth, timeout=timeout if deadline is not None else httpx.USE_CLIENT_DEFAULT)
         except httpx.TransportError as exc:
             raise _transport_error(exc, host, timeout, url) from None
         log.debug("%s %s %s -> HTTP %s", method, host, httpx.URL(url).path, response.status_code)
@@ -233,12 +258,49 @@ def request(
                 hint="check the issuer URL in the profile (scheme, host and path exactly as the IdP announces them)",
             )
         if status == 429:
-            raise IdPResponseError(f"{what}: {host} is rate-limiting requests (HTTP 429)", hint="wait a minute and try again; the cached tokens are untouched")
-        if status >= 500:
+            error = IdPResponseError(f"{what}: {host} is rate-limiting requests (HTTP 429)", hint="wait a minute and try again; the cached tokens are untouched")
+        elif status >= 500:
             code = _error_code(response)
             detail = f" ({code})" if code else f" ({_content_kind(response)})"
-            raise IdPResponseError(f"{what}: {host} failed with HTTP {status}{detail}", hint=_FAILING_HINT)
-        return response
+            error = IdPResponseError(f"{what}: {host} failed with HTTP {status}{detail}", hint=_FAILING_HINT)
+        else:
+            return response
+        if response.headers.get("Retry-After"):
+            error.retry_after = retry_delay(response, 0)
+        raise error
+
+
+def download(client: httpx.Client, url: str, *, limit: int, deadline: float, what: str) -> tuple[int, bytes | None]:
+    """GET ``url`` and stream its body: ``(status, body)``, the body None when it is larger than
+    ``limit`` bytes — refused from its Content-Length before it is read, else once ``limit + 1``
+    bytes have come — so a huge or endless answer costs ``limit`` bytes of memory. The whole
+    transfer must end within ``deadline`` seconds (the read timeout bounds only each wait). A
+    redirect is refused, not followed: what is fetched comes from the URL given."""
+    host = httpx.URL(url).host or url
+    timeout = client.timeout.read or client.timeout.connect or 0.0
+    end = time.monotonic() + deadline
+    try:
+        with client.stream("GET", url, headers={"Accept": "*/*"}) as response:
+            log.debug("GET %s %s -> HTTP %s", host, httpx.URL(url).path, response.status_code)
+            if 300 <= response.status_code < 400:
+                target = httpx.URL(response.headers.get("Location", "")).host or "elsewhere"
+                raise IdPResponseError(
+                    f"{what}: {host} answered HTTP {response.status_code}, a redirect to {target}; bblogin does not follow redirects",
+                    hint="give the URL the file is really at",
+                )
+            length = response.headers.get("Content-Length", "")
+            if length.isdigit() and int(length) > limit:
+                return response.status_code, None
+            body = bytearray()
+            for chunk in response.iter_raw():
+                body += chunk
+                if len(body) > limit:
+                    return response.status_code, None
+                if time.monotonic() > end:
+                    raise IdPUnreachable(f"{what}: {host} did not send its answer within {deadline:g} s")
+            return response.status_code, bytes(body)
+    except httpx.TransportError as exc:
+        raise _transport_error(exc, host, timeout, url) from None
 
 
 def parse_json(response: httpx.Response, what: str) -> dict[str, Any]:

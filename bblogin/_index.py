@@ -44,6 +44,7 @@ class Account:
     updated_at: int = 0
     subject_sha256: str | None = None  # a CI exchange: SHA-256 of the step token it was exchanged for
     clock: dict[str, Any] | None = None  # the IdP's clock as last measured (_clock.Clock); the hot path reads offset/epoch
+    outage: dict[str, Any] | None = None  # the IdP failing for this account (_outage.Outage); the hot path reads retry_at
 
     @property
     def idp_clock(self) -> Clock:

@@ -3,15 +3,27 @@ and what their merge holds — kubectl's rule: the first file that names a user,
 cluster wins, the first current-context set wins, a missing file adds nothing. What makes a file
 unusable is collected as a problem (file, what is wrong, what to fix), never raised: ``bblogin
 doctor`` reports them, ``bblogin setup kubectl`` refuses to edit such a file.
+
+Editing (``setup kubectl``, ``setup --from``) goes through here too: :func:`edit_lock` (kubectl's
+own ``FILE.lock``, so neither a kubectl nor another bblogin writes the file between our read and
+our write), :func:`load_for_edit` (a ruamel.yaml round trip: comments and order kept) and
+:meth:`Editable.write` (backup, the pre-bblogin original once, atomic, through a symlink).
+:func:`normal` is an entry as kubectl means it, so that kubectl's re-serialising (``env: null``)
+never looks like a change.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 Problem = tuple[str, str, str]  # (file, what is wrong, what to fix)
+BACKUP = ".bblogin-backup"  # the file as it was before the last bblogin edit
+ORIGINAL = ".bblogin-original"  # the file as it was before bblogin first changed it: never overwritten
+LOCK_TIMEOUT = 10.0  # seconds to wait for kubectl's (or another bblogin's) FILE.lock
 
 
 @dataclass
@@ -22,6 +34,8 @@ class Kubeconfig:
     clusters: list[str] = field(default_factory=list)
     current: str | None = None
     problems: list[Problem] = field(default_factory=list)
+    entries: dict[str, dict[str, tuple[str, Any]]] = field(default_factory=lambda: {"users": {}, "contexts": {}, "clusters": {}})
+    """``entries["contexts"][name] = (file, its context: mapping)``: what kubectl uses for each name."""
 
 
 def files() -> list[str]:
@@ -102,6 +116,9 @@ def merge(docs: list[tuple[str, Any]]) -> Kubeconfig:
             items = doc.get(key)
             return [i for i in items if isinstance(i, dict) and isinstance(i.get("name"), str)] if isinstance(items, list) else []
 
+        for key in ("users", "contexts", "clusters"):
+            for item in named(key):
+                merged.entries[key].setdefault(item["name"], (path, item.get(key[:-1])))
         for item in named("users"):
             merged.users.setdefault(item["name"], (path, item.get("user")))
         for item in named("contexts"):
@@ -124,3 +141,144 @@ def read(paths: list[str]) -> Kubeconfig:
     merged = merge(docs)
     merged.problems = problems + merged.problems
     return merged
+
+
+def normal(value: Any) -> Any:
+    """A kubeconfig value as kubectl means it, in plain Python types: Go's zero values (null, "",
+    false, 0, [], {}) are absent, since kubectl's own serialisation drops some of them and adds
+    others (any `kubectl config` write adds ``env: null`` to every exec entry). Compare entries so."""
+    if isinstance(value, dict):
+        items = {str(k): normal(v) for k, v in value.items()}
+        return {k: v for k, v in items.items() if v}
+    if isinstance(value, (list, tuple)):
+        return [normal(v) for v in value]
+    for plain in (bool, int, float, str):  # ruamel's scalar subclasses (quoted strings, ScalarInt…)
+        if isinstance(value, plain):
+            return plain(value)
+    return value
+
+
+@contextlib.contextmanager
+def edit_lock(path: str, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
+    """Hold ``path``'s write lock: bblogin's own (filelock: racing bblogin processes queue), then
+    kubectl's — client-go creates ``FILE.lock`` exclusively while it modifies a kubeconfig, and
+    fails while that file exists — so a kubectl write cannot fall between our read and our write."""
+    import hashlib
+    import time
+
+    from bblogin import _files, _lock
+    from bblogin._errors import ConfigError
+
+    real = os.path.realpath(path)
+    with _lock.account_lock("kubeconfig-" + hashlib.sha256(real.encode()).hexdigest()[:16], timeout):
+        lock = real + ".lock"
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+                break
+            except FileNotFoundError:
+                _files.ensure_private_dir(os.path.dirname(real))
+            except FileExistsError:
+                if time.monotonic() > deadline:
+                    raise ConfigError(
+                        f"{lock} exists: a kubectl is writing {path}, or one that was killed left the lock behind; nothing was changed",
+                        hint=f"when no kubectl is running, remove {lock} and run this again",
+                    ) from None
+                time.sleep(0.1)
+            except OSError as exc:
+                raise ConfigError(f"cannot lock {path} ({lock}): {exc.strerror}; nothing was changed") from None
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(lock)
+
+
+@dataclass
+class Editable:
+    """One kubeconfig file, round-tripped with ruamel.yaml (comments, order and quoting kept)."""
+
+    shown: str  # as the user names it ($KUBECONFIG's first file)
+    path: str  # written through a symlink: the link's target
+    original: str  # the text as read ("" for a missing file)
+    doc: Any
+    yaml: Any
+
+    def get(self, key: str, name: str) -> Any:
+        """``key`` (clusters, users, contexts) entry ``name``'s body (its cluster:/user:/context:), or None."""
+        for item in self.doc[key]:
+            if isinstance(item, dict) and item.get("name") == name:
+                return item.get(key[:-1])
+        return None
+
+    def set(self, key: str, name: str, value: Any) -> None:
+        for item in self.doc[key]:
+            if isinstance(item, dict) and item.get("name") == name:
+                item[key[:-1]] = value
+                return
+        self.doc[key].append({"name": name, key[:-1]: value})
+
+    def remove(self, key: str, name: str) -> None:
+        self.doc[key] = [i for i in self.doc[key] if not (isinstance(i, dict) and i.get("name") == name)]
+
+    def text(self) -> str:
+        import io
+
+        out = io.StringIO()
+        self.yaml.dump(self.doc, out)
+        return out.getvalue()
+
+    def write(self) -> list[str]:
+        """Write the document when it changed: the previous file saved as ``BACKUP``, and the file
+        before bblogin first changed it as ``ORIGINAL`` (only once). The files written, in order."""
+        from bblogin import _files
+
+        text = self.text()
+        if text == self.original:
+            return []
+        written = []
+        if self.original and not os.path.exists(self.path + ORIGINAL):
+            _files.atomic_write_bytes(self.path + ORIGINAL, self.original.encode(), own_dir=False)
+            written.append(self.path + ORIGINAL)
+        if self.original:
+            _files.atomic_write_bytes(self.path + BACKUP, self.original.encode(), own_dir=False)
+            written.append(self.path + BACKUP)
+        _files.atomic_write_bytes(self.path, text.encode(), own_dir=False)
+        return [*written, self.path]
+
+
+def load_for_edit(shown: str, edits: tuple[str, ...] = ("users", "contexts")) -> Editable:
+    """``shown`` for editing; a file kubectl cannot read, or whose ``edits`` lists are malformed, is
+    a ConfigError (nothing is changed). A missing or empty file is an empty kubeconfig."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    from bblogin._errors import ConfigError
+
+    yaml = YAML()
+    yaml.preserve_quotes = True
+    path = os.path.realpath(shown)  # write through a symlink (dotfile managers), never replace it
+    try:
+        with open(path, encoding="utf-8") as fh:
+            original = fh.read()
+    except FileNotFoundError:
+        original = ""
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {shown}: {getattr(exc, 'strerror', None) or type(exc).__name__}; nothing was changed") from None
+    try:
+        doc = yaml.load(original) if original.strip() else None
+    except YAMLError as exc:
+        raise ConfigError(f"{shown} is not valid YAML ({type(exc).__name__}); nothing was changed", hint="fix or move the file, then run this again") from None
+    if doc is None:
+        doc = yaml.load("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\npreferences: {}\n")
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{shown} is not a kubeconfig (its top level is not a mapping); nothing was changed")
+    prefixes = tuple(p for key in edits for p in (f"`{key}:`", f"{key}["))
+    problems = [what for _path, what, _fix in shape_problems(path, doc) if what.startswith(prefixes)]
+    if problems:
+        raise ConfigError(f"{shown}: {problems[0]}; nothing was changed", hint="fix that entry (kubectl cannot read it either), or name another file with --kubeconfig")
+    for key in edits:
+        if doc.get(key) is None:
+            doc[key] = []
+    return Editable(shown=shown, path=path, original=original, doc=doc, yaml=yaml)

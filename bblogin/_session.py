@@ -5,6 +5,11 @@
     refreshed) → refresh with the refresh token → store the rotated refresh token first →
     (dead grant and interactive → a new login; network trouble → an error, never a browser)
 
+The margin is a wish, expiry is the rule (``_outage``): a refresh that is only early — the cached
+token still lives ``_outage.FLOOR`` seconds — gets a short budget and no retries, and when the
+IdP fails (anything but refusing the grant) the cached token is served with one line on stderr;
+the failure is recorded so that no process tries again before its backoff window ends.
+
 Every frontend (kubectl, git, CLI, TUI) calls :func:`get_credential`; the hot path in ``_hot._answer``
 answers the common case before this module is even imported.
 
@@ -17,15 +22,16 @@ refused them. :func:`profile_for` is the one place that builds a profile for an 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
 from dataclasses import dataclass
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from bblogin import _index, _loginresult
+from bblogin import _index, _loginresult, _outage
 from bblogin._config import Profile
-from bblogin._errors import LoginRequired, RefreshTokenDead
+from bblogin._errors import IdentityUnchecked, IdPError, LockTimeout, LoginRequired, RefreshTokenDead
 from bblogin._interactive import Gate, why_not
 from bblogin._lock import account_lock
 from bblogin._store import SecretStore
@@ -110,16 +116,38 @@ def profile_for(account: Account, config: Config) -> Profile:
     return Profile(name=account.profile, issuer=account.issuer, client_id=account.client_id, provider=account.provider, storage=account.storage)
 
 
-def _fresh(profile: Profile, account: Account, store: SecretStore, kind: str, margin: int) -> Credential | None:
-    """The cached ``kind`` token when it stays valid for ``margin`` more seconds — the same test
-    the hot path makes (``_hot._answer.cached_token``), reading through the keyring library."""
+def _checks(profile: Profile, margin: int) -> dict[str, Any]:
+    """What ``_hot._answer.cached_token`` reads of a profile (as in the hot path's config mirror)."""
+    return {"provider": profile.provider, "issuer": profile.issuer, "client_id": profile.client_id, "refresh_margin": margin, "pipelines": profile.pipelines}
+
+
+def _fresh(profile: Profile, account: Account, store: SecretStore, kind: str, margin: int, *, floor: int | None = None) -> Credential | None:
+    """The cached ``kind`` token when it stays valid for ``margin`` more seconds (or ``floor``:
+    the fallback during an outage) — the same test the hot path makes
+    (``_hot._answer.cached_token``: during a backoff window it serves down to ``_outage.FLOOR``),
+    reading through the keyring library."""
     from dataclasses import asdict
 
     from bblogin._hot._answer import cached_token
 
-    checks = {"provider": profile.provider, "issuer": profile.issuer, "client_id": profile.client_id, "refresh_margin": margin, "pipelines": profile.pipelines}
-    hit = cached_token(checks, asdict(account), kind, read=lambda acct, k, _storage: store.get(acct, k))
+    hit = cached_token(_checks(profile, margin), asdict(account), kind, read=lambda acct, k, _storage: store.get(acct, k), floor=floor)
     return Credential(account, kind, *hit) if hit else None
+
+
+def _served(profile: Profile, cred: Credential) -> Credential:
+    """``cred``, after the line the hot path prints when it serves a token inside its margin
+    because the IdP is failing (``_hot._answer.outage_notice``; -v adds the cause)."""
+    from dataclasses import asdict
+
+    from bblogin._hot._answer import outage_notice
+
+    notice = outage_notice(_checks(profile, profile.refresh_margin), asdict(cred.account), cred.kind, cred.expires_at)
+    if notice is not None:
+        sys.stderr.write(notice)
+        outage = _outage.of(cred.account)
+        if outage is not None:
+            log.info("the last attempt failed: %s", outage.cause)
+    return cred
 
 
 def _write_secrets(account_id: str, tokens: TokenSet, store: SecretStore) -> None:
@@ -130,13 +158,19 @@ def _write_secrets(account_id: str, tokens: TokenSet, store: SecretStore) -> Non
             store.set(account_id, kind, values[kind])
 
 
-def store_tokens(profile: Profile, account: Account, tokens: TokenSet, store: SecretStore) -> None:
-    """After a refresh: write what changed (tokens the IdP did not re-issue stay as they are)."""
+def store_tokens(profile: Profile, account: Account, tokens: TokenSet, store: SecretStore, identity: Identity | None = None) -> None:
+    """After a refresh: write what changed (tokens the IdP did not re-issue stay as they are) and,
+    with ``identity``, who the refreshed tokens speak for now (groups change) — the IdP answered,
+    so any recorded outage is over. Without it the identity is still to be checked
+    (``_outage``: ``identity_pending``)."""
     _write_secrets(account.id, tokens, store)
-    account.record_tokens(tokens)
     with _index.transaction() as index:
         current = index.accounts.get(account.id, account)
-        current.record_tokens(tokens)
+        for acct in {id(account): account, id(current): current}.values():
+            acct.record_tokens(tokens)
+            if identity is not None:
+                acct.set_identity(identity)
+                acct.outage = None
         index.accounts[account.id] = current
 
 
@@ -190,13 +224,16 @@ def _mark_dead(account: Account, *, drop_refresh_token: bool = False) -> None:
         for acct in (account, current):
             if acct is not None:
                 acct.refresh_dead = True
+                acct.outage = None  # the IdP answered: no outage, a refusal
                 if drop_refresh_token:
                     acct.tokens.pop("refresh_token", None)
 
 
-def _refresh(profile: Profile, account: Account, store: SecretStore) -> TokenSet | None:
+def _refresh(profile: Profile, account: Account, store: SecretStore, *, strict: bool = False) -> TokenSet | None:
     """Refresh ``account`` at the party that issued it; None when it has no usable refresh
-    token. Marks dead grants."""
+    token. Marks dead grants. When only the identity calls after a good token answer fail, the
+    new tokens are kept unchecked (``_outage``) — and with ``strict`` (a refresh asked for by
+    name: it is to say what changed) the failure is raised all the same."""
     _require_issued_for(account, profile)
     if account.refresh_dead or not account.has("refresh_token"):
         return None
@@ -218,22 +255,65 @@ def _refresh(profile: Profile, account: Account, store: SecretStore) -> TokenSet
     except RefreshTokenDead:
         _mark_dead(account)
         raise
-    identity = provider.identity(tokens)
-    if identity.sub != account.sub:
-        from bblogin._errors import TokenVerificationError
-
-        # The grant now speaks for someone else and the account's own refresh token is spent:
-        # drop the new one too and ask for a login rather than ever sending it again.
-        store.delete(account.id, "refresh_token")
-        _mark_dead(account, drop_refresh_token=True)
-        raise TokenVerificationError(
-            "the refreshed tokens belong to a different user than the account; they were discarded",
-            hint=f"log in again: `{login_command(profile)}`",
-        )
     if tokens.refresh_token in kept:
         tokens = dataclasses.replace(tokens, refresh_token=None)  # stored already: not twice
-    store_tokens(profile, account, tokens, store)
+    try:
+        identity = provider.identity(tokens)
+    except IdPError as exc:
+        # The token answer was good, only the identity API failed (Bitbucket's whoami/users): the
+        # tokens come from this account's own grant, whose old refresh token is spent now. Keep
+        # them, and check who they speak for once the backoff window is over — never a second
+        # rotation per call just because the user API is down.
+        store_tokens(profile, account, tokens, store)
+        outage = _outage.record_failure(account, exc, identity_pending=True)
+        if strict:
+            raise IdentityUnchecked(f"the tokens were refreshed and kept, but asking who they belong to failed: {exc.message}", hint=exc.hint) from exc
+        log.info("kept the refreshed tokens of %s; who they belong to is checked after %s: %s", account.id, outage.next_try(), exc.message)
+        return tokens
+    _require_same_user(profile, account, identity, store)
+    store_tokens(profile, account, tokens, store, identity)
     return tokens
+
+
+def _require_same_user(profile: Profile, account: Account, identity: Identity, store: SecretStore, stored: tuple[str, ...] = ("refresh_token",)) -> None:
+    """Raise unless ``identity`` is the account's user; ``stored``: the kinds of the refresh's
+    tokens already in the store (the rotated refresh token; all of them when kept unchecked)."""
+    if identity.sub == account.sub:
+        return
+    from bblogin._errors import TokenVerificationError
+
+    # The grant now speaks for someone else and the account's own refresh token is spent:
+    # drop the new tokens and ask for a login rather than ever sending them again.
+    for kind in stored:
+        store.delete(account.id, kind)
+    _mark_dead(account, drop_refresh_token=True)
+    with _index.transaction() as index:
+        current = index.accounts.get(account.id)
+        for acct in (account, current):
+            if acct is not None:
+                for kind in stored:
+                    acct.tokens.pop(kind, None)
+                acct.outage = None
+    raise TokenVerificationError(
+        "the refreshed tokens belong to a different user than the account; they were discarded",
+        hint=f"log in again: `{login_command(profile)}`",
+    )
+
+
+def _check_pending_identity(profile: Profile, account: Account, store: SecretStore) -> None:
+    """Who the tokens kept without an identity check (``_refresh``) speak for: the same user →
+    the account's identity is current and the outage over; another → they are discarded."""
+    from bblogin._providers import for_profile
+
+    values = {kind: store.get(account.id, kind) for kind in ("access_token", "id_token")}
+    tokens = TokenSet(access_token=values["access_token"] or "", id_token=values["id_token"])
+    identity = for_profile(profile).identity(tokens)  # an IdPError: the caller records it (still pending)
+    _require_same_user(profile, account, identity, store, stored=TOKEN_KINDS)
+    with _index.transaction() as index:
+        current = index.accounts.get(account.id, account)
+        for acct in {id(account): account, id(current): current}.values():
+            acct.set_identity(identity)
+            acct.outage = None
 
 
 def lock_wait(profile: Profile, interactive: object) -> float:
@@ -269,7 +349,10 @@ def get_credential(
     then); otherwise :class:`LoginRequired` names the command to run and why no login started.
     A login that another process ran under the same lock while this one waited is this call's
     result too: its failure is raised here (:mod:`bblogin._loginresult`), never a second login.
-    Network and IdP failures raise :class:`IdPError` and never start a login.
+    Network and IdP failures raise :class:`IdPError` and never start a login —
+    unless the cached token still lives ``_outage.FLOOR`` seconds: then it is served (see the
+    module's docstring). ``force_refresh`` refreshes now, whatever the backoff window says,
+    and never falls back to the cached token.
     """
     index = _index.load()
     if account is not None:
@@ -280,12 +363,22 @@ def get_credential(
     seen = _loginresult.generation(lock_key)  # before waiting: a login that ends after this is ours to take
     store = SecretStore(profile.storage)
     margin = profile.refresh_margin
+    fallback = None
     if account is not None and not force_refresh:
         cached = _fresh(profile, account, store, kind, margin)
         if cached is not None:
-            return cached
+            return _served(profile, cached)
+        fallback = _fresh(profile, account, store, kind, margin, floor=_outage.FLOOR)
     timeout = lock_wait(profile, interactive)
-    with account_lock(lock_key, timeout, on_wait=note_waiting(profile, timeout)):
+    if fallback is not None:
+        timeout = min(timeout, _outage.EARLY_LOCK_WAIT)  # another process refreshing it: ours is still good
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(account_lock(lock_key, timeout, on_wait=None if fallback is not None else note_waiting(profile, timeout)))
+        except LockTimeout:
+            if fallback is None:
+                raise
+            return _served(profile, fallback)
         ended = _loginresult.ended_since(lock_key, seen)
         index = _index.load()
         if account is None:
@@ -299,7 +392,7 @@ def get_credential(
         if account is not None and not force_refresh:
             cached = _fresh(profile, account, store, kind, margin)
             if cached is not None:
-                return cached
+                return _served(profile, cached)
         if ended is not None and not ended.ok:
             raise ended.error()  # the login we waited for failed: the same failure, not another login
         if profile.pipelines:  # CI: a fresh exchange of the step's identity token, never a login
@@ -310,10 +403,9 @@ def get_credential(
             return _issued(save_login(profile, tokens, identity, subject=subject), profile, kind)
         if account is not None:
             try:
-                if _refresh(profile, account, store) is not None:
-                    cached = _fresh(profile, account, store, kind, 0)
-                    if cached is not None:
-                        return cached
+                cached = _refreshed(profile, account, store, kind, force=force_refresh)
+                if cached is not None:
+                    return _served(profile, cached)
             except RefreshTokenDead as exc:
                 if not interactive or ended is not None:
                     raise RefreshTokenDead(
@@ -332,6 +424,14 @@ def get_credential(
 
         store.check()  # before the browser: a sign-in whose tokens cannot be stored is wasted
         return _issued(_login_published(lock_key, profile, login or LoginOptions()), profile, kind)
+
+
+def _no_login_because(interactive: object, ended: _loginresult.Result | None) -> str:
+    """Why this call starts no login, for the message ("" when the caller gave no reason)."""
+    if ended is not None:
+        return "; the login another bblogin ran meanwhile did not provide it"
+    why = why_not(interactive)
+    return f"; no login started: {why}" if why else ""
 
 
 def _login_published(lock_key: str, profile: Profile, options: LoginOptions) -> Account:
@@ -357,12 +457,45 @@ def login_now(profile: Profile, options: LoginOptions) -> Account:
         return _login_published(key, profile, options)
 
 
-def _no_login_because(interactive: object, ended: _loginresult.Result | None) -> str:
-    """Why this call starts no login, for the message ("" when the caller gave no reason)."""
-    if ended is not None:
-        return "; the login another bblogin ran meanwhile did not provide it"
-    why = why_not(interactive)
-    return f"; no login started: {why}" if why else ""
+def _refreshed(profile: Profile, account: Account, store: SecretStore, kind: str, *, force: bool) -> Credential | None:
+    """Under the account's lock: the ``kind`` token after refreshing ``account`` (or after the
+    identity check a Bitbucket outage postponed), None when it cannot be refreshed.
+
+    Outages (``_outage``): inside a backoff window nothing is sent, unless ``force``. With a
+    token that lives ``_outage.FLOOR`` more seconds the attempt gets ``_outage.EARLY_BUDGET``
+    seconds and no retries, and its failure serves that token; during a known outage even a
+    call without one makes a single attempt. Every failure is recorded; the IdP's answer ends it."""
+    from bblogin import _http
+
+    fallback = None if force else _fresh(profile, account, store, kind, profile.refresh_margin, floor=_outage.FLOOR)
+    outage = _outage.of(account)
+    if outage is not None and outage.waiting() and not force:
+        if fallback is not None:
+            return fallback
+        raise IdPError(
+            f"no valid {kind.replace('_', ' ')} for {account.label} ({profile.name}), and {outage.describe()}",
+            hint=f"bblogin does not ask the identity provider again before then; `bblogin refresh --profile {profile.name}` tries now",
+        )
+    budget = _http.budget(_outage.EARLY_BUDGET) if fallback is not None else _http.budget(_outage.KNOWN_OUTAGE_BUDGET) if outage is not None and not force else contextlib.nullcontext()
+    try:
+        with budget:
+            if outage is not None and outage.identity_pending:
+                _check_pending_identity(profile, account, store)
+                cached = None if force else _fresh(profile, account, store, kind, profile.refresh_margin)
+                if cached is not None:
+                    return cached
+            if _refresh(profile, account, store, strict=force) is None:
+                return None
+    except IdentityUnchecked:
+        raise  # recorded by _refresh, the new tokens kept
+    except IdPError as exc:
+        recorded = _outage.record_failure(account, exc)
+        if fallback is not None:
+            log.info("refreshing %s failed (%s); serving the cached token until the IdP answers", account.id, exc.message)
+            return fallback
+        exc.hint = f"{exc.hint}. bblogin tries again after {recorded.next_try()}; `bblogin refresh --profile {profile.name}` tries now".lstrip(". ")
+        raise
+    return _fresh(profile, account, store, kind, 0)
 
 
 def _issued(account: Account, profile: Profile, kind: str) -> Credential:

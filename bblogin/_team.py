@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import os
 import re
 import tomllib
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
-from bblogin import __version__, _config
+from bblogin import __version__, _config, _kubeconfig
 from bblogin._config import Profile
-from bblogin._errors import ConfigError, UsageError
+from bblogin._errors import ConfigError, IdPResponseError, UsageError
 
 SCHEMA = 1
 MAX_BYTES = 256 * 1024  # a bundle for a large team is a few KiB; anything near this is not one
+FETCH_DEADLINE = 30.0  # seconds for the whole download, however slowly the server trickles it
 
 # What a bundle may say about a profile: how to reach the IdP and run the flow. Never a client
 # secret (it would travel to every laptop), never storage (plaintext is each user's own, explicit
@@ -61,8 +64,26 @@ class Cluster:
 
     @property
     def user(self) -> str:
-        """The kubeconfig user entry that runs bblogin for this cluster's profile."""
+        """The kubeconfig user entry that runs bblogin for this cluster's profile (``parse``
+        refuses a bundle in which two different entries get one name)."""
         return f"bblogin-{self.profile}" + ("-access-token" if self.use_access_token else "")
+
+
+def printable(text: str) -> str:
+    """``text`` with every control, format and line/paragraph separator character escaped
+    (``\\x1b``): a value from a file is shown as it is, never as terminal commands."""
+    return "".join(c if not _unprintable(c) else (f"\\x{ord(c):02x}" if ord(c) < 256 else f"\\u{ord(c):04x}") for c in str(text))
+
+
+def _unprintable(char: str) -> bool:
+    return unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")
+
+
+def fingerprint(ca_data: Any) -> str:
+    """A CA (kubeconfig's base64 certificate-authority-data) as a short SHA-256, for the plan."""
+    if not ca_data:
+        return "none"
+    return "sha256:" + hashlib.sha256(str(ca_data).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -83,31 +104,38 @@ def fetch(source: str) -> str:
     """The bundle's text: from an https URL (the OS trust store and proxies, as for an IdP; no
     redirects), or from a file. Larger than MAX_BYTES or not UTF-8: refused."""
     if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", source):
-        if not source.startswith("https://"):
-            raise UsageError(f"--from {source}: a bundle URL must be https:// (or give a file path)", hint="publish the bundle over https, or download it and pass the file")
+        if not source.lower().startswith("https://"):
+            raise UsageError(f"--from {printable(source)}: a bundle URL must be https:// (or give a file path)", hint="publish the bundle over https, or download it and pass the file")
         data = _download(source)
     else:
         try:
             with open(source, "rb") as fh:
                 data = fh.read(MAX_BYTES + 1)
         except OSError as exc:
-            raise UsageError(f"--from {source}: cannot read it: {exc.strerror}") from None
-    if len(data) > MAX_BYTES:
-        raise ConfigError(f"{source}: larger than {MAX_BYTES // 1024} KiB, so not a bundle; nothing was changed", hint="check the URL; a team bundle is a few KiB of TOML")
+            raise UsageError(f"--from {printable(source)}: cannot read it: {exc.strerror}") from None
+    if data is None or len(data) > MAX_BYTES:
+        raise ConfigError(f"{_shown(source)}: larger than {MAX_BYTES // 1024} KiB, so not a bundle; nothing was changed", hint="check the URL; a team bundle is a few KiB of TOML")
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8").removeprefix("\ufeff")  # an editor's byte order mark is no content
     except UnicodeDecodeError:
-        raise ConfigError(f"{source}: not UTF-8 text, so not a bundle; nothing was changed") from None
+        raise ConfigError(f"{_shown(source)}: not UTF-8 text, so not a bundle; nothing was changed") from None
 
 
-def _download(url: str) -> bytes:
+def _shown(source: str) -> str:
+    from bblogin._commands.setup_team import shown_source
+
+    return printable(shown_source(source))
+
+
+def _download(url: str) -> bytes | None:
+    """The body (None: larger than MAX_BYTES), fetched as bblogin reaches an IdP (``_http``)."""
     from bblogin import _http
 
-    with _http.make_client() as client:
-        response = _http.request(client, "GET", url, headers={"Accept": "application/toml, text/plain, */*"}, what="fetching the team bundle")
-        if response.status_code != 200:
-            raise ConfigError(f"fetching the team bundle: {url} answered HTTP {response.status_code}; nothing was changed", hint="check the URL with your platform team")
-        return response.content[: MAX_BYTES + 1]
+    with _http.client_for_url(url) as client:
+        status, body = _http.download(client, url, limit=MAX_BYTES, deadline=FETCH_DEADLINE, what="fetching the team bundle")
+    if status != 200:
+        raise IdPResponseError(f"fetching the team bundle: {_shown(url)} answered HTTP {status}; nothing was changed", hint="check the URL with your platform team")
+    return body
 
 
 def parse(source: str, text: str) -> Bundle:
@@ -117,11 +145,14 @@ def parse(source: str, text: str) -> Bundle:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}: not valid TOML: {exc}; nothing was changed", hint="ask your platform team for a fixed bundle") from None
+        raise ConfigError(f"{_shown(source)}: not valid TOML: {exc}; nothing was changed", hint="ask your platform team for a fixed bundle") from None
+    except RecursionError:
+        raise ConfigError(f"{_shown(source)}: not a bundle: its values are nested too deeply; nothing was changed", hint="ask your platform team for a fixed bundle") from None
+    check.printable((), data)
     unknown = set(data) - TOP_KEYS
     if unknown:
         raise check.fail(None, sorted(unknown)[0], f"unknown key (a bundle has: {', '.join(sorted(TOP_KEYS))})")
-    if data.get("bundle") != SCHEMA:
+    if type(data.get("bundle")) is not int or data["bundle"] != SCHEMA:
         raise check.fail(None, "bundle", f"must be {SCHEMA} (this bblogin reads bundle schema {SCHEMA})")
     minimum = data.get("min_bblogin")
     if minimum is not None:
@@ -137,6 +168,15 @@ def parse(source: str, text: str) -> Bundle:
     if default is not None and default not in profiles:
         raise check.fail(None, "default_profile", f"names no profile of this bundle ({', '.join(sorted(profiles)) or 'it has none'})")
     clusters = tuple(check.cluster(name, raw, profiles) for name, raw in _table(check, data, "clusters").items())
+    users: dict[str, Cluster] = {}
+    for cluster in clusters:
+        other = users.setdefault(cluster.user, cluster)
+        if (other.profile, other.use_access_token) != (cluster.profile, cluster.use_access_token):
+            raise check.fail(
+                ("clusters", cluster.name), "profile",
+                f"its kubeconfig user would be {cluster.user}, the name cluster {other.name}'s user (profile {other.profile}"
+                + (", access token" if other.use_access_token else "") + ") gets too: rename one of the profiles",
+            )
     seen: dict[str, str] = {}
     for cluster in clusters:
         for ctx in cluster.contexts:
@@ -151,8 +191,8 @@ def parse(source: str, text: str) -> Bundle:
             raise check.fail(("git", url), None, f"the same git host as {hosts[key].url!r}")
         hosts[key] = host
     name = data.get("name")
-    if name is not None and not isinstance(name, str):
-        raise check.fail(None, "name", "must be a string")
+    if name is not None and (not isinstance(name, str) or len(name) > 100):
+        raise check.fail(None, "name", "must be a string of at most 100 characters")
     return Bundle(source=source, name=name, default_profile=default, profiles=profiles, clusters=clusters, git_hosts=tuple(hosts.values()))
 
 
@@ -187,7 +227,43 @@ class _Checker:
 
     def fail(self, table: tuple[str, ...] | None, key: str | None, problem: str) -> ConfigError:
         error = self.config.fail(table, key, problem)
-        return ConfigError(f"{error.message}; nothing was changed", hint="ask your platform team to fix the bundle (docs/team.md has the schema)")
+        return ConfigError(f"{printable(error.message)}; nothing was changed", hint="ask your platform team to fix the bundle (docs/team.md has the schema)")
+
+    def printable(self, table: tuple[str, ...], value: Any) -> None:
+        """Refuse control characters (ESC, CR, newlines, NUL, bidi overrides…) in any key or string:
+        printed in the plan they could draw fake lines over the real ones; written to config files
+        they could add entries the plan never showed."""
+        items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        for key, item in items:
+            path = (*table, str(key)) if isinstance(value, dict) else table
+            if isinstance(key, str) and any(_unprintable(c) for c in key):
+                raise self.fail(table or None, key, "has a control character in its name: refused (it could rewrite what the plan shows)")
+            if isinstance(item, str) and any(_unprintable(c) for c in item):
+                raise self.fail(table or None, str(key) if isinstance(value, dict) else None, "holds a control character (an escape sequence, a newline…): refused, it could rewrite what the plan shows")
+            self.printable(path, item)
+
+    def url(self, table: tuple[str, ...], key: str, value: Any, what: str) -> str:
+        """An https:// URL (http:// only on loopback) with a host, a valid port, no user name,
+        query, fragment or space: where a token will be sent."""
+        from urllib.parse import urlsplit
+
+        problem = None if isinstance(value, str) and _config.is_allowed_issuer(value) else "must be an https:// URL (http:// only for 127.0.0.1/localhost)"
+        if problem is None:
+            try:
+                parts = urlsplit(value)
+                parts.port  # noqa: B018 - raises on a port out of range
+            except ValueError as exc:
+                problem = f"is not a URL ({exc})"
+            else:
+                if "@" in parts.netloc:
+                    problem = "has a user name (…@): a token would go to the host after the @"
+                elif not parts.hostname or re.search(r"\s", value):
+                    problem = "has no host, or a space"
+                elif parts.query or parts.fragment or value.endswith(("?", "#")):
+                    problem = "has a query or fragment"
+        if problem:
+            raise self.fail(table, key, f"{what} {problem}")
+        return value
 
     def profile(self, name: str, raw: Any) -> Profile:
         if not isinstance(raw, dict):
@@ -199,10 +275,12 @@ class _Checker:
                 raise self.fail(("profiles", name), key, f"not allowed in a bundle: {REFUSED_PROFILE_KEYS[key]}")
             if key not in PROFILE_KEYS:
                 raise self.fail(("profiles", name), key, f"unknown key (a bundle's profile has: {', '.join(sorted(PROFILE_KEYS))})")
+        if "issuer" in raw:
+            self.url(("profiles", name), "issuer", raw["issuer"], "the issuer")
         try:
             return self.config.profile(name, raw)
         except ConfigError as exc:
-            raise ConfigError(f"{exc.message}; nothing was changed", hint="ask your platform team to fix the bundle (docs/team.md has the schema)") from None
+            raise ConfigError(f"{printable(exc.message)}; nothing was changed", hint="ask your platform team to fix the bundle (docs/team.md has the schema)") from None
 
     def cluster(self, name: str, raw: Any, profiles: dict[str, Profile]) -> Cluster:
         table = ("clusters", name)
@@ -213,12 +291,16 @@ class _Checker:
         for key in raw:
             if key not in CLUSTER_KEYS:
                 raise self.fail(table, key, f"unknown key (a cluster has: {', '.join(sorted(CLUSTER_KEYS))})")
-        server = raw.get("server")
-        if not isinstance(server, str) or not _config.is_allowed_issuer(server) or re.search(r"[@?#\s]", server):
-            raise self.fail(table, "server", "must be the API server's https:// URL (http:// only for 127.0.0.1/localhost), without user name, query or fragment")
+        server = self.url(table, "server", raw.get("server"), "the API server's URL")
         profile = raw.get("profile")
         if profile not in profiles:
             raise self.fail(table, "profile", f"must name a profile of this bundle ({', '.join(sorted(profiles)) or 'it has none'})")
+        if profiles[profile].provider in _config.BITBUCKET_PROVIDERS:
+            raise self.fail(
+                table, "profile",
+                f"profile {profile} is {profiles[profile].provider}: it has no ID token, and its access token is a Bitbucket credential that goes only to "
+                f"{_host_of(profiles[profile].issuer)} and its git host, never to a Kubernetes API server (docs/security.md, Which token goes where)",
+            )
         ca_data = self._ca(table, raw)
         use_access_token = raw.get("use_access_token", False)
         if not isinstance(use_access_token, bool):
@@ -282,6 +364,10 @@ class _Checker:
         if raw.get("profile") not in profiles:
             raise self.fail(table, "profile", f"must name a profile of this bundle ({', '.join(sorted(profiles)) or 'it has none'})")
         profile = profiles[raw["profile"]]
+        if re.search(r"\s", url):
+            raise self.fail(table, None, "a git URL has no spaces")
+        if profile.provider in _config.BITBUCKET_PROVIDERS and raw.get("token") == "id_token":
+            raise self.fail(table, "token", f"profile {profile.name} is {profile.provider}, which issues no ID token: git gets its access token (leave token out)")
         if profile.provider in _config.BITBUCKET_PROVIDERS and _host_of(normalized) != _host_of(profile.issuer):
             raise self.fail(
                 table, None,
@@ -290,90 +376,82 @@ class _Checker:
         try:
             return self.config.git_host(normalized, raw, profiles)
         except ConfigError as exc:
-            raise ConfigError(f"{exc.message}; nothing was changed", hint="ask your platform team to fix the bundle (docs/team.md has the schema)") from None
+            raise ConfigError(f"{printable(exc.message)}; nothing was changed", hint="ask your platform team to fix the bundle (docs/team.md has the schema)") from None
 
 
 # -- export -----------------------------------------------------------------------------------
-def export(config: _config.Config, kube: list[dict[str, Any]]) -> str:
-    """A bundle of this working set-up: the profiles (no secrets, no storage, no local paths), the
-    kubeconfig clusters whose users run bblogin (from ``kube``: the kubeconfig documents kubectl
-    merges), the git hosts. What a team's first engineer publishes."""
+def export(config: _config.Config, kube: list[tuple[str, dict[str, Any]]]) -> tuple[str, list[str]]:
+    """A bundle of this working set-up, and what was left out of it (one line each, for stderr):
+    the profiles (no secrets, no storage, no local paths), the kubeconfig clusters whose users run
+    bblogin (from ``kube``: (file, document) as kubectl merges them), the git hosts (no personal
+    user names). What a team's first engineer publishes."""
     import tomlkit
 
+    from bblogin._configedit import _profile_table
+
+    left_out: list[str] = []
     doc = tomlkit.document()
     doc.add(tomlkit.comment("bblogin team bundle (docs/team.md); made by `bblogin setup --export`"))
     doc["bundle"] = SCHEMA
     doc["min_bblogin"] = __version__
     if config.default_profile in config.profiles:
         doc["default_profile"] = config.default_profile
-    from bblogin._configedit import _profile_table
-
     profiles = tomlkit.table(is_super_table=True)
     for name, profile in config.profiles.items():
         table = tomlkit.table()
         for key, value in _profile_table(profile).items():
             if key in PROFILE_KEYS:
                 table[key] = value
+            elif key in REFUSED_PROFILE_KEYS:
+                left_out.append(f"profile {name}: {key} ({REFUSED_PROFILE_KEYS[key]})")
         profiles[name] = table
     doc["profiles"] = profiles
-    clusters = _exported_clusters(config, kube)
+    clusters = _exported_clusters(config, kube, left_out)
     if clusters:
         doc["clusters"] = clusters
     hosts = tomlkit.table(is_super_table=True)
     for host in config.git_hosts:
         table = tomlkit.table()
         table["profile"] = host.profile
-        for key, default in (("username", None), ("token", "access_token"), ("authtype", "basic")):
+        for key, default in (("token", "access_token"), ("authtype", "basic")):
             if getattr(host, key) != default:
                 table[key] = getattr(host, key)
+        if host.username:
+            left_out.append(f"git host {host.url}: username {host.username!r} (each member's own user name)")
         hosts[host.url] = table
     if config.git_hosts:
         doc["git"] = hosts
-    return tomlkit.dumps(doc)
+    return tomlkit.dumps(doc), left_out
 
 
 def bblogin_profile_of(user: Any) -> tuple[str, bool] | None:
     """(profile, use access token) when a kubeconfig user entry runs `bblogin kubectl --profile P`
-    (through the launcher, the bblogin or kubectl-bblogin command), else None."""
+    (any way ``_kubeconfig.bblogin_argv`` recognises), else None."""
     exec_ = user.get("exec") if isinstance(user, dict) else None
-    if not isinstance(exec_, dict):
+    if not isinstance(exec_, dict) or not isinstance(exec_.get("args") or [], list):
         return None
-    command = str(exec_.get("command") or "")
-    args = [str(a) for a in exec_.get("args") or [] if isinstance(a, (str, int))]
-    words = [os.path.basename(command), *args]
-    if os.path.basename(command) == "kubectl-bblogin":
-        words = ["kubectl", *args]
-    elif "kubectl" in words and any(w.endswith(("_launcher.py", "bblogin")) for w in [command, *args]):
-        words = words[words.index("kubectl"):]
-    else:
+    argv = _kubeconfig.bblogin_argv(str(exec_.get("command") or ""), [str(a) for a in exec_.get("args") or []])
+    if not argv or argv[0] != "kubectl":
         return None
     profile = None
-    for i, word in enumerate(words):
-        if word in ("--profile", "-p") and i + 1 < len(words):
-            profile = words[i + 1]
+    for i, word in enumerate(argv):
+        if word in ("--profile", "-p") and i + 1 < len(argv):
+            profile = argv[i + 1]
         elif word.startswith("--profile="):
             profile = word.split("=", 1)[1]
-    return (profile, "--use-access-token" in words) if profile else None
+    return (profile, "--use-access-token" in argv) if profile else None
 
 
-def _exported_clusters(config: _config.Config, kube: list[dict[str, Any]]) -> Any:
+def _exported_clusters(config: _config.Config, kube: list[tuple[str, dict[str, Any]]], left_out: list[str]) -> Any:
     import tomlkit
 
-    def named(key: str) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for doc in kube:
-            for item in doc.get(key) or []:
-                if isinstance(item, dict) and isinstance(item.get("name"), str):
-                    out.setdefault(item["name"], item)  # the first file that names it wins, as in kubectl
-        return out
-
-    users, clusters, contexts = named("users"), named("clusters"), named("contexts")
+    merged = _kubeconfig.merge(kube).entries
     found: dict[str, Any] = {}
-    for ctx_name, ctx in contexts.items():
-        spec = ctx.get("context") or {}
-        served = bblogin_profile_of((users.get(spec.get("user")) or {}).get("user"))
-        cluster = (clusters.get(spec.get("cluster")) or {}).get("cluster") or {}
-        if served is None or served[0] not in config.profiles or not cluster.get("server"):
+    for ctx_name, (_file, spec) in merged["contexts"].items():
+        spec = spec if isinstance(spec, dict) else {}
+        served = bblogin_profile_of((merged["users"].get(str(spec.get("user"))) or ("", None))[1])
+        where, cluster = merged["clusters"].get(str(spec.get("cluster"))) or ("", None)
+        if served is None or served[0] not in config.profiles or not isinstance(cluster, dict) or not cluster.get("server"):
             continue
         entry = found.get(spec["cluster"])
         if entry is None:
@@ -381,11 +459,12 @@ def _exported_clusters(config: _config.Config, kube: list[dict[str, Any]]) -> An
             entry["server"] = cluster["server"]
             ca = cluster.get("certificate-authority-data")
             if not ca and cluster.get("certificate-authority"):
+                path = os.path.join(os.path.dirname(os.path.abspath(where)), os.path.expanduser(str(cluster["certificate-authority"])))  # as kubectl: beside the kubeconfig
                 try:
-                    with open(os.path.expanduser(cluster["certificate-authority"]), "rb") as fh:
+                    with open(path, "rb") as fh:
                         ca = base64.b64encode(fh.read(MAX_BYTES)).decode()
-                except OSError:
-                    ca = None
+                except OSError as exc:
+                    left_out.append(f"cluster {spec['cluster']}: its CA file {path} cannot be read ({exc.strerror}); add certificate_authority_data by hand")
             if ca:
                 entry["certificate_authority_data"] = ca
             entry["profile"] = served[0]

@@ -27,6 +27,12 @@ complete -c bblogin -n '__fish_seen_subcommand_from token' -l id-token -d 'the I
 complete -c bblogin -n '__fish_seen_subcommand_from token' -l access-token -d 'the access token'
 complete -c bblogin -n '__fish_seen_subcommand_from token' -l json -d 'print JSON with the token and its expiry'
 complete -c bblogin -n '__fish_seen_subcommand_from token' -l no-login -d 'fail instead of starting a login when no valid token is cached'
+complete -c bblogin -n '__fish_seen_subcommand_from token' -l refresh -d 'refresh now, even when the cached token is valid or a backoff window is open; says what changed on stderr'
+complete -c bblogin -n '__fish_use_subcommand' -a refresh -d "refresh an account's tokens now (new groups, a new expiry), whatever the backoff after an outage says"
+complete -c bblogin -n '__fish_seen_subcommand_from refresh' -l help -s h -d 'show this help message and exit'
+complete -c bblogin -n '__fish_seen_subcommand_from refresh' -l profile -s p -x -a '(bblogin profiles 2>/dev/null)' -d 'profile from config.toml (default: default_profile)'
+complete -c bblogin -n '__fish_seen_subcommand_from refresh' -l account -s a -r -d "account id, email or user name (default: the profile's active account)"
+complete -c bblogin -n '__fish_seen_subcommand_from refresh' -l json -d 'print JSON with the expiry and groups before and after'
 complete -c bblogin -n '__fish_use_subcommand' -a status -d 'who is logged in, where, until when, and where the tokens are stored'
 complete -c bblogin -n '__fish_seen_subcommand_from status' -l help -s h -d 'show this help message and exit'
 complete -c bblogin -n '__fish_seen_subcommand_from status' -l profile -s p -x -a '(bblogin profiles 2>/dev/null)' -d 'profile from config.toml (default: default_profile)'

@@ -113,72 +113,112 @@ def test_getting_started_runs_as_written_in_a_fresh_home(keyring_secret_service,
     assert (home / ".config" / "bblogin" / "config.toml").is_file()  # the XDG defaults of a fresh home, not the test's dirs
 
 
-def code_messages() -> list[str]:
-    """Every string bblogin's code holds, as it would print it: an f-string's replacement fields
-    become NUL (a quoted message writes … there), implicit and `+` concatenations joined."""
-    import ast
-
-    def text(node: ast.AST) -> str | None:
-        if isinstance(node, ast.Constant) and isinstance(node.value, str):
-            return node.value
-        if isinstance(node, ast.JoinedStr):
-            # {x!r} of a string prints it in quotes: what the docs quote as '…'
-            return "".join(v.value if isinstance(v, ast.Constant) else "'\0'" if getattr(v, "conversion", -1) == ord("r") else "\0" for v in node.values)
-        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
-            left, right = text(node.left), text(node.right)
-            return None if left is None or right is None else left + right
-        return None
-
-    found = []
-    for path in (ROOT / "bblogin").rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            value = text(node)
-            if value:
-                found.append(value)
-    return found
-
-
 QUOTED_IN = ("troubleshooting.md", "exit-codes.md", "git.md", "kubectl.md", "pipelines.md")
+# Double-quoted text in troubleshooting.md that is another program's (or not an error message):
+# everything else double-quoted there must be a message bblogin prints.
+NOT_BBLOGINS = {
+    "Invalid redirect_uri": "Bitbucket's authorization page",
+    "this integration is misconfigured": "Bitbucket's authorization page",
+    "Authentication failed": "git",
+    "a bug in bblogin": "the exit-code table's words for exit 1",
+    "this machine's clock is 3 min 12 s behind the IdP's; bblogin compensates": "an example of `bblogin status`'s clock line, with values",
+}
 
 
-def quoted_messages() -> list[tuple[str, str]]:
-    """bblogin's messages as the docs quote them: code spans that start with `bblogin: ` (what
-    bblogin prints first on stderr), … standing for what varies."""
-    return [(name, m) for name in QUOTED_IN for m in re.findall(r"`(bblogin: [^`]+)`", (ROOT / "docs" / name).read_text())]
+def _prose(text: str) -> str:
+    """``text`` with fenced blocks and code spans blanked out (same length: offsets stay)."""
+    text = re.sub(r"```.*?```", lambda m: " " * len(m[0]), text, flags=re.S)
+    return re.sub(r"`[^`\n]*`", lambda m: " " * len(m[0]), text)
+
+
+def quotes_in(text: str, *, double_quoted: bool) -> list[tuple[str, int | None]]:
+    """The messages ``text`` quotes, each with the exit code it states: code spans that start with
+    `bblogin: ` (what bblogin prints first on stderr; … standing for what varies) and, with
+    ``double_quoted``, "…" in the prose. The exit code is the nearest "(exit N)" after the quote in
+    its paragraph, else the nearest one before it (a heading's "(exit 5)" over a list of messages)."""
+    found = [(m.start(), m[1]) for m in re.finditer(r"`bblogin: ([^`]+)`", text)]
+    if double_quoted:
+        found += [(m.start(), m[1]) for m in re.finditer(r'"([^"\n]+)"', _prose(text)) if " " in m[1] and m[1] not in NOT_BBLOGINS]
+    out = []
+    for at, quote in sorted(found):
+        start = text.rfind("\n\n", 0, at) + 1
+        end = text.find("\n\n", at) % (len(text) + 1)
+        after = re.search(r"\(exit (\d+)\)", text[at:end])
+        before = re.findall(r"\(exit (\d+)\)", text[start:at])
+        stated = after[1] if after else before[-1] if before else None
+        out.append((quote, None if stated is None else int(stated)))
+    return out
+
+
+def quoted_messages() -> list[tuple[str, str, int | None]]:
+    return [(name, quote, code) for name in QUOTED_IN for quote, code in quotes_in((ROOT / "docs" / name).read_text(), double_quoted=name == "troubleshooting.md")]
 
 
 QUOTED = quoted_messages()
 
 
 def test_the_docs_quote_messages() -> None:
-    assert len([1 for name, _ in QUOTED if name == "troubleshooting.md"]) >= 6
+    assert len([1 for name, _, _ in QUOTED if name == "troubleshooting.md"]) >= 10
 
 
-@pytest.mark.parametrize(("doc", "message"), QUOTED, ids=[f"{d}:{m[9:60]}" for d, m in QUOTED])
-def test_a_quoted_message_is_one_the_code_prints(doc: str, message: str) -> None:
-    """Searching troubleshooting.md for the error you got must find it: every literal piece of a
-    quoted message (between the …s) stands in one of the code's strings, never across a value."""
-    body = message.removeprefix("bblogin: ")
-    for piece in filter(None, (p.strip() for p in body.split("…"))):
-        assert printable(piece), f"{doc} quotes `{message}`, but no string in bblogin/ holds {piece!r}"
+def quote_problem(quote: str, stated: int | None) -> str | None:
+    """Why the docs may not quote ``quote`` with the exit code ``stated``; None when they may."""
+    from tests.tools import code_messages
+
+    found = code_messages.match(quote)
+    if not found:
+        return "no message of bblogin reads so (one string of the code: its constant text as it is, … for what the quote leaves out)"
+    codes = {m.exit_code for m in found if m.exit_code is not None}
+    if stated is not None and codes and stated not in codes:
+        return f"it says exit {stated}, but bblogin exits {' or '.join(map(str, sorted(codes)))} with it ({', '.join(sorted({f'{m.error} at {m.where}' for m in found if m.error}))})"
+    return None
 
 
-CODE_MESSAGES = code_messages()
+@pytest.mark.parametrize(("doc", "message", "stated"), QUOTED, ids=[f"{d}:{m[:50]}" for d, m, _ in QUOTED])
+def test_a_quoted_message_is_one_the_code_prints(doc: str, message: str, stated: int | None) -> None:
+    """Searching troubleshooting.md for the error you got must find it: every quoted message is
+    one message string of bblogin (tests/tools/code_messages.py), and the exit code the docs give
+    with it is the one its exception carries."""
+    problem = quote_problem(message, stated)
+    shown = f"`bblogin: {message}`" if f"`bblogin: {message}`" in (ROOT / "docs" / doc).read_text() else f'"{message}" (if that is not bblogin\'s, list it in NOT_BBLOGINS)'
+    assert problem is None, f"{doc} quotes {shown}" + (f" (exit {stated})" if stated is not None else "") + f": {problem}"
 
 
-def printable(piece: str, *, at_start: bool = False) -> bool:
-    """Whether the code can print ``piece``: inside one string, or a string's end (or the text
-    before one of its values) followed by what another string starts with — a message built in
-    two places (`the ID token failed verification: {check}` with the check's own text)."""
-    for m in CODE_MESSAGES:
-        if (m.startswith(piece) if at_start else piece in m):
-            return True
-    for k in range(1, len(piece)):
-        head, tail = piece[:k], piece[k:]
-        if any((m.startswith(head + "\0") or m == head) if at_start else (head + "\0" in m or m.endswith(head)) for m in CODE_MESSAGES):
-            if printable(tail, at_start=True):
-                return True
-    return False
+@pytest.mark.parametrize(
+    "quote",
+    [
+        "TLS verification failed",  # the stale quote issue #29 found in troubleshooting.md
+        "the ID token's issuer is not …",  # troubleshooting.md's text before #29
+        "bananas are blue",
+        "the keyring exploded",
+        "the login for … (…) has endd: the identity provider refused the refresh token",  # one typo
+        "the keyring is locked: the identity provider refused the refresh token",  # two real messages glued
+        "the ID token failed verification: bananas are blue",  # a real message, a made-up check
+        "the proxy … requires authentication (HTTP 407) for the connection to …",  # skips " (from …)" without a …
+    ],
+)
+def test_a_made_up_quote_is_refused_at_once(quote: str) -> None:
+    """The matcher never glues pieces of unrelated strings, and says no quickly (the first
+    version accepted all of these, and took minutes to refuse some typos)."""
+    import time
+
+    started = time.perf_counter()
+    assert quote_problem(quote, None) is not None
+    assert time.perf_counter() - started < 0.5
+
+
+def test_a_wrong_exit_code_next_to_a_quote_is_refused() -> None:
+    text = "**`bblogin: the keyring is locked (…)` (exit 5).**\nUnlock it.\n\n**Corporate network (exit 6).**\n- `bblogin: cannot connect to the proxy … (from …): … (on the way to …)`: fix it.\n"
+    [(locked, five), (proxy, six)] = quotes_in(text, double_quoted=True)
+    assert (five, six) == (5, 6)
+    assert "bblogin exits 6" in (quote_problem(locked, five) or "")
+    assert "bblogin exits 5" in (quote_problem(proxy, six) or "")
+    assert quote_problem(locked, 6) is None and quote_problem(proxy, 5) is None
+
+
+def test_double_quoted_messages_are_checked_too() -> None:
+    text = 'Corporate network (exit 5).\n- "the TLS check went wrong": install the CA.\n- "Invalid redirect_uri" is Bitbucket\'s.\n'
+    assert quotes_in(text, double_quoted=True) == [("the TLS check went wrong", 5)]
 
 
 def dex_configs() -> list[tuple[str, dict]]:

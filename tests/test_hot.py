@@ -5,12 +5,14 @@ and a mirror with a corrupted length."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import resource
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -288,7 +290,7 @@ SIGNATURES = ["", "s", "vo", "ao", "aoao", "a{o(oayays)}", "a(yv)", "v", "a{sv}"
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.binary(max_size=600), st.integers(0, 3), st.sampled_from(SIGNATURES), st.booleans())
+@given(st.binary(max_size=600), st.integers(0, 4), st.sampled_from(SIGNATURES), st.booleans())
 def test_the_secret_reader_turns_any_reply_into_a_value_or_its_own_error(body: bytes, serial: int, signature: str, error: bool) -> None:
     """After a successful AUTH, replies with random bodies under any signature, to any of our calls
     (or raw random bytes: serial 0) give a value or SecretServiceUnavailable — nothing else, and
@@ -311,8 +313,8 @@ def test_the_secret_reader_turns_any_reply_into_a_value_or_its_own_error(body: b
     bus.deadline, bus.sock, bus.serial, bus.pending, bus.replies = time.monotonic() + 2, ours, 0, b"", {}
     bus.outbox, bus.authenticated = bytearray(), False
     bus.send(_dbus.BUS, "Hello")
-    reader.bus, reader.session = bus, ""
-    reader.opening = bus.send(_dbus.SECRETS, "OpenSession", "sv", "plain", ("s", ""))
+    reader.bus, reader.session, reader.search = bus, "", _dbus.SECRETS
+    reader.greeting = bus.send((_dbus.SECRETS[0], _dbus.SECRETS[1], "org.freedesktop.DBus.Properties"), "Get", "ss", _dbus.SECRETS[2], "Collections")
     try:
         result = reader.read([{"service": "bblogin", "username": "x/id_token"}])
         assert isinstance(result, list) and all(r is None or isinstance(r, bytes) for r in result)
@@ -321,6 +323,57 @@ def test_the_secret_reader_turns_any_reply_into_a_value_or_its_own_error(body: b
     finally:
         ours.close()
         theirs.close()
+
+
+def test_open_session_goes_out_only_after_the_secret_service_has_answered_a_call(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> None:
+    """gnome-keyring 42 aborts on an OpenSession it dispatches before it has registered the caller,
+    and the bus then starts a new daemon with the login keyring locked (one connection in ~3,000
+    when OpenSession was the first call; see ``_dbus.SecretReader``): the reader's first call is a
+    property Get, and OpenSession is written only once that call has been answered."""
+    from jeepney import new_method_return
+    from jeepney.low_level import HeaderFields, Parser
+
+    from bblogin._hot import _dbus
+
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(tmp_path / "bus"))
+    server.listen(1)
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", f"unix:path={tmp_path / 'bus'}")
+    batches: list[list[str]] = []
+    answers = {"Hello": ("s", (":1.7",)), "Get": ("v", (("ao", ["/org/freedesktop/secrets/collection/login"]),)), "OpenSession": ("vo", (("s", ""), "/org/freedesktop/secrets/session/s1")), "SearchItems": ("aoao", ([], []))}
+
+    def peer() -> None:  # answers each batch of calls only once the client has gone quiet
+        conn, _ = server.accept()
+        with conn:
+            parser, pending = Parser(), b""
+            conn.settimeout(5)
+            while b"BEGIN\r\n" not in pending:
+                pending += conn.recv(65536)
+            conn.sendall(b"OK 0123456789abcdef\r\n")
+            parser.add_data(pending.partition(b"BEGIN\r\n")[2])
+            serial = 100
+            while True:
+                conn.settimeout(0.3)
+                with contextlib.suppress(TimeoutError):
+                    while data := conn.recv(65536):
+                        parser.add_data(data)
+                calls = list(iter(parser.get_next_message, None))
+                if not calls:
+                    return
+                batches.append([call.header.fields[HeaderFields.member] for call in calls])
+                for call in calls:
+                    serial += 1
+                    conn.sendall(new_method_return(call, *answers[call.header.fields[HeaderFields.member]]).serialise(serial))
+
+    thread = threading.Thread(target=peer, daemon=True)
+    thread.start()
+    try:
+        with _dbus.SecretReader(5.0) as reader:
+            assert reader.read([{"service": "bblogin", "username": "x/id_token"}]) == [None]
+    finally:
+        thread.join(5)
+        server.close()
+    assert batches == [["Hello", "Get"], ["OpenSession", "SearchItems"]]
 
 
 @pytest.mark.parametrize("closed", ["stdout", "stdin"])

@@ -7,7 +7,10 @@ login: the loopback flow with a person signing in), Bitbucket Pipelines steps of
 on one runner (a CI profile exchanging each step's token), ``use``, ``logout``, edit config.toml by hand
 (issuer, client id, git hosts), tokens that come close to their end, a cleaned cache
 (lost mirrors), a login result left next to a lock (an old failure, a symlink, garbage), kubectl with flag overrides (``--profile P --issuer … --client-id …``, ad-hoc ``--issuer … --client-id …``), and
-kubectl callers racing a ``use`` through the real launcher.
+kubectl callers racing a ``use`` through the real launcher; and outages (issue #24): an IdP behind
+the fault injector (tests/fixtures/faults.py) refuses, resets or answers 503 for a while, tokens
+sit inside the margin, below the outage floor or past their end, backoff windows end, and
+``bblogin refresh`` forces a refresh.
 
 After every step:
 
@@ -16,7 +19,11 @@ After every step:
   (``_cli.run``, no fast path) answers right after it; every answer is a token of the profile's
   own issuer and client;
 - every token each IdP ever received is one that IdP issued (the dev IdP's token accounting);
-- nothing prints a traceback or an "internal error".
+- nothing prints a traceback or an "internal error";
+- outages: a token that is still valid (``_outage.FLOOR`` seconds beyond now) of a live grant is
+  always served; a served token is never one that has expired (or lives less than the floor); and
+  no call contacts an IdP for an account whose backoff window is open — one attempt (with the full
+  retries only when nothing could be served) per window — while every failed attempt opens one.
 
 Examples are bounded (``SETTINGS``) so the test runs in CI in well under a minute.
 
@@ -36,6 +43,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import tomllib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -47,19 +55,22 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
 
-from bblogin import _cli, _files, _index, _loginresult, _paths
+from bblogin import _cli, _config, _files, _index, _loginresult, _outage, _paths
 from bblogin._errors import LoginFailed
 from bblogin._hot import _answer as _fast
 from bblogin._claims import unverified_claims
 from bblogin._hot._answer import PIPELINES_ENV
 from bblogin.devidp import DevIdP, dex_subject
 from tests.fixtures.devidp import sign_in
+from tests.fixtures.faults import FaultProxy
 from tests.test_session import make_expiring
 
 PROFILES = ("a", "b")
 USERS = ("alice", "bob")
 CLIENTS = ("bblogin", "bblogin-ci")
 GIT_HOSTS = ("https://git-one.example", "https://git-two.example")
+FAULTS = ("refuse", "reset", "503")  # "hang" costs the early budget per attempt: tests/test_outage.py has it
+MAX_BURST = 3  # one attempt, with the full retries (two) when no valid token can be served
 EXEC_INFO = '{"apiVersion":"client.authentication.k8s.io/v1","spec":{"interactive":false}}'
 SETTINGS = settings(
     max_examples=8,
@@ -98,8 +109,15 @@ def toml_config(profiles: dict[str, dict[str, Any]], git_hosts: dict[str, str]) 
     return "\n".join(lines)
 
 
+def rfc3339_seconds(value: str) -> float:
+    import calendar
+
+    return calendar.timegm(time.strptime(value, "%Y-%m-%dT%H:%M:%SZ"))
+
+
 class Bblogin(RuleBasedStateMachine):
     idps: tuple[DevIdP, ...] = ()
+    proxies: tuple[FaultProxy, ...] = ()
     keyring: Any = None
 
     def __init__(self) -> None:
@@ -115,6 +133,9 @@ class Bblogin(RuleBasedStateMachine):
         self.presented_before = [len(idp.presented_tokens) for idp in self.idps]  # the IdPs outlive an example
         self.step_tokens: dict[str, str] = {}
         self.step_repo: str | None = None
+        self.last_err = ""
+        for proxy in self.proxies:
+            proxy.mode = "up"
         os.environ.pop(PIPELINES_ENV, None)
 
     def teardown(self) -> None:
@@ -139,28 +160,83 @@ class Bblogin(RuleBasedStateMachine):
     def accounts(self) -> list[_index.Account]:
         return sorted(_index.load().accounts.values(), key=lambda a: a.id)
 
+    def down(self) -> bool:
+        """An IdP is down, or was when an account's last attempt failed (its window may still be open)."""
+        return any(proxy.mode != "up" for proxy in self.proxies) or any(a.outage for a in self.accounts())
+
     def full(self, argv: list[str], stdin: bytes = b"") -> tuple[int, bytes]:
         with captured(stdin) as (out, err):
             code = _cli.run(argv)
+        self.last_err = err.getvalue()
         assert "Traceback" not in err.getvalue() and "internal error" not in err.getvalue(), err.getvalue()
-        assert code in (0, 4), f"{argv}: exit {code}: {err.getvalue()}"
+        allowed = (0, 4, 5) if self.down() else (0, 4)  # 5: an IdP is down and nothing valid is cached
+        assert code in allowed, f"{argv}: exit {code}: {err.getvalue()}"
         return code, output(out)
 
     def hot_kubectl(self, argv: list[str]) -> tuple[int | None, bytes]:
         with captured() as (out, err):
             answer = _fast.kubectl(argv)
-        assert err.getvalue() == "" and output(out) == b""
+        self.hot_err = err.getvalue()
+        assert output(out) == b"" and (answer is not None or self.hot_err == "")
         return (None, b"") if answer is None else (0, answer)
 
     def hot_git(self, request: bytes) -> tuple[int | None, bytes]:
         with captured() as (out, err):
             answer = _fast.git_credential_get(request)
-        assert err.getvalue() == "" and output(out) == b""
+        self.hot_err = err.getvalue()
+        assert output(out) == b"" and (answer is not None or self.hot_err == "")
         return (None, b"") if answer is None else (0, answer)
 
     def assert_agree(self, hot: tuple[int | None, bytes], full: tuple[int, bytes], what: str) -> None:
         if hot[0] is not None:
             assert hot == full, f"{what}: the hot path answered {hot!r}, the full path {full!r}"
+            assert self.hot_err == self.last_err, f"{what}: the hot path said {self.hot_err!r}, the full path {self.last_err!r}"
+
+    # -- outages ----------------------------------------------------------------------------------
+    def idp_of(self, issuer: str) -> int | None:
+        return next((i for i, idp in enumerate(self.idps) if idp.issuer == issuer), None)
+
+    def account_for(self, name: str) -> _index.Account | None:
+        """The account the full path would use for profile ``name`` (None: none, or a CI one)."""
+        from bblogin._session import visible_account
+
+        if name not in self.people_profiles():
+            return None
+        try:
+            return visible_account(_index.load(), _config.load().profile(name))
+        except Exception:  # noqa: BLE001  # a profile the config no longer has: no account to judge
+            return None
+
+    def contacted(self, account: _index.Account | None, call: Any) -> tuple[Any, int]:
+        """``call()`` and how many connections it opened to ``account``'s IdP; asserts the
+        outage rules: none while its backoff window is open, at most one burst otherwise, and
+        a failed attempt opens a window."""
+        if account is None or self.idp_of(account.issuer) is None:
+            return call(), 0
+        proxy = self.proxies[self.idp_of(account.issuer)]  # type: ignore[index]
+        window = _outage.waiting(account)
+        open_for = window.retry_at - time.time() if window is not None else 0.0
+        before = proxy.connections
+        result = call()
+        made = proxy.connections - before
+        if open_for > 1.0:  # (a window about to close may close during the call)
+            assert made == 0, f"{made} connection(s) to {account.issuer} inside the backoff window of {account.id}"
+        assert made <= MAX_BURST, f"{made} connections to {account.issuer} in one call"
+        after = _index.load().accounts.get(account.id)
+        if made and proxy.mode != "up" and after is not None and not after.refresh_dead:
+            assert _outage.waiting(after) is not None, f"a failed attempt for {account.id} opened no backoff window"
+        return result, made
+
+    def assert_valid_is_served(self, account: _index.Account | None, kind: str, code: int, what: str) -> None:
+        """A live grant's token that lives beyond the outage floor is always served."""
+        if account is None or account.refresh_dead or not account.has("refresh_token"):
+            return
+        expires_at = account.expires_at(kind)
+        if expires_at is not None and expires_at - account.idp_now() > _outage.FLOOR + 2:
+            assert code == 0, f"{what}: a token valid {expires_at - account.idp_now()} s more was not served: {self.last_err}"
+
+    def assert_not_expired(self, expiration: float, what: str) -> None:
+        assert expiration > time.time() + _outage.FLOOR - 2, f"{what}: served a token that ends at {expiration} (now {time.time()})"
 
     def assert_issued_for(self, token: str, issuer: str, client_id: str, what: str) -> None:
         claims = unverified_claims(token) or {}
@@ -186,6 +262,8 @@ class Bblogin(RuleBasedStateMachine):
     def login(self, idp: int, name: str, user: str) -> None:
         from bblogin.tui.source import CoreSource
 
+        if self.proxies[idp].mode != "up":
+            return  # a login needs the IdP (tests/test_outage.py: no browser is opened during an outage)
         self.profiles[name] = {"issuer": self.idps[idp].issuer, "client_id": "bblogin", "connector_id": "bitbucket-cloud", "flow": "loopback"}
         self.write_config()
         self.idps[idp].default_user = user  # who the Bitbucket double signs in
@@ -282,7 +360,7 @@ class Bblogin(RuleBasedStateMachine):
         profile = self.profiles[name]
         for done in results:
             assert b"Traceback" not in done.stderr and b"internal error" not in done.stderr, done.stderr
-            assert done.returncode in (0, 4), done.stderr
+            assert done.returncode in ((0, 4, 5) if self.down() else (0, 4)), done.stderr
             if done.returncode == 0:
                 self.assert_issued_for(json.loads(done.stdout)["status"]["token"], profile["issuer"], profile["client_id"], f"kubectl --profile {name}")
 
@@ -307,16 +385,54 @@ class Bblogin(RuleBasedStateMachine):
         for name in self.people_profiles():
             make_expiring(name)  # so the next calls take the lock (refresh) and meet what was left there
 
+    @rule(idp=st.integers(0, 1), fault=st.sampled_from(FAULTS))
+    def idp_fails(self, idp: int, fault: str) -> None:
+        """The IdP (or its load balancer) goes down: connections refused, reset, or 503."""
+        self.proxies[idp].mode = fault
+
+    @rule(idp=st.integers(0, 1))
+    def idp_recovers(self, idp: int) -> None:
+        self.proxies[idp].mode = "up"
+
+    @rule()
+    def backoff_windows_end(self) -> None:
+        """Time passes beyond every backoff window (their ends are moved to now)."""
+        with _index.transaction() as index:
+            for account in index.accounts.values():
+                if account.outage:
+                    account.outage["retry_at"] = time.time() - 1
+
+    @precondition(lambda self: self.profiles)
+    @rule(data=st.data(), seconds_left=st.sampled_from((45, 5, -30)))
+    def token_near_its_end(self, data: st.DataObject, seconds_left: int) -> None:
+        """Inside the margin but valid (45 s), below the outage floor (5 s), or expired."""
+        make_expiring(data.draw(st.sampled_from(sorted(self.profiles))), seconds_left=seconds_left)
+
+    @precondition(lambda self: self.people_profiles())
+    @rule(data=st.data())
+    def forced_refresh(self, data: st.DataObject) -> None:
+        """`bblogin refresh`: now, whatever the backoff window says (so not counted as a storm)."""
+        name = data.draw(st.sampled_from(self.people_profiles()))
+        with captured() as (_out, err):
+            code = _cli.run(["refresh", "--profile", name])
+        assert "Traceback" not in err.getvalue() and code in (0, 3, 4, 5, 7), err.getvalue()
+        if code == 0:
+            account = self.account_for(name)
+            assert account is not None and account.outage is None, "a refresh that worked left the outage recorded"
+
     # -- invariants -----------------------------------------------------------------------------
     @invariant()
     def hot_path_declines_or_answers_as_the_full_path(self) -> None:
         config = tomllib.loads(toml_config(self.profiles, self.git_hosts))
         for name, profile in config.get("profiles", {}).items():
             argv = ["--profile", name]
+            account = self.account_for(name)
             hot = self.hot_kubectl(argv)
-            full = self.full(["kubectl", *argv])
+            full, _made = self.contacted(account, lambda argv=argv: self.full(["kubectl", *argv]))
             self.assert_agree(hot, full, f"kubectl --profile {name}")
+            self.assert_valid_is_served(account, "id_token", full[0], f"kubectl --profile {name}")
             if full[0] == 0:
+                self.assert_not_expired(rfc3339_seconds(json.loads(full[1])["status"]["expirationTimestamp"]), f"kubectl --profile {name}")
                 token = json.loads(full[1])["status"]["token"]
                 self.assert_issued_for(token, profile["issuer"], profile["client_id"], f"kubectl --profile {name}")
                 if profile.get("pipelines"):
@@ -325,8 +441,10 @@ class Bblogin(RuleBasedStateMachine):
         for url in GIT_HOSTS:
             request = f"protocol=https\nhost={url.split('://')[1]}\n\n".encode()
             hot = self.hot_git(request)
-            full = self.full(["git-credential", "get"], request)
+            account = self.account_for(self.git_hosts[url]) if url in self.git_hosts else None
+            full, _made = self.contacted(account, lambda request=request: self.full(["git-credential", "get"], request))
             self.assert_agree(hot, full, f"git-credential get {url}")
+            self.assert_valid_is_served(account, "access_token", full[0], f"git-credential get {url}")
             if url not in self.git_hosts:
                 assert full == (0, b""), f"answered for {url}, which config.toml does not name"
 
@@ -337,13 +455,51 @@ class Bblogin(RuleBasedStateMachine):
             assert foreign == [], f"{idp.issuer} received tokens it never issued: {foreign}"
 
 
-@pytest.mark.timeout(600)  # a failure is shrunk, which replays examples
-@pytest.mark.usefixtures("bblogin_home")
-def test_model(keyring_secret_service, devidp_factory, monkeypatch: pytest.MonkeyPatch) -> None:
+def machine(keyring: Any, outage_idp: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The state machine's world: environment, two dev IdPs behind their fault injectors, the keyring."""
     for var, value in (("KUBERNETES_EXEC_INFO", EXEC_INFO), ("GIT_TERMINAL_PROMPT", "0"), ("BROWSER", "true")):
         monkeypatch.setenv(var, value)
     for var in ("BBLOGIN_CONFIG_DIR", "BBLOGIN_STATE_DIR", "BBLOGIN_CACHE_DIR"):
         monkeypatch.setenv(var, os.environ[var])  # restored after the examples replace them
-    monkeypatch.setattr(Bblogin, "idps", (devidp_factory(), devidp_factory()))
-    monkeypatch.setattr(Bblogin, "keyring", keyring_secret_service)
+    pairs = (outage_idp(), outage_idp())
+    monkeypatch.setattr(Bblogin, "idps", tuple(idp for idp, _proxy in pairs))
+    monkeypatch.setattr(Bblogin, "proxies", tuple(proxy for _idp, proxy in pairs))
+    monkeypatch.setattr(Bblogin, "keyring", keyring)
+
+
+@pytest.mark.timeout(600)  # a failure is shrunk, which replays examples
+@pytest.mark.usefixtures("bblogin_home")
+def test_model(keyring_secret_service, outage_idp, monkeypatch: pytest.MonkeyPatch) -> None:
+    machine(keyring_secret_service, outage_idp, monkeypatch)
     run_state_machine_as_test(Bblogin, settings=SETTINGS)
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.usefixtures("bblogin_home")
+@pytest.mark.parametrize("fault", FAULTS)
+def test_model_outage_walk(keyring_secret_service, outage_idp, monkeypatch: pytest.MonkeyPatch, fault: str) -> None:
+    """One fixed walk through the outage rules, with every invariant after each step (random
+    examples reach a token below the floor inside a window only now and then)."""
+    machine(keyring_secret_service, outage_idp, monkeypatch)
+    state = Bblogin()
+    checks = (state.hot_path_declines_or_answers_as_the_full_path, state.idps_received_only_their_own_tokens)
+    steps = (
+        lambda: state.first_login(0, "alice", GIT_HOSTS[0]),
+        lambda: state.idp_fails(0, fault),
+        lambda: make_expiring("a", seconds_left=45),  # inside the margin, valid: served, one attempt
+        lambda: make_expiring("a", seconds_left=5),  # below the floor, window open: fails at once
+        state.backoff_windows_end,  # the next call makes one attempt, and opens the next window
+        lambda: make_expiring("a", seconds_left=-30),
+        lambda: state.idp_recovers(0),
+        state.backoff_windows_end,  # back: the next call refreshes once
+        lambda: state.idp_fails(0, fault),
+        lambda: make_expiring("a", seconds_left=45),
+    )
+    try:
+        for step in steps:
+            step()
+            for check in checks:
+                check()
+        assert state.proxies[0].connections > 0 or fault == "refuse"
+    finally:
+        state.teardown()

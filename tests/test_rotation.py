@@ -35,6 +35,6 @@ def test_refresh_answer_that_cannot_be_verified_keeps_the_new_refresh_token(devi
     refused = bblogin("token", "--profile", "dev", "--no-login")
     assert refused.returncode != 0, refused.stderr
     idp.fail_next("/keys", 200, "", count=0)
-    again = bblogin("token", "--profile", "dev", "--no-login")
+    again = bblogin("token", "--refresh", "--profile", "dev", "--no-login")  # now, not after the outage's backoff window
     assert again.returncode == 0, again.stderr  # the kept refresh token works; the spent one would not
     assert idp.count("/token", "refresh_token") == 2

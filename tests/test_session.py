@@ -119,18 +119,24 @@ def test_dead_refresh_token_asks_for_login_without_a_browser(devidp_factory) -> 
 def test_network_failure_is_reported_never_a_login_and_cache_survives(devidp_factory) -> None:
     idp = devidp_factory(id_token_ttl=90)
     login(idp)
-    make_expiring("dev")
+    make_expiring("dev", seconds_left=5)  # below the outage floor: nothing to fall back on
     idp.fail_next("/token", 503, "<html><body>upstream down</body></html>", content_type="text/html", count=10)
     done = bblogin("token", "--profile", "dev", "--no-login")
     assert done.returncode == 5, done.stderr
-    assert "<html>" not in done.stderr and done.stdout == ""
+    assert "<html>" not in done.stderr and done.stdout == "" and "tries again after" in done.stderr
     assert idp.count("/device/code") == 1
+    attempts = idp.count("/token", "refresh_token")
+    done = bblogin("token", "--profile", "dev", "--no-login")  # inside the backoff window: not sent
+    assert done.returncode == 5 and "the identity provider is failing since" in done.stderr and "refresh --profile dev" in done.stderr
+    assert idp.count("/token", "refresh_token") == attempts
     idp.fail_next("/token", 200, '{"access_token": "x", "id_tok', count=1)  # truncated JSON
-    done = bblogin("token", "--profile", "dev", "--no-login")
+    done = bblogin("refresh", "--profile", "dev")  # bypasses the window
     assert done.returncode == 5
     idp.fail_next("/token", 200, "", count=0)
-    done = bblogin("token", "--profile", "dev", "--no-login")
+    done = bblogin("refresh", "--profile", "dev")
     assert done.returncode == 0, done.stderr  # the refresh token survived every failure
+    assert done.stdout.startswith("Refreshed alice@") and "groups unchanged" in done.stdout
+    assert _index.load().active_account("dev").outage is None  # the IdP answered: the outage is over
 
 
 def test_two_accounts_on_one_idp_and_use(devidp) -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from bblogin import _outage
 from bblogin._config import Config, Profile
-from bblogin._hot._answer import effective_margin
+from bblogin._hot._answer import OUTAGE_FLOOR, effective_margin
 from bblogin._index import Account, Index
 from bblogin._session import issued_for
 from bblogin._store import SecretStore
@@ -41,9 +42,20 @@ def token_state(account: Account, at: int, kind: str = "id_token", margin: int =
     if expires_at is not None and expires_at > at + effective_margin(margin, info):
         return "valid"
     refreshable = account.has("refresh_token") and not account.refresh_dead
+    outage = _outage.waiting(account) if refreshable else None
+    if outage is not None:
+        if expires_at is not None and expires_at > at + OUTAGE_FLOOR:
+            return f"served from the cache while the identity provider is failing (next try at {outage.next_try()})"
+        return f"expired, and the identity provider is failing: calls fail until the next try at {outage.next_try()}"
     if expires_at is not None and expires_at > at:
         return "expiring (the next use refreshes it)" if refreshable else "login needed (the token is inside its refresh margin and cannot be refreshed)"
     return "expired (the next use refreshes it)" if refreshable else "login needed"
+
+
+def outage_view(account: Account) -> dict[str, Any] | None:
+    """The recorded IdP outage of ``account`` (``_outage``) for `status --json` and the TUI."""
+    outage = _outage.of(account)
+    return None if outage is None else {**outage.to_json(), "waiting": outage.waiting(), "note": outage.describe()}
 
 
 def describe(account: Account, config: Config, index: Index) -> dict[str, Any]:
@@ -74,4 +86,5 @@ def describe(account: Account, config: Config, index: Index) -> dict[str, Any]:
         "plaintext": store.is_plaintext,
         "profile_configured": profile is not None,
         "clock": {"offset": clock.offset, "unbelieved": clock.unbelieved, "note": clock.note()},
+        "outage": outage_view(account),
     }

@@ -13,18 +13,15 @@ mode. ``--context`` must name a cluster the kubeconfig has; ``--set-current`` ma
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import sys
 from typing import Any
 
-from bblogin import _files, _kubeconfig
+from bblogin import _kubeconfig
 from bblogin._cli import launcher_command
 from bblogin._commands._common import load_config, say
 from bblogin._errors import ConfigError, UsageError
 
-BACKUP = ".bblogin-backup"  # the file as it was before this run
-ORIGINAL = ".bblogin-original"  # the file as it was before bblogin first changed it: never overwritten
 
 
 def kubeconfig_path(explicit: str | None) -> str:
@@ -68,9 +65,6 @@ def _upsert(items: Any, name: str, key: str, value: dict[str, Any]) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
-
     config = load_config()
     profile = config.profile(args.profile)
     if bool(args.context) != bool(args.cluster):
@@ -79,31 +73,16 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--set-current needs --context NAME --cluster NAME")
     user = args.user or f"bblogin-{profile.name}"
     entry = exec_entry(profile.name, args.use_access_token)
-    yaml = YAML()
-    yaml.preserve_quotes = True
     shown = kubeconfig_path(args.kubeconfig)
-    path = os.path.realpath(shown)  # write through a symlink (dotfile managers), never replace it
-    try:
-        with open(path, encoding="utf-8") as fh:
-            original = fh.read()
-    except FileNotFoundError:
-        original = ""
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
-    try:
-        doc = yaml.load(original) if original.strip() else None
-    except YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML ({type(exc).__name__}); nothing was changed") from None
-    if doc is None:
-        doc = {"apiVersion": "v1", "kind": "Config", "clusters": [], "contexts": [], "users": [], "preferences": {}}
-    if not isinstance(doc, dict):
-        raise ConfigError(f"{path} is not a kubeconfig (its top level is not a mapping)")
-    problems = [what for _path, what, _fix in _kubeconfig.shape_problems(path, doc) if what.startswith(("`users:`", "`contexts:`", "users[", "contexts["))]
-    if problems:
-        raise ConfigError(f"{shown}: {problems[0]}; nothing was changed", hint="fix that entry (kubectl cannot read it either), or name another file with --kubeconfig")
-    for key in ("users", "contexts"):
-        if doc.get(key) is None:
-            doc[key] = []
+    if args.print_only:  # only what bblogin would write: never the rest of the file (other users' tokens)
+        return _edit(args, shown, user, entry, profile.name)
+    with _kubeconfig.edit_lock(shown):  # read, change and write with no kubectl (or bblogin) writing in between
+        return _edit(args, shown, user, entry, profile.name)
+
+
+def _edit(args: argparse.Namespace, shown: str, user: str, entry: dict[str, Any], profile: str) -> int:
+    kube = _kubeconfig.load_for_edit(shown)
+    doc, path = kube.doc, kube.path
     changed = _upsert(doc["users"], user, "user", entry)
     wanted: dict[str, Any] = {"users": [{"name": user, "user": entry}]}
     if args.context:
@@ -121,23 +100,17 @@ def run(args: argparse.Namespace) -> int:
             if doc.get("current-context") != args.context:
                 doc["current-context"] = args.context
                 changed = True
-    if args.print_only:  # only what bblogin would write: never the rest of the file (other users' tokens)
-        yaml.dump(wanted, sys.stdout)
+    if args.print_only:
+        kube.yaml.dump(wanted, sys.stdout)
         return 0
-    out = io.StringIO()
-    yaml.dump(doc, out)
     if not changed:
         say(f"{shown} already runs bblogin for user {user}; nothing to change.")
     else:
-        first_change = original and not os.path.exists(path + ORIGINAL)
-        if first_change:
-            _files.atomic_write_bytes(path + ORIGINAL, original.encode(), own_dir=False)
-        if original:
-            _files.atomic_write_bytes(path + BACKUP, original.encode(), own_dir=False)
-        _files.atomic_write_bytes(path, out.getvalue().encode(), own_dir=False)
-        say(f"Wrote user {user} (bblogin kubectl --profile {profile.name}) to {shown}" + (f", with context {args.context}" if args.context else "") + ".")
-        if original:
-            say(f"The previous file is saved as {path}{BACKUP}" + (f", and kept as {path}{ORIGINAL} (the file before bblogin first changed it)." if first_change else "."))
+        first_change = kube.original and not os.path.exists(path + _kubeconfig.ORIGINAL)
+        kube.write()
+        say(f"Wrote user {user} (bblogin kubectl --profile {profile}) to {shown}" + (f", with context {args.context}" if args.context else "") + ".")
+        if kube.original:
+            say(f"The previous file is saved as {path}{_kubeconfig.BACKUP}" + (f", and kept as {path}{_kubeconfig.ORIGINAL} (the file before bblogin first changed it)." if first_change else "."))
     merged = _merged_with(doc, path, args.kubeconfig)
     current = merged.current
     if args.context and current != args.context:
@@ -147,17 +120,4 @@ def run(args: argparse.Namespace) -> int:
             f"No context uses user {user}, so kubectl does not run bblogin yet: rerun with --context NAME --cluster CLUSTER, "
             f"or run `kubectl config set-context NAME --cluster CLUSTER --user {user}`."
         )
-    return 0
-    if not changed:
-        say(f"{shown} already runs bblogin for user {user}; nothing to change.")
-    else:
-        if original:
-            _files.atomic_write_bytes(path + ".bblogin-backup", original.encode(), own_dir=False)
-        _files.atomic_write_bytes(path, out.getvalue().encode(), own_dir=False)
-        say(f"Wrote user {user} (bblogin kubectl --profile {profile.name}) to {shown}" + (f", with context {args.context}" if args.context else "") + ".")
-        if original:
-            say(f"The previous file is saved as {path}.bblogin-backup.")
-    _, current = _merged_with(doc, args.kubeconfig, yaml)
-    if args.context and current != args.context:
-        say(f"kubectl's current context is {current!r}, not {args.context}: pass --set-current, or run `kubectl config use-context {args.context}`." if current else f"kubectl has no current context: pass --set-current, or run `kubectl config use-context {args.context}`.")
     return 0

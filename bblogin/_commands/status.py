@@ -33,6 +33,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {kind.replace('_', ' '):18} {info['expiry']}")
         print(f"  stored in          {v['storage_description']}" + ("  <- PLAINTEXT FILE" if v["plaintext"] else ""))
         print(f"  state              {v['state']}")
+        if v["outage"]:
+            print(f"  outage             {v['outage']['note']}")
         if v["clock"]["note"]:
             print(f"  clock              {v['clock']['note']}")
     return 0

@@ -19,7 +19,13 @@ from bblogin._timefmt import rfc3339
 def run(args: argparse.Namespace) -> int:
     profile = profile_from_args(args, load_config())
     kind = args.kind or ("access_token" if profile.use_access_token else "id_token")
-    cred = get_credential(profile, kind=kind, account=account_from_args(args, profile), interactive=Gate("cli", no_login=args.no_login))
+    if args.refresh:
+        from bblogin._commands.refresh import refresh_now
+
+        cred, line, _view = refresh_now(profile, account_from_args(args, profile), kind)
+        print(line, file=sys.stderr)
+    else:
+        cred = get_credential(profile, kind=kind, account=account_from_args(args, profile), interactive=Gate("cli", no_login=args.no_login))
     if args.json:
         out = {"token": cred.token, "kind": kind, "expires_at": cred.expires_at, "expiration": rfc3339(cred.expires_at), "account": cred.account.id, "profile": profile.name}
         sys.stdout.write(json.dumps(out) + "\n")

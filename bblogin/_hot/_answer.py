@@ -4,7 +4,7 @@ kubectl and git spawn bblogin on every call. When the account's token is cached 
 longer than the profile's margin, this module answers without argparse, json, tomllib, os,
 platformdirs, keyring, httpx, authlib or jwt: it parses the command line (a strict subset of
 argparse's grammar), reads the marshal mirrors of the config and the account index (``_mirror``),
-reads the secret from the Secret Service (``_dbus``: two round trips) or the plaintext file,
+reads the secret from the Secret Service (``_dbus``: three round trips) or the plaintext file,
 checks that it is exactly the token that was verified when it was stored (``cached_token``: its
 SHA-256, expiry, provider, issuer and client are in the index — and for a CI exchange the step
 token's digest; the full path runs the same check), and prints. ``_mirrors`` on the full path
@@ -125,7 +125,7 @@ def _read_plaintext(account_id: str, kind: str) -> str | None:
 
 
 def read_keyring(account_id: str, kind: str, timeout: float, collection: str | None = None) -> str | None:
-    """The ``kind`` token of ``account_id`` from the Secret Service over one plain session (two
+    """The ``kind`` token of ``account_id`` from the Secret Service over one plain session (three
     round trips; two more for a value stored in parts), None when there is none or its parts are
     torn. Raises ``_dbus.SecretServiceUnavailable`` when it cannot tell (no bus, a locked item,
     more than MAX_PARTS parts, a reply it cannot read) and UnicodeDecodeError."""
@@ -179,6 +179,7 @@ def idp_offset(account: dict) -> int | None:
 
 
 MARGIN_FRACTION = 4  # a token is never "expiring" for more than a quarter of its lifetime
+OUTAGE_FLOOR = 10  # during an outage a token is served while it lives this long (IdP time): it must not die in flight
 
 
 def effective_margin(margin: int, info: dict) -> int:
@@ -190,16 +191,41 @@ def effective_margin(margin: int, info: dict) -> int:
     return margin
 
 
-def cached_token(profile: dict, account: dict, kind: str, read: "Callable[[str, str, str], str | None] | None" = None) -> tuple[str, int] | None:
+MAX_WINDOW = 2100  # _outage.RETRY_AFTER_CAP + CAP: a later retry_at is a damaged record, not a window
+
+
+def in_backoff(outage: object, now: float) -> bool:
+    """Whether an account's recorded IdP outage (``_outage``) says: do not try before a later time."""
+    retry_at = outage.get("retry_at") if isinstance(outage, dict) else None
+    return isinstance(retry_at, (int, float)) and not isinstance(retry_at, bool) and now < retry_at <= now + MAX_WINDOW
+
+
+def _needed(profile: dict, account: dict, info: dict, floor: "int | None") -> "int | None":
+    """Seconds ``info``'s token must still live to be served: the effective margin; during a
+    backoff window at most OUTAGE_FLOOR; ``floor`` when the caller names one. None: serve nothing
+    (the identity behind the tokens is to be checked, and the window that postponed it is over)."""
+    if floor is not None:
+        return floor
+    outage = account.get("outage")
+    waiting = in_backoff(outage, time.time())
+    if isinstance(outage, dict) and outage.get("identity_pending") and not waiting:
+        return None
+    margin = effective_margin(profile.get("refresh_margin", 60), info)
+    return min(margin, OUTAGE_FLOOR) if waiting else margin
+
+
+def cached_token(profile: dict, account: dict, kind: str, read: "Callable[[str, str, str], str | None] | None" = None, floor: "int | None" = None) -> tuple[str, int] | None:
     """(token, expiry on this machine's clock) when ``kind`` stays valid beyond the profile's
-    effective margin (``effective_margin``) in the IdP's time (local time + the measured offset) and the stored value is the very
+    effective margin (``effective_margin``; during a recorded IdP outage the smaller
+    OUTAGE_FLOOR; ``floor`` when given) in the IdP's time (local time + the measured offset) and the stored value is the very
     token that was verified for this profile's provider, issuer and client — and, for a CI
     exchange, for this step's identity token (its SHA-256); else None. The expiry is handed out
     on the local clock because kubectl and git compare it with the local clock."""
     info = (account.get("tokens") or {}).get(kind) or {}
     expires_at = info.get("expires_at")
     offset = idp_offset(account)
-    if offset is None or not isinstance(expires_at, int) or expires_at <= time.time() + offset + effective_margin(profile.get("refresh_margin", 60), info):
+    needed = _needed(profile, account, info, floor)
+    if offset is None or needed is None or not isinstance(expires_at, int) or expires_at <= time.time() + offset + needed:
         return None
     if _party(account) != _party(profile):
         return None  # issued for another party (docs/security.md): never served here
@@ -211,6 +237,29 @@ def cached_token(profile: dict, account: dict, kind: str, read: "Callable[[str, 
     if not token or info.get("sha256") != _mirror.token_digest(token):
         return None
     return token, expires_at - offset
+
+
+def _clock_time(ts: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(ts))
+
+
+def outage_notice(profile: dict, account: dict, kind: str, expires_at: int) -> "str | None":
+    """The one stderr line for a token served inside its refresh margin because the IdP is
+    failing (``expires_at`` on this machine's clock); None when the token is not inside its
+    margin or no outage is recorded. The full path prints the same line (``_session``)."""
+    outage = account.get("outage")
+    if not isinstance(outage, dict) or not isinstance(outage.get("since"), (int, float)):
+        return None
+    info = (account.get("tokens") or {}).get(kind) or {}
+    now = time.time()
+    if expires_at > now + effective_margin(profile.get("refresh_margin", 60), info):
+        return None
+    retry_at = outage.get("retry_at")
+    retry = f"; next try at {_clock_time(retry_at)}" if in_backoff(outage, now) else ""
+    return (
+        f"bblogin: the identity provider is failing (since {_clock_time(outage['since'])}): serving the cached "
+        f"{kind.replace('_', ' ').replace('id ', 'ID ')}, valid until {_clock_time(expires_at)}{retry} (-v: why; `bblogin refresh`: try now)\n"
+    )
 
 
 def adhoc_profile_name(issuer: str, client_id: str) -> str:
@@ -250,6 +299,7 @@ def kubectl(argv: list[str]) -> bytes | None:
     hit = cached_token(profile, account, kind)
     if hit is None:
         return None
+    _notify(outage_notice(profile, account, kind, hit[1]))
     return _kubectl.format_exec_credential(api_version, hit[0], hit[1]).encode()
 
 
@@ -269,10 +319,21 @@ def git_credential_get(request: bytes) -> bytes | None:
     account = _account(host["profile"], host.get("account"), profile) if profile else None
     if profile is None or account is None:
         return None
-    hit = cached_token(profile, account, host.get("token") or "access_token")
+    kind = host.get("token") or "access_token"
+    hit = cached_token(profile, account, kind)
     if hit is None:
         return None
+    _notify(outage_notice(profile, account, kind, hit[1]))
     return _gitcred.format_response(_gitcred.answer_fields(host, profile, account, hit[0], hit[1], fields))
+
+
+def _notify(notice: "str | None") -> None:
+    if notice is not None and sys.stderr is not None:
+        try:
+            sys.stderr.write(notice)
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass  # nobody reads stderr: the answer still goes out
 
 
 def git_credential_store(request: bytes) -> bytes | None:

@@ -2,10 +2,11 @@
 
 The hot path (kubectl, git) must answer in little more than a Python start-up; importing keyring
 costs about five, jeepney about one and a half. Reading one secret needs only a handful of D-Bus
-calls — Hello, OpenSession("plain"), SearchItems, GetSecrets — so this module speaks the wire
-protocol itself: little-endian marshalling of the few types those calls use (with int.to_bytes:
-even `struct` costs a shared-library load), SASL EXTERNAL auth, and the calls pipelined so that
-the whole read is two round trips to the bus (see ``Connection``). It only reads; writes go
+calls — Hello, a property Get, OpenSession("plain"), SearchItems, GetSecrets — so this module
+speaks the wire protocol itself: little-endian marshalling of the few types those calls use (with
+int.to_bytes: even `struct` costs a shared-library load), SASL EXTERNAL auth, and the calls
+pipelined so that the whole read is three round trips to the bus (see ``Connection`` and
+``SecretReader``: the third keeps gnome-keyring from aborting). It only reads; writes go
 through `keyring` on the full path.
 
 Anything unexpected raises :class:`SecretServiceUnavailable`; the hot path then declines and the
@@ -210,8 +211,7 @@ class Connection:
 
     ``send`` only queues a call and returns its serial; ``reply`` sends everything queued in one
     write and reads until that call's reply. The SASL exchange, BEGIN and Hello are queued too, so
-    a client that needs no answer in between (OpenSession and SearchItems need none) pays one
-    round trip for all of it, as sd-bus does. dbus-daemon and dbus-broker accept BEGIN and the
+    the handshake and the first call cost one round trip together, as with sd-bus. dbus-daemon and dbus-broker accept BEGIN and the
     first messages before they answer AUTH; they refuse any call before Hello, so Hello stays.
 
     Bounded in every way a misbehaving peer could stretch it: one deadline for the whole
@@ -333,16 +333,27 @@ DEFAULT_COLLECTION = "/org/freedesktop/secrets/aliases/default"
 class SecretReader:
     """Reads items over one connection and one "plain" session: ``with SecretReader() as r: r.read([{...}])``.
 
-    OpenSession is queued with the connection's handshake; ``read`` queues its SearchItems behind
-    it, so finding the items costs one round trip and fetching their secrets (one GetSecrets for
-    all of them) a second. It searches the whole service (the hot path: a value it finds is
-    served only when its SHA-256 is the verified token's), or with ``collection`` one collection,
-    as keyring's Secret Service backend does (the default one: ``DEFAULT_COLLECTION``).
+    The first ``read`` costs three round trips: the handshake with a Properties.Get of the
+    service's Collections (its answer is not used), then OpenSession with the SearchItems, then one
+    GetSecrets for all the items found; a later ``read`` on the same reader two. It searches the
+    whole service (the hot path: a value it finds is served only when its SHA-256 is the verified
+    token's), or with ``collection`` one collection, as keyring's Secret Service backend does (the
+    default one: ``DEFAULT_COLLECTION``).
+
+    Why OpenSession waits for an answer: gnome-keyring-daemon (42) registers a caller in an idle
+    callback that its D-Bus message filter schedules for every incoming message, and GLib can
+    dispatch that message's method before the callback has run. For OpenSession from a caller it
+    has not registered, the daemon aborts (``gkd_secret_service_get_pkcs11_session: assertion
+    'client' failed``, then a fatal GLib error in g_variant_new), and the bus starts a new daemon
+    whose login keyring is locked: every later read says "locked". With OpenSession as the first
+    call this hit about one connection in 3,000; a Get of Collections needs no registered caller,
+    and once the daemon has answered it from its main loop, the callback scheduled before it runs
+    before any later call. (secretstorage starts with a property read too.)
     """
 
     def __init__(self, timeout: float = 2.0, collection: str | None = None) -> None:
         self.bus = Connection(timeout)
-        self.opening: int | None = self.bus.send(SECRETS, "OpenSession", "sv", "plain", ("s", ""))
+        self.greeting: int | None = self.bus.send((SECRETS[0], SECRETS[1], "org.freedesktop.DBus.Properties"), "Get", "ss", SECRETS[2], "Collections")
         self.session = ""
         self.search = SECRETS if collection is None else (SECRETS[0], collection, "org.freedesktop.Secret.Collection")
 
@@ -357,13 +368,19 @@ class SecretReader:
         or None when there is none. Raises SecretServiceUnavailable when a matching item is
         locked, and for anything this client cannot make sense of."""
         try:
+            opening = None
+            if self.greeting is not None:
+                self.bus.reply(self.greeting)
+                self.greeting = None
+                opening = self.bus.send(SECRETS, "OpenSession", "sv", "plain", ("s", ""))
             searches = [self.bus.send(self.search, "SearchItems", "a{ss}", q) for q in queries]
-            if self.opening is not None:
-                opened = self.bus.reply(self.opening)
-                self.opening = None
+            if opening is not None:
+                opened = self.bus.reply(opening)
                 if len(opened) != 2 or not isinstance(opened[1], str) or not opened[1].startswith("/"):
                     raise SecretServiceUnavailable("the Secret Service opened no session")
                 self.session = opened[1]
+            if not self.session:
+                raise SecretServiceUnavailable("the Secret Service opened no session")
             found: list[str | None] = []
             for serial in searches:
                 result = self.bus.reply(serial)

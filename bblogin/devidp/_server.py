@@ -76,10 +76,13 @@ class DevIdP:
         key_file: str | None = None,
         tls: ssl.SSLContext | None = None,
         host: str = "127.0.0.1",
+        public_port: int | None = None,
     ) -> None:
         """``tls``: serve https with this server context (its certificate must name ``host``);
         ``host``: the name the issuer URL carries (it still listens on 127.0.0.1 only: a test maps
-        the name there in /etc/hosts of a private mount namespace). ``connectors``: the connector IDs /auth offers (each a bitbucket-cloud connector, or
+        the name there in /etc/hosts of a private mount namespace); ``public_port``: the port the issuer
+        URL carries when clients reach it through a proxy (tests/fixtures/faults.py; default: the
+        port it listens on). ``connectors``: the connector IDs /auth offers (each a bitbucket-cloud connector, or
         ``bitbucket-pipelines``); ``teams``: the bitbucket-cloud connector's ``teams`` filter;
         ``pipelines_connector``: the oidc connector's config (default: trusts the ``acme``
         workspace's Pipelines issuer, user name from ``sub``, no email scope); ``key_file``: keep
@@ -101,6 +104,7 @@ class DevIdP:
             device_expires_in=device_expires_in,
         )
         self.port = port
+        self._public_port = public_port
         self._tls = tls
         self._host = host
         self._clients = {c.id: c for c in (*DEFAULT_CLIENTS, *clients)}
@@ -136,7 +140,7 @@ class DevIdP:
 
     @property
     def base(self) -> str:
-        return f"{'https' if self._tls else 'http'}://{self._host}:{self.port}"
+        return f"{'https' if self._tls else 'http'}://{self._host}:{self._public_port or self.port}"
 
     def start(self) -> Self:
         self._server = serve(self.port, ISSUER_PATH, self._dispatch, self._traffic, tls=self._tls)

@@ -83,6 +83,8 @@ def who(out: Lines, view: dict[str, Any], now: int) -> None:
     clock = view.get("clock") or {}
     if clock.get("note"):
         out.line("clock", clock["note"])
+    if (view.get("outage") or {}).get("note"):
+        out.line("outage", view["outage"]["note"])
     offset = clock.get("offset") or 0  # expiries are on the IdP's clock: shown on this machine's
     for kind, info in view["tokens"].items():
         label = {"id_token": "ID token", "access_token": "access", "refresh_token": "refresh"}.get(kind, kind)

@@ -1,0 +1,140 @@
+"""When the identity provider is failing: what failed, since when, and when to try again.
+
+A refresh inside the margin is a wish; expiry is the rule (issue #24). When a refresh fails for
+any reason other than the IdP refusing the grant — the network, TLS, a timeout, 429, 5xx, a
+Bitbucket identity call — the failure is recorded with the account, in its own field of
+accounts.json (``"outage"``, docs/architecture.md), so every process on the machine sees it, and
+the hot path's mirror carries it:
+
+    {"since": local time of the first failure, "failures": n, "cause": the error's message,
+     "retry_at": local time of the next attempt, "identity_pending": bool}
+
+Until ``retry_at`` no call contacts the IdP for this account: a token that still lives
+:data:`FLOOR` seconds (IdP time) is served with one line on stderr — by the hot path too — and a
+call without one fails at once with the recorded cause and the next try. The wait between attempts
+grows from :data:`BASE` to :data:`CAP` seconds, jittered, and is never shorter than the IdP's
+Retry-After. A success clears the record; ``bblogin refresh`` tries at once whatever it says.
+
+``identity_pending``: a Bitbucket refresh whose token answer was good but whose identity calls
+failed. The new tokens were kept (same grant, same account: the old refresh token is spent); the
+identity is checked on the first call after ``retry_at`` (the hot path declines that one).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from bblogin import _index
+from bblogin._errors import IdPError
+from bblogin._hot._answer import OUTAGE_FLOOR as FLOOR
+from bblogin._hot._answer import in_backoff
+
+if TYPE_CHECKING:
+    import random
+
+    from bblogin._index import Account
+
+__all__ = ["BASE", "CAP", "EARLY_BUDGET", "EARLY_LOCK_WAIT", "KNOWN_OUTAGE_BUDGET", "FLOOR", "Outage", "clear", "of", "record_failure", "waiting"]
+
+BASE = 15.0  # seconds before the first retry
+CAP = 300.0  # the longest wait between attempts
+RETRY_AFTER_CAP = 1800.0  # an IdP's Retry-After is honoured up to half an hour (_hot._answer.MAX_WINDOW: the sum)
+JITTER = 0.2  # each wait is its nominal length ± 20 %: a fleet of laptops does not retry in step
+EARLY_BUDGET = 1.0  # seconds for all requests of a refresh whose caller holds a valid token
+KNOWN_OUTAGE_BUDGET = 10.0  # one attempt (no retries) for a call without a valid token during an outage
+EARLY_LOCK_WAIT = 0.25  # seconds such a caller waits for another process's refresh before serving
+
+
+@dataclass(frozen=True)
+class Outage:
+    since: float
+    failures: int
+    cause: str
+    retry_at: float
+    identity_pending: bool = False
+
+    @classmethod
+    def from_json(cls, data: Any) -> Outage | None:
+        if not isinstance(data, dict):
+            return None
+        try:
+            return cls(
+                since=float(data["since"]), failures=int(data["failures"]), cause=str(data["cause"]),
+                retry_at=float(data["retry_at"]), identity_pending=bool(data.get("identity_pending", False)),
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def waiting(self, at: float | None = None) -> bool:
+        """Whether the next attempt is still in the future."""
+        return in_backoff(self.to_json(), time.time() if at is None else at)
+
+    def next_try(self) -> str:
+        return time.strftime("%H:%M:%S", time.localtime(self.retry_at))
+
+    def describe(self, at: float | None = None) -> str:
+        """For ``status``, the TUI and the error of a call without a valid token."""
+        at = time.time() if at is None else at
+        started = time.strftime("%H:%M:%S", time.localtime(self.since))
+        what = "the identity calls after a refresh fail" if self.identity_pending else "the identity provider is failing"
+        when = f"next try at {self.next_try()} (in {max(0, round(self.retry_at - at))} s)" if self.waiting(at) else "the next use tries again"
+        attempts = "1 failed attempt" if self.failures == 1 else f"{self.failures} failed attempts"
+        return f"{what} since {started} ({attempts}: {self.cause}); {when}"
+
+
+def of(account: Account) -> Outage | None:
+    return Outage.from_json(account.outage)
+
+
+def waiting(account: Account) -> Outage | None:
+    """The account's outage while its next attempt is still in the future, else None."""
+    outage = of(account)
+    return outage if outage is not None and outage.waiting() else None
+
+
+def delay(failures: int, retry_after: float | None = None, rand: random.Random | None = None) -> float:
+    """Seconds before the next attempt after ``failures`` failures in a row: BASE doubled per
+    failure, capped at CAP, ±JITTER; never less than the IdP's ``retry_after`` (up to its cap)."""
+    import random as _random  # only a failure pays for it: the cached answer imports this module
+
+    nominal = min(CAP, BASE * 2.0 ** max(0, failures - 1))
+    wait = nominal * (1.0 + JITTER * (2.0 * (rand or _random).random() - 1.0))
+    if retry_after is not None:
+        wait = max(wait, min(retry_after, RETRY_AFTER_CAP))
+    return wait
+
+
+def record_failure(account: Account, exc: IdPError, *, identity_pending: bool = False) -> Outage:
+    """Note the failed attempt with the account (in accounts.json, under the index lock) and
+    return the record: when the next attempt may be made."""
+    at = time.time()
+    with _index.transaction() as index:
+        current = index.accounts.get(account.id, account)
+        previous = Outage.from_json(current.outage)
+        failures = (previous.failures if previous is not None else 0) + 1
+        outage = Outage(
+            since=previous.since if previous is not None else at,
+            failures=failures,
+            cause=exc.message,
+            retry_at=at + delay(failures, exc.retry_after),
+            identity_pending=identity_pending or (previous is not None and previous.identity_pending),
+        )
+        for acct in (account, current):
+            acct.outage = outage.to_json()
+    return outage
+
+
+def clear(account: Account) -> None:
+    """A success: the IdP answers again."""
+    if account.outage is None:
+        return
+    with _index.transaction() as index:
+        current = index.accounts.get(account.id)
+        for acct in (account, current):
+            if acct is not None:
+                acct.outage = None

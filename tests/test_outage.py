@@ -1,0 +1,278 @@
+"""When the IdP is down (issue #24): serve what is still valid, fail fast, never storm.
+
+The dev IdP sits behind a fault injector (tests/fixtures/faults.py) that refuses, resets, hangs or
+answers 503 and counts the connections that reach it; kubectl is the real binary, the keyring the
+real Secret Service. ID tokens live 200 s, so the refresh margin is 50 s (a quarter of it); the
+token is made to look 45 s from its end — inside the margin, still valid.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from dataclasses import asdict
+
+import pytest
+
+from bblogin import _index
+from bblogin._hot._answer import cached_token
+from tests.test_kubectl import exec_user, kubectl
+from tests.test_session import bblogin, login, make_expiring
+
+pytestmark = pytest.mark.usefixtures("keyring_secret_service")
+
+FAULTS = ("refuse", "reset", "hang", "503")
+NOTICE = "the identity provider is failing"
+
+
+@pytest.fixture
+def outage_cluster(outage_idp, kube_apiserver, kubectl_bin):  # type: ignore[no-untyped-def]
+    """(idp, proxy, kubeconfig): logged in, the API server's JWKS already fetched (so during an
+    outage only bblogin would reach the IdP), the counts reset, the ID token 45 s from its end."""
+    idp, proxy = outage_idp(id_token_ttl=200)
+    login(idp)
+    server = kube_apiserver(issuer=idp.issuer, client_id="bblogin")
+    config = server.kubeconfig(exec_user("Never"))
+    assert kubectl(kubectl_bin, config, "get", "--raw", "/version").returncode == 0  # warms the API server's key cache
+    make_expiring("dev", seconds_left=45, lifetime=200)
+    proxy.reset_counts()
+    return idp, proxy, config
+
+
+def outage() -> dict | None:
+    return _index.load().active_account("dev").outage
+
+
+def end_the_window() -> None:
+    """The backoff window passes (without waiting 15 s): its end is moved to now."""
+    with _index.transaction() as index:
+        for account in index.accounts.values():
+            if account.outage:
+                account.outage["retry_at"] = time.time() - 1
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_inside_the_margin_kubectl_is_served_through_an_outage_with_one_attempt(outage_cluster, kubectl_bin, fault: str) -> None:
+    idp, proxy, config = outage_cluster
+    proxy.mode = fault
+    took = []
+    for _ in range(9):
+        start = time.monotonic()
+        done = kubectl(kubectl_bin, config, "get", "--raw", "/version")
+        took.append(time.monotonic() - start)
+        assert done.returncode == 0, done.stderr
+        assert done.stderr.count(NOTICE) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert proxy.connections <= 1, proxy.by_mode  # one attempt, then the backoff window (refused: the kernel answers)
+    assert max(took) < 6 and sorted(took)[4] < 2, took  # the first waits at most the early budget (1 s), never 10 s
+    recorded = outage()
+    assert recorded is not None and recorded["failures"] == 1 and recorded["retry_at"] > time.time() + 5
+    status = bblogin("status")
+    assert "served from the cache while the identity provider is failing" in status.stdout and "outage" in status.stdout
+    view = json.loads(bblogin("status", "--json").stdout)["accounts"][0]
+    assert view["outage"]["waiting"] and view["outage"]["failures"] == 1
+    proxy.mode = "up"
+    end_the_window()
+    idp_refreshes = idp.count("/token", "refresh_token")
+    for _ in range(3):
+        assert kubectl(kubectl_bin, config, "get", "--raw", "/version").returncode == 0
+    assert idp.count("/token", "refresh_token") == idp_refreshes + 1  # the first call after the IdP is back refreshes once
+    assert outage() is None
+
+
+def test_verbose_names_the_cause(outage_cluster) -> None:
+    _idp, proxy, _config = outage_cluster
+    proxy.mode = "503"
+    done = bblogin("-v", "token", "--profile", "dev", "--no-login")
+    assert done.returncode == 0 and done.stderr.count(NOTICE) == 1
+    assert "failed with HTTP 503" in done.stderr  # -v: why
+    quiet = bblogin("token", "--profile", "dev", "--no-login")
+    assert quiet.returncode == 0 and "HTTP 503" not in quiet.stderr and quiet.stderr.count(NOTICE) == 1
+
+
+def test_a_503_is_not_retried_and_retry_after_is_honoured(outage_cluster) -> None:
+    _idp, proxy, _config = outage_cluster
+    proxy.mode, proxy.retry_after = "503", 120
+    for _ in range(9):
+        assert bblogin("token", "--profile", "dev", "--no-login").returncode == 0
+    assert proxy.connections == 1  # before: 15 connections for 9 calls
+    assert outage()["retry_at"] >= time.time() + 100  # Retry-After: 120 outlasts the first 15 s step
+
+
+@pytest.mark.parametrize("fault", ["hang", "503"])
+def test_parallel_callers_make_one_attempt_per_window(outage_cluster, fault: str) -> None:
+    _idp, proxy, _config = outage_cluster
+    proxy.mode = fault
+    env = {**os.environ, "KUBERNETES_EXEC_INFO": '{"apiVersion":"client.authentication.k8s.io/v1","spec":{"interactive":false}}'}
+
+    def call(_: int) -> tuple[subprocess.CompletedProcess[str], float]:
+        start = time.monotonic()
+        done = subprocess.run(launcher(), capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL)
+        return done, time.monotonic() - start
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(call, range(8)))
+    for done, _took in results:
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["status"]["token"]
+    assert proxy.connections <= 1, proxy.by_mode
+    assert max(took for _d, took in results) < 8
+
+
+def launcher() -> list[str]:
+    from bblogin import _cli
+
+    return _cli.launcher_command("kubectl", "--profile", "dev")
+
+
+def test_after_true_expiry_with_the_idp_down_fail_at_once_and_no_browser(outage_cluster, kubectl_bin) -> None:
+    idp, proxy, config = outage_cluster
+    make_expiring("dev", seconds_left=5, lifetime=200)  # below the 10 s floor: nothing is served
+    proxy.mode = "503"
+    first = kubectl(kubectl_bin, config, "get", "--raw", "/version")
+    assert first.returncode != 0 and "503" in first.stderr and "tries again after" in first.stderr
+    attempts = proxy.connections
+    assert attempts == 3  # nothing to fall back on and no outage known yet: the full retries (two), this once
+    start = time.monotonic()
+    again = bblogin("token", "--profile", "dev", "--no-login")
+    assert again.returncode == 5 and "the identity provider is failing since" in again.stderr and "next try at" in again.stderr
+    assert time.monotonic() - start < 5 and proxy.connections == attempts  # inside the window: not even tried
+    assert idp.count("/device/code") == 1 and idp.count("/auth") == 0  # never a browser
+    proxy.mode = "up"
+    end_the_window()
+    assert kubectl(kubectl_bin, config, "get", "--raw", "/version").returncode == 0
+    assert kubectl(kubectl_bin, config, "get", "--raw", "/version").returncode == 0
+    assert idp.count("/token", "refresh_token") == 1  # refreshed once when back
+    assert outage() is None
+
+
+def test_a_refused_grant_is_not_an_outage(outage_cluster) -> None:
+    idp, _proxy, _config = outage_cluster
+    idp.revoke_refresh_tokens()
+    done = bblogin("token", "--profile", "dev", "--no-login")
+    assert done.returncode == 4 and "refused the refresh token" in done.stderr  # the login ends, as before
+    assert outage() is None
+
+
+def test_the_hot_path_serves_during_the_window_and_agrees_with_the_full_path(outage_cluster, capsys) -> None:
+    from bblogin import _cli
+    from bblogin._hot import _answer
+
+    _idp, proxy, _config = outage_cluster
+    os.environ["KUBERNETES_EXEC_INFO"] = '{"apiVersion":"client.authentication.k8s.io/v1","spec":{"interactive":false}}'
+    try:
+        assert _answer.kubectl(["--profile", "dev"]) is None  # inside the margin, no outage known: the full path refreshes
+        proxy.mode = "reset"
+        assert bblogin("token", "--profile", "dev", "--no-login").returncode == 0
+        capsys.readouterr()
+        hot = _answer.kubectl(["--profile", "dev"])
+        hot_err = capsys.readouterr().err
+        assert hot is not None and hot_err.count(NOTICE) == 1
+        assert _cli.run(["kubectl", "--profile", "dev"]) == 0  # the full path, in this process
+        full = capsys.readouterr()
+        assert full.out.encode() == hot and full.err == hot_err
+        assert proxy.connections == 1
+        make_expiring("dev", seconds_left=8, lifetime=200)  # below the floor: the hot path declines
+        assert _answer.kubectl(["--profile", "dev"]) is None
+    finally:
+        del os.environ["KUBERNETES_EXEC_INFO"]
+
+
+def test_token_refresh_forces_a_refresh_and_says_what_changed(outage_idp) -> None:
+    idp, proxy = outage_idp(id_token_ttl=3600)
+    login(idp)
+    before = _index.load().active_account("dev")
+    idp.bitbucket.update_user("alice", workspaces=(*idp.bitbucket.users["alice"].workspaces, "platform"))
+    time.sleep(1.1)  # a new iat, a new expiry
+    done = bblogin("token", "--refresh", "--profile", "dev", "--no-login")
+    assert done.returncode == 0 and done.stdout.count(".") == 2  # the ID token on stdout
+    assert "Refreshed alice@" in done.stderr and "groups +platform" in done.stderr and "(was valid" in done.stderr
+    assert idp.count("/token", "refresh_token") == 1
+    after = _index.load().active_account("dev")
+    assert "platform" in after.groups and after.expires_at("id_token") > before.expires_at("id_token")
+    proxy.mode = "503"
+    bblogin("refresh", "--profile", "dev")  # fails: records the outage
+    proxy.mode = "up"
+    forced = bblogin("refresh", "--profile", "dev", "--json")  # bypasses the window it opened
+    assert forced.returncode == 0, forced.stderr
+    assert json.loads(forced.stdout)["groups_added"] == [] and outage() is None
+
+
+# -- Bitbucket: a refresh whose identity calls fail keeps the refreshed tokens -------------------
+@pytest.mark.parametrize(("path", "status"), [("/bitbucket/plugins/servlet/applinks/whoami", 503), ("/bitbucket/rest/api/latest/users", 500)], ids=["whoami-503", "users-500"])
+def test_data_center_identity_outage_keeps_the_refreshed_tokens(bitbucket_dc, path: str, status: int) -> None:
+    from tests.fixtures.bitbucket_fakes import DC_ALICE
+    from tests.test_bitbucket import dc_profile, login_in_process
+
+    fake = bitbucket_dc
+    login_in_process(fake, dc_profile(fake))
+    make_expiring("dc", seconds_left=30)
+    fake.fail[path] = status
+    requests = len(fake.token_requests)
+    tokens = set()
+    for _ in range(5):  # git fetches while whoami is down
+        done = bblogin("token", "--profile", "dc", "--access-token", "--no-login")
+        assert done.returncode == 0, done.stderr
+        tokens.add(done.stdout.strip())
+    assert len(fake.token_requests) == requests + 1 and not fake.reused  # one rotation, not one per call
+    assert len(tokens) == 1 and tokens <= set(fake.access_tokens)  # the refreshed token, kept and served
+    assert _index.load().active_account("dc").outage["identity_pending"]
+    del fake.fail[path]
+    end_the_window()
+    pending = asdict(_index.load().active_account("dc"))
+    checks = {"provider": "bitbucket-dc", "issuer": fake.base, "client_id": fake.client_id, "refresh_margin": 60, "pipelines": False}
+    assert cached_token(checks, pending, "access_token", read=lambda *_: "unused") is None  # the hot path leaves the check to the full path
+    assert bblogin("token", "--profile", "dc", "--access-token", "--no-login").returncode == 0  # checks who the tokens are for
+    account = _index.load().active_account("dc")
+    assert account.outage is None and account.username == DC_ALICE["name"]
+    assert len(fake.token_requests) == requests + 1  # the check needed no new rotation
+
+
+@pytest.mark.parametrize(("path", "status"), [("/2.0/user", 502), ("/2.0/user/workspaces", 0)], ids=["user-502", "workspaces-dropped"])
+def test_cloud_identity_outage_keeps_the_refreshed_tokens(bitbucket_cloud, path: str, status: int) -> None:
+    from bblogin import _config
+    from bblogin._session import get_credential
+    from tests.test_bitbucket import cloud_profile, login_in_process
+
+    fake = bitbucket_cloud
+    login_in_process(fake, cloud_profile(fake))
+    profile = _config.load().profile("cloud")
+    make_expiring("cloud", seconds_left=30)
+    fake.fail[path] = status
+    requests = len(fake.token_requests)
+    served = {get_credential(profile, kind="access_token").token for _ in range(4)}
+    assert len(fake.token_requests) == requests + 1 and not fake.reused
+    assert len(served) == 1 and served <= set(fake.access_tokens)
+    del fake.fail[path]
+    end_the_window()
+    assert get_credential(profile, kind="access_token").token in served
+    account = _index.load().active_account("cloud")
+    assert account.outage is None and len(fake.token_requests) == requests + 1
+
+
+# -- the backoff schedule and damaged records ----------------------------------------------------
+def test_backoff_grows_jittered_to_its_cap_and_honours_retry_after() -> None:
+    import random
+
+    from bblogin import _outage
+
+    rand = random.Random(24)
+    for failures, nominal in ((1, 15), (2, 30), (3, 60), (5, 240), (6, 300), (40, 300)):
+        waits = [_outage.delay(failures, rand=rand) for _ in range(200)]
+        assert nominal * 0.8 <= min(waits) and max(waits) <= nominal * 1.2 and len(set(waits)) > 100  # jittered
+    assert _outage.delay(1, retry_after=120, rand=rand) == 120
+    assert _outage.delay(1, retry_after=86400, rand=rand) == _outage.RETRY_AFTER_CAP
+
+
+@pytest.mark.parametrize("damaged", ["soon", 7, [], {"retry_at": True}, {"retry_at": "1e12"}, {"retry_at": 1e12}, {"since": "x", "failures": None, "cause": 1, "retry_at": 1}])
+def test_a_damaged_outage_record_is_no_window_and_no_traceback(damaged) -> None:
+    from bblogin._hot._answer import in_backoff, outage_notice
+    from bblogin._outage import Outage
+
+    assert not in_backoff(damaged, time.time())
+    assert Outage.from_json(damaged) is None or not Outage.from_json(damaged).waiting()
+    account = {"id": "a", "outage": damaged, "tokens": {"id_token": {"expires_at": int(time.time()) + 30, "issued_at": int(time.time()) - 170}}}
+    assert outage_notice({"refresh_margin": 60}, account, "id_token", int(time.time()) + 30) is None  # none has a usable "since"
