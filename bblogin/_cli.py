@@ -120,12 +120,12 @@ def build_parser(prog: str = PROG, *, only: str | None = None) -> argparse.Argum
 
     command("profiles", "profiles", "list profile names, one per line (for scripts and shell completion)")
 
-    p = command("use", "use", "make an account the active one for its profile")
+    p = command("use", "use", "make an account the active one (for --profile, else for every profile it is logged in to)")
     p.add_argument("account", metavar="ACCOUNT", help="account id, email or user name")
     _add_profile(p, account=False)
 
-    p = command("logout", "logout", "remove an account's tokens (and revoke them where the IdP can)")
-    p.add_argument("account", metavar="ACCOUNT", nargs="?", help="account id, email or user name (default: the active account)")
+    p = command("logout", "logout", "log a profile out of an account (tokens no other profile uses are deleted, and revoked where the IdP can)")
+    p.add_argument("account", metavar="ACCOUNT", nargs="?", help="account id, email or user name (default: the profile's active account; with no --profile, out of every profile)")
     _add_profile(p, account=False)
     p.add_argument("--all", action="store_true", help="log out every account")
 
@@ -162,6 +162,7 @@ def build_parser(prog: str = PROG, *, only: str | None = None) -> argparse.Argum
     s.add_argument("--profile", "-p", metavar="NAME", required=True, help="profile whose account serves this host").complete = PROFILE_COMPLETION  # type: ignore[attr-defined]
     s.add_argument("--file", metavar="PATH", help="git config file to edit (default: the global one)")
     s.add_argument("--authtype", choices=("basic", "bearer"), help="bearer: send the token as Bearer when git supports it")
+    s.add_argument("--account", "-a", metavar="ACCOUNT", help="account (id, email or user name) of the profile that serves this host (default: the profile's active one; a user name in the remote URL picks another)")
     s.add_argument("--username", metavar="NAME", help="user name to send with the token")
     s.add_argument("--token", choices=("access_token", "id_token"), help="which token git sends (default: as configured, else access_token; id_token for servers that accept only ID tokens)")
     s.add_argument("--print", dest="print_only", action="store_true", help="show the config, change nothing")

@@ -27,11 +27,11 @@ from typing import Any
 
 from bblogin import _mirrors, _paths
 from bblogin._errors import ConfigError, ProfileNotFound
+from bblogin._shape import DEFAULT_OIDC_SCOPES
 
 PROVIDERS = ("oidc", "bitbucket-cloud", "bitbucket-dc")
 FLOWS = ("auto", "loopback", "device")
 STORAGES = ("keyring", "plaintext")
-DEFAULT_OIDC_SCOPES = ("openid", "email", "profile", "groups", "offline_access")
 BITBUCKET_CLOUD_URL = "https://bitbucket.org"
 
 
@@ -59,6 +59,14 @@ class Profile:
     use_access_token: bool = False
     pipelines: bool = False
     exchange_connector_id: str | None = None
+
+    @property
+    def shape(self) -> str:
+        """What this profile's token request asks for (``_shape``): a token set obtained with
+        another shape is never served to it."""
+        from bblogin._shape import shape_of
+
+        return shape_of(self.provider, self.issuer, self.client_id, self.scopes, self.connector_id, self.extra_auth_params, self.exchange_connector_id, self.pipelines)
 
     def __repr__(self) -> str:  # the client secret never reaches a log or traceback
         secret = "set" if self.client_secret else "none"

@@ -85,17 +85,18 @@ def _parse_url(url: str) -> tuple[str, str, int, str] | None:
     return (scheme.lower(), parsed[0], parsed[1], path.strip("/")) if parsed else None
 
 
-def match_host(fields: dict[str, list[str]], hosts: list[dict]) -> dict | None:
-    """The configured git host (a dict with GitHost's fields) this request is for, or None."""
+def matching_hosts(fields: dict[str, list[str]], hosts: list[dict]) -> list[dict]:
+    """Every configured git host (dicts with GitHost's fields) this request is for, the longest
+    matching path prefix first (the one that answers; the others serve the same host too)."""
     scheme = (fields.get("protocol") or [""])[-1].lower()
     host = (fields.get("host") or [""])[-1]
     if scheme not in DEFAULT_PORTS or not host:
-        return None
+        return []
     asked = _split_host(host, scheme)
     if asked is None:
-        return None
+        return []
     path = (fields.get("path") or [""])[-1].strip("/")
-    best: tuple[int, dict] | None = None
+    found: list[tuple[int, dict]] = []
     for entry in hosts:
         want = _parse_url(str(entry.get("url", "")))
         if want is None or (want[0], want[1], want[2]) != (scheme, asked[0], asked[1]):
@@ -104,18 +105,42 @@ def match_host(fields: dict[str, list[str]], hosts: list[dict]) -> dict | None:
             continue
         if want[3] and not (path == want[3] or path.startswith(want[3] + "/")):
             continue
-        if best is None or len(want[3]) > best[0]:
-            best = (len(want[3]), entry)  # the longest matching path prefix wins
-    return best[1] if best else None
+        found.append((len(want[3]), entry))
+    return [entry for _length, entry in sorted(found, key=lambda item: -item[0])]
+
+
+def match_host(fields: dict[str, list[str]], hosts: list[dict]) -> dict | None:
+    """The configured git host (a dict with GitHost's fields) this request is for, or None."""
+    found = matching_hosts(fields, hosts)
+    return found[0] if found else None
+
+
+def requested_user(fields: dict[str, list[str]], host: dict, provider: str | None) -> str | None:
+    """The user name git was given (``https://bob@host/…``, ``credential.username``) when it
+    names an account — None when git sent none, or the very user name the host's answers carry
+    anyway (its ``username``; ``x-token-auth`` on Bitbucket Cloud), which names nobody."""
+    user = (fields.get("username") or [""])[-1]
+    if not user or user == host.get("username") or (not host.get("username") and provider == "bitbucket-cloud" and user == "x-token-auth"):
+        return None
+    return user
+
+
+def user_matches(user: str, account: dict) -> bool:
+    """Does git's user name name this account (a dict with ``_index.Account``'s fields): its user
+    name or email (ignoring case), or its account id."""
+    lowered = user.lower()
+    return user == account.get("identity") or lowered in ((account.get("username") or "").lower(), (account.get("email") or "").lower())
 
 
 def answer_fields(host: dict, profile: dict, account: dict, token: str, expires_at: int, request: dict[str, list[str]]) -> list[tuple[str, str]]:
     """What git gets: user name + token as password, or a Bearer credential when git and the
-    host configuration both allow it; plus the expiry so git does not reuse a stale token."""
+    host configuration both allow it; plus the expiry so git does not reuse a stale token. The
+    user name is the one git sent, else the host's, else the account's (``x-token-auth`` on
+    Bitbucket Cloud)."""
     expiry = ("password_expiry_utc", str(int(expires_at)))
     if host.get("authtype") == "bearer" and "authtype" in request.get("capability[]", []):
         return [("capability[]", "authtype"), ("authtype", "Bearer"), ("credential", token), ("ephemeral", "1"), expiry]
-    username = host.get("username")
+    username = (request.get("username") or [""])[-1] or host.get("username")  # the user name git was given is never rewritten
     if not username:
         provider = account.get("provider") or profile.get("provider")
         username = "x-token-auth" if provider == "bitbucket-cloud" else (account.get("username") or account.get("email") or "oauth2")

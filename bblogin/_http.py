@@ -280,7 +280,7 @@ def download(client: httpx.Client, url: str, *, limit: int, deadline: float, wha
     timeout = client.timeout.read or client.timeout.connect or 0.0
     end = time.monotonic() + deadline
     try:
-        with client.stream("GET", url, headers={"Accept": "*/*"}) as response:
+        with client.stream("GET", url, headers={"Accept": "*/*", "Accept-Encoding": "identity"}) as response:
             log.debug("GET %s %s -> HTTP %s", host, httpx.URL(url).path, response.status_code)
             if 300 <= response.status_code < 400:
                 target = httpx.URL(response.headers.get("Location", "")).host or "elsewhere"
@@ -288,6 +288,8 @@ def download(client: httpx.Client, url: str, *, limit: int, deadline: float, wha
                     f"{what}: {host} answered HTTP {response.status_code}, a redirect to {target}; bblogin does not follow redirects",
                     hint="give the URL the file is really at",
                 )
+            if response.headers.get("Content-Encoding", "identity").lower() != "identity":  # a compressed body could unpack to any size
+                raise IdPResponseError(f"{what}: {host} sent a {response.headers['Content-Encoding']}-compressed answer although asked for none", hint="serve the file uncompressed")
             length = response.headers.get("Content-Length", "")
             if length.isdigit() and int(length) > limit:
                 return response.status_code, None

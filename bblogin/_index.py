@@ -5,13 +5,20 @@ No secrets live here (those are in ``_store``). This module parses and validates
 written atomically, so concurrent bblogin processes never lose each other's updates). The hot path
 never reads this JSON: it reads the marshal mirror that ``_mirrors`` writes from exactly the bytes
 parsed or written here, under the same lock.
+
+The model (docs/security.md, "Accounts, token sets and profiles"): an **account** is an identity
+— (issuer, client id, subject), its id :func:`_tokens.account_id` — and each record here is one
+of its **token sets**: the tokens one request shape (``_shape``) obtained, with the profiles that
+are its **members**. Profiles asking for exactly the same thing share a set; a profile is a member
+of at most one set per account; ``active`` names each profile's active set. Version 1 files (one
+record per account, holding one ``profile``) are migrated when read (:func:`migrate_v1`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -19,21 +26,25 @@ from bblogin import _files, _lock, _mirrors, _paths
 from bblogin._clock import Clock, Sample
 from bblogin._errors import AccountNotFound, StorageError
 from bblogin._hot._mirror import token_digest
-from bblogin._tokens import Identity, TokenSet, now
+from bblogin._tokens import Identity, TokenSet, account_id, now
 
-VERSION = 1
+VERSION = 2  # 2: token sets with member profiles and a request shape (1: one profile per account)
 INDEX_LOCK_TIMEOUT = 10.0
 DEFAULT_ACCESS_TOKEN_LIFETIME = 3600
 
 
 @dataclass
 class Account:
-    id: str
-    profile: str
+    """One account's token set: what one request shape obtained, and the profiles it serves."""
+
+    id: str  # the token set's id: the key of its secrets in the store
     provider: str
     issuer: str
     client_id: str
     sub: str
+    profiles: list[str] = field(default_factory=list)  # the member profiles, in the order they joined
+    shape: str | None = None  # the request shape its tokens were obtained with (``_shape``); None: unknown, never served
+    identity: str = ""  # the account id: ``_tokens.account_id(issuer, client_id, sub)``
     email: str | None = None
     name: str | None = None
     username: str | None = None
@@ -45,6 +56,10 @@ class Account:
     subject_sha256: str | None = None  # a CI exchange: SHA-256 of the step token it was exchanged for
     clock: dict[str, Any] | None = None  # the IdP's clock as last measured (_clock.Clock); the hot path reads offset/epoch
     outage: dict[str, Any] | None = None  # the IdP failing for this account (_outage.Outage); the hot path reads retry_at
+
+    def __post_init__(self) -> None:
+        if not self.identity:
+            self.identity = account_id(self.issuer, self.client_id, self.sub)
 
     @property
     def idp_clock(self) -> Clock:
@@ -100,32 +115,72 @@ class Index:
             raise AccountNotFound(f"no account {account_id!r}") from None
 
     def for_profile(self, profile: str) -> list[Account]:
-        return [a for a in self.accounts.values() if a.profile == profile]
+        """The token sets ``profile`` is a member of."""
+        return [a for a in self.accounts.values() if profile in a.profiles]
 
     def clock_samples(self, issuer: str) -> list[Sample]:
         """What this issuer's accounts measured of its clock that still applies."""
         return [s for a in self.accounts.values() if a.issuer == issuer for s in a.idp_clock.current()]
 
     def active_account(self, profile: str) -> Account | None:
-        account_id = self.active.get(profile)
-        return self.accounts.get(account_id) if account_id else None
+        """The profile's active token set (only one it is a member of)."""
+        account = self.accounts.get(self.active.get(profile) or "")
+        return account if account is not None and profile in account.profiles else None
+
+    def leave(self, account: Account, profile: str) -> None:
+        """``profile`` stops using ``account``'s token set; another of its sets becomes active."""
+        current = self.accounts.get(account.id)
+        if current is not None and profile in current.profiles:
+            current.profiles.remove(profile)
+        if self.active.get(profile) == account.id:
+            others = [a.id for a in self.for_profile(profile)]
+            if others:
+                self.active[profile] = others[0]
+            else:
+                del self.active[profile]
+
+    def remove(self, account: Account) -> None:
+        """Forget the token set (its members leave it)."""
+        for profile in list(account.profiles):
+            self.leave(account, profile)
+        for profile, chosen in list(self.active.items()):
+            if chosen == account.id:
+                self.leave(account, profile)
+        self.accounts.pop(account.id, None)
+
+    def find_all(self, query: str, profile: str | None = None) -> list[Account]:
+        """The token sets of the one account ``query`` names — by account id (or a unique prefix
+        of at least 4 digits), token set id, email or user name (ignoring case) — within
+        ``profile``'s sets when given. Raises AccountNotFound when nothing, or more than one
+        account, matches."""
+        pool = self.accounts.values() if profile is None else self.for_profile(profile)
+        tests: tuple[Callable[[Account], bool], ...] = (
+            lambda a: query in (a.identity, a.id),
+            lambda a: query.lower() in ((a.email or "").lower(), (a.username or "").lower()),
+            lambda a: len(query) >= 4 and a.identity.startswith(query),
+        )
+        for test in tests:
+            hits = [a for a in pool if test(a)]
+            who = {a.identity for a in hits}
+            if len(who) == 1:
+                return hits
+            if len(who) > 1:
+                raise AccountNotFound(
+                    f"{query!r} matches {len(who)} accounts", hint="name the profile with --profile, or use the account id from `bblogin accounts`"
+                )
+        within = f" in profile {profile!r}" if profile is not None else ""
+        raise AccountNotFound(f"no account matches {query!r}{within}")
 
     def find(self, query: str, profile: str | None = None) -> Account:
-        """An account by id (or unique id prefix), email or user name, optionally within a profile."""
-        pool = [a for a in self.accounts.values() if profile is None or a.profile == profile]
-        for test in (
-            lambda a: a.id == query,
-            lambda a: query.lower() in ((a.email or "").lower(), (a.username or "").lower()),
-            lambda a: len(query) >= 4 and a.id.startswith(query),
-        ):
-            hits = [a for a in pool if test(a)]
-            if len(hits) == 1:
-                return hits[0]
-            if len(hits) > 1:
-                raise AccountNotFound(
-                    f"{query!r} matches {len(hits)} accounts", hint="name the profile with --profile, or use the account id from `bblogin accounts`"
-                )
-        raise AccountNotFound(f"no account matches {query!r}")
+        """The token set of the account ``query`` names (:meth:`find_all`): ``profile``'s own
+        when given (a profile has at most one per account); else the account's only one."""
+        hits = self.find_all(query, profile)
+        if len(hits) > 1:
+            raise AccountNotFound(
+                f"{hits[0].label} is used by profiles {', '.join(sorted({p for a in hits for p in a.profiles}))} with different scopes",
+                hint="name the profile with --profile",
+            )
+        return hits[0]
 
     def to_json(self) -> dict[str, Any]:
         return {"version": VERSION, "active": self.active, "accounts": {k: asdict(v) for k, v in self.accounts.items()}}
@@ -139,26 +194,92 @@ def _read() -> tuple[dict[str, Any], list[int] | None]:
         data = json.loads(raw)
     except (OSError, ValueError):
         return {}, None
-    if not isinstance(data, dict) or data.get("version") != VERSION:
+    if not isinstance(data, dict) or data.get("version") not in (1, VERSION):
         return {}, None
     return data, stamp
 
 
 def _parse(data: dict[str, Any]) -> Index:
+    """The index in ``data`` — a version 1 file read as version 2 records whose shape is not known
+    yet (:func:`settle` learns it from the profiles)."""
+    v1 = data.get("version") == 1
     accounts = {}
     for key, value in (data.get("accounts") or {}).items():
         if isinstance(value, dict):
+            if v1:
+                owner = value.get("profile")
+                value = {**value, "profiles": [owner] if isinstance(owner, str) else [], "shape": None}
             with contextlib.suppress(TypeError):
-                accounts[key] = Account.from_json(value)
+                account = Account.from_json(value)
+                if isinstance(account.profiles, list) and all(isinstance(p, str) for p in account.profiles):
+                    accounts[key] = account
     active = {k: v for k, v in (data.get("active") or {}).items() if isinstance(v, str)}
     return Index(accounts=accounts, active=active)
+
+
+def _unsettled(index: Index) -> bool:
+    return any(a.shape is None for a in index.accounts.values())
+
+
+def settle(index: Index, shapes: dict[str, tuple[tuple[str, str, str], str]]) -> None:
+    """Give each token set of unknown shape (a version 1 account) the shape of the profile that
+    obtained it — the ``profile`` it recorded, which every login and exchange rewrote — and make
+    every other profile that had it active a member when that profile asks for exactly the same
+    (same party, same shape): so no one needs a new login, and no profile is served tokens shaped
+    for another. ``shapes``: profile name → ((provider, issuer, client id), shape). A set whose
+    profile is gone, or names another party now, is kept (logout and the TUI still see it) with
+    shape "" — never served. Active choices that point at a set the profile is not a member of go."""
+    for account in index.accounts.values():
+        if account.shape is not None:
+            continue
+        party = (account.provider, account.issuer, account.client_id)
+        owner = account.profiles[0] if account.profiles else None
+        known = shapes.get(owner) if owner is not None else None
+        account.shape = known[1] if known is not None and known[0] == party else ""
+        if not account.shape:
+            continue
+        for profile, chosen in index.active.items():
+            if chosen == account.id and profile not in account.profiles and shapes.get(profile) == (party, account.shape):
+                account.profiles.append(profile)
+    for profile, chosen in list(index.active.items()):
+        if index.active_account(profile) is None:
+            del index.active[profile]
+            others = index.for_profile(profile)
+            if others:
+                index.active[profile] = others[0].id
+
+
+def _known_shapes() -> dict[str, tuple[tuple[str, str, str], str]] | None:
+    """Every profile's party and shape (config.toml wins over remembered ad-hoc profiles); None
+    when config.toml cannot be read now (then a version 1 index waits to be settled)."""
+    from bblogin import _adhoc, _config
+    from bblogin._errors import BbloginError
+
+    try:
+        profiles = {**_adhoc.load(), **_config.load().profiles}
+    except BbloginError:
+        return None
+    return {name: ((p.provider, p.issuer, p.client_id), p.shape) for name, p in profiles.items()}
 
 
 def load() -> Index:
     """The index. When the hot path's mirror describes other bytes (edited by hand, by an older
     bblogin, or a write whose mirror was lost), rebuild it from a read made under the index lock
-    — if the lock is free; its holder mirrors what it writes."""
+    — if the lock is free; its holder mirrors what it writes. A version 1 index is settled
+    (:func:`settle`) and written back once, under the lock."""
     data, stamp = _read()
+    index = _parse(data)
+    if _unsettled(index):
+        from bblogin._errors import BbloginError
+
+        with contextlib.suppress(BbloginError):  # a busy lock, a read-only state dir: settle in memory now, write later
+            with transaction() as settled:
+                pass
+            return settled
+        shapes = _known_shapes()
+        if shapes is not None:
+            settle(index, shapes)
+        return index
     if stamp is not None and not _mirrors.index_is_current(stamp):
         with _mirrors.opportunistic(_mirrors.INDEX_LOCK) as held:
             if held:
@@ -166,7 +287,7 @@ def load() -> Index:
                 if not _mirrors.index_is_current(stamp):
                     with contextlib.suppress(StorageError):
                         _mirrors.write_index(data, stamp)
-    return _parse(data)
+    return index
 
 
 @contextlib.contextmanager
@@ -175,6 +296,14 @@ def transaction() -> Iterator[Index]:
     and mirror exactly what was written (still under the lock)."""
     with _lock.account_lock(_mirrors.INDEX_LOCK, INDEX_LOCK_TIMEOUT):
         index = _parse(_read()[0])
+        if _unsettled(index):
+            shapes = _known_shapes()
+            if shapes is None:
+                raise StorageError(
+                    f"{_paths.accounts_file()} is from an older bblogin and is brought up to date with config.toml, which cannot be read now",
+                    hint="fix config.toml (`bblogin doctor` shows what is wrong); no login is lost",
+                )
+            settle(index, shapes)
         yield index
         data = index.to_json()
         written = _files.atomic_write_json(_paths.accounts_file(), data)

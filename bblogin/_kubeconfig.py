@@ -171,14 +171,14 @@ def edit_lock(path: str, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
 
     real = os.path.realpath(path)
     with _lock.account_lock("kubeconfig-" + hashlib.sha256(real.encode()).hexdigest()[:16], timeout):
-        lock = real + ".lock"
+        lock = path + ".lock"  # where kubectl puts it: beside the name it was given (a symlink's, not its target's)
         deadline = time.monotonic() + timeout
         while True:
             try:
                 os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
                 break
             except FileNotFoundError:
-                _files.ensure_private_dir(os.path.dirname(real))
+                _files.ensure_private_dir(os.path.dirname(os.path.abspath(path)))
             except FileExistsError:
                 if time.monotonic() > deadline:
                     raise ConfigError(

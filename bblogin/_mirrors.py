@@ -26,7 +26,7 @@ from bblogin._errors import LockTimeout, StorageError
 if TYPE_CHECKING:
     from bblogin._config import Config
 
-COMPILED_VERSION = 2  # 2: each profile says whether it is a Pipelines profile (older mirrors are rebuilt)
+COMPILED_VERSION = 3  # 2: each profile says whether it is a Pipelines profile; 3: its name and request shape (older mirrors are rebuilt)
 CONFIG_LOCK = "config"
 INDEX_LOCK = "index"
 EDIT_LOCK_TIMEOUT = 10.0
@@ -88,6 +88,8 @@ def config_snapshot(config: Config) -> dict[str, Any]:
         "default_profile": config.default_profile or (next(iter(config.profiles)) if len(config.profiles) == 1 else None),
         "profiles": {
             name: {
+                "name": name,
+                "shape": p.shape,
                 "provider": p.provider,
                 "issuer": p.issuer,
                 "client_id": p.client_id,

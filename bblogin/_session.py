@@ -17,7 +17,9 @@ Binding (docs/security.md): an account's tokens belong to the (provider, issuer,
 issued them — the provider and issuer also fix the API host a Bitbucket token is used at. A
 profile that names another one (flags such as ``--issuer``, an edited config.toml) does not see
 the account; nothing here sends its tokens anywhere else, or marks it dead because another IdP
-refused them. :func:`profile_for` is the one place that builds a profile for an account.
+refused them. And a token set is served only to its member profiles while they ask for exactly
+the request shape it was obtained with (:func:`serves`). :func:`profile_for` is the one place that
+builds a profile for an account.
 """
 
 from __future__ import annotations
@@ -78,6 +80,13 @@ def issued_for(account: Account, profile: Profile) -> bool:
     return (account.provider, account.issuer, account.client_id) == (profile.provider, profile.issuer, profile.client_id)
 
 
+def serves(account: Account, profile: Profile) -> bool:
+    """Whether ``account``'s token set may be served to ``profile``: issued for its party, the
+    profile a member, and asked for with exactly the profile's request shape (``_shape``).
+    ``_hot._answer.cached_token`` makes the same test."""
+    return issued_for(account, profile) and profile.name in account.profiles and account.shape == profile.shape
+
+
 def _require_issued_for(account: Account, profile: Profile) -> None:
     """The guard in front of everything that sends or changes an account's tokens."""
     if not issued_for(account, profile):
@@ -88,37 +97,54 @@ def _require_issued_for(account: Account, profile: Profile) -> None:
         )
 
 
+def _require_serves(account: Account, profile: Profile) -> None:
+    """The guard in front of everything that hands out an account's tokens."""
+    _require_issued_for(account, profile)
+    if not serves(account, profile):
+        raise LoginRequired(
+            f"the login {account.label} was not made for what profile {profile.name!r} asks for now (its scopes, connector or parameters), so its tokens are not used here",
+            hint=f"run `{login_command(profile)}`",
+        )
+
+
 def visible_account(index: Index, profile: Profile, query: str | None = None) -> Account | None:
-    """The account ``profile`` may use: the one ``query`` names (id, email, user name), else its
-    active one — and only when the profile names the party that issued it. When the active one was
-    issued elsewhere (a login through ``--issuer``/``--client-id`` flags made it active under this
-    name), the profile's only account of its own party; else None: the profile needs its own
-    login. ``_hot._answer._account`` makes the same choice."""
+    """The token set ``profile`` may use: its set of the account ``query`` names (id, email, user
+    name), else its active one — and only one it :func:`serves`. When the active one does not
+    (a login through ``--issuer``/``--scope`` flags made it active under this name), the profile's
+    only set it does serve; else None: the profile needs its own login.
+    ``_hot._answer._account`` makes the same choice."""
     if query:
         account = index.find(query, profile.name)
-        _require_issued_for(account, profile)
+        _require_serves(account, profile)
         return account
     active = index.active_account(profile.name)
-    if active is not None and issued_for(active, profile):
+    if active is not None and serves(active, profile):
         return active
-    own = [a for a in index.for_profile(profile.name) if issued_for(a, profile)]
+    own = [a for a in index.for_profile(profile.name) if serves(a, profile)]
     return own[0] if len(own) == 1 else None
 
 
-def profile_for(account: Account, config: Config) -> Profile:
-    """The profile to act for ``account`` with (refresh, revoke, read its tokens): its configured
-    profile while that still names the account's issuer, client and provider; else — the profile
-    is gone, or points elsewhere now — one built from the account alone, never borrowing the
-    configured profile's client secret or settings, which belong to another client."""
-    configured = config.profiles.get(account.profile)
-    if configured is not None and issued_for(account, configured):
-        return dataclasses.replace(configured, storage=account.storage)
-    return Profile(name=account.profile, issuer=account.issuer, client_id=account.client_id, provider=account.provider, storage=account.storage)
+def profile_for(account: Account, config: Config, member: str | None = None) -> Profile:
+    """The profile to act for ``account`` with (refresh, revoke, read its tokens): ``member`` (else
+    the first of its member profiles that it serves, else that still names its issuer, client and
+    provider) as configured; else — the profiles are gone, or point elsewhere now — one built from
+    the account alone, never borrowing a configured profile's client secret or settings, which
+    belong to another client."""
+    names = [member] if member is not None else account.profiles
+    configured = [p for p in (config.profiles.get(n) or config.adhoc.get(n) for n in names) if p is not None and issued_for(account, p)]
+    chosen = next((p for p in configured if serves(account, p)), configured[0] if configured else None)
+    if chosen is not None:
+        return dataclasses.replace(chosen, storage=account.storage)
+    name = names[0] if names else account.identity
+    return Profile(name=name, issuer=account.issuer, client_id=account.client_id, provider=account.provider, storage=account.storage)
 
 
 def _checks(profile: Profile, margin: int) -> dict[str, Any]:
     """What ``_hot._answer.cached_token`` reads of a profile (as in the hot path's config mirror)."""
-    return {"provider": profile.provider, "issuer": profile.issuer, "client_id": profile.client_id, "refresh_margin": margin, "pipelines": profile.pipelines}
+    return {
+        "name": profile.name, "shape": profile.shape, "provider": profile.provider, "issuer": profile.issuer,
+        "client_id": profile.client_id, "refresh_margin": margin, "pipelines": profile.pipelines,
+    }
 
 
 def _fresh(profile: Profile, account: Account, store: SecretStore, kind: str, margin: int, *, floor: int | None = None) -> Credential | None:
@@ -175,30 +201,84 @@ def store_tokens(profile: Profile, account: Account, tokens: TokenSet, store: Se
 
 
 def save_login(profile: Profile, tokens: TokenSet, identity: Identity, *, make_active: bool = True, subject: str | None = None) -> Account:
-    """Record a completed login: the account (stable id from issuer, client id, sub) and its
-    tokens; for a CI exchange, the digest of the ``subject`` token it was exchanged for (the
-    cached answer is for that step only)."""
+    """Record a completed login: the account (stable id from issuer, client id, sub), its token
+    set for the profile's request shape, and the profile as a member of that set; for a CI
+    exchange, the digest of the ``subject`` token it was exchanged for (the cached answer is for
+    that step only).
+
+    Profiles that ask for exactly the same (same shape and storage) share one set: this login's
+    tokens replace its earlier ones for every member — they are the same kind of token. The
+    profile leaves any other set of the same account (an older shape); a set no profile uses any
+    more is deleted with its secrets."""
     from bblogin._hot._mirror import token_digest
     from bblogin._index import Account
+    from bblogin._shape import token_set_id
 
-    acct_id = account_id(profile.issuer, profile.client_id, identity.sub)
+    identity_id = account_id(profile.issuer, profile.client_id, identity.sub)
+    shape = profile.shape
+
+    def same_set(candidate: Account) -> bool:
+        return candidate.identity == identity_id and candidate.shape == shape and candidate.storage == profile.storage and issued_for(candidate, profile)
+
+    joined = next((a for a in _index.load().accounts.values() if same_set(a)), None)
+    set_id = joined.id if joined is not None else token_set_id(identity_id, shape, profile.storage)
     account = Account(
-        id=acct_id, profile=profile.name, provider=profile.provider, issuer=profile.issuer,
-        client_id=profile.client_id, sub=identity.sub, storage=profile.storage,
+        id=set_id, provider=profile.provider, issuer=profile.issuer, client_id=profile.client_id, sub=identity.sub,
+        profiles=[profile.name], shape=shape, identity=identity_id, storage=profile.storage,
         subject_sha256=token_digest(subject) if subject is not None else None,
     )
     account.set_identity(identity)
     account.record_tokens(tokens)
     store = SecretStore(profile.storage)
-    _write_secrets(acct_id, tokens, store)
+    _write_secrets(set_id, tokens, store)
     for kind in TOKEN_KINDS:
         if kind not in account.tokens:
-            store.delete(acct_id, kind)  # e.g. a refresh token from an older login: dead now
+            store.delete(set_id, kind)  # e.g. a refresh token from an older login: dead now
     with _index.transaction() as index:
-        index.accounts[acct_id] = account
-        if make_active or profile.name not in index.active:
-            index.active[profile.name] = acct_id
+        earlier = index.accounts.get(set_id)
+        if earlier is not None:
+            account.profiles = [*earlier.profiles, *([profile.name] if profile.name not in earlier.profiles else [])]
+        index.accounts[set_id] = account
+        unused = _leave_other_sets(index, account, profile.name)
+        if make_active or index.active_account(profile.name) is None:
+            index.active[profile.name] = set_id
+    _delete_secrets(unused)
     return account
+
+
+def _leave_other_sets(index: Index, account: Account, profile: str) -> list[Account]:
+    """``profile`` keeps one token set per account — ``account``'s: it leaves the others; those
+    no profile uses any more are removed from the index and returned (their secrets go next)."""
+    left = [a for a in index.accounts.values() if a.id != account.id and a.identity == account.identity and profile in a.profiles]
+    for old in left:
+        index.leave(old, profile)
+    unused = [a for a in left if not a.profiles]
+    for old in unused:
+        index.remove(old)
+    return unused
+
+
+def _delete_secrets(accounts: list[Account]) -> None:
+    for old in accounts:
+        SecretStore(old.storage).delete_account(old.id)
+
+
+def join(profile: Profile, account: Account) -> None:
+    """Make ``profile`` a member of ``account``'s token set — only when it asks for exactly what
+    the set was obtained with (``setup team``: one login for the profiles that share a request);
+    its active account when it has none."""
+    if not (issued_for(account, profile) and account.shape == profile.shape):
+        raise LoginRequired(f"profile {profile.name!r} asks for other tokens than the login of {account.label}", hint=f"run `{login_command(profile)}`")
+    with _index.transaction() as index:
+        current = index.accounts.get(account.id)
+        if current is None:
+            raise LoginRequired(f"the login of {account.label} is gone", hint=f"run `{login_command(profile)}`")
+        unused = _leave_other_sets(index, current, profile.name)
+        if profile.name not in current.profiles:
+            current.profiles.append(profile.name)
+        if index.active_account(profile.name) is None:
+            index.active[profile.name] = current.id
+    _delete_secrets(unused)
 
 
 def keep_rotated_refresh_token(account: Account, refresh_token: str, store: SecretStore) -> None:
@@ -273,6 +353,20 @@ def _refresh(profile: Profile, account: Account, store: SecretStore, *, strict: 
     _require_same_user(profile, account, identity, store)
     store_tokens(profile, account, tokens, store, identity)
     return tokens
+
+
+def refresh_account(profile: Profile, account: Account) -> None:
+    """Refresh ``account``'s token set now (the TUI's refresh), at the party that issued it —
+    whatever its profiles ask for now: nothing is handed out here. As `bblogin refresh`, it
+    bypasses the margin and a backoff window (``_refreshed`` with ``force``). Raises
+    LoginRequired when it cannot be refreshed (no usable refresh token)."""
+    _require_issued_for(account, profile)
+    store = SecretStore(account.storage)
+    with account_lock(account.id, profile.lock_timeout):
+        current = _index.load().accounts.get(account.id)
+        if current is None or current.refresh_dead or not current.has("refresh_token"):
+            raise LoginRequired(f"{account.label} cannot be refreshed: it has no usable refresh token", hint=f"run `{login_command(profile)}`")
+        _refreshed(profile, current, store, "id_token" if current.has("id_token") else "access_token", force=True)
 
 
 def _require_same_user(profile: Profile, account: Account, identity: Identity, store: SecretStore, stored: tuple[str, ...] = ("refresh_token",)) -> None:
@@ -356,7 +450,7 @@ def get_credential(
     """
     index = _index.load()
     if account is not None:
-        _require_issued_for(account, profile)
+        _require_serves(account, profile)
     else:
         account = visible_account(index, profile)
     lock_key = account.id if account is not None else f"profile-{profile.name}"
@@ -519,16 +613,30 @@ def forget_cached(profile: Profile, account: Account) -> None:
                 current.tokens.pop(kind, None)
 
 
-def logout(profile: Profile, account: Account) -> bool:
-    """Revoke at the IdP that issued the tokens where possible (``profile`` must name it: see
-    :func:`profile_for`), delete the secrets and the index entry. True if revoked.
+def logout(profile: Profile, account: Account, members: list[str] | None = None) -> tuple[bool, list[str]]:
+    """``members`` (default: all) stop using ``account``'s token set. When no member is left,
+    revoke at the IdP that issued the tokens where possible (``profile`` must name it: see
+    :func:`profile_for`) and delete the secrets and the record; a set other profiles still use
+    keeps its tokens, unrevoked — they are theirs as well. Returns (revoked, the members left).
 
     Under the account's lock: a refresh in progress (which stores a rotated refresh token, then
     the other tokens, and records the account) finishes first, so it cannot bring the account or
     its tokens back after they were removed."""
     _require_issued_for(account, profile)
     with account_lock(account.id, profile.lock_timeout):
-        return _logout(profile, account)
+        current = _index.load().accounts.get(account.id, account)
+        leaving = set(current.profiles if members is None else members)
+        remaining = [p for p in current.profiles if p not in leaving]
+        if remaining:
+            with _index.transaction() as index:
+                current = index.accounts.get(account.id)
+                for name in leaving:
+                    if current is not None:
+                        index.leave(current, name)
+                remaining = current.profiles if current is not None else []
+            if remaining:
+                return False, list(remaining)
+        return _logout(profile, account), []
 
 
 def _logout(profile: Profile, account: Account) -> bool:
@@ -547,12 +655,7 @@ def _logout(profile: Profile, account: Account) -> bool:
             print(f"bblogin: could not revoke at the identity provider ({exc.message}); removing the local tokens anyway", file=sys.stderr)
     store.delete_account(account.id)
     with _index.transaction() as index:
-        index.accounts.pop(account.id, None)
-        for prof, active in list(index.active.items()):
-            if active == account.id:
-                others = [a.id for a in index.for_profile(prof)]
-                if others:
-                    index.active[prof] = others[0]
-                else:
-                    del index.active[prof]
+        current = index.accounts.get(account.id)
+        if current is not None:
+            index.remove(current)
     return revoked

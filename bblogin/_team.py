@@ -21,7 +21,7 @@ from typing import Any
 
 from bblogin import __version__, _config, _kubeconfig
 from bblogin._config import Profile
-from bblogin._errors import ConfigError, IdPResponseError, UsageError
+from bblogin._errors import ConfigError, UsageError
 
 SCHEMA = 1
 MAX_BYTES = 256 * 1024  # a bundle for a large team is a few KiB; anything near this is not one
@@ -121,9 +121,23 @@ def fetch(source: str) -> str:
         raise ConfigError(f"{_shown(source)}: not UTF-8 text, so not a bundle; nothing was changed") from None
 
 
-def _shown(source: str) -> str:
-    from bblogin._commands.setup_team import shown_source
+def shown_source(source: str) -> str:
+    """The source as it is shown and recorded: a URL without user name, password, query or
+    fragment (a presigned or token URL's secret part); a file as its absolute path."""
+    if "://" not in source:
+        return os.path.abspath(source)
+    from urllib.parse import urlsplit
 
+    parts = urlsplit(source)
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    host = parts.hostname or ""
+    return f"{parts.scheme.lower()}://{f'[{host}]' if ':' in host else host}{port}{parts.path}"
+
+
+def _shown(source: str) -> str:
     return printable(shown_source(source))
 
 
@@ -134,7 +148,7 @@ def _download(url: str) -> bytes | None:
     with _http.client_for_url(url) as client:
         status, body = _http.download(client, url, limit=MAX_BYTES, deadline=FETCH_DEADLINE, what="fetching the team bundle")
     if status != 200:
-        raise IdPResponseError(f"fetching the team bundle: {_shown(url)} answered HTTP {status}; nothing was changed", hint="check the URL with your platform team")
+        raise ConfigError(f"fetching the team bundle: {_shown(url)} answered HTTP {status}; nothing was changed", hint="check the URL with your platform team")
     return body
 
 

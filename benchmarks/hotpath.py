@@ -20,6 +20,9 @@ time, user + system, which other processes on a shared machine disturb far less)
   (s)  git ls-remote                           the same with git's own credential-store
   (f)  git ls-remote                           with a helper that only prints the credential from a
                                                bare `python -S` (the floor for any Python helper)
+  (gh) git-credential-bblogin get             the cached answer, as git's helper line starts it
+  (gu) the same with username=                 git was given a user name (https://alice@host): the
+                                               account it names is matched first (issue #23)
   (k)  a keyctl read through ctypes            what a kernel-keyring front cache would cost (not used)
   (p)  the hot path instrumented in-process    where (b)'s time goes: imports, D-Bus, the rest
   (r)  bblogin kubectl --profile bench-refresh one refresh (the cached ID token expired), in its own
@@ -253,8 +256,11 @@ def main() -> int:
             "p": [sys.executable, "-S", "-c", PROBE, str(ROOT), "kubectl", "--profile", "bench"],
             "bf": launcher_command("kubectl", "--profile", "bench"),  # the full path, cached (every macOS/Windows call)
             "gf": launcher_command("git-credential", "get"),
+            "gh": launcher_command("git-credential", "get"),  # the hot path's answer, as git's helper line runs it
+            "gu": launcher_command("git-credential", "get"),  # the same with the user name in the URL (https://alice@host)
         }
-        stdins = {"gf": git_request}
+        named_request = f"protocol=http\nhost={host}\nusername={fields['username']}\n\n".encode()
+        stdins = {"gf": git_request, "gh": git_request, "gu": named_request}
         if keyctl_works:
             commands["k"] = [sys.executable, "-S", "-c", KEYCTL_READ, keyctl_name]
         envs = {key: env for key in commands}
@@ -301,6 +307,7 @@ def main() -> int:
     print(f"  gf/a full path, cached: git-credential-bblogin get {med['gf'] / med['a']:.2f}   (goal <= {GOALS['gf/a']}; cpu {cmed['gf'] / cmed['a']:.2f})")
     print(f"  d/c  kubectl with bblogin plugin vs static token    {results['d/c']:.2f}   (goal <= {GOALS['d/c']})")
     print(f"  e/c  kubectl with a do-nothing Python plugin (the floor) {med['e'] / med['c']:.2f}   (what any CPython plugin costs at least)")
+    print(f"  gu/gh git-credential get with a user name to match vs without {med['gu'] / med['gh']:.2f}   (cpu {cmed['gu'] / cmed['gh']:.2f}; gh/a {med['gh'] / med['a']:.2f})")
     print(f"  g/s  git ls-remote, bblogin helper vs credential-store {results['g/s']:.2f}   (goal <= {GOALS['g/s']}; cpu {cmed['g'] / cmed['s']:.2f})")
     print(f"  f/s  git ls-remote, do-nothing Python helper (the floor) {med['f'] / med['s']:.2f}   (git runs a helper twice: get, then store)")
     if "k" in med:

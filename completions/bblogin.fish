@@ -42,10 +42,10 @@ complete -c bblogin -n '__fish_seen_subcommand_from accounts' -l help -s h -d 's
 complete -c bblogin -n '__fish_seen_subcommand_from accounts' -l json -d 'machine-readable output'
 complete -c bblogin -n '__fish_use_subcommand' -a profiles -d 'list profile names, one per line (for scripts and shell completion)'
 complete -c bblogin -n '__fish_seen_subcommand_from profiles' -l help -s h -d 'show this help message and exit'
-complete -c bblogin -n '__fish_use_subcommand' -a use -d 'make an account the active one for its profile'
+complete -c bblogin -n '__fish_use_subcommand' -a use -d 'make an account the active one (for --profile, else for every profile it is logged in to)'
 complete -c bblogin -n '__fish_seen_subcommand_from use' -l help -s h -d 'show this help message and exit'
 complete -c bblogin -n '__fish_seen_subcommand_from use' -l profile -s p -x -a '(bblogin profiles 2>/dev/null)' -d 'profile from config.toml (default: default_profile)'
-complete -c bblogin -n '__fish_use_subcommand' -a logout -d "remove an account's tokens (and revoke them where the IdP can)"
+complete -c bblogin -n '__fish_use_subcommand' -a logout -d 'log a profile out of an account (tokens no other profile uses are deleted, and revoked where the IdP can)'
 complete -c bblogin -n '__fish_seen_subcommand_from logout' -l help -s h -d 'show this help message and exit'
 complete -c bblogin -n '__fish_seen_subcommand_from logout' -l profile -s p -x -a '(bblogin profiles 2>/dev/null)' -d 'profile from config.toml (default: default_profile)'
 complete -c bblogin -n '__fish_seen_subcommand_from logout' -l all -d 'log out every account'
@@ -82,6 +82,7 @@ complete -c bblogin -n '__fish_seen_subcommand_from git' -l host -r -d 'remote p
 complete -c bblogin -n '__fish_seen_subcommand_from git' -l profile -s p -x -a '(bblogin profiles 2>/dev/null)' -d 'profile whose account serves this host'
 complete -c bblogin -n '__fish_seen_subcommand_from git' -l file -r -d 'git config file to edit (default: the global one)'
 complete -c bblogin -n '__fish_seen_subcommand_from git' -l authtype -x -a 'basic bearer' -d 'bearer: send the token as Bearer when git supports it'
+complete -c bblogin -n '__fish_seen_subcommand_from git' -l account -s a -r -d "account (id, email or user name) of the profile that serves this host (default: the profile's active one; a user name in the remote URL picks another)"
 complete -c bblogin -n '__fish_seen_subcommand_from git' -l username -r -d 'user name to send with the token'
 complete -c bblogin -n '__fish_seen_subcommand_from git' -l token -x -a 'access_token id_token' -d 'which token git sends (default: as configured, else access_token; id_token for servers that accept only ID tokens)'
 complete -c bblogin -n '__fish_seen_subcommand_from git' -l print -d 'show the config, change nothing'

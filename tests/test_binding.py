@@ -111,7 +111,7 @@ def test_the_hot_path_declines_an_account_issued_elsewhere(two_idps, monkeypatch
 def test_profile_for_never_lends_another_clients_secret_or_settings() -> None:
     from bblogin._session import issued_for, profile_for
 
-    account = _index.Account(id="x", profile="dev", provider="oidc", issuer="https://idp.example", client_id="bblogin", sub="s", storage="plaintext")
+    account = _index.Account(id="x", profiles=["dev"], provider="oidc", issuer="https://idp.example", client_id="bblogin", sub="s", storage="plaintext")
     same = _config.Profile(name="dev", issuer="https://idp.example", client_id="bblogin", client_secret="ours", ca_file="/ca.pem")
     elsewhere = dataclasses.replace(same, issuer="https://other.example", client_secret="theirs")
     assert profile_for(account, _config.Config(path="c", profiles={"dev": same})) == dataclasses.replace(same, storage="plaintext")

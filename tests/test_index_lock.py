@@ -15,7 +15,7 @@ from bblogin._tokens import Identity, TokenSet, account_id
 
 
 def make(profile: str, sub: str, email: str) -> Account:
-    return Account(id=account_id("https://idp", "c", sub), profile=profile, provider="oidc", issuer="https://idp", client_id="c", sub=sub, email=email)
+    return Account(id=account_id("https://idp", "c", sub), profiles=[profile], shape="s", provider="oidc", issuer="https://idp", client_id="c", sub=sub, email=email)
 
 
 def test_account_id_is_stable_and_ordered() -> None:

@@ -26,7 +26,7 @@ from bblogin._tokens import account_id
 
 
 def _account(sub: str, email: str) -> Account:
-    return Account(id=account_id("https://idp.example", "c", sub), profile="work", provider="oidc", issuer="https://idp.example", client_id="c", sub=sub, email=email)
+    return Account(id=account_id("https://idp.example", "c", sub), profiles=["work"], shape="s", provider="oidc", issuer="https://idp.example", client_id="c", sub=sub, email=email)
 
 
 def _once_after(monkeypatch: pytest.MonkeyPatch, module: Any, name: str, when: Any, action: Any) -> None:

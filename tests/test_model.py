@@ -4,8 +4,8 @@ One hypothesis ``RuleBasedStateMachine`` over real files (config.toml, accounts.
 mirrors, each example in fresh directories), the real Secret Service (gnome-keyring on a private
 bus) and two dev IdPs. Rules: log in (two profiles, two users, either IdP, through the TUI's
 login: the loopback flow with a person signing in), Bitbucket Pipelines steps of two repositories
-on one runner (a CI profile exchanging each step's token), ``use``, ``logout``, edit config.toml by hand
-(issuer, client id, git hosts), tokens that come close to their end, a cleaned cache
+on one runner (a CI profile exchanging each step's token), ``use``, ``logout`` (of an account, and
+``--profile P``), edit config.toml by hand (issuer, client id, scopes, git hosts), tokens that come close to their end, a cleaned cache
 (lost mirrors), a login result left next to a lock (an old failure, a symlink, garbage), kubectl with flag overrides (``--profile P --issuer … --client-id …``, ad-hoc ``--issuer … --client-id …``), and
 kubectl callers racing a ``use`` through the real launcher; and outages (issue #24): an IdP behind
 the fault injector (tests/fixtures/faults.py) refuses, resets or answers 503 for a while, tokens
@@ -18,6 +18,9 @@ After every step:
   ``git_credential_get``) either declines or answers byte for byte what the full command
   (``_cli.run``, no fast path) answers right after it; every answer is a token of the profile's
   own issuer and client;
+- every token a profile is served was obtained with that profile's own scopes (the two profiles
+  share an IdP and client, with the same scopes in another order or without ``groups``: issue #22);
+- ``logout --profile P`` leaves every other profile that worked working;
 - every token each IdP ever received is one that IdP issued (the dev IdP's token accounting);
 - nothing prints a traceback or an "internal error";
 - outages: a token that is still valid (``_outage.FLOOR`` seconds beyond now) of a live grant is
@@ -66,6 +69,9 @@ from tests.fixtures.faults import FaultProxy
 from tests.test_session import make_expiring
 
 PROFILES = ("a", "b")
+# what a profile asks for: None is the default (openid email profile groups offline_access); the
+# second and third are one request in two orders (one profile per cluster); the last has no groups
+SCOPE_SETS = (None, ("openid", "email", "groups", "offline_access"), ("offline_access", "groups", "email", "openid"), ("openid", "email", "offline_access"))
 USERS = ("alice", "bob")
 CLIENTS = ("bblogin", "bblogin-ci")
 GIT_HOSTS = ("https://git-one.example", "https://git-two.example")
@@ -242,6 +248,18 @@ class Bblogin(RuleBasedStateMachine):
         claims = unverified_claims(token) or {}
         assert (claims.get("iss"), claims.get("aud")) == (issuer, client_id), f"{what}: served a token of {claims.get('iss')} for {claims.get('aud')}"
 
+    def assert_shaped_for(self, token: str, profile: dict[str, Any], what: str) -> None:
+        """The token was obtained with the profile's own scopes: the dev IdP puts ``groups`` and
+        ``email`` in an ID token only when they were asked for."""
+        claims = unverified_claims(token) or {}
+        wanted = set(profile.get("scopes") or ("openid", "email", "profile", "groups", "offline_access"))
+        for scope in ("groups", "email"):
+            said = "without the {} scope it asks for" if scope in wanted else "with the {} scope it does not ask for"
+            assert (scope in claims) == (scope in wanted), f"{what}: served a token obtained {said.format(scope)}"
+
+    def kubectl_code(self, name: str) -> int:
+        return self.full(["kubectl", "--profile", name])[0]
+
     def person_signs_in(self, user: str) -> Any:
         def on_url(url: str) -> None:
             def browse() -> None:
@@ -258,13 +276,15 @@ class Bblogin(RuleBasedStateMachine):
         self.git_hosts[url] = "a"
         self.login(idp, "a", user)
 
-    @rule(idp=st.integers(0, 1), name=st.sampled_from(PROFILES), user=st.sampled_from(USERS))
-    def login(self, idp: int, name: str, user: str) -> None:
+    @rule(idp=st.integers(0, 1), name=st.sampled_from(PROFILES), user=st.sampled_from(USERS), scopes=st.sampled_from(SCOPE_SETS))
+    def login(self, idp: int, name: str, user: str, scopes: tuple[str, ...] | None = None) -> None:
         from bblogin.tui.source import CoreSource
 
         if self.proxies[idp].mode != "up":
             return  # a login needs the IdP (tests/test_outage.py: no browser is opened during an outage)
         self.profiles[name] = {"issuer": self.idps[idp].issuer, "client_id": "bblogin", "connector_id": "bitbucket-cloud", "flow": "loopback"}
+        if scopes is not None:
+            self.profiles[name]["scopes"] = list(scopes)
         self.write_config()
         self.idps[idp].default_user = user  # who the Bitbucket double signs in
         with captured():
@@ -282,6 +302,29 @@ class Bblogin(RuleBasedStateMachine):
     def logout(self, data: st.DataObject) -> None:
         account = data.draw(st.sampled_from(self.accounts()))
         assert self.full(["logout", account.id])[0] == 0
+
+    @precondition(lambda self: self.people_profiles())
+    @rule(data=st.data())
+    def logout_profile(self, data: st.DataObject) -> None:
+        """`logout --profile P`: P's active account leaves P; every other profile that worked
+        still works — a profile sharing P's token set (the same request) keeps it."""
+        name = data.draw(st.sampled_from(self.people_profiles()))
+        others = {other: self.kubectl_code(other) for other in self.people_profiles() if other != name}
+        with captured() as (_out, err):
+            code = _cli.run(["logout", "--profile", name])
+        assert code in (0, 3) and "Traceback" not in err.getvalue(), err.getvalue()  # 3: no active account to log out
+        for other, before in others.items():
+            if before == 0:
+                assert self.kubectl_code(other) == 0, f"`logout --profile {name}` logged {other} out too"
+
+    @precondition(lambda self: self.people_profiles())
+    @rule(data=st.data(), scopes=st.sampled_from(SCOPE_SETS))
+    def edit_scopes(self, data: st.DataObject, scopes: tuple[str, ...] | None) -> None:
+        table = self.profiles[data.draw(st.sampled_from(self.people_profiles()))]
+        table.pop("scopes", None)
+        if scopes is not None:
+            table["scopes"] = list(scopes)
+        self.write_config()
 
     @precondition(lambda self: self.profiles)
     @rule(data=st.data(), idp=st.integers(0, 1))
@@ -349,7 +392,7 @@ class Bblogin(RuleBasedStateMachine):
     def kubectl_callers_race_a_use(self, data: st.DataObject) -> None:
         """Four kubectl processes through the real launcher while `use` switches the account."""
         name = data.draw(st.sampled_from(sorted(self.profiles)))
-        candidates = [a for a in self.accounts() if a.profile == name]
+        candidates = [a for a in self.accounts() if name in a.profiles]
         command = _cli.launcher_command("kubectl", "--profile", name)
         env = {**os.environ, "KUBERNETES_EXEC_INFO": EXEC_INFO}
         with ThreadPoolExecutor(4) as pool:
@@ -362,7 +405,10 @@ class Bblogin(RuleBasedStateMachine):
             assert b"Traceback" not in done.stderr and b"internal error" not in done.stderr, done.stderr
             assert done.returncode in ((0, 4, 5) if self.down() else (0, 4)), done.stderr
             if done.returncode == 0:
-                self.assert_issued_for(json.loads(done.stdout)["status"]["token"], profile["issuer"], profile["client_id"], f"kubectl --profile {name}")
+                token = json.loads(done.stdout)["status"]["token"]
+                self.assert_issued_for(token, profile["issuer"], profile["client_id"], f"kubectl --profile {name}")
+                if not profile.get("pipelines"):
+                    self.assert_shaped_for(token, profile, f"kubectl --profile {name}")
 
     @rule(data=st.data(), left=st.sampled_from(("failure", "symlink", "garbage")))
     def login_result_left_behind(self, data: st.DataObject, left: str) -> None:
@@ -435,6 +481,8 @@ class Bblogin(RuleBasedStateMachine):
                 self.assert_not_expired(rfc3339_seconds(json.loads(full[1])["status"]["expirationTimestamp"]), f"kubectl --profile {name}")
                 token = json.loads(full[1])["status"]["token"]
                 self.assert_issued_for(token, profile["issuer"], profile["client_id"], f"kubectl --profile {name}")
+                if not profile.get("pipelines"):
+                    self.assert_shaped_for(token, profile, f"kubectl --profile {name}")
                 if profile.get("pipelines"):
                     step = f"{{repo-{self.step_repo}}}:{{step-{self.step_repo}}}"
                     assert unverified_claims(token)["sub"] == dex_subject(step, "bitbucket-pipelines"), f"step {step} got another step's exchanged token"

@@ -149,6 +149,6 @@ def test_two_accounts_on_one_idp_and_use(devidp) -> None:
     assert len(active) == 1 and active[0]["email"].startswith("bob@")
     assert bblogin("use", "alice@" + active[0]["email"].split("@")[1]).returncode == 0
     claims = json.loads(bblogin("token", "--profile", "dev", "--no-login", "--json").stdout)
-    assert _index.load().get(claims["account"]).email.startswith("alice@")
+    assert _index.load().find(claims["account"], "dev").email.startswith("alice@")
     assert bblogin("logout", "--all").returncode == 0
     assert _index.load().accounts == {}

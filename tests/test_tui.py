@@ -444,7 +444,7 @@ async def test_real_core_shows_kubeconfig_contexts_and_git_hosts(tmp_path: pathl
     monkeypatch.setenv("KUBECONFIG", os.pathsep.join([str(tmp_path / "kubeconfig"), str(tmp_path / "broken")]))
     with _index.transaction() as index:
         for sub, email in (("alice", "alice@example.com"), ("bob", "bob@example.com")):
-            index.accounts[sub] = Account(id=sub, profile="work", provider="oidc", issuer="https://dex.example.com/dex", client_id="bblogin", sub=sub, email=email, username=sub)
+            index.accounts[sub] = Account(id=sub, profiles=["work"], provider="oidc", issuer="https://dex.example.com/dex", client_id="bblogin", sub=sub, email=email, username=sub)
         index.active["work"] = "alice"
     app = AccountsApp()
     async with app.run_test(size=(100, 30)) as pilot:
@@ -458,9 +458,9 @@ async def test_real_core_shows_kubeconfig_contexts_and_git_hosts(tmp_path: pathl
         assert "prod, pinned" in str(app.query_one(Usage).render())
 
     with _index.transaction() as index:  # a login whose profile was deleted from config.toml serves nobody
-        index.accounts["dora"] = Account(id="dora", profile="gone", provider="oidc", issuer="https://dex.example.com/dex", client_id="bblogin", sub="dora", email="dora@example.com")
+        index.accounts["dora"] = Account(id="dora", profiles=["gone"], provider="oidc", issuer="https://dex.example.com/dex", client_id="bblogin", sub="dora", email="dora@example.com")
         index.active["gone"] = "dora"
-    dora = next(v for v in CoreSource().accounts() if v["id"] == "dora")
+    dora = next(v for v in CoreSource().accounts() if v["token_set"] == "dora")
     assert dora["unused"].startswith("its profile gone is not in ") and dora["kube_contexts"] == dora["git_hosts"] == []
     assert dora["follows_active"] == {"kube_contexts": [], "git_hosts": []}
 
@@ -611,7 +611,10 @@ async def test_an_account_its_profile_no_longer_names_serves_no_context_or_host(
     (tmp_path / "kubeconfig").write_text(KUBECONFIG_A)
     with _index.transaction() as index:
         for sub in ("alice", "bob"):
-            index.accounts[sub] = Account(id=sub, profile="work", provider="oidc", issuer="https://dex.example.com/dex", client_id="bblogin", sub=sub, email=f"{sub}@example.com")
+            index.accounts[sub] = Account(
+                id=sub, profiles=["work"], shape=_config.Profile(name="work", issuer="https://dex.example.com/dex", client_id="bblogin").shape,
+                provider="oidc", issuer="https://dex.example.com/dex", client_id="bblogin", sub=sub, email=f"{sub}@example.com",
+            )
         index.active["work"] = "alice"
     for account in CoreSource().accounts():
         assert account["state"].startswith("not used")
@@ -622,9 +625,9 @@ async def test_an_account_its_profile_no_longer_names_serves_no_context_or_host(
     # the profile names the account's issuer again, but an exec entry overrides it with flags
     _configedit.save_profile(_config.Profile(name="work", issuer="https://dex.example.com/dex", client_id="bblogin"))
     (tmp_path / "kubeconfig").write_text(KUBECONFIG_A.replace("--profile, work]}", "--profile, work, --issuer, 'https://other-idp.example.com']}"))
-    alice = next(v for v in CoreSource().accounts() if v["id"] == "alice")
+    alice = next(v for v in CoreSource().accounts() if v["token_set"] == "alice")
     assert alice["kube_contexts"] == [] and alice["git_hosts"] == ["https://bitbucket.org"]
-    bob = next(v for v in CoreSource().accounts() if v["id"] == "bob")
+    bob = next(v for v in CoreSource().accounts() if v["token_set"] == "bob")
     assert bob["kube_contexts"] == ["pinned"] and bob["follows_active"]["kube_contexts"] == []
 
 

@@ -8,7 +8,7 @@ from bblogin import _outage
 from bblogin._config import Config, Profile
 from bblogin._hot._answer import OUTAGE_FLOOR, effective_margin
 from bblogin._index import Account, Index
-from bblogin._session import issued_for
+from bblogin._session import issued_for, serves
 from bblogin._store import SecretStore
 from bblogin._timefmt import describe_expiry
 
@@ -37,6 +37,8 @@ def token_state(account: Account, at: int, kind: str = "id_token", margin: int =
     it at all, when its profile now names another identity provider or client (docs/security.md)."""
     if profile is not None and not issued_for(account, profile):
         return f"not used: profile {profile.name} now names {profile.issuer} (client {profile.client_id})"
+    if profile is not None and not serves(account, profile):
+        return f"not used: profile {profile.name} now asks for other scopes or parameters than this login was made with (log in again)"
     info = account.tokens.get(kind) or {}
     expires_at = account.expires_at(kind)
     if expires_at is not None and expires_at > at + effective_margin(margin, info):
@@ -52,25 +54,34 @@ def token_state(account: Account, at: int, kind: str = "id_token", margin: int =
     return "expired (the next use refreshes it)" if refreshable else "login needed"
 
 
+def memberships(index: Index) -> list[tuple[str, Account]]:
+    """(profile, token set) for every profile each set serves, sorted by profile and who."""
+    pairs = [(name, a) for a in index.accounts.values() for name in a.profiles]
+    return sorted(pairs, key=lambda pair: (pair[0], pair[1].email or pair[1].sub))
+
+
 def outage_view(account: Account) -> dict[str, Any] | None:
     """The recorded IdP outage of ``account`` (``_outage``) for `status --json` and the TUI."""
     outage = _outage.of(account)
     return None if outage is None else {**outage.to_json(), "waiting": outage.waiting(), "note": outage.describe()}
 
 
-def describe(account: Account, config: Config, index: Index) -> dict[str, Any]:
-    """Everything `status --json` says about one account; no token values. Expiries are judged
-    in the IdP's time (this machine's clock + the offset last measured)."""
+def describe(account: Account, config: Config, index: Index, member: str) -> dict[str, Any]:
+    """Everything `status --json` says about one account as profile ``member`` uses it; no
+    token values. Expiries are judged in the IdP's time (this machine's clock + the offset last
+    measured)."""
     at = account.idp_now()
     clock = account.idp_clock
-    profile = config.profiles.get(account.profile)
+    profile = config.profiles.get(member) or config.adhoc.get(member)
     margin = profile.refresh_margin if profile is not None else None
     kind = "access_token" if profile is not None and profile.use_access_token else "id_token"
     store = SecretStore(account.storage)
     return {
-        "id": account.id,
-        "profile": account.profile,
-        "active": index.active.get(account.profile) == account.id,
+        "id": account.identity,
+        "token_set": account.id,
+        "profile": member,
+        "shared_with": [p for p in account.profiles if p != member],
+        "active": index.active.get(member) == account.id,
         "provider": account.provider,
         "issuer": account.issuer,
         "client_id": account.client_id,

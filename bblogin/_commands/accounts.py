@@ -1,4 +1,4 @@
-"""`bblogin accounts`: every account, grouped by profile, the active one marked."""
+"""`bblogin accounts`: every account, grouped by the profiles that use it, the active one marked."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ from itertools import groupby
 
 from bblogin import _index
 from bblogin._commands._common import load_config
-from bblogin._commands._views import describe
+from bblogin._commands._views import describe, memberships
 
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(compile=False)
     index = _index.load()
-    views = sorted((describe(a, config, index) for a in index.accounts.values()), key=lambda v: (v["profile"], v["email"] or v["sub"]))
+    views = [describe(a, config, index, name) for name, a in memberships(index)]
     if args.json:
         sys.stdout.write(json.dumps({"accounts": views}, indent=2) + "\n")
         return 0

@@ -4,6 +4,11 @@
 refresh under the account lock, a login when git can prompt, erase after a 401. A host that is
 not configured gets no answer at all (exit 0, nothing printed), so git asks its next helper and
 no token ever reaches a host the user did not name.
+
+When git was given a user name (``https://bob@host/…``), only the account it names answers —
+its user name, email or account id, among the logins of the profiles that serve the host — and
+the answer carries that user name unchanged; no such account: no answer and a one-line note
+(:func:`_serving`; docs/git.md, "Several accounts on one host").
 """
 
 from __future__ import annotations
@@ -14,10 +19,11 @@ import sys
 
 from bblogin import _gitcred, _index
 from bblogin._commands._common import load_config, say
-from bblogin._config import Config, GitHost
+from bblogin._config import Config, GitHost, Profile
 from bblogin._errors import BbloginError, LoginRequired
+from bblogin._index import Account
 from bblogin._interactive import Gate
-from bblogin._session import forget_cached, get_credential, visible_account
+from bblogin._session import forget_cached, get_credential, serves, visible_account
 
 
 def _request() -> dict[str, list[str]] | None:
@@ -29,11 +35,45 @@ def _host(config: Config, fields: dict[str, list[str]]) -> GitHost | None:
     return next((h for h in config.git_hosts if h.url == match["url"]), None) if match else None
 
 
-def _get(config: Config, host: GitHost, fields: dict[str, list[str]]) -> int:
+def _serving(config: Config, host: GitHost, fields: dict[str, list[str]]) -> tuple[GitHost, Profile, Account | None, bool] | None:
+    """(host entry, profile, account, named by git's user name) that answers ``fields``. Without
+    a user name from git: the host's pinned ``account``, else None (its profile's active one).
+    With one: the account it names (``_gitcred.user_matches``) among the logins of the host's
+    profile, then of the other profiles whose entries serve this host (longest prefix first),
+    that each profile may use; None, after a one-line note, when no account — or more than one
+    in a profile — matches. ``_hot._answer.git_credential_get`` makes the same choice or declines."""
     profile = config.profiles[host.profile]
-    account = _index.load().find(host.account, profile.name) if host.account else None
+    index = _index.load()
+    user = _gitcred.requested_user(fields, dataclasses.asdict(host), profile.provider)
+    if user is None:
+        return host, profile, (index.find(host.account, profile.name) if host.account else None), False
+    by_url = {h.url: h for h in config.git_hosts}
+    tried: list[str] = []
+    for match in _gitcred.matching_hosts(fields, list(map(dataclasses.asdict, config.git_hosts))):
+        entry = by_url[match["url"]]
+        candidate = config.profiles.get(entry.profile)
+        if candidate is None or candidate.name in tried:
+            continue
+        tried.append(candidate.name)
+        hits = [a for a in index.for_profile(candidate.name) if serves(a, candidate) and _gitcred.user_matches(user, dataclasses.asdict(a))]
+        if len({a.identity for a in hits}) > 1:
+            say(f"bblogin: git's user name {user!r} matches {len(hits)} accounts of profile {candidate.name}; answering nothing for {host.url} (use the account id from `bblogin accounts` as the URL's user name)")
+            return None
+        if hits:
+            return entry, candidate, hits[0], True
+    say(f"bblogin: no login of {user!r} serves {host.url} (profile {', '.join(tried)}); answering nothing — log in as {user}: bblogin login --profile {host.profile}")
+    return None
+
+
+def _get(config: Config, host: GitHost, fields: dict[str, list[str]]) -> int:
+    chosen = _serving(config, host, fields)
+    if chosen is None:
+        return 0  # no answer: git asks its next helper, or fails with its own message
+    host, profile, account, named = chosen
     try:
-        cred = get_credential(profile, kind=host.token, account=account, interactive=Gate("git"))
+        # an account git's user name picked is never replaced by a login: whoever signs in may be someone else
+        gate = Gate("git", said_no="git named the account by its user name, and a login could sign in someone else" if named else "")
+        cred = get_credential(profile, kind=host.token, account=account, interactive=gate)
     except LoginRequired as exc:
         say(f"bblogin: no credential for {host.url}: {exc.message}\n  hint: {exc.hint}")
         return 0  # no answer: git goes on to its next helper or fails with its own message
@@ -48,8 +88,11 @@ def _erase(config: Config, host: GitHost, fields: dict[str, list[str]]) -> int:
     A credential that is not the one we cached (another helper's, an old one) erases nothing."""
     from bblogin._store import SecretStore
 
-    profile = config.profiles[host.profile]
-    account = visible_account(_index.load(), profile, host.account)
+    chosen = _serving(config, host, fields)
+    if chosen is None:
+        return 0
+    host, profile, account, _named = chosen
+    account = account or visible_account(_index.load(), profile)
     if account is None:
         return 0
     rejected = (fields.get("password") or fields.get("credential") or [""])[-1]

@@ -1,4 +1,10 @@
-"""`bblogin logout [ACCOUNT|--all]`: delete an account's tokens, revoking them where the IdP can."""
+"""`bblogin logout [ACCOUNT|--all]`: a profile stops using an account; tokens no profile uses any
+more are deleted, revoked where the IdP can.
+
+``logout`` (or ``--profile P``) logs the profile's active account out of that profile only;
+``logout ACCOUNT --profile P`` likewise; ``logout ACCOUNT`` logs the account out of every
+profile; ``--all`` logs everything out. Profiles that share a token set with the one logging out
+(they ask for exactly the same) keep it, and keep working (docs/security.md)."""
 
 from __future__ import annotations
 
@@ -7,37 +13,45 @@ import argparse
 from bblogin import _index
 from bblogin._commands._common import load_config, say
 from bblogin._errors import AccountNotFound, UsageError
+from bblogin._index import Account
 from bblogin._session import logout, profile_for
 
 
 def run(args: argparse.Namespace) -> int:
     config = load_config()
     index = _index.load()
+    targets: list[tuple[Account, list[str] | None]]  # a token set, and the profiles leaving it (None: all)
     if args.all:
         if args.account:
             raise UsageError("give an ACCOUNT or --all, not both")
-        targets = list(index.accounts.values())
+        targets = [(a, None) for a in index.accounts.values()]
     elif args.account:
-        targets = [index.find(args.account, args.profile)]
+        targets = [(a, [args.profile] if args.profile else None) for a in index.find_all(args.account, args.profile)]
     else:
-        active = index.active_account(config.profile(args.profile).name)
+        name = config.profile(args.profile).name
+        active = index.active_account(name)
         if active is None:
-            raise AccountNotFound("no active account to log out", hint="name one: `bblogin accounts` lists them")
-        targets = [active]
-    for account in targets:
+            raise AccountNotFound(f"no active account in profile {name!r} to log out", hint="name one: `bblogin accounts` lists them")
+        targets = [(active, [name])]
+    for account, members in targets:
+        leaving = account.profiles if members is None else members
         before = dict(_index.load().active)
-        revoked = logout(profile_for(account, config), account)
-        say(f"Logged out {account.label} ({account.profile})" + ("; revoked at the identity provider." if revoked else "."))
-        _say_who_is_active_now(before, account.id)
+        revoked, kept_by = logout(profile_for(account, config, members[0] if members else None), account, members)
+        where = f" ({', '.join(leaving)})" if leaving else ""
+        if kept_by:
+            say(f"Logged out {account.label}{where}; {', '.join(kept_by)} {'uses' if len(kept_by) == 1 else 'use'} the same tokens and stay logged in.")
+        else:
+            say(f"Logged out {account.label}{where}" + ("; revoked at the identity provider." if revoked else "."))
+        _say_who_is_active_now(before, account.id, leaving)
     if not targets:
         say("No accounts to log out.")
     return 0
 
 
-def _say_who_is_active_now(before: dict[str, str], gone: str) -> None:
+def _say_who_is_active_now(before: dict[str, str], gone: str, profiles: list[str]) -> None:
     """kubectl and git switch to the account that became active where ``gone`` was: say so."""
     after = _index.load()
     for profile, account_id in sorted(before.items()):
-        successor = after.active_account(profile) if account_id == gone else None
-        if successor is not None:
+        successor = after.active_account(profile) if account_id == gone and profile in profiles else None
+        if successor is not None and successor.id != gone:
             say(f"{successor.label} is now the active account of {profile}.")

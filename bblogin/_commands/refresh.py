@@ -28,10 +28,10 @@ def refresh_now(profile: Profile, account: Account | None, kind: str) -> tuple[C
         raise LoginRequired(f"no login in profile {profile.name!r} to refresh", hint=f"run `{login_command(profile)}`")
     cred = get_credential(profile, kind=kind, account=account, interactive=False, force_refresh=True)
     after = _index.load().accounts.get(account.id, cred.account)
-    return cred, changes(account, after, kind), _json(account, after, kind)
+    return cred, changes(account, after, kind, profile.name), _json(account, after, kind, profile.name)
 
 
-def changes(before: Account, after: Account, kind: str) -> str:
+def changes(before: Account, after: Account, kind: str, profile: str) -> str:
     """``Refreshed alice@… (dev): ID token valid 60 min more (until …), was 3 min; groups +ops −dev``."""
     now = after.idp_now()
     label = kind.replace("_", " ").replace("id ", "ID ")
@@ -41,12 +41,12 @@ def changes(before: Account, after: Account, kind: str) -> str:
     added = [g for g in after.groups if g not in before.groups]
     removed = [g for g in before.groups if g not in after.groups]
     groups = " ".join([*(f"+{g}" for g in added), *(f"-{g}" for g in removed)]) or "unchanged"
-    return f"Refreshed {after.label} ({after.profile}): {label} {expiry}{was}; groups {groups}"
+    return f"Refreshed {after.label} ({profile}): {label} {expiry}{was}; groups {groups}"
 
 
-def _json(before: Account, after: Account, kind: str) -> dict[str, object]:
+def _json(before: Account, after: Account, kind: str, profile: str) -> dict[str, object]:
     return {
-        "account": after.id, "profile": after.profile, "kind": kind,
+        "account": after.identity, "profile": profile, "kind": kind,
         "expires_at": after.expires_at(kind), "previous_expires_at": before.expires_at(kind),
         "groups": after.groups, "groups_added": [g for g in after.groups if g not in before.groups],
         "groups_removed": [g for g in before.groups if g not in after.groups],

@@ -46,6 +46,24 @@ def _git_config(scope: list[str], *args: str, check: bool = True) -> subprocess.
     return done
 
 
+def pinned_account(args: argparse.Namespace, profile: _config.Profile, existing: _config.GitHost | None) -> str | None:
+    """The ``account`` key the host gets: ``--account`` (said when the profile has no such login
+    yet: git gets no answer until it has), else the one an earlier setup pinned (a rerun keeps
+    it; ``--account ""`` removes it)."""
+    from bblogin import _index
+    from bblogin._errors import AccountNotFound
+
+    if getattr(args, "account", None) is None:
+        return existing.account if existing is not None and existing.profile == profile.name else None
+    if not args.account:
+        return None
+    try:
+        _index.load().find(args.account, profile.name)
+    except AccountNotFound as exc:
+        say(f"note: {exc.message}; git gets no answer for it until `bblogin login --profile {profile.name}` signs it in")
+    return str(args.account)
+
+
 def run(args: argparse.Namespace) -> int:
     url = args.host.rstrip("/")
     problem = _config.git_url_problem(url)
@@ -58,13 +76,15 @@ def run(args: argparse.Namespace) -> int:
     has_path = "/" in url.split("://", 1)[1]
     existing = next((h for h in config.git_hosts if h.url == url), None)
     token = args.token or (existing.token if existing else "access_token")  # a rerun keeps the chosen kind
-    host = _config.GitHost(url=url, profile=profile.name, username=args.username, authtype=args.authtype or "basic", token=token)
+    account = pinned_account(args, profile, existing)
+    host = _config.GitHost(url=url, profile=profile.name, account=account, username=args.username, authtype=args.authtype or "basic", token=token)
     lines = [f'[credential "{url}"]', "\thelper =", f"\thelper = {_ini_value(helper)}"] + (["\tuseHttpPath = true"] if has_path else [])
     if args.print_only:
         print(f"# git config ({'file ' + args.file if args.file else 'global'})")
         print("\n".join(lines))
         print(
             f'\n# bblogin config ({config.path})\n[git."{url}"]\nprofile = "{profile.name}"'
+            + (f'\naccount = "{account}"' if account else "")
             + (f'\nusername = "{args.username}"' if args.username else "")
             + (f'\nauthtype = "{args.authtype}"' if args.authtype else "")
             + (f'\ntoken = "{token}"' if token != "access_token" else "")
@@ -81,5 +101,6 @@ def run(args: argparse.Namespace) -> int:
     if existing != host:
         _configedit.save_git_host(host)
     state = "already set up" if current == ["", helper] and existing == host else "set up"
-    say(f"git: {url} {state}: bblogin answers with profile {profile.name}'s {token.replace('_', ' ')}; other helpers are off for it.")
+    who = f"{account}'s" if account else f"profile {profile.name}'s"
+    say(f"git: {url} {state}: bblogin answers with {who} {token.replace('_', ' ')} (profile {profile.name}); other helpers are off for it.")
     return 0

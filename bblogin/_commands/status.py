@@ -15,8 +15,8 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(compile=False)
     index = _index.load()
     names = [config.profile(args.profile).name] if args.profile else sorted(set(config.profiles) | set(index.active))
-    accounts = [index.active_account(n) for n in names]
-    views = [describe(a, config, index) for a in accounts if a is not None]
+    active = [(n, index.active_account(n)) for n in names]
+    views = [describe(a, config, index, n) for n, a in active if a is not None]
     if args.json:
         sys.stdout.write(json.dumps({"accounts": views}, indent=2) + "\n")
         return 0
@@ -32,6 +32,8 @@ def run(args: argparse.Namespace) -> int:
         for kind, info in v["tokens"].items():
             print(f"  {kind.replace('_', ' '):18} {info['expiry']}")
         print(f"  stored in          {v['storage_description']}" + ("  <- PLAINTEXT FILE" if v["plaintext"] else ""))
+        if v["shared_with"]:
+            print(f"  same tokens as     {', '.join(v['shared_with'])} (they ask for exactly the same)")
         print(f"  state              {v['state']}")
         if v["outage"]:
             print(f"  outage             {v['outage']['note']}")

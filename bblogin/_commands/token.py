@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         cred = get_credential(profile, kind=kind, account=account_from_args(args, profile), interactive=Gate("cli", no_login=args.no_login))
     if args.json:
-        out = {"token": cred.token, "kind": kind, "expires_at": cred.expires_at, "expiration": rfc3339(cred.expires_at), "account": cred.account.id, "profile": profile.name}
+        out = {"token": cred.token, "kind": kind, "expires_at": cred.expires_at, "expiration": rfc3339(cred.expires_at), "account": cred.account.identity, "profile": profile.name}
         sys.stdout.write(json.dumps(out) + "\n")
     else:
         sys.stdout.write(cred.token + "\n")

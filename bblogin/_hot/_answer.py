@@ -77,26 +77,56 @@ def _party(entry: dict) -> tuple:
     return (entry.get("provider", "oidc"), entry.get("issuer"), entry.get("client_id"))
 
 
-def _account(profile_name: str, account_query: str | None, profile: dict) -> dict | None:
-    """The account ``_session.visible_account`` would choose (or one ``cached_token`` refuses)."""
+def _serves(account: object, profile_name: str, profile: dict) -> bool:
+    """``_session.serves``: the party that issued it, the profile a member, exactly its shape."""
+    if not isinstance(account, dict):
+        return False
+    members = account.get("profiles")
+    return _party(account) == _party(profile) and isinstance(members, list) and profile_name in members and account.get("shape") == profile.get("shape")
+
+
+def _index() -> dict | None:
+    """The account index as its current mirror holds it; None when the mirror is stale, damaged
+    or of an older index version (the full path settles and mirrors it first)."""
     mirror = _mirror.read(_mirror.accounts_path())
     if mirror is None or mirror.get("source") != _mirror.fingerprint(_paths.accounts_file()):
         return None
     index = mirror.get("index") or {}
+    return index if isinstance(index, dict) and index.get("version") == 2 else None  # _index.VERSION
+
+
+def _account(profile_name: str, account_query: str | None, profile: dict) -> dict | None:
+    """The token set ``_session.visible_account`` would choose (or one ``cached_token`` refuses)."""
+    index = _index()
+    if index is None:
+        return None
     accounts = index.get("accounts") or {}
+    pool = [a for a in accounts.values() if isinstance(a, dict) and profile_name in (a.get("profiles") or ())]
     if not account_query:
         account = accounts.get((index.get("active") or {}).get(profile_name))
-        if isinstance(account, dict) and _party(account) != _party(profile):  # made active by a login through flags
-            own = [a for a in accounts.values() if isinstance(a, dict) and a.get("profile") == profile_name and _party(a) == _party(profile)]
+        if not _serves(account, profile_name, profile):  # made active by a login through flags, or not a member
+            own = [a for a in pool if _serves(a, profile_name, profile)]
             account = own[0] if len(own) == 1 else None
     else:  # as _index.Index.find: an id, else an email or user name ignoring case; ambiguous or an id prefix: decline
-        pool = [a for a in accounts.values() if a.get("profile") == profile_name]
-        hits = [a for a in pool if a.get("id") == account_query]
+        hits = [a for a in pool if account_query in (a.get("identity"), a.get("id"))]
         if not hits:
             query = account_query.lower()
             hits = [a for a in pool if query in ((a.get("email") or "").lower(), (a.get("username") or "").lower())]
         account = hits[0] if len(hits) == 1 else None
     return account if isinstance(account, dict) else None
+
+
+def _named_account(profile_name: str, profile: dict, user: str) -> dict | None:
+    """The one token set of ``profile_name`` that it may use and that git's user name names
+    (``_gitcred.user_matches``) — what ``_commands.git_credential._serving`` picks first; None
+    (decline) for none, several, or an index it cannot read."""
+    from bblogin._gitcred import user_matches
+
+    index = _index()
+    if index is None:
+        return None
+    hits = [a for a in (index.get("accounts") or {}).values() if _serves(a, profile_name, profile) and user_matches(user, a)]
+    return hits[0] if len(hits) == 1 else None
 
 
 def _keyring_is_secret_service() -> bool:
@@ -218,7 +248,8 @@ def cached_token(profile: dict, account: dict, kind: str, read: "Callable[[str, 
     """(token, expiry on this machine's clock) when ``kind`` stays valid beyond the profile's
     effective margin (``effective_margin``; during a recorded IdP outage the smaller
     OUTAGE_FLOOR; ``floor`` when given) in the IdP's time (local time + the measured offset) and the stored value is the very
-    token that was verified for this profile's provider, issuer and client — and, for a CI
+    token that was verified for this profile's provider, issuer and client, for a token set the
+    profile is a member of and obtained with exactly its request shape — and, for a CI
     exchange, for this step's identity token (its SHA-256); else None. The expiry is handed out
     on the local clock because kubectl and git compare it with the local clock."""
     info = (account.get("tokens") or {}).get(kind) or {}
@@ -227,8 +258,8 @@ def cached_token(profile: dict, account: dict, kind: str, read: "Callable[[str, 
     needed = _needed(profile, account, info, floor)
     if offset is None or needed is None or not isinstance(expires_at, int) or expires_at <= time.time() + offset + needed:
         return None
-    if _party(account) != _party(profile):
-        return None  # issued for another party (docs/security.md): never served here
+    if not _serves(account, profile.get("name"), profile):
+        return None  # issued for another party, or another profile or request shape (docs/security.md): never served here
     if profile.get("pipelines", True) or account.get("subject_sha256") is not None:  # unknown (an older mirror): check
         step_token = (_paths.getenv(PIPELINES_ENV) or "").strip()
         if not step_token or account.get("subject_sha256") != _mirror.token_digest(step_token):
@@ -286,11 +317,14 @@ def kubectl(argv: list[str]) -> bytes | None:
         if not (issuer and client_id) or "--profile" in opts:
             return None
         name = adhoc_profile_name(issuer, client_id)
-        profile = {"issuer": issuer, "client_id": client_id, "refresh_margin": 60, "use_access_token": False, "pipelines": False}
+        from bblogin._shape import DEFAULT_OIDC_SCOPES, shape_of
+
+        shape = shape_of("oidc", issuer, client_id, DEFAULT_OIDC_SCOPES, opts.get("--connector-id"))  # as _commands._common.profile_from_args builds it
+        profile = {"name": name, "shape": shape, "issuer": issuer, "client_id": client_id, "refresh_margin": 60, "use_access_token": False, "pipelines": False}
     else:
         name = opts.get("--profile") or config.get("default_profile")
         profile = (config.get("profiles") or {}).get(name)
-        if not profile:
+        if not profile or "--connector-id" in opts:  # a connector other than the profile's is another request shape
             return None
     account = _account(name, opts.get("--account"), profile) if name else None
     if account is None:
@@ -316,8 +350,14 @@ def git_credential_get(request: bytes) -> bytes | None:
     if host is None:
         return b""  # not ours: no answer, so git asks the next helper
     profile = (config.get("profiles") or {}).get(host["profile"])
-    account = _account(host["profile"], host.get("account"), profile) if profile else None
-    if profile is None or account is None:
+    if profile is None:
+        return None
+    user = _gitcred.requested_user(fields, host, profile.get("provider"))
+    if user is None:
+        account = _account(host["profile"], host.get("account"), profile)
+    else:  # git was given a user name: the host's profile's one login it names, else the full helper decides
+        account = _named_account(host["profile"], profile, user)
+    if account is None:
         return None
     kind = host.get("token") or "access_token"
     hit = cached_token(profile, account, kind)

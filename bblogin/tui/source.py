@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from bblogin._commands._views import describe
+from bblogin._commands._views import describe, memberships
 from bblogin._config import Config, Profile
 from bblogin._errors import ProfileNotFound
-from bblogin._session import issued_for
+from bblogin._session import issued_for, serves
 
 
 class AccountSource(Protocol):
@@ -43,12 +43,14 @@ class CoreSource:
 
         return load_config()
 
-    def _profile_for(self, account_id: str) -> tuple[Profile, Any]:
+    def _profile_for(self, row: str) -> tuple[Profile, Any]:
+        """The profile a row (:func:`row_key`) acts for, and its token set."""
         from bblogin import _index
         from bblogin._session import profile_for
 
+        member, account_id = split_row_key(row)
         account = _index.load().get(account_id)
-        return profile_for(account, self._config()), account
+        return profile_for(account, self._config(), member), account
 
     def now(self) -> int:
         from bblogin._tokens import now
@@ -74,21 +76,24 @@ class CoreSource:
         contexts = [(u, effective_profile(u, config)) for u in kube.contexts]
         targets = [(u, effective_profile(u, config)) for u in hosts]
         out = []
-        for account in index.accounts.values():
-            view = describe(account, config, index)
-            configured = config.profiles.get(account.profile)
+        for member, account in memberships(index):
+            view = describe(account, config, index, member)
+            view["id"] = row_key(member, account.id)  # a row per profile that uses the account
+            configured = config.profiles.get(member)
             if configured is None:
-                view["unused"] = f"its profile {account.profile} is not in {config.path}; kubectl and git cannot ask for it"
+                view["unused"] = f"its profile {member} is not in {config.path}; kubectl and git cannot ask for it"
             elif not issued_for(account, configured):
-                view["unused"] = f"its profile {account.profile} now names {configured.issuer} (client {configured.client_id}); kubectl and git do not use this login"
+                view["unused"] = f"its profile {member} now names {configured.issuer} (client {configured.client_id}); kubectl and git do not use this login"
+            elif not serves(account, configured):
+                view["unused"] = f"its profile {member} now asks for other scopes or parameters; kubectl and git do not use this login until `bblogin login --profile {member}`"
             else:
                 view["unused"] = None
 
-            def reaching(uses: list[tuple[Any, Profile | None]], account: Any = account) -> list[Any]:
-                """The uses whose effective profile may use ``account`` (``_session.issued_for``)."""
-                return [u for u, p in uses if p is not None and p.name == account.profile and issued_for(account, p)]
+            def reaching(uses: list[tuple[Any, Profile | None]], account: Any = account, member: str = member) -> list[Any]:
+                """The uses whose effective profile may use ``account`` (``_session.serves``)."""
+                return [u for u, p in uses if p is not None and p.name == member and serves(account, p)]
 
-            view.update(usage_view(account.id, account.profile, view["active"], default, reaching(contexts), reaching(targets), index.find, usable=not view["unused"]))
+            view.update(usage_view(account.id, member, view["active"], default, reaching(contexts), reaching(targets), index.find, usable=not view["unused"]))
             view["kube_problems"] = kube.problems
             out.append(view)
         return sorted(out, key=lambda v: (v["profile"], v["email"] or v["sub"]))
@@ -103,26 +108,30 @@ class CoreSource:
         from bblogin._store import SecretStore
 
         _profile, account = self._profile_for(account_id)
-        return SecretStore(account.storage).get(account_id, kind)
+        return SecretStore(account.storage).get(account.id, kind)
 
     def use(self, account_id: str) -> None:
         from bblogin import _index
 
+        member, set_id = split_row_key(account_id)
         with _index.transaction() as index:
-            account = index.get(account_id)
-            index.active[account.profile] = account.id
+            account = index.get(set_id)
+            for name in [member] if member is not None else account.profiles:
+                if name in account.profiles:
+                    index.active[name] = account.id
 
     def refresh(self, account_id: str) -> None:
-        from bblogin._session import get_credential
+        from bblogin._session import refresh_account
 
         profile, account = self._profile_for(account_id)
-        get_credential(profile, kind="id_token" if account.has("id_token") else "access_token", account=account, interactive=False, force_refresh=True)
+        refresh_account(profile, account)
 
     def logout(self, account_id: str) -> None:
         from bblogin._session import logout
 
         profile, account = self._profile_for(account_id)
-        logout(profile, account)
+        member = split_row_key(account_id)[0]
+        logout(profile, account, [member] if member is not None else None)
 
     def login(self, profile: str, on_prompt: Callable[[Any], None], on_url: Callable[[str], None]) -> str:
         from bblogin._login import LoginOptions
@@ -130,6 +139,17 @@ class CoreSource:
 
         chosen = self._config().profile(profile)
         return login_now(chosen, LoginOptions(on_device_prompt=on_prompt, on_url=on_url)).label
+
+
+def row_key(profile: str, account_id: str) -> str:
+    """The TUI's id for one profile's use of one token set (an account shows once per profile)."""
+    return f"{profile}\n{account_id}"
+
+
+def split_row_key(row: str) -> tuple[str | None, str]:
+    """(profile, token set id) of a :func:`row_key`; a bare token set id names no profile."""
+    profile, _, account_id = row.rpartition("\n")
+    return profile or None, account_id
 
 
 def effective_profile(use: Any, config: Config) -> Profile | None:
