@@ -414,7 +414,7 @@ class Bblogin(RuleBasedStateMachine):
     def login_result_left_behind(self, data: st.DataObject, left: str) -> None:
         """What a login that failed under a lock long ago leaves next to it (or a file planted
         there): no later call may take it as its own result, nor be led by it to a token."""
-        keys = {a.id: a.profile for a in self.accounts()} | {f"profile-{name}": name for name in PROFILES}
+        keys = {a.id: tuple(a.profiles) for a in self.accounts()} | {f"profile-{name}": (name,) for name in PROFILES}
         key = data.draw(st.sampled_from(sorted(keys)))
         path = os.path.join(_files.ensure_private_dir(_paths.locks_dir()), f"{key}.login")
         if left == "failure":
@@ -428,8 +428,8 @@ class Bblogin(RuleBasedStateMachine):
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
                 os.write(fd, b'{"v": 1, "generation": ')
                 os.close(fd)
-        if keys[key] in self.people_profiles():
-            make_expiring(keys[key])  # so the next calls take the lock (refresh) and meet what was left there
+        for name in sorted(set(keys[key]) & set(self.people_profiles())):
+            make_expiring(name)  # so the next calls take the lock (refresh) and meet what was left there
 
     @rule(idp=st.integers(0, 1), fault=st.sampled_from(FAULTS))
     def idp_fails(self, idp: int, fault: str) -> None:
