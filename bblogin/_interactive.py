@@ -14,7 +14,8 @@ Yes only when every test passes, in this order (the first that fails is the reas
    controlling terminal (``/dev/tty``), as git's own prompts need;
 5. the process is in the foreground process group of its controlling terminal
    (``tcgetpgrp == getpgrp``): a background job (``kubectl … &``, an editor's file watcher, a
-   tool under ``setsid``) never opens a tab the person did not ask for.
+   tool under ``setsid``) never opens a tab the person did not ask for. (POSIX only: Windows
+   consoles have no background jobs, and no ``/dev/tty``.)
 
 The callers evaluate it lazily (:class:`Gate`): a cached token never gets here, and the full
 path asks only when a login would be the next step. Stdlib only, a few system calls.
@@ -51,7 +52,10 @@ def _foreground(fd: int) -> bool:
 
 
 def _controlling_terminal_foreground() -> str:
-    """"" when this process has a controlling terminal and is in its foreground group; else why not."""
+    """"" when this process has a controlling terminal and is in its foreground group; else why not.
+    Windows has neither (a console has no background jobs): there the terminal tests above decide."""
+    if os.name != "posix":
+        return ""
     try:
         fd = os.open("/dev/tty", os.O_RDONLY | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
     except OSError:
