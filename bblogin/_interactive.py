@@ -57,7 +57,7 @@ def _controlling_terminal_foreground() -> str:
     if os.name != "posix":
         return ""
     try:
-        fd = os.open("/dev/tty", os.O_RDONLY | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open("/dev/tty", os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC)  # never waits for a line
     except OSError:
         return "the process has no controlling terminal"
     try:

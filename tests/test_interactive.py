@@ -293,6 +293,14 @@ def test_logins_for_two_profiles_do_not_wait_for_each_other(keyring_secret_servi
     assert all(code == EXIT_LOGIN_FAILED and "waiting up to" not in text for code, text in results), results
 
 
+def test_the_waiting_note_goes_to_a_terminal_only(capsys: pytest.CaptureFixture[str]) -> None:
+    """google-auth reads an executable's stderr as part of its JSON: a waiter says nothing there."""
+    from bblogin._session import note_waiting
+
+    note_waiting(Profile(name="p", issuer="https://idp.example", client_id="c"), 210)()
+    assert capsys.readouterr().err == ""
+
+
 def test_lock_waits_follow_the_login_timeout() -> None:
     from bblogin._session import LOGIN_WAIT_MARGIN, NON_INTERACTIVE_LOCK_TIMEOUT, lock_wait
 
