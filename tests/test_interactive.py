@@ -50,6 +50,9 @@ class Terminal:
                 return
             self._chunks.append(data)
 
+    def type(self, keys: bytes) -> None:
+        os.write(self._master, keys)
+
     def output(self) -> str:
         return b"".join(self._chunks).decode(errors="replace")
 
@@ -280,6 +283,25 @@ def test_two_explicit_logins_at_once_share_the_first_ones_failure(keyring_secret
     assert _launches(record) == 1, results
     assert [code for code, _ in results] == [EXIT_LOGIN_FAILED] * 2, results
     assert len({tuple(line for line in _bblogin_lines(text) if "access_denied" in line) for _, text in results}) == 1
+
+
+def test_ctrl_c_in_the_login_is_the_waiters_result_too(keyring_secret_service, devidp_factory, tmp_path: pathlib.Path) -> None:
+    """The person presses Ctrl-C in the terminal whose bblogin runs the login: the one waiting in
+    another terminal ends with the same cancellation (exit 130), and opens nothing."""
+    from bblogin._errors import EXIT_CANCELLED
+
+    idp = devidp_factory(auto_approve=False)
+    _profile(idp, 60)
+    env, record = _person(tmp_path, "ignore", delay=0)
+    first = Terminal([*TOKEN, "dev"], env)
+    _until(lambda: "Waiting up to" in first.output(), "the login to wait for the browser")
+    second = Terminal([*TOKEN, "dev"], env)
+    _until(lambda: "waiting up to" in second.output(), "the second to wait")
+    first.type(b"\x03")  # Ctrl-C: SIGINT to the terminal's foreground process group
+    (code1, text1), (code2, text2) = first.wait(60), second.wait(60)
+    assert (code1, code2) == (EXIT_CANCELLED, EXIT_CANCELLED), (text1, text2)
+    assert "cancelled" in text2
+    assert _launches(record) == 1
 
 
 def test_logins_for_two_profiles_do_not_wait_for_each_other(keyring_secret_service, devidp_factory, tmp_path: pathlib.Path) -> None:

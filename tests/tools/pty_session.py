@@ -21,5 +21,12 @@ background = sys.argv[1] == "--background"
 command = sys.argv[sys.argv.index("--") + 1 :]
 if background:
     signal.signal(signal.SIGTTIN, signal.SIG_IGN)  # inherited through exec
-code = subprocess.call(command, process_group=0) if background else subprocess.call(command)
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for COMMAND, as a shell leaves it to its job
+
+
+def default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+code = subprocess.call(command, process_group=0, preexec_fn=default_sigint) if background else subprocess.call(command, preexec_fn=default_sigint)
 sys.exit(128 - code if code < 0 else code)  # a signal's end as a shell reports it (kill -9: 137)
