@@ -352,6 +352,26 @@ def test_kubectl_no_login_flag_on_a_terminal(keyring_secret_service, devidp_fact
     assert _hot_imports(["kubectl", "--profile", "dev", "--no-login"])[0] == 0  # answered from the cache, no full path
 
 
+def test_three_kubectl_after_the_refresh_token_was_refused_open_one_tab(keyring_secret_service, devidp_factory, kube_apiserver, kubectl_bin, tmp_path: pathlib.Path) -> None:
+    """The other way into a login: an account whose refresh token the IdP refuses (all three
+    wait on the account's lock, not the profile's)."""
+    from tests.test_session import login, make_expiring
+
+    idp = devidp_factory()
+    login(idp)  # device flow, auto-approved: profile dev with a live account
+    _profile(idp, 60)
+    idp.settings.auto_approve = False
+    idp.revoke_refresh_tokens()
+    make_expiring("dev", seconds_left=-30)
+    kubeconfig = kube_apiserver(issuer=idp.issuer, client_id="bblogin").kubeconfig(exec_user("IfAvailable"))
+    env, record = _person(tmp_path, "deny")
+    runs = [Terminal([str(kubectl_bin), "--kubeconfig", str(kubeconfig), "get", "--raw", "/version"], env) for _ in range(3)]
+    results = [run.wait(120) for run in runs]
+    assert _launches(record) == 1, results
+    assert all(f"exit code {EXIT_LOGIN_FAILED}" in text and "access_denied" in text for _, text in results), results
+    assert idp.count("/token", "refresh_token") == 1  # one refused refresh; the others did not try it again
+
+
 @pytest.fixture
 def git_wired(keyring_secret_service, devidp_factory, git_server, git_env, tmp_path: pathlib.Path):  # type: ignore[no-untyped-def]
     """A git host served by profile dev, no tokens yet, and a clone to fetch in."""
