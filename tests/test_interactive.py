@@ -323,6 +323,20 @@ def test_the_waiting_note_goes_to_a_terminal_only(capsys: pytest.CaptureFixture[
     assert capsys.readouterr().err == ""
 
 
+def test_a_cached_token_never_asks_the_question(keyring_secret_service, devidp) -> None:
+    """The decision is taken only when a login would be the next step: a cached answer (full
+    path included) makes no terminal system call for it."""
+    from bblogin import _config
+    from bblogin._interactive import Gate
+    from bblogin._session import get_credential
+    from tests.test_session import login
+
+    login(devidp)
+    gate = Gate("kubectl")
+    assert get_credential(_config.load().profile("dev"), interactive=gate).token
+    assert repr(gate) == "Gate('kubectl', None)"  # never evaluated
+
+
 def test_lock_waits_follow_the_login_timeout() -> None:
     from bblogin._session import LOGIN_WAIT_MARGIN, NON_INTERACTIVE_LOCK_TIMEOUT, lock_wait
 
