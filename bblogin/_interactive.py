@@ -25,19 +25,26 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
-from dataclasses import dataclass
+
+TYPE_CHECKING = False  # no typing, no dataclass: the full path's cached answer imports this module
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 CALLERS = ("cli", "kubectl", "git", "gcp", "aws")
 
 
-@dataclass(frozen=True)
 class Decision:
-    allowed: bool
-    reason: str = ""  # why not, for the "login required" message: "stdin is not a terminal"
+    __slots__ = ("allowed", "reason")
+
+    def __init__(self, allowed: bool, reason: str = "") -> None:
+        self.allowed = allowed
+        self.reason = reason  # why not, for the "login required" message: "standard input is not a terminal"
 
     def __bool__(self) -> bool:
         return self.allowed
+
+    def __repr__(self) -> str:
+        return f"Decision({self.allowed!r}, {self.reason!r})"
 
 
 YES = Decision(True)

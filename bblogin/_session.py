@@ -28,10 +28,8 @@ import contextlib
 import dataclasses
 import sys
 from dataclasses import dataclass
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
-from bblogin import _index, _loginresult, _outage
+from bblogin import _index, _outage
 from bblogin._config import Profile
 from bblogin._errors import IdentityUnchecked, IdPError, LockTimeout, LoginRequired, RefreshTokenDead
 from bblogin._interactive import Gate, why_not
@@ -39,10 +37,15 @@ from bblogin._lock import account_lock
 from bblogin._store import SecretStore
 from bblogin._tokens import TOKEN_KINDS, Identity, TokenSet, account_id
 
+TYPE_CHECKING = False  # not `from typing import …` at run time: typing costs a cached call a fifth of a Python start-up
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
     from bblogin._config import Config
     from bblogin._index import Account, Index
     from bblogin._login import LoginOptions
+    from bblogin._loginresult import Result
 
 class _Log:
     """``logging.getLogger("bblogin")``, imported when something is logged: a cached answer logs
@@ -243,6 +246,9 @@ def save_login(profile: Profile, tokens: TokenSet, identity: Identity, *, make_a
         if make_active or index.active_account(profile.name) is None:
             index.active[profile.name] = set_id
     _delete_secrets(unused)
+    from bblogin import _gcpfiles
+
+    _gcpfiles.reconcile()  # another account may be active now: its predecessor's token copies go
     return account
 
 
@@ -453,8 +459,6 @@ def get_credential(
         _require_serves(account, profile)
     else:
         account = visible_account(index, profile)
-    lock_key = account.id if account is not None else f"profile-{profile.name}"
-    seen = _loginresult.generation(lock_key)  # before waiting: a login that ends after this is ours to take
     store = SecretStore(profile.storage)
     margin = profile.refresh_margin
     fallback = None
@@ -463,6 +467,10 @@ def get_credential(
         if cached is not None:
             return _served(profile, cached)
         fallback = _fresh(profile, account, store, kind, margin, floor=_outage.FLOOR)
+    from bblogin import _loginresult  # not for a cached answer
+
+    lock_key = account.id if account is not None else f"profile-{profile.name}"
+    seen = _loginresult.generation(lock_key)  # before waiting: a login that ends after this is ours to take
     timeout = lock_wait(profile, interactive)
     if fallback is not None:
         timeout = min(timeout, _outage.EARLY_LOCK_WAIT)  # another process refreshing it: ours is still good
@@ -520,7 +528,7 @@ def get_credential(
         return _issued(_login_published(lock_key, profile, login or LoginOptions()), profile, kind)
 
 
-def _no_login_because(interactive: object, ended: _loginresult.Result | None) -> str:
+def _no_login_because(interactive: object, ended: Result | None) -> str:
     """Why this call starts no login, for the message ("" when the caller gave no reason)."""
     if ended is not None:
         return "; the login another bblogin ran meanwhile did not provide it"
@@ -530,6 +538,7 @@ def _no_login_because(interactive: object, ended: _loginresult.Result | None) ->
 
 def _login_published(lock_key: str, profile: Profile, options: LoginOptions) -> Account:
     """Run a login under ``lock_key``'s lock (held by the caller), store it, publish how it ended."""
+    from bblogin import _loginresult
     from bblogin._login import interactive_login
 
     with _loginresult.publishing(lock_key):
@@ -541,6 +550,8 @@ def login_now(profile: Profile, options: LoginOptions) -> Account:
     """A login the person asked for (``bblogin login``, the TUI), made active for its profile: one
     per profile at a time, under the profile's lock. One that had to wait while another login for
     the profile ran and failed fails the same way (the rule of :func:`get_credential`)."""
+    from bblogin import _loginresult
+
     key = f"profile-{profile.name}"
     seen = _loginresult.generation(key)
     timeout = lock_wait(profile, True)
@@ -624,19 +635,27 @@ def logout(profile: Profile, account: Account, members: list[str] | None = None)
     its tokens back after they were removed."""
     _require_issued_for(account, profile)
     with account_lock(account.id, profile.lock_timeout):
-        current = _index.load().accounts.get(account.id, account)
-        leaving = set(current.profiles if members is None else members)
-        remaining = [p for p in current.profiles if p not in leaving]
+        outcome = _leave(profile, account, members)
+    from bblogin import _gcpfiles
+
+    _gcpfiles.reconcile()  # the Google output files holding its token, for the profiles that left (bblogin/_gcpfiles.py)
+    return outcome
+
+
+def _leave(profile: Profile, account: Account, members: list[str] | None) -> tuple[bool, list[str]]:
+    current = _index.load().accounts.get(account.id, account)
+    leaving = set(current.profiles if members is None else members)
+    remaining = [p for p in current.profiles if p not in leaving]
+    if remaining:
+        with _index.transaction() as index:
+            current = index.accounts.get(account.id)
+            for name in leaving:
+                if current is not None:
+                    index.leave(current, name)
+            remaining = current.profiles if current is not None else []
         if remaining:
-            with _index.transaction() as index:
-                current = index.accounts.get(account.id)
-                for name in leaving:
-                    if current is not None:
-                        index.leave(current, name)
-                remaining = current.profiles if current is not None else []
-            if remaining:
-                return False, list(remaining)
-        return _logout(profile, account), []
+            return False, list(remaining)
+    return _logout(profile, account), []
 
 
 def _logout(profile: Profile, account: Account) -> bool:

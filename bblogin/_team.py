@@ -200,7 +200,7 @@ def parse(source: str, text: str) -> Bundle:
     hosts: dict[str, _config.GitHost] = {}
     for url, raw in _table(check, data, "git").items():
         host = check.git_host(url, raw, profiles)
-        key = normalize_url(host.url)
+        key = _config.normalize_git_url(host.url)
         if key in hosts:
             raise check.fail(("git", url), None, f"the same git host as {hosts[key].url!r}")
         hosts[key] = host
@@ -217,19 +217,8 @@ def _table(check: _Checker, data: dict[str, Any], key: str) -> dict[str, Any]:
     return value
 
 
-def normalize_url(url: str) -> str:
-    """One key per git host: scheme and host in lower case, no default port, no trailing slash."""
-    m = re.match(r"^([A-Za-z]+)://([^/:]+)(?::(\d+))?(/.*)?$", url)
-    if not m:
-        return url
-    scheme, host, port, path = m.group(1).lower(), m.group(2).lower(), m.group(3), (m.group(4) or "").rstrip("/")
-    if port and int(port) == {"https": 443, "http": 80}.get(scheme):
-        port = None
-    return f"{scheme}://{host}{':' + port if port else ''}{path}"
-
-
 def _host_of(url: str) -> str:
-    return normalize_url(url).split("://", 1)[1].split("/", 1)[0]
+    return _config.normalize_git_url(url).split("://", 1)[1].split("/", 1)[0]
 
 
 class _Checker:
@@ -371,7 +360,7 @@ class _Checker:
         for key in raw:
             if key not in GIT_KEYS:
                 raise self.fail(table, key, f"unknown key (a git host has: {', '.join(sorted(GIT_KEYS))})")
-        normalized = normalize_url(url)
+        normalized = _config.normalize_git_url(url)
         problem = _config.git_url_problem(normalized)
         if problem:
             raise self.fail(table, None, problem)
@@ -425,6 +414,8 @@ def export(config: _config.Config, kube: list[tuple[str, dict[str, Any]]]) -> tu
         doc["clusters"] = clusters
     hosts = tomlkit.table(is_super_table=True)
     for host in config.git_hosts:
+        if host.problem:
+            continue  # a deleted profile, a duplicate key: nothing a team can apply
         table = tomlkit.table()
         table["profile"] = host.profile
         for key, default in (("token", "access_token"), ("authtype", "basic")):
@@ -433,7 +424,7 @@ def export(config: _config.Config, kube: list[tuple[str, dict[str, Any]]]) -> tu
         if host.username:
             left_out.append(f"git host {host.url}: username {host.username!r} (each member's own user name)")
         hosts[host.url] = table
-    if config.git_hosts:
+    if hosts:
         doc["git"] = hosts
     return tomlkit.dumps(doc), left_out
 

@@ -217,6 +217,7 @@ def test_dry_run_writes_nothing_and_needs_no_login(team, member: pathlib.Path) -
     done = bblogin("setup", "--from", bundle.url, "--dry-run", SSL_CERT_FILE=str(bundle.ca_file))
     assert done.returncode == 0, done.stderr
     assert "+ profile work: add" in done.stderr and "+ context prod-payments: add" in done.stderr
+    assert "then it logs in once per identity provider (tokens into the keyring, the account into accounts.json)" in done.stderr
     assert "nothing written" in done.stderr
     assert files(member) == before and before["config"] is None
     assert team["idp_a"].count("/device/code") == 0
@@ -749,3 +750,5 @@ def test_two_profiles_asking_one_idp_for_the_same_tokens_share_one_login(keyring
     done = bblogin("setup", "--from", str(bundle), "--yes")
     assert done.returncode == 0, done.stderr
     assert idp.count("/device/code") == 1 and done.stderr.count("Logging in for profile") == 1, done.stderr
+    rerun = bblogin("setup", "--from", str(bundle), "--yes")
+    assert rerun.returncode == 0 and idp.count("/device/code") == 1 and "Logging in" not in rerun.stderr, rerun.stderr  # the second profile joined the first's login

@@ -7,7 +7,6 @@ when the keyring cannot keep tokens (so a login would not help), the keyring's p
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -16,6 +15,10 @@ from bblogin._interactive import Gate
 from bblogin._commands._common import account_from_args, load_config, profile_from_args
 from bblogin._errors import LoginRequired
 from bblogin._session import get_credential
+
+TYPE_CHECKING = False  # argparse only for the annotations: a cached call never imports it (_cli._quick_args)
+if TYPE_CHECKING:
+    import argparse
 
 
 _NOT_INTERACTIVE = "kubectl says the session is not interactive (interactiveMode Never, or kubectl's standard input is not a terminal)"

@@ -185,7 +185,7 @@ class State:
     @classmethod
     def read(cls) -> State:
         files = _kubeconfig.files()
-        kube = _kubeconfig.load_for_edit(files[0], edits=("clusters", "users", "contexts"))
+        kube = _kubeconfig.load_for_edit(files[0], edits=("clusters", "users", "contexts"), other=", or put another file first in $KUBECONFIG")
         return cls(config=load_config(compile=False), kube=kube, others=[(p, _kubeconfig.load(p)[0]) for p in files[1:]])
 
     def merged(self) -> _kubeconfig.Kubeconfig:
@@ -316,7 +316,7 @@ def plan(bundle: _team.Bundle, record: Record, state: State, undo: bool = False)
         change = _decide(want, state, record, merged)
         stop = next((blocked[k] for k in change.needs if k in blocked), None)
         if stop is not None and change.action in (ADD, UPDATE):  # never point at what the user keeps as theirs
-            change = dataclasses.replace(change, action=SKIP, desired=None, detail=f"it would use {stop.kind} {stop.name}, which is kept as it is")
+            change = dataclasses.replace(change, action=SKIP, desired=None, detail=f"it would use {stop.kind} {stop.name}, which is " + ("left out too" if stop.action == SKIP else "kept as it is"))
         if change.action in (CONFLICT, SKIP):
             blocked[change.key] = change
         changes.append(change)
@@ -482,14 +482,16 @@ def _show(title: str, result: Plan, state: State, routes: list[str] | None) -> N
             say(f"    {line}")
 
 
-def _writes_note(result: Plan, record_path: str) -> str:
+def _writes_note(result: Plan, record_path: str, logins: bool) -> str:
+    """Every file the run writes, said before it writes any."""
     wheres = {c.where for c in result.todo()}
     parts = [p for w, p in (("config.toml", "config.toml"), ("git", "git's global config")) if w in wheres]
     if "kubeconfig" in wheres:
         kube = result.kube_doc
         saved = f" (the previous file saved as {kube.path}{_kubeconfig.BACKUP}" + ("" if not kube.original or os.path.exists(kube.path + _kubeconfig.ORIGINAL) else f", and as {kube.path}{_kubeconfig.ORIGINAL}") + ")" if kube.original else ""
         parts.append(f"{kube.shown}{saved}")
-    return f"  Writes: {', '.join(parts)}; and the record of what it added, {record_path}."
+    then = "; then it logs in once per identity provider (tokens into the keyring, the account into accounts.json) and runs doctor's checks" if logins else ""
+    return f"  Writes: {', '.join(parts)}; and the record of what it added, {record_path}{then}."
 
 
 # -- the command ------------------------------------------------------------------------------
@@ -513,11 +515,11 @@ def run(args: argparse.Namespace) -> int:
         if record.pending or any(c.action in (GONE, KEPT) for c in result.changes):
             _commit(args, bundle, record, result, undo=False)  # forget what is gone or the user's now; keep what a cut-short run wrote
     elif args.dry_run:
-        say(_writes_note(result, Record.path(args.source)))
+        say(_writes_note(result, Record.path(args.source), logins=not args.no_login))
         say(f"--dry-run: {len(todo)} change(s) shown, nothing written.")
         return EXIT_OK
     else:
-        say(_writes_note(result, Record.path(args.source)))
+        say(_writes_note(result, Record.path(args.source), logins=not args.no_login))
         if not args.yes and not _confirm(len(todo)):
             say("Nothing was changed.")
             return EXIT_OK
