@@ -7,7 +7,7 @@ login: the loopback flow with a person signing in), Bitbucket Pipelines steps of
 on one runner (a CI profile exchanging each step's token), ``use``, ``logout`` (of an account, and
 ``--profile P``), edit config.toml by hand (issuer, client id, scopes, git hosts in any spelling, a
 deleted profile), tokens that come close to their end, a cleaned cache
-(lost mirrors), kubectl with flag overrides (``--profile P --issuer … --client-id …``, ad-hoc ``--issuer … --client-id …``), and
+(lost mirrors), a login result left next to a lock (an old failure, a symlink, garbage), kubectl with flag overrides (``--profile P --issuer … --client-id …``, ad-hoc ``--issuer … --client-id …``), and
 kubectl callers racing a ``use`` through the real launcher; and outages (issue #24): an IdP behind
 the fault injector (tests/fixtures/faults.py) refuses, resets or answers 503 for a while, tokens
 sit inside the margin, below the outage floor or past their end, backoff windows end, and
@@ -62,7 +62,8 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
 
-from bblogin import _cli, _config, _index, _outage, _paths
+from bblogin import _cli, _config, _files, _index, _loginresult, _outage, _paths
+from bblogin._errors import LoginFailed
 from bblogin._hot import _answer as _fast
 from bblogin._claims import unverified_claims
 from bblogin._hot._answer import PIPELINES_ENV, adhoc_profile_name
@@ -447,6 +448,27 @@ class Bblogin(RuleBasedStateMachine):
                 self.assert_issued_for(token, profile["issuer"], profile["client_id"], f"kubectl --profile {name}")
                 if not profile.get("pipelines"):
                     self.assert_shaped_for(token, profile, f"kubectl --profile {name}")
+
+    @rule(data=st.data(), left=st.sampled_from(("failure", "symlink", "garbage")))
+    def login_result_left_behind(self, data: st.DataObject, left: str) -> None:
+        """What a login that failed under a lock long ago leaves next to it (or a file planted
+        there): no later call may take it as its own result, nor be led by it to a token."""
+        keys = {a.id: tuple(a.profiles) for a in self.accounts()} | {f"profile-{name}": (name,) for name in PROFILES}
+        key = data.draw(st.sampled_from(sorted(keys)))
+        path = os.path.join(_files.ensure_private_dir(_paths.locks_dir()), f"{key}.login")
+        if left == "failure":
+            _loginresult.publish(key, LoginFailed("the identity provider ended the sign-in: access_denied"))
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            if left == "symlink":
+                os.symlink(_paths.accounts_file(), path)
+            else:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                os.write(fd, b'{"v": 1, "generation": ')
+                os.close(fd)
+        for name in sorted(set(keys[key]) & set(self.people_profiles())):
+            make_expiring(name)  # so the next calls take the lock (refresh) and meet what was left there
 
     @rule(idp=st.integers(0, 1), fault=st.sampled_from(FAULTS))
     def idp_fails(self, idp: int, fault: str) -> None:

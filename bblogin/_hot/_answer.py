@@ -311,7 +311,7 @@ def adhoc_profile_name(issuer: str, client_id: str) -> str:
 
 def kubectl(argv: list[str]) -> bytes | None:
     """The ExecCredential for ``bblogin kubectl ARGV``, or None when the full command must answer."""
-    opts = _parse(argv, _KUBECTL_VALUE_FLAGS, ("--use-access-token",))
+    opts = _parse(argv, _KUBECTL_VALUE_FLAGS, ("--use-access-token", "--no-login"))  # --no-login: nothing to a cached answer
     if opts is None:
         return None
     from bblogin import _kubectl
