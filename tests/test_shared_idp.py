@@ -67,7 +67,7 @@ def test_logging_out_of_one_profile_leaves_a_profile_that_shares_its_tokens_work
     assert sorted(shared.profiles) == ["staging", "work"]
     assert "same tokens as     staging" in bblogin("status", "--profile", "work").stdout
     done = bblogin("logout", "--profile", "staging")
-    assert done.returncode == 0 and "work uses the same tokens and stay logged in" in done.stderr, done.stderr
+    assert done.returncode == 0 and "work uses the same tokens and stays logged in" in done.stderr, done.stderr
     assert "groups" in served_claims("work")
     gone = kubectl("staging")
     assert gone.returncode == 4 and "bblogin login --profile staging" in gone.stderr, gone.stderr
@@ -84,6 +84,8 @@ def test_the_tui_shows_a_shared_login_once_per_profile_and_logs_out_one_row(devi
     rows = {v["profile"]: v for v in CoreSource().accounts()}
     assert set(rows) == {"work", "staging"} and rows["work"]["id"] != rows["staging"]["id"] and rows["work"]["token_set"] == rows["staging"]["token_set"]
     assert rows["work"]["shared_with"] == ["staging"] and not rows["work"]["unused"]
+    listing = bblogin("accounts").stdout
+    assert "(same tokens as staging)" in listing and "(same tokens as work)" in listing
     CoreSource().logout(rows["staging"]["id"])
     assert [v["profile"] for v in CoreSource().accounts()] == ["work"]
     assert "groups" in served_claims("work")
