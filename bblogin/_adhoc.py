@@ -8,13 +8,17 @@ the kubeconfig passed) the first time the full path builds it. So every command 
 ``--profile`` — login, logout, status, token, use, setup kubectl — accepts that name, and the
 hint a kubectl call prints (``bblogin login --profile adhoc-…``) is a command that works.
 
-config.toml wins: a profile of the same name there is the profile. Nothing here is ever read by
-the hot path, which builds an ad-hoc profile from the entry's flags themselves.
+config.toml wins: a profile of the same name there is the profile. The hot path answers an
+entry's flags from the flags themselves, and ``--profile adhoc-…`` from the marshal mirror of
+this file (``cache/adhoc.marshal``, tagged with the fingerprint of the bytes it was built from,
+like the config mirror): every full-path read or write of the file brings it up to date.
 """
 
 from __future__ import annotations
 
-from bblogin import _files, _paths
+import json
+
+from bblogin import _files, _mirrors, _paths
 from bblogin._config import Profile
 
 VERSION = 1
@@ -23,7 +27,7 @@ FIELDS = ("issuer", "client_id", "client_secret", "provider", "connector_id", "s
 
 
 def path() -> str:
-    return _paths.join(_paths.state_dir(), "adhoc-profiles.json")
+    return _paths.adhoc_profiles_file()
 
 
 def _record(profile: Profile) -> dict[str, object]:
@@ -32,10 +36,8 @@ def _record(profile: Profile) -> dict[str, object]:
     return {k: v for k, v in values.items() if v is not None}
 
 
-def load() -> dict[str, Profile]:
-    """The remembered ad-hoc profiles by name; a missing or damaged file is none (the next
-    kubectl call through flags writes it again)."""
-    data = _files.read_json(path())
+def _profiles(data: object) -> dict[str, Profile]:
+    """The ad-hoc profiles in the file's parsed JSON; anything damaged is left out."""
     if not isinstance(data, dict) or data.get("version") != VERSION or not isinstance(data.get("profiles"), dict):
         return {}
     out = {}
@@ -52,6 +54,23 @@ def load() -> dict[str, Profile]:
     return out
 
 
+def load(*, mirror: bool = True) -> dict[str, Profile]:
+    """The remembered ad-hoc profiles by name; a missing or damaged file is none (the next
+    kubectl call through flags writes it again). ``mirror``: bring the hot path's mirror up to
+    date (False writes no file)."""
+    try:
+        data, stamp = _mirrors.read_stamped(path())
+    except OSError:
+        return {}
+    try:
+        profiles = _profiles(json.loads(data))
+    except ValueError:
+        profiles = {}
+    if mirror:
+        _mirrors.write_adhoc(profiles, stamp)
+    return profiles
+
+
 def remember(profile: Profile) -> None:
     """Record ``profile`` (built from flags) under its name; no write when it is recorded as is."""
     known = _files.read_json(path())
@@ -61,4 +80,6 @@ def remember(profile: Profile) -> None:
     if profiles.get(profile.name) == record:
         return
     profiles[profile.name] = record
-    _files.atomic_write_json(path(), {"version": VERSION, "profiles": profiles})
+    data = {"version": VERSION, "profiles": profiles}
+    written = _files.atomic_write_json(path(), data)
+    _mirrors.write_adhoc(_profiles(data), _mirrors.stamp_of(written))

@@ -39,6 +39,18 @@ def _add_idp(p: argparse.ArgumentParser) -> None:
     g.add_argument("--ca-file", metavar="PEM", help="extra CA certificates for the IdP's TLS")
 
 
+def _add_aws_options(p: argparse.ArgumentParser, *, default: object = None) -> None:
+    """What `bblogin aws` asks STS with; `aws config` takes the same (``default=SUPPRESS``: given
+    before or after `config`, either counts) and writes them into the credential_process."""
+    p.add_argument("--profile", "-p", metavar="NAME", default=default, help="profile from config.toml (default: default_profile)").complete = PROFILE_COMPLETION  # type: ignore[attr-defined]
+    p.add_argument("--account", "-a", metavar="ACCOUNT", default=default, help="account id, email or user name (default: the profile's active account)")
+    p.add_argument("--role-arn", metavar="ARN", default=default, help="role to assume (required)")
+    p.add_argument("--duration", type=int, default=default, metavar="SECONDS", help="session duration (900..max; default 3600)")
+    p.add_argument("--session-name", metavar="NAME", default=default, help="role session name (default: derived from the identity)")
+    p.add_argument("--from-env", metavar="VAR", default=default, help="use the token in this environment variable (default: BITBUCKET_STEP_OIDC_TOKEN when set, else the profile's ID token)")
+    p.add_argument("--sts-endpoint", metavar="URL", default=default, help="STS endpoint (default: the regional endpoint from AWS_REGION)")
+
+
 def _step_identity_parser(sub: argparse._SubParsersAction, name: str, help_text: str) -> argparse.ArgumentParser:
     """A trust-condition printer: the step from its token (in the step, or --token-file) or from flags."""
     s = sub.add_parser(name, help=help_text, description=help_text)
@@ -118,7 +130,7 @@ def build_parser(prog: str = PROG, *, only: str | None = None) -> argparse.Argum
     p = command("accounts", "accounts", "list accounts by profile")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
-    command("profiles", "profiles", "list profile names, one per line (for scripts and shell completion)")
+    command("profiles", "profiles", "list profile names, one per line (for scripts and shell completion); an ad-hoc profile (from kubeconfig flags) is followed by a tab and what it is")
 
     p = command("use", "use", "make an account the active one (for --profile, else for every profile it is logged in to)")
     p.add_argument("account", metavar="ACCOUNT", help="account id, email or user name")
@@ -135,7 +147,7 @@ def build_parser(prog: str = PROG, *, only: str | None = None) -> argparse.Argum
     p.add_argument("--use-access-token", action="store_true", help="send the access token instead of the ID token")
 
     p = command("git-credential", "git_credential", "git credential helper (git runs it; see `bblogin setup git`)")
-    p.add_argument("operation", choices=("get", "store", "erase", "capability"), help="what git asks")
+    p.add_argument("operation", metavar="OPERATION", help="what git asks: get, store, erase or capability (any other is ignored, as gitcredentials(7) asks)")
 
     p = command("setup", "setup_team", "wire bblogin into kubectl or git; or all of a team's set-up from its bundle (--from)")
     p.add_argument("--from", dest="source", metavar="URL|FILE", help="apply a team bundle (docs/team.md): profiles, kubeconfig clusters and contexts, git hosts; then log in and check")
@@ -157,12 +169,13 @@ def build_parser(prog: str = PROG, *, only: str | None = None) -> argparse.Argum
     s.add_argument("--print", dest="print_only", action="store_true", help="show the entry, change nothing")
     s = setup.add_parser("git", help="write the scoped git credential helper config", description="write the scoped git credential helper config")
     s.set_defaults(_module="setup_git", _parser=s)
-    s.add_argument("--host", metavar="URL", required=True, help="remote prefix, e.g. https://bitbucket.org")
-    s.add_argument("--profile", "-p", metavar="NAME", required=True, help="profile whose account serves this host").complete = PROFILE_COMPLETION  # type: ignore[attr-defined]
-    s.add_argument("--file", metavar="PATH", help="git config file to edit (default: the global one)")
-    s.add_argument("--authtype", choices=("basic", "bearer"), help="bearer: send the token as Bearer when git supports it")
+    s.add_argument("--host", metavar="URL", required=True, help="remote prefix, e.g. https://bitbucket.org (scheme and host in any case; a default port and trailing slash are dropped)")
+    s.add_argument("--profile", "-p", metavar="NAME", help="profile whose account serves this host (required unless --remove)").complete = PROFILE_COMPLETION  # type: ignore[attr-defined]
+    s.add_argument("--file", metavar="PATH", help="git config file to edit (default: the global one); a repository's own config file cannot move a host that config.toml binds to another profile")
+    s.add_argument("--remove", action="store_true", help="undo: remove the host from config.toml and the helper entries setup wrote to the git config file")
+    s.add_argument("--authtype", choices=("basic", "bearer"), help="bearer: send the token as Bearer when git supports it (default: as configured, else basic)")
     s.add_argument("--account", "-a", metavar="ACCOUNT", help="account (id, email or user name) of the profile that serves this host (default: the profile's active one; a user name in the remote URL picks another)")
-    s.add_argument("--username", metavar="NAME", help="user name to send with the token")
+    s.add_argument("--username", metavar="NAME", help="user name to send with the token (default: as configured for this profile; \"\" for the account's own)")
     s.add_argument("--token", choices=("access_token", "id_token"), help="which token git sends (default: as configured, else access_token; id_token for servers that accept only ID tokens)")
     s.add_argument("--print", dest="print_only", action="store_true", help="show the config, change nothing")
 
@@ -186,25 +199,24 @@ def build_parser(prog: str = PROG, *, only: str | None = None) -> argparse.Argum
     p.add_argument("--json", action="store_true", help="print JSON instead of the token")
 
     p = command("aws", "aws", "AWS credential_process: AssumeRoleWithWebIdentity with a Pipelines or IdP token")
-    _add_profile(p)
-    p.add_argument("--role-arn", metavar="ARN", help="role to assume (required)")
-    p.add_argument("--duration", type=int, default=3600, metavar="SECONDS", help="session duration (900..max)")
-    p.add_argument("--session-name", metavar="NAME", help="role session name (default: derived from the identity)")
-    p.add_argument("--from-env", metavar="VAR", help="use the token in this environment variable (default: BITBUCKET_STEP_OIDC_TOKEN when set, else the profile's ID token)")
-    p.add_argument("--sts-endpoint", metavar="URL", help="STS endpoint (default: the regional endpoint from AWS_REGION)")
+    _add_aws_options(p)
     aws = p.add_subparsers(dest="aws_action", metavar="ACTION")
+    s = aws.add_parser("config", help="print the ~/.aws/config profile whose credential_process runs `bblogin aws`; in a step, check --duration against the step token", description="print the ~/.aws/config profile whose credential_process runs `bblogin aws`; in a step, check --duration against the step token")
+    s.set_defaults(_module="aws_config")
+    _add_aws_options(s, default=argparse.SUPPRESS)
+    s.add_argument("--name", default="bblogin", metavar="NAME", help="the AWS profile's name (default bblogin): AWS_PROFILE=NAME or --profile NAME for the AWS CLI")
     s = _step_identity_parser(aws, "trust-policy", "print the IAM role trust policy that admits exactly this step's repository")
     s.add_argument("--account-id", required=True, metavar="ID", help="the AWS account (12 digits) that holds the IAM OIDC provider")
 
     p = command("gcp", "gcp", "Google Cloud executable-sourced credential: print the Pipelines or IdP token for google-auth and gcloud")
     _add_profile(p)
-    p.add_argument("--lifetime", type=int, default=3600, metavar="SECONDS", help="how long the Google token it buys lasts, for the expiry check (default 3600)")
     gcp = p.add_subparsers(dest="gcp_action", metavar="ACTION")
     s = gcp.add_parser("config", help="write the external_account credential configuration that runs `bblogin gcp`", description="write the external_account credential configuration that runs `bblogin gcp`")
     s.set_defaults(_module="gcp_config")
     s.add_argument("--audience", required=True, metavar="PROVIDER", help="the workload identity provider's full resource name, //iam.googleapis.com/projects/N/... (docs/pipelines.md)")
     s.add_argument("--service-account", metavar="EMAIL", help="service account to impersonate (generateAccessToken)")
     s.add_argument("--profile", "-p", metavar="NAME", default=argparse.SUPPRESS, help="profile whose ID token to use off Pipelines").complete = PROFILE_COMPLETION  # type: ignore[attr-defined]
+    s.add_argument("--account", "-a", metavar="ACCOUNT", default=argparse.SUPPRESS, help="account of that profile to use (default: its active account at the time)")
     s.add_argument("--output", metavar="FILE", help="write the configuration here (default: stdout)")
     s.add_argument("--executable-output-file", metavar="FILE", help="where the library may cache bblogin's answer (0600) until it expires")
     s.add_argument("--timeout-millis", type=int, default=30000, metavar="MS", help="how long the library waits for bblogin (5000..120000, default 30000)")
@@ -287,12 +299,47 @@ def run(argv: list[str], *, prog: str | None = None) -> int:
         return EXIT_BROKEN_PIPE
 
 
+# The commands kubectl and git run on every call: their helper program, and the arguments that
+# make a complete command line (tools/generate.py records argparse's namespace for them).
+QUICK_COMMANDS = {"kubectl": ("kubectl-bblogin", []), "git-credential": ("git-credential-bblogin", ["get"])}
+
+
+def _quick_args(argv: list[str], prog: str | None) -> object | None:
+    """The namespace argparse gives for ``argv`` — ``kubectl`` with options of the hot path's
+    strict subset (``_answer._parse``), ``git-credential get|store`` — built from the namespace
+    tools/generate.py recorded (``_helperargs``) without importing argparse: with building the
+    parser that is about a third of a Python start-up on every cached call. None for any other
+    command line, which argparse then parses (and judges)."""
+    import types
+
+    from bblogin import _helperargs
+    from bblogin._hot import _answer
+
+    command = argv[0] if argv else None
+    if command == "kubectl":
+        given = _answer._parse(argv[1:], _answer._KUBECTL_VALUE_FLAGS, ("--use-access-token",))
+        options = _helperargs.OPTIONS["kubectl"]
+        if given is None or not set(given) <= set(options):
+            return None
+        values = {options[flag]: value for flag, value in given.items()}
+    elif command == "git-credential" and argv[1:] in (["get"], ["store"]):
+        values = {"operation": argv[1]}
+    else:
+        return None
+    namespace = _helperargs.NAMESPACES[f"{command} {prog or ''}".strip()]
+    return types.SimpleNamespace(**{**namespace, **values})
+
+
 def _run(argv: list[str], *, prog: str | None) -> int:
     _ensure_site()
     from bblogin._errors import EXIT_CANCELLED, EXIT_USAGE, BbloginError
 
-    parser = _parser_for(argv) if prog is None else _helper_parser(argv[0], prog)
-    args, extra = parser.parse_known_args(argv if prog is None else argv[1:])
+    quick = _quick_args(argv, prog)
+    if quick is not None:
+        args, extra = quick, []
+    else:
+        parser = _parser_for(argv) if prog is None else _helper_parser(argv[0], prog)
+        args, extra = parser.parse_known_args(argv if prog is None else argv[1:])
     if extra:  # the command's own usage, not the top-level one (argparse reports extras at the top)
         getattr(args, "_parser", parser).error(f"unrecognized arguments: {' '.join(extra)}")
     args.verbose = getattr(args, "verbose", 0)

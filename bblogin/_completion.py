@@ -17,13 +17,13 @@ SHELLS = ("bash", "zsh", "fish")
 PREAMBLE = {
     "bash": """
 _bblogin_profiles() {
-  compgen -W "$(bblogin profiles 2>/dev/null)" -- "$1"
+  compgen -W "$(bblogin profiles 2>/dev/null | cut -f1)" -- "$1"
 }
 """,
     "zsh": """
 _bblogin_profiles() {
   local -a profiles
-  profiles=(${(f)"$(bblogin profiles 2>/dev/null)"})
+  profiles=(${(f)"$(bblogin profiles 2>/dev/null | tr '\t' :)"})
   _describe 'profile' profiles
 }
 """,

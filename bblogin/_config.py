@@ -19,15 +19,19 @@ to import): it reads the mirror ``_mirrors`` compiles from exactly the bytes :fu
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
-import tomllib
 from dataclasses import dataclass, field
-from typing import Any
 
 from bblogin import _mirrors, _paths
 from bblogin._errors import ConfigError, ProfileNotFound
 from bblogin._shape import DEFAULT_OIDC_SCOPES
+
+TYPE_CHECKING = False  # not `from typing import …` at run time: typing costs a cached call a fifth of a Python start-up
+if TYPE_CHECKING:
+    from typing import Any
+    import tomllib
 
 PROVIDERS = ("oidc", "bitbucket-cloud", "bitbucket-dc")
 FLOWS = ("auto", "loopback", "device")
@@ -83,6 +87,7 @@ class GitHost:
     username: str | None = None  # None: x-token-auth for Bitbucket Cloud, the account's user name otherwise
     token: str = "access_token"  # access_token | id_token
     authtype: str = "basic"  # basic | bearer (bearer only when git advertises capability[]=authtype)
+    problem: tuple[str, str] | None = field(default=None, compare=False)  # (message, hint): why bblogin cannot serve it (a deleted profile, a duplicate key); git gets this, never a token
 
 
 @dataclass(frozen=True)
@@ -107,6 +112,11 @@ class Config:
                 hint=f"name one with --profile ({', '.join(sorted(self.profiles))}), or set default_profile in {self.path}",
             )
         found = self.profiles.get(chosen) or (self.adhoc.get(chosen) if name else None)
+        if found is None and not name:  # default_profile names a deleted profile: only calls that rely on it fail
+            raise ProfileNotFound(
+                f"no profile given, and default_profile names {chosen!r}, which is not in {self.path} (any more)",
+                hint=f"name one with --profile ({', '.join(sorted(self.profiles)) or 'there are none'}), or set default_profile in {self.path} to one of them",
+            )
         if found is None:
             raise ProfileNotFound(f"no profile named {chosen!r} in {self.path}")
         return found
@@ -247,13 +257,38 @@ class _Validator:
             raise self.fail(table, None, problem)
         if "profile" not in values:
             raise self.fail(table, None, "missing required key 'profile'")
-        if values["profile"] not in profiles:
-            raise self.fail(table, "profile", f"no profile named {values['profile']!r}")
         if values.get("token", "access_token") not in ("access_token", "id_token"):
             raise self.fail(table, "token", "must be access_token or id_token")
         if values.get("authtype", "basic") not in ("basic", "bearer"):
             raise self.fail(table, "authtype", "must be basic or bearer")
-        return GitHost(url=url.rstrip("/"), **values)
+        problem = None
+        if values["profile"] not in profiles:  # a deleted profile breaks this host only, not every command
+            line = _line_of(self.text, table, "profile")
+            problem = (
+                f"{self.path}{f':{line}' if line else ''}: git.\"{url}\" names the profile {values['profile']!r}, which is not in config.toml (any more)",
+                f"bind the host to a profile that exists (bblogin setup git --host {normalize_git_url(url)} --profile NAME) or remove it (bblogin setup git --remove --host {normalize_git_url(url)})",
+            )
+        return GitHost(url=normalize_git_url(url), **values, problem=problem)
+
+    def git_hosts(self, raw: dict[str, Any], profiles: dict[str, Profile]) -> tuple[GitHost, ...]:
+        """The git hosts by their normalised key (``normalize_git_url``). Keys written before keys
+        were normalised keep working; two keys for one prefix that disagree (``https://h`` and
+        ``https://H:443/``) serve neither: which one git would get is no guess bblogin makes."""
+        by_url: dict[str, list[tuple[str, GitHost]]] = {}
+        for key, body in raw.items():
+            host = self.git_host(key, body, profiles)
+            by_url.setdefault(host.url, []).append((key, host))
+        hosts = []
+        for url, entries in by_url.items():
+            host = entries[-1][1]
+            if len({e[1] for e in entries}) > 1:
+                named = ", ".join(f'git."{key}" (line {_line_of(self.text, ("git", key), None) or "?"}, profile {h.profile})' for key, h in entries)
+                host = dataclasses.replace(
+                    host,
+                    problem=(f"{self.path}: {len(entries)} entries are the same git host {url}: {named}", f"keep one: bblogin setup git --host {url} --profile NAME rewrites them as one"),
+                )
+            hosts.append(host)
+        return tuple(hosts)
 
 
 BITBUCKET_PROVIDERS = ("bitbucket-cloud", "bitbucket-dc")
@@ -307,18 +342,55 @@ def is_allowed_issuer(url: str) -> bool:
     return bool(re.match(r"^http://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?(/|$)", url))
 
 
+def normalize_git_url(url: str) -> str:
+    """The one key for a git host prefix, as git itself compares URLs: scheme and host in lower
+    case, no default port (443 for https, 80 for http), no trailing slash; the path as given.
+    ``HTTPS://Git.Example.com:443/team/`` → ``https://git.example.com/team``. A URL that is no
+    host prefix at all comes back unchanged (``git_url_problem`` says why)."""
+    from bblogin import _gitcred  # the parser git requests are matched with: one reading of a URL
+
+    scheme, sep, rest = url.partition("://")
+    scheme = scheme.lower()
+    if not sep or scheme not in _gitcred.DEFAULT_PORTS or any(c in rest for c in "@?#"):
+        return url
+    authority, slash, path = rest.partition("/")
+    parsed = _gitcred.split_host(authority, scheme)
+    if parsed is None:
+        return url
+    host, port = parsed
+    path = path.strip("/")
+    return f"{scheme}://{host}{'' if port == _gitcred.DEFAULT_PORTS[scheme] else f':{port}'}{'/' + path if path else ''}"
+
+
 def git_url_problem(url: str) -> str | None:
-    """Why ``url`` cannot be a git host key, or None. https only; http only on loopback."""
-    m = re.match(r"^(https|http)://([A-Za-z0-9.-]+|\[::1\])(:\d{1,5})?(/[^?#]*)?$", url)
-    if not m or "@" in url:
-        return "must be https://host[:port][/path] (no user name, query or fragment)"
-    if m.group(1) == "http" and m.group(2) not in ("127.0.0.1", "localhost", "[::1]"):
-        return "plain http is allowed only for 127.0.0.1/localhost"
+    """Why ``url`` cannot be a git host key, or None: https://host[:port][/path] (any case; see
+    ``normalize_git_url``); plain http only on loopback. The message says what exactly is wrong."""
+    scheme, sep, rest = url.partition("://")
+    form = "https://host[:port][/path]"
+    if not sep:
+        return f"is not a URL: give {form}"
+    if scheme.lower() not in ("https", "http"):
+        return f"has the scheme {scheme}://, git credentials go over https:// (give {form})"
+    authority = rest.split("/", 1)[0]
+    if "@" in authority:
+        return f"has a user name ({authority.split('@')[0]}@): give {form} without it"
+    if "?" in rest or "#" in rest:
+        return f"has a query or fragment: give {form} without it"
+    if not authority:
+        return f"has no host: give {form}"
+    from bblogin import _gitcred
+
+    parsed = _gitcred.split_host(authority, scheme.lower())
+    if parsed is None:
+        return f"has a host or port bblogin cannot use ({authority}): ASCII letters, digits, dots and dashes, a port 1-65535"
+    if scheme.lower() == "http" and parsed[0] not in ("127.0.0.1", "localhost", "[::1]"):
+        return "is plain http://, which is allowed only for 127.0.0.1/localhost (a token must not cross the network unencrypted): use https://"
     return None
 
 
-def load(path: str | None = None) -> Config:
-    """Parse and validate config.toml. A missing file is an empty config."""
+def load(path: str | None = None, *, cache: bool = True) -> Config:
+    """Parse and validate config.toml. A missing file is an empty config. ``cache``: keep what
+    tomllib made of a text not parsed before (``_mirrors.remember_toml``); False writes no file."""
     path = path or _paths.config_file()
     try:
         data, stamp = _mirrors.read_stamped(path)
@@ -330,15 +402,37 @@ def load(path: str | None = None) -> Config:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text") from None
-    return parse(path, text, stamp)
+    return parse(path, text, stamp, cache=cache)
 
 
-def parse(path: str, text: str, stamp: list[int] | None = None) -> Config:
+def _syntax_error(path: str, text: str, exc: tomllib.TOMLDecodeError) -> ConfigError:
+    """``FILE:LINE:COLUMN: invalid TOML: what`` and the line itself, from tomllib's message
+    (Python 3.11–3.13 put the position only in the text: "… (at line 2, column 19)")."""
+    message = str(exc)
+    m = re.search(r" \(at line (\d+), column (\d+)\)$", message)
+    if m:
+        line, column = int(m.group(1)), int(m.group(2))
+    else:  # "(at end of document)"
+        lines = text.splitlines() or [""]
+        line, column = len(lines), len(lines[-1]) + 1
+    what = re.sub(r" \(at (line \d+, column \d+|end of document)\)$", "", message)
+    shown = (text.splitlines() or [""])[line - 1] if 0 < line <= len(text.splitlines() or [""]) else ""
+    pointer = f"\n    {shown}\n    {' ' * (column - 1)}^" if shown.strip() and len(shown) < 200 else ""
+    return ConfigError(f"{path}:{line}:{column}: invalid TOML: {what}{pointer}", hint=f"fix the syntax at line {line}, column {column}{DOCTOR_HINT}")
+
+
+def parse(path: str, text: str, stamp: list[int] | None = None, *, cache: bool = True) -> Config:
     """Validate config.toml's ``text`` (read from ``path``, or about to be written there)."""
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}", hint="fix the syntax at the line shown") from None
+    raw = _mirrors.parsed_toml(text)
+    if raw is None:
+        import tomllib  # only for a text not parsed before (``_mirrors.parsed_toml``)
+
+        try:
+            raw = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise _syntax_error(path, text, exc) from None
+        if cache:
+            _mirrors.remember_toml(text, raw)
     v = _Validator(path, text)
     default = raw.pop("default_profile", None)
     profiles_raw = raw.pop("profiles", {})
@@ -348,7 +442,7 @@ def parse(path: str, text: str, stamp: list[int] | None = None) -> Config:
     if not isinstance(profiles_raw, dict) or not isinstance(git_raw, dict):
         raise v.fail(None, "profiles" if not isinstance(profiles_raw, dict) else "git", "must be a table")
     profiles = {name: v.profile(name, body) for name, body in profiles_raw.items()}
-    if default is not None and (not isinstance(default, str) or default not in profiles):
-        raise v.fail(None, "default_profile", f"names no profile (have: {', '.join(profiles) or 'none'})")
-    hosts = tuple(v.git_host(url, body, profiles) for url, body in git_raw.items())
+    if default is not None and not isinstance(default, str):
+        raise v.fail(None, "default_profile", "must be a string, a profile's name")
+    hosts = v.git_hosts(git_raw, profiles)
     return Config(path=path, default_profile=default, profiles=profiles, git_hosts=hosts, stamp=stamp)

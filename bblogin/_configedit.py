@@ -6,11 +6,14 @@ from the file as written (``_mirrors``). Parsing and validation are ``_config``'
 from __future__ import annotations
 
 from dataclasses import asdict, fields
-from typing import Any
 
 from bblogin import _files, _lock, _mirrors, _paths
-from bblogin._config import GitHost, Profile, _Validator, default_scopes, load, parse
+from bblogin._config import GitHost, Profile, _Validator, default_scopes, load, normalize_git_url, parse
 from bblogin._errors import ConfigError
+
+TYPE_CHECKING = False  # not `from typing import …` at run time: typing costs a cached call a fifth of a Python start-up
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _profile_table(profile: Profile) -> dict[str, Any]:
@@ -41,7 +44,7 @@ def _edit(path: str | None, mutate: Any) -> None:
         except (OSError, ValueError) as exc:
             raise ConfigError(f"cannot update {path}: {exc}") from exc
         mutate(doc, tomlkit)
-        text = tomlkit.dumps(doc)
+        text = tomlkit.dumps(doc).rstrip("\n") + "\n"  # a removed table leaves no blank line behind
         try:
             parse(path, text)  # never write a file that every later command would refuse
         except ConfigError as exc:
@@ -74,15 +77,40 @@ def save_profile(profile: Profile, *, make_default: bool = False, path: str | No
     _edit(path, mutate)
 
 
+def _git_keys(doc: Any, url: str) -> list[str]:
+    """The ``[git."…"]`` keys that name ``url`` (written before keys were normalised, too)."""
+    return [key for key in doc.get("git", {}) if normalize_git_url(key) == url]
+
+
 def save_git_host(host: GitHost, *, path: str | None = None) -> None:
-    """Add or replace ``[git."URL"]``, keeping the rest of the file."""
+    """Add or replace ``[git."URL"]`` (URL normalised; other spellings of it are replaced too),
+    keeping the rest of the file."""
     defaults = GitHost(url="", profile="")
 
     def mutate(doc: Any, tomlkit: Any) -> None:
         table = tomlkit.table()
         for key, value in asdict(host).items():
-            if key == "profile" or (key != "url" and value is not None and value != getattr(defaults, key)):
+            if key == "profile" or (key not in ("url", "problem") and value is not None and value != getattr(defaults, key)):
                 table[key] = value
-        doc.setdefault("git", tomlkit.table(is_super_table=True))[host.url] = table
+        git = doc.setdefault("git", tomlkit.table(is_super_table=True))
+        for key in _git_keys(doc, host.url):
+            if key != host.url:
+                del git[key]
+        git[host.url] = table
 
     _edit(path, mutate)
+
+
+def remove_git_host(url: str, *, path: str | None = None) -> list[str]:
+    """Remove ``[git."URL"]`` (every spelling of the normalised ``url``); the keys removed."""
+    removed: list[str] = []
+
+    def mutate(doc: Any, tomlkit: Any) -> None:
+        removed[:] = _git_keys(doc, url)
+        for key in removed:
+            del doc["git"][key]
+        if "git" in doc and not doc["git"]:
+            del doc["git"]
+
+    _edit(path, mutate)
+    return removed

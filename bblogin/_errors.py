@@ -28,7 +28,7 @@ EXIT_BROKEN_PIPE = 141  # stdout's reader went away (`bblogin status | head -3`)
 # into README.md, docs/exit-codes.md and the man page's EXIT STATUS (tests check they are current).
 # (code, name, meaning, what to do)
 EXIT_CODES: tuple[tuple[int, str, str, str], ...] = (
-    (EXIT_OK, "ok", "success; for `git-credential get` also \"not a host bblogin serves\" (no answer)", ""),
+    (EXIT_OK, "ok", "success; for `git-credential` also \"not a host bblogin serves\" (no answer) and an operation it does not know (ignored)", ""),
     (EXIT_ERROR, "error", "an unexpected error: a bug in bblogin", "rerun with `-v` and report it"),
     (EXIT_USAGE, "usage", "bad command line; `bblogin tui` (or plain `bblogin`) without a terminal", "see `--help`; in scripts use `status`, `accounts`, `use`"),
     (EXIT_CONFIG, "config", "configuration error: config.toml invalid (the message names file, line and key), or an unknown profile or account; `setup kubectl`: a kubeconfig it cannot edit or a `--cluster` it does not have", "fix the file, or name a profile (`bblogin profiles`) or account (`bblogin accounts`) that exists"),

@@ -2,8 +2,8 @@
 
 Google's client libraries (google-auth's ``google.auth.pluggable.Credentials``; gcloud, Go, Java,
 Node alike) read an ``external_account`` configuration whose ``credential_source.executable``
-names a command. With ``GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES=1`` they run it (split on
-whitespace, no shell) with ``GOOGLE_EXTERNAL_ACCOUNT_AUDIENCE``, ``_TOKEN_TYPE``, ``_INTERACTIVE``
+names a command. With ``GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES=1`` they run it (Python's
+``shlex.split``, Go's and Java's whitespace splitting; no shell) with ``GOOGLE_EXTERNAL_ACCOUNT_AUDIENCE``, ``_TOKEN_TYPE``, ``_INTERACTIVE``
 (0/1), ``_IMPERSONATED_EMAIL`` and ``_OUTPUT_FILE`` set, and read one JSON response:
 ``{"version": 1, "success": true, "token_type": "urn:ietf:params:oauth:token-type:id_token",
 "id_token": …, "expiration_time": EPOCH}`` or ``{"version": 1, "success": false, "code", "message"}``.
@@ -19,10 +19,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bblogin._errors import UsageError
+from bblogin._errors import StorageError, UsageError
 from bblogin._files import atomic_write_bytes
 
 VERSION = 1
@@ -33,6 +35,8 @@ STS_TOKEN_URL = "https://sts.googleapis.com/v1/token"
 IMPERSONATION_URL = "https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/{email}:generateAccessToken"
 TIMEOUT_MILLIS = 30_000  # the library's default and gcloud's: 5000..120000
 GOOGLE_TOKEN_LIFETIME = 3600  # what STS and generateAccessToken give unless token_lifetime_seconds says otherwise
+PROFILE_ANSWER_LIFETIME = 600  # seconds: the longest a profile's token is offered for reuse (use/logout may change whose it should be)
+MAX_ANSWER = 256 * 1024  # bytes: more is no executable response
 REFRESH_THRESHOLD = 225  # google-auth renews 3 min 45 s before a token's expiry (_helpers.REFRESH_THRESHOLD)
 WORKLOAD_AUDIENCE = re.compile(r"//iam\.googleapis\.com/projects/\d+/locations/global/workloadIdentityPools/[a-z0-9-]{4,32}/providers/[a-z0-9-]{4,32}")
 SERVICE_ACCOUNT = re.compile(r"[a-z0-9][a-z0-9.-]*@[a-z0-9][a-z0-9.-]*\.iam\.gserviceaccount\.com|[a-z0-9][a-z0-9.-]*@[a-z0-9.-]+\.gserviceaccount\.com")
@@ -42,17 +46,24 @@ SERVICE_ACCOUNT = re.compile(r"[a-z0-9][a-z0-9.-]*@[a-z0-9][a-z0-9.-]*\.iam\.gse
 class LibraryRequest:
     """What the client library asked for, from the environment it runs bblogin in."""
 
-    run_by_library: bool  # GOOGLE_EXTERNAL_ACCOUNT_AUDIENCE is set: a library runs us, not a person
     token_type: str
-    interactive: bool
+    interactive: bool  # GOOGLE_EXTERNAL_ACCOUNT_INTERACTIVE=1: stdout is the person's terminal
+    said_no: str  # why no login may start ("" when the library allows one, or no library runs us)
     output_file: str | None
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | os._Environ[str] = os.environ) -> LibraryRequest:
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> LibraryRequest:
+        mode = env.get("GOOGLE_EXTERNAL_ACCOUNT_INTERACTIVE")
+        if mode is not None and mode != "1":
+            said_no = f"the client library runs bblogin non-interactively (GOOGLE_EXTERNAL_ACCOUNT_INTERACTIVE={mode})"
+        elif mode is None and env.get("GOOGLE_EXTERNAL_ACCOUNT_AUDIENCE"):
+            said_no = "a client library runs bblogin (GOOGLE_EXTERNAL_ACCOUNT_AUDIENCE is set) without saying it may be interactive"
+        else:
+            said_no = ""  # interactive mode, or a person runs `bblogin gcp` by hand
         return cls(
-            run_by_library=bool(env.get("GOOGLE_EXTERNAL_ACCOUNT_AUDIENCE")),
             token_type=env.get("GOOGLE_EXTERNAL_ACCOUNT_TOKEN_TYPE") or ID_TOKEN,
-            interactive=env.get("GOOGLE_EXTERNAL_ACCOUNT_INTERACTIVE") == "1",
+            interactive=mode == "1",
+            said_no=said_no,
             output_file=env.get("GOOGLE_EXTERNAL_ACCOUNT_OUTPUT_FILE") or None,
         )
 
@@ -66,9 +77,34 @@ def failure(code: str, message: str) -> dict[str, Any]:
     return {"version": VERSION, "success": False, "code": code, "message": message}
 
 
-def write_output_file(path: str, response: dict[str, Any]) -> None:
-    """The response where the library looks first (0600, atomic: it never reads half a token)."""
-    atomic_write_bytes(os.path.abspath(path), json.dumps(response).encode() + b"\n", own_dir=False)
+def _is_answer(path: str) -> bool:
+    """Whether ``path`` is a regular file holding an executable response (``version``, ``success``)."""
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return False
+        with open(path, "rb") as fh:
+            data = json.loads(fh.read(MAX_ANSWER))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and "version" in data and "success" in data
+
+
+def write_output_file(path: str, response: dict[str, Any]) -> bytes:
+    """The response where the library looks first (0600, atomic: it never reads half a token).
+    Only into a directory that exists, and only over a previous answer: a configuration whose
+    output_file names ``~/.bashrc`` must not replace it with a token. Returns the bytes written."""
+    path = os.path.abspath(path)
+    directory = os.path.dirname(path)
+    fix = "change credential_source.executable.output_file in the credential configuration"
+    if not os.path.isdir(directory):
+        raise StorageError(f"the output_file's directory {directory} does not exist", hint=f"create it, or {fix}")
+    if os.path.isdir(path):
+        raise StorageError(f"the output_file {path} is a directory", hint=fix)
+    if os.path.lexists(path) and not _is_answer(path):
+        raise StorageError(f"the output_file {path} exists and is not a previous answer of an executable-sourced credential: bblogin does not replace it", hint=f"move it away, or {fix}")
+    data = json.dumps(response).encode() + b"\n"
+    atomic_write_bytes(path, data, own_dir=False)
+    return data
 
 
 def credential_config(

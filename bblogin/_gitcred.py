@@ -11,6 +11,7 @@ path only on segment boundaries — and never uses substrings.
 import sys
 
 MAX_REQUEST_BYTES = 64 * 1024
+OPERATIONS = ("get", "store", "erase", "capability")  # any other is one of a later git's: ignored, exit 0 (gitcredentials(7))
 DEFAULT_PORTS = {"https": 443, "http": 80}
 _HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.-")
 
@@ -52,7 +53,7 @@ def format_response(fields: list[tuple[str, str]]) -> bytes:
     return "".join(out).encode()
 
 
-def _split_host(host: str, scheme: str) -> tuple[str, int] | None:
+def split_host(host: str, scheme: str) -> tuple[str, int] | None:
     """(lower-case ASCII host, port) from ``host[:port]`` / ``[v6][:port]``; None if malformed."""
     host = host.lower()
     port = DEFAULT_PORTS.get(scheme)
@@ -81,7 +82,7 @@ def _parse_url(url: str) -> tuple[str, str, int, str] | None:
     if not sep:
         return None
     host, _, path = rest.partition("/")
-    parsed = _split_host(host, scheme.lower())
+    parsed = split_host(host, scheme.lower())
     return (scheme.lower(), parsed[0], parsed[1], path.strip("/")) if parsed else None
 
 
@@ -92,7 +93,7 @@ def matching_hosts(fields: dict[str, list[str]], hosts: list[dict]) -> list[dict
     host = (fields.get("host") or [""])[-1]
     if scheme not in DEFAULT_PORTS or not host:
         return []
-    asked = _split_host(host, scheme)
+    asked = split_host(host, scheme)
     if asked is None:
         return []
     path = (fields.get("path") or [""])[-1].strip("/")
@@ -140,11 +141,18 @@ def answer_fields(host: dict, profile: dict, account: dict, token: str, expires_
     expiry = ("password_expiry_utc", str(int(expires_at)))
     if host.get("authtype") == "bearer" and "authtype" in request.get("capability[]", []):
         return [("capability[]", "authtype"), ("authtype", "Bearer"), ("credential", token), ("ephemeral", "1"), expiry]
-    username = (request.get("username") or [""])[-1] or host.get("username")  # the user name git was given is never rewritten
+    username = (request.get("username") or [""])[-1] or username_for(host, profile, account)  # the user name git was given is never rewritten
+    return [("username", username), ("password", token), expiry]
+
+
+def username_for(host: dict, profile: dict, account: dict) -> str:
+    """The user name an answer carries when git sent none: the host's ``username``, else
+    x-token-auth for Bitbucket Cloud, else the account's own."""
+    username = host.get("username")
     if not username:
         provider = account.get("provider") or profile.get("provider")
         username = "x-token-auth" if provider == "bitbucket-cloud" else (account.get("username") or account.get("email") or "oauth2")
-    return [("username", username), ("password", token), expiry]
+    return str(username)
 
 
 def capability_response() -> str:

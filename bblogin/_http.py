@@ -40,19 +40,29 @@ log = logging.getLogger("bblogin.http")
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 MAX_TOTAL_WAIT = 10.0  # seconds of backoff per request, Retry-After included
 _FAILING_HINT = "the identity provider (or a proxy in front of it) is failing; try again later. The cached tokens are untouched"
-_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("bblogin_http_deadline", default=None)
+_budget: contextvars.ContextVar[list[float] | None] = contextvars.ContextVar("bblogin_http_budget", default=None)
 
 
 @contextlib.contextmanager
 def budget(seconds: float) -> Iterator[None]:
-    """Every request inside shares one deadline ``seconds`` from now (each request's timeout is
-    what is left of it) and is sent once, never retried: for a refresh whose caller has a valid
-    token to fall back on, one dead IdP must not cost it the full timeout or a retry loop."""
-    token = _deadline.set(time.monotonic() + seconds)
+    """Every request inside shares one deadline ``seconds`` after the first of them is sent (each
+    request's timeout is what is left of it; importing and reading the keyring before it do not
+    count) and is sent once, never retried: for a refresh whose caller has a valid token to fall
+    back on, one dead IdP must not cost it the full timeout or a retry loop."""
+    token = _budget.set([seconds])  # [seconds], then [seconds, deadline] once a request went out
     try:
         yield
     finally:
-        _deadline.reset(token)
+        _budget.reset(token)
+
+
+def _deadline() -> float | None:
+    held = _budget.get()
+    if held is None:
+        return None
+    if len(held) == 1:
+        held.append(time.monotonic() + held[0])
+    return held[1]
 
 
 def make_client(*, ca_file: str | None = None, timeout: float = 10.0, proxy: str | None = None, git_url: str | None = None) -> httpx.Client:
@@ -228,10 +238,10 @@ def request(
     :class:`IdPResponseError` for redirects, exhausted 429s and 5xx."""
     host = httpx.URL(url).host or url
     timeout = client.timeout.read or client.timeout.connect or 0.0
-    deadline = _deadline.get()
+    deadline = _deadline()
     if deadline is not None:
         retries = 0
-        timeout = min(timeout, deadline - time.monotonic())
+        timeout = round(min(timeout, deadline - time.monotonic()), 2)
         if timeout <= 0:
             raise IdPUnreachable(f"{what}: not sent to {host}: the time for an early refresh was spent")
     waited = 0.0
@@ -280,7 +290,7 @@ def download(client: httpx.Client, url: str, *, limit: int, deadline: float, wha
     timeout = client.timeout.read or client.timeout.connect or 0.0
     end = time.monotonic() + deadline
     try:
-        with client.stream("GET", url, headers={"Accept": "*/*"}) as response:
+        with client.stream("GET", url, headers={"Accept": "*/*", "Accept-Encoding": "identity"}) as response:
             log.debug("GET %s %s -> HTTP %s", host, httpx.URL(url).path, response.status_code)
             if 300 <= response.status_code < 400:
                 target = httpx.URL(response.headers.get("Location", "")).host or "elsewhere"
@@ -288,6 +298,8 @@ def download(client: httpx.Client, url: str, *, limit: int, deadline: float, wha
                     f"{what}: {host} answered HTTP {response.status_code}, a redirect to {target}; bblogin does not follow redirects",
                     hint="give the URL the file is really at",
                 )
+            if response.headers.get("Content-Encoding", "identity").lower() != "identity":  # a compressed body could unpack to any size
+                raise IdPResponseError(f"{what}: {host} sent a {response.headers['Content-Encoding']}-compressed answer although asked for none", hint="serve the file uncompressed")
             length = response.headers.get("Content-Length", "")
             if length.isdigit() and int(length) > limit:
                 return response.status_code, None

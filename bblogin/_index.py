@@ -20,13 +20,16 @@ import contextlib
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any
 
 from bblogin import _files, _lock, _mirrors, _paths
 from bblogin._clock import Clock, Sample
 from bblogin._errors import AccountNotFound, StorageError
 from bblogin._hot._mirror import token_digest
 from bblogin._tokens import Identity, TokenSet, account_id, now
+
+TYPE_CHECKING = False  # not `from typing import …` at run time: typing costs a cached call a fifth of a Python start-up
+if TYPE_CHECKING:
+    from typing import Any
 
 VERSION = 2  # 2: token sets with member profiles and a request shape (1: one profile per account)
 INDEX_LOCK_TIMEOUT = 10.0

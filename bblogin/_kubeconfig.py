@@ -171,14 +171,14 @@ def edit_lock(path: str, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
 
     real = os.path.realpath(path)
     with _lock.account_lock("kubeconfig-" + hashlib.sha256(real.encode()).hexdigest()[:16], timeout):
-        lock = real + ".lock"
+        lock = path + ".lock"  # where kubectl puts it: beside the name it was given (a symlink's, not its target's)
         deadline = time.monotonic() + timeout
         while True:
             try:
                 os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
                 break
             except FileNotFoundError:
-                _files.ensure_private_dir(os.path.dirname(real))
+                _files.ensure_private_dir(os.path.dirname(os.path.abspath(path)))
             except FileExistsError:
                 if time.monotonic() > deadline:
                     raise ConfigError(
@@ -248,9 +248,10 @@ class Editable:
         return [*written, self.path]
 
 
-def load_for_edit(shown: str, edits: tuple[str, ...] = ("users", "contexts")) -> Editable:
+def load_for_edit(shown: str, edits: tuple[str, ...] = ("users", "contexts"), other: str = ", or name another file with --kubeconfig") -> Editable:
     """``shown`` for editing; a file kubectl cannot read, or whose ``edits`` lists are malformed, is
-    a ConfigError (nothing is changed). A missing or empty file is an empty kubeconfig."""
+    a ConfigError (nothing is changed; ``other`` ends its hint). A missing or empty file is an
+    empty kubeconfig."""
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
@@ -277,7 +278,7 @@ def load_for_edit(shown: str, edits: tuple[str, ...] = ("users", "contexts")) ->
     prefixes = tuple(p for key in edits for p in (f"`{key}:`", f"{key}["))
     problems = [what for _path, what, _fix in shape_problems(path, doc) if what.startswith(prefixes)]
     if problems:
-        raise ConfigError(f"{shown}: {problems[0]}; nothing was changed", hint="fix that entry (kubectl cannot read it either), or name another file with --kubeconfig")
+        raise ConfigError(f"{shown}: {problems[0]}; nothing was changed", hint=f"fix that entry (kubectl cannot read it either){other}")
     for key in edits:
         if doc.get(key) is None:
             doc[key] = []

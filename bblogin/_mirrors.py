@@ -17,14 +17,16 @@ import contextlib
 import os
 from collections.abc import Iterator
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
 
 from bblogin import _lock, _paths
 from bblogin._hot import _mirror
 from bblogin._errors import LockTimeout, StorageError
 
+TYPE_CHECKING = False  # not `from typing import …` at run time: typing costs a cached call a fifth of a Python start-up
 if TYPE_CHECKING:
-    from bblogin._config import Config
+    from typing import Any
+
+    from bblogin._config import Config, Profile
 
 COMPILED_VERSION = 3  # 2: each profile says whether it is a Pipelines profile; 3: its name and request shape (older mirrors are rebuilt)
 CONFIG_LOCK = "config"
@@ -79,6 +81,29 @@ def write_index(data: dict[str, Any], stamp: list[int] | None) -> None:
 
 
 # -- config.toml ---------------------------------------------------------------------------------
+def parsed_toml_path() -> str:
+    return _paths.join(_paths.cache_dir(), "config-toml.marshal")
+
+
+def parsed_toml(text: str) -> dict[str, Any] | None:
+    """What ``tomllib.loads(text)`` returned the last time this very text was parsed (the cache
+    is keyed by the text's SHA-256: any edit misses), or None. A cached call then needs no tomllib
+    (with `typing`, which it imports, about a fifth of a Python start-up) and the validation runs
+    on the same values. marshal keeps str, int, float, bool, list and dict exactly as they were;
+    a document with a TOML date or time is never cached."""
+    cached = _mirror.read(parsed_toml_path())
+    if cached is None or cached.get("sha256") != _mirror.token_digest(text) or not isinstance(cached.get("toml"), dict):
+        return None
+    return cached["toml"]  # type: ignore[no-any-return]
+
+
+def remember_toml(text: str, parsed: dict[str, Any]) -> None:
+    """Cache ``parsed`` (tomllib's result for ``text``) for ``parsed_toml``; quietly nothing when
+    it holds a value marshal cannot keep (a date) or the cache cannot be written."""
+    with contextlib.suppress(ValueError, StorageError, OSError):
+        _mirror.write(parsed_toml_path(), {"sha256": _mirror.token_digest(text), "toml": parsed})
+
+
 def config_snapshot(config: Config) -> dict[str, Any]:
     """What the hot path needs of config.toml: no secrets, no flow settings."""
     return {
@@ -86,22 +111,36 @@ def config_snapshot(config: Config) -> dict[str, Any]:
         "source": config.path,
         "fingerprint": None if config.absent else config.stamp,  # what _mirror.fingerprint says of a missing file
         "default_profile": config.default_profile or (next(iter(config.profiles)) if len(config.profiles) == 1 else None),
-        "profiles": {
-            name: {
-                "name": name,
-                "shape": p.shape,
-                "provider": p.provider,
-                "issuer": p.issuer,
-                "client_id": p.client_id,
-                "storage": p.storage,
-                "refresh_margin": p.refresh_margin,
-                "use_access_token": p.use_access_token,
-                "pipelines": p.pipelines,
-            }
-            for name, p in config.profiles.items()
-        },
+        "profiles": {name: profile_snapshot(p) for name, p in config.profiles.items()},
         "git_hosts": [asdict(h) for h in config.git_hosts],
     }
+
+
+def profile_snapshot(p: Profile) -> dict[str, Any]:
+    """What the hot path needs of one profile (``_hot._answer.cached_token``)."""
+    return {
+        "name": p.name,
+        "shape": p.shape,
+        "provider": p.provider,
+        "issuer": p.issuer,
+        "client_id": p.client_id,
+        "storage": p.storage,
+        "refresh_margin": p.refresh_margin,
+        "use_access_token": p.use_access_token,
+        "pipelines": p.pipelines,
+    }
+
+
+# -- adhoc-profiles.json ---------------------------------------------------------------------------
+def write_adhoc(profiles: dict[str, Profile], stamp: list[int] | None) -> None:
+    """Mirror the ad-hoc profiles parsed from (or just written to) the file ``stamp`` names, so
+    the hot path answers ``--profile adhoc-…`` as the full path does. Nothing when the file
+    changed while it was read; quietly nothing when the cache cannot be written."""
+    current = _mirror.read(_mirror.adhoc_path())
+    if stamp is None or (current is not None and current.get("version") == COMPILED_VERSION and current.get("source") == stamp):
+        return
+    with contextlib.suppress(StorageError, OSError):
+        _mirror.write(_mirror.adhoc_path(), {"version": COMPILED_VERSION, "source": stamp, "profiles": {name: profile_snapshot(p) for name, p in profiles.items()}})
 
 
 def config_is_current(config: Config) -> bool:

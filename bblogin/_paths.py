@@ -109,6 +109,11 @@ def accounts_file() -> str:
     return join(state_dir(), "accounts.json")
 
 
+def adhoc_profiles_file() -> str:
+    """What kubeconfig flags said about each ad-hoc profile (``bblogin._adhoc``)."""
+    return join(state_dir(), "adhoc-profiles.json")
+
+
 def locks_dir() -> str:
     return join(state_dir(), "locks")
 

@@ -28,7 +28,6 @@ import contextlib
 import dataclasses
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 from bblogin import _index, _outage
 from bblogin._config import Profile
@@ -37,7 +36,10 @@ from bblogin._lock import account_lock
 from bblogin._store import SecretStore
 from bblogin._tokens import TOKEN_KINDS, Identity, TokenSet, account_id
 
+TYPE_CHECKING = False  # not `from typing import …` at run time: typing costs a cached call a fifth of a Python start-up
 if TYPE_CHECKING:
+    from typing import Any
+
     from bblogin._config import Config
     from bblogin._index import Account, Index
     from bblogin._login import LoginOptions
@@ -240,6 +242,9 @@ def save_login(profile: Profile, tokens: TokenSet, identity: Identity, *, make_a
         if make_active or index.active_account(profile.name) is None:
             index.active[profile.name] = set_id
     _delete_secrets(unused)
+    from bblogin import _gcpfiles
+
+    _gcpfiles.reconcile()  # another account may be active now: its predecessor's token copies go
     return account
 
 
@@ -563,19 +568,27 @@ def logout(profile: Profile, account: Account, members: list[str] | None = None)
     its tokens back after they were removed."""
     _require_issued_for(account, profile)
     with account_lock(account.id, profile.lock_timeout):
-        current = _index.load().accounts.get(account.id, account)
-        leaving = set(current.profiles if members is None else members)
-        remaining = [p for p in current.profiles if p not in leaving]
+        outcome = _leave(profile, account, members)
+    from bblogin import _gcpfiles
+
+    _gcpfiles.reconcile()  # the Google output files holding its token, for the profiles that left (bblogin/_gcpfiles.py)
+    return outcome
+
+
+def _leave(profile: Profile, account: Account, members: list[str] | None) -> tuple[bool, list[str]]:
+    current = _index.load().accounts.get(account.id, account)
+    leaving = set(current.profiles if members is None else members)
+    remaining = [p for p in current.profiles if p not in leaving]
+    if remaining:
+        with _index.transaction() as index:
+            current = index.accounts.get(account.id)
+            for name in leaving:
+                if current is not None:
+                    index.leave(current, name)
+            remaining = current.profiles if current is not None else []
         if remaining:
-            with _index.transaction() as index:
-                current = index.accounts.get(account.id)
-                for name in leaving:
-                    if current is not None:
-                        index.leave(current, name)
-                remaining = current.profiles if current is not None else []
-            if remaining:
-                return False, list(remaining)
-        return _logout(profile, account), []
+            return False, list(remaining)
+    return _logout(profile, account), []
 
 
 def _logout(profile: Profile, account: Account) -> bool:

@@ -21,7 +21,7 @@ from typing import Any
 
 from bblogin import __version__, _config, _kubeconfig
 from bblogin._config import Profile
-from bblogin._errors import ConfigError, IdPResponseError, UsageError
+from bblogin._errors import ConfigError, UsageError
 
 SCHEMA = 1
 MAX_BYTES = 256 * 1024  # a bundle for a large team is a few KiB; anything near this is not one
@@ -121,9 +121,23 @@ def fetch(source: str) -> str:
         raise ConfigError(f"{_shown(source)}: not UTF-8 text, so not a bundle; nothing was changed") from None
 
 
-def _shown(source: str) -> str:
-    from bblogin._commands.setup_team import shown_source
+def shown_source(source: str) -> str:
+    """The source as it is shown and recorded: a URL without user name, password, query or
+    fragment (a presigned or token URL's secret part); a file as its absolute path."""
+    if "://" not in source:
+        return os.path.abspath(source)
+    from urllib.parse import urlsplit
 
+    parts = urlsplit(source)
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    host = parts.hostname or ""
+    return f"{parts.scheme.lower()}://{f'[{host}]' if ':' in host else host}{port}{parts.path}"
+
+
+def _shown(source: str) -> str:
     return printable(shown_source(source))
 
 
@@ -134,7 +148,7 @@ def _download(url: str) -> bytes | None:
     with _http.client_for_url(url) as client:
         status, body = _http.download(client, url, limit=MAX_BYTES, deadline=FETCH_DEADLINE, what="fetching the team bundle")
     if status != 200:
-        raise IdPResponseError(f"fetching the team bundle: {_shown(url)} answered HTTP {status}; nothing was changed", hint="check the URL with your platform team")
+        raise ConfigError(f"fetching the team bundle: {_shown(url)} answered HTTP {status}; nothing was changed", hint="check the URL with your platform team")
     return body
 
 
@@ -186,7 +200,7 @@ def parse(source: str, text: str) -> Bundle:
     hosts: dict[str, _config.GitHost] = {}
     for url, raw in _table(check, data, "git").items():
         host = check.git_host(url, raw, profiles)
-        key = normalize_url(host.url)
+        key = _config.normalize_git_url(host.url)
         if key in hosts:
             raise check.fail(("git", url), None, f"the same git host as {hosts[key].url!r}")
         hosts[key] = host
@@ -203,19 +217,8 @@ def _table(check: _Checker, data: dict[str, Any], key: str) -> dict[str, Any]:
     return value
 
 
-def normalize_url(url: str) -> str:
-    """One key per git host: scheme and host in lower case, no default port, no trailing slash."""
-    m = re.match(r"^([A-Za-z]+)://([^/:]+)(?::(\d+))?(/.*)?$", url)
-    if not m:
-        return url
-    scheme, host, port, path = m.group(1).lower(), m.group(2).lower(), m.group(3), (m.group(4) or "").rstrip("/")
-    if port and int(port) == {"https": 443, "http": 80}.get(scheme):
-        port = None
-    return f"{scheme}://{host}{':' + port if port else ''}{path}"
-
-
 def _host_of(url: str) -> str:
-    return normalize_url(url).split("://", 1)[1].split("/", 1)[0]
+    return _config.normalize_git_url(url).split("://", 1)[1].split("/", 1)[0]
 
 
 class _Checker:
@@ -357,7 +360,7 @@ class _Checker:
         for key in raw:
             if key not in GIT_KEYS:
                 raise self.fail(table, key, f"unknown key (a git host has: {', '.join(sorted(GIT_KEYS))})")
-        normalized = normalize_url(url)
+        normalized = _config.normalize_git_url(url)
         problem = _config.git_url_problem(normalized)
         if problem:
             raise self.fail(table, None, problem)
@@ -411,6 +414,8 @@ def export(config: _config.Config, kube: list[tuple[str, dict[str, Any]]]) -> tu
         doc["clusters"] = clusters
     hosts = tomlkit.table(is_super_table=True)
     for host in config.git_hosts:
+        if host.problem:
+            continue  # a deleted profile, a duplicate key: nothing a team can apply
         table = tomlkit.table()
         table["profile"] = host.profile
         for key, default in (("token", "access_token"), ("authtype", "basic")):
@@ -419,7 +424,7 @@ def export(config: _config.Config, kube: list[tuple[str, dict[str, Any]]]) -> tu
         if host.username:
             left_out.append(f"git host {host.url}: username {host.username!r} (each member's own user name)")
         hosts[host.url] = table
-    if config.git_hosts:
+    if hosts:
         doc["git"] = hosts
     return tomlkit.dumps(doc), left_out
 

@@ -31,13 +31,13 @@ def _uuid(value: str, flag: str) -> str:
     match = _UUID.fullmatch(value.strip())
     if match is None:
         raise UsageError(f"{flag} {value!r} is not a UUID", hint="copy it from the repository's or workspace's settings (with or without the braces)")
-    return match.group(1)
+    return match.group(1).lower()  # as Bitbucket writes them in its tokens: the conditions compare case-sensitively
 
 
 @dataclass(frozen=True)
 class StepIdentity:
     """What a trust condition pins: the workspace's issuer and audience, one repository, and
-    optionally one deployment environment. UUIDs are kept without braces."""
+    optionally one deployment environment. UUIDs are kept without braces, in lower case."""
 
     issuer: str
     audience: str
@@ -116,6 +116,11 @@ class StepIdentity:
         if self.environment_uuid:
             condition += f" && assertion.deploymentEnvironmentUuid == {json.dumps('{' + self.environment_uuid + '}')}"
         return condition
+
+    def gcp_principal_set(self) -> str:
+        """The ``principalSet`` member (after the pool's name) a service account binding grants:
+        this repository's steps, as the attribute mapping names them."""
+        return f"attribute.repository_uuid/{{{self.repository_uuid}}}"
 
     def flags(self) -> str | None:
         """The `--workspace … --repository-uuid …` flags that describe this identity, or None when

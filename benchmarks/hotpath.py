@@ -11,6 +11,8 @@ time, user + system, which other processes on a shared machine disturb far less)
                                                `bblogin setup kubectl` writes); (b') via pip's script
   (h)  bblogin kubectl --issuer … --client-id … the same for a flags-only kubeconfig entry (what a
                                                platform team hands out) with no config.toml at all
+  (j)  bblogin kubectl --profile adhoc-…        the same entry by the ad-hoc profile's name (what the
+                                               login hint names), no config.toml
   (c)  kubectl get --raw /version              with a static token
   (d)  kubectl get --raw /version              with bblogin as the exec credential plugin
   (e)  kubectl get --raw /version              with a plugin that only prints a fixed credential
@@ -55,10 +57,11 @@ sys.path.insert(0, str(ROOT))
 
 from bblogin._cli import launcher_command  # noqa: E402
 from bblogin._commands.setup_kubectl import exec_entry  # noqa: E402
+from bblogin._hot._answer import adhoc_profile_name  # noqa: E402
 from tests.fixtures.git_http import GitServer  # noqa: E402
 from tests.fixtures.kube_apiserver import KubeAPIServer  # noqa: E402
 from tests.tools.fetch_kubectl import fetch  # noqa: E402
-from tests.tools.secret_service import private_secret_service  # noqa: E402
+from tests.tools.secret_service import bblogin_env, private_secret_service  # noqa: E402
 
 GOALS = {"bf/a": 3.0, "gf/a": 3.0, "full_rss_mb": 25.0, "b/a": 1.25, "d/c": 1.30, "g/s": 1.10, "rss_mb": 12.0, "git_rss_mb": 12.0}
 
@@ -179,16 +182,7 @@ def main() -> int:
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(pathlib.Path(package.__file__).parent)], check=True)
     keyctl_name = f"bblogin-bench-{os.getpid()}"
     with tempfile.TemporaryDirectory(prefix="bblogin-bench-") as tmp, private_secret_service() as bus, DevIdP(auto_approve=True, device_interval=1) as idp:
-        env = {
-            **os.environ,
-            "DBUS_SESSION_BUS_ADDRESS": bus,
-            "PYTHON_KEYRING_BACKEND": "keyring.backends.SecretService.Keyring",
-            "BBLOGIN_CONFIG_DIR": f"{tmp}/config",
-            "BBLOGIN_STATE_DIR": f"{tmp}/state",
-            "BBLOGIN_CACHE_DIR": f"{tmp}/cache",
-            "GIT_CONFIG_NOSYSTEM": "1",
-            "GIT_TERMINAL_PROMPT": "0",
-        }
+        env = bblogin_env(bus, tmp, GIT_CONFIG_NOSYSTEM="1", GIT_TERMINAL_PROMPT="0")
         login = [bblogin, "login", "--profile", "bench", "--issuer", idp.issuer, "--client-id", "bblogin", "--connector-id", "bitbucket-cloud", "--flow", "device", "--no-browser"]
         subprocess.run(login, env=env, check=True, capture_output=True, timeout=60)
         oidc_server = KubeAPIServer(pathlib.Path(tmp), issuer=idp.issuer, client_id="bblogin")
@@ -247,6 +241,7 @@ def main() -> int:
             "b": launcher_command("kubectl", "--profile", "bench"),
             "b'": [bblogin, "kubectl", "--profile", "bench"],
             "h": launcher_command("kubectl", *flags),
+            "j": launcher_command("kubectl", "--profile", adhoc_profile_name(idp.issuer, "bblogin")),
             "c": [kubectl, "--kubeconfig", str(static_config), "get", "--raw", "/version"],
             "d": [kubectl, "--kubeconfig", str(exec_config), "get", "--raw", "/version"],
             "e": [kubectl, "--kubeconfig", str(floor_config), "get", "--raw", "/version"],
@@ -264,7 +259,7 @@ def main() -> int:
         if keyctl_works:
             commands["k"] = [sys.executable, "-S", "-c", KEYCTL_READ, keyctl_name]
         envs = {key: env for key in commands}
-        envs["h"] = env_h
+        envs["h"] = envs["j"] = env_h
         envs["g"] = {**env, "GIT_CONFIG_GLOBAL": str(bblogin_gitconfig)}
         envs["s"] = {**env, "GIT_CONFIG_GLOBAL": str(store_gitconfig)}
         envs["f"] = {**env, "GIT_CONFIG_GLOBAL": str(floor_gitconfig)}
@@ -301,6 +296,7 @@ def main() -> int:
     print(f"  b/a  bblogin kubectl (cached) vs python -c pass     {results['b/a']:.2f}   (goal <= {GOALS['b/a']}; cpu {cmed['b'] / cmed['a']:.2f}; the launcher kubeconfig runs)")
     floor_s, floor_s_cpu, console = med["a'"] / med["a"], cmed["a'"] / cmed["a"], med["b'"] / med["a"]
     print(f"  h/a  the same, flags-only entry, no config.toml   {med['h'] / med['a']:.2f}   (cpu {cmed['h'] / cmed['a']:.2f}; h/b {med['h'] / med['b']:.2f})")
+    print(f"  j/a  the same by --profile adhoc-…, no config.toml {med['j'] / med['a']:.2f}   (cpu {cmed['j'] / cmed['a']:.2f}; j/b {med['j'] / med['b']:.2f})")
     print(f"  a'/a python -S -c pass vs python -c pass            {floor_s:.2f}   (cpu {floor_s_cpu:.2f}: the launcher's flags skip site)")
     print(f"  b'/a the same through pip's console script          {console:.2f}   (pip's wrapper imports re; site)")
     print(f"  bf/a full path, cached: bblogin kubectl            {med['bf'] / med['a']:.2f}   (goal <= {GOALS['bf/a']}; cpu {cmed['bf'] / cmed['a']:.2f}; BBLOGIN_NO_FAST_PATH=1, what macOS and Windows take)")

@@ -11,7 +11,8 @@ run with the two interleaved so machine noise hits both alike:
 
 - sequential: ``--calls`` rounds of (cached, expiring): calls served, IdP connection attempts and
   the backoff windows they fell in (failures recorded), median and worst latency of the expiring
-  calls, and the median ratio expiring/cached;
+  calls, the median ratio expiring/cached, and the worst call against the one call that refreshed
+  with the IdP up (the "up" row: the full path's start-up is in both);
 - parallel: ``--parallel`` callers at once, ``--calls`` calls each, first of the expiring login
   (its window cleared: the first caller meets the outage) then of the cached one: calls per
   second of each, their ratio, and the attempts.
@@ -37,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from bblogin._cli import launcher_command  # noqa: E402
 from tests.fixtures.faults import FaultProxy  # noqa: E402
-from tests.tools.secret_service import private_secret_service  # noqa: E402
+from tests.tools.secret_service import bblogin_env, private_secret_service  # noqa: E402
 
 FAULTS = ("refuse", "reset", "hang", "503")
 GOALS = {"worst_s": 2.0, "median_ratio": 1.2}
@@ -87,15 +88,7 @@ def main() -> int:
     proxy = FaultProxy()
     with tempfile.TemporaryDirectory(prefix="bblogin-outage-") as tmp, private_secret_service() as bus, DevIdP(auto_approve=True, device_interval=1, id_token_ttl=200, public_port=proxy.port) as idp:
         proxy.target_port = idp.port
-        env = {
-            **os.environ,
-            "DBUS_SESSION_BUS_ADDRESS": bus,
-            "PYTHON_KEYRING_BACKEND": "keyring.backends.SecretService.Keyring",
-            "BBLOGIN_CONFIG_DIR": f"{tmp}/config",
-            "BBLOGIN_STATE_DIR": f"{tmp}/state",
-            "BBLOGIN_CACHE_DIR": f"{tmp}/cache",
-            "KUBERNETES_EXEC_INFO": EXEC_INFO,
-        }
+        env = bblogin_env(bus, tmp, KUBERNETES_EXEC_INFO=EXEC_INFO)
         os.environ.update({k: env[k] for k in ("BBLOGIN_CONFIG_DIR", "BBLOGIN_STATE_DIR", "BBLOGIN_CACHE_DIR")})
         for profile, user, ttl in (("cached", "alice", 86400), ("expiring", "bob", 200)):
             idp.default_user, idp.id_token_ttl = user, ttl
@@ -106,7 +99,8 @@ def main() -> int:
         for _ in range(3):  # warm the page cache and the mirrors
             call(cached, env)
         print(f"outage benchmark: {args.calls} interleaved rounds per outage, {args.parallel} parallel callers; ID tokens of 200 s, margin 50 s, 45 s left")
-        print(f"{'outage':8} {'served':>9} {'attempts':>8} {'windows':>7} {'median/cached':>13} {'worst s':>7} {'worst/cached':>12} {'par. calls/s ratio':>18} {'par. attempts':>13}")
+        print(f"{'outage':8} {'served':>9} {'attempts':>8} {'windows':>7} {'median/cached':>13} {'worst s':>7} {'worst/cached':>12} {'worst/refresh':>13} {'par. calls/s ratio':>18} {'par. attempts':>13}")
+        refresh_worst = 0.0
         for fault in ("up", *FAULTS):
             set_state("expiring", 45)
             proxy.mode = fault
@@ -134,9 +128,10 @@ def main() -> int:
             par_attempts, par_windows = proxy.connections, failures("expiring")
             median_ratio = statistics.median(times["expiring"]) / statistics.median(times["cached"])
             worst = max(times["expiring"])
+            refresh_worst = refresh_worst or worst  # "up": the one call that refreshed
             print(
                 f"{fault:8} {served:>4}/{args.calls:<4} {attempts:>8} {windows:>7} {median_ratio:>13.2f} {worst:>7.2f} "
-                f"{worst / statistics.median(times['cached']):>12.2f} {rates['expiring'] / rates['cached']:>18.2f} {par_attempts:>7} ({par_windows} w)"
+                f"{worst / statistics.median(times['cached']):>12.2f} {worst / refresh_worst:>13.2f} {rates['expiring'] / rates['cached']:>18.2f} {par_attempts:>7} ({par_windows} w)"
             )
             if fault != "up":
                 if attempts > max(windows, 1) or par_attempts > max(par_windows, 1):
@@ -147,7 +142,8 @@ def main() -> int:
                     missed.append(f"{fault}: median {median_ratio:.2f}x the cached call > {GOALS['median_ratio']}x")
         proxy.mode = "up"
     proxy.stop()
-    print("(up: the IdP answers; the first expiring call refreshes, the rest are cached. attempts: connections that reached the IdP;")
+    print("(up: the IdP answers; the first expiring call refreshes, the rest are cached. worst/refresh: against that refresh.")
+    print(" attempts: connections that reached the IdP;")
     print(" refuse: the kernel refuses them, so none is counted. windows: failures recorded = backoff windows opened)")
     if missed:
         print("missed: " + "; ".join(missed))

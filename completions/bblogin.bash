@@ -6,7 +6,7 @@
 # See also: https://github.com/scop/bash-completion/blob/main/doc/configuration.md
 
 _shtab_bblogin_setup_subparsers=(kubectl git)
-_shtab_bblogin_aws_subparsers=(trust-policy)
+_shtab_bblogin_aws_subparsers=(config trust-policy)
 _shtab_bblogin_gcp_subparsers=(config provider-condition)
 _shtab_bblogin_subparsers=(login token refresh status accounts profiles use logout kubectl git-credential setup demo dev-idp tui exchange aws gcp completion doctor)
 
@@ -21,17 +21,18 @@ _shtab_bblogin_logout_option_strings=(-h --help --profile -p --all)
 _shtab_bblogin_kubectl_option_strings=(-h --help --profile -p --account -a --issuer --client-id --client-secret --provider --connector-id --scope --ca-file --use-access-token)
 _shtab_bblogin_git_credential_option_strings=(-h --help)
 _shtab_bblogin_setup_kubectl_option_strings=(-h --help --profile -p --kubeconfig --user --context --cluster --set-current --use-access-token --print)
-_shtab_bblogin_setup_git_option_strings=(-h --help --host --profile -p --file --authtype --account -a --username --token --print)
+_shtab_bblogin_setup_git_option_strings=(-h --help --host --profile -p --file --remove --authtype --account -a --username --token --print)
 _shtab_bblogin_setup_option_strings=(-h --help --from --yes -y --dry-run --undo --no-login --export)
 _shtab_bblogin_demo_option_strings=(-h --help --flow --no-browser --timeout)
 _shtab_bblogin_dev_idp_option_strings=(-h --help --port --auto-approve --user --token-ttl --ephemeral)
 _shtab_bblogin_tui_option_strings=(-h --help)
 _shtab_bblogin_exchange_option_strings=(-h --help --profile -p --from-env --json)
+_shtab_bblogin_aws_config_option_strings=(-h --help --profile -p --account -a --role-arn --duration --session-name --from-env --sts-endpoint --name)
 _shtab_bblogin_aws_trust_policy_option_strings=(-h --help --token-file --workspace --workspace-uuid --repository-uuid --environment-uuid --account-id)
 _shtab_bblogin_aws_option_strings=(-h --help --profile -p --account -a --role-arn --duration --session-name --from-env --sts-endpoint)
-_shtab_bblogin_gcp_config_option_strings=(-h --help --audience --service-account --profile -p --output --executable-output-file --timeout-millis --token-lifetime)
+_shtab_bblogin_gcp_config_option_strings=(-h --help --audience --service-account --profile -p --account -a --output --executable-output-file --timeout-millis --token-lifetime)
 _shtab_bblogin_gcp_provider_condition_option_strings=(-h --help --token-file --workspace --workspace-uuid --repository-uuid --environment-uuid --json)
-_shtab_bblogin_gcp_option_strings=(-h --help --profile -p --account -a --lifetime)
+_shtab_bblogin_gcp_option_strings=(-h --help --profile -p --account -a)
 _shtab_bblogin_completion_option_strings=(-h --help)
 _shtab_bblogin_doctor_option_strings=(-h --help --json)
 _shtab_bblogin_option_strings=(-h --help --version -v --verbose)
@@ -56,6 +57,8 @@ _shtab_bblogin_setup_git___profile_COMPGEN=_bblogin_profiles
 _shtab_bblogin_setup_git__p_COMPGEN=_bblogin_profiles
 _shtab_bblogin_exchange___profile_COMPGEN=_bblogin_profiles
 _shtab_bblogin_exchange__p_COMPGEN=_bblogin_profiles
+_shtab_bblogin_aws_config___profile_COMPGEN=_bblogin_profiles
+_shtab_bblogin_aws_config__p_COMPGEN=_bblogin_profiles
 _shtab_bblogin_aws___profile_COMPGEN=_bblogin_profiles
 _shtab_bblogin_aws__p_COMPGEN=_bblogin_profiles
 _shtab_bblogin_gcp_config___profile_COMPGEN=_bblogin_profiles
@@ -66,12 +69,11 @@ _shtab_bblogin_gcp__p_COMPGEN=_bblogin_profiles
 _shtab_bblogin_login___provider_choices=(oidc bitbucket-cloud bitbucket-dc)
 _shtab_bblogin_login___flow_choices=(auto loopback device)
 _shtab_bblogin_kubectl___provider_choices=(oidc bitbucket-cloud bitbucket-dc)
-_shtab_bblogin_git_credential_pos_0_choices=(get store erase capability)
 _shtab_bblogin_setup_git___authtype_choices=(basic bearer)
 _shtab_bblogin_setup_git___token_choices=(access_token id_token)
 _shtab_bblogin_setup_pos_0_choices=(kubectl git)
 _shtab_bblogin_demo___flow_choices=(device loopback)
-_shtab_bblogin_aws_pos_0_choices=(trust-policy)
+_shtab_bblogin_aws_pos_0_choices=(config trust-policy)
 _shtab_bblogin_gcp_pos_0_choices=(config provider-condition)
 _shtab_bblogin_completion_pos_0_choices=(bash zsh fish)
 _shtab_bblogin_pos_0_choices=(login token refresh status accounts profiles use logout kubectl git-credential setup demo dev-idp tui exchange aws gcp completion doctor)
@@ -116,6 +118,7 @@ _shtab_bblogin_setup_kubectl___use_access_token_nargs=0
 _shtab_bblogin_setup_kubectl___print_nargs=0
 _shtab_bblogin_setup_git__h_nargs=0
 _shtab_bblogin_setup_git___help_nargs=0
+_shtab_bblogin_setup_git___remove_nargs=0
 _shtab_bblogin_setup_git___print_nargs=0
 _shtab_bblogin_setup_pos_0_nargs=A...
 _shtab_bblogin_setup__h_nargs=0
@@ -138,6 +141,8 @@ _shtab_bblogin_tui___help_nargs=0
 _shtab_bblogin_exchange__h_nargs=0
 _shtab_bblogin_exchange___help_nargs=0
 _shtab_bblogin_exchange___json_nargs=0
+_shtab_bblogin_aws_config__h_nargs=0
+_shtab_bblogin_aws_config___help_nargs=0
 _shtab_bblogin_aws_trust_policy__h_nargs=0
 _shtab_bblogin_aws_trust_policy___help_nargs=0
 _shtab_bblogin_aws_pos_0_nargs=A...
@@ -167,7 +172,7 @@ _shtab_bblogin___verbose_nargs=0
 # Custom Preamble
 
 _bblogin_profiles() {
-  compgen -W "$(bblogin profiles 2>/dev/null)" -- "$1"
+  compgen -W "$(bblogin profiles 2>/dev/null | cut -f1)" -- "$1"
 }
 
 # End Custom Preamble

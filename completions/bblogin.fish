@@ -40,7 +40,7 @@ complete -c bblogin -n '__fish_seen_subcommand_from status' -l json -d 'machine-
 complete -c bblogin -n '__fish_use_subcommand' -a accounts -d 'list accounts by profile'
 complete -c bblogin -n '__fish_seen_subcommand_from accounts' -l help -s h -d 'show this help message and exit'
 complete -c bblogin -n '__fish_seen_subcommand_from accounts' -l json -d 'machine-readable output'
-complete -c bblogin -n '__fish_use_subcommand' -a profiles -d 'list profile names, one per line (for scripts and shell completion)'
+complete -c bblogin -n '__fish_use_subcommand' -a profiles -d 'list profile names, one per line (for scripts and shell completion); an ad-hoc profile (from kubeconfig flags) is followed by a tab and what it is'
 complete -c bblogin -n '__fish_seen_subcommand_from profiles' -l help -s h -d 'show this help message and exit'
 complete -c bblogin -n '__fish_use_subcommand' -a use -d 'make an account the active one (for --profile, else for every profile it is logged in to)'
 complete -c bblogin -n '__fish_seen_subcommand_from use' -l help -s h -d 'show this help message and exit'
@@ -62,7 +62,6 @@ complete -c bblogin -n '__fish_seen_subcommand_from kubectl' -l scope -r -d 'sco
 complete -c bblogin -n '__fish_seen_subcommand_from kubectl' -l ca-file -r -d "extra CA certificates for the IdP's TLS"
 complete -c bblogin -n '__fish_seen_subcommand_from kubectl' -l use-access-token -d 'send the access token instead of the ID token'
 complete -c bblogin -n '__fish_use_subcommand' -a git-credential -d 'git credential helper (git runs it; see `bblogin setup git`)'
-complete -c bblogin -n '__fish_seen_subcommand_from git-credential' -x -a 'get store erase capability'
 complete -c bblogin -n '__fish_seen_subcommand_from git-credential' -l help -s h -d 'show this help message and exit'
 complete -c bblogin -n '__fish_use_subcommand' -a setup -d "wire bblogin into kubectl or git; or all of a team's set-up from its bundle (--from)"
 complete -c bblogin -n '__fish_seen_subcommand_from setup' -a kubectl -d 'write the kubeconfig exec entry'
@@ -77,12 +76,13 @@ complete -c bblogin -n '__fish_seen_subcommand_from kubectl' -l use-access-token
 complete -c bblogin -n '__fish_seen_subcommand_from kubectl' -l print -d 'show the entry, change nothing'
 complete -c bblogin -n '__fish_seen_subcommand_from setup' -a git -d 'write the scoped git credential helper config'
 complete -c bblogin -n '__fish_seen_subcommand_from git' -l help -s h -d 'show this help message and exit'
-complete -c bblogin -n '__fish_seen_subcommand_from git' -l host -r -d 'remote prefix, e.g. https://bitbucket.org'
-complete -c bblogin -n '__fish_seen_subcommand_from git' -l profile -s p -x -a '(bblogin profiles 2>/dev/null)' -d 'profile whose account serves this host'
-complete -c bblogin -n '__fish_seen_subcommand_from git' -l file -r -d 'git config file to edit (default: the global one)'
-complete -c bblogin -n '__fish_seen_subcommand_from git' -l authtype -x -a 'basic bearer' -d 'bearer: send the token as Bearer when git supports it'
+complete -c bblogin -n '__fish_seen_subcommand_from git' -l host -r -d 'remote prefix, e.g. https://bitbucket.org (scheme and host in any case; a default port and trailing slash are dropped)'
+complete -c bblogin -n '__fish_seen_subcommand_from git' -l profile -s p -x -a '(bblogin profiles 2>/dev/null)' -d 'profile whose account serves this host (required unless --remove)'
+complete -c bblogin -n '__fish_seen_subcommand_from git' -l file -r -d "git config file to edit (default: the global one); a repository's own config file cannot move a host that config.toml binds to another profile"
+complete -c bblogin -n '__fish_seen_subcommand_from git' -l remove -d 'undo: remove the host from config.toml and the helper entries setup wrote to the git config file'
+complete -c bblogin -n '__fish_seen_subcommand_from git' -l authtype -x -a 'basic bearer' -d 'bearer: send the token as Bearer when git supports it (default: as configured, else basic)'
 complete -c bblogin -n '__fish_seen_subcommand_from git' -l account -s a -r -d "account (id, email or user name) of the profile that serves this host (default: the profile's active one; a user name in the remote URL picks another)"
-complete -c bblogin -n '__fish_seen_subcommand_from git' -l username -r -d 'user name to send with the token'
+complete -c bblogin -n '__fish_seen_subcommand_from git' -l username -r -d 'user name to send with the token (default: as configured for this profile; "" for the account\'s own)'
 complete -c bblogin -n '__fish_seen_subcommand_from git' -l token -x -a 'access_token id_token' -d 'which token git sends (default: as configured, else access_token; id_token for servers that accept only ID tokens)'
 complete -c bblogin -n '__fish_seen_subcommand_from git' -l print -d 'show the config, change nothing'
 complete -c bblogin -n '__fish_seen_subcommand_from setup' -l help -s h -d 'show this help message and exit'
@@ -112,6 +112,16 @@ complete -c bblogin -n '__fish_seen_subcommand_from exchange' -l profile -s p -x
 complete -c bblogin -n '__fish_seen_subcommand_from exchange' -l from-env -r -d 'environment variable holding the subject token'
 complete -c bblogin -n '__fish_seen_subcommand_from exchange' -l json -d 'print JSON instead of the token'
 complete -c bblogin -n '__fish_use_subcommand' -a aws -d 'AWS credential_process: AssumeRoleWithWebIdentity with a Pipelines or IdP token'
+complete -c bblogin -n '__fish_seen_subcommand_from aws' -a config -d 'print the ~/.aws/config profile whose credential_process runs `bblogin aws`; in a step, check --duration against the step token'
+complete -c bblogin -n '__fish_seen_subcommand_from config' -l help -s h -d 'show this help message and exit'
+complete -c bblogin -n '__fish_seen_subcommand_from config' -l profile -s p -x -a '(bblogin profiles 2>/dev/null)' -d 'profile from config.toml (default: default_profile)'
+complete -c bblogin -n '__fish_seen_subcommand_from config' -l account -s a -r -d "account id, email or user name (default: the profile's active account)"
+complete -c bblogin -n '__fish_seen_subcommand_from config' -l role-arn -r -d 'role to assume (required)'
+complete -c bblogin -n '__fish_seen_subcommand_from config' -l duration -r -d 'session duration (900..max; default 3600)'
+complete -c bblogin -n '__fish_seen_subcommand_from config' -l session-name -r -d 'role session name (default: derived from the identity)'
+complete -c bblogin -n '__fish_seen_subcommand_from config' -l from-env -r -d "use the token in this environment variable (default: BITBUCKET_STEP_OIDC_TOKEN when set, else the profile's ID token)"
+complete -c bblogin -n '__fish_seen_subcommand_from config' -l sts-endpoint -r -d 'STS endpoint (default: the regional endpoint from AWS_REGION)'
+complete -c bblogin -n '__fish_seen_subcommand_from config' -l name -r -d "the AWS profile's name (default bblogin): AWS_PROFILE=NAME or --profile NAME for the AWS CLI"
 complete -c bblogin -n '__fish_seen_subcommand_from aws' -a trust-policy -d "print the IAM role trust policy that admits exactly this step's repository"
 complete -c bblogin -n '__fish_seen_subcommand_from trust-policy' -l help -s h -d 'show this help message and exit'
 complete -c bblogin -n '__fish_seen_subcommand_from trust-policy' -l token-file -r -d "a step's BITBUCKET_STEP_OIDC_TOKEN in a file (default: the variable, inside a step)"
@@ -124,7 +134,7 @@ complete -c bblogin -n '__fish_seen_subcommand_from aws' -l help -s h -d 'show t
 complete -c bblogin -n '__fish_seen_subcommand_from aws' -l profile -s p -x -a '(bblogin profiles 2>/dev/null)' -d 'profile from config.toml (default: default_profile)'
 complete -c bblogin -n '__fish_seen_subcommand_from aws' -l account -s a -r -d "account id, email or user name (default: the profile's active account)"
 complete -c bblogin -n '__fish_seen_subcommand_from aws' -l role-arn -r -d 'role to assume (required)'
-complete -c bblogin -n '__fish_seen_subcommand_from aws' -l duration -r -d 'session duration (900..max)'
+complete -c bblogin -n '__fish_seen_subcommand_from aws' -l duration -r -d 'session duration (900..max; default 3600)'
 complete -c bblogin -n '__fish_seen_subcommand_from aws' -l session-name -r -d 'role session name (default: derived from the identity)'
 complete -c bblogin -n '__fish_seen_subcommand_from aws' -l from-env -r -d "use the token in this environment variable (default: BITBUCKET_STEP_OIDC_TOKEN when set, else the profile's ID token)"
 complete -c bblogin -n '__fish_seen_subcommand_from aws' -l sts-endpoint -r -d 'STS endpoint (default: the regional endpoint from AWS_REGION)'
@@ -134,6 +144,7 @@ complete -c bblogin -n '__fish_seen_subcommand_from config' -l help -s h -d 'sho
 complete -c bblogin -n '__fish_seen_subcommand_from config' -l audience -r -d "the workload identity provider's full resource name, //iam.googleapis.com/projects/N/... (docs/pipelines.md)"
 complete -c bblogin -n '__fish_seen_subcommand_from config' -l service-account -r -d 'service account to impersonate (generateAccessToken)'
 complete -c bblogin -n '__fish_seen_subcommand_from config' -l profile -s p -x -a '(bblogin profiles 2>/dev/null)' -d 'profile whose ID token to use off Pipelines'
+complete -c bblogin -n '__fish_seen_subcommand_from config' -l account -s a -r -d 'account of that profile to use (default: its active account at the time)'
 complete -c bblogin -n '__fish_seen_subcommand_from config' -l output -r -d 'write the configuration here (default: stdout)'
 complete -c bblogin -n '__fish_seen_subcommand_from config' -l executable-output-file -r -d "where the library may cache bblogin's answer (0600) until it expires"
 complete -c bblogin -n '__fish_seen_subcommand_from config' -l timeout-millis -r -d 'how long the library waits for bblogin (5000..120000, default 30000)'
@@ -149,7 +160,6 @@ complete -c bblogin -n '__fish_seen_subcommand_from provider-condition' -l json 
 complete -c bblogin -n '__fish_seen_subcommand_from gcp' -l help -s h -d 'show this help message and exit'
 complete -c bblogin -n '__fish_seen_subcommand_from gcp' -l profile -s p -x -a '(bblogin profiles 2>/dev/null)' -d 'profile from config.toml (default: default_profile)'
 complete -c bblogin -n '__fish_seen_subcommand_from gcp' -l account -s a -r -d "account id, email or user name (default: the profile's active account)"
-complete -c bblogin -n '__fish_seen_subcommand_from gcp' -l lifetime -r -d 'how long the Google token it buys lasts, for the expiry check (default 3600)'
 complete -c bblogin -n '__fish_use_subcommand' -a completion -d 'print the shell completion script: source <(bblogin completion bash)'
 complete -c bblogin -n '__fish_seen_subcommand_from completion' -x -a 'bash zsh fish'
 complete -c bblogin -n '__fish_seen_subcommand_from completion' -l help -s h -d 'show this help message and exit'

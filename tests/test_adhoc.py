@@ -54,7 +54,7 @@ def test_the_hint_of_a_flags_only_entry_is_a_command_that_works_and_every_comman
     assert done.returncode == 0, done.stderr
     assert kubectl(kubectl_bin, config, "get", "--raw", "/version").returncode == 0
 
-    for command in (["status", "--profile", name], ["token", "--profile", name, "--no-login"], ["use", "alice@example.com", "--profile", name]):
+    for command in (["status", "--profile", name], ["token", "--profile", name, "--no-login"], ["use", "alice@example.com", "--profile", name], ["setup", "kubectl", "--profile", name, "--print"], ["kubectl", "--profile", name]):
         done = bblogin(*command)
         assert done.returncode == 0, (command, done.stderr)
     assert json.loads(bblogin("status", "--profile", name, "--json").stdout)["accounts"][0]["email"] == "alice@example.com"
@@ -78,3 +78,55 @@ def test_a_flags_only_entry_without_config_toml_takes_the_hot_path(keyring_secre
     pathlib.Path(_paths.config_file()).write_text("")  # a config.toml appears: the mirror of "no file" is stale
     code, _ = _hot_imports(argv)
     assert code is None
+
+
+def _answer(argv: list[str], *, full: bool) -> subprocess.CompletedProcess[str]:
+    """``bblogin ARGV`` as kubectl starts it (the launcher), through the hot path or only the full one."""
+    from bblogin._cli import launcher_command
+    from tests.test_hot import EXEC_INFO
+
+    env = {**os.environ, "KUBERNETES_EXEC_INFO": EXEC_INFO, **({"BBLOGIN_NO_FAST_PATH": "1"} if full else {})}
+    return subprocess.run(launcher_command(*argv), capture_output=True, text=True, timeout=60, env=env)
+
+
+def test_profile_adhoc_takes_the_hot_path_without_config_toml_and_answers_as_the_full_path(keyring_secret_service, devidp) -> None:
+    """`kubectl-bblogin --profile adhoc-…` (what the hint names, and what a kubeconfig may say
+    instead of the flags) with no config.toml: the hot path answers it from the mirror of
+    adhoc-profiles.json, exactly as the full path does; a changed file or a config.toml profile
+    of that name (which wins) makes it decline."""
+    name = adhoc_profile_name(devidp.issuer, "bblogin")
+    done = bblogin("login", "--issuer", devidp.issuer, "--client-id", "bblogin", "--connector-id", "bitbucket-cloud", "--flow", "device", "--no-browser")
+    assert done.returncode == 0, done.stderr
+    assert not os.path.exists(_paths.config_file())
+    argv = ["kubectl", "--profile", name]
+    full = _answer(argv, full=True)
+    assert full.returncode == 0, full.stderr
+    code, modules = _hot_imports(argv)
+    assert code == 0, "the hot path declined --profile adhoc-…"
+    assert "json" not in modules and "hashlib" not in modules
+    hot = _answer(argv, full=False)
+    assert hot.returncode == 0 and json.loads(hot.stdout) == json.loads(full.stdout)
+
+    os.utime(_adhoc.path(), ns=(1, 1))  # adhoc-profiles.json is not what the mirror was built from
+    assert _hot_imports(argv)[0] is None
+    assert _answer(argv, full=True).returncode == 0  # the full path rebuilds the mirror
+    assert _hot_imports(argv)[0] == 0
+
+    pathlib.Path(_paths.config_file()).write_text(f'[profiles.{name}]\nissuer = "https://other.example.com/dex"\nclient_id = "bblogin"\n')
+    assert _answer(argv, full=True).returncode == 4  # config.toml's profile of that name is the profile: no token for it
+    assert _hot_imports(argv)[0] is None  # and the hot path does not serve the ad-hoc profile's token either
+
+
+def test_profiles_lists_the_adhoc_profiles_marked_as_such(devidp) -> None:
+    pathlib.Path(_paths.config_file()).write_text('[profiles.work]\nissuer = "https://dex.example.com/dex"\nclient_id = "bblogin"\n')
+    name = adhoc_profile_name(devidp.issuer, "bblogin")
+    _answer(["kubectl", "--issuer", devidp.issuer, "--client-id", "bblogin"], full=True)  # no login: records the ad-hoc profile only
+    done = bblogin("profiles")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["work", f"{name}\tad hoc: {devidp.issuer}, client bblogin"]
+    completion = subprocess.run(["bash", "-c", f"source {_completion_script()}; _bblogin_profiles ''"], capture_output=True, text=True, timeout=60, env={**os.environ, "PATH": f"{BINDIR}{os.pathsep}{os.environ['PATH']}"})
+    assert completion.stdout.split() == ["work", name]  # bash completes the names only
+
+
+def _completion_script() -> str:
+    return str(pathlib.Path(__file__).resolve().parents[1] / "completions" / "bblogin.bash")

@@ -107,7 +107,8 @@ def test_loopback_callback_parser_completes_only_with_the_right_state(path: str)
 @given(st.binary(min_size=1, max_size=300))
 def test_git_helper_process_prints_no_token_for_garbage(keyring_secret_service, data: bytes) -> None:
     done = subprocess.run([sys.executable, "-m", "bblogin", "git-credential", "get"], input=data, capture_output=True, timeout=60, env=os.environ.copy())
-    assert done.returncode == 0 and done.stdout == b"" and b"Traceback" not in done.stderr
+    assert done.stdout == b"" and b"Traceback" not in done.stderr
+    assert done.returncode == 0 or (done.returncode == 2 and b"cannot read" in done.stderr)  # not ours, or a request git never sends (docs/exit-codes.md)
 
 
 # -- killed mid-refresh -----------------------------------------------------------------------------

@@ -251,6 +251,8 @@ def test_data_center_end_to_end(keyring_secret_service, bitbucket_dc) -> None:
     fake.access_lifetime = None
     time.sleep(2.5)
     assert bblogin("token", "--profile", "dc", "--access-token", "--no-login").returncode == 0
+    assert json.loads(bblogin("status", "--json").stdout)["accounts"][0]["state"] == "valid"  # judged by the access token it serves: DC has no ID token
+    assert "  valid" in bblogin("accounts").stdout
     refresh = fake.token_requests[-1]
     assert refresh["grant_type"] == "refresh_token" and (refresh["client_secret"], refresh["redirect_uri"]) == (fake.client_secret, fake.callback)
     _configedit.save_git_host(_config.GitHost(url=fake.base, profile="dc"))

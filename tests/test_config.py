@@ -62,9 +62,10 @@ profile = "cloud"
         ('[profiles.a]\nissuer = "https://x"\nclient_id = "c"\nflow = "magic"\n', 4, "flow: must be one of auto, loopback, device"),
         ('[profiles.a]\nissuer = "https://x"\nclient_id = "c"\ncolour = "red"\n', 4, "colour: unknown key"),
         ('[profiles.a]\nclient_id = "c"\n', 1, "missing required key 'issuer'"),
-        ('default_profile = "nope"\n', 1, "default_profile: names no profile"),
-        ('[profiles.a]\nissuer = "https://x"\nclient_id = "c"\n[git."https://h"]\nprofile = "b"\n', 5, "no profile named 'b'"),
-        ('[profiles.a]\nissuer = "https://x"\nclient_id = "c"\n[git."http://h.example"]\nprofile = "a"\n', 4, "plain http is allowed only"),
+        ('default_profile = 3\n', 1, "default_profile: must be a string"),
+        ('[profiles.a]\nissuer = "https://x"\nclient_id = "c"\n[git."http://h.example"]\nprofile = "a"\n', 4, "is plain http://, which is allowed only for 127.0.0.1/localhost"),
+        ('[profiles.a]\nissuer = "https://x"\nclient_id = "c"\n[git."https://bob@h.example"]\nprofile = "a"\n', 4, "has a user name (bob@)"),
+        ('[profiles.a]\nissuer = "https://x"\nclient_id = "c"\n[git."ftp://h.example"]\nprofile = "a"\n', 4, "has the scheme ftp://"),
         ('[profiles.a]\nissuer = "https://x"\nclient_id = "c"\nlisten_port = 70000\n', 4, "must be a port number"),
     ],
 )
@@ -77,11 +78,48 @@ def test_invalid_config_names_file_line_and_key(text: str, line: int, fragment: 
     assert info.value.exit_code == 3
 
 
-def test_syntax_error_names_the_line() -> None:
-    path = write('[profiles.a]\nissuer = "https://x\n')
+def test_syntax_error_names_file_line_and_column_and_shows_the_line() -> None:
+    path = write('[profiles.a]\nissuer = "https://x"\nclient_id "c"\n')
     with pytest.raises(ConfigError) as info:
         _config.load()
-    assert path in str(info.value) and "line 2" in str(info.value)
+    assert info.value.message.startswith(f"{path}:3:11: invalid TOML: Expected '='")
+    assert '\n    client_id "c"\n              ^' in info.value.message  # the line, and a caret under column 11
+    assert "line 3, column 11" in info.value.hint
+
+
+def test_git_host_keys_are_normalised_and_old_spellings_keep_working() -> None:
+    write('[profiles.a]\nissuer = "https://x"\nclient_id = "c"\n[git."HTTPS://Git.Example.com:443/team/"]\nprofile = "a"\n')
+    (host,) = _config.load().git_hosts
+    assert host.url == "https://git.example.com/team" and host.problem is None
+    for given, normal in [
+        ("HTTP://LOCALHOST:47483", "http://localhost:47483"),
+        ("https://h.example:8443/", "https://h.example:8443"),
+        ("http://127.0.0.1:80/x/", "http://127.0.0.1/x"),
+        ("https://h.example/Team", "https://h.example/Team"),  # a path keeps its case, as git's does
+    ]:
+        assert _config.normalize_git_url(given) == normal and _config.git_url_problem(given) is None
+
+
+def test_two_spellings_of_one_host_that_disagree_serve_neither() -> None:
+    path = write(
+        '[profiles.a]\nissuer = "https://x"\nclient_id = "c"\n[profiles.b]\nissuer = "https://x"\nclient_id = "c"\n'
+        '[git."https://git.example.com:443/team"]\nprofile = "a"\n[git."https://git.example.com/team/"]\nprofile = "b"\n'
+    )
+    (host,) = _config.load().git_hosts
+    assert host.problem is not None and f"{path}: 2 entries are the same git host https://git.example.com/team" in host.problem[0]
+    assert "line 7, profile a" in host.problem[0] and "line 9, profile b" in host.problem[0]
+
+
+def test_a_deleted_profile_breaks_only_what_names_it() -> None:
+    path = write('default_profile = "gone"\n[profiles.a]\nissuer = "https://x"\nclient_id = "c"\n[git."https://h.example"]\nprofile = "gone"\n[git."https://ok.example"]\nprofile = "a"\n')
+    config = _config.load()  # loads: other hosts and --profile a keep working
+    gone, ok = config.git_hosts
+    assert gone.problem is not None and f"{path}:6: git.\"https://h.example\" names the profile 'gone'" in gone.problem[0]
+    assert "--remove --host https://h.example" in gone.problem[1] and ok.problem is None
+    assert config.profile("a").name == "a"
+    with pytest.raises(ConfigError) as info:
+        config.profile(None)
+    assert "default_profile names 'gone'" in info.value.message and info.value.exit_code == 3
 
 
 def test_save_profile_keeps_comments_and_compiles_snapshot() -> None:
@@ -123,3 +161,41 @@ def test_no_home_and_no_passwd_entry_is_a_clear_config_error(monkeypatch: pytest
     monkeypatch.setattr(pwd, "getpwuid", no_entry)
     with pytest.raises(ConfigError, match="HOME"):
         _paths.config_file()
+
+
+PARSED_TWICE = """
+default_profile = "work"
+[profiles.work]
+issuer = "https://dex.example.com/dex"
+client_id = "bblogin"
+scopes = ["openid", "email"]
+refresh_margin = 120
+[git."https://bitbucket.org"]
+profile = "work"
+"""
+
+
+def test_config_toml_parsed_before_is_read_from_its_cache_and_any_edit_misses() -> None:
+    """A cached kubectl or git call reads config.toml without tomllib: what tomllib returned for
+    these very bytes (keyed by their SHA-256), validated again — the same Config. An edit that
+    keeps size and mtime still misses; a text with a TOML date is never cached."""
+    import subprocess
+    import sys
+
+    path = write(PARSED_TWICE)
+    first = _config.load()
+    probe = "import sys; from bblogin import _config; c = _config.load(); print('tomllib' in sys.modules, repr((c.default_profile, c.profiles, c.git_hosts)))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, env=os.environ.copy(), check=True)
+    assert done.stdout.split(" ", 1) == ["False", repr((first.default_profile, first.profiles, first.git_hosts)) + "\n"]
+
+    st = os.stat(path)
+    pathlib.Path(path).write_text(PARSED_TWICE.replace('"email"', '"groups"'))  # same size
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert _config.load().profiles["work"].scopes == ("openid", "groups")
+
+    cache = pathlib.Path(_mirrors.parsed_toml_path())
+    cache.unlink()
+    write(PARSED_TWICE.replace("refresh_margin = 120", "refresh_margin = 1979-05-27"))
+    with pytest.raises(ConfigError, match="refresh_margin"):
+        _config.load()
+    assert not cache.exists()

@@ -14,23 +14,22 @@ from tests.test_hot import EXEC_INFO
 from tests.test_session import login
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-# Beyond what `python -c pass` has loaded: bblogin's modules on the way, argparse, the dataclasses
-# the config and index are made of (inspect with them), tomllib for config.toml, json for the index.
+# Beyond what `python -c pass` has loaded: bblogin's modules on the way (no argparse: _cli._quick_args), the dataclasses
+# the config and index are made of (inspect with them), json for the index. No tomllib: config.toml
+# as parsed before comes from its cache (``_mirrors.parsed_toml``).
 ALLOWED = {
     "bblogin", "bblogin._adhoc", "bblogin._cli", "bblogin._clock", "bblogin._commands", "bblogin._commands._common", "bblogin._commands.kubectl",
     "bblogin._commands.git_credential", "bblogin._gitcred", "bblogin._config", "bblogin._configedit", "bblogin._errors", "bblogin._files",
-    "bblogin._hot", "bblogin._hot._answer", "bblogin._hot._chunks", "bblogin._hot._dbus", "bblogin._hot._mirror", "bblogin._index",
+    "bblogin._helperargs", "bblogin._hot", "bblogin._hot._answer", "bblogin._hot._chunks", "bblogin._hot._dbus", "bblogin._hot._mirror", "bblogin._index",
     "bblogin._kubectl", "bblogin._lock", "bblogin._mirrors", "bblogin._outage", "bblogin._paths", "bblogin._session", "bblogin._shape", "bblogin._store", "bblogin._store._keyring",
     "bblogin._store._plaintext", "bblogin._store._secrets", "bblogin._timefmt", "bblogin._tokens",
-    "argparse", "gettext", "locale", "_locale", "shutil", "fnmatch", "errno", "zlib", "bz2", "_bz2", "lzma", "_lzma", "_compression",
     "dataclasses", "inspect", "ast", "_ast", "dis", "opcode", "_opcode", "token", "tokenize", "linecache", "copy", "importlib", "importlib._bootstrap",
-    "importlib._bootstrap_external", "importlib.machinery", "tomllib", "tomllib._parser", "tomllib._re", "tomllib._types", "datetime", "_datetime",
-    "string", "_string", "math", "typing", "_typing", "typing.io", "typing.re", "json", "json.decoder", "json.encoder", "json.scanner", "_json",
+    "importlib._bootstrap_external", "importlib.machinery", "math", "json", "json.decoder", "json.encoder", "json.scanner", "_json",
     "re", "re._casefix", "re._compiler", "re._constants", "re._parser", "_sre", "copyreg", "enum", "functools", "_functools", "collections",
     "_collections", "collections.abc", "contextlib", "itertools", "keyword", "operator", "_operator", "reprlib", "types", "warnings", "weakref",
     "_weakrefset", "__future__", "_socket", "_sha256", "_sha2", "pwd", "io", "select", "_posixsubprocess",
 }  # fmt: skip
-NEVER = ("keyring", "secretstorage", "jeepney", "cryptography", "urllib.request", "http.client", "tomlkit", "httpx", "logging", "threading", "email.utils", "statistics")
+NEVER = ("argparse", "keyring", "secretstorage", "jeepney", "cryptography", "urllib.request", "http.client", "tomllib", "typing", "tomlkit", "httpx", "logging", "threading", "email.utils", "statistics")
 
 
 def _full_path_imports(argv: list[str], stdin: bytes = b"") -> tuple[int, bytes, set[str]]:
@@ -60,3 +59,33 @@ def test_the_full_paths_cached_answers_import_only_their_allow_list(keyring_secr
         assert code == 0 and answer in out, name
         assert not [m for m in modules if m.split(".")[0] in NEVER or m in NEVER], (name, sorted(modules))
         assert modules <= ALLOWED, (name, sorted(modules - ALLOWED))
+
+
+QUICK = [
+    ["kubectl"], ["kubectl", "--profile", "w"], ["kubectl", "-p", "w", "-a", "bob@example.com"], ["kubectl", "--profile=w", "--use-access-token"],
+    ["kubectl", "--issuer", "https://dex.example.com/dex", "--client-id", "c", "--connector-id", "bitbucket-cloud", "--client-secret", "s", "--ca-file", "ca.pem"],
+    ["kubectl", "--profile", "w", "--account="], ["git-credential", "get"], ["git-credential", "store"],
+]  # fmt: skip
+NOT_QUICK = [
+    ["kubectl", "--scope", "groups"], ["kubectl", "--provider", "oidc"], ["kubectl", "-v"], ["kubectl", "--prof", "w"], ["kubectl", "--profile", "a", "-p", "b"],
+    ["kubectl", "-pw"], ["kubectl", "--profile", "-x"], ["kubectl", "--help"], ["kubectl", "--version"], ["kubectl", "extra"], ["git-credential", "erase"],
+    ["git-credential", "get", "x"], ["git-credential"], ["status"], [],
+]  # fmt: skip
+
+
+def test_the_helper_commands_usual_command_lines_get_argparses_namespace_without_argparse() -> None:
+    """``_cli._quick_args`` (no argparse on a cached kubectl or git call) gives exactly the
+    namespace argparse gives, as `bblogin CMD` and as the helper program; anything else goes to
+    argparse, which judges it."""
+    from bblogin import _cli
+
+    for argv in QUICK:
+        for prog in (None, _cli.QUICK_COMMANDS[argv[0]][0]):
+            parser = _cli._parser_for(argv) if prog is None else _cli._helper_parser(argv[0], prog)
+            args, extra = parser.parse_known_args(argv if prog is None else argv[1:])
+            assert extra == []
+            quick = _cli._quick_args(argv, prog)
+            assert quick is not None, (argv, prog)
+            assert vars(quick) == {k: v for k, v in vars(args).items() if k != "_parser"}, (argv, prog)
+    for argv in NOT_QUICK:
+        assert _cli._quick_args(argv, None) is None, argv

@@ -33,7 +33,7 @@ def test_helpers_answer_version(program: str, command: str) -> None:
     assert done.stdout.strip() == f"{program} {__version__} (bblogin {command})"
 
 
-@pytest.mark.parametrize(("program", "bad"), [("git-credential-bblogin", ["fetch"]), ("kubectl-bblogin", ["--bogus"])])
+@pytest.mark.parametrize(("program", "bad"), [("git-credential-bblogin", ["get", "--bogus"]), ("kubectl-bblogin", ["--bogus"])])  # an unknown *operation* is no error: test_git_wiring
 def test_helpers_usage_names_the_program_as_invoked(program: str, bad: list[str]) -> None:
     usage = helper(program, "--help")
     assert usage.returncode == 0 and usage.stdout.startswith(f"usage: {program} "), usage.stdout

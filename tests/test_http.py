@@ -172,3 +172,39 @@ def test_unreadable_ca_file(tmp_path) -> None:
     garbage.write_text("not a certificate")
     with pytest.raises(TLSError, match="not a PEM certificate bundle"):
         make_client(ca_file=str(garbage))
+
+
+def test_a_budget_sends_each_request_once_and_shares_one_deadline_from_the_first(httpserver: HTTPServer, client: httpx.Client) -> None:
+    """An early refresh (#24): no retry against a 503, and a hanging server costs what is left of
+    the budget, counted from the first request (imports before it do not spend it)."""
+    from bblogin._http import budget
+
+    seen: list[str] = []
+
+    def busy(request: object) -> Response:
+        seen.append("busy")
+        return Response("", status=503, headers={"Retry-After": "7"})
+
+    def slow(request: object) -> Response:
+        seen.append("slow")
+        time.sleep(2.5)
+        return Response("late")
+
+    httpserver.expect_request("/busy").respond_with_handler(busy)
+    httpserver.expect_request("/slow").respond_with_handler(slow)
+    httpserver.expect_request("/down").respond_with_data("", status=503)
+    with budget(0.8):
+        time.sleep(1.0)  # before the first request: not counted
+        with pytest.raises(IdPResponseError) as refused:
+            request(client, "GET", httpserver.url_for("/busy"))
+        start = time.monotonic()
+        with pytest.raises(IdPUnreachable, match="timed out"):
+            request(client, "GET", httpserver.url_for("/slow"))
+        assert time.monotonic() - start < 1.5
+        with pytest.raises(IdPUnreachable, match="time for an early refresh was spent"):
+            request(client, "GET", httpserver.url_for("/busy"))
+    assert refused.value.retry_after == 7
+    assert seen == ["busy", "slow"]  # the 503 once: no retries; the last one not sent
+    with pytest.raises(IdPResponseError):
+        request(client, "GET", httpserver.url_for("/down"), retries=1)  # outside a budget: retried
+    assert [entry[0].path for entry in httpserver.log].count("/down") == 2

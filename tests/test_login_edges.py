@@ -51,6 +51,8 @@ def test_demo_loopback_takes_a_timeout_and_says_what_to_do(monkeypatch) -> None:
     assert done.returncode == 9, done.stderr
     assert time.monotonic() - started < 30
     assert "on THIS machine" in done.stderr and "bblogin demo` (device flow" in done.stderr
+    hint = [line for line in done.stderr.splitlines() if line.startswith("  hint: ")][-1]  # the last word, under the exit-9 error
+    assert "`bblogin demo` (device flow" in hint, hint  # not a login's "finish it within --timeout": no browser can
 
 
 def test_flags_config_toml_cannot_hold_cost_no_login_and_break_no_file(devidp) -> None:

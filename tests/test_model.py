@@ -5,12 +5,14 @@ mirrors, each example in fresh directories), the real Secret Service (gnome-keyr
 bus) and two dev IdPs. Rules: log in (two profiles, two users, either IdP, through the TUI's
 login: the loopback flow with a person signing in), Bitbucket Pipelines steps of two repositories
 on one runner (a CI profile exchanging each step's token), ``use``, ``logout`` (of an account, and
-``--profile P``), edit config.toml by hand (issuer, client id, scopes, git hosts), tokens that come close to their end, a cleaned cache
+``--profile P``), edit config.toml by hand (issuer, client id, scopes, git hosts in any spelling, a
+deleted profile), tokens that come close to their end, a cleaned cache
 (lost mirrors), kubectl with flag overrides (``--profile P --issuer … --client-id …``, ad-hoc ``--issuer … --client-id …``), and
 kubectl callers racing a ``use`` through the real launcher; and outages (issue #24): an IdP behind
 the fault injector (tests/fixtures/faults.py) refuses, resets or answers 503 for a while, tokens
 sit inside the margin, below the outage floor or past their end, backoff windows end, and
-``bblogin refresh`` forces a refresh.
+``bblogin refresh`` forces a refresh; and a Google client library running ``bblogin gcp`` with an
+output_file (issue #26).
 
 After every step:
 
@@ -23,6 +25,8 @@ After every step:
 - ``logout --profile P`` leaves every other profile that worked working;
 - every token each IdP ever received is one that IdP issued (the dev IdP's token accounting);
 - nothing prints a traceback or an "internal error";
+- a Google output file the library would reuse holds a token of its profile's active account,
+  whatever ``use``, ``logout`` and logins did since bblogin wrote it;
 - outages: a token that is still valid (``_outage.FLOOR`` seconds beyond now) of a live grant is
   always served; a served token is never one that has expired (or lives less than the floor); and
   no call contacts an IdP for an account whose backoff window is open — one attempt (with the full
@@ -61,7 +65,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from bblogin import _cli, _config, _index, _outage, _paths
 from bblogin._hot import _answer as _fast
 from bblogin._claims import unverified_claims
-from bblogin._hot._answer import PIPELINES_ENV
+from bblogin._hot._answer import PIPELINES_ENV, adhoc_profile_name
 from bblogin.devidp import DevIdP, dex_subject
 from tests.fixtures.devidp import sign_in
 from tests.fixtures.faults import FaultProxy
@@ -104,14 +108,21 @@ def output(out: io.TextIOWrapper) -> bytes:
     return out.buffer.getvalue()  # type: ignore[attr-defined]
 
 
-def toml_config(profiles: dict[str, dict[str, Any]], git_hosts: dict[str, str]) -> str:
-    """config.toml as a person would write it (JSON scalars and string lists are valid TOML)."""
+def toml_config(profiles: dict[str, dict[str, Any]], git_hosts: dict[str, str], spellings: dict[str, str] | None = None) -> str:
+    """config.toml as a person would write it (JSON scalars and string lists are valid TOML); a
+    git host key spelled as the person wrote it (``spellings``: any case, a default port, a slash)."""
     lines = []
     for name, table in profiles.items():
         lines += [f"[profiles.{name}]", *(f"{key} = {json.dumps(value)}" for key, value in table.items()), ""]
     for url, profile in git_hosts.items():
-        lines += [f'[git."{url}"]', f'profile = "{profile}"', ""]
+        lines += [f'[git."{(spellings or {}).get(url, url)}"]', f'profile = "{profile}"', ""]
     return "\n".join(lines)
+
+
+def spell(url: str, how: str) -> str:
+    """``url`` as people also write it; _config.normalize_git_url makes each the same key."""
+    scheme, host = url.split("://")
+    return {"as is": url, "upper": f"{scheme.upper()}://{host.upper()}", "port": f"{url}:443", "slash": f"{url}/"}[how]
 
 
 def rfc3339_seconds(value: str) -> float:
@@ -134,6 +145,7 @@ class Bblogin(RuleBasedStateMachine):
         self.keyring.clear()
         self.profiles: dict[str, dict[str, Any]] = {}
         self.git_hosts: dict[str, str] = {}
+        self.spellings: dict[str, str] = {}
         self.http = httpx.Client(timeout=30)
         self.presented_before = [len(idp.presented_tokens) for idp in self.idps]  # the IdPs outlive an example
         self.step_tokens: dict[str, str] = {}
@@ -154,7 +166,7 @@ class Bblogin(RuleBasedStateMachine):
         """A hand edit: the editor writes a new file over config.toml."""
         path = _paths.config_file()
         with open(path + ".edit", "w", encoding="utf-8") as fh:
-            fh.write(toml_config(self.profiles, self.git_hosts))
+            fh.write(toml_config(self.profiles, self.git_hosts, self.spellings))
         os.replace(path + ".edit", path)
 
     def people_profiles(self) -> list[str]:
@@ -169,12 +181,13 @@ class Bblogin(RuleBasedStateMachine):
         """An IdP is down, or was when an account's last attempt failed (its window may still be open)."""
         return any(proxy.mode != "up" for proxy in self.proxies) or any(a.outage for a in self.accounts())
 
-    def full(self, argv: list[str], stdin: bytes = b"") -> tuple[int, bytes]:
+    def full(self, argv: list[str], stdin: bytes = b"", allowed: tuple[int, ...] | None = None) -> tuple[int, bytes]:
         with captured(stdin) as (out, err):
             code = _cli.run(argv)
         self.last_err = err.getvalue()
         assert "Traceback" not in err.getvalue() and "internal error" not in err.getvalue(), err.getvalue()
-        allowed = (0, 4, 5) if self.down() else (0, 4)  # 5: an IdP is down and nothing valid is cached
+        if allowed is None:
+            allowed = (0, 4, 5) if self.down() else (0, 4)  # 5: an IdP is down and nothing valid is cached
         assert code in allowed, f"{argv}: exit {code}: {err.getvalue()}"
         return code, output(out)
 
@@ -325,13 +338,13 @@ class Bblogin(RuleBasedStateMachine):
             table["scopes"] = list(scopes)
         self.write_config()
 
-    @precondition(lambda self: self.profiles)
+    @precondition(lambda self: self.people_profiles())
     @rule(data=st.data(), idp=st.integers(0, 1))
     def edit_issuer(self, data: st.DataObject, idp: int) -> None:
         self.profiles[data.draw(st.sampled_from(self.people_profiles()))]["issuer"] = self.idps[idp].issuer
         self.write_config()
 
-    @precondition(lambda self: self.profiles)
+    @precondition(lambda self: self.people_profiles())
     @rule(data=st.data(), client=st.sampled_from(CLIENTS))
     def edit_client_id(self, data: st.DataObject, client: str) -> None:
         self.profiles[data.draw(st.sampled_from(self.people_profiles()))]["client_id"] = client
@@ -343,13 +356,22 @@ class Bblogin(RuleBasedStateMachine):
         """A profile's cached tokens come within the refresh margin of their end: the next use refreshes."""
         make_expiring(data.draw(st.sampled_from(sorted(self.profiles))))
 
-    @precondition(lambda self: self.profiles)
-    @rule(url=st.sampled_from(GIT_HOSTS), data=st.data(), remove=st.booleans())
-    def edit_git_host(self, url: str, data: st.DataObject, remove: bool) -> None:
+    @precondition(lambda self: self.people_profiles())
+    @rule(url=st.sampled_from(GIT_HOSTS), data=st.data(), remove=st.booleans(), how=st.sampled_from(("as is", "upper", "port", "slash")))
+    def edit_git_host(self, url: str, data: st.DataObject, remove: bool, how: str) -> None:
         if remove:
             self.git_hosts.pop(url, None)
         else:
             self.git_hosts[url] = data.draw(st.sampled_from(self.people_profiles()))
+            self.spellings[url] = spell(url, how)
+        self.write_config()
+
+    @precondition(lambda self: self.people_profiles())
+    @rule(data=st.data())
+    def delete_profile(self, data: st.DataObject) -> None:
+        """A hand edit deletes a profile that git hosts may still name: those hosts fail (exit 3,
+        no answer), every other host and every other profile's kubectl go on (the invariant)."""
+        del self.profiles[data.draw(st.sampled_from(self.people_profiles()))]
         self.write_config()
 
     @rule(repo=st.sampled_from(("a", "b")))
@@ -366,20 +388,32 @@ class Bblogin(RuleBasedStateMachine):
         os.environ[PIPELINES_ENV] = self.step_tokens[repo]
         self.step_repo = repo
 
-    @rule(which=st.sampled_from(("config.marshal", "accounts.marshal")))
+    @rule(which=st.sampled_from(("config.marshal", "accounts.marshal", "adhoc.marshal", "config-toml.marshal")))
     def cache_cleaned(self, which: str) -> None:
         """Something empties ~/.cache (a cleaner, a full disk's victim): the next full-path call
         rebuilds the mirror, under the lock, from exactly the file it reads."""
         with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(_paths.cache_dir(), which))
 
-    @precondition(lambda self: self.profiles)
+    @precondition(lambda self: self.people_profiles())
     @rule(data=st.data(), idp=st.integers(0, 1), client=st.sampled_from(CLIENTS), adhoc=st.booleans())
     def kubectl_with_flag_overrides(self, data: st.DataObject, idp: int, client: str, adhoc: bool) -> None:
         name = data.draw(st.sampled_from(self.people_profiles()))
         argv = ["--issuer", self.idps[idp].issuer, "--client-id", client]
         if not adhoc:
             argv = ["--profile", name, *argv]
+        hot = self.hot_kubectl(argv)
+        full = self.full(["kubectl", *argv])
+        self.assert_agree(hot, full, f"kubectl {' '.join(argv)}")
+        if full[0] == 0:
+            self.assert_issued_for(json.loads(full[1])["status"]["token"], self.idps[idp].issuer, client, f"kubectl {' '.join(argv)}")
+
+    @rule(idp=st.integers(0, 1), client=st.sampled_from(CLIENTS))
+    def kubectl_by_adhoc_name(self, idp: int, client: str) -> None:
+        """`--profile adhoc-…`, the name a flags-only entry's hint prints: the hot path (from the
+        mirror of adhoc-profiles.json) declines or answers as the full path, for that IdP only."""
+        self.full(["kubectl", "--issuer", self.idps[idp].issuer, "--client-id", client])  # the entry's own call records the name
+        argv = ["--profile", adhoc_profile_name(self.idps[idp].issuer, client)]
         hot = self.hot_kubectl(argv)
         full = self.full(["kubectl", *argv])
         self.assert_agree(hot, full, f"kubectl {' '.join(argv)}")
@@ -467,12 +501,57 @@ class Bblogin(RuleBasedStateMachine):
         for url in GIT_HOSTS:
             request = f"protocol=https\nhost={url.split('://')[1]}\n\n".encode()
             hot = self.hot_git(request)
-            account = self.account_for(self.git_hosts[url]) if url in self.git_hosts else None
-            full, _made = self.contacted(account, lambda request=request: self.full(["git-credential", "get"], request))
+            gone = url in self.git_hosts and self.git_hosts[url] not in self.profiles
+            account = self.account_for(self.git_hosts[url]) if url in self.git_hosts and not gone else None
+            full, _made = self.contacted(account, lambda request=request, gone=gone: self.full(["git-credential", "get"], request, allowed=(3,) if gone else None))
             self.assert_agree(hot, full, f"git-credential get {url}")
             self.assert_valid_is_served(account, "access_token", full[0], f"git-credential get {url}")
             if url not in self.git_hosts:
                 assert full == (0, b""), f"answered for {url}, which config.toml does not name"
+            if gone:
+                assert hot[0] is None and full[1] == b"", f"{url} names a deleted profile, yet got an answer"
+
+    @precondition(lambda self: self.people_profiles())
+    @rule(data=st.data())
+    def google_library_runs_bblogin_gcp(self, data: st.DataObject) -> None:
+        """A Google client library runs `bblogin gcp --profile P` non-interactively with an
+        output_file (issue #26): bblogin writes its answer there, and the library reuses it."""
+        if os.environ.get(PIPELINES_ENV):
+            return  # in a step `bblogin gcp` hands over the step token, not the profile's
+        name = data.draw(st.sampled_from(self.people_profiles()))
+        library = {"GOOGLE_EXTERNAL_ACCOUNT_AUDIENCE": "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/pool/providers/dex", "GOOGLE_EXTERNAL_ACCOUNT_INTERACTIVE": "0", "GOOGLE_EXTERNAL_ACCOUNT_OUTPUT_FILE": self.gcp_file(name)}
+        os.environ.update(library)
+        try:
+            with captured() as (_out, err):
+                code = _cli.run(["gcp", "--profile", name])
+        finally:
+            for var in library:
+                del os.environ[var]
+        assert "Traceback" not in err.getvalue() and code in (0, 4, 5), err.getvalue()
+
+    def gcp_file(self, name: str) -> str:
+        return os.path.join(self.home.name, f"gcp-answer-{name}.json")
+
+    @invariant()
+    def google_output_files_hold_only_what_bblogin_would_hand_out(self) -> None:
+        """An output file the library would reuse holds a token of the profile's active account,
+        whatever `use`, `logout` and logins did since it was written (bblogin/_gcpfiles.py)."""
+        from bblogin._tokens import account_id
+
+        index = _index.load()
+        for name in PROFILES:
+            try:
+                with open(self.gcp_file(name), encoding="utf-8") as fh:
+                    answer = json.load(fh)
+            except FileNotFoundError:
+                continue
+            if not answer.get("success") or answer["expiration_time"] < time.time():
+                continue  # the library runs bblogin again
+            claims = unverified_claims(answer["id_token"]) or {}
+            owner = account_id(claims.get("iss"), claims.get("aud"), claims.get("sub"))
+            member = any(a.identity == owner and name in a.profiles for a in index.accounts.values())
+            active = index.accounts.get(index.active.get(name, ""))
+            assert member and (active is None or active.identity == owner), f"the output file of {name} holds a token of {owner}, active is {active and active.identity}"
 
     @invariant()
     def idps_received_only_their_own_tokens(self) -> None:

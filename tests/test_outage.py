@@ -276,3 +276,14 @@ def test_a_damaged_outage_record_is_no_window_and_no_traceback(damaged) -> None:
     assert Outage.from_json(damaged) is None or not Outage.from_json(damaged).waiting()
     account = {"id": "a", "outage": damaged, "tokens": {"id_token": {"expires_at": int(time.time()) + 30, "issued_at": int(time.time()) - 170}}}
     assert outage_notice({"refresh_margin": 60}, account, "id_token", int(time.time()) + 30) is None  # none has a usable "since"
+
+
+def test_doctor_names_a_recorded_outage(outage_cluster) -> None:
+    _idp, proxy, _config = outage_cluster
+    proxy.mode = "503"
+    assert bblogin("token", "--profile", "dev", "--no-login").returncode == 0
+    proxy.mode = "up"
+    done = bblogin("doctor")
+    assert "outage:dev" in done.stdout and "the identity provider is failing since" in done.stdout and "bblogin refresh --profile dev" in done.stdout, done.stdout
+    assert bblogin("refresh", "--profile", "dev").returncode == 0
+    assert "outage:dev" not in bblogin("doctor").stdout

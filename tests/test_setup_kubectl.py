@@ -159,3 +159,22 @@ def test_a_user_entry_no_context_uses_is_called_unused(tmp_path: pathlib.Path) -
     assert done.returncode == 0 and "No context uses user bblogin-work" in done.stderr and "kubectl config set-context NAME --cluster CLUSTER --user bblogin-work" in done.stderr
     done = setup("--profile", "work", "--kubeconfig", str(path), "--context", "c", "--cluster", "prod")
     assert done.returncode == 0 and "No context uses" not in done.stderr
+
+
+def test_setup_kubectl_waits_for_kubectls_own_lock_and_then_keeps_what_kubectl_wrote(tmp_path: pathlib.Path) -> None:
+    """kubectl creates FILE.lock while it modifies a kubeconfig; setup kubectl reads and writes under it."""
+    import threading
+
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\nclusters: []\nusers: []\ncontexts: []\n")
+    lock = tmp_path / "config.lock"
+    lock.write_text("")
+
+    def kubectl_finishes() -> None:  # what the kubectl holding the lock writes, then its unlock
+        kubeconfig.write_text("apiVersion: v1\nkind: Config\nclusters: [{name: mine, cluster: {server: 'https://mine.example'}}]\nusers: []\ncontexts: []\n")
+        lock.unlink()
+
+    threading.Timer(1.5, kubectl_finishes).start()
+    assert setup("--profile", "work", "--kubeconfig", str(kubeconfig)).returncode == 0
+    text = kubeconfig.read_text()
+    assert "mine.example" in text and "bblogin-work" in text and not lock.exists()

@@ -217,6 +217,7 @@ def test_dry_run_writes_nothing_and_needs_no_login(team, member: pathlib.Path) -
     done = bblogin("setup", "--from", bundle.url, "--dry-run", SSL_CERT_FILE=str(bundle.ca_file))
     assert done.returncode == 0, done.stderr
     assert "+ profile work: add" in done.stderr and "+ context prod-payments: add" in done.stderr
+    assert "then it logs in once per identity provider (tokens into the keyring, the account into accounts.json)" in done.stderr
     assert "nothing written" in done.stderr
     assert files(member) == before and before["config"] is None
     assert team["idp_a"].count("/device/code") == 0
@@ -380,7 +381,7 @@ def test_a_kept_profile_gets_nothing_of_the_bundle_pointed_at_it(base: pathlib.P
     config_toml().write_text('[profiles.work]\nissuer = "https://login.mycorp.example/"\nclient_id = "mine"\n')
     done = apply(base)
     assert "! profile work: conflict" in done.stderr
-    assert "! git host https://git.example.com/team: left out — left out: it would use profile work" in done.stderr
+    assert "! git host https://git.example.com/team: left out — it would use profile work" in done.stderr
     assert "! user bblogin-work: left out" in done.stderr and "! context prod: left out" in done.stderr
     assert routes(done.stderr) == [] and "No token goes anywhere" in done.stderr
     text = config_toml().read_text()
@@ -403,7 +404,9 @@ contexts: []
 """)
     done = apply(base)
     assert "! cluster prod: conflict" in done.stderr and "! user bblogin-work: conflict" in done.stderr
-    assert "! context prod: left out — left out: it would use cluster prod" in done.stderr
+    assert "(CA none → sha256:" in done.stderr and base.read_text().split('certificate_authority_data = "')[1][:40] not in done.stderr  # a fingerprint, not the CA
+    assert "exec: 'bblogin kubectl --profile personal' → " in done.stderr
+    assert "! context prod: left out — it would use cluster prod" in done.stderr
     assert not [r for r in routes(done.stderr) if "Kubernetes" in r]
     assert [r for r in routes(done.stderr) if r.startswith("access token of profile work (from https://dex.example.com/dex) → git https://git.example.com/team")]
     assert contexts_of(kube_view(kubectl_bin)) == {}
@@ -687,3 +690,65 @@ def test_a_secret_in_the_bundle_url_is_neither_recorded_nor_printed(bundle_serve
     assert f"Writes: config.toml, git's global config, {member / '.kube' / 'config'}; and the record of what it added, {record}." in done.stderr
     undo = bblogin("setup", "--from", bundle_server.url, "--undo")
     assert undo.returncode == 0 and "Logins stay" in undo.stderr and "[profiles" not in config_toml().read_text(), undo.stderr
+
+
+def test_a_kubeconfig_changed_while_the_question_waits_is_not_overwritten(base: pathlib.Path, member: pathlib.Path, kubectl_bin: pathlib.Path) -> None:
+    import pty
+    import select
+
+    kubeconfig = member / ".kube" / "config"
+    write_kubeconfig(kubeconfig, "apiVersion: v1\nkind: Config\nclusters: []\nusers: []\ncontexts: []\n")
+    main, child = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "bblogin", "setup", "--from", str(base), "--no-login"], stdin=child, stdout=child, stderr=child, close_fds=True)
+    os.close(child)
+    seen = b""
+    while b"[y/N]" not in seen:
+        assert select.select([main], [], [], 60)[0], seen.decode(errors="replace")
+        seen += os.read(main, 65536)
+    assert kubectl(kubectl_bin, "config", "set-context", "prod", "--cluster=mine", "--user=me").returncode == 0  # while it waits
+    os.write(main, b"y\n")
+    while proc.poll() is None or select.select([main], [], [], 0.2)[0]:
+        try:
+            seen += os.read(main, 65536) if select.select([main], [], [], 1)[0] else b""
+        except OSError:
+            break
+    proc.wait(timeout=60)
+    os.close(main)
+    assert proc.returncode == 3 and b"the files changed while the plan was shown" in seen, seen.decode(errors="replace")
+    assert contexts_of(kube_view(kubectl_bin)) == {"prod": {"cluster": "mine", "user": "me"}}
+    assert not config_toml().exists()
+
+
+def test_a_record_of_another_kubeconfig_is_not_applied_to_this_one(base: pathlib.Path, member: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    apply(base)
+    monkeypatch.setenv("KUBECONFIG", str(member / ".kube" / "other"))
+    for args in (("--undo",), ("--yes", "--no-login")):
+        done = bblogin("setup", "--from", str(base), *args)
+        assert done.returncode == 2 and "were written to" in done.stderr and f"KUBECONFIG={member / '.kube' / 'config'}" in done.stderr, done.stderr
+    assert not (member / ".kube" / "other").exists()
+
+
+def test_what_a_run_cut_short_wrote_is_known_to_a_rerun_and_to_undo(base: pathlib.Path, member: pathlib.Path, kubectl_bin: pathlib.Path) -> None:
+    apply(base)
+    [record] = (pathlib.Path(os.environ["BBLOGIN_STATE_DIR"]) / "team").glob("*.json")
+    data = json.loads(record.read_text())
+    record.write_text(json.dumps({**data, "entries": {}, "pending": data["entries"]}))  # as a run killed after its writes leaves it
+    again = apply(base)
+    assert "Nothing to change" in again.stderr, again.stderr
+    assert json.loads(record.read_text())["entries"] == data["entries"] and not json.loads(record.read_text())["pending"]
+    record.write_text(json.dumps({**data, "entries": {}, "pending": data["entries"]}))
+    undo = bblogin("setup", "--from", str(base), "--undo")
+    assert undo.returncode == 0, undo.stderr
+    assert not kube_view(kubectl_bin).get("contexts") and "[profiles" not in config_toml().read_text()
+
+
+def test_two_profiles_asking_one_idp_for_the_same_tokens_share_one_login(keyring_secret_service, devidp_factory, member: pathlib.Path, tmp_path: pathlib.Path) -> None:  # type: ignore[no-untyped-def]
+    idp = devidp_factory(device_interval=1)
+    bundle = tmp_path / "shared.toml"
+    profile = f'issuer = "{idp.issuer}"\nclient_id = "bblogin"\nconnector_id = "bitbucket-cloud"\nflow = "device"\n'
+    bundle.write_text(f"bundle = 1\n[profiles.dev]\n{profile}[profiles.ops]\n{profile}")
+    done = bblogin("setup", "--from", str(bundle), "--yes")
+    assert done.returncode == 0, done.stderr
+    assert idp.count("/device/code") == 1 and done.stderr.count("Logging in for profile") == 1, done.stderr
+    rerun = bblogin("setup", "--from", str(bundle), "--yes")
+    assert rerun.returncode == 0 and idp.count("/device/code") == 1 and "Logging in" not in rerun.stderr, rerun.stderr  # the second profile joined the first's login

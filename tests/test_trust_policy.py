@@ -174,3 +174,74 @@ def test_duration_past_the_step_tokens_expiry_warns_once_with_both_times(devidp,
     assert done.stderr.count("warning:") == 1 and rfc3339(unverified_claims(step)["exp"]) in done.stderr and "--duration 7200" in done.stderr
     assert "renewal" in done.stderr  # botocore renews 15 min before the end: long after the token expired
     assert bblogin("aws", "--role-arn", ROLE, "--sts-endpoint", moto_sts, "--duration", "1200", env=env).stderr == ""
+
+
+# -- F2: the drift warning where the step log shows it; F4: advice that can be followed ---------------
+def test_in_the_documented_set_up_the_step_log_shows_the_drift_and_botocore_gets_credentials(devidp, moto_sts, tmp_path, monkeypatch) -> None:
+    """docs/pipelines.md: the step's script runs `bblogin aws config … >> ~/.aws/config` (its stderr is
+    the step log), then the AWS CLI/boto3 runs the credential_process (whose stderr botocore drops
+    on success)."""
+    import botocore.session
+
+    step = devidp.mint_pipelines_token(ttl=1800)
+    monkeypatch.setenv("BITBUCKET_STEP_OIDC_TOKEN", step)
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+    script_line = bblogin("aws", "config", "--role-arn", ROLE, "--sts-endpoint", moto_sts, "--duration", "7200", "--name", "deploy")
+    assert script_line.returncode == 0, script_line.stderr
+    step_log = script_line.stderr
+    assert step_log.count("warning:") == 1 and "--duration 7200" in step_log
+    assert all(1790 <= int(n) <= 1800 for n in re.findall(r"ask for --duration (\d+)", step_log)) and "ask for --duration" in step_log
+    config = tmp_path / "aws-config"
+    config.write_text(script_line.stdout + "region = us-east-1\n")
+    command = script_line.stdout.split("credential_process = ")[1].split()
+    assert os.path.isabs(command[0]) and command[1:] == ["aws", "--role-arn", ROLE, "--duration", "7200", "--sts-endpoint", moto_sts]
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    identity = botocore.session.Session(profile="deploy").create_client("sts", endpoint_url=moto_sts).get_caller_identity()
+    assert identity["Account"] == ACCOUNT
+
+
+def test_after_the_step_token_expired_botocore_shows_why(devidp, moto_sts, tmp_path, monkeypatch) -> None:
+    import botocore.exceptions
+    import botocore.session
+
+    monkeypatch.setenv("BITBUCKET_STEP_OIDC_TOKEN", devidp.mint_pipelines_token(ttl=-60))
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+    line = f"{sys.executable} -m bblogin aws --role-arn {ROLE} --sts-endpoint {moto_sts}"
+    (tmp_path / "aws-config").write_text(f"[profile deploy]\ncredential_process = {line}\nregion = us-east-1\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws-config"))
+    with pytest.raises(botocore.exceptions.CredentialRetrievalError, match="BITBUCKET_STEP_OIDC_TOKEN expired at .*cannot be renewed") as info:
+        botocore.session.Session(profile="deploy").create_client("sts", endpoint_url=moto_sts).get_caller_identity()
+    assert "bblogin aws config" in str(info.value)
+
+
+def test_drift_advice_respects_the_900_s_minimum(devidp, moto_sts) -> None:
+    env = {**NO_KEYRING, "BITBUCKET_STEP_OIDC_TOKEN": devidp.mint_pipelines_token(ttl=600)}
+    done = bblogin("aws", "--role-arn", ROLE, "--sts-endpoint", moto_sts, "--duration", "900", env=env)
+    assert done.returncode == 0 and done.stderr.count("warning:") == 1
+    assert "no --duration avoids this" in done.stderr and not re.search(r"--duration [0-8]\d\d\b", done.stderr)
+
+
+def test_run_options_are_refused_where_they_would_be_dropped() -> None:
+    flags = ("--workspace", "acme", "--workspace-uuid", "3f7c0b1e-2d4a-4b6c-9e8f-0a1b2c3d4e5f", "--repository-uuid", REPO)
+    done = bblogin("aws", "--role-arn", ROLE, "--duration", "7200", "trust-policy", "--account-id", ACCOUNT, *flags)
+    assert done.returncode == 2 and "--role-arn, --duration" in done.stderr and done.stdout == ""
+
+
+# -- F10: UUIDs as Bitbucket writes them ---------------------------------------------------------------
+def test_upper_case_uuids_are_written_as_bitbucket_writes_them() -> None:
+    upper = ("--workspace", "acme", "--workspace-uuid", "3F7C0B1E-2D4A-4B6C-9E8F-0A1B2C3D4E5F", "--repository-uuid", REPO.upper(), "--environment-uuid", ENV.upper())
+    policy = json.loads(bblogin("aws", "trust-policy", "--account-id", ACCOUNT, *upper).stdout)
+    condition = policy["Statement"][0]["Condition"]
+    assert list(condition["StringEquals"].values()) == ["ari:cloud:bitbucket::workspace/3f7c0b1e-2d4a-4b6c-9e8f-0a1b2c3d4e5f"]
+    assert list(condition["StringLike"].values()) == [f"{REPO}:{ENV}:*"]
+    gcp = json.loads(bblogin("gcp", "provider-condition", "--json", *upper).stdout)
+    assert gcp["attribute_condition"] == f'assertion.repositoryUuid == "{REPO}" && assertion.deploymentEnvironmentUuid == "{ENV}"'
+
+
+# -- F13: a token file that is no token ----------------------------------------------------------------
+def test_a_huge_or_endless_token_file_is_not_a_jwt(tmp_path) -> None:
+    huge = tmp_path / "huge"
+    huge.write_bytes(b"a" * (2 * 1024 * 1024))
+    for path in (str(huge), "/dev/zero"):
+        done = subprocess.run([sys.executable, "-c", f"import resource, runpy, sys; resource.setrlimit(resource.RLIMIT_AS, (600 << 20, 600 << 20)); sys.argv = ['bblogin', 'aws', 'trust-policy', '--account-id', '{ACCOUNT}', '--token-file', {path!r}]; runpy.run_module('bblogin', run_name='__main__')"], capture_output=True, text=True, timeout=30)
+        assert done.returncode == 2 and "not a JWT" in done.stderr and "internal error" not in done.stderr, done.stderr

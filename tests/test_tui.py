@@ -599,6 +599,21 @@ async def test_a_long_state_is_short_in_the_table_and_whole_in_the_details() -> 
 
 
 @pytest.mark.asyncio
+async def test_an_outage_is_in_the_state_and_the_details() -> None:
+    """#24: the same words as `bblogin status` (both come from _views.describe)."""
+    source = FakeSource()
+    note = "the identity provider is failing since 12:01:02 (1 failed attempt: cannot connect to dex.example.com: Connection refused); next try at 12:01:17 (in 15 s)"
+    source.views[1]["state"] = "served from the cache while the identity provider is failing (next try at 12:01:17)"
+    source.views[1]["outage"] = {"note": note}
+    app = AccountsApp(source)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("down")
+        await pilot.pause()
+        shown = (str(app.query_one(Identity).render()) + str(app.query_one(Details).render())).replace("\n", " ")
+        assert "outage" in shown and "Connection refused" in " ".join(shown.split())  # the note: only the outage line has the cause
+
+
+@pytest.mark.asyncio
 async def test_an_account_its_profile_no_longer_names_serves_no_context_or_host(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, keyring_secret_service: Any) -> None:
     """`bblogin kubectl`/git refuse an account whose profile now names another issuer or client
     (_session.issued_for): the TUI must not say it serves their contexts and hosts — nor that

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 import sys
-from typing import Any
 
 from bblogin import _adhoc, _config, _configedit, _index, _mirrors
 from bblogin._config import Config, Profile
@@ -14,14 +12,19 @@ from bblogin._errors import UsageError
 from bblogin._hot._answer import adhoc_profile_name
 from bblogin._index import Account
 
+TYPE_CHECKING = False  # not `from typing import …` at run time: typing costs a cached call a fifth of a Python start-up
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any
+
 
 def load_config(*, compile: bool = True) -> Config:
     """config.toml, parsed and validated. ``compile`` also refreshes the hot path's mirror of it;
     the read-only commands (status, accounts, profiles) pass False: they write no file at all.
     The ad-hoc profiles kubeconfig flags described (``_adhoc``) come along, so ``--profile
     adhoc-…`` names one."""
-    config = _mirrors.load_config() if compile else _config.load()
-    return dataclasses.replace(config, adhoc=_adhoc.load())
+    config = _mirrors.load_config() if compile else _config.load(cache=False)
+    return dataclasses.replace(config, adhoc=_adhoc.load(mirror=compile))
 
 
 # the flags that describe or override a profile's identity provider (tui.usage reads them from kubeconfigs too)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bblogin import _outage
-from bblogin._config import Config, Profile
+from bblogin._config import BITBUCKET_PROVIDERS, Config, Profile
 from bblogin._hot._answer import OUTAGE_FLOOR, effective_margin
 from bblogin._index import Account, Index
 from bblogin._session import issued_for, serves
@@ -54,6 +54,15 @@ def token_state(account: Account, at: int, kind: str = "id_token", margin: int =
     return "expired (the next use refreshes it)" if refreshable else "login needed"
 
 
+def served_kind(account: Account, profile: Profile | None) -> str:
+    """The token an account's state is judged by: the one its profile serves — the ID token,
+    unless the profile serves access tokens (``use_access_token``) or has no ID tokens at all
+    (Bitbucket Cloud and Data Center issue none: git and kubectl get the access token)."""
+    if account.provider in BITBUCKET_PROVIDERS or (profile is not None and (profile.use_access_token or profile.provider in BITBUCKET_PROVIDERS)):
+        return "access_token"
+    return "id_token" if "id_token" in account.tokens or "access_token" not in account.tokens else "access_token"
+
+
 def memberships(index: Index) -> list[tuple[str, Account]]:
     """(profile, token set) for every profile each set serves, sorted by profile and who."""
     pairs = [(name, a) for a in index.accounts.values() for name in a.profiles]
@@ -74,7 +83,7 @@ def describe(account: Account, config: Config, index: Index, member: str) -> dic
     clock = account.idp_clock
     profile = config.profiles.get(member) or config.adhoc.get(member)
     margin = profile.refresh_margin if profile is not None else None
-    kind = "access_token" if profile is not None and profile.use_access_token else "id_token"
+    kind = served_kind(account, profile)
     store = SecretStore(account.storage)
     return {
         "id": account.identity,

@@ -18,15 +18,22 @@ from bblogin._aws import TRUST_REFUSALS, AWSCredentials, STSError, assume_role, 
 from bblogin._claims import unverified_claims
 from bblogin._commands._common import account_from_args, load_config, on_terminal, say
 from bblogin._config import is_allowed_issuer
-from bblogin._drift import drift_warning
-from bblogin._errors import StorageError, UsageError
+from bblogin._drift import drift_warning, shorter, step_token_expiry
+from bblogin._errors import LoginRequired, StorageError, UsageError
 from bblogin._exchange import PIPELINES_ENV, subject_token
 from bblogin._store import SecretStore
+from bblogin._timefmt import rfc3339
 from bblogin._tokens import now
 from bblogin._trustpolicy import compared_by_aws
 
+DEFAULT_DURATION = 3600
 REUSE_MARGIN = 15 * 60  # botocore refreshes 15 min (advisory) before Expiration: hand out only more than that
 log = logging.getLogger("bblogin.aws")
+
+
+def require_role(args: argparse.Namespace) -> None:
+    if not args.role_arn:
+        raise UsageError("--role-arn ARN is required", hint="bblogin aws --role-arn arn:aws:iam::ACCOUNT:role/NAME; or `bblogin aws trust-policy --account-id ID` for the role's trust policy")
 
 
 def _web_identity_token(args: argparse.Namespace) -> tuple[str, bool]:
@@ -81,31 +88,37 @@ def _open_cache() -> SecretStore | None:
     return store
 
 
-def _warn_about_drift(claims: dict, duration: int) -> None:
-    exp = claims.get("exp")
-    if isinstance(exp, int) and not isinstance(exp, bool):
-        at = now()
-        warning = drift_warning(f"AWS credentials asked for (--duration {duration})", at + duration, exp, renews_before=REUSE_MARGIN, now=at)
-        if warning:
-            say(warning)
+def duration_of(args: argparse.Namespace) -> int:
+    duration = DEFAULT_DURATION if args.duration is None else args.duration
+    if not 900 <= duration <= 43200:
+        raise UsageError("--duration must be between 900 and 43200 seconds")
+    return duration
+
+
+def drift(claims: dict, duration: int, variable: str) -> str | None:
+    """The expiration-drift warning for a session of ``duration`` bought with this CI token now.
+    Raises :class:`LoginRequired` when the token has expired: what botocore shows then (it shows
+    a credential_process's stderr only when it fails)."""
+    at = now()
+    exp = step_token_expiry(claims, at, f"${variable}")
+    if exp <= at:
+        raise LoginRequired(
+            f"${variable} expired at {rfc3339(exp)}: STS refuses it, and credentials bought with it cannot be renewed",
+            hint="a step gets one token for its whole run: keep the step shorter or split it; `bblogin aws config` in the step's script says when --duration outlives the token",
+        )
+    return drift_warning(f"AWS credentials asked for (--duration {duration})", at + duration, exp, renews_before=REUSE_MARGIN, now=at, hint=shorter("--duration", 900, exp - at))
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.aws_action == "trust-policy":
-        from bblogin._commands.trust import run_aws
-
-        return run_aws(args)
-    if not args.role_arn:
-        raise UsageError("--role-arn ARN is required", hint="bblogin aws --role-arn arn:aws:iam::ACCOUNT:role/NAME; or `bblogin aws trust-policy --account-id ID` for the role's trust policy")
-    if not 900 <= args.duration <= 43200:
-        raise UsageError("--duration must be between 900 and 43200 seconds")
+    require_role(args)
+    duration = duration_of(args)
     endpoint = args.sts_endpoint or default_endpoint()
     if not is_allowed_issuer(endpoint):
         raise UsageError("--sts-endpoint must be https:// (http:// only on 127.0.0.1)")
     token, from_ci = _web_identity_token(args)
     claims = unverified_claims(token) or {}
     session_name = _session_name(args, claims)
-    key = cache_key(args.role_arn, session_name, claims, endpoint, args.duration)
+    key = cache_key(args.role_arn, session_name, claims, endpoint, duration)
     store = _open_cache()
     cached = None
     if store is not None:
@@ -123,11 +136,12 @@ def run(args: argparse.Namespace) -> int:
             return 0
     from bblogin._http import make_client
 
-    if from_ci:
-        _warn_about_drift(claims, args.duration)
+    warning = drift(claims, duration, args.from_env or PIPELINES_ENV) if from_ci else None
+    if warning:
+        say(warning)
     with make_client() as http:
         try:
-            creds = assume_role(http, endpoint, role_arn=args.role_arn, session_name=session_name, token=token, duration=args.duration)
+            creds = assume_role(http, endpoint, role_arn=args.role_arn, session_name=session_name, token=token, duration=duration)
         except STSError as exc:
             if exc.code not in TRUST_REFUSALS:
                 raise

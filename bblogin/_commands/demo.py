@@ -20,7 +20,7 @@ from collections.abc import Iterator
 
 from bblogin._claims import unverified_claims
 from bblogin._commands._common import say
-from bblogin._errors import BbloginError, StorageError
+from bblogin._errors import BbloginError, LoginTimeout, StorageError
 
 DEMO_GIT_HOST = "https://git.bblogin-demo.test"
 _ENV = ("BBLOGIN_CONFIG_DIR", "BBLOGIN_STATE_DIR", "BBLOGIN_CACHE_DIR", "BBLOGIN_CONFIG")
@@ -59,6 +59,10 @@ def _choose_storage() -> str:
     return "keyring"
 
 
+LOOPBACK_DEMO_HINT = (
+    "the loopback demo needs a browser on this machine; without one run `bblogin demo` (device flow, auto-approved, "
+    "no browser needed), or open the URL within --timeout SECONDS"
+)
 NO_BROWSER_TIMEOUT = 60  # the loopback demo's wait when no browser here can open the URL (a login's default is 180 s)
 
 
@@ -107,7 +111,13 @@ def run(args: argparse.Namespace) -> int:
         say(f"Logging in with the {args.flow} flow" + (" (auto-approved as the fake Bitbucket user alice)…" if auto else "…"))
         timeout = args.timeout if auto else _loopback_timeout(args.no_browser, args.timeout)
         options = LoginOptions(flow=args.flow, open_browser=not args.no_browser, timeout=timeout)
-        tokens, identity = interactive_login(profile, options)
+        try:
+            tokens, identity = interactive_login(profile, options)
+        except LoginTimeout as exc:
+            if auto:
+                raise
+            # a login's hint says "run it again within --timeout": no help where no browser can come back
+            raise LoginTimeout(exc.message, hint=LOOPBACK_DEMO_HINT) from None
         account = save_login(profile, tokens, identity)
         try:
             say(f"\nLogged in as {account.label}; tokens stored in {'the OS keyring' if storage == 'keyring' else 'a plaintext temp file'}.\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import threading
 
 from bblogin import _files, _paths
@@ -21,6 +22,7 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise UsageError(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror}", hint="pick another --port, or 0 for a random one") from None
     try:
+        signal.signal(signal.SIGTERM, _stop)  # `kill %1` stops it as Ctrl-C does: exit 0, so `wait %1` succeeds
         say(_banner(idp.issuer, idp.pipelines.issuer(), args.user if args.auto_approve else None, key_file))
         threading.Event().wait()
     except KeyboardInterrupt:
@@ -28,6 +30,10 @@ def run(args: argparse.Namespace) -> int:
     finally:
         idp.stop()
     return 0
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _banner(issuer: str, pipelines_issuer: str, auto_user: str | None, key_file: str | None) -> str:
@@ -56,4 +62,4 @@ or add this to config.toml:
   client_id = "bblogin"
   connector_id = "bitbucket-cloud"
 
-Ctrl-C stops it."""
+Ctrl-C (or SIGTERM) stops it."""

@@ -2,8 +2,9 @@
 
 Checks: config.toml; the keyring (backend, plaintext or not, a write/read/delete round trip within
 the timeout); the trust store, and for each profile's issuer the proxy and a TLS handshake through
-it (``_doctor_network``); for each profile the IdP's discovery document and JWKS and the clock against the
-IdP's Date header; kubeconfig wiring (``_doctor_kubectl``: every $KUBECONFIG file, each
+it (``_doctor_network``); for each profile the IdP's discovery document and JWKS (and that it still publishes the key that
+signed the cached ID token) and the clock against the
+IdP's Date header, and any IdP outage its accounts met (``_outage``); kubeconfig wiring (``_doctor_kubectl``: every $KUBECONFIG file, each
 bblogin entry run as kubectl runs it) and git wiring; for each configured git host, whether it accepts the
 token kind bblogin sends (one authenticated ``info/refs`` probe, as git's first request, with the
 token git would get next — refreshed first when git erased it after a 401, never a new login; only to that configured host, only over https or to loopback, redirects not
@@ -24,6 +25,7 @@ from bblogin._errors import EXIT_CHECK_FAILED, EXIT_OK, BbloginError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from bblogin._gitconfig import HelperEntry
     from bblogin._index import Account
 
 CLOCK_FIX = "set this machine's clock right: enable NTP (`timedatectl set-ntp true`; WSL: `sudo hwclock -s`; macOS: System Settings → Date & Time)"
@@ -82,13 +84,66 @@ def _idp(profile: Profile) -> list[Check]:
 
                 metadata = discover(profile.issuer, http=http)
                 response = request(http, "GET", metadata.jwks_uri, what="fetching the JWKS")
-                keys = len(response.json().get("keys", [])) if response.status_code == 200 else 0
+                published = response.json().get("keys", []) if response.status_code == 200 else []
+                keys = len(published)
                 status = "ok" if keys else "fail"
                 checks = [Check(name, status, f"discovery ok; JWKS has {keys} key(s)", "" if keys else "the IdP publishes no signing keys")]
+                if keys:
+                    checks += _signing_key_check(profile, {k.get("kid") for k in published if isinstance(k, dict)})
     except BbloginError as exc:
-        return [Check(name, "fail", exc.message, exc.hint)]
+        return [Check(name, "fail", exc.message, exc.hint), *_outages(profile)]
     checks.append(_clock_check(profile))
-    return checks
+    return [*checks, *_outages(profile)]
+
+
+def _outages(profile: Profile) -> list[Check]:
+    """The profile's accounts whose last refresh met a failing IdP (``_outage``): what failed and
+    when bblogin tries again by itself."""
+    from bblogin import _index, _outage
+
+    found = [(a, _outage.of(a)) for a in _index.load().for_profile(profile.name)]
+    return [
+        Check(f"outage:{profile.name}", "warn", f"{account.label}: {outage.describe()}", f"`bblogin refresh --profile {profile.name}` tries now (once {profile.issuer} answers)")
+        for account, outage in found
+        if outage is not None
+    ]
+
+
+def _signing_key_check(profile: Profile, kids: set[str | None]) -> list[Check]:
+    """Whether the IdP still publishes the key that signed the profile's cached, unexpired ID
+    token. An IdP that lost its keys (dex with `storage: memory` restarted, `bblogin dev-idp
+    --ephemeral`) makes every cached token fail at the API server while it looks valid here."""
+    import time
+
+    import jwt
+
+    from bblogin import _index
+    from bblogin._claims import unverified_claims
+    from bblogin._session import login_command, serves
+    from bblogin._store import SecretStore
+
+    account = _index.load().active_account(profile.name)
+    if account is None or not serves(account, profile):
+        return []
+    try:
+        token = SecretStore(account.storage).get(account.id, "id_token")
+    except BbloginError:  # the keyring check says what is wrong with it
+        return []
+    claims = unverified_claims(token or "") or {}
+    if not token or not isinstance(claims.get("exp"), (int, float)) or claims["exp"] <= time.time():
+        return []  # nothing cached that is still served: the next call refreshes or logs in anyway
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+    except jwt.PyJWTError:
+        return []
+    if kid is None or kid in kids:
+        return [Check(f"signing-key:{profile.name}", "ok", f"the IdP still publishes the key that signed the cached ID token of {account.label}")]
+    return [Check(
+        f"signing-key:{profile.name}", "fail",
+        f"the IdP no longer publishes the key (kid {kid}) that signed the cached ID token of {account.label}: "
+        "servers that verify it (kubectl's API server) refuse it, though it has not expired (the IdP lost its keys: restarted with memory storage?)",
+        f"log in again: `{login_command(profile)}`",
+    )]
 
 
 def _clock_check(profile: Profile) -> Check:
@@ -107,20 +162,80 @@ def _clock_check(profile: Profile) -> Check:
     return Check(name, "ok", f"in step with the identity provider's clock ({measured.shown():+d} s)")
 
 
-def _git(config: Config) -> Check:
+def _git(config: Config) -> list[Check]:
+    """For each configured host: the helpers git really runs for it (``_gitconfig``: every scope,
+    includes, the repository of the working directory), then bblogin's helper run as git runs it."""
+    from bblogin import _gitconfig
+
     if not config.git_hosts:
-        return Check("git", "ok", "no git hosts configured")
-    unwired = []
-    for host in config.git_hosts:
-        try:
-            done = subprocess.run(["git", "config", "--get-all", f"credential.{host.url}.helper"], capture_output=True, text=True, timeout=10)
-        except FileNotFoundError:
-            return Check("git", "fail", "git is not installed", "install git")
-        if "bblogin" not in done.stdout:
-            unwired.append(host.url)
-    if unwired:
-        return Check("git", "fail", f"git does not ask bblogin for {', '.join(unwired)}", f"bblogin setup git --host {unwired[0]} --profile NAME")
-    return Check("git", "ok", f"git asks bblogin for {', '.join(h.url for h in config.git_hosts)}")
+        return [Check("git", "ok", "no git hosts configured")]
+    try:
+        found = _gitconfig.entries()
+    except _gitconfig.GitUnavailable as exc:
+        return [Check("git", "fail", str(exc), "install git" if "not installed" in str(exc) else "fix the file git names")]
+    return [_git_host(host, found) for host in config.git_hosts]
+
+
+def _git_host(host: GitHost, found: list[HelperEntry]) -> Check:
+    from bblogin import _gitconfig
+
+    name = f"git:{host.url}"
+    if host.problem:
+        return Check(name, "fail", host.problem[0], host.problem[1])
+    setup = f"bblogin setup git --host {host.url} --profile {host.profile}"
+    failures: list[str] = []
+    notes: list[tuple[str, str]] = []
+    unwired = others = False  # no working bblogin entry applies (setup fixes it); other helpers or a later reset (setup cannot)
+    for finding in _gitconfig.findings(found, host.url):
+        where = finding.url + (f" as {finding.username}" if finding.username else "")
+        mine = finding.bblogin
+        others = others or bool(finding.others)
+        if mine is None:
+            reset = finding.runs[0] if finding.runs and not finding.runs[0].value else None
+            unwired, others = unwired or reset is None, others or reset is not None
+            said = f"{reset.where} empties git's helper list, and no bblogin entry comes after it" if reset else "no helper entry that runs bblogin applies to it"
+            failures.append(f"git never asks bblogin for {where}: {said}" + "".join(f"\n{_gitconfig.explain('instead', e)}" for _, e in finding.others))
+            continue
+        if finding.others:
+            failures.append(f"git asks other helpers for {where} too:" + "".join(f"\n{_gitconfig.explain(pos, e)}" for pos, e in finding.others))
+        status, said = _run_helper(mine, finding.url, finding.username)
+        if status == "fail":
+            failures.append(said)
+            unwired = True  # setup writes the launcher's current path
+        else:
+            notes.append((status, said))
+    if failures:
+        fixes = [setup] if unwired else []
+        if others:
+            fixes.append(f"remove those helper lines, or scope them to other hosts ([credential \"https://other.example.com\"]); rerunning setup git cannot help: its empty `helper =` resets only what comes before it")
+        return Check(name, "fail", "\n".join(failures), " and ".join(fixes))
+    warn = any(status == "warn" for status, _ in notes)
+    return Check(name, "warn" if warn else "ok", "\n".join(said for _, said in notes), f"bblogin login --profile {host.profile}" if warn else "")
+
+
+def _run_helper(entry: HelperEntry, url: str, username: str | None) -> tuple[str, str]:
+    """Run bblogin's helper entry as git runs it — ``git credential fill`` with only that helper,
+    never a prompt — and say whether the answer comes. The answer itself is thrown away."""
+    import os
+
+    request = f"url={url}\n" + (f"username={username}\n" if username else "") + "\n"
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "", "SSH_ASKPASS": ""}
+    try:
+        done = subprocess.run(
+            ["git", "-c", "credential.helper=", "-c", f"credential.helper={entry.value}", "credential", "fill"],
+            input=request, capture_output=True, text=True, timeout=60, env=env,
+        )
+    except subprocess.TimeoutExpired:
+        return "fail", f"the helper at {entry.where} gave no answer for {url} within 60 s"
+    answer = dict(line.partition("=")[::2] for line in done.stdout.splitlines())
+    if done.returncode == 0 and (answer.get("password") or answer.get("credential")):
+        return "ok", f"git asks bblogin for {url} ({entry.where}) and it answers" + (f" as {answer['username']}" if answer.get("username") else "")
+    said = [line for line in done.stderr.splitlines() if line.strip() and "could not read" not in line]
+    ours = [line.removeprefix("bblogin: ") for line in said if line.startswith("bblogin:")]
+    if ours and "no credential for" in ours[0]:
+        return "warn", f"git asks bblogin for {url} ({entry.where}); it has no token to answer with: {ours[0]}"
+    why = "; ".join(said[:3]) or "no answer and no message"
+    return "fail", f"the helper at {entry.where} runs, but no answer comes for {url}: {why}"
 
 
 def _probe(host: GitHost, profile: Profile, account: Account, kind: str) -> int | str:
@@ -200,11 +315,12 @@ def run(args: argparse.Namespace) -> int:
             checks += _idp(profile)
         from bblogin._commands._doctor_kubectl import kubectl_checks
 
-        checks += [*kubectl_checks(config), _git(config), *_git_auth(config)]
+        checks += [*kubectl_checks(config), *_git(config), *_git_auth(config)]
     if args.json:
         sys.stdout.write(json.dumps({"ok": all(c.status != "fail" for c in checks), "checks": [asdict(c) for c in checks]}, indent=2) + "\n")
     else:
         marks = {"ok": "ok  ", "warn": "warn", "fail": "FAIL"}
         for c in checks:
-            print(f"[{marks[c.status]}] {c.name:16} {c.detail}" + (f"\n{'':24}fix: {c.fix}" if c.fix else ""))
+            detail = c.detail.replace("\n", "\n" + " " * 24)
+            print(f"[{marks[c.status]}] {c.name:16} {detail}" + (f"\n{'':24}fix: {c.fix}" if c.fix else ""))
     return EXIT_OK if all(c.status != "fail" for c in checks) else EXIT_CHECK_FAILED

@@ -7,50 +7,47 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 
 from bblogin import _gcp
 from bblogin._claims import unverified_claims
-from bblogin._drift import drift_warning
+from bblogin._commandline import bblogin_command, command_line
+from bblogin._drift import drift_warning, shorter, step_token_expiry
 from bblogin._errors import UsageError
 from bblogin._exchange import PIPELINES_ENV
 from bblogin._files import atomic_write_bytes
+from bblogin._timefmt import rfc3339
 from bblogin._tokens import now
-
-
-def bblogin_command() -> list[str]:
-    """The absolute command that starts this bblogin: the `bblogin` script beside this
-    interpreter (same installation), else the one on PATH, else this interpreter with -m."""
-    beside = os.path.join(os.path.dirname(os.path.abspath(sys.executable)), "bblogin")
-    if os.access(beside, os.X_OK):
-        return [beside]
-    found = shutil.which("bblogin")
-    return [os.path.abspath(found)] if found else [os.path.abspath(sys.executable), "-m", "bblogin"]
 
 
 def _command(args: argparse.Namespace) -> str:
     words = [*bblogin_command(), "gcp"]
     if args.profile:
         words += ["--profile", args.profile]
-    if args.token_lifetime:
-        words += ["--lifetime", str(args.token_lifetime)]
-    if any(not w or any(c.isspace() for c in w) for w in words):
-        raise UsageError(
-            f"the command {' '.join(words)!r} has a space in a word: the client libraries split it on whitespace, without a shell",
-            hint="install bblogin where its path has no spaces (pipx, a venv under /opt), or use a profile name without spaces",
-        )
-    return " ".join(words)
+    if getattr(args, "account", None):
+        words += ["--account", args.account]
+    return command_line(words)
 
 
-def _warn_about_the_step(lifetime: int) -> None:
+def _advice(remaining: int, args: argparse.Namespace) -> str:
+    if not args.service_account:
+        return f"STS's federated token always lasts an hour (a longer or shorter one needs --service-account with --token-lifetime): let the step end before {rfc3339(now() + remaining)}"
+    return shorter("--token-lifetime", 600, remaining)
+
+
+def _warn_about_the_step(args: argparse.Namespace) -> None:
     """Run in a step: google-auth hides `bblogin gcp`'s stderr, so the drift warning is said here."""
-    exp = (unverified_claims(os.environ.get(PIPELINES_ENV, "")) or {}).get("exp")
-    if isinstance(exp, int) and not isinstance(exp, bool):
-        at = now()
-        warning = drift_warning("Google credentials this step's token buys", at + lifetime, exp, renews_before=_gcp.REFRESH_THRESHOLD, now=at)
-        if warning:
-            print(warning, file=sys.stderr)
+    at = now()
+    try:
+        exp = step_token_expiry(unverified_claims(os.environ.get(PIPELINES_ENV, "")) or {}, at, f"${PIPELINES_ENV}")
+    except UsageError as exc:
+        print(f"bblogin: warning: {exc.message}; `bblogin gcp` will refuse it", file=sys.stderr)
+        return
+    lifetime = args.token_lifetime or _gcp.GOOGLE_TOKEN_LIFETIME
+    what = "service account tokens this step's token buys" if args.service_account else "federated tokens this step's token buys"
+    warning = drift_warning(f"Google {what} ({lifetime} s)", at + lifetime, exp, renews_before=_gcp.REFRESH_THRESHOLD, now=at, hint=_advice(exp - at, args))
+    if warning:
+        print(warning, file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,5 +66,5 @@ def run(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     if os.environ.get(PIPELINES_ENV):
-        _warn_about_the_step(args.token_lifetime or _gcp.GOOGLE_TOKEN_LIFETIME)
+        _warn_about_the_step(args)
     return 0

@@ -7,23 +7,26 @@ no token ever reaches a host the user did not name.
 
 When git was given a user name (``https://bob@host/…``), only the account it names answers —
 its user name, email or account id, among the logins of the profiles that serve the host — and
-the answer carries that user name unchanged; no such account: no answer and a one-line note
+the answer carries that user name unchanged; no such account: no answer, the reason on stderr and its exit code
 (:func:`_serving`; docs/git.md, "Several accounts on one host").
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 import sys
 
 from bblogin import _gitcred, _index
-from bblogin._commands._common import load_config, say
+from bblogin._commands._common import load_config
 from bblogin._config import Config, GitHost, Profile
-from bblogin._errors import BbloginError, LoginRequired
+from bblogin._errors import AccountNotFound, ConfigError, LoginRequired, UsageError
 from bblogin._index import Account
 from bblogin._session import forget_cached, get_credential, serves, visible_account
+
+TYPE_CHECKING = False  # argparse only for the annotations: a cached call never imports it (_cli._quick_args)
+if TYPE_CHECKING:
+    import argparse
 
 
 def _request() -> dict[str, list[str]] | None:
@@ -46,13 +49,13 @@ def _can_prompt() -> bool:
         return False
 
 
-def _serving(config: Config, host: GitHost, fields: dict[str, list[str]]) -> tuple[GitHost, Profile, Account | None, bool] | None:
+def _serving(config: Config, host: GitHost, fields: dict[str, list[str]]) -> tuple[GitHost, Profile, Account | None, bool]:
     """(host entry, profile, account, named by git's user name) that answers ``fields``. Without
     a user name from git: the host's pinned ``account``, else None (its profile's active one).
     With one: the account it names (``_gitcred.user_matches``) among the logins of the host's
     profile, then of the other profiles whose entries serve this host (longest prefix first),
-    that each profile may use; None, after a one-line note, when no account — or more than one
-    in a profile — matches. ``_hot._answer.git_credential_get`` makes the same choice or declines."""
+    that each profile may use. Raises LoginRequired when no account matches, AccountNotFound when
+    more than one in a profile does. ``_hot._answer.git_credential_get`` makes the same choice or declines."""
     profile = config.profiles[host.profile]
     index = _index.load()
     user = _gitcred.requested_user(fields, dataclasses.asdict(host), profile.provider)
@@ -68,25 +71,22 @@ def _serving(config: Config, host: GitHost, fields: dict[str, list[str]]) -> tup
         tried.append(candidate.name)
         hits = [a for a in index.for_profile(candidate.name) if serves(a, candidate) and _gitcred.user_matches(user, dataclasses.asdict(a))]
         if len({a.identity for a in hits}) > 1:
-            say(f"bblogin: git's user name {user!r} matches {len(hits)} accounts of profile {candidate.name}; answering nothing for {host.url} (use the account id from `bblogin accounts` as the URL's user name)")
-            return None
+            raise AccountNotFound(
+                f"git's user name {user!r} matches {len(hits)} accounts of profile {candidate.name}; answering nothing for {host.url}",
+                hint="use the account id from `bblogin accounts` as the URL's user name",
+            )
         if hits:
             return entry, candidate, hits[0], True
-    say(f"bblogin: no login of {user!r} serves {host.url} (profile {', '.join(tried)}); answering nothing — log in as {user}: bblogin login --profile {host.profile}")
-    return None
+    raise LoginRequired(f"no login of {user!r} serves {host.url} (profile {', '.join(tried)}); answering nothing", hint=f"log in as {user}: bblogin login --profile {host.profile}")
 
 
 def _get(config: Config, host: GitHost, fields: dict[str, list[str]]) -> int:
-    chosen = _serving(config, host, fields)
-    if chosen is None:
-        return 0  # no answer: git asks its next helper, or fails with its own message
-    host, profile, account, named = chosen
+    host, profile, account, named = _serving(config, host, fields)
     try:
         # an account git's user name picked is never replaced by a login: whoever signs in may be someone else
         cred = get_credential(profile, kind=host.token, account=account, interactive=_can_prompt() and not named)
     except LoginRequired as exc:
-        say(f"bblogin: no credential for {host.url}: {exc.message}\n  hint: {exc.hint}")
-        return 0  # no answer: git goes on to its next helper or fails with its own message
+        raise LoginRequired(f"no credential for {host.url}: {exc.message}", hint=exc.hint) from None
     sys.stdout.buffer.write(
         _gitcred.format_response(_gitcred.answer_fields(dataclasses.asdict(host), dataclasses.asdict(profile), dataclasses.asdict(cred.account), cred.token, cred.expires_at, fields))
     )
@@ -98,10 +98,7 @@ def _erase(config: Config, host: GitHost, fields: dict[str, list[str]]) -> int:
     A credential that is not the one we cached (another helper's, an old one) erases nothing."""
     from bblogin._store import SecretStore
 
-    chosen = _serving(config, host, fields)
-    if chosen is None:
-        return 0
-    host, profile, account, _named = chosen
+    host, profile, account, _named = _serving(config, host, fields)
     account = account or visible_account(_index.load(), profile)
     if account is None:
         return 0
@@ -113,23 +110,26 @@ def _erase(config: Config, host: GitHost, fields: dict[str, list[str]]) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    """One rule for every operation (docs/exit-codes.md): git reads only the answer and ignores
+    the exit code, so the code is for people and scripts — 0 when bblogin did what was asked or
+    the host is not one it serves (no answer: git asks its next helper), else the documented
+    code of the reason it could not, with the message on stderr."""
     if args.operation == "capability":
         sys.stdout.write(_gitcred.capability_response())
         return 0
     fields = _request()
+    if args.operation not in _gitcred.OPERATIONS:
+        return 0  # an operation of a later git: ignored silently (gitcredentials(7)); its request drained
     if fields is None:
-        say("bblogin: git sent a credential request bblogin cannot read; answering nothing")
+        raise UsageError("git sent a credential request bblogin cannot read; answering nothing")
+    config = load_config()
+    host = _host(config, fields)
+    if host is None:
         return 0
-    try:
-        config = load_config()
-        host = _host(config, fields)
-        if host is None:
-            return 0
-        if args.operation == "get":
-            return _get(config, host, fields)
-        if args.operation == "erase":
-            return _erase(config, host, fields)
-        return 0  # store: git offers back what we gave it; the keyring already has it
-    except BbloginError as exc:
-        say(exc.render())
-        return 0 if args.operation != "get" else exc.exit_code
+    if host.problem:
+        raise ConfigError(host.problem[0], hint=host.problem[1])
+    if args.operation == "get":
+        return _get(config, host, fields)
+    if args.operation == "erase":
+        return _erase(config, host, fields)
+    return 0  # store: git offers back what we gave it; the keyring already has it

@@ -7,7 +7,6 @@ when the keyring cannot keep tokens (so a login would not help), the keyring's p
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -15,6 +14,10 @@ from bblogin import _kubectl
 from bblogin._commands._common import account_from_args, load_config, profile_from_args
 from bblogin._errors import LoginRequired
 from bblogin._session import get_credential
+
+TYPE_CHECKING = False  # argparse only for the annotations: a cached call never imports it (_cli._quick_args)
+if TYPE_CHECKING:
+    import argparse
 
 
 def run(args: argparse.Namespace) -> int:

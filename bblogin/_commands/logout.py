@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from bblogin import _index
+from bblogin import _gitconfig, _index
 from bblogin._commands._common import load_config, say
 from bblogin._errors import AccountNotFound, UsageError
 from bblogin._index import Account
@@ -43,6 +43,9 @@ def run(args: argparse.Namespace) -> int:
             say(f"Logged out {account.label}{where}; {', '.join(kept_by)} {verbs[0]} the same tokens and {verbs[1]} logged in.")
         else:
             say(f"Logged out {account.label}{where}" + ("; revoked at the identity provider." if revoked else "."))
+        told = _gitconfig.reject_account(config, account, leaving)
+        if told:
+            say(f"Told git to forget {account.label}'s credentials for {', '.join(told)} (git credential reject: store, cache and keychain helpers drop them).")
         _say_who_is_active_now(before, account.id, leaving)
     if not targets:
         say("No accounts to log out.")

@@ -1,7 +1,7 @@
-"""`bblogin setup git`: scope bblogin to one remote prefix in git's config, idempotently.
+"""`bblogin setup git`: scope bblogin to one remote prefix in git's config, idempotently (or undo it: --remove).
 
     [credential "https://bitbucket.org"]
-        helper =                 # reset: no other helper answers for this host
+        helper =                 # empties the helpers gathered *before* it for this host (later ones still run: _gitconfig)
         helper = "!f() { if [ $1 = store ]; then …drain…; else exec /venv/bin/python -S …/bblogin/_hot/_launcher.py git-credential $1; fi; }; f"
         useHttpPath = true       # only when the prefix has a path
 
@@ -11,10 +11,12 @@ and records ``[git."URL"]`` in bblogin's config.toml so the helper knows which p
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import shlex
 import subprocess
 
-from bblogin import _config, _configedit
+from bblogin import _config, _configedit, _gitconfig
 from bblogin._cli import launcher_command
 from bblogin._commands._common import load_config, say
 from bblogin._errors import ConfigError, UsageError
@@ -64,43 +66,169 @@ def pinned_account(args: argparse.Namespace, profile: _config.Profile, existing:
     return str(args.account)
 
 
-def run(args: argparse.Namespace) -> int:
-    url = args.host.rstrip("/")
-    problem = _config.git_url_problem(url)
+def _url(given: str) -> str:
+    problem = _config.git_url_problem(given)
     if problem:
-        raise UsageError(f"--host {args.host}: {problem}")
+        raise UsageError(f"--host {given}: {problem}")
+    return _config.normalize_git_url(given)
+
+
+def _repository_of(file: str | None) -> str | None:
+    """The working tree whose git config ``file`` is (``…/.git/config``), else None."""
+    if file is None:
+        return None
+    path = os.path.abspath(file)
+    if os.path.basename(path) == "config" and os.path.basename(os.path.dirname(path)) == ".git":
+        return os.path.dirname(os.path.dirname(path))
+    return None
+
+
+def _refuse_changing_for_one_repository(existing: _config.GitHost, host: _config.GitHost, file: str, scope: list[str]) -> UsageError:
+    """``--file`` edits one git config file, but config.toml's binding holds for every repository."""
+    url = host.url
+    changes = [f"{key} {getattr(existing, key) or 'default'} → {getattr(host, key) or 'default'}" for key in ("profile", "account", "username", "token", "authtype") if getattr(existing, key) != getattr(host, key)]
+    remote = _git_config(scope, "--get", "remote.origin.url", check=False).stdout.strip()
+    remote = re.sub(r"^([A-Za-z]+://)[^@/]*@", r"\1", remote)  # never a user name (or a password) in a key
+    own = _config.normalize_git_url(remote) if remote and not _config.git_url_problem(remote) else None
+    narrower = own if own and own != url and own.startswith(url + "/") else f"{url}/PATH/OF/THE/REPOSITORY"
+    flags = " ".join(f"--{key} {getattr(host, key)}" for key in ("profile", "username", "token", "authtype") if getattr(host, key) and (key == "profile" or getattr(existing, key) != getattr(host, key)))
+    return UsageError(
+        f"config.toml binds {url} to profile {existing.profile} for every repository; --file {file} edits only that file's helper entries, "
+        f"so it cannot change that for one repository ({', '.join(changes)}): nothing was changed",
+        hint=(
+            f"bind this repository's own URL instead (the longest matching prefix wins): "
+            f"bblogin setup git --file {file} --host {narrower} {flags}; or, to change {url} for every repository, run it without --file"
+        ),
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    url = _url(args.host)
+    scope = ["--file", args.file] if args.file else ["--global"]
+    if args.remove:
+        return _remove(url, scope, args.file)
+    if not args.profile:
+        raise UsageError("--profile NAME is required (or --remove to undo)", hint="`bblogin profiles` lists them")
     config = load_config()
     profile = config.profile(args.profile)
-    scope = ["--file", args.file] if args.file else ["--global"]
     helper = helper_value()
     has_path = "/" in url.split("://", 1)[1]
     existing = next((h for h in config.git_hosts if h.url == url), None)
-    token = args.token or (existing.token if existing else "access_token")  # a rerun keeps the chosen kind
-    account = pinned_account(args, profile, existing)
-    host = _config.GitHost(url=url, profile=profile.name, account=account, username=args.username, authtype=args.authtype or "basic", token=token)
+    moving = existing is not None and existing.profile != profile.name and existing.profile in config.profiles
+    same = existing if existing is not None and existing.profile == profile.name else None
+    host = _config.GitHost(  # a rerun keeps what was chosen before: token kind and authtype per host, user name and account per profile (pinned_account)
+        url=url,
+        profile=profile.name,
+        account=pinned_account(args, profile, existing),
+        username=(args.username or None) if args.username is not None else (same.username if same else None),
+        authtype=args.authtype or (existing.authtype if existing else "basic"),
+        token=args.token or (existing.token if existing else "access_token"),
+    )
+    if args.file and existing is not None and existing.profile in config.profiles and existing != host:
+        raise _refuse_changing_for_one_repository(existing, host, args.file, scope)
     lines = [f'[credential "{url}"]', "\thelper =", f"\thelper = {_ini_value(helper)}"] + (["\tuseHttpPath = true"] if has_path else [])
     if args.print_only:
         print(f"# git config ({'file ' + args.file if args.file else 'global'})")
         print("\n".join(lines))
         print(
             f'\n# bblogin config ({config.path})\n[git."{url}"]\nprofile = "{profile.name}"'
-            + (f'\naccount = "{account}"' if account else "")
-            + (f'\nusername = "{args.username}"' if args.username else "")
-            + (f'\nauthtype = "{args.authtype}"' if args.authtype else "")
-            + (f'\ntoken = "{token}"' if token != "access_token" else "")
+            + (f'\naccount = "{host.account}"' if host.account else "")
+            + (f'\nusername = "{host.username}"' if host.username else "")
+            + (f'\nauthtype = "{host.authtype}"' if host.authtype != "basic" else "")
+            + (f'\ntoken = "{host.token}"' if host.token != "access_token" else "")
         )
         return 0
+    changed = write_helper(url, scope)
+    if existing != host or existing.problem:
+        _configedit.save_git_host(host)
+    state = "already set up" if not changed and existing == host and not existing.problem else "set up"
+    where = args.file or "your global git config"
+    who = f"{host.account}'s" if host.account else f"profile {profile.name}'s"
+    say(f"git: {url} {state}: bblogin answers with {who} {host.token.replace('_', ' ')} (profile {profile.name})" + (f" as {host.username}" if host.username else "") + ".")
+    if moving:
+        say(f"git: {url} moved from profile {existing.profile} to {profile.name}, for every repository.")
+    elif existing is not None and existing.profile != profile.name:
+        say(f"git: {url} was bound to profile {existing.profile}, which config.toml no longer has; now to {profile.name}, for every repository.")
+    if args.file:
+        say(f"git: config.toml binds {url} to {profile.name} for every repository whose git config asks bblogin for it; {where} does.")
+    say(f"git: the empty `helper =` in {where} switches off the helpers configured before it for {url}; helpers configured after it (a repository's config, a later line, an include) still run.")
+    _warn_about_other_helpers(url, _repository_of(args.file))
+    return 0
+
+
+def _warn_about_other_helpers(url: str, cwd: str | None) -> None:
+    """Say which helpers git still runs for ``url`` besides bblogin (``_gitconfig``), as doctor would fail them."""
+    try:
+        found = _gitconfig.entries(cwd)
+    except _gitconfig.GitUnavailable as exc:
+        say(f"warning: cannot tell which other helpers git runs for {url}: {exc}")
+        return
+    for finding in _gitconfig.findings(found, url):
+        where = finding.url + (f" as {finding.username}" if finding.username else "")
+        if finding.bblogin is None:
+            say(f"warning: git does not ask bblogin for {where} from {cwd or 'here'} (`bblogin doctor` says why)")
+            continue
+        for position, entry in finding.others:
+            say(f"warning: for {where}, {_gitconfig.explain(position, entry)}")
+
+
+def write_helper(url: str, scope: list[str]) -> bool:
+    """Write ``[credential "URL"]``'s empty ``helper =``, bblogin's helper and, for a prefix with a
+    path, ``useHttpPath`` into the git config ``scope`` (``--global`` or ``--file PATH``).
+    ``url`` is normalised. True when something changed."""
+    helper = helper_value()
     key = f"credential.{url}.helper"
     current = _git_config(scope, "--get-all", key, check=False).stdout.splitlines()
     if current != ["", helper]:
         _git_config(scope, "--unset-all", key)
         _git_config(scope, "--add", key, "")
         _git_config(scope, "--add", key, helper)
-    if has_path:
+    if "/" in url.split("://", 1)[1] and _git_config(scope, "--get", f"credential.{url}.useHttpPath", check=False).stdout.strip() != "true":
         _git_config(scope, f"credential.{url}.useHttpPath", "true")
-    if existing != host:
-        _configedit.save_git_host(host)
-    state = "already set up" if current == ["", helper] and existing == host else "set up"
-    who = f"{account}'s" if account else f"profile {profile.name}'s"
-    say(f"git: {url} {state}: bblogin answers with {who} {token.replace('_', ' ')} (profile {profile.name}); other helpers are off for it.")
+        return True
+    return current != ["", helper]
+
+
+def remove_helper(url: str, scope: list[str]) -> list[str]:
+    """Remove from the git config ``scope`` what ``write_helper`` writes for ``url`` — bblogin's
+    helper, the empty ``helper =`` before it, ``useHttpPath`` for a prefix with a path, the section
+    once nothing else is left — under every spelling of the URL. Other helpers stay. The
+    ``credential.<section>`` names edited."""
+    names = _git_config(scope, "--name-only", "--list", check=False).stdout.splitlines()
+    sections = {n[len("credential.") : n.rfind(".")] for n in names if n.startswith("credential.") and n.count(".") >= 2}
+    edited = []
+    for section in sorted(s for s in sections if _config.normalize_git_url(s) == url):
+        key = f"credential.{section}.helper"
+        values = _git_config(scope, "--get-all", key, check=False).stdout.splitlines()
+        keep = [v for i, v in enumerate(values) if not _gitconfig.is_bblogin_helper(v) and not (v == "" and i + 1 < len(values) and _gitconfig.is_bblogin_helper(values[i + 1]))]
+        if keep != values:
+            _git_config(scope, "--unset-all", key)
+            for value in keep:
+                _git_config(scope, "--add", key, value)
+            if "/" in url.split("://", 1)[1]:
+                _git_config(scope, "--unset-all", f"credential.{section}.useHttpPath")
+            edited.append(section)
+        rest = [n for n in _git_config(scope, "--name-only", "--list", check=False).stdout.splitlines() if n.startswith(f"credential.{section}.")]
+        if not rest:
+            _git_config(scope, "--remove-section", f"credential.{section}", check=False)
+    return edited
+
+
+def _remove(url: str, scope: list[str], file: str | None) -> int:
+    """Undo `setup git` for ``url``: its ``[git."URL"]`` in config.toml and ``remove_helper``."""
+    config = _config.load()
+    removed = _configedit.remove_git_host(url) if any(h.url == url for h in config.git_hosts) else []
+    edited = remove_helper(url, scope)
+    where = file or "your global git config"
+    if not removed and not edited:
+        say(f"git: nothing to remove for {url}: config.toml has no such host and {where} no bblogin helper for it.")
+        return 0
+    say(
+        f"git: removed {url}: "
+        + ", ".join(
+            ([f"[git.\"{k}\"] from {config.path}" for k in removed])
+            + ([f"bblogin's helper entries for {', '.join(edited)} from {where}"] if edited else [])
+        )
+        + "."
+    )
     return 0

@@ -65,18 +65,6 @@ class Change:
 
 
 # -- the record -------------------------------------------------------------------------------
-def shown_source(source: str) -> str:
-    """The source as it is shown and recorded: a URL without user name, password, query or
-    fragment (a presigned or token URL's secret part); a file as its absolute path."""
-    if "://" not in source:
-        return os.path.abspath(source)
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(source)
-    host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
-    return f"{parts.scheme.lower()}://{host}{parts.path}"
-
-
 @dataclass
 class Record:
     """What earlier runs of this bundle wrote, per entry: the value written. ``pending``: what a
@@ -90,7 +78,7 @@ class Record:
 
     @staticmethod
     def path(source: str) -> str:
-        return _paths.join(_paths.state_dir(), "team", hashlib.sha256(shown_source(source).encode()).hexdigest()[:16] + ".json")
+        return _paths.join(_paths.state_dir(), "team", hashlib.sha256(_team.shown_source(source).encode()).hexdigest()[:16] + ".json")
 
     @classmethod
     def load(cls, source: str) -> Record:
@@ -101,7 +89,7 @@ class Record:
         except FileNotFoundError:
             return cls(source=source)
         except OSError as exc:
-            raise ConfigError(f"cannot read {path} (what setup --from {shown_source(source)} wrote before): {exc.strerror}; nothing was changed") from None
+            raise ConfigError(f"cannot read {path} (what setup --from {_team.shown_source(source)} wrote before): {exc.strerror}; nothing was changed") from None
         import json
 
         try:
@@ -111,7 +99,7 @@ class Record:
         problem = _record_problem(data)
         if problem:
             raise ConfigError(
-                f"{path} (what setup --from {shown_source(source)} wrote before) is not a record bblogin can use: {problem}; nothing was changed",
+                f"{path} (what setup --from {_team.shown_source(source)} wrote before) is not a record bblogin can use: {problem}; nothing was changed",
                 hint="restore the file from a backup; or delete it, and bblogin counts nothing as added by this bundle (undo removes nothing, a rerun reports its entries as conflicts)",
             )
         return cls(source=source, kubeconfig=data.get("kubeconfig"), entries=data["entries"], pending=data.get("pending") or {})
@@ -124,7 +112,7 @@ class Record:
         path = self.path(self.source)
         _files.ensure_private_dir(os.path.dirname(path))
         if self.entries or self.pending:
-            _files.atomic_write_json(path, {"source": shown_source(self.source), "kubeconfig": self.kubeconfig, "entries": self.entries, "pending": self.pending})
+            _files.atomic_write_json(path, {"source": _team.shown_source(self.source), "kubeconfig": self.kubeconfig, "entries": self.entries, "pending": self.pending})
         elif os.path.exists(path):
             os.unlink(path)
 
@@ -197,7 +185,7 @@ class State:
     @classmethod
     def read(cls) -> State:
         files = _kubeconfig.files()
-        kube = _kubeconfig.load_for_edit(files[0], edits=("clusters", "users", "contexts"))
+        kube = _kubeconfig.load_for_edit(files[0], edits=("clusters", "users", "contexts"), other=", or put another file first in $KUBECONFIG")
         return cls(config=load_config(compile=False), kube=kube, others=[(p, _kubeconfig.load(p)[0]) for p in files[1:]])
 
     def merged(self) -> _kubeconfig.Kubeconfig:
@@ -315,6 +303,12 @@ class Plan:
 
 def plan(bundle: _team.Bundle, record: Record, state: State, undo: bool = False) -> Plan:
     """What applying ``bundle`` changes (``undo``: what removing what it added changes)."""
+    kube_recorded = any(k.startswith("kubeconfig|") for k in {**record.entries, **record.pending})
+    if kube_recorded and record.kubeconfig and os.path.realpath(record.kubeconfig) != state.kube.path:
+        raise UsageError(
+            f"this bundle's kubeconfig entries were written to {record.kubeconfig}, and kubectl now reads {state.kube.shown}; nothing was changed",
+            hint=f"run it with KUBECONFIG={shlex.quote(record.kubeconfig)} (a file that is gone counts as its entries removed)",
+        )
     merged = state.merged()
     changes: list[Change] = []
     blocked: dict[str, Change] = {}
@@ -322,14 +316,14 @@ def plan(bundle: _team.Bundle, record: Record, state: State, undo: bool = False)
         change = _decide(want, state, record, merged)
         stop = next((blocked[k] for k in change.needs if k in blocked), None)
         if stop is not None and change.action in (ADD, UPDATE):  # never point at what the user keeps as theirs
-            change = dataclasses.replace(change, action=SKIP, desired=None, detail=f"left out: it would use {stop.kind} {stop.name}, which is kept as it is")
+            change = dataclasses.replace(change, action=SKIP, desired=None, detail=f"it would use {stop.kind} {stop.name}, which is " + ("left out too" if stop.action == SKIP else "kept as it is"))
         if change.action in (CONFLICT, SKIP):
             blocked[change.key] = change
         changes.append(change)
     for helper in [c for c in changes if c.kind == "credential helper" and c.action == CONFLICT]:
         host = next(c for c in changes if c.key == _key("config.toml", "git host", helper.name))
         if host.action in (ADD, UPDATE):  # git would not ask bblogin: a host entry nothing uses
-            changes[changes.index(host)] = dataclasses.replace(host, action=SKIP, desired=None, detail="left out: git's helper for it is kept as it is")
+            changes[changes.index(host)] = dataclasses.replace(host, action=SKIP, desired=None, detail="git's helper for it is kept as it is: git would not ask bblogin")
     named = {c.key for c in changes}
     why = "not added by this bundle any more" if undo else "no longer in the bundle"
     for key, value in {**record.entries, **record.pending}.items():
@@ -350,7 +344,10 @@ def plan(bundle: _team.Bundle, record: Record, state: State, undo: bool = False)
         if not kept:
             import tomlkit
 
-            after = _config.parse(state.config.path, tomlkit.dumps(config_doc))  # invalid: it fails here, before any write
+            try:
+                after = _config.parse(state.config.path, tomlkit.dumps(config_doc))  # invalid: it fails here, before any write
+            except ConfigError as exc:
+                raise ConfigError(f"this would leave config.toml invalid ({exc.message}); nothing was changed", hint="please report it: the plan should have kept what that needs") from None
             git_after = {**state.git, **{c.name: c.desired for c in changes if c.where == "git" and c.action in _WRITES}}
             return Plan(changes=changes, after=after, kube_after=_kubeconfig.merge([(kube.path, kube.doc), *state.others]), kube_doc=kube, git_after=git_after)
         for c in kept:
@@ -485,14 +482,16 @@ def _show(title: str, result: Plan, state: State, routes: list[str] | None) -> N
             say(f"    {line}")
 
 
-def _writes_note(result: Plan, record_path: str) -> str:
+def _writes_note(result: Plan, record_path: str, logins: bool) -> str:
+    """Every file the run writes, said before it writes any."""
     wheres = {c.where for c in result.todo()}
     parts = [p for w, p in (("config.toml", "config.toml"), ("git", "git's global config")) if w in wheres]
     if "kubeconfig" in wheres:
         kube = result.kube_doc
         saved = f" (the previous file saved as {kube.path}{_kubeconfig.BACKUP}" + ("" if not kube.original or os.path.exists(kube.path + _kubeconfig.ORIGINAL) else f", and as {kube.path}{_kubeconfig.ORIGINAL}") + ")" if kube.original else ""
         parts.append(f"{kube.shown}{saved}")
-    return f"  Writes: {', '.join(parts)}; and the record of what it added, {record_path}."
+    then = "; then it logs in once per identity provider (tokens into the keyring, the account into accounts.json) and runs doctor's checks" if logins else ""
+    return f"  Writes: {', '.join(parts)}; and the record of what it added, {record_path}{then}."
 
 
 # -- the command ------------------------------------------------------------------------------
@@ -509,23 +508,23 @@ def run(args: argparse.Namespace) -> int:
     bundle = _team.parse(args.source, _team.fetch(args.source))
     state = State.read()
     result = plan(bundle, record, state)
-    _show(f"Team bundle {bundle.name + ' ' if bundle.name else ''}from {shown_source(args.source)}", result, state, token_routes(bundle, result))
+    _show(f"Team bundle {bundle.name + ' ' if bundle.name else ''}from {_team.shown_source(args.source)}", result, state, token_routes(bundle, result))
     todo = result.todo()
     if not todo:
         say("Nothing to change: this machine already has the whole bundle.")
-        if any(c.action in (GONE, KEPT) for c in result.changes):
-            _commit(args, bundle, record, result, undo=False)  # forget what is gone or the user's now
+        if record.pending or any(c.action in (GONE, KEPT) for c in result.changes):
+            _commit(args, bundle, record, result, undo=False)  # forget what is gone or the user's now; keep what a cut-short run wrote
     elif args.dry_run:
-        say(_writes_note(result, Record.path(args.source)))
+        say(_writes_note(result, Record.path(args.source), logins=not args.no_login))
         say(f"--dry-run: {len(todo)} change(s) shown, nothing written.")
         return EXIT_OK
     else:
-        say(_writes_note(result, Record.path(args.source)))
+        say(_writes_note(result, Record.path(args.source), logins=not args.no_login))
         if not args.yes and not _confirm(len(todo)):
             say("Nothing was changed.")
             return EXIT_OK
         _commit(args, bundle, record, result, undo=False)
-        say(f"Applied {len(todo)} change(s). Undo with: bblogin setup --from {shlex.quote(shown_source(args.source))} --undo")
+        say(f"Applied {len(todo)} change(s). Undo with: bblogin setup --from {shlex.quote(_team.shown_source(args.source))} --undo")
     kept = [c for c in result.changes if c.action in (CONFLICT, SKIP, KEPT)]
     if kept:
         say(f"{len(kept)} entr{'y was' if len(kept) == 1 else 'ies were'} kept or left out (marked !): change or remove yours, then run this again to add the bundle's.")
@@ -570,7 +569,8 @@ def _apply(result: Plan, state: State, record: Record) -> None:
     knows it even if this process dies half-way), then git's config, the kubeconfig and config.toml;
     a failing write rolls back the writes before it."""
     todo = result.todo()
-    record.pending = {c.key: c.desired for c in todo if c.desired is not None}
+    earlier = dict(record.pending)  # what a run cut short may have written
+    record.pending = {**earlier, **{c.key: c.desired for c in todo if c.desired is not None}}
     if any(c.where == "kubeconfig" for c in todo):
         record.kubeconfig = state.kube.path
     record.save()
@@ -599,7 +599,7 @@ def _apply(result: Plan, state: State, record: Record) -> None:
         for step in reversed(undo):
             with contextlib.suppress(BbloginError, OSError):
                 step()
-        record.pending = {}
+        record.pending = earlier
         record.save()
         raise
     for c in result.changes:
@@ -607,6 +607,8 @@ def _apply(result: Plan, state: State, record: Record) -> None:
             record.entries.pop(c.key, None)  # removed, gone, or the user's now
         elif c.action in (ADD, UPDATE):
             record.entries[c.key] = c.desired
+        elif c.action == SAME and c.key in record.pending and c.before == record.pending[c.key]:
+            record.entries[c.key] = c.before  # a run cut short after this write: it is ours
     record.pending = {}
     record.save()
 
@@ -648,14 +650,12 @@ def _logins(bundle: _team.Bundle) -> None:
 
 def _undo(record: Record, args: argparse.Namespace) -> int:
     if not record.entries and not record.pending:
-        say(f"Nothing to undo: no set-up from {shown_source(args.source)} is recorded on this machine.")
+        say(f"Nothing to undo: no set-up from {_team.shown_source(args.source)} is recorded on this machine.")
         return EXIT_OK
     state = State.read()
-    if record.kubeconfig and os.path.realpath(record.kubeconfig) != state.kube.path:
-        say(f"note: the kubeconfig entries were written to {record.kubeconfig}, not {state.kube.shown}: run this with KUBECONFIG={shlex.quote(record.kubeconfig)} to remove them.")
     empty = _team.Bundle(source=args.source)
     result = plan(empty, record, state, undo=True)
-    _show(f"Undo the team bundle from {shown_source(args.source)}", result, state, None)
+    _show(f"Undo the team bundle from {_team.shown_source(args.source)}", result, state, None)
     if args.dry_run:
         say("--dry-run: nothing removed.")
         return EXIT_OK

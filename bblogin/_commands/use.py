@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from bblogin import _index
+from bblogin import _gcpfiles, _index
 from bblogin._commands._common import say
 
 
@@ -17,6 +17,7 @@ def run(args: argparse.Namespace) -> int:
             for name in names:
                 if name in account.profiles:
                     index.active[name] = account.id
+    _gcpfiles.reconcile()  # the previous account's Google output files go
     label = sets[0].label
     say(f"{label} is now the active account of {'profile' if len(names) == 1 else 'profiles'} {', '.join(names)}.")
     return 0

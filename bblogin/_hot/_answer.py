@@ -270,6 +270,16 @@ def cached_token(profile: dict, account: dict, kind: str, read: "Callable[[str, 
     return token, expires_at - offset
 
 
+def _adhoc_profile(name: str) -> dict | None:
+    """The ad-hoc profile ``--profile NAME`` names when config.toml has none of that name (as
+    ``_config.Config.profile``): from the mirror of adhoc-profiles.json, when it describes the file."""
+    mirror = _mirror.read(_mirror.adhoc_path())
+    if mirror is None or mirror.get("source") != _mirror.fingerprint(_paths.adhoc_profiles_file()):
+        return None
+    profile = (mirror.get("profiles") or {}).get(name)
+    return profile if isinstance(profile, dict) else None
+
+
 def _clock_time(ts: float) -> str:
     return time.strftime("%H:%M:%S", time.localtime(ts))
 
@@ -323,7 +333,7 @@ def kubectl(argv: list[str]) -> bytes | None:
         profile = {"name": name, "shape": shape, "issuer": issuer, "client_id": client_id, "refresh_margin": 60, "use_access_token": False, "pipelines": False}
     else:
         name = opts.get("--profile") or config.get("default_profile")
-        profile = (config.get("profiles") or {}).get(name)
+        profile = (config.get("profiles") or {}).get(name) or (_adhoc_profile(name) if "--profile" in opts else None)
         if not profile or "--connector-id" in opts:  # a connector other than the profile's is another request shape
             return None
     account = _account(name, opts.get("--account"), profile) if name else None
@@ -349,6 +359,8 @@ def git_credential_get(request: bytes) -> bytes | None:
     host = _gitcred.match_host(fields, config.get("git_hosts") or [])
     if host is None:
         return b""  # not ours: no answer, so git asks the next helper
+    if host.get("problem"):
+        return None  # a deleted profile, a duplicate key: the full helper says what to fix
     profile = (config.get("profiles") or {}).get(host["profile"])
     if profile is None:
         return None
@@ -405,12 +417,17 @@ def answer(argv: list[str]) -> int | None:
             out = kubectl(argv[1:])
         except Exception:  # noqa: BLE001  # the boundary: any doubt means the full path
             out = None
-    elif argv[:1] == ["git-credential"] and argv[1:] in (["get"], ["store"]) and sys.stdin is not None:
+    elif argv[:1] == ["git-credential"] and len(argv) == 2 and argv[1] not in ("erase", "capability") and not argv[1].startswith("-") and sys.stdin is not None:
         from bblogin import _gitcred
 
         request = _gitcred.read_stdin()
         try:
-            out = (git_credential_get if argv[1] == "get" else git_credential_store)(request)
+            if argv[1] == "get":
+                out = git_credential_get(request)
+            elif argv[1] == "store":
+                out = git_credential_store(request)
+            else:
+                out = b""  # an operation of a later git: ignored silently, exit 0 (gitcredentials(7)); its request drained
         except Exception:  # noqa: BLE001  # the boundary: any doubt means the full path
             out = None
         if out is None:

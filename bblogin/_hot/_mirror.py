@@ -30,6 +30,11 @@ def accounts_path() -> str:
     return _paths.join(_paths.cache_dir(), "accounts.marshal")
 
 
+def adhoc_path() -> str:
+    """The mirror of adhoc-profiles.json: the ad-hoc profiles a ``--profile adhoc-…`` names."""
+    return _paths.join(_paths.cache_dir(), "adhoc.marshal")
+
+
 def _sha256() -> type:
     """The small C module, not hashlib (which loads OpenSSL); found without a failed import."""
     import sys

@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
 
 from bblogin import _paths
 
@@ -30,7 +29,11 @@ from bblogin._errors import (
     StorageError,
 )
 
-T = TypeVar("T")
+TYPE_CHECKING = False  # not `from typing import …` at run time: typing costs a cached call a fifth of a Python start-up
+if TYPE_CHECKING:
+    from typing import Any, TypeVar
+
+    T = TypeVar("T")
 
 
 def call_with_timeout(fn: Callable[[], T], timeout: float, what: str) -> T:

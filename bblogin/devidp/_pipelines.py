@@ -69,10 +69,13 @@ class PipelinesIssuer:
         ttl: int = 3600,
         audience: str | None = None,
         deployment_environment_uuid: str | None = None,
+        clock_offset: int = 0,
     ) -> str:
-        """A step's BITBUCKET_STEP_OIDC_TOKEN. A negative ttl gives an expired token."""
+        """A step's BITBUCKET_STEP_OIDC_TOKEN. A negative ttl gives an expired token;
+        ``clock_offset`` is the issuer's clock minus this machine's (a runner whose clock is behind
+        gets tokens issued "in the future")."""
         repo, step = repository_uuid or _braced_uuid(), step_uuid or _braced_uuid()
-        now = int(time.time())
+        now = int(time.time()) + clock_offset
         claims: dict[str, Any] = {
             "sub": f"{repo}:{deployment_environment_uuid}:{step}" if deployment_environment_uuid else f"{repo}:{step}",
             "aud": audience or self.audience(workspace),

@@ -111,7 +111,7 @@ class CoreSource:
         return SecretStore(account.storage).get(account.id, kind)
 
     def use(self, account_id: str) -> None:
-        from bblogin import _index
+        from bblogin import _gcpfiles, _index
 
         member, set_id = split_row_key(account_id)
         with _index.transaction() as index:
@@ -119,6 +119,7 @@ class CoreSource:
             for name in [member] if member is not None else account.profiles:
                 if name in account.profiles:
                     index.active[name] = account.id
+        _gcpfiles.reconcile()  # as `bblogin use`
 
     def refresh(self, account_id: str) -> None:
         from bblogin._session import refresh_account

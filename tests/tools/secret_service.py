@@ -51,3 +51,10 @@ def private_secret_service(listen: str | None = None) -> Iterator[str]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def bblogin_env(bus: str, home: str, **extra: str) -> dict[str, str]:
+    """The environment of a bblogin that keeps its config, state and cache below ``home`` and its
+    secrets in the private Secret Service at ``bus`` (the benchmarks' set-up), plus ``extra``."""
+    dirs = {f"BBLOGIN_{name.upper()}_DIR": f"{home}/{name}" for name in ("config", "state", "cache")}
+    return {**os.environ, "DBUS_SESSION_BUS_ADDRESS": bus, "PYTHON_KEYRING_BACKEND": "keyring.backends.SecretService.Keyring", **dirs, **extra}
