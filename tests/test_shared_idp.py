@@ -241,3 +241,19 @@ def test_settling_a_version_1_index_keeps_what_it_cannot_place_and_serves_it_to_
     assert (a.shape, a.profiles) == ("S1", ["work", "staging"])
     assert (b.shape, b.profiles) == ("", ["gone"])  # kept for logout and the TUI, served to nobody
     assert index.active == {"work": "a", "staging": "a", "gone": "b"}  # slim and other-idp need their own login
+
+
+def test_a_refresh_token_dex_ended_for_another_shapes_login_says_why(devidp) -> None:
+    """dex (and the dev IdP) keep one refresh token per user, client and connector: slim's login
+    deletes work's. work is served its own tokens while they last, then asks for a login — and
+    says why, with what avoids it."""
+    from tests.test_session import make_expiring
+
+    login(devidp, "work", *scopes(*WITH_GROUPS))
+    login(devidp, "slim", *scopes(*WITHOUT_GROUPS))
+    assert "groups" in served_claims("work")  # still its own, valid tokens
+    make_expiring("work")
+    done = kubectl("work")
+    assert done.returncode == 4, done.stderr
+    assert "profile slim logged in as the same user, with other scopes, since" in done.stderr and "each its own client" in done.stderr
+    assert "groups" not in served_claims("slim")  # slim is untouched
