@@ -509,7 +509,7 @@ def get_credential(
                     raise RefreshTokenDead(
                         f"the login for {account.label} ({profile.name}) has ended: the identity provider refused the refresh token"
                         + _no_login_because(interactive, ended),
-                        hint=f"run `{login_command(profile)}`",
+                        hint=f"run `{login_command(profile)}`" + _superseded_by(_index.load(), account),
                     ) from exc
                 print(f"bblogin: the login for {account.label} has ended ({exc.message}); starting a new login.", file=sys.stderr)
         if not interactive or ended is not None:
@@ -617,6 +617,23 @@ def _refreshed(profile: Profile, account: Account, store: SecretStore, kind: str
         exc.hint = f"{exc.hint}. bblogin tries again after {recorded.next_try()}; `bblogin refresh --profile {profile.name}` tries now".lstrip(". ")
         raise
     return _fresh(profile, account, store, kind, 0)
+
+
+def _superseded_by(index: Index, account: Account) -> str:
+    """Why a refresh token may have been refused: a later login of the same user through the same
+    client for another request shape (dex keeps one refresh token per user, client and connector,
+    and a new login deletes the previous one — docs/security.md). "" when there is none."""
+    ours = (account.tokens.get("refresh_token") or {}).get("issued_at") or 0
+    later = sorted({
+        p for a in index.accounts.values() if a.id != account.id and a.identity == account.identity
+        and isinstance(issued := (a.tokens.get("refresh_token") or {}).get("issued_at"), int) and issued >= ours for p in a.profiles
+    })
+    if not later:
+        return ""
+    return (
+        f"; profile {', '.join(later)} logged in as the same user, with other scopes, since: an IdP that keeps one refresh token "
+        "per user and client (dex) ended this one. Give the profiles the same scopes, or each its own client"
+    )
 
 
 def _issued(account: Account, profile: Profile, kind: str) -> Credential:

@@ -326,7 +326,9 @@ class Bblogin(RuleBasedStateMachine):
     def logout_profile(self, data: st.DataObject) -> None:
         """`logout --profile P`: P's active account leaves P; every other profile that worked
         still works — a profile sharing P's token set (the same request) keeps it."""
-        name = data.draw(st.sampled_from(self.people_profiles()))
+        self.logout_of_profile(data.draw(st.sampled_from(self.people_profiles())))
+
+    def logout_of_profile(self, name: str) -> None:
         others = {other: self.kubectl_code(other) for other in self.people_profiles() if other != name}
         with captured() as (_out, err):
             code = _cli.run(["logout", "--profile", name])
@@ -633,5 +635,39 @@ def test_model_outage_walk(keyring_secret_service, outage_idp, monkeypatch: pyte
             for check in checks:
                 check()
         assert state.proxies[0].connections > 0 or fault == "refuse"
+    finally:
+        state.teardown()
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.usefixtures("bblogin_home")
+def test_model_profiles_sharing_an_idp_walk(keyring_secret_service, outage_idp, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One fixed walk through profiles at one IdP (issue #22: random examples put two profiles on
+    one IdP, user and scopes only now and then): the same request shares a login and survives the
+    other's logout; other scopes get their own tokens; an edited profile is served nothing old."""
+    machine(keyring_secret_service, outage_idp, monkeypatch)
+    state = Bblogin()
+    checks = (state.hot_path_declines_or_answers_as_the_full_path, state.idps_received_only_their_own_tokens)
+
+    def edit_scopes(name: str, scopes: tuple[str, ...]) -> None:
+        state.profiles[name]["scopes"] = list(scopes)
+        state.write_config()
+
+    steps = (
+        lambda: state.first_login(0, "alice", GIT_HOSTS[0]),
+        lambda: state.login(0, "b", "alice", None),  # the same request as a: one token set, two members
+        lambda: state.logout_of_profile("b"),  # a keeps working
+        lambda: state.login(0, "b", "alice", SCOPE_SETS[1]),
+        lambda: state.login(0, "a", "alice", SCOPE_SETS[2]),  # the same scopes in another order: shared again
+        lambda: state.logout_of_profile("a"),
+        lambda: state.login(0, "a", "alice", SCOPE_SETS[3]),  # without groups: its own tokens
+        lambda: edit_scopes("b", SCOPE_SETS[3]),  # b now asks what a got: still needs its own login
+        lambda: state.logout_of_profile("a"),
+    )
+    try:
+        for step in steps:
+            step()
+            for check in checks:
+                check()
     finally:
         state.teardown()
