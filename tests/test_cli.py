@@ -130,10 +130,14 @@ def test_hot_path_modules_import_nothing_heavy(module: str) -> None:
     assert done.stdout.strip() == ""
 
 
-def test_adhoc_profile_name_is_stable_in_issuer_and_client_only() -> None:
-    a = _fast.adhoc_profile_name("https://dex.example/dex", "kube")
-    assert a == _fast.adhoc_profile_name("https://dex.example/dex", "kube")
-    assert a != _fast.adhoc_profile_name("https://dex.example/dex", "kube2")
+def test_adhoc_profile_name_is_the_request_shape() -> None:
+    from bblogin._shape import shape_of
+
+    a = _fast.adhoc_profile_name(shape_of("oidc", "https://dex.example/dex", "kube", ["openid", "email"]))
+    assert a == _fast.adhoc_profile_name(shape_of("oidc", "https://dex.example/dex", "kube", ["email", "openid", "email"]))  # scopes are a set
+    assert a != _fast.adhoc_profile_name(shape_of("oidc", "https://dex.example/dex", "kube2", ["openid", "email"]))
+    assert a != _fast.adhoc_profile_name(shape_of("oidc", "https://dex.example/dex", "kube", ["openid", "email", "groups"]))
+    assert a != _fast.adhoc_profile_name(shape_of("oidc", "https://dex.example/dex", "kube", ["openid", "email"], "bitbucket-cloud"))
 
 
 @pytest.mark.parametrize("argv", [["kubectl", "--profile", "w"], ["kubectl", "--bogus"], ["git-credential", "get"], ["git-credential", "nope"], ["setup", "git", "--host", "h"], ["token", "--json", "--id-token"], ["kubectl", "--help"]])

@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 from bblogin import _config, _configedit, _errors
-from bblogin._hot._answer import adhoc_profile_name
+from tests.test_adhoc import adhoc_name
 from tests.test_session import login
 
 BINDIR = str(pathlib.Path(sys.executable).parent)
@@ -66,7 +66,7 @@ def test_every_kubeconfig_file_every_entry_form_run_as_kubectl_runs_it(keyring_s
     assert "context prod" in result["kubectl:plugin"]["detail"] and "valid until" in result["kubectl:plugin"]["detail"]
     flags = result["kubectl:flags"]
     assert flags["status"] == "warn" and "exits 4" in flags["detail"]  # another request: not logged in through flags
-    assert flags["fix"] == f"run `bblogin login --profile {adhoc_profile_name(devidp.issuer, 'bblogin')}`"
+    assert flags["fix"] == f"run `bblogin login --profile {adhoc_name(devidp.issuer)}`"
     assert result["kubectl:moved"]["status"] == "fail" and "fork/exec /nonexistent/venv/bin/python3: no such file or directory" in result["kubectl:moved"]["detail"]
     assert result["kubectl:moved"]["fix"] == "bblogin setup kubectl --profile work --user moved"
     assert result["kubectl:gone-launcher"]["status"] == "fail" and "can't open file" in result["kubectl:gone-launcher"]["detail"]

@@ -67,6 +67,7 @@ from bblogin._errors import LoginFailed
 from bblogin._hot import _answer as _fast
 from bblogin._claims import unverified_claims
 from bblogin._hot._answer import PIPELINES_ENV, adhoc_profile_name
+from bblogin._shape import DEFAULT_OIDC_SCOPES, shape_of
 from bblogin.devidp import DevIdP, dex_subject
 from tests.fixtures.devidp import sign_in
 from tests.fixtures.faults import FaultProxy
@@ -421,7 +422,7 @@ class Bblogin(RuleBasedStateMachine):
         """`--profile adhoc-…`, the name a flags-only entry's hint prints: the hot path (from the
         mirror of adhoc-profiles.json) declines or answers as the full path, for that IdP only."""
         self.full(["kubectl", "--issuer", self.idps[idp].issuer, "--client-id", client])  # the entry's own call records the name
-        argv = ["--profile", adhoc_profile_name(self.idps[idp].issuer, client)]
+        argv = ["--profile", adhoc_profile_name(shape_of("oidc", self.idps[idp].issuer, client, DEFAULT_OIDC_SCOPES))]
         hot = self.hot_kubectl(argv)
         full = self.full(["kubectl", *argv])
         self.assert_agree(hot, full, f"kubectl {' '.join(argv)}")

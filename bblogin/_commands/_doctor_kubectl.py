@@ -106,7 +106,7 @@ def _profile_of(ns: argparse.Namespace, config: Config) -> tuple[str | None, Che
 
     shown = f"--profile {ns.profile}" if ns.profile else (f"--issuer {ns.issuer} --client-id {ns.client_id}" if ns.issuer or ns.client_id else "the default profile")
     try:
-        return profile_from_args(ns, config).name, None, shown
+        return profile_from_args(ns, config, remember=False).name, None, shown  # doctor writes nothing
     except BbloginError as exc:
         return None, Check("", "fail", f"runs bblogin kubectl with {shown}: {exc.message}", exc.hint or SETUP_FIX), shown
 

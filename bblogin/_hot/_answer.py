@@ -303,10 +303,12 @@ def outage_notice(profile: dict, account: dict, kind: str, expires_at: int) -> "
     )
 
 
-def adhoc_profile_name(issuer: str, client_id: str) -> str:
-    """The profile name for a self-contained ``kubectl --issuer … --client-id …`` entry: stable
-    in (issuer, client id) only, so changing scopes or flag order never orphans the cache."""
-    return "adhoc-" + _mirror._sha256()(f"{issuer}\n{client_id}".encode()).hexdigest()[:12]  # not hashlib: it loads OpenSSL
+def adhoc_profile_name(shape: str) -> str:
+    """The profile name for a ``kubectl --issuer … --client-id …`` entry (or flags that change a
+    profile's request): named by the request's whole shape (``_shape.shape_of``: provider, issuer,
+    client, scopes, connector, extra parameters), so two entries that ask for other tokens are two
+    profiles with their own token sets, and reordering scopes never orphans a login."""
+    return "adhoc-" + shape[:12]
 
 
 def kubectl(argv: list[str]) -> bytes | None:
@@ -326,10 +328,10 @@ def kubectl(argv: list[str]) -> bytes | None:
     if issuer or client_id:
         if not (issuer and client_id) or "--profile" in opts:
             return None
-        name = adhoc_profile_name(issuer, client_id)
         from bblogin._shape import DEFAULT_OIDC_SCOPES, shape_of
 
         shape = shape_of("oidc", issuer, client_id, DEFAULT_OIDC_SCOPES, opts.get("--connector-id"))  # as _commands._common.profile_from_args builds it
+        name = adhoc_profile_name(shape)
         profile = {"name": name, "shape": shape, "issuer": issuer, "client_id": client_id, "refresh_margin": 60, "use_access_token": False, "pipelines": False}
     else:
         name = opts.get("--profile") or config.get("default_profile")
