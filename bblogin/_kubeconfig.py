@@ -299,10 +299,10 @@ class Editable:
         return [*written, self.path]
 
 
-def load_for_edit(shown: str, edits: tuple[str, ...] = ("users", "contexts"), other: str = ", or name another file with --kubeconfig") -> Editable:
-    """``shown`` for editing; a file kubectl cannot read, or whose ``edits`` lists are malformed, is
-    a ConfigError (nothing is changed; ``other`` ends its hint). A missing or empty file is an
-    empty kubeconfig."""
+def load_for_edit(shown: str, edits: tuple[str, ...] = ("users", "contexts"), other: str = ", or name another file with --kubeconfig", reads: tuple[str, ...] = ("clusters",)) -> Editable:
+    """``shown`` for editing; a file kubectl cannot read, or whose ``edits`` lists (or the
+    ``reads`` lists the edit looks up) are malformed, is a ConfigError (nothing is changed;
+    ``other`` ends its hint). A missing or empty file is an empty kubeconfig."""
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
@@ -330,7 +330,7 @@ def load_for_edit(shown: str, edits: tuple[str, ...] = ("users", "contexts"), ot
         doc = yaml.load("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\npreferences: {}\n")
     if not isinstance(doc, dict):
         raise ConfigError(f"{shown} is not a kubeconfig (its top level is not a mapping); nothing was changed")
-    prefixes = tuple(p for key in edits for p in (f"`{key}:`", f"{key}["))
+    prefixes = tuple(p for key in (*edits, *reads) for p in (f"`{key}:`", f"{key}["))
     problems = [what for _path, what, _fix in shape_problems(path, doc) if what.startswith(prefixes)]
     if problems:
         raise ConfigError(f"{shown}: {problems[0]}; nothing was changed", hint=f"fix that entry (kubectl cannot read it either){other}")

@@ -239,3 +239,20 @@ def test_a_hostile_adhoc_profiles_file_breaks_nothing_but_is_kept_aside(keyring_
     assert set(_adhoc.load()) == {adhoc_name("https://y.example.com", "c", None)}
     done = bblogin("login", "--profile", _adhoc.legacy_name(evil["issuer"], "c"), "--flow", "device", "--no-browser")
     assert done.returncode == 3 and "evil" not in done.stderr.replace(_adhoc.legacy_name(evil["issuer"], "c"), "")
+
+
+def test_a_flags_entry_with_scopes_and_provider_takes_the_hot_path_and_answers_as_the_full_path(keyring_secret_service, devidp) -> None:
+    """`--scope` (repeatable, any order) and `--provider oidc` in a flags-only entry: the hot path
+    computes the same ad-hoc name and shape as the full path; flags it cannot judge decline."""
+    entry = ["--issuer", devidp.issuer, "--client-id", "bblogin", "--connector-id", "bitbucket-cloud"]
+    done = bblogin("login", *entry, *SCOPES, "--flow", "device", "--no-browser")
+    assert done.returncode == 0, done.stderr
+    argv = ["kubectl", *entry, "--provider", "oidc", "--scope", "offline_access", "--scope=email", "--scope", "openid", "--scope", "email"]
+    full = _answer(argv, full=True)
+    assert full.returncode == 0, full.stderr
+    assert _hot_imports(argv)[0] == 0, "the hot path declined a cached entry with --scope"
+    hot = _answer(argv, full=False)
+    assert hot.returncode == 0 and json.loads(hot.stdout) == json.loads(full.stdout)
+    for declined in ([*argv, "--scope", "a b"], [a if a != "oidc" else "bitbucket-dc" for a in argv], ["kubectl", "--profile", adhoc_name(devidp.issuer, scopes=("openid", "email", "offline_access")), "--scope", "groups"]):
+        assert _hot_imports(declined)[0] is None, declined
+    assert _hot_imports(["kubectl", *entry])[0] is None  # the default scopes: another request, not logged in
