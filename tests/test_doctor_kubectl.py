@@ -163,6 +163,23 @@ def test_entries_kubectl_refuses_or_cannot_start_fail_with_kubectls_words(keyrin
         assert result["status"] == "fail" and words in result["detail"] and result["fix"], (name, result)
     beta = {**{k: v for k, v in base.items() if k != "interactiveMode"}, "apiVersion": "client.authentication.k8s.io/v1beta1"}  # v1beta1 defaults to IfAvailable
     assert checks(doctor(kubeconfig(tmp_path / "beta", [{"name": "beta", "user": {"exec": beta}}], [("c", "beta")]), "--json"))["kubectl:beta"]["status"] == "ok"
+    always = checks(doctor(kubeconfig(tmp_path / "always", [{"name": "always", "user": {"exec": {**base, "interactiveMode": "Always"}}}], [("c", "always")]), "--json"))["kubectl:always"]
+    assert always["status"] == "warn" and "without a terminal" in always["detail"] and always["fix"] == "set interactiveMode: IfAvailable"
+
+
+def test_an_entry_no_context_uses_is_not_run(tmp_path: pathlib.Path) -> None:
+    """kubectl never starts a user entry no context names: doctor checks it but does not run it."""
+    _configedit.save_profile(_config.Profile(name="work", issuer="https://dex.example.com/dex", client_id="bblogin"))
+    ran = tmp_path / "ran"
+    script = tmp_path / "bblogin-marker"
+    script.write_text(f"#!/bin/sh\ntouch {ran}\nexit 4\n")
+    script.chmod(0o755)
+    path = kubeconfig(tmp_path / "kc", [user("unused", str(script), "kubectl", "--profile", "work")])
+    result = checks(doctor(path, "--json"))["kubectl:unused"]
+    assert result["status"] == "warn" and "no context uses user unused" in result["detail"]
+    assert not ran.exists()
+    path = kubeconfig(tmp_path / "kc2", [user("used", str(script), "kubectl", "--profile", "work")], [("c", "used")])
+    assert checks(doctor(path, "--json"))["kubectl:used"]["status"] == "warn" and ran.exists()  # used: run (exit 4)
 
 
 def test_doctor_never_shows_a_client_secret_from_a_kubeconfig(tmp_path: pathlib.Path) -> None:
