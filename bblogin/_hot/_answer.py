@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 PIPELINES_ENV = "BITBUCKET_STEP_OIDC_TOKEN"
 _KUBECTL_VALUE_FLAGS = ("--profile", "-p", "--account", "-a", "--issuer", "--client-id", "--client-secret", "--connector-id", "--ca-file", "--scope", "--provider")
 _REPEATABLE = ("--scope",)  # argparse's action="append": every value, in order
+_CHOICES = {"--provider": ("oidc", "bitbucket-cloud", "bitbucket-dc")}  # argparse's choices= (_config.PROVIDERS)
 _ALIASES = {"-p": "--profile", "-a": "--account"}
 MAX_PLAINTEXT_BYTES = 1 << 20
 MAX_PARTS = 64  # 64 KB of token: far beyond any IdP's, and a bound on what a bad header asks for
@@ -59,6 +60,8 @@ def _parse(argv: list[str], value_flags: tuple[str, ...], bool_flags: tuple[str,
         else:
             return None
         name = _ALIASES.get(name, name)
+        if value not in _CHOICES.get(name, (value,)):
+            return None
         if name in _REPEATABLE:
             out.setdefault(name, []).append(value)
         elif name in out:
