@@ -173,8 +173,9 @@ def _join_legacy(old: str, profile: Profile) -> None:
         for account in index.accounts.values():
             if old in account.profiles and account.shape == profile.shape and profile.name not in account.profiles:
                 account.profiles.append(profile.name)
-        if old in index.active and profile.name not in index.active:
-            index.active[profile.name] = index.active[old]
+        active = index.accounts.get(index.active.get(old, ""))
+        if active is not None and profile.name in active.profiles and profile.name not in index.active:
+            index.active[profile.name] = active.id
 
 
 def forget(name: str) -> bool:

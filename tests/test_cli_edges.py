@@ -76,7 +76,10 @@ def test_an_interactive_credential_request_checks_the_keyring_before_any_sign_in
     from bblogin._config import Profile
     from bblogin._login import LoginOptions
 
-    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+    import keyring.core
+    from keyring.backends import fail
+
+    monkeypatch.setattr(keyring.core, "_keyring_backend", fail.Keyring(), raising=False)  # in this process (an earlier test may have installed one)
     profile = Profile(name="dev", issuer=devidp.issuer, client_id="bblogin", flow="device")
     with pytest.raises(_errors.StorageError):
         _session.get_credential(profile, interactive=True, login=LoginOptions(open_browser=False))
