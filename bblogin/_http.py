@@ -33,7 +33,7 @@ from typing import Any
 import httpx
 
 from bblogin import __version__
-from bblogin._errors import ConfigError, IdPResponseError, IdPUnreachable, TLSError
+from bblogin._errors import IdPResponseError, IdPUnreachable, TLSError
 
 log = logging.getLogger("bblogin.http")
 
@@ -79,7 +79,7 @@ def make_client(*, ca_file: str | None = None, timeout: float = 10.0, proxy: str
     transport = _Router(_trust.trust(ca_files), profile_proxy=proxy, git_proxy=git.proxy)
     return httpx.Client(
         transport=transport,
-        trust_env=False,  # proxies are chosen by _Router; no .netrc credentials are sent to an IdP
+        trust_env=False,  # proxies are chosen by _Router, not by httpx from the environment
         timeout=timeout,
         follow_redirects=False,
         headers={"User-Agent": f"bblogin/{__version__}", "Accept": "application/json"},
@@ -110,24 +110,30 @@ class _Router(httpx.BaseTransport):
     def _transport(self, choice: Any) -> httpx.HTTPTransport:
         key = choice.url if choice is not None else None
         if key not in self._transports:
-            proxy = None
-            if choice is not None:
-                https_proxy = choice.parts.scheme == "https"
-                proxy = httpx.Proxy(choice.url, ssl_context=self.trust.context) if https_proxy else httpx.Proxy(choice.url)
+            from bblogin._errors import ProxySettingError
+
             try:
+                proxy = None
+                if choice is not None:
+                    https_proxy = choice.parts.scheme == "https"
+                    proxy = httpx.Proxy(choice.url, ssl_context=self.trust.context) if https_proxy else httpx.Proxy(choice.url)
                 self._transports[key] = httpx.HTTPTransport(verify=self.trust.context, proxy=proxy)
             except ImportError:
-                raise ConfigError(
+                raise ProxySettingError(
                     f"{choice.source} names the SOCKS proxy {choice.shown()}, and the socksio package is not installed",
                     hint="install it (pip install 'httpx[socks]', which bblogin's own install brings), or use an http:// proxy",
                 ) from None
+            except (ValueError, httpx.InvalidURL):
+                raise ProxySettingError(f"the proxy in {choice.source} is not a proxy URL", hint="use http://[USER:PASSWORD@]HOST:PORT; special characters in the password %-encoded") from None
         return self._transports[key]
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         from bblogin import _neterrors, _proxy
 
         choice = _proxy.choose(str(request.url), profile_proxy=self._profile_proxy, git_proxy=self._git_proxy)
-        request.extensions[_neterrors.ROUTE] = _neterrors.Route(choice, self.trust)
+        route = _neterrors.Route(choice, self.trust)
+        request.extensions[_neterrors.ROUTE] = route
+        request.extensions["trace"] = route.trace  # httpcore reports each step: which one failed names the party
         if choice is not None:
             log.debug("%s %s via the proxy %s (from %s)", request.method, request.url.host, choice.shown(), choice.source)
         return self._transport(choice).handle_request(request)

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from bblogin import _index, _outage
 from bblogin._config import Profile
-from bblogin._errors import IdentityUnchecked, IdPError, LockTimeout, LoginRequired, RefreshTokenDead
+from bblogin._errors import IdentityUnchecked, IdPError, LockTimeout, LoginRequired, ProxySettingError, RefreshTokenDead
 from bblogin._lock import account_lock
 from bblogin._store import SecretStore
 from bblogin._tokens import TOKEN_KINDS, Identity, TokenSet, account_id
@@ -526,6 +526,16 @@ def _refreshed(profile: Profile, account: Account, store: SecretStore, kind: str
                 return None
     except IdentityUnchecked:
         raise  # recorded by _refresh, the new tokens kept
+    except ProxySettingError as exc:
+        if fallback is None:
+            raise  # a login or a needed refresh: the clear configuration error (exit 3)
+        # Only early: this request could not be sent, the cached token is still good. Not an
+        # outage of the IdP (nothing recorded, no backoff): the next call tries again.
+        from bblogin._hot._answer import _clock_time
+
+        shown = kind.replace("_", " ").replace("id ", "ID ")
+        sys.stderr.write(f"bblogin: cannot refresh early ({exc.message}): serving the cached {shown}, valid until {_clock_time(fallback.expires_at)}\n")
+        return fallback
     except IdPError as exc:
         recorded = _outage.record_failure(account, exc)
         if fallback is not None:

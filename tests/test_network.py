@@ -8,9 +8,11 @@ Secret Service.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
+import shutil
 import socket
 import ssl
 import subprocess
@@ -24,7 +26,7 @@ from bblogin import _config, _proxy
 from bblogin._errors import ConfigError, TLSError
 from bblogin._http import client_for_url, make_client, request
 from bblogin._neterrors import ProxyFailed
-from tests.fixtures.corpnet import CA_NAME, PROXY_PASSWORD, CorpCA, free_port
+from tests.fixtures.corpnet import CA_NAME, PROXY_PASSWORD, CorpCA, canned_proxy, free_port  # noqa: F401  (canned_proxy: a fixture)
 from tests.test_git import git_env  # noqa: F401  (a fixture)
 
 # -- choosing the proxy (no network) -------------------------------------------------------------
@@ -37,7 +39,40 @@ def test_environment_proxies_lower_case_first_then_all_proxy() -> None:
     assert _proxy.choose("https://dex.corp.example/dex", environ={"ALL_PROXY": "socks5://all:3"}) == _proxy.ProxyChoice("socks5://all:3", "ALL_PROXY")
     assert _proxy.choose("http://dex.corp.example/dex", environ={"HTTP_PROXY": "http://p:1", "HTTPS_PROXY": "http://q:2"}).source == "HTTP_PROXY"
     assert _proxy.choose("https://dex.corp.example/dex", environ={"HTTP_PROXY": "http://p:1"}) is None  # http's proxy is not https's
-    assert _proxy.choose("https://dex.corp.example/dex", environ={"https_proxy": "", "ALL_PROXY": "http://p:1"}) is None  # set but empty: none
+
+
+# What curl 7.88.1 (Debian 12's, installed here) does with `curl -v https://dex.invalid/` in each environment:
+# "proxy" = it connected to HTTPS_PROXY's 127.0.0.1:9, "direct" = it tried to resolve dex.invalid itself.
+CURL_788 = [
+    ({"https_proxy": "", "HTTPS_PROXY": "http://127.0.0.1:9"}, "https://dex.invalid/", "HTTPS_PROXY"),  # an empty variable counts as unset
+    ({"https_proxy": "", "ALL_PROXY": "http://127.0.0.1:9"}, "https://dex.invalid/", "ALL_PROXY"),
+    ({"all_proxy": "", "ALL_PROXY": "http://127.0.0.1:9"}, "https://dex.invalid/", "ALL_PROXY"),
+    ({"https_proxy": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.2:9"}, "https://dex.invalid/", "https_proxy"),
+    ({"HTTPS_PROXY": "http://127.0.0.1:9", "no_proxy": "", "NO_PROXY": "dex.invalid"}, "https://dex.invalid/", None),  # an empty no_proxy hides nothing
+    ({"HTTPS_PROXY": "http://127.0.0.1:9", "no_proxy": "other", "NO_PROXY": "dex.invalid"}, "https://dex.invalid/", "HTTPS_PROXY"),  # lower case first
+    ({"HTTPS_PROXY": "http://127.0.0.1:9", "NO_PROXY": "dex.invalid:443"}, "https://dex.invalid/", "HTTPS_PROXY"),  # 7.88 has no ports in no_proxy
+    ({"HTTPS_PROXY": "http://127.0.0.1:9", "NO_PROXY": "a dex.invalid"}, "https://dex.invalid/", None),  # spaces separate too
+    ({"HTTPS_PROXY": "http://127.0.0.1:9", "NO_PROXY": "*.invalid"}, "https://dex.invalid/", "HTTPS_PROXY"),  # no wildcards but "*" alone
+    ({"HTTPS_PROXY": "http://127.0.0.1:9", "NO_PROXY": "a,*"}, "https://dex.invalid/", "HTTPS_PROXY"),
+    ({"HTTPS_PROXY": "http://127.0.0.1:9", "NO_PROXY": "*"}, "https://dex.invalid/", None),
+    ({"HTTPS_PROXY": "http://127.0.0.1:9", "NO_PROXY": "DEX.INVALID."}, "https://dex.invalid./", None),
+    ({"HTTPS_PROXY": "http://127.0.0.1:9", "NO_PROXY": "[2001:db8::1]"}, "https://[2001:db8::1]/", "HTTPS_PROXY"),  # IPv6 entries without brackets
+    ({"HTTPS_PROXY": "http://127.0.0.1:9", "NO_PROXY": "2001:db8::1"}, "https://[2001:db8::1]/", None),
+]
+
+
+@pytest.mark.parametrize(("env", "url", "source"), CURL_788)
+def test_the_environment_is_read_as_curl_reads_it(env: dict[str, str], url: str, source: str | None) -> None:
+    choice = _proxy.choose(url, environ=env)
+    assert (choice.source if choice else None) == source
+
+
+@pytest.mark.skipif(not shutil.which("curl"), reason="curl is not installed")
+@pytest.mark.parametrize(("env", "url", "source"), CURL_788)
+def test_the_table_above_is_what_the_installed_curl_does(env: dict[str, str], url: str, source: str | None) -> None:
+    done = subprocess.run(["curl", "-sv", "--max-time", "3", url], capture_output=True, text=True, timeout=30, env={"PATH": os.environ["PATH"], **env})
+    proxied = "Trying 127.0.0.1:9" in done.stderr or "Trying 127.0.0.2:9" in done.stderr
+    assert proxied == (source is not None), done.stderr
 
 
 @pytest.mark.parametrize(
@@ -49,9 +84,8 @@ def test_environment_proxies_lower_case_first_then_all_proxy() -> None:
         ("*", "https://anything.example/x", True),
         ("10.0.0.0/8, other", "https://10.1.2.3/x", True),
         ("10.0.0.0/8", "https://11.1.2.3/x", False),
-        ("dex.corp.example:8443", "https://dex.corp.example:8443/x", True),
-        ("dex.corp.example:8443", "https://dex.corp.example/x", False),
-        ("[2001:db8::1]", "https://[2001:db8::1]/x", True),
+        ("dex.corp.example:8443", "https://dex.corp.example:8443/x", False),  # as curl 7.88: an entry with a port matches nothing
+        ("2001:db8::1", "https://[2001:db8::1]/x", True),
         ("DEX.Corp.Example", "https://dex.corp.example/x", True),
     ],
 )
@@ -326,3 +360,76 @@ def test_a_407_names_the_proxy_and_asks_for_credentials(corp_env, monkeypatch: p
     assert info.value.message == f"the proxy 127.0.0.1:{port} (from HTTPS_PROXY) requires authentication (HTTP 407) for the connection to dex.corp.example"
     assert info.value.hint == f"put the proxy credentials into HTTPS_PROXY: http://USER:PASSWORD@127.0.0.1:{port} (%-encode special characters)"
     assert info.value.exit_code == 5
+
+
+# -- each step of the way names its own party (#25 review: not the exception's class) ----------
+
+TUNNEL = b"HTTP/1.1 200 Connection established\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    ("reply", "stall", "says", "hint"),
+    [
+        (b"", 8, "the proxy 127.0.0.1:{port} (from HTTPS_PROXY) accepted the connection but did not answer the CONNECT to dex.corp.example:443 within 2 s", "the proxy is overloaded"),
+        (b"GARBAGE\r\n\r\n", 0, "the proxy 127.0.0.1:{port} (from HTTPS_PROXY) closed the connection without answering the CONNECT to dex.corp.example:443", "is a proxy of that kind"),
+        (TUNNEL, 8, "the proxy 127.0.0.1:{port} (from HTTPS_PROXY) opened a tunnel to dex.corp.example:443, but the TLS handshake with dex.corp.example through it did not finish within 2 s", "the proxy blocks or inspects"),
+        (TUNNEL, 0, "the proxy 127.0.0.1:{port} (from HTTPS_PROXY) opened a tunnel to dex.corp.example:443, but the TLS handshake with dex.corp.example through it failed: ", "dex.corp.example is not answering TLS there"),
+        (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n<html><body>Blocked by Corp Web Filter</body></html>", 1, "opened a tunnel to dex.corp.example:443, but the TLS handshake with dex.corp.example through it failed: ", "a web filter answering with its own page"),
+    ],
+    ids=["accepts-never-answers", "not-http", "tunnel-then-stall", "tunnel-then-close", "tunnel-then-html"],
+)
+def test_the_step_that_failed_names_the_party(canned_proxy, corp_env, monkeypatch: pytest.MonkeyPatch, reply: bytes, stall: float, says: str, hint: str) -> None:
+    port = canned_proxy(reply, stall)
+    monkeypatch.setenv("HTTPS_PROXY", f"http://corp:{PROXY_PASSWORD}@127.0.0.1:{port}")
+    with make_client(timeout=2) as http, pytest.raises(ProxyFailed) as info:
+        request(http, "GET", "https://dex.corp.example/dex/keys")
+    assert says.format(port=port) in info.value.message and hint in info.value.hint
+    assert PROXY_PASSWORD not in info.value.render()
+
+
+def test_peer_text_in_an_error_cannot_drive_the_terminal(canned_proxy, corp_env, monkeypatch: pytest.MonkeyPatch) -> None:
+    port = canned_proxy(b"HTTP/1.1 502 \x1b]0;title\x07Bad \x1b[2JGateway" + b"x" * 400 + b"\r\nContent-Length: 0\r\n\r\n")
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{port}")
+    with make_client(timeout=5) as http, pytest.raises(ProxyFailed) as info:
+        request(http, "GET", "https://dex.corp.example/dex/keys")
+    rendered = info.value.render()
+    assert "(HTTP 502 \\x1b]0;title\\x07Bad \\x1b[2JGateway" in rendered and "\x1b" not in rendered and "\x07" not in rendered
+    assert "x" * 200 not in rendered and "…" in rendered  # capped
+
+
+def test_an_https_proxys_own_certificate_is_named_as_the_proxys(tmp_path: pathlib.Path, corp_ca: CorpCA, corp_env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The proxy speaks TLS with a certificate nobody trusts: nothing reached the IdP, so the IdP is not named as untrusted."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+
+        def answer() -> None:
+            for _ in range(2):  # the request, then bblogin reading the refused certificate
+                connection, _ = listener.accept()
+                with contextlib.suppress(OSError), corp_ca.server_context().wrap_socket(connection, server_side=True) as tls:
+                    tls.recv(1000)
+
+        threading.Thread(target=answer, daemon=True).start()
+        monkeypatch.setenv("HTTPS_PROXY", f"https://corp:{PROXY_PASSWORD}@127.0.0.1:{port}")
+        with make_client(timeout=5) as http, pytest.raises(ProxyFailed) as info:
+            request(http, "GET", "https://dex.corp.example/dex/keys")
+    message = info.value.message
+    assert message.startswith(f"the TLS certificate of the proxy 127.0.0.1:{port} (from HTTPS_PROXY) (subject CN=dex.corp.internal,O=Corp, issued by CN={CA_NAME},O=Corp) is not trusted")
+    assert "dex.corp.example" not in message and "TLS-inspecting" not in info.value.hint and PROXY_PASSWORD not in info.value.render()
+
+
+@pytest.mark.parametrize("bad", ["socks4://proxy.corp.example:1080", "http://corp:pa#ss@proxy.corp.example:3128"])
+def test_an_unusable_proxy_variable_serves_a_still_valid_token_and_fails_a_login(jail, corp_idp, corp_env, keyring_secret_service, monkeypatch: pytest.MonkeyPatch, bad: str) -> None:
+    """#24's rule: a refresh that is only early and cannot be sent serves the cached token; a login names the setting (exit 3)."""
+    from tests.test_session import make_expiring
+
+    idp = corp_idp(id_token_ttl=3600)
+    assert bb(jail, *login_args(idp)).returncode == 0
+    make_expiring("dev")  # 30 s left: inside the margin, so this call refreshes first
+    env = {**os.environ, "HTTPS_PROXY": bad}
+    done = bb(jail, "token", "--profile", "dev", "--no-login", env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count(".") == 2 and "Traceback" not in done.stderr  # the cached ID token
+    assert done.stderr.startswith("bblogin: cannot refresh early (the proxy in HTTPS_PROXY is not a proxy URL): serving the cached ID token, valid until ")
+    assert "pa#ss" not in done.stderr and idp.count("/token", "refresh_token") == 0
+    done = bb(jail, *login_args(idp), env=env)
+    assert done.returncode == 3 and "the proxy in HTTPS_PROXY is not a proxy URL" in done.stderr, done.stderr

@@ -62,7 +62,7 @@ def _direct_reason(profile: Profile) -> str:
         return "direct (loopback is never proxied)"
     if profile.proxy is not None:
         return "direct (the profile's proxy = \"direct\")"
-    if _proxy.bypassed(host, parts.port or _proxy.default_port(parts.scheme), _proxy.no_proxy_of(os.environ)):
+    if _proxy.bypassed(host, _proxy.no_proxy_of(os.environ)):
         return "direct (NO_PROXY names it)"
     return "direct (no proxy set)"
 
