@@ -87,14 +87,27 @@ def make_client(*, ca_file: str | None = None, timeout: float = 10.0, proxy: str
     )
 
 
-def client_for_url(url: str, *, ca_file: str | None = None, proxy: str | None = None, timeout: float = 10.0) -> httpx.Client:
-    """A client for fetching ``url`` (a team's setup bundle, say) the way bblogin reaches an IdP:
-    the same trust store, the same proxy rules, no redirects. Usage: ``with client_for_url(u) as c:
-    request(c, "GET", u)``."""
+def client_for_url(url: str, *, ca_file: str | None = None, proxy: str | None = None, git_url: str | None = None, timeout: float = 10.0) -> httpx.Client:
+    """A client for fetching ``url`` (a team's setup bundle, a git host's ``info/refs``) the way
+    bblogin reaches an IdP: the same trust store, the same proxy rules (git's for ``git_url``), no
+    redirects. Usage: ``with client_for_url(u) as c: request(c, "GET", u)``."""
     from bblogin import _proxy
 
-    _proxy.choose(url, profile_proxy=proxy)  # a malformed proxy setting is a ConfigError now, not at the first request
-    return make_client(ca_file=ca_file, timeout=timeout, proxy=proxy)
+    git = _proxy.git_http(git_url) if git_url else _proxy.GitHTTP()
+    _proxy.choose(url, profile_proxy=proxy, git_proxy=git.proxy)  # a malformed proxy setting is a ConfigError now, not at the first request
+    return make_client(ca_file=ca_file, timeout=timeout, proxy=proxy, git_url=git_url)
+
+
+def reach(client: httpx.Client, url: str, *, params: dict[str, str] | None = None, headers: dict[str, str] | None = None, auth: tuple[str, str] | None = None) -> httpx.Response:
+    """One GET, never retried nor redirected, whose answer of any status (3xx included) proves the
+    way to ``url`` (doctor's checks); a transport failure raises as in :func:`request`, naming
+    the proxy or the refused certificate."""
+    host = httpx.URL(url).host or url
+    timeout = client.timeout.read or client.timeout.connect or 0.0
+    try:
+        return client.get(url, params=params, headers=headers, auth=auth)
+    except httpx.TransportError as exc:
+        raise _transport_error(exc, host, timeout, url) from None
 
 
 class _Router(httpx.BaseTransport):
@@ -268,7 +281,7 @@ def request(
                 attempt += 1
                 continue
         if 300 <= status < 400:
-            target = httpx.URL(response.headers.get("Location", "")).host or "elsewhere"
+            target = httpx.URL(url).join(response.headers.get("Location", "")).host or "elsewhere"  # a relative Location stays on this host
             raise IdPResponseError(
                 f"{what}: {host} answered HTTP {status}, a redirect to {target}; bblogin does not follow redirects from an identity provider's API",
                 hint="check the issuer URL in the profile (scheme, host and path exactly as the IdP announces them)",
@@ -299,7 +312,7 @@ def download(client: httpx.Client, url: str, *, limit: int, deadline: float, wha
         with client.stream("GET", url, headers={"Accept": "*/*", "Accept-Encoding": "identity"}) as response:
             log.debug("GET %s %s -> HTTP %s", host, httpx.URL(url).path, response.status_code)
             if 300 <= response.status_code < 400:
-                target = httpx.URL(response.headers.get("Location", "")).host or "elsewhere"
+                target = httpx.URL(url).join(response.headers.get("Location", "")).host or "elsewhere"  # a relative Location stays on this host
                 raise IdPResponseError(
                     f"{what}: {host} answered HTTP {response.status_code}, a redirect to {target}; bblogin does not follow redirects",
                     hint="give the URL the file is really at",

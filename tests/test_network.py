@@ -9,6 +9,7 @@ Secret Service.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import pathlib
@@ -433,3 +434,79 @@ def test_an_unusable_proxy_variable_serves_a_still_valid_token_and_fails_a_login
     assert "pa#ss" not in done.stderr and idp.count("/token", "refresh_token") == 0
     done = bb(jail, *login_args(idp), env=env)
     assert done.returncode == 3 and "the proxy in HTTPS_PROXY is not a proxy URL" in done.stderr, done.stderr
+
+
+def test_each_profile_fetches_signing_keys_through_its_own_client(devidp) -> None:
+    """Two profiles of one IdP in one process (the TUI): B's JWKS fetches must not use A's proxy (and its password) or CA."""
+    from bblogin._providers._oidc import OIDCProvider
+
+    a = OIDCProvider(_config.Profile(name="a", issuer=devidp.issuer, client_id="bblogin", proxy="http://alice:A-SECRET@proxy-a.corp.example:3128"))
+    b = OIDCProvider(_config.Profile(name="b", issuer=devidp.issuer, client_id="bblogin", proxy="direct"))
+    assert a.jwks.http is a.http and b.jwks.http is b.http and a.http is not b.http
+
+
+# -- doctor: the git probe goes the way git goes; a redirecting root is a working route ---------
+
+
+def test_doctors_network_check_takes_a_redirecting_issuer_root_as_reached(corp_env) -> None:
+    """A Bitbucket Data Center root answers 302 to /dashboard: the way and TLS work, so the check is ok."""
+    import http.server
+
+    from bblogin._commands import _doctor_network
+
+    class Redirect(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(302)
+            self.send_header("Location", "/dashboard")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        check = _doctor_network._route(_config.Profile(name="dc", issuer=base, client_id="x", provider="bitbucket-dc"))
+        assert check.status == "ok", check
+        with make_client(timeout=5) as http, pytest.raises(Exception, match=r"answered HTTP 302, a redirect to 127\.0\.0\.1;"):  # relative: this host, not "elsewhere"
+            request(http, "GET", base)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _probe(monkeypatch: pytest.MonkeyPatch, profile: _config.Profile, url: str) -> object:
+    """doctor's git-auth probe of ``url`` for ``profile`` with a stand-in credential (no login: the way there is under test)."""
+    from bblogin import _index, _session
+    from bblogin._commands import doctor
+
+    account = _index.Account(id="a1", provider=profile.provider, issuer=profile.issuer, client_id=profile.client_id, sub="u1", profiles=[profile.name])
+    monkeypatch.setattr(_session, "get_credential", lambda *a, **k: _session.Credential(account, "access_token", "tok", 2**31))
+    return doctor._probe(_config.GitHost(url=url, profile=profile.name), profile, account, "access_token")
+
+
+def test_doctors_git_probe_uses_the_profiles_ca_file_and_proxy(corp_ca: CorpCA, corp_idp, tinyproxy, corp_env, git_env, monkeypatch: pytest.MonkeyPatch) -> None:
+    idp = corp_idp(host="bitbucket.corp.internal")  # only tinyproxy (in the jail) resolves this name: an answer proves the proxy was used
+    proxy = tinyproxy()
+    base = f"https://bitbucket.corp.internal:{idp.port}"
+    profile = _config.Profile(name="dc", issuer=base, client_id="bblogin", provider="bitbucket-dc", ca_file=str(corp_ca.ca_file), proxy=proxy.url())
+    assert isinstance(_probe(monkeypatch, profile, base), int)
+    assert proxy.connects() == [f"bitbucket.corp.internal:{idp.port}"]
+    dead = free_port()
+    failed = _probe(monkeypatch, dataclasses.replace(profile, proxy=f"http://corp:{PROXY_PASSWORD}@127.0.0.1:{dead}"), base)
+    assert isinstance(failed, ProxyFailed) and failed.message.startswith(f"cannot connect to the proxy 127.0.0.1:{dead} (from the profile's proxy)")
+    untrusted = _probe(monkeypatch, dataclasses.replace(profile, ca_file=None), base)
+    assert isinstance(untrusted, TLSError) and f"issued by CN={CA_NAME},O=Corp" in untrusted.message
+
+
+def test_doctors_git_probe_follows_gits_http_proxy_and_ssl_ca_info(corp_ca: CorpCA, corp_idp, tinyproxy, corp_env, git_env: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    idp = corp_idp(host="bitbucket.corp.internal")
+    proxy = tinyproxy()
+    base = f"https://bitbucket.corp.internal:{idp.port}"
+    with git_env.open("a") as fh:
+        fh.write(f'[http "{base}"]\n\tproxy = {proxy.url()}\n\tsslCAInfo = {corp_ca.ca_file}\n')
+    profile = _config.Profile(name="dc", issuer=base, client_id="bblogin", provider="bitbucket-dc")
+    assert isinstance(_probe(monkeypatch, profile, base), int)
+    assert proxy.connects() == [f"bitbucket.corp.internal:{idp.port}"]
