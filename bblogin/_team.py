@@ -37,6 +37,7 @@ REFUSED_PROFILE_KEYS = {
     "client_secret": "a client secret in a published file reaches everyone who fetches it; give confidential clients' secrets out another way",
     "storage": "where tokens are stored is each user's own choice (plaintext only when they ask for it)",
     "ca_file": "a bundle carries no local paths; install the company CA in the OS trust store (bblogin uses it)",
+    "proxy": "a proxy URL may carry its password, and which proxy applies is each network's own (HTTPS_PROXY/NO_PROXY, or each user's profile)",
 }
 CLUSTER_KEYS = frozenset({"server", "certificate_authority_data", "certificate_authority", "profile", "use_access_token", "contexts"})
 CONTEXT_KEYS = frozenset({"name", "namespace"})

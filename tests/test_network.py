@@ -23,7 +23,7 @@ import threading
 import jwt
 import pytest
 
-from bblogin import _config, _proxy
+from bblogin import _config, _paths, _proxy
 from bblogin._errors import ConfigError, TLSError
 from bblogin._http import client_for_url, make_client, request
 from bblogin._neterrors import ProxyFailed
@@ -510,3 +510,16 @@ def test_doctors_git_probe_follows_gits_http_proxy_and_ssl_ca_info(corp_ca: Corp
     profile = _config.Profile(name="dc", issuer=base, client_id="bblogin", provider="bitbucket-dc")
     assert isinstance(_probe(monkeypatch, profile, base), int)
     assert proxy.connects() == [f"bitbucket.corp.internal:{idp.port}"]
+
+
+def test_bblogin_aws_with_a_profile_asks_sts_through_the_profiles_proxy(keyring_secret_service, devidp, canned_proxy, corp_env) -> None:
+    from tests.test_session import bblogin, login
+
+    login(devidp)
+    port = canned_proxy(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+    config = pathlib.Path(_paths.config_file())
+    config.write_text(config.read_text().replace("[profiles.dev]\n", f'[profiles.dev]\nproxy = "http://corp:{PROXY_PASSWORD}@127.0.0.1:{port}"\n', 1))
+    done = bblogin("aws", "--profile", "dev", "--role-arn", "arn:aws:iam::123456789012:role/ci", "--sts-endpoint", "https://sts.corp.example/")
+    assert done.returncode == 5, done.stderr
+    assert f"the proxy 127.0.0.1:{port} (from the profile's proxy) could not reach sts.corp.example:443 (HTTP 403 Forbidden)" in done.stderr
+    assert PROXY_PASSWORD not in done.stderr
