@@ -49,9 +49,9 @@ PROXY_TCP, PROXY_TLS, PROXY_ANSWER, TUNNEL_TLS, SERVER = "proxy-tcp", "proxy-tls
 
 class ProxyFailed(IdPUnreachable):
     """The proxy refused the connection, wants credentials, or could not reach the server.
-    ``party``: who failed, for the line that serves a cached token instead."""
+    ``party``: who failed ("the proxy HOST:PORT"), for the line that serves a cached token instead."""
 
-    def __init__(self, message: str, hint: str | None = None, *, party: str = "the proxy") -> None:
+    def __init__(self, message: str, hint: str | None = None, *, party: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.party = party
 
@@ -119,6 +119,14 @@ def _reason(exc: BaseException, timeout: float) -> str:
 
 def explain(exc: httpx.TransportError, url: str, timeout: float) -> BbloginError | None:
     """The error for a failed request when the route tells more than the plain mapping; else None."""
+    error = _explain(exc, url, timeout)
+    route = route_of(exc)
+    if isinstance(error, ProxyFailed) and error.party is None and route is not None and route.proxy is not None:
+        error.party = f"the proxy {route.proxy.address}"
+    return error
+
+
+def _explain(exc: httpx.TransportError, url: str, timeout: float) -> BbloginError | None:
     route = route_of(exc)
     if route is None:
         return None
@@ -155,9 +163,10 @@ def explain(exc: httpx.TransportError, url: str, timeout: float) -> BbloginError
             return _certificate_error(tls, url, route)
         opened = f"{via} opened a tunnel to {target}, but the TLS handshake with {host} through it "
         hint = f"{host} is not answering TLS there, or the proxy blocks or inspects the connection (a web filter answering with its own page); check the issuer URL, ask the proxy's operators, " + _NO_PROXY_HINT.format(host=host)
+        party = f"the way to {host} through the proxy {proxy.address}"
         if isinstance(exc, httpx.TimeoutException):
-            return ProxyFailed(f"{opened}did not finish within {timeout:g} s", hint=hint, party=host)
-        return ProxyFailed(f"{opened}failed: {reason}", hint=hint, party=host)
+            return ProxyFailed(f"{opened}did not finish within {timeout:g} s", hint=hint, party=party)
+        return ProxyFailed(f"{opened}failed: {reason}", hint=hint, party=party)
     if tls is not None:
         return _certificate_error(tls, url, route)
     if isinstance(exc, httpx.TimeoutException):

@@ -55,6 +55,7 @@ class Outage:
     cause: str
     retry_at: float
     identity_pending: bool = False
+    party: str | None = None  # who failed when it was not the IdP: "the proxy HOST:PORT" (the error's ``party``)
 
     @classmethod
     def from_json(cls, data: Any) -> Outage | None:
@@ -64,6 +65,7 @@ class Outage:
             return cls(
                 since=float(data["since"]), failures=int(data["failures"]), cause=str(data["cause"]),
                 retry_at=float(data["retry_at"]), identity_pending=bool(data.get("identity_pending", False)),
+                party=data["party"] if isinstance(data.get("party"), str) else None,
             )
         except (KeyError, TypeError, ValueError):
             return None
@@ -82,7 +84,7 @@ class Outage:
         """For ``status``, the TUI and the error of a call without a valid token."""
         at = time.time() if at is None else at
         started = time.strftime("%H:%M:%S", time.localtime(self.since))
-        what = "the identity calls after a refresh fail" if self.identity_pending else "the identity provider is failing"
+        what = "the identity calls after a refresh fail" if self.identity_pending else f"{self.party or 'the identity provider'} is failing"
         when = f"next try at {self.next_try()} (in {max(0, round(self.retry_at - at))} s)" if self.waiting(at) else "the next use tries again"
         attempts = "1 failed attempt" if self.failures == 1 else f"{self.failures} failed attempts"
         return f"{what} since {started} ({attempts}: {self.cause}); {when}"
@@ -124,6 +126,7 @@ def record_failure(account: Account, exc: IdPError, *, identity_pending: bool = 
             cause=exc.message,
             retry_at=at + delay(failures, exc.retry_after),
             identity_pending=identity_pending or (previous is not None and previous.identity_pending),
+            party=getattr(exc, "party", None),
         )
         for acct in (account, current):
             acct.outage = outage.to_json()

@@ -523,3 +523,18 @@ def test_bblogin_aws_with_a_profile_asks_sts_through_the_profiles_proxy(keyring_
     assert done.returncode == 5, done.stderr
     assert f"the proxy 127.0.0.1:{port} (from the profile's proxy) could not reach sts.corp.example:443 (HTTP 403 Forbidden)" in done.stderr
     assert PROXY_PASSWORD not in done.stderr
+
+
+def test_a_token_served_while_the_proxy_is_down_names_the_proxy(jail, corp_idp, corp_env, keyring_secret_service) -> None:
+    from tests.test_session import make_expiring
+
+    idp = corp_idp(id_token_ttl=3600)
+    assert bb(jail, *login_args(idp)).returncode == 0
+    make_expiring("dev")
+    port = free_port()
+    env = {**os.environ, "HTTPS_PROXY": f"http://corp:{PROXY_PASSWORD}@127.0.0.1:{port}"}
+    for _ in range(2):  # the failing refresh, then a call inside the backoff window (the hot path's line)
+        done = bb(jail, "token", "--profile", "dev", "--no-login", env=env)
+        assert done.returncode == 0, done.stderr
+        assert done.stderr.startswith(f"bblogin: the proxy 127.0.0.1:{port} is failing (since "), done.stderr
+        assert PROXY_PASSWORD not in done.stderr

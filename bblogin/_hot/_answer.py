@@ -297,8 +297,10 @@ def outage_notice(profile: dict, account: dict, kind: str, expires_at: int) -> "
         return None
     retry_at = outage.get("retry_at")
     retry = f"; next try at {_clock_time(retry_at)}" if in_backoff(outage, now) else ""
+    party = outage.get("party")
+    who = party if isinstance(party, str) and party.isprintable() else "the identity provider"  # a proxy that failed is named
     return (
-        f"bblogin: the identity provider is failing (since {_clock_time(outage['since'])}): serving the cached "
+        f"bblogin: {who} is failing (since {_clock_time(outage['since'])}): serving the cached "
         f"{kind.replace('_', ' ').replace('id ', 'ID ')}, valid until {_clock_time(expires_at)}{retry} (-v: why; `bblogin refresh`: try now)\n"
     )
 
