@@ -538,3 +538,53 @@ def test_a_token_served_while_the_proxy_is_down_names_the_proxy(jail, corp_idp, 
         assert done.returncode == 0, done.stderr
         assert done.stderr.startswith(f"bblogin: the proxy 127.0.0.1:{port} is failing (since "), done.stderr
         assert PROXY_PASSWORD not in done.stderr
+
+
+# -- the features themselves, end to end (#25 review: these passed with the feature removed) ----
+
+
+def test_a_ca_file_adds_to_the_os_store_never_replaces_it(jail, corp_idp, corp_env, keyring_secret_service) -> None:
+    """The IdP is trusted through the system bundle only; an unrelated --ca-file must not take that trust away."""
+    import certifi
+
+    idp = corp_idp()
+    done = bb(jail, *login_args(idp), "--ca-file", certifi.where())
+    assert done.returncode == 0, done.stderr
+    assert _config.load().profiles["dev"].ca_file == certifi.where()
+
+
+def test_the_profiles_proxy_carries_login_refresh_and_doctor_past_a_dead_environment_proxy(jail, corp_idp, tinyproxy, corp_env, keyring_secret_service, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.test_session import make_expiring
+
+    idp = corp_idp(id_token_ttl=3600)
+    proxy = tinyproxy()
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    config = pathlib.Path(_paths.config_file())
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(f'[profiles.dev]\nissuer = "{idp.issuer}"\nclient_id = "bblogin"\nconnector_id = "bitbucket-cloud"\nflow = "device"\nproxy = "{proxy.url()}"\n')
+    target = f"dex.corp.internal:{idp.port}"
+    done = bb(jail, "login", "--profile", "dev", "--no-browser")
+    assert done.returncode == 0, done.stderr
+    logins = len(proxy.connects())
+    assert logins >= 1 and set(proxy.connects()) == {target}
+    make_expiring("dev")
+    done = bb(jail, "token", "--profile", "dev", "--no-login")
+    assert done.returncode == 0 and not done.stderr, done.stderr  # refreshed, not served from the cache with a note
+    assert idp.count("/token", "refresh_token") == 1 and len(proxy.connects()) > logins
+    done = bb(jail, "doctor", "--json")
+    checks = {c["name"]: c for c in json.loads(done.stdout)["checks"]}
+    assert checks["idp:dev"]["status"] == "ok", checks["idp:dev"]
+    assert checks["network:dev"]["detail"].startswith(f"{target} via the proxy http://corp:***@127.0.0.1:{proxy.port} (from the profile's proxy): TLS handshake ok")
+    assert PROXY_PASSWORD not in done.stdout + done.stderr
+
+
+def test_a_bitbucket_profiles_proxy_carries_its_requests(corp_ca: CorpCA, corp_idp, tinyproxy, corp_env, git_env, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bblogin._providers._bitbucket import BitbucketDataCenter
+
+    idp = corp_idp(host="bitbucket.corp.internal")  # only tinyproxy resolves it
+    proxy = tinyproxy()
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{free_port()}")  # dead
+    base = f"https://bitbucket.corp.internal:{idp.port}"
+    profile = _config.Profile(name="dc", issuer=base, client_id="bblogin", provider="bitbucket-dc", ca_file=str(corp_ca.ca_file), proxy=proxy.url())
+    assert request(BitbucketDataCenter(profile).http, "GET", f"{base}/dex/keys").status_code == 200
+    assert proxy.connects() == [f"bitbucket.corp.internal:{idp.port}"]
