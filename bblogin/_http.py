@@ -149,12 +149,42 @@ class _Router(httpx.BaseTransport):
         request.extensions["trace"] = route.trace  # httpcore reports each step: which one failed names the party
         if choice is not None:
             log.debug("%s %s via the proxy %s (from %s)", request.method, request.url.host, choice.shown(), choice.source)
+            if choice.parts.scheme == "socks5":
+                _resolve_here(request, choice)
         return self._transport(choice).handle_request(request)
 
     def close(self) -> None:
         for transport in self._transports.values():
             transport.close()
         self._transports.clear()
+
+
+def _resolve_here(request: httpx.Request, choice: Any) -> None:
+    """socks5:// (not socks5h://) resolves the name on this machine, as curl does, and hands the
+    proxy an address (httpcore would send the name). The Host header and the TLS check (SNI and
+    the certificate's name) keep the name."""
+    import ipaddress
+    import socket
+
+    host = request.url.host
+    try:
+        ipaddress.ip_address(host)
+        return
+    except ValueError:
+        pass
+    try:
+        found = socket.getaddrinfo(host, request.url.port or (443 if request.url.scheme == "https" else 80), type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        from bblogin._neterrors import ProxyFailed
+
+        reason = getattr(exc, "strerror", None) or "not a host name"
+        raise ProxyFailed(
+            f"cannot resolve {host} on this machine: {reason} ({choice.source} names the socks5:// proxy {choice.address}, which is handed an address)",
+            hint=f"use socks5h://{choice.address} to let the proxy resolve names, or fix the issuer URL",
+            party=f"resolving {host}",
+        ) from None
+    request.extensions["sni_hostname"] = host
+    request.url = request.url.copy_with(host=str(found[0][4][0]))
 
 
 def clock_hooks() -> dict[str, list[Any]]:

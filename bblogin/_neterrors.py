@@ -161,12 +161,12 @@ def _explain(exc: httpx.TransportError, url: str, timeout: float) -> BbloginErro
     if step == TUNNEL_TLS:
         if tls is not None:
             return _certificate_error(tls, url, route)
-        opened = f"{via} opened a tunnel to {target}, but the TLS handshake with {host} through it "
+        opened = f"{via} opened a tunnel to {target}, but the TLS handshake with {host} through it"
         hint = f"{host} is not answering TLS there, or the proxy blocks or inspects the connection (a web filter answering with its own page); check the issuer URL, ask the proxy's operators, " + _NO_PROXY_HINT.format(host=host)
         party = f"the way to {host} through the proxy {proxy.address}"
         if isinstance(exc, httpx.TimeoutException):
-            return ProxyFailed(f"{opened}did not finish within {timeout:g} s", hint=hint, party=party)
-        return ProxyFailed(f"{opened}failed: {reason}", hint=hint, party=party)
+            return ProxyFailed(f"{opened} did not finish within {timeout:g} s", hint=hint, party=party)
+        return ProxyFailed(f"{opened} failed: {reason}", hint=hint, party=party)
     if tls is not None:
         return _certificate_error(tls, url, route)
     if isinstance(exc, httpx.TimeoutException):

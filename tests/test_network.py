@@ -187,13 +187,30 @@ def test_bitbucket_provider_follows_git_http_proxy_and_ssl_ca_info(corp_ca: Corp
 
 def test_socks5_proxy_from_all_proxy(corp_ca: CorpCA, corp_idp, microsocks, corp_env, monkeypatch: pytest.MonkeyPatch) -> None:
     idp = corp_idp()
-    monkeypatch.setenv("ALL_PROXY", microsocks.url(scheme="socks5h"))
+    monkeypatch.setenv("ALL_PROXY", microsocks.url(scheme="socks5h"))  # the proxy resolves dex.corp.internal (this process cannot)
     with make_client(ca_file=str(corp_ca.ca_file), timeout=5) as http:
         assert request(http, "GET", f"{idp.issuer}/keys").status_code == 200
-    monkeypatch.setenv("ALL_PROXY", microsocks.url(scheme="socks5", password="wrong"))
-    with make_client(ca_file=str(corp_ca.ca_file), timeout=5) as http, pytest.raises(ProxyFailed, match=rf"the proxy 127.0.0.1:{microsocks.port} \(from ALL_PROXY\)") as info:
+    monkeypatch.setenv("ALL_PROXY", microsocks.url(scheme="socks5h", password="wrong"))
+    with make_client(ca_file=str(corp_ca.ca_file), timeout=5) as http, pytest.raises(ProxyFailed, match=rf"the proxy 127.0.0.1:{microsocks.port} \(from ALL_PROXY\) requires authentication") as info:
         request(http, "GET", f"{idp.issuer}/keys")
     assert "wrong" not in info.value.render()
+
+
+def test_socks5_resolves_names_here_and_socks5h_at_the_proxy(corp_ca: CorpCA, corp_idp, microsocks, corp_env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As curl: socks5:// hands the proxy an address this machine resolved; TLS still checks the name."""
+    idp = corp_idp()
+    monkeypatch.setenv("ALL_PROXY", microsocks.url(scheme="socks5"))
+    with make_client(ca_file=str(corp_ca.ca_file), timeout=5) as http, pytest.raises(ProxyFailed) as info:
+        request(http, "GET", f"{idp.issuer}/keys")  # only the proxy (in the jail) knows dex.corp.internal
+    assert info.value.message.startswith("cannot resolve dex.corp.internal on this machine: ") and "socks5h://" in info.value.hint
+    real = socket.getaddrinfo
+    here = lambda host, *a, **k: real("127.0.0.1" if host == "dex.corp.internal" else host, *a, **k)  # noqa: E731  (this machine's resolver now knows it)
+    monkeypatch.setattr(socket, "getaddrinfo", here)
+    with make_client(ca_file=str(corp_ca.ca_file), timeout=5) as http:
+        assert request(http, "GET", f"{idp.issuer}/keys").status_code == 200  # via 127.0.0.1, the certificate checked for dex.corp.internal
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, *a, **k: real("127.0.0.1", *a, **k))
+    with make_client(ca_file=str(corp_ca.ca_file), timeout=5) as http, pytest.raises(TLSError, match="hostname mismatch"):
+        request(http, "GET", f"https://other.corp.example:{idp.port}/dex/keys")  # the same address under a name the certificate lacks
 
 
 def test_a_proxy_that_cannot_reach_the_idp_is_named(corp_ca: CorpCA, tinyproxy, corp_env, monkeypatch: pytest.MonkeyPatch) -> None:
