@@ -145,6 +145,7 @@ def build_parser(prog: str = PROG, *, only: str | None = None) -> argparse.Argum
     _add_profile(p)
     _add_idp(p)
     p.add_argument("--use-access-token", action="store_true", help="send the access token instead of the ID token")
+    p.add_argument("--no-login", action="store_true", help="fail instead of starting a login even on a terminal (as kubectl's interactiveMode: Never)")
 
     p = command("git-credential", "git_credential", "git credential helper (git runs it; see `bblogin setup git`)")
     p.add_argument("operation", metavar="OPERATION", help="what git asks: get, store, erase or capability (any other is ignored, as gitcredentials(7) asks)")
@@ -200,6 +201,7 @@ def build_parser(prog: str = PROG, *, only: str | None = None) -> argparse.Argum
 
     p = command("aws", "aws", "AWS credential_process: AssumeRoleWithWebIdentity with a Pipelines or IdP token")
     _add_aws_options(p)
+    p.add_argument("--no-login", action="store_true", help="fail instead of starting a login when no valid token is cached")
     aws = p.add_subparsers(dest="aws_action", metavar="ACTION")
     s = aws.add_parser("config", help="print the ~/.aws/config profile whose credential_process runs `bblogin aws`; in a step, check --duration against the step token", description="print the ~/.aws/config profile whose credential_process runs `bblogin aws`; in a step, check --duration against the step token")
     s.set_defaults(_module="aws_config")
@@ -210,6 +212,7 @@ def build_parser(prog: str = PROG, *, only: str | None = None) -> argparse.Argum
 
     p = command("gcp", "gcp", "Google Cloud executable-sourced credential: print the Pipelines or IdP token for google-auth and gcloud")
     _add_profile(p)
+    p.add_argument("--no-login", action="store_true", help="fail instead of starting a login when no valid token is cached")
     gcp = p.add_subparsers(dest="gcp_action", metavar="ACTION")
     s = gcp.add_parser("config", help="write the external_account credential configuration that runs `bblogin gcp`", description="write the external_account credential configuration that runs `bblogin gcp`")
     s.set_defaults(_module="gcp_config")

@@ -376,6 +376,8 @@ def git_url_problem(url: str) -> str | None:
         return f"has a user name ({authority.split('@')[0]}@): give {form} without it"
     if "?" in rest or "#" in rest:
         return f"has a query or fragment: give {form} without it"
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+        return f"has a space or control character: give {form}, a space percent-encoded as %20 (as git writes the remote URL)"
     if not authority:
         return f"has no host: give {form}"
     from bblogin import _gitcred

@@ -36,7 +36,7 @@ EXIT_CODES: tuple[tuple[int, str, str, str], ...] = (
     (EXIT_IDP, "identity provider", "the identity provider is unreachable, slow or failing (5xx, HTML, truncated JSON), refused the request, or TLS failed, and no cached token lives 10 s more (one that does is served); during the backoff window after a failure such calls fail at once, naming the next try; cached tokens are untouched", "retry after the time the message names, or `bblogin refresh` now; see troubleshooting.md"),
     (EXIT_STORAGE, "storage", "the keyring is missing, locked or not answering, or the state directory is not writable (disk full)", "unlock or start a keyring, free space"),
     (EXIT_VERIFICATION, "verification", "a token failed verification; nothing was stored", "check the issuer and client id; report it to the IdP's operators"),
-    (EXIT_LOGIN_FAILED, "login failed", "the login did not complete: denied, a wrong state (also a loopback login that timed out after refusing a callback with a foreign or missing state), an expired device code, STS refused the role", "start again in a fresh browser tab; check access rules"),
+    (EXIT_LOGIN_FAILED, "login failed", "the login did not complete: denied, a wrong state (also a loopback login that timed out after refusing a callback with a foreign or missing state), an expired device code, STS refused the role; also every process that waited for that login (they share its result, exit code and message)", "start again in a fresh browser tab; check access rules"),
     (EXIT_TIMEOUT, "timeout", "the browser did not come back in time (no callback at all), or another bblogin held the account lock too long", "finish or cancel the other login"),
     (EXIT_CHECK_FAILED, "check failed", "`bblogin doctor` found at least one failed check (it printed what to fix; warnings alone exit 0)", "do what its `fix:` lines say, then run it again"),
     (EXIT_CANCELLED, "cancelled", "cancelled (Ctrl-C)", ""),
@@ -190,6 +190,15 @@ class LoginFailed(BbloginError):
 class LoginTimeout(LoginFailed):
     exit_code = EXIT_TIMEOUT
     default_hint = "run the login again and finish it in the browser within the time limit (--timeout)"
+
+
+class LoginEnded(BbloginError):
+    """This process waited for the login another bblogin ran for the same account, and that login
+    failed: its message, hint and exit code, instead of a second login (``_loginresult``)."""
+
+    def __init__(self, message: str, *, hint: str | None = None, exit_code: int = EXIT_LOGIN_FAILED) -> None:
+        super().__init__(message, hint=hint)
+        self.exit_code = exit_code
 
 
 class LockTimeout(BbloginError):

@@ -55,6 +55,12 @@ def _load() -> dict[str, OutputFile]:
 
 
 def _save(files: dict[str, OutputFile]) -> None:
+    if not files:  # nothing left to look after: no record (reconcile is then one stat)
+        try:
+            os.unlink(_record_path())
+        except FileNotFoundError:
+            pass
+        return
     record = {p: {"profile": f.profile, "account": f.account, "sha256": f.sha256, "expires_at": f.expires_at} for p, f in sorted(files.items())}
     _files.ensure_private_dir(_paths.state_dir())
     _files.atomic_write_json(_record_path(), {"version": 1, "files": record})

@@ -8,21 +8,33 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from bblogin import _files, _paths
 from bblogin._errors import LockTimeout
 
 
+NOTE_AFTER = 1.0  # seconds of waiting before ``on_wait`` tells the person why nothing happens
+
+
 @contextlib.contextmanager
-def account_lock(account_key: str, timeout: float) -> Iterator[None]:
-    """Hold the lock for ``account_key`` (an account id, or a profile key before the first login)."""
+def account_lock(account_key: str, timeout: float, *, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+    """Hold the lock for ``account_key`` (an account id, or a profile key before the first login).
+    ``on_wait`` runs once when the lock is still taken after :data:`NOTE_AFTER` seconds."""
     import filelock
 
+    timeout = max(0.0, timeout)  # filelock waits forever on a negative timeout: never that
     path = os.path.join(_files.ensure_private_dir(_paths.locks_dir()), f"{account_key}.lock")
     lock = filelock.FileLock(path, mode=0o600, fallback_to_soft=False, preserve_lock_file=True)
+    first = min(timeout, NOTE_AFTER) if on_wait is not None else timeout
     try:
-        lock.acquire(timeout=timeout, poll_interval=0.05)
+        try:
+            lock.acquire(timeout=first, poll_interval=0.05)
+        except filelock.Timeout:
+            if first >= timeout or on_wait is None:
+                raise
+            on_wait()
+            lock.acquire(timeout=timeout - first, poll_interval=0.05)
     except filelock.Timeout:
         raise LockTimeout(f"another bblogin held the lock for {account_key} for more than {timeout:g} s") from None
     try:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import asdict
 
@@ -87,12 +88,13 @@ def parsed_toml_path() -> str:
 
 def parsed_toml(text: str) -> dict[str, Any] | None:
     """What ``tomllib.loads(text)`` returned the last time this very text was parsed (the cache
-    is keyed by the text's SHA-256: any edit misses), or None. A cached call then needs no tomllib
+    is keyed by the text's SHA-256 — any edit misses — and by the Python that parsed it, whose
+    tomllib it was), or None. A cached call then needs no tomllib
     (with `typing`, which it imports, about a fifth of a Python start-up) and the validation runs
     on the same values. marshal keeps str, int, float, bool, list and dict exactly as they were;
     a document with a TOML date or time is never cached."""
     cached = _mirror.read(parsed_toml_path())
-    if cached is None or cached.get("sha256") != _mirror.token_digest(text) or not isinstance(cached.get("toml"), dict):
+    if cached is None or cached.get("sha256") != _mirror.token_digest(text) or cached.get("python") != sys.version or not isinstance(cached.get("toml"), dict):
         return None
     return cached["toml"]  # type: ignore[no-any-return]
 
@@ -101,7 +103,7 @@ def remember_toml(text: str, parsed: dict[str, Any]) -> None:
     """Cache ``parsed`` (tomllib's result for ``text``) for ``parsed_toml``; quietly nothing when
     it holds a value marshal cannot keep (a date) or the cache cannot be written."""
     with contextlib.suppress(ValueError, StorageError, OSError):
-        _mirror.write(parsed_toml_path(), {"sha256": _mirror.token_digest(text), "toml": parsed})
+        _mirror.write(parsed_toml_path(), {"sha256": _mirror.token_digest(text), "python": sys.version, "toml": parsed})
 
 
 def config_snapshot(config: Config) -> dict[str, Any]:

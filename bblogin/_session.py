@@ -32,17 +32,20 @@ from dataclasses import dataclass
 from bblogin import _index, _outage
 from bblogin._config import Profile
 from bblogin._errors import IdentityUnchecked, IdPError, LockTimeout, LoginRequired, ProxySettingError, RefreshTokenDead
+from bblogin._interactive import Gate, why_not
 from bblogin._lock import account_lock
 from bblogin._store import SecretStore
 from bblogin._tokens import TOKEN_KINDS, Identity, TokenSet, account_id
 
 TYPE_CHECKING = False  # not `from typing import …` at run time: typing costs a cached call a fifth of a Python start-up
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from bblogin._config import Config
     from bblogin._index import Account, Index
     from bblogin._login import LoginOptions
+    from bblogin._loginresult import Result
 
 class _Log:
     """``logging.getLogger("bblogin")``, imported when something is logged: a cached answer logs
@@ -56,7 +59,8 @@ class _Log:
 
 log = _Log()
 
-NON_INTERACTIVE_LOCK_TIMEOUT = 30
+NON_INTERACTIVE_LOCK_TIMEOUT = 30  # seconds a caller that may not log in waits for the lock
+LOGIN_WAIT_MARGIN = 30  # seconds past a login's own timeout that a waiter allows it (the code exchange, storing)
 
 
 @dataclass(frozen=True)
@@ -412,20 +416,40 @@ def _check_pending_identity(profile: Profile, account: Account, store: SecretSto
             acct.outage = None
 
 
+def lock_wait(profile: Profile, interactive: object) -> float:
+    """How long a caller waits for the account lock: never longer than a login running there can
+    last (the profile's ``login_timeout``) plus :data:`LOGIN_WAIT_MARGIN`, capped by
+    ``lock_timeout``; a caller that may not log in waits at most
+    :data:`NON_INTERACTIVE_LOCK_TIMEOUT`. Always finite: the lock always times out."""
+    wait = min(profile.lock_timeout, profile.login_timeout + LOGIN_WAIT_MARGIN)
+    return float(wait if interactive else min(wait, NON_INTERACTIVE_LOCK_TIMEOUT))
+
+
+def note_waiting(profile: Profile, seconds: float) -> Callable[[], None]:
+    def note() -> None:
+        if sys.stderr is not None and sys.stderr.isatty():  # not into a pipe someone parses (google-auth reads stderr as JSON)
+            print(f"bblogin: another bblogin is signing in or refreshing for profile {profile.name}; waiting up to {seconds:g} s for its result…", file=sys.stderr, flush=True)
+
+    return note
+
+
 def get_credential(
     profile: Profile,
     *,
     kind: str = "id_token",
     account: Account | None = None,
-    interactive: bool = False,
+    interactive: bool | Gate = False,
     force_refresh: bool = False,
     login: LoginOptions | None = None,
 ) -> Credential:
     """A valid ``kind`` token for ``account`` (default: the profile's active account).
 
     Refreshes when the cached token expires within the profile's margin. A dead refresh token
-    leads to a login only when ``interactive``; otherwise :class:`LoginRequired` names the
-    command to run. Network and IdP failures raise :class:`IdPError` and never start a login —
+    leads to a login only when ``interactive`` (a :class:`~bblogin._interactive.Gate`, asked only
+    then); otherwise :class:`LoginRequired` names the command to run and why no login started.
+    A login that another process ran under the same lock while this one waited is this call's
+    result too: its failure is raised here (:mod:`bblogin._loginresult`), never a second login.
+    Network and IdP failures raise :class:`IdPError` and never start a login —
     unless the cached token still lives ``_outage.FLOOR`` seconds: then it is served (see the
     module's docstring). ``force_refresh`` refreshes now, whatever the backoff window says,
     and never falls back to the cached token.
@@ -443,17 +467,21 @@ def get_credential(
         if cached is not None:
             return _served(profile, cached)
         fallback = _fresh(profile, account, store, kind, margin, floor=_outage.FLOOR)
+    from bblogin import _loginresult  # not for a cached answer
+
     lock_key = account.id if account is not None else f"profile-{profile.name}"
-    timeout = profile.lock_timeout if interactive else min(profile.lock_timeout, NON_INTERACTIVE_LOCK_TIMEOUT)
+    seen = _loginresult.generation(lock_key)  # before waiting: a login that ends after this is ours to take
+    timeout = lock_wait(profile, interactive)
     if fallback is not None:
         timeout = min(timeout, _outage.EARLY_LOCK_WAIT)  # another process refreshing it: ours is still good
     with contextlib.ExitStack() as held:
         try:
-            held.enter_context(account_lock(lock_key, timeout))
+            held.enter_context(account_lock(lock_key, timeout, on_wait=None if fallback is not None else note_waiting(profile, timeout)))
         except LockTimeout:
             if fallback is None:
                 raise
             return _served(profile, fallback)
+        ended = _loginresult.ended_since(lock_key, seen)
         index = _index.load()
         if account is None:
             account = visible_account(index, profile)
@@ -467,32 +495,87 @@ def get_credential(
             cached = _fresh(profile, account, store, kind, margin)
             if cached is not None:
                 return _served(profile, cached)
+        if ended is not None and not ended.ok:
+            raise ended.error()  # the login we waited for failed: the same failure, not another login
         if profile.pipelines:  # CI: a fresh exchange of the step's identity token, never a login
-            from bblogin._exchange import exchange, subject_token
-
-            subject = subject_token()
-            tokens, identity = exchange(profile, subject)
-            return _issued(save_login(profile, tokens, identity, subject=subject), profile, kind)
+            return _served(profile, _exchanged(profile, account, store, kind, force=force_refresh))
         if account is not None:
             try:
                 cached = _refreshed(profile, account, store, kind, force=force_refresh)
                 if cached is not None:
                     return _served(profile, cached)
             except RefreshTokenDead as exc:
-                if not interactive:
+                if not interactive or ended is not None:
                     raise RefreshTokenDead(
-                        f"the login for {account.label} ({profile.name}) has ended: the identity provider refused the refresh token",
-                        hint=f"run `{login_command(profile)}`",
+                        f"the login for {account.label} ({profile.name}) has ended: the identity provider refused the refresh token"
+                        + _no_login_because(interactive, ended),
+                        hint=f"run `{login_command(profile)}`" + _superseded_by(_index.load(), account),
                     ) from exc
                 print(f"bblogin: the login for {account.label} has ended ({exc.message}); starting a new login.", file=sys.stderr)
-        if not interactive:
+        if not interactive or ended is not None:
             who = f" for {account.label}" if account is not None else ""
-            raise LoginRequired(f"no valid {kind.replace('_', ' ')}{who} in profile {profile.name!r}", hint=f"run `{login_command(profile)}`")
-        from bblogin._login import LoginOptions, interactive_login
+            raise LoginRequired(
+                f"no valid {kind.replace('_', ' ')}{who} in profile {profile.name!r}" + _no_login_because(interactive, ended),
+                hint=f"run `{login_command(profile)}`",
+            )
+        from bblogin._login import LoginOptions
 
         store.check()  # before the browser: a sign-in whose tokens cannot be stored is wasted
-        tokens, identity = interactive_login(profile, login or LoginOptions())
-        return _issued(save_login(profile, tokens, identity), profile, kind)
+        return _issued(_login_published(lock_key, profile, login or LoginOptions()), profile, kind)
+
+
+def _no_login_because(interactive: object, ended: Result | None) -> str:
+    """Why this call starts no login, for the message ("" when the caller gave no reason)."""
+    if ended is not None:
+        return "; the login another bblogin ran meanwhile did not provide it"
+    why = why_not(interactive)
+    return f"; no login started: {why}" if why else ""
+
+
+def _login_published(lock_key: str, profile: Profile, options: LoginOptions) -> Account:
+    """Run a login under ``lock_key``'s lock (held by the caller), store it, publish how it ended."""
+    from bblogin import _loginresult
+    from bblogin._login import interactive_login
+
+    with _loginresult.publishing(lock_key):
+        tokens, identity = interactive_login(profile, options)
+        return save_login(profile, tokens, identity)
+
+
+def login_now(profile: Profile, options: LoginOptions) -> Account:
+    """A login the person asked for (``bblogin login``, the TUI), made active for its profile: one
+    per profile at a time, under the profile's lock. One that had to wait while another login for
+    the profile ran and failed fails the same way (the rule of :func:`get_credential`)."""
+    from bblogin import _loginresult
+
+    key = f"profile-{profile.name}"
+    seen = _loginresult.generation(key)
+    timeout = lock_wait(profile, True)
+    with account_lock(key, timeout, on_wait=note_waiting(profile, timeout)):
+        ended = _loginresult.ended_since(key, seen)
+        if ended is not None and not ended.ok:
+            raise ended.error()
+        return _login_published(key, profile, options)
+
+
+def _exchanged(profile: Profile, account: Account | None, store: SecretStore, kind: str, *, force: bool) -> Credential:
+    """CI: the ``kind`` token of a fresh exchange of this step's identity token. When this step's
+    exchanged token still lives ``_outage.FLOOR`` seconds and the IdP fails, that token is served
+    (the early budget, no retries) and the failure recorded, as for a refresh."""
+    from bblogin import _http
+    from bblogin._exchange import exchange, subject_token
+
+    subject = subject_token()
+    fallback = None if force or account is None else _fresh(profile, account, store, kind, profile.refresh_margin, floor=_outage.FLOOR)
+    try:
+        with _http.budget(_outage.EARLY_BUDGET) if fallback is not None else contextlib.nullcontext():
+            tokens, identity = exchange(profile, subject)
+    except IdPError as exc:
+        if fallback is None or account is None:
+            raise
+        _outage.record_failure(account, exc)
+        return fallback
+    return _issued(save_login(profile, tokens, identity, subject=subject), profile, kind)
 
 
 def _refreshed(profile: Profile, account: Account, store: SecretStore, kind: str, *, force: bool) -> Credential | None:
@@ -544,6 +627,23 @@ def _refreshed(profile: Profile, account: Account, store: SecretStore, kind: str
         exc.hint = f"{exc.hint}. bblogin tries again after {recorded.next_try()}; `bblogin refresh --profile {profile.name}` tries now".lstrip(". ")
         raise
     return _fresh(profile, account, store, kind, 0)
+
+
+def _superseded_by(index: Index, account: Account) -> str:
+    """Why a refresh token may have been refused: a later login of the same user through the same
+    client for another request shape (dex keeps one refresh token per user, client and connector,
+    and a new login deletes the previous one — docs/security.md). "" when there is none."""
+    ours = (account.tokens.get("refresh_token") or {}).get("issued_at") or 0
+    later = sorted({
+        p for a in index.accounts.values() if a.id != account.id and a.identity == account.identity
+        and isinstance(issued := (a.tokens.get("refresh_token") or {}).get("issued_at"), int) and issued >= ours for p in a.profiles
+    })
+    if not later:
+        return ""
+    return (
+        f"; profile {', '.join(later)} logged in as the same user, with other scopes, since: an IdP that keeps one refresh token "
+        "per user and client (dex) ended this one. Give the profiles the same scopes, or each its own client"
+    )
 
 
 def _issued(account: Account, profile: Profile, kind: str) -> Credential:

@@ -61,6 +61,7 @@ complete -c bblogin -n '__fish_seen_subcommand_from kubectl' -l connector-id -r 
 complete -c bblogin -n '__fish_seen_subcommand_from kubectl' -l scope -r -d 'scope to request (repeatable; default: openid email profile groups offline_access)'
 complete -c bblogin -n '__fish_seen_subcommand_from kubectl' -l ca-file -r -d "extra CA certificates for the IdP's TLS"
 complete -c bblogin -n '__fish_seen_subcommand_from kubectl' -l use-access-token -d 'send the access token instead of the ID token'
+complete -c bblogin -n '__fish_seen_subcommand_from kubectl' -l no-login -d "fail instead of starting a login even on a terminal (as kubectl's interactiveMode: Never)"
 complete -c bblogin -n '__fish_use_subcommand' -a git-credential -d 'git credential helper (git runs it; see `bblogin setup git`)'
 complete -c bblogin -n '__fish_seen_subcommand_from git-credential' -l help -s h -d 'show this help message and exit'
 complete -c bblogin -n '__fish_use_subcommand' -a setup -d "wire bblogin into kubectl or git; or all of a team's set-up from its bundle (--from)"
@@ -138,6 +139,7 @@ complete -c bblogin -n '__fish_seen_subcommand_from aws' -l duration -r -d 'sess
 complete -c bblogin -n '__fish_seen_subcommand_from aws' -l session-name -r -d 'role session name (default: derived from the identity)'
 complete -c bblogin -n '__fish_seen_subcommand_from aws' -l from-env -r -d "use the token in this environment variable (default: BITBUCKET_STEP_OIDC_TOKEN when set, else the profile's ID token)"
 complete -c bblogin -n '__fish_seen_subcommand_from aws' -l sts-endpoint -r -d 'STS endpoint (default: the regional endpoint from AWS_REGION)'
+complete -c bblogin -n '__fish_seen_subcommand_from aws' -l no-login -d 'fail instead of starting a login when no valid token is cached'
 complete -c bblogin -n '__fish_use_subcommand' -a gcp -d 'Google Cloud executable-sourced credential: print the Pipelines or IdP token for google-auth and gcloud'
 complete -c bblogin -n '__fish_seen_subcommand_from gcp' -a config -d 'write the external_account credential configuration that runs `bblogin gcp`'
 complete -c bblogin -n '__fish_seen_subcommand_from config' -l help -s h -d 'show this help message and exit'
@@ -160,6 +162,7 @@ complete -c bblogin -n '__fish_seen_subcommand_from provider-condition' -l json 
 complete -c bblogin -n '__fish_seen_subcommand_from gcp' -l help -s h -d 'show this help message and exit'
 complete -c bblogin -n '__fish_seen_subcommand_from gcp' -l profile -s p -x -a '(bblogin profiles 2>/dev/null)' -d 'profile from config.toml (default: default_profile)'
 complete -c bblogin -n '__fish_seen_subcommand_from gcp' -l account -s a -r -d "account id, email or user name (default: the profile's active account)"
+complete -c bblogin -n '__fish_seen_subcommand_from gcp' -l no-login -d 'fail instead of starting a login when no valid token is cached'
 complete -c bblogin -n '__fish_use_subcommand' -a completion -d 'print the shell completion script: source <(bblogin completion bash)'
 complete -c bblogin -n '__fish_seen_subcommand_from completion' -x -a 'bash zsh fish'
 complete -c bblogin -n '__fish_seen_subcommand_from completion' -l help -s h -d 'show this help message and exit'

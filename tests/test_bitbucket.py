@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from bblogin import _config, _configedit, _index
+from bblogin._cli import launcher_command
 from bblogin._errors import ConfigError, IdPError, LoginFailed, LoginRequired, OAuthError, RefreshTokenDead, TokenVerificationError, UsageError
 from bblogin._login import LoginOptions, interactive_login
 from bblogin._providers._paste import parse_pasted_redirect
@@ -265,7 +266,7 @@ def test_data_center_refresh_without_the_registered_callback_or_secret_sends_not
     """DC refuses a refresh without the client secret or the registered redirect_uri, the latter
     with a bare invalid_grant: bblogin must not send one (nor mark the login dead) when the
     account's profile is gone (the fallback of profile_for has neither) or names no callback."""
-    from bblogin._session import profile_for
+    from bblogin._session import profile_for, refresh_account
 
     fake = bitbucket_dc
     _, account = login_in_process(fake, dc_profile(fake))
@@ -276,7 +277,7 @@ def test_data_center_refresh_without_the_registered_callback_or_secret_sends_not
         profile = profile_for(account, _config.load())
     before = len(fake.token_requests)
     with pytest.raises(ConfigError) as info:
-        get_credential(profile, kind="access_token", account=account, force_refresh=True)
+        refresh_account(profile, account)  # what a profile that is gone can still do: the TUI's refresh
     assert "dc" in info.value.message and "redirect_uri" in (info.value.message + (info.value.hint or ""))
     assert len(fake.token_requests) == before  # the refresh token was not sent
     assert not _index.load().accounts[account.id].refresh_dead
@@ -403,7 +404,7 @@ def test_logout_of_a_cloud_account_whose_profile_is_gone(keyring_secret_service,
 
     fake = bitbucket_cloud
     _, account = login_in_process(fake, cloud_profile(fake))
-    assert logout(profile_for(account, _config.Config(path="nowhere.toml")), account) is False
+    assert logout(profile_for(account, _config.Config(path="nowhere.toml")), account) == (False, [])  # not revoked; no member left
     assert account.id not in _index.load().accounts
     assert SecretStore(account.storage).get(account.id, "refresh_token") is None
 
@@ -438,3 +439,15 @@ def test_logout_during_a_refresh_stays_logged_out(keyring_secret_service, bitbuc
     leaver.join(20)
     assert account.id not in _index.load().accounts
     assert all(SecretStore(account.storage).get(account.id, kind) is None for kind in ("refresh_token", "access_token"))
+
+
+def test_a_hand_written_kubeconfig_entry_never_gets_a_bitbucket_token(keyring_secret_service, bitbucket_cloud) -> None:
+    """setup kubectl refuses a Bitbucket profile; an entry written by hand (`bblogin kubectl --profile
+    cloud --use-access-token`) gets no token either, from the full path or the launcher's hot path:
+    the access token is a Bitbucket credential, and a Kubernetes API server is not Bitbucket."""
+    tokens, _ = login_in_process(bitbucket_cloud, cloud_profile(bitbucket_cloud))
+    env = {**os.environ, "KUBERNETES_EXEC_INFO": '{"apiVersion":"client.authentication.k8s.io/v1","spec":{"interactive":false}}'}
+    for command in ([sys.executable, "-m", "bblogin", "kubectl", "--profile", "cloud", "--use-access-token"], launcher_command("kubectl", "--profile", "cloud", "--use-access-token"), launcher_command("kubectl", "--profile", "cloud")):
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env)
+        assert done.returncode == 3 and done.stdout == "" and "never to a Kubernetes API server" in done.stderr, done.stderr
+        assert tokens.access_token not in done.stderr

@@ -98,6 +98,8 @@ def test_git_host_keys_are_normalised_and_old_spellings_keep_working() -> None:
         ("https://h.example/Team", "https://h.example/Team"),  # a path keeps its case, as git's does
     ]:
         assert _config.normalize_git_url(given) == normal and _config.git_url_problem(given) is None
+    for bad in ("https://git.example.com/a\n", "https://git.example.com/a b", "https://git.example.com/\x1b[31m"):
+        assert "has a space or control character" in (_config.git_url_problem(bad) or "")
 
 
 def test_two_spellings_of_one_host_that_disagree_serve_neither() -> None:

@@ -158,6 +158,7 @@ NOT_BBLOGINS = {
     "Invalid redirect_uri": "Bitbucket's authorization page",
     "this integration is misconfigured": "Bitbucket's authorization page",
     "Authentication failed": "git",
+    "could not read Username": "git (its prompt when no helper answered and it may not ask)",
     "a bug in bblogin": "the exit-code table's words for exit 1",
     "this machine's clock is 3 min 12 s behind the IdP's; bblogin compensates": "an example of `bblogin status`'s clock line, with values",
 }

@@ -21,7 +21,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 ALLOWED = {
     "bblogin", "bblogin._adhoc", "bblogin._cli", "bblogin._clock", "bblogin._commands", "bblogin._commands._common", "bblogin._commands.kubectl",
     "bblogin._commands.git_credential", "bblogin._gitcred", "bblogin._config", "bblogin._configedit", "bblogin._errors", "bblogin._files",
-    "bblogin._helperargs", "bblogin._hot", "bblogin._hot._answer", "bblogin._hot._chunks", "bblogin._hot._dbus", "bblogin._hot._mirror", "bblogin._index",
+    "bblogin._helperargs", "bblogin._interactive", "bblogin._hot", "bblogin._hot._answer", "bblogin._hot._chunks", "bblogin._hot._dbus", "bblogin._hot._mirror", "bblogin._index",
     "bblogin._kubectl", "bblogin._lock", "bblogin._mirrors", "bblogin._outage", "bblogin._paths", "bblogin._proxy", "bblogin._session", "bblogin._shape", "bblogin._store", "bblogin._store._keyring",
     "bblogin._store._plaintext", "bblogin._store._secrets", "bblogin._timefmt", "bblogin._tokens",
     "dataclasses", "inspect", "ast", "_ast", "dis", "opcode", "_opcode", "token", "tokenize", "linecache", "copy", "importlib", "importlib._bootstrap",

@@ -249,6 +249,9 @@ def test_output_file_never_outlives_use_or_logout_and_is_shown(keyring_secret_se
     assert bblogin("logout", "--all").returncode == 0
     assert not cache.exists()
     assert str(cache) not in bblogin("status", "--json").stdout
+    from bblogin import _gcpfiles, _paths
+
+    assert not os.path.exists(os.path.join(_paths.state_dir(), _gcpfiles.RECORD))  # nothing left on record
 
 
 def test_a_file_the_user_changed_since_is_left_alone(keyring_secret_service, devidp, tmp_path) -> None:
@@ -295,8 +298,10 @@ def test_an_absurd_step_token_lifetime_is_refused(lifetime: str) -> None:
 
 # -- F6: INTERACTIVE=0 means no login, terminal or not -----------------------------------------------
 def test_interactive_0_at_a_terminal_never_logs_in(keyring_secret_service, devidp, tmp_path) -> None:
+    import fcntl
     import pty
     import select
+    import termios
 
     login(devidp)
     make_expiring("dev", seconds_left=-10)
@@ -304,7 +309,12 @@ def test_interactive_0_at_a_terminal_never_logs_in(keyring_secret_service, devid
     env = {**os.environ, "GOOGLE_EXTERNAL_ACCOUNT_INTERACTIVE": "0", "BROWSER": "true"}
     env.pop("GOOGLE_EXTERNAL_ACCOUNT_AUDIENCE", None)
     master, slave = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "bblogin", "gcp", "--profile", "dev"], stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True)
+
+    def own_terminal() -> None:  # a session whose controlling terminal the pty is, in its foreground: a person's shell
+        os.setsid()
+        fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen([sys.executable, "-m", "bblogin", "gcp", "--profile", "dev"], stdin=slave, stdout=slave, stderr=slave, env=env, preexec_fn=own_terminal)
     os.close(slave)
     output, deadline = b"", time.time() + 40
     while proc.poll() is None and time.time() < deadline:

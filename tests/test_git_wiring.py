@@ -202,6 +202,10 @@ def test_doctor_runs_the_helper_as_git_runs_it(wired, git_env: pathlib.Path) -> 
     code, checks = doctor()
     check = checks[f"git:{server.url}"]
     assert check["status"] == "ok" and f"git asks bblogin for {server.url}" in check["detail"] and "it answers as alice" in check["detail"]
+    assert bblogin("logout", "--all").returncode == 0
+    code, checks = doctor()
+    check = checks[f"git:{server.url}"]
+    assert check["status"] == "warn" and "it has no token to answer with" in check["detail"] and check["fix"] == "bblogin login --profile dev"
     launcher = str(pathlib.Path(_gitconfig.__file__).parent / "_hot" / "_launcher.py")
     git_env.write_text(git_env.read_text().replace(launcher, "/nonexistent/bblogin/_hot/_launcher.py"))  # an uninstalled bblogin
     code, checks = doctor()
@@ -267,6 +271,10 @@ def test_a_host_key_in_any_case_with_a_default_port_is_one_key(wired, tmp_path: 
     assert git("clone", "-q", f"{normal}/repo.git", str(tmp_path / "c")).returncode == 0
     wrong = bblogin("setup", "git", "--host", "http://git.example.com", "--profile", "dev")
     assert wrong.returncode == 2 and "is plain http://, which is allowed only for 127.0.0.1/localhost" in wrong.stderr
+    config_before = pathlib.Path(_paths.config_file()).read_bytes()
+    newline = bblogin("setup", "git", "--host", "https://git.example.com/a\n", "--profile", "dev")
+    assert newline.returncode == 2 and "has a space or control character" in newline.stderr
+    assert pathlib.Path(_paths.config_file()).read_bytes() == config_before  # refused before anything was written
 
 
 def test_two_spellings_of_one_host_are_refused_then_setup_makes_them_one(wired) -> None:

@@ -122,4 +122,4 @@ def test_kubectl_bblogin_plugin_entry_point(kubectl_bin, tmp_path) -> None:
     listed = subprocess.run([str(kubectl_bin), "plugin", "list"], capture_output=True, text=True, env=env, timeout=60)
     assert "kubectl-bblogin" in listed.stdout
     done = subprocess.run([str(kubectl_bin), "bblogin", "status", "--json"], capture_output=True, text=True, env=env, timeout=60)
-    assert done.returncode == 0 and json.loads(done.stdout) == {"accounts": []}
+    assert done.returncode == 0 and json.loads(done.stdout) == {"accounts": [], "gcp_output_files": []}

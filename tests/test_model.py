@@ -7,7 +7,7 @@ login: the loopback flow with a person signing in), Bitbucket Pipelines steps of
 on one runner (a CI profile exchanging each step's token), ``use``, ``logout`` (of an account, and
 ``--profile P``), edit config.toml by hand (issuer, client id, scopes, git hosts in any spelling, a
 deleted profile), tokens that come close to their end, a cleaned cache
-(lost mirrors), kubectl with flag overrides (``--profile P --issuer … --client-id …``, ad-hoc ``--issuer … --client-id …``), and
+(lost mirrors), a login result left next to a lock (an old failure, a symlink, garbage), kubectl with flag overrides (``--profile P --issuer … --client-id …``, ad-hoc ``--issuer … --client-id …``), and
 kubectl callers racing a ``use`` through the real launcher; and outages (issue #24): an IdP behind
 the fault injector (tests/fixtures/faults.py) refuses, resets or answers 503 for a while, tokens
 sit inside the margin, below the outage floor or past their end, backoff windows end, and
@@ -62,7 +62,8 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
 
-from bblogin import _cli, _config, _index, _outage, _paths
+from bblogin import _cli, _config, _files, _index, _loginresult, _outage, _paths
+from bblogin._errors import LoginFailed
 from bblogin._hot import _answer as _fast
 from bblogin._claims import unverified_claims
 from bblogin._hot._answer import PIPELINES_ENV, adhoc_profile_name
@@ -246,8 +247,13 @@ class Bblogin(RuleBasedStateMachine):
         return result, made
 
     def assert_valid_is_served(self, account: _index.Account | None, kind: str, code: int, what: str) -> None:
-        """A live grant's token that lives beyond the outage floor is always served."""
+        """A live grant's token that lives beyond the outage floor is always served — unless the
+        call itself found the grant refused (dex keeps one refresh token per user and client: a
+        login of the same user elsewhere ends it), which ends the login, outage or not."""
         if account is None or account.refresh_dead or not account.has("refresh_token"):
+            return
+        now = _index.load().accounts.get(account.id)
+        if now is None or now.refresh_dead:
             return
         expires_at = account.expires_at(kind)
         if expires_at is not None and expires_at - account.idp_now() > _outage.FLOOR + 2:
@@ -320,7 +326,9 @@ class Bblogin(RuleBasedStateMachine):
     def logout_profile(self, data: st.DataObject) -> None:
         """`logout --profile P`: P's active account leaves P; every other profile that worked
         still works — a profile sharing P's token set (the same request) keeps it."""
-        name = data.draw(st.sampled_from(self.people_profiles()))
+        self.logout_of_profile(data.draw(st.sampled_from(self.people_profiles())))
+
+    def logout_of_profile(self, name: str) -> None:
         others = {other: self.kubectl_code(other) for other in self.people_profiles() if other != name}
         with captured() as (_out, err):
             code = _cli.run(["logout", "--profile", name])
@@ -442,6 +450,27 @@ class Bblogin(RuleBasedStateMachine):
                 self.assert_issued_for(token, profile["issuer"], profile["client_id"], f"kubectl --profile {name}")
                 if not profile.get("pipelines"):
                     self.assert_shaped_for(token, profile, f"kubectl --profile {name}")
+
+    @rule(data=st.data(), left=st.sampled_from(("failure", "symlink", "garbage")))
+    def login_result_left_behind(self, data: st.DataObject, left: str) -> None:
+        """What a login that failed under a lock long ago leaves next to it (or a file planted
+        there): no later call may take it as its own result, nor be led by it to a token."""
+        keys = {a.id: tuple(a.profiles) for a in self.accounts()} | {f"profile-{name}": (name,) for name in PROFILES}
+        key = data.draw(st.sampled_from(sorted(keys)))
+        path = os.path.join(_files.ensure_private_dir(_paths.locks_dir()), f"{key}.login")
+        if left == "failure":
+            _loginresult.publish(key, LoginFailed("the identity provider ended the sign-in: access_denied"))
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            if left == "symlink":
+                os.symlink(_paths.accounts_file(), path)
+            else:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                os.write(fd, b'{"v": 1, "generation": ')
+                os.close(fd)
+        for name in sorted(set(keys[key]) & set(self.people_profiles())):
+            make_expiring(name)  # so the next calls take the lock (refresh) and meet what was left there
 
     @rule(idp=st.integers(0, 1), fault=st.sampled_from(FAULTS))
     def idp_fails(self, idp: int, fault: str) -> None:
@@ -606,5 +635,39 @@ def test_model_outage_walk(keyring_secret_service, outage_idp, monkeypatch: pyte
             for check in checks:
                 check()
         assert state.proxies[0].connections > 0 or fault == "refuse"
+    finally:
+        state.teardown()
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.usefixtures("bblogin_home")
+def test_model_profiles_sharing_an_idp_walk(keyring_secret_service, outage_idp, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One fixed walk through profiles at one IdP (issue #22: random examples put two profiles on
+    one IdP, user and scopes only now and then): the same request shares a login and survives the
+    other's logout; other scopes get their own tokens; an edited profile is served nothing old."""
+    machine(keyring_secret_service, outage_idp, monkeypatch)
+    state = Bblogin()
+    checks = (state.hot_path_declines_or_answers_as_the_full_path, state.idps_received_only_their_own_tokens)
+
+    def edit_scopes(name: str, scopes: tuple[str, ...]) -> None:
+        state.profiles[name]["scopes"] = list(scopes)
+        state.write_config()
+
+    steps = (
+        lambda: state.first_login(0, "alice", GIT_HOSTS[0]),
+        lambda: state.login(0, "b", "alice", None),  # the same request as a: one token set, two members
+        lambda: state.logout_of_profile("b"),  # a keeps working
+        lambda: state.login(0, "b", "alice", SCOPE_SETS[1]),
+        lambda: state.login(0, "a", "alice", SCOPE_SETS[2]),  # the same scopes in another order: shared again
+        lambda: state.logout_of_profile("a"),
+        lambda: state.login(0, "a", "alice", SCOPE_SETS[3]),  # without groups: its own tokens
+        lambda: edit_scopes("b", SCOPE_SETS[3]),  # b now asks what a got: still needs its own login
+        lambda: state.logout_of_profile("a"),
+    )
+    try:
+        for step in steps:
+            step()
+            for check in checks:
+                check()
     finally:
         state.teardown()

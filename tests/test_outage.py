@@ -287,3 +287,38 @@ def test_doctor_names_a_recorded_outage(outage_cluster) -> None:
     assert "outage:dev" in done.stdout and "the identity provider is failing since" in done.stdout and "bblogin refresh --profile dev" in done.stdout, done.stdout
     assert bblogin("refresh", "--profile", "dev").returncode == 0
     assert "outage:dev" not in bblogin("doctor").stdout
+
+
+def test_a_ci_step_is_served_its_exchanged_token_through_an_outage(outage_idp) -> None:
+    """Bitbucket Pipelines: the step's exchanged token, inside its margin, is served while the IdP
+    answers 503 — once tried, then the window — and only to this step."""
+    from bblogin import _config, _configedit
+
+    idp, proxy = outage_idp(id_token_ttl=200)
+    _configedit.save_profile(_config.Profile(
+        name="ci", issuer=idp.issuer, client_id="bblogin-ci", client_secret="bblogin-ci-secret", pipelines=True,
+        exchange_connector_id="bitbucket-pipelines", scopes=("openid", "groups"), storage="plaintext",
+    ))
+    step = idp.mint_pipelines_token(repository_uuid="{repo-1}", step_uuid="{step-1}")
+    env = {**os.environ, "BITBUCKET_STEP_OIDC_TOKEN": step, "KUBERNETES_EXEC_INFO": '{"apiVersion":"client.authentication.k8s.io/v1","spec":{"interactive":false}}'}
+
+    def kubectl_ci(step_env: dict[str, str] = env) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(launcher_ci(), capture_output=True, text=True, timeout=60, env=step_env, stdin=subprocess.DEVNULL)
+
+    first = kubectl_ci()
+    assert first.returncode == 0, first.stderr
+    make_expiring("ci", seconds_left=45, lifetime=200)
+    proxy.mode, before = "503", proxy.connections
+    for _ in range(4):
+        done = kubectl_ci()
+        assert done.returncode == 0 and done.stderr.count(NOTICE) == 1, done.stderr
+        assert json.loads(done.stdout)["status"]["token"] == json.loads(first.stdout)["status"]["token"]
+    assert proxy.connections - before == 1
+    other = {**env, "BITBUCKET_STEP_OIDC_TOKEN": idp.mint_pipelines_token(repository_uuid="{repo-2}", step_uuid="{step-2}")}
+    assert kubectl_ci(other).returncode == 5  # another step never gets this step's token
+
+
+def launcher_ci() -> list[str]:
+    from bblogin import _cli
+
+    return _cli.launcher_command("kubectl", "--profile", "ci")

@@ -178,3 +178,10 @@ def test_setup_kubectl_waits_for_kubectls_own_lock_and_then_keeps_what_kubectl_w
     assert setup("--profile", "work", "--kubeconfig", str(kubeconfig)).returncode == 0
     text = kubeconfig.read_text()
     assert "mine.example" in text and "bblogin-work" in text and not lock.exists()
+
+
+def test_a_bitbucket_profile_is_never_wired_to_a_kubernetes_api(tmp_path: pathlib.Path) -> None:
+    _configedit.save_profile(_config.Profile(name="bb", provider="bitbucket-cloud", issuer="https://bitbucket.org", client_id="KEY", scopes=_config.default_scopes("bitbucket-cloud")))
+    path = tmp_path / "config"
+    done = setup("--profile", "bb", "--kubeconfig", str(path), "--use-access-token")
+    assert done.returncode == 2 and "never to a Kubernetes API server" in done.stderr and not path.exists(), done.stderr

@@ -14,6 +14,7 @@ import ssl
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 import pytest
 
 from bblogin import _team
+from bblogin._errors import BbloginError
 from tests.fixtures.kube_apiserver import _certificates
 from tests.test_git import dex_token_validator
 
@@ -47,6 +49,18 @@ class BundleServer:
                     self.send_response(302)
                     self.send_header("Location", "https://127.0.0.1:9/elsewhere.toml")
                     self.end_headers()
+                    return
+                if self.path == "/slow":  # a small body, trickled out a byte at a time
+                    self.send_response(200)
+                    self.send_header("Content-Length", "100")
+                    self.end_headers()
+                    try:
+                        for _ in range(100):
+                            self.wfile.write(b"#")
+                            self.wfile.flush()
+                            time.sleep(0.2)
+                    except OSError:
+                        pass
                     return
                 if self.path in ("/huge", "/endless"):  # 300 MiB, announced or not
                     self.send_response(200)
@@ -247,6 +261,8 @@ def test_existing_entries_that_differ_are_reported_and_kept_and_undo_removes_onl
 
     view = YAML(typ="safe").load(kubeconfig.read_text())
     contexts = {c["name"]: c["context"] for c in view["contexts"]}
+    kube = member / ".kube" / "config"
+    assert f"{kube} (keeping the previous file as {kube}.bblogin-backup and the file before bblogin first changed it as {kube}.bblogin-original)" in done.stderr
     assert contexts["prod"] == {"cluster": "home", "user": "me"}  # kept
     assert contexts["prod-payments"]["user"] == "bblogin-work"  # added
     assert {"name": "me", "user": {"token": "my-own-static-token"}} in view["users"]
@@ -754,3 +770,38 @@ def test_two_profiles_asking_one_idp_for_the_same_tokens_share_one_login(keyring
     assert idp.count("/device/code") == 1 and done.stderr.count("Logging in for profile") == 1, done.stderr
     rerun = bblogin("setup", "--from", str(bundle), "--yes")
     assert rerun.returncode == 0 and idp.count("/device/code") == 1 and "Logging in" not in rerun.stderr, rerun.stderr  # the second profile joined the first's login
+
+
+def test_a_failing_config_write_takes_back_the_git_and_kubeconfig_writes_before_it(base: pathlib.Path, member: pathlib.Path) -> None:
+    from bblogin import _lock, _mirrors
+
+    write_kubeconfig(member / ".kube" / "config", "apiVersion: v1\nkind: Config\nclusters: []\nusers: []\ncontexts: []\n")
+    before = files(member)
+    with _lock.account_lock(_mirrors.CONFIG_LOCK, 5):  # config.toml's editor times out after git and the kubeconfig were written
+        done = bblogin("setup", "--from", str(base), "--yes", "--no-login")
+    assert done.returncode != 0 and "lock" in done.stderr, done.stderr
+    assert files(member) == before
+    assert "+ profile work: add" in apply(base).stderr and "credential" in (member / ".gitconfig").read_text()
+
+
+def test_a_body_trickled_out_slowly_meets_the_fetchs_deadline(bundle_server: BundleServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle_server.ca_file))
+    monkeypatch.setattr(_team, "FETCH_DEADLINE", 1.0)  # 30 s in use; each byte comes well within the read timeout
+    started = time.monotonic()
+    with pytest.raises(BbloginError, match="did not send its answer within 1 s"):
+        _team.fetch(bundle_server.url.replace("/bblogin.toml", "/slow"))
+    assert time.monotonic() - started < 5
+
+
+def test_a_record_written_before_entries_were_compared_as_kubectl_means_them_still_counts(base: pathlib.Path, member: pathlib.Path, kubectl_bin: pathlib.Path) -> None:
+    apply(base)
+    [record] = (pathlib.Path(os.environ["BBLOGIN_STATE_DIR"]) / "team").glob("*.json")
+    data = json.loads(record.read_text())
+    for key, value in data["entries"].items():  # as the first version recorded them: with kubectl's defaults
+        if key.startswith("kubeconfig|user|"):
+            value["exec"]["provideClusterInfo"] = False
+            value["exec"]["env"] = None
+    record.write_text(json.dumps(data))
+    undo = bblogin("setup", "--from", str(base), "--undo")
+    assert undo.returncode == 0 and "kept" not in undo.stderr, undo.stderr
+    assert not kube_view(kubectl_bin).get("users")

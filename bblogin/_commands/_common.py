@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
 
 from bblogin import _adhoc, _config, _configedit, _index, _mirrors
@@ -76,14 +75,6 @@ def account_from_args(args: argparse.Namespace, profile: Profile) -> Account | N
     """The account named by --account within the profile, or None for the active one."""
     query = getattr(args, "account", None)
     return _index.load().find(query, profile.name) if query else None
-
-
-def on_terminal() -> bool:
-    """Whether a person is at the terminal to take part in a login: never in a Bitbucket
-    Pipelines step (it has BITBUCKET_STEP_OIDC_TOKEN or BITBUCKET_BUILD_NUMBER), whatever the TTY."""
-    if os.environ.get("BITBUCKET_STEP_OIDC_TOKEN") or os.environ.get("BITBUCKET_BUILD_NUMBER"):
-        return False
-    return sys.stdin.isatty() and sys.stderr.isatty()
 
 
 def say(message: str) -> None:

@@ -16,10 +16,11 @@ import sys
 
 from bblogin._aws import TRUST_REFUSALS, AWSCredentials, STSError, assume_role, default_endpoint
 from bblogin._claims import unverified_claims
-from bblogin._commands._common import account_from_args, load_config, on_terminal, say
+from bblogin._commands._common import account_from_args, load_config, say
 from bblogin._config import is_allowed_issuer
 from bblogin._drift import drift_warning, shorter, step_token_expiry
 from bblogin._errors import LoginRequired, StorageError, UsageError
+from bblogin._interactive import Gate
 from bblogin._exchange import PIPELINES_ENV, subject_token
 from bblogin._store import SecretStore
 from bblogin._timefmt import rfc3339
@@ -47,7 +48,7 @@ def _web_identity_token(args: argparse.Namespace) -> tuple[str, bool, str | None
 
     config = load_config()
     profile = config.profile(args.profile)
-    return get_credential(profile, kind="id_token", account=account_from_args(args, profile), interactive=on_terminal()).token, False, profile.proxy
+    return get_credential(profile, kind="id_token", account=account_from_args(args, profile), interactive=Gate("aws", no_login=args.no_login)).token, False, profile.proxy
 
 
 def _session_name(args: argparse.Namespace, claims: dict) -> str:

@@ -17,10 +17,11 @@ import sys
 
 from bblogin import _gcp
 from bblogin._claims import unverified_claims
-from bblogin._commands._common import account_from_args, load_config, on_terminal
+from bblogin._commands._common import account_from_args, load_config
 from bblogin._drift import drift_warning, step_token_expiry
 from bblogin._errors import BbloginError, LoginRequired, UsageError
 from bblogin._exchange import PIPELINES_ENV, subject_token
+from bblogin._interactive import Gate
 from bblogin._timefmt import rfc3339
 from bblogin._tokens import now
 
@@ -54,7 +55,7 @@ def _profile_token(args: argparse.Namespace, request: _gcp.LibraryRequest) -> tu
     profile = load_config().profile(args.profile)
     # a login only for a person the library hands the terminal to (interactive mode), or at a
     # terminal when no library runs us; never when the library says non-interactive (request.said_no)
-    interactive = not request.said_no and on_terminal()
+    interactive = Gate("gcp", no_login=args.no_login, said_no=request.said_no)
     cred = get_credential(profile, kind="id_token", account=account_from_args(args, profile), interactive=interactive)
     # on this machine's clock (the IdP's offset taken out), and offered for reuse only briefly
     return cred.token, min(int(cred.expires_at), now() + _gcp.PROFILE_ANSWER_LIFETIME), (profile.name, cred.account.id)

@@ -14,7 +14,6 @@ the answer carries that user name unchanged; no such account: no answer, the rea
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
 
 from bblogin import _gitcred, _index
@@ -22,6 +21,7 @@ from bblogin._commands._common import load_config
 from bblogin._config import Config, GitHost, Profile
 from bblogin._errors import AccountNotFound, ConfigError, LoginRequired, UsageError
 from bblogin._index import Account
+from bblogin._interactive import Gate
 from bblogin._session import forget_cached, get_credential, serves, visible_account
 
 TYPE_CHECKING = False  # argparse only for the annotations: a cached call never imports it (_cli._quick_args)
@@ -36,17 +36,6 @@ def _request() -> dict[str, list[str]] | None:
 def _host(config: Config, fields: dict[str, list[str]]) -> GitHost | None:
     match = _gitcred.match_host(fields, [dataclasses.asdict(h) for h in config.git_hosts])
     return next((h for h in config.git_hosts if h.url == match["url"]), None) if match else None
-
-
-def _can_prompt() -> bool:
-    """git sets GIT_TERMINAL_PROMPT=0 when nobody may be asked; without a terminal nobody can be."""
-    if os.environ.get("GIT_TERMINAL_PROMPT") == "0":
-        return False
-    try:
-        with open("/dev/tty"):
-            return True
-    except OSError:
-        return False
 
 
 def _serving(config: Config, host: GitHost, fields: dict[str, list[str]]) -> tuple[GitHost, Profile, Account | None, bool]:
@@ -84,7 +73,8 @@ def _get(config: Config, host: GitHost, fields: dict[str, list[str]]) -> int:
     host, profile, account, named = _serving(config, host, fields)
     try:
         # an account git's user name picked is never replaced by a login: whoever signs in may be someone else
-        cred = get_credential(profile, kind=host.token, account=account, interactive=_can_prompt() and not named)
+        gate = Gate("git", said_no="git named the account by its user name, and a login could sign in someone else" if named else "")
+        cred = get_credential(profile, kind=host.token, account=account, interactive=gate)
     except LoginRequired as exc:
         raise LoginRequired(f"no credential for {host.url}: {exc.message}", hint=exc.hint) from None
     sys.stdout.buffer.write(

@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 
 from bblogin._commands._common import load_config, profile_from_args, save_profile_from_args, say
-from bblogin._lock import account_lock
-from bblogin._login import LoginOptions, interactive_login
-from bblogin._session import save_login
+from bblogin._login import LoginOptions
+from bblogin._session import login_now
 from bblogin._store import SecretStore
 
 
@@ -16,9 +15,7 @@ def run(args: argparse.Namespace) -> int:
     options = LoginOptions(flow=args.flow, open_browser=not args.no_browser, listen_port=args.listen, timeout=args.timeout)
     store = SecretStore(profile.storage)
     store.check()  # before the browser: a sign-in whose tokens cannot be stored is wasted
-    with account_lock(f"profile-{profile.name}", profile.lock_timeout):  # one login per profile at a time
-        tokens, identity = interactive_login(profile, options)
-        account = save_login(profile, tokens, identity)
+    account = login_now(profile, options)
     save_profile_from_args(args, profile)
     say(f"Logged in as {account.label} (profile {profile.name}); tokens stored in {store.backend_description()}.")
     if store.is_plaintext:

@@ -39,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
         revoked, kept_by = logout(profile_for(account, config, members[0] if members else None), account, members)
         where = f" ({', '.join(leaving)})" if leaving else ""
         if kept_by:
-            say(f"Logged out {account.label}{where}; {', '.join(kept_by)} {'uses' if len(kept_by) == 1 else 'use'} the same tokens and stay logged in.")
+            verbs = ("uses", "stays") if len(kept_by) == 1 else ("use", "stay")
+            say(f"Logged out {account.label}{where}; {', '.join(kept_by)} {verbs[0]} the same tokens and {verbs[1]} logged in.")
         else:
             say(f"Logged out {account.label}{where}" + ("; revoked at the identity provider." if revoked else "."))
         told = _gitconfig.reject_account(config, account, leaving)

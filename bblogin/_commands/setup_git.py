@@ -217,8 +217,8 @@ def remove_helper(url: str, scope: list[str]) -> list[str]:
 def _remove(url: str, scope: list[str], file: str | None) -> int:
     """Undo `setup git` for ``url``: its ``[git."URL"]`` in config.toml and ``remove_helper``."""
     config = _config.load()
+    edited = remove_helper(url, scope)  # git's config first: if git fails, config.toml still names the host
     removed = _configedit.remove_git_host(url) if any(h.url == url for h in config.git_hosts) else []
-    edited = remove_helper(url, scope)
     where = file or "your global git config"
     if not removed and not edited:
         say(f"git: nothing to remove for {url}: config.toml has no such host and {where} no bblogin helper for it.")

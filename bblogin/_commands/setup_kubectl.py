@@ -17,7 +17,7 @@ import os
 import sys
 from typing import Any
 
-from bblogin import _kubeconfig
+from bblogin import _config, _kubeconfig
 from bblogin._cli import launcher_command
 from bblogin._commands._common import load_config, say
 from bblogin._errors import ConfigError, UsageError
@@ -67,6 +67,12 @@ def _upsert(items: Any, name: str, key: str, value: dict[str, Any]) -> bool:
 def run(args: argparse.Namespace) -> int:
     config = load_config()
     profile = config.profile(args.profile)
+    if profile.provider in _config.BITBUCKET_PROVIDERS:
+        raise UsageError(
+            f"profile {profile.name} is {profile.provider}: it has no ID token, and its access token is a Bitbucket credential that goes only to that Bitbucket "
+            "and its git hosts, never to a Kubernetes API server (docs/security.md, Which token goes where); nothing was changed",
+            hint="use a profile of an OIDC identity provider (dex with its Bitbucket connector) for kubectl",
+        )
     if bool(args.context) != bool(args.cluster):
         raise UsageError("--context and --cluster go together")
     if args.set_current and not args.context:

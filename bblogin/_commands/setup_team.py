@@ -22,6 +22,7 @@ import argparse
 import contextlib
 import copy
 import dataclasses
+import functools
 import hashlib
 import os
 import shlex
@@ -102,7 +103,10 @@ class Record:
                 f"{path} (what setup --from {_team.shown_source(source)} wrote before) is not a record bblogin can use: {problem}; nothing was changed",
                 hint="restore the file from a backup; or delete it, and bblogin counts nothing as added by this bundle (undo removes nothing, a rerun reports its entries as conflicts)",
             )
-        return cls(source=source, kubeconfig=data.get("kubeconfig"), entries=data["entries"], pending=data.get("pending") or {})
+        def plain(entries: dict[str, Any]) -> dict[str, Any]:  # kubeconfig values as kubectl means them (records of bblogin 0.x kept kubectl's defaults)
+            return {k: _kubeconfig.normal(v) if k.startswith("kubeconfig|") else v for k, v in entries.items()}
+
+        return cls(source=source, kubeconfig=data.get("kubeconfig"), entries=plain(data["entries"]), pending=plain(data.get("pending") or {}))
 
     def ours(self, key: str, current: Any) -> bool:
         """Whether ``current`` is what this bundle wrote there (so it may update or remove it)."""
@@ -152,19 +156,19 @@ def _git_wanted(url: str) -> dict[str, Any]:
     return {"helpers": ["", helper_value()], "useHttpPath": "true" if has_path else None}
 
 
-def _git_write(url: str, value: dict[str, Any] | None) -> None:
-    """Set (or, with None, remove) the scoped helper entries exactly as `bblogin setup git` does."""
-    from bblogin._commands.setup_git import _git_config
+def _git_write(url: str, value: dict[str, Any] | None) -> Callable[[], object] | None:
+    """Write (or, with None, remove) bblogin's helper entries for ``url`` in git's global config
+    with `setup git`'s own writers; the step that takes it back, when there is one (an update
+    from an older bblogin helper to this one needs none: both run bblogin)."""
+    from bblogin._commands.setup_git import remove_helper, write_helper
 
-    key = f"credential.{url}.helper"
-    _git_config(["--global"], "--unset-all", key)
-    _git_config(["--global"], "--unset-all", f"credential.{url}.useHttpPath")
+    scope = ["--global"]
     if value is None:
-        return
-    for helper in value["helpers"]:
-        _git_config(["--global"], "--add", key, helper)
-    if value.get("useHttpPath"):
-        _git_config(["--global"], f"credential.{url}.useHttpPath", value["useHttpPath"])
+        remove_helper(url, scope)
+        return functools.partial(write_helper, url, scope)
+    added = _git_current(url) is None
+    write_helper(url, scope)
+    return functools.partial(remove_helper, url, scope) if added else None
 
 
 def _host_table(host: _config.GitHost) -> dict[str, Any]:
@@ -395,8 +399,10 @@ def _config_mutation(changes: list[Change], check: Callable[[Change, Any], None]
                     doc["default_profile"] = c.desired
                 continue
             section = "profiles" if c.kind == "profile" else "git"
+            for key in _configedit._git_keys(doc, c.name) if section == "git" else [c.name]:  # every spelling of a git host
+                if key != c.name or c.desired is None:
+                    doc.get(section, {}).pop(key, None)
             if c.desired is None:
-                doc.get(section, {}).pop(c.name, None)
                 continue
             table = tomlkit.table()
             for k, v in c.desired.items():
@@ -488,8 +494,10 @@ def _writes_note(result: Plan, record_path: str, logins: bool) -> str:
     parts = [p for w, p in (("config.toml", "config.toml"), ("git", "git's global config")) if w in wheres]
     if "kubeconfig" in wheres:
         kube = result.kube_doc
-        saved = f" (the previous file saved as {kube.path}{_kubeconfig.BACKUP}" + ("" if not kube.original or os.path.exists(kube.path + _kubeconfig.ORIGINAL) else f", and as {kube.path}{_kubeconfig.ORIGINAL}") + ")" if kube.original else ""
-        parts.append(f"{kube.shown}{saved}")
+        kept = [f"the previous file as {kube.path}{_kubeconfig.BACKUP}"] if kube.original else []
+        if kube.original and not os.path.exists(kube.path + _kubeconfig.ORIGINAL):
+            kept.append(f"the file before bblogin first changed it as {kube.path}{_kubeconfig.ORIGINAL}")
+        parts.append(kube.shown + (f" (keeping {' and '.join(kept)})" if kept else ""))
     then = "; then it logs in once per identity provider (tokens into the keyring, the account into accounts.json) and runs doctor's checks" if logins else ""
     return f"  Writes: {', '.join(parts)}; and the record of what it added, {record_path}{then}."
 
@@ -525,9 +533,9 @@ def run(args: argparse.Namespace) -> int:
             return EXIT_OK
         _commit(args, bundle, record, result, undo=False)
         say(f"Applied {len(todo)} change(s). Undo with: bblogin setup --from {shlex.quote(_team.shown_source(args.source))} --undo")
-    kept = [c for c in result.changes if c.action in (CONFLICT, SKIP, KEPT)]
+    kept = [c for c in result.changes if c.action in (CONFLICT, SKIP, KEPT, IN_USE)]
     if kept:
-        say(f"{len(kept)} entr{'y was' if len(kept) == 1 else 'ies were'} kept or left out (marked !): change or remove yours, then run this again to add the bundle's.")
+        say(f"{len(kept)} entr{'y was' if len(kept) == 1 else 'ies were'} kept or left out (marked !, each says why): to get the bundle's, change or remove yours, then run this again.")
     if args.dry_run:
         return EXIT_OK
     if not args.no_login:
@@ -574,13 +582,13 @@ def _apply(result: Plan, state: State, record: Record) -> None:
     if any(c.where == "kubeconfig" for c in todo):
         record.kubeconfig = state.kube.path
     record.save()
-    undo: list[Callable[[], None]] = []
+    undo: list[Callable[[], object]] = []
     try:
         for c in todo:
             if c.where == "git":
-                before = state.git_helpers(c.name)
-                _git_write(c.name, c.desired)
-                undo.append(lambda url=c.name, value=before: _git_write(url, value))
+                back = _git_write(c.name, c.desired)
+                if back is not None:
+                    undo.append(back)
         if any(c.where == "kubeconfig" for c in todo):
             written = result.kube_doc.write()
             if written:

@@ -9,9 +9,9 @@ import sys
 from bblogin._commands._common import (
     account_from_args,
     load_config,
-    on_terminal,
     profile_from_args,
 )
+from bblogin._interactive import Gate
 from bblogin._session import get_credential
 from bblogin._timefmt import rfc3339
 
@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
         cred, line, _view = refresh_now(profile, account_from_args(args, profile), kind)
         print(line, file=sys.stderr)
     else:
-        cred = get_credential(profile, kind=kind, account=account_from_args(args, profile), interactive=on_terminal() and not args.no_login)
+        cred = get_credential(profile, kind=kind, account=account_from_args(args, profile), interactive=Gate("cli", no_login=args.no_login))
     if args.json:
         out = {"token": cred.token, "kind": kind, "expires_at": cred.expires_at, "expiration": rfc3339(cred.expires_at), "account": cred.account.identity, "profile": profile.name}
         sys.stdout.write(json.dumps(out) + "\n")

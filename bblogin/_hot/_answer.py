@@ -313,7 +313,7 @@ def adhoc_profile_name(issuer: str, client_id: str) -> str:
 
 def kubectl(argv: list[str]) -> bytes | None:
     """The ExecCredential for ``bblogin kubectl ARGV``, or None when the full command must answer."""
-    opts = _parse(argv, _KUBECTL_VALUE_FLAGS, ("--use-access-token",))
+    opts = _parse(argv, _KUBECTL_VALUE_FLAGS, ("--use-access-token", "--no-login"))  # --no-login: nothing to a cached answer
     if opts is None:
         return None
     from bblogin import _kubectl
@@ -338,6 +338,8 @@ def kubectl(argv: list[str]) -> bytes | None:
         profile = (config.get("profiles") or {}).get(name) or (_adhoc_profile(name) if "--profile" in opts else None)
         if not profile or "--connector-id" in opts:  # a connector other than the profile's is another request shape
             return None
+    if profile.get("provider", "oidc") != "oidc":  # a Bitbucket token never goes to Kubernetes: the full path says why
+        return None
     account = _account(name, opts.get("--account"), profile) if name else None
     if account is None:
         return None

@@ -135,12 +135,11 @@ class CoreSource:
         logout(profile, account, [member] if member is not None else None)
 
     def login(self, profile: str, on_prompt: Callable[[Any], None], on_url: Callable[[str], None]) -> str:
-        from bblogin._login import LoginOptions, interactive_login
-        from bblogin._session import save_login
+        from bblogin._login import LoginOptions
+        from bblogin._session import login_now
 
         chosen = self._config().profile(profile)
-        tokens, identity = interactive_login(chosen, LoginOptions(on_device_prompt=on_prompt, on_url=on_url))
-        return save_login(chosen, tokens, identity).label
+        return login_now(chosen, LoginOptions(on_device_prompt=on_prompt, on_url=on_url)).label
 
 
 def row_key(profile: str, account_id: str) -> str:

@@ -1,0 +1,139 @@
+"""The one answer to "may this process start an interactive login now?" — open a browser or show
+a device code, and wait for a person.
+
+Yes only when every test passes, in this order (the first that fails is the reason given):
+
+1. nothing said no: ``--no-login``, ``BBLOGIN_NO_LOGIN=1``, kubectl's ``spec.interactive`` false
+   (or no ``KUBERNETES_EXEC_INFO`` at all), a library that runs us non-interactively (google-auth);
+2. not a Bitbucket Pipelines step (``BITBUCKET_STEP_OIDC_TOKEN``/``BITBUCKET_BUILD_NUMBER``);
+3. git: ``GIT_TERMINAL_PROMPT`` is not ``0`` (git's "nobody may be asked"), and no
+   ``GIT_ASKPASS`` — git then asks through that program (an IDE's dialog), never the terminal;
+   ``SSH_ASKPASS`` with ``SSH_ASKPASS_REQUIRE=force`` counts the same for everyone;
+4. standard error is a terminal (where the URL or the code appears), and so is standard input —
+   except for git, whose helper always reads git's pipe: there the process must have a
+   controlling terminal (``/dev/tty``), as git's own prompts need;
+5. the process is in the foreground process group of its controlling terminal
+   (``tcgetpgrp == getpgrp``): a background job (``kubectl … &``, an editor's file watcher, a
+   tool under ``setsid``) never opens a tab the person did not ask for. (POSIX only: Windows
+   consoles have no background jobs, and no ``/dev/tty``.)
+
+The callers evaluate it lazily (:class:`Gate`): a cached token never gets here, and the full
+path asks only when a login would be the next step. Stdlib only, a few system calls.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+TYPE_CHECKING = False  # no typing, no dataclass: the full path's cached answer imports this module
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+CALLERS = ("cli", "kubectl", "git", "gcp", "aws")
+
+
+class Decision:
+    __slots__ = ("allowed", "reason")
+
+    def __init__(self, allowed: bool, reason: str = "") -> None:
+        self.allowed = allowed
+        self.reason = reason  # why not, for the "login required" message: "standard input is not a terminal"
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+    def __repr__(self) -> str:
+        return f"Decision({self.allowed!r}, {self.reason!r})"
+
+
+YES = Decision(True)
+
+
+def _foreground(fd: int) -> bool:
+    """Whether this process's group is the foreground one of the terminal ``fd`` refers to."""
+    try:
+        return os.tcgetpgrp(fd) == os.getpgrp()
+    except OSError:
+        return False
+
+
+def _controlling_terminal_foreground() -> str:
+    """"" when this process has a controlling terminal and is in its foreground group; else why not.
+    Windows has neither (a console has no background jobs): there the terminal tests above decide."""
+    if os.name != "posix":
+        return ""
+    try:
+        fd = os.open("/dev/tty", os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC)  # never waits for a line
+    except OSError:
+        return "the process has no controlling terminal"
+    try:
+        return "" if _foreground(fd) else "the process runs in the background of its terminal (not its foreground process group)"
+    finally:
+        os.close(fd)
+
+
+def decide(caller: str, *, no_login: bool = False, said_no: str = "", env: Mapping[str, str] | None = None) -> Decision:
+    """The decision for ``caller`` (one of :data:`CALLERS`). ``no_login``: the command's
+    ``--no-login``; ``said_no``: a reason the caller already has ("kubectl says the session is
+    not interactive")."""
+    env = os.environ if env is None else env
+    if no_login:
+        return Decision(False, "--no-login was given")
+    if said_no:
+        return Decision(False, said_no)
+    if env.get("BBLOGIN_NO_LOGIN") == "1":
+        return Decision(False, "BBLOGIN_NO_LOGIN=1 is set")
+    if env.get("BITBUCKET_STEP_OIDC_TOKEN") or env.get("BITBUCKET_BUILD_NUMBER"):
+        return Decision(False, "this is a Bitbucket Pipelines step")
+    if caller == "git":
+        if env.get("GIT_TERMINAL_PROMPT") == "0":
+            return Decision(False, "git said nobody may be asked (GIT_TERMINAL_PROMPT=0)")
+        if env.get("GIT_ASKPASS"):
+            return Decision(False, "git asks through GIT_ASKPASS (an IDE or a GUI), not a terminal")
+    if env.get("SSH_ASKPASS") and env.get("SSH_ASKPASS_REQUIRE") == "force":
+        return Decision(False, "SSH_ASKPASS_REQUIRE=force: the person is asked through SSH_ASKPASS, not a terminal")
+    if not _isatty(sys.stderr):
+        return Decision(False, "standard error is not a terminal")
+    if caller != "git" and not _isatty(sys.stdin):
+        return Decision(False, "standard input is not a terminal")
+    why = _controlling_terminal_foreground()
+    return Decision(False, why) if why else YES
+
+
+def _isatty(stream: object) -> bool:
+    try:
+        return bool(stream is not None and stream.isatty())  # type: ignore[attr-defined]
+    except (OSError, ValueError):  # closed
+        return False
+
+
+class Gate:
+    """A decision taken when first asked (``bool(gate)``), then kept: what callers hand to
+    ``_session.get_credential`` as ``interactive``, so a cached answer costs no system call."""
+
+    def __init__(self, caller: str, *, no_login: bool = False, said_no: str = "") -> None:
+        if caller not in CALLERS:
+            raise ValueError(f"unknown caller {caller!r}")
+        self.caller, self.no_login, self.said_no = caller, no_login, said_no
+        self._decision: Decision | None = None
+
+    @property
+    def decision(self) -> Decision:
+        if self._decision is None:
+            self._decision = decide(self.caller, no_login=self.no_login, said_no=self.said_no)
+        return self._decision
+
+    def __bool__(self) -> bool:
+        return self.decision.allowed
+
+    def __repr__(self) -> str:
+        return f"Gate({self.caller!r}, {self._decision!r})"
+
+
+def why_not(interactive: object) -> str:
+    """The reason a ``get_credential(interactive=…)`` value said no, for the error message."""
+    if isinstance(interactive, Gate | Decision):
+        decision = interactive.decision if isinstance(interactive, Gate) else interactive
+        return decision.reason
+    return ""
