@@ -20,7 +20,7 @@ import os
 import re
 import subprocess
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -131,17 +131,62 @@ def _helper_lines(path: str) -> list[int]:
     return found
 
 
+_PCT = re.compile(r"%([0-9A-Fa-f]{2})")
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+
+def _pct_normal(path: str) -> str:
+    """A path's percent-escapes as git's url_normalize leaves them: an escaped unreserved character
+    decoded (``te%61m`` is ``team``), every other escape in upper case."""
+    return _PCT.sub(lambda m: chr(int(m.group(1), 16)) if chr(int(m.group(1), 16)) in _UNRESERVED else "%" + m.group(1).upper(), path)
+
+
 def _parts(url: str) -> tuple[str, str | None, str, int | None, str] | None:
-    """(scheme, user, host, port, path) the way git's urlmatch normalises a URL; None if no URL."""
+    """(scheme, user, host, port, path) the way git's urlmatch normalises a URL; None when git's
+    url_normalize would refuse it (no ``scheme://`` — a partial key, see _partial)."""
+    if not re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", url):
+        return None
     try:
         split = urlsplit(url)
         port = split.port
     except ValueError:
         return None
-    if not split.scheme or not split.hostname:
+    if not split.hostname:
         return None
     scheme = split.scheme.lower()
-    return scheme, split.username, split.hostname.lower(), port or _DEFAULT_PORTS.get(scheme), split.path.rstrip("/")
+    user = unquote(split.username) if split.username is not None else None
+    return scheme, user, split.hostname.lower(), port or _DEFAULT_PORTS.get(scheme), _pct_normal(split.path).rstrip("/")
+
+
+def _credential(url: str, partial: bool) -> dict[str, str]:
+    """The fields git's credential_from_url_1 (credential.c) takes from a URL: protocol, host (with
+    its port, as written), username (decoded) and path (decoded, no leading or trailing slash). With
+    ``partial`` (a ``credential.<key>`` git's urlmatch refused) any of them may be missing."""
+    proto_end = url.find("://")
+    rest = url[proto_end + 3 :] if proto_end >= 0 else url
+    slash = len(rest) - len(re.sub(r"^[^/?#]*", "", rest, count=1))
+    at, colon = rest.find("@"), rest.find(":")
+    out: dict[str, str] = {}
+    host_start = 0
+    if 0 <= at < slash:
+        out["username"] = unquote(rest[: colon if 0 <= colon < at else at])
+        host_start = at + 1
+    if proto_end > 0:
+        out["protocol"] = url[:proto_end]
+    if not partial or slash > host_start:
+        out["host"] = unquote(rest[host_start:slash])
+    path = rest[slash:].lstrip("/")
+    if path:
+        out["path"] = unquote(path).rstrip("/") or unquote(path)[:1]
+    return {k: v for k, v in out.items() if v or k == "host"}
+
+
+def _partial_matches(key: str, url: str, username: str | None) -> bool:
+    """git's match_partial_url: each field the key has equals the request's, exactly."""
+    want, have = _credential(key, partial=True), _credential(url, partial=False)
+    if username is not None:
+        have["username"] = username
+    return all(have.get(field) == value for field, value in want.items())
 
 
 def _host_matches(pattern: str, host: str) -> bool:
@@ -152,12 +197,16 @@ def _host_matches(pattern: str, host: str) -> bool:
 def url_matches(pattern: str | None, url: str, username: str | None = None) -> bool:
     """Does ``credential.<pattern>`` apply to a request for ``url`` (as ``username``)? As git's
     urlmatch: the same scheme; a user name only if the pattern has one; the host, ``*`` matching
-    one label; the port; the pattern's path a prefix of the URL's on a segment boundary."""
+    one label; the port; the pattern's path a prefix of the URL's on a segment boundary. A key git
+    cannot normalise as a URL (``host``, ``host:port``, ``user@host/path``) is matched as git's
+    credential.c does it: field by field, exactly, any scheme when it names none."""
     if pattern is None:
         return True
     want, asked = _parts(pattern), _parts(url)
-    if want is None or asked is None:
+    if asked is None:
         return False
+    if want is None:
+        return _partial_matches(pattern, url, username)
     if want[0] != asked[0] or (want[1] is not None and want[1] != username) or want[3] != asked[3] or not _host_matches(want[2], asked[2]):
         return False
     return not want[4] or asked[4] == want[4] or asked[4].startswith(want[4] + "/")
@@ -210,13 +259,23 @@ def findings(found: list[HelperEntry], host_url: str) -> list[Finding]:
     ``https://bob@host`` entry)."""
     targets: dict[tuple[str, str | None], None] = {(host_url, None): None}
     base = host_url.split("/", 3)  # scheme:, "", authority[, path]
+    prefix = _credential(host_url, partial=False)
     for entry in found:
-        parts = _parts(entry.url) if entry.url else None
-        if parts is None:
+        if not entry.url:
             continue
-        if _under(entry.url or "", host_url):  # a repository below the prefix: this host, that path
+        parts = _parts(entry.url)
+        if parts is None:  # a key with no scheme: git compares its fields exactly
+            want = _credential(entry.url, partial=True)
+            if any(want.get(f, prefix.get(f)) != prefix.get(f) for f in ("protocol", "host")):
+                continue
+            path, mine = want.get("path"), prefix.get("path")
+            if path is not None and path != mine and (mine is None or path.startswith(mine + "/")):
+                targets[(f"{base[0]}//{base[2]}/{quote(path)}", want.get("username"))] = None
+            elif path is None and "username" in want:
+                targets[(host_url, want["username"])] = None
+        elif _under(entry.url, host_url):  # a repository below the prefix: this host, that path
             targets[(f"{base[0]}//{base[2]}{parts[4]}", parts[1])] = None
-        elif parts[1] is not None and url_matches((entry.url or "").replace(f"{parts[1]}@", "", 1), host_url):
+        elif parts[1] is not None and url_matches(re.sub(r"://[^/@]*@", "://", entry.url, count=1), host_url):
             targets[(host_url, parts[1])] = None
     return [Finding(url, user, tuple(chain(found, url, user))) for url, user in targets]
 

@@ -56,7 +56,8 @@ def test_the_resolved_helper_list_is_the_one_git_runs(git_env, tmp_path: pathlib
     user names and the empty-value reset: for each request, the helpers _gitconfig.chain names are
     the ones git itself runs, in the same order."""
     log = tmp_path / "ran"
-    rec = {name: recorder(log, name) for name in ("g1", "g2", "inc", "local", "team", "bob", "cmd", "star")}
+    names_ = ("g1", "g2", "inc", "local", "team", "bob", "cmd", "star", "partial", "pport", "puser", "ppath", "pteam", "enc")
+    rec = {name: recorder(log, name) for name in names_}
     include = tmp_path / "included.gitconfig"
     include.write_text(f'[credential "https://*.example.com"]\n\thelper = "{rec["star"]}"\n')
     with git_env.open("a") as fh:
@@ -65,6 +66,13 @@ def test_the_resolved_helper_list_is_the_one_git_runs(git_env, tmp_path: pathlib
             f'[credential "https://H.Example.com:443/"]\n\thelper =\n\thelper = "{rec["g2"]}"\n'
             f"[include]\n\tpath = {include}\n"
             f'[credential "https://bob@h.example.com"]\n\thelper = "{rec["bob"]}"\n'
+            # keys with no scheme: git matches them field by field (credential.c match_partial_url)
+            f'[credential "h.example.com"]\n\thelper = "{rec["partial"]}"\n'
+            f'[credential "h.example.com:8443"]\n\thelper = "{rec["pport"]}"\n'
+            f'[credential "alice@h.example.com"]\n\thelper = "{rec["puser"]}"\n'
+            f'[credential "h.example.com/team/repo.git"]\n\thelper = "{rec["ppath"]}"\n'
+            f'[credential "h.example.com/team"]\n\thelper = "{rec["pteam"]}"\n'
+            f'[credential "https://h.example.com/te%61m"]\n\thelper = "{rec["enc"]}"\n'
         )
     repo = tmp_path / "repo"
     assert git("init", "-q", str(repo)).returncode == 0
@@ -87,6 +95,10 @@ def test_the_resolved_helper_list_is_the_one_git_runs(git_env, tmp_path: pathlib
         ("https://other.example.com/x.git", None),
         ("https://a.b.example.com/x.git", None),  # * is one label
         ("http://h.example.com/x.git", None),
+        ("https://h.example.com:8443/x.git", None),
+        ("https://h.example.com/repo.git", "alice"),
+        ("https://h.example.com/team", None),
+        ("https://h.example.com/my%20team/x.git", None),
     ]:
         log.write_text("")
         request = f"url={url}\n" + (f"username={user}\n" if user else "") + "\n"
@@ -114,6 +126,13 @@ def test_findings_cover_the_parts_of_a_host_that_git_config_scopes_apart() -> No
         ("https://h.example.com/team", None): ["store", "cache", "!bblogin git-credential $1"],  # the wildcard entry, for this host's /team
         ("https://h.example.com/x", "bob"): ["store", "!bblogin git-credential $1", "osxkeychain"],
     }
+    partial = [entry(1, "https://h.example.com", "!bblogin git-credential $1"), entry(2, "h.example.com/team/repo.git", "store"), entry(3, "alice@h.example.com", "cache"), entry(4, "other.example.com", "osxkeychain")]
+    got = {(f.url, f.username): [e.value for e in f.runs] for f in _gitconfig.findings(partial, "https://h.example.com")}
+    assert got == {  # keys with no scheme (git's match_partial_url) are parts of the host too
+        ("https://h.example.com", None): ["!bblogin git-credential $1"],
+        ("https://h.example.com/team/repo.git", None): ["!bblogin git-credential $1", "store"],
+        ("https://h.example.com", "alice"): ["!bblogin git-credential $1", "cache"],
+    }
 
 
 # -- doctor and setup git see the helpers that still run -------------------------------------------------
@@ -132,6 +151,22 @@ def test_a_later_store_helper_is_named_by_setup_and_doctor_and_really_stores_the
     again = bblogin("setup", "git", "--host", server.url, "--profile", "dev")
     assert again.returncode == 0 and f"warning: for {server.url}, {store_line}: helper = store" in again.stderr
     assert "the empty `helper =` in your global git config switches off the helpers configured before it" in again.stderr
+
+
+def test_a_store_helper_under_a_key_with_no_scheme_is_caught(wired, git_env: pathlib.Path) -> None:
+    """`[credential "host:port"]` is git's own partial-URL scoping (any scheme): its store still
+    writes bblogin's token, so doctor fails and setup warns."""
+    _idp, server, _ = wired
+    hostport = server.url.split("//")[1]
+    with git_env.open("a") as fh:
+        fh.write(f'[credential "{hostport}"]\n\thelper = store\n')
+    assert git("ls-remote", f"{server.url}/repo.git").returncode == 0
+    assert access_token() in pathlib.Path(os.environ["HOME"], ".git-credentials").read_text()
+    code, checks = doctor()
+    check = checks[f"git:{server.url}"]
+    assert code == 10 and check["status"] == "fail" and f"{git_env}:{line_of(git_env, 'helper = store')}: helper = store" in check["detail"]
+    again = bblogin("setup", "git", "--host", server.url, "--profile", "dev")
+    assert again.returncode == 0 and f"warning: for {server.url}, {git_env}:{line_of(git_env, 'helper = store')}: helper = store" in again.stderr
 
 
 def test_a_cache_helper_in_a_repository_is_caught_and_logout_makes_it_forget(wired, tmp_path: pathlib.Path) -> None:
