@@ -83,8 +83,34 @@ def test_syntax_error_names_file_line_and_column_and_shows_the_line() -> None:
     with pytest.raises(ConfigError) as info:
         _config.load()
     assert info.value.message.startswith(f"{path}:3:11: invalid TOML: Expected '='")
-    assert '\n    client_id "c"\n              ^' in info.value.message  # the line, and a caret under column 11
+    assert '\n    client_id …\n              ^' in info.value.message  # the key (its value masked), a caret under column 11
     assert "line 3, column 11" in info.value.hint
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        'client_secret = "s3cr3t-V@lue-1234',  # unterminated: Illegal character
+        'client_secret = "s3cr3t-V@lue-1234" x',  # Expected newline
+        'client_secret = "s3cr3t-V@lue-1234"\nclient_secret = "s3cr3t-V@lue-1234"',  # Cannot overwrite a value
+        '"s3cr3t-V@lue-1234"',  # a secret pasted on a line of its own
+    ],
+)
+def test_a_syntax_error_never_shows_a_secret(line: str) -> None:
+    """The helper prints config errors on every git call, and doctor --json goes into bug reports:
+    the line shown has its value masked."""
+    import json
+    import subprocess
+    import sys
+
+    write(f'[profiles.work]\nissuer = "https://idp.example.com"\nclient_id = "bblogin"\n{line}\n')
+    helper = pathlib.Path(sys.executable).parent / "git-credential-bblogin"
+    get = subprocess.run([str(helper), "get"], input="protocol=https\nhost=x.example.com\n\n", capture_output=True, text=True, timeout=60)
+    doctor = subprocess.run([sys.executable, "-m", "bblogin", "doctor", "--json"], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert get.returncode == 3 and "invalid TOML" in get.stderr
+    assert "invalid TOML" in json.dumps(json.loads(doctor.stdout))
+    for out in (get.stdout, get.stderr, doctor.stdout, doctor.stderr):
+        assert "s3cr3t" not in out
 
 
 def test_git_host_keys_are_normalised_and_old_spellings_keep_working() -> None:
