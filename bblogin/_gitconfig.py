@@ -316,18 +316,26 @@ def explain(position: str, entry: HelperEntry) -> str:
     return f"{entry.where}: helper = {shown(entry.value)} — {risk(entry.value)}; {when}"
 
 
-def reject(url: str, username: str | None) -> bool:
-    """``git credential reject`` for ``url`` (as ``username``): every helper git runs there —
-    store, cache, a keychain — forgets what it kept. False when git is not installed."""
-    request = f"url={url}\n" + (f"username={username}\n" if username else "") + "\n"
-    return _git(["credential", "reject"], None, stdin=request) is not None
+def reject(url: str, usernames: list[str]) -> bool:
+    """``git credential reject`` for ``url`` as each of ``usernames``: every helper git runs there
+    — store, cache, a keychain — forgets what it kept for that user name on that host, under any
+    path: store and cache erase the entries whose fields equal the request's (credential.c
+    credential_match), and with ``useHttpPath`` off for this one call git sends no path (it still
+    picks the helpers with the path, as for a request). False when git is not installed."""
+    for username in usernames:
+        request = f"url={url}\nusername={username}\n\n"
+        if _git(["-c", f"credential.{url}.useHttpPath=false", "credential", "reject"], None, stdin=request) is None:
+            return False
+    return True
 
 
 def reject_account(config: Config, account: Account, profiles: list[str] | None = None) -> list[str]:
     """After ``account`` logged out of ``profiles`` (default: every profile it served):
-    ``git credential reject`` for each git host those profiles serve with it, as the user name git
-    got for it, so no store, cache or keychain helper keeps serving its token. The hosts told; []
-    when git is not installed. (`bblogin logout` calls this per account.)"""
+    ``git credential reject`` for each git host those profiles serve with it, under every user name
+    git may have kept its token as — the one bblogin answers with when git sends none, and each
+    name git may have been given that picks this account (user name, email, account id) — so no
+    store, cache or keychain helper keeps serving it. The hosts told; [] when git is not installed.
+    (`bblogin logout` and the TUI's logout call this per account.)"""
     from dataclasses import asdict
 
     from bblogin import _gitcred
@@ -340,7 +348,9 @@ def reject_account(config: Config, account: Account, profiles: list[str] | None 
             continue
         if host.account and host.account not in (account.id, account.identity, account.username, account.email):
             continue
-        if not reject(host.url, _gitcred.username_for(asdict(host), asdict(profile), asdict(account))):
+        answered = _gitcred.username_for(asdict(host), asdict(profile), asdict(account))
+        names = dict.fromkeys(n for n in (answered, account.username, account.email, account.identity, account.id) if n)
+        if not reject(host.url, list(names)):
             return told
         told.append(host.url)
     return told

@@ -193,6 +193,44 @@ def test_a_cache_helper_in_a_repository_is_caught_and_logout_makes_it_forget(wir
         shutil.rmtree(socket_dir, ignore_errors=True)
 
 
+def approve_like_git(url: str) -> dict[str, str]:
+    """What git does after a request succeeded: fill, then approve what it got (store keeps it)."""
+    done = subprocess.run(["git", "credential", "fill"], input=f"url={url}\n\n", capture_output=True, text=True, timeout=60, env=os.environ.copy())
+    subprocess.run(["git", "credential", "approve"], input=done.stdout + "\n", capture_output=True, text=True, timeout=60, env=os.environ.copy())
+    return dict(line.split("=", 1) for line in done.stdout.splitlines())
+
+
+@pytest.mark.parametrize("helper", ["store", "cache"])
+def test_logout_makes_store_and_cache_forget_every_path_and_user_name_git_kept(keyring_secret_service, devidp_factory, git_env: pathlib.Path, helper: str) -> None:
+    """store and cache erase only entries whose fields equal the reject's: logout must reach what
+    they keep under a repository's path (a prefix with a path, or useHttpPath) and under the user
+    name git was given (an email), not only the host's own user name."""
+    login(devidp_factory(id_token_ttl=3600))
+    socket_dir = pathlib.Path(tempfile.mkdtemp(prefix="gc", dir="/tmp"))
+    value = "store" if helper == "store" else f"cache --socket {socket_dir}/s"
+    try:
+        assert bblogin("setup", "git", "--host", "https://git.example.com/team", "--profile", "dev").returncode == 0
+        assert bblogin("setup", "git", "--host", "https://other.example.com", "--profile", "dev").returncode == 0
+        assert git("config", "--global", "credential.useHttpPath", "true").returncode == 0  # as GCM users often have
+        assert git("config", "--global", "--add", "credential.helper", value).returncode == 0
+        kept = [
+            approve_like_git("https://git.example.com/team/repo.git"),
+            approve_like_git("https://other.example.com/x/y.git"),
+            approve_like_git("https://alice%40example.com@other.example.com/z.git"),
+        ]
+        assert kept[2]["username"] == "alice@example.com" and all(k.get("password") for k in kept)
+        urls = ["https://git.example.com/team/repo.git", "https://other.example.com/x/y.git", "https://alice%40example.com@other.example.com/z.git"]
+        assert [fill(url, value).get("password") == k["password"] for url, k in zip(urls, kept)] == [True, True, True]
+        done = run_bblogin("logout")
+        assert done.returncode == 0 and "Told git to forget" in done.stderr
+        assert [bool(fill(url, value)) for url in urls] == [False, False, False]  # (no token in a failure's text)
+        if helper == "store":
+            assert kept[0]["password"] not in pathlib.Path(os.environ["HOME"], ".git-credentials").read_text()
+    finally:
+        subprocess.run(["git", "credential-cache", "--socket", f"{socket_dir}/s", "exit"], capture_output=True, timeout=30)
+        shutil.rmtree(socket_dir, ignore_errors=True)
+
+
 def test_git_credential_manager_configured_later_means_bblogin_is_never_asked(wired, git_env: pathlib.Path, tmp_path: pathlib.Path) -> None:
     """What `git-credential-manager configure` (GCM 2.7) appends to the global config, exactly as the
     real binary writes it: an empty `helper =` and its own path in [credential]. GCM itself cannot run
