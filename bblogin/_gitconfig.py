@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from bblogin._index import Account
 
 _DEFAULT_PORTS = {"https": 443, "http": 80}
-_BBLOGIN_HELPER = re.compile(r"(^bblogin$|git-credential-bblogin|_hot/_launcher\.py['\"]? git-credential|\bbblogin['\"]? git-credential)")
+_SETUP_SHAPE = re.compile(r"^!f\(\) \{ if \[ \$1 = store \]; then while read -r _; do :; done; else exec (.+) git-credential \$1; fi; \}; f$")
 
 
 @dataclass(frozen=True)
@@ -51,9 +51,17 @@ class HelperEntry:
 
 
 def is_bblogin_helper(value: str) -> bool:
-    """Is this helper value one that runs bblogin (what `setup git` writes, ``bblogin``, or the
-    git-credential-bblogin program)? Whether it *works* is doctor's run of it, not this."""
-    return bool(_BBLOGIN_HELPER.search(value.strip()))
+    """Is this helper value one that runs bblogin: what `setup git` writes (its shell function
+    exec'ing bblogin's launcher), ``bblogin`` (git runs git-credential-bblogin), or a command whose
+    program is git-credential-bblogin or ``bblogin git-credential``? Only the program counts — a
+    ``cache --socket …/git-credential-bblogin/sock`` is cache. Whether it *works* is doctor's run."""
+    value = value.strip()
+    shape = _SETUP_SHAPE.match(value)
+    if shape:
+        return bool(re.search(r"_hot/_launcher\.py'?$", shape.group(1)))
+    words = value[1:].split() if value.startswith("!") else value.split()
+    program = os.path.basename(words[0].strip("'\"")) if words else ""
+    return value == "bblogin" or program == "git-credential-bblogin" or (program == "bblogin" and words[1:2] == ["git-credential"])
 
 
 def _git(args: list[str], cwd: str | None, stdin: str | None = None) -> subprocess.CompletedProcess[str] | None:

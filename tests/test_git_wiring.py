@@ -15,6 +15,7 @@ import tempfile
 import pytest
 
 from bblogin import _config, _gitconfig, _paths
+from bblogin._commands.setup_git import helper_value
 from tests.test_git import HELPER, dex_token_validator, git, git_env, wired  # noqa: F401  (fixtures)
 from tests.test_session import bblogin, login
 
@@ -379,6 +380,54 @@ def test_remove_undoes_exactly_what_setup_added(keyring_secret_service, devidp_f
     assert pathlib.Path(_paths.config_file()).read_text() == config_before
     nothing = bblogin("setup", "git", "--remove", "--host", "https://git.example.com")
     assert nothing.returncode == 0 and "nothing to remove" in nothing.stderr
+
+
+def test_remove_with_file_undoes_only_that_repository(wired, tmp_path: pathlib.Path) -> None:
+    """--remove --file edits that file; config.toml's binding stays while the global config still
+    asks bblogin for the host (every other repository keeps working)."""
+    _idp, server, _ = wired
+    clone = tmp_path / "clone"
+    assert git("clone", "-q", f"{server.url}/repo.git", str(clone)).returncode == 0
+    local = str(clone / ".git/config")
+    assert run_bblogin("setup", "git", "--file", local, "--host", server.url, "--profile", "dev").returncode == 0
+    done = run_bblogin("setup", "git", "--remove", "--file", local, "--host", server.url)
+    assert done.returncode == 0 and "bblogin" not in (clone / ".git/config").read_text()
+    assert f"kept [git.\"{server.url}\"] in config.toml" in done.stderr
+    assert [h.url for h in _config.load().git_hosts] == [server.url]
+    assert git("clone", "-q", f"{server.url}/repo.git", str(tmp_path / "e/c")).returncode == 0
+    assert run_bblogin("setup", "git", "--remove", "--host", server.url).returncode == 0  # the last one asking: both go
+    assert not _config.load().git_hosts
+
+
+def test_setup_keeps_the_users_own_helpers_and_remove_takes_only_what_setup_wrote(keyring_secret_service, devidp_factory, git_env: pathlib.Path) -> None:
+    """setup adds its reset and helper after the user's own lines (saying which it switches off) and
+    never deletes them; a rerun changes nothing; --remove takes exactly those two lines, and
+    useHttpPath only when setup wrote it. A multi-line helper value stays one value."""
+    login(devidp_factory())
+    multi = '!f() {\n echo hi >&2; cat >/dev/null; }; f'
+    git_env.write_text(
+        git_env.read_text()
+        + '[credential "https://git.example.com/team"]\n\tuseHttpPath = true\n\thelper = cache --timeout 60\n'
+        + '\thelper = "!f() {\\n echo hi >&2; cat >/dev/null; }; f"\n\t# the user\'s comment\n'
+        + '[credential "https://other.example.com/x"]\n\thelper = cache --socket /tmp/git-credential-bblogin/sock\n'
+    )
+    before = git_env.read_text()
+    done = bblogin("setup", "git", "--host", "https://git.example.com/team", "--profile", "dev")
+    assert done.returncode == 0 and "switches off" in done.stderr and "helper = cache …" in done.stderr
+    values = git("config", "--global", "--null", "--get-all", "credential.https://git.example.com/team.helper").stdout.split("\0")[:-1]
+    assert values[:2] == ["cache --timeout 60", multi] and values[2] == "" and _gitconfig.is_bblogin_helper(values[3]) and len(values) == 4
+    assert bblogin("setup", "git", "--host", "https://git.example.com/team", "--profile", "dev").stderr.count("already set up") == 1
+    assert bblogin("setup", "git", "--host", "https://other.example.com/x", "--profile", "dev").returncode == 0
+    assert bblogin("setup", "git", "--remove", "--host", "https://git.example.com/team").returncode == 0
+    assert bblogin("setup", "git", "--remove", "--host", "https://other.example.com/x").returncode == 0
+    assert git_env.read_text() == before  # the user's helpers, their useHttpPath, comment and order
+
+
+def test_only_what_setup_writes_counts_as_bblogin() -> None:
+    for value in [helper_value(), "bblogin", "git-credential-bblogin", "/opt/bin/git-credential-bblogin --x", "!bblogin git-credential $1"]:
+        assert _gitconfig.is_bblogin_helper(value), value
+    for value in ["cache --socket ~/.cache/git-credential-bblogin/sock", "store --file ~/bblogin git-credential", "!f() { cat ~/x; }; f # git-credential-bblogin", "bblogin-other"]:
+        assert not _gitconfig.is_bblogin_helper(value), value
 
 
 def test_a_deleted_profile_gets_a_clear_message_and_breaks_nothing_else(wired, git_server, tmp_path: pathlib.Path) -> None:
