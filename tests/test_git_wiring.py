@@ -232,6 +232,19 @@ def test_logout_makes_store_and_cache_forget_every_path_and_user_name_git_kept(k
         shutil.rmtree(socket_dir, ignore_errors=True)
 
 
+def test_logging_out_in_the_tui_makes_git_forget_too(keyring_secret_service, devidp_factory, git_env: pathlib.Path) -> None:
+    from bblogin.tui.source import CoreSource
+
+    login(devidp_factory(id_token_ttl=3600))
+    assert bblogin("setup", "git", "--host", "https://git.example.com", "--profile", "dev").returncode == 0
+    assert git("config", "--global", "--add", "credential.helper", "store").returncode == 0
+    assert approve_like_git("https://git.example.com/repo.git").get("password")
+    source = CoreSource()
+    (row,) = source.accounts()
+    source.logout(row["id"])
+    assert ("git.example.com" in pathlib.Path(os.environ["HOME"], ".git-credentials").read_text()) is False
+
+
 def test_git_credential_manager_configured_later_means_bblogin_is_never_asked(wired, git_env: pathlib.Path, tmp_path: pathlib.Path) -> None:
     """What `git-credential-manager configure` (GCM 2.7) appends to the global config, exactly as the
     real binary writes it: an empty `helper =` and its own path in [credential]. GCM itself cannot run
