@@ -470,15 +470,25 @@ def test_a_deleted_profile_gets_a_clear_message_and_breaks_nothing_else(wired, g
 
 # -- smaller ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("via", ["program", "launcher"])
-def test_an_unknown_operation_is_ignored_silently(wired, via: str) -> None:
-    from bblogin._commands.setup_git import helper_value
-
-    request = "protocol=https\nhost=bitbucket.org\n\n"
-    if via == "program":
-        done = subprocess.run([HELPER, "frobnicate"], input=request, capture_output=True, text=True, timeout=60, env=os.environ.copy())
-    else:  # the helper setup git writes, run by sh as git runs it
-        done = subprocess.run(["sh", "-c", helper_value()[1:] + " frobnicate"], input=request, capture_output=True, text=True, timeout=60, env=os.environ.copy())
-    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+@pytest.mark.parametrize(
+    "request_",
+    [b"protocol=https\nhost=gone.example.com\n\n", b"\0\xff garbage with no equals sign\n" + os.urandom(4096) + b"\n\n"],
+    ids=["host-of-a-deleted-profile", "garbage"],
+)
+def test_an_unknown_operation_is_ignored_silently(wired, via: str, request_: bytes) -> None:
+    """What get would refuse (exit 3: the host's profile is gone; exit 2: garbage) an unknown
+    operation ignores: exit 0, nothing said — and the launcher answers it itself, never starting
+    the full command (no argparse imported)."""
+    config = pathlib.Path(_paths.config_file())
+    config.write_text(config.read_text() + '\n[git."https://gone.example.com"]\nprofile = "gone"\n')
+    command = [HELPER, "frobnicate"] if via == "program" else ["sh", "-c", helper_value()[1:] + " frobnicate"]
+    done = subprocess.run(command, input=request_, capture_output=True, timeout=60, env=os.environ.copy())
+    assert (done.returncode, done.stdout, done.stderr) == (0, b"", b"")
+    get = subprocess.run(command[:-1] + ["get"] if via == "program" else ["sh", "-c", helper_value()[1:] + " get"], input=request_, capture_output=True, timeout=60, env=os.environ.copy())
+    assert get.returncode in (2, 3)  # the same request is an error for an operation bblogin knows
+    if via == "launcher":
+        traced = subprocess.run(command, input=request_, capture_output=True, timeout=60, env={**os.environ, "PYTHONPROFILEIMPORTTIME": "1"})
+        assert traced.returncode == 0 and traced.stdout == b"" and b"| argparse" not in traced.stderr and b"bblogin._cli" not in traced.stderr
 
 
 def test_get_exit_codes_follow_one_rule_and_git_reads_only_the_answer(wired, tmp_path: pathlib.Path) -> None:
