@@ -84,6 +84,10 @@ def entries(cwd: str | None = None) -> list[HelperEntry]:
     if done.returncode not in (0, 1):  # 1: no such entries
         raise GitUnavailable(f"git cannot read its configuration here: {done.stderr.strip() or f'exit {done.returncode}'}")
     fields = done.stdout.split("\0")
+    base = cwd or os.getcwd()
+    if any(o.startswith("file:") and not os.path.isabs(o[5:]) for o in fields[1::3]):  # git names repository files from the top of the worktree
+        top = _git(["rev-parse", "--show-toplevel"], cwd)
+        base = top.stdout.strip() if top is not None and top.returncode == 0 and top.stdout.strip() else base
     out: list[HelperEntry] = []
     seen: dict[str, int] = {}
     lines: dict[str, list[int]] = {}
@@ -95,7 +99,7 @@ def entries(cwd: str | None = None) -> list[HelperEntry]:
         kind, _, path = origin.partition(":")
         line = None
         if kind == "file":
-            path = os.path.abspath(os.path.join(cwd or os.getcwd(), path))
+            path = os.path.abspath(os.path.join(base, path))
             if path not in lines:
                 lines[path] = _helper_lines(path)
             nth = seen.get(path, 0)

@@ -170,6 +170,23 @@ def test_a_store_helper_under_a_key_with_no_scheme_is_caught(wired, git_env: pat
     assert again.returncode == 0 and f"warning: for {server.url}, {git_env}:{line_of(git_env, 'helper = store')}: helper = store" in again.stderr
 
 
+def test_doctor_in_a_subdirectory_names_the_repository_file_and_sends_the_decoded_user_name(wired, tmp_path: pathlib.Path) -> None:
+    _idp, server, _ = wired
+    clone = tmp_path / "clone"
+    assert git("clone", "-q", f"{server.url}/repo.git", str(clone)).returncode == 0
+    assert git("config", "credential.helper", "store", cwd=clone).returncode == 0
+    deep = clone / "sub" / "dir"
+    deep.mkdir(parents=True)
+    check = doctor(cwd=deep)[1][f"git:{server.url}"]
+    assert f"{clone}/.git/config:{line_of(clone / '.git/config', 'helper = store')}: helper = store" in check["detail"]
+    user = server.url.replace("//", "//alice%40example.com@")
+    assert git("config", "--global", f"credential.{user}.username", "alice@example.com").returncode == 0
+    assert git("config", "--global", "--add", f"credential.{user}.helper", "").returncode == 0
+    assert git("config", "--global", "--add", f"credential.{user}.helper", helper_value()).returncode == 0
+    check = doctor(cwd=tmp_path)[1][f"git:{server.url}"]
+    assert check["status"] == "ok" and "alice%40" not in check["detail"] and "as alice@example.com" in check["detail"], check
+
+
 def test_a_cache_helper_in_a_repository_is_caught_and_logout_makes_it_forget(wired, tmp_path: pathlib.Path) -> None:
     _idp, server, _ = wired
     clone = tmp_path / "clone"
