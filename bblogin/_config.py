@@ -253,8 +253,12 @@ class _Validator:
             raise self.fail(None, None, f'git."{url}" must be a table')
         values = self.typed(table, raw, _GIT_TYPES)
         problem = git_url_problem(url)
-        if problem:
-            raise self.fail(table, None, problem)
+        if problem:  # a key an earlier bblogin wrote (or a hand edit): this host fails, every other command works
+            import shlex  # only for such a key
+
+            line = _line_of(self.text, table, None)
+            said = (f"{self.path}{f':{line}' if line else ''}: git.\"{url}\" {problem}", f"remove it: bblogin setup git --remove --host {shlex.quote(url)}")
+            return GitHost(url=url, profile=str(values.get("profile", "")), problem=said)
         if "profile" not in values:
             raise self.fail(table, None, "missing required key 'profile'")
         if values.get("token", "access_token") not in ("access_token", "id_token"):

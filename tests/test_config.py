@@ -63,9 +63,6 @@ profile = "cloud"
         ('[profiles.a]\nissuer = "https://x"\nclient_id = "c"\ncolour = "red"\n', 4, "colour: unknown key"),
         ('[profiles.a]\nclient_id = "c"\n', 1, "missing required key 'issuer'"),
         ('default_profile = 3\n', 1, "default_profile: must be a string"),
-        ('[profiles.a]\nissuer = "https://x"\nclient_id = "c"\n[git."http://h.example"]\nprofile = "a"\n', 4, "is plain http://, which is allowed only for 127.0.0.1/localhost"),
-        ('[profiles.a]\nissuer = "https://x"\nclient_id = "c"\n[git."https://bob@h.example"]\nprofile = "a"\n', 4, "has a user name (bob@)"),
-        ('[profiles.a]\nissuer = "https://x"\nclient_id = "c"\n[git."ftp://h.example"]\nprofile = "a"\n', 4, "has the scheme ftp://"),
         ('[profiles.a]\nissuer = "https://x"\nclient_id = "c"\nlisten_port = 70000\n', 4, "must be a port number"),
     ],
 )
@@ -76,6 +73,18 @@ def test_invalid_config_names_file_line_and_key(text: str, line: int, fragment: 
     assert f"{path}:{line}:" in str(info.value)
     assert fragment in str(info.value)
     assert info.value.exit_code == 3
+
+
+@pytest.mark.parametrize(
+    ("key", "fragment"),
+    [("http://h.example", "is plain http://, which is allowed only for 127.0.0.1/localhost"), ("https://bob@h.example", "has a user name (bob@)"), ("ftp://h.example", "has the scheme ftp://"), ("https://h.example/my team", "has a space")],
+)
+def test_a_bad_git_host_key_fails_that_host_only(key: str, fragment: str) -> None:
+    path = write(f'[profiles.a]\nissuer = "https://x"\nclient_id = "c"\n[git."{key}"]\nprofile = "a"\n[git."https://ok.example"]\nprofile = "a"\n')
+    config = _config.load()
+    bad, ok = config.git_hosts
+    assert ok.problem is None and bad.problem is not None
+    assert bad.problem[0].startswith(f"{path}:4: ") and fragment in bad.problem[0] and "--remove --host" in bad.problem[1]
 
 
 def test_syntax_error_names_file_line_and_column_and_shows_the_line() -> None:

@@ -429,6 +429,23 @@ def test_remove_with_file_undoes_only_that_repository(wired, tmp_path: pathlib.P
     assert not _config.load().git_hosts
 
 
+def test_a_bad_host_key_already_in_config_breaks_only_that_host_and_remove_takes_it(wired) -> None:
+    """An earlier bblogin saved `[git."…/my team"]` before git refused the key: it must not make
+    every command exit 3, and --remove must take it as written."""
+    _idp, server, _ = wired
+    config = pathlib.Path(_paths.config_file())
+    config.write_text(config.read_text() + '\n[git."https://git.example.com/my team"]\nprofile = "dev"\n')
+    assert run_bblogin("status").returncode == 0
+    request = f"protocol=http\nhost={server.url.split('//')[1]}\n\n"
+    other = subprocess.run([HELPER, "get"], input=request, capture_output=True, text=True, timeout=60, env=os.environ.copy())
+    assert other.returncode == 0 and "password=" in other.stdout
+    bad = subprocess.run([HELPER, "get"], input="protocol=https\nhost=git.example.com\npath=my team/x.git\n\n", capture_output=True, text=True, timeout=60, env=os.environ.copy())
+    assert bad.returncode == 3 and "has a space or control character" in bad.stderr and "--remove --host 'https://git.example.com/my team'" in bad.stderr
+    done = run_bblogin("setup", "git", "--remove", "--host", "https://git.example.com/my team")
+    assert done.returncode == 0, done.stderr
+    assert "my team" not in config.read_text() and [h.url for h in _config.load().git_hosts] == [server.url]
+
+
 def test_setup_keeps_the_users_own_helpers_and_remove_takes_only_what_setup_wrote(keyring_secret_service, devidp_factory, git_env: pathlib.Path) -> None:
     """setup adds its reset and helper after the user's own lines (saying which it switches off) and
     never deletes them; a rerun changes nothing; --remove takes exactly those two lines, and
@@ -451,6 +468,19 @@ def test_setup_keeps_the_users_own_helpers_and_remove_takes_only_what_setup_wrot
     assert bblogin("setup", "git", "--remove", "--host", "https://git.example.com/team").returncode == 0
     assert bblogin("setup", "git", "--remove", "--host", "https://other.example.com/x").returncode == 0
     assert git_env.read_text() == before  # the user's helpers, their useHttpPath, comment and order
+
+
+def test_a_percent_encoded_key_path_matches_the_path_git_sends() -> None:
+    """git decodes a remote URL's path before a helper sees it (credential_from_url): a key
+    written as %20 (as the --host advice says) must match ``path=my team/…``."""
+    from bblogin import _gitcred
+
+    def fields(path: str) -> dict[str, list[str]]:
+        return {"protocol": ["https"], "host": ["git.example.com"], "path": [path]}
+
+    assert _gitcred.matching_hosts(fields("my team/repo.git"), [{"url": "https://git.example.com/my%20team"}])
+    assert _gitcred.matching_hosts(fields("team/repo.git"), [{"url": "https://git.example.com/te%61m"}])
+    assert not _gitcred.matching_hosts(fields("my%20team/repo.git"), [{"url": "https://git.example.com/my%20team"}])
 
 
 def test_only_what_setup_writes_counts_as_bblogin() -> None:

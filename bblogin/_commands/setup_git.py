@@ -103,8 +103,10 @@ def _refuse_changing_for_one_repository(existing: _config.GitHost, host: _config
 
 
 def run(args: argparse.Namespace) -> int:
-    url = _url(args.host)
     scope = ["--file", args.file] if args.file else ["--global"]
+    if args.remove and _config.git_url_problem(args.host) and any(h.url == args.host and h.problem for h in load_config().git_hosts):
+        return _remove(args.host, scope, args.file)  # a bad key already in config.toml: --remove takes it as written
+    url = _url(args.host)
     if args.remove:
         return _remove(url, scope, args.file)
     if not args.profile:
