@@ -455,7 +455,7 @@ FOUND_IN_REVIEW = {
     "a user name in the issuer": ('[profiles.p]\nissuer = "https://dex.acme.com@evil.example/dex"\nclient_id = "c"\n', "has a user name"),
     "a port out of range": ('[profiles.p]\nissuer = "https://dex.example.com"\nclient_id = "c"\n[clusters.a]\nserver = "https://k8s.acme.com:99999"\nprofile = "p"\n', "is not a URL"),
     "a broken IPv6 server": ('[profiles.p]\nissuer = "https://dex.example.com"\nclient_id = "c"\n[clusters.a]\nserver = "https://[::1"\nprofile = "p"\n', "is not a URL"),
-    "a space in a git URL": ('[profiles.bb]\nprovider = "bitbucket-cloud"\nclient_id = "K"\n[git."https://bitbucket.org/a b"]\nprofile = "bb"\n', "no spaces"),
+    "a space in a git URL": ('[profiles.bb]\nprovider = "bitbucket-cloud"\nclient_id = "K"\n[git."https://bitbucket.org/a b"]\nprofile = "bb"\n', "space"),  # _config.git_url_problem says it first: "has a space or control character"
     "values nested too deeply": ("x = " + "[" * 60000 + "]" * 60000 + "\n", "nested too deeply"),
 }
 HOSTILE.update(FOUND_IN_REVIEW)
