@@ -78,9 +78,10 @@ QUICK = [
     ["kubectl"], ["kubectl", "--profile", "w"], ["kubectl", "-p", "w", "-a", "bob@example.com"], ["kubectl", "--profile=w", "--use-access-token"],
     ["kubectl", "--issuer", "https://dex.example.com/dex", "--client-id", "c", "--connector-id", "bitbucket-cloud", "--client-secret", "s", "--ca-file", "ca.pem"],
     ["kubectl", "--profile", "w", "--account="], ["git-credential", "get"], ["git-credential", "store"],
+    ["kubectl", "--scope", "groups", "--scope=email"], ["kubectl", "--provider", "oidc"],
 ]  # fmt: skip
 NOT_QUICK = [
-    ["kubectl", "--scope", "groups"], ["kubectl", "--provider", "oidc"], ["kubectl", "-v"], ["kubectl", "--prof", "w"], ["kubectl", "--profile", "a", "-p", "b"],
+    ["kubectl", "--provider", "bogus"], ["kubectl", "-v"], ["kubectl", "--prof", "w"], ["kubectl", "--profile", "a", "-p", "b"],
     ["kubectl", "-pw"], ["kubectl", "--profile", "-x"], ["kubectl", "--help"], ["kubectl", "--version"], ["kubectl", "extra"], ["git-credential", "erase"],
     ["git-credential", "get", "x"], ["git-credential"], ["status"], [],
 ]  # fmt: skip
