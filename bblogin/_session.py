@@ -112,19 +112,23 @@ def _require_serves(account: Account, profile: Profile) -> None:
 
 def visible_account(index: Index, profile: Profile, query: str | None = None) -> Account | None:
     """The token set ``profile`` may use: its set of the account ``query`` names (id, email, user
-    name), else its active one — and only one it :func:`serves`. When the active one does not
-    (a login through ``--issuer``/``--scope`` flags made it active under this name), the profile's
-    only set it does serve; else None: the profile needs its own login.
+    name), else the set of its active account (the identity ``use`` or the last login chose) —
+    and only one it :func:`serves`. The active account's choice is never replaced by another
+    identity's set: when the active account has no set of the profile's current request shape
+    (its scopes changed since it logged in), the answer is None — that account logs in again.
+    Only a profile whose active account is none, or of another party (a login through
+    ``--issuer`` flags under this name), takes its one serving set, if it has one.
     ``_hot._answer._account`` makes the same choice."""
     if query:
         account = index.find(query, profile.name)
         _require_serves(account, profile)
         return account
     active = index.active_account(profile.name)
-    if active is not None and serves(active, profile):
-        return active
-    own = [a for a in index.for_profile(profile.name) if serves(a, profile)]
-    return own[0] if len(own) == 1 else None
+    pool = [a for a in index.for_profile(profile.name) if serves(a, profile)]
+    if active is not None and issued_for(active, profile):
+        pool = [a for a in pool if a.identity == active.identity]
+        return active if active in pool else (pool[0] if len(pool) == 1 else None)
+    return pool[0] if len(pool) == 1 else None
 
 
 def profile_for(account: Account, config: Config, member: str | None = None) -> Profile:
@@ -513,7 +517,8 @@ def get_credential(
                     ) from exc
                 print(f"bblogin: the login for {account.label} has ended ({exc.message}); starting a new login.", file=sys.stderr)
         if not interactive or ended is not None:
-            who = f" for {account.label}" if account is not None else ""
+            named = account or index.active_account(profile.name)  # the active account, of an older request shape
+            who = f" for {named.label}" if named is not None else ""
             raise LoginRequired(
                 f"no valid {kind.replace('_', ' ')}{who} in profile {profile.name!r}" + _no_login_because(interactive, ended),
                 hint=f"run `{login_command(profile)}`",

@@ -110,11 +110,14 @@ def _account(profile_name: str, account_query: str | None, profile: dict) -> dic
         return None
     accounts = index.get("accounts") or {}
     pool = [a for a in accounts.values() if isinstance(a, dict) and profile_name in (a.get("profiles") or ())]
-    if not account_query:
-        account = accounts.get((index.get("active") or {}).get(profile_name))
-        if not _serves(account, profile_name, profile):  # made active by a login through flags, or not a member
-            own = [a for a in pool if _serves(a, profile_name, profile)]
-            account = own[0] if len(own) == 1 else None
+    if not account_query:  # the active account's own set of this shape, never another identity's
+        active = accounts.get((index.get("active") or {}).get(profile_name))
+        own = [a for a in pool if _serves(a, profile_name, profile)]
+        if isinstance(active, dict) and profile_name in (active.get("profiles") or ()) and _party(active) == _party(profile):
+            own = [a for a in own if a.get("identity") == active.get("identity")]
+        elif active is not None and not isinstance(active, dict):
+            return None
+        account = own[0] if len(own) == 1 else None
     else:  # as _index.Index.find: an id, else an email or user name ignoring case; ambiguous or an id prefix: decline
         hits = [a for a in pool if account_query in (a.get("identity"), a.get("id"))]
         if not hits:
