@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 from bblogin import _index
 from bblogin._errors import IdPError
 from bblogin._hot._answer import OUTAGE_FLOOR as FLOOR
-from bblogin._hot._answer import in_backoff
+from bblogin._hot._answer import MAX_FAILURES, in_backoff, whole_outage
 
 TYPE_CHECKING = False  # not `from typing import …` at run time: typing costs a cached call a fifth of a Python start-up
 if TYPE_CHECKING:
@@ -42,6 +42,7 @@ __all__ = ["BASE", "CAP", "EARLY_BUDGET", "EARLY_LOCK_WAIT", "KNOWN_OUTAGE_BUDGE
 BASE = 15.0  # seconds before the first retry
 CAP = 300.0  # the longest wait between attempts
 RETRY_AFTER_CAP = 1800.0  # an IdP's Retry-After is honoured up to half an hour (_hot._answer.MAX_WINDOW: the sum)
+MAX_DOUBLINGS = 10  # BASE * 2 ** 10 is far past CAP already
 JITTER = 0.2  # each wait is its nominal length ± 20 %: a fleet of laptops does not retry in step
 EARLY_BUDGET = 1.0  # seconds for all requests of a refresh whose caller holds a valid token
 KNOWN_OUTAGE_BUDGET = 10.0  # one attempt (no retries) for a call without a valid token during an outage
@@ -58,15 +59,18 @@ class Outage:
 
     @classmethod
     def from_json(cls, data: Any) -> Outage | None:
-        if not isinstance(data, dict):
+        """The record in accounts.json; None when there is none or it is damaged (``whole_outage``)
+        — except that a damaged record which says the identity is still to be checked becomes a
+        record whose window is over: the identity is checked on this call, never skipped."""
+        whole = whole_outage(data)
+        if whole is None:
+            if isinstance(data, dict) and data.get("identity_pending") is True:
+                return cls(since=time.time(), failures=1, cause="a damaged outage record", retry_at=0.0, identity_pending=True)
             return None
-        try:
-            return cls(
-                since=float(data["since"]), failures=int(data["failures"]), cause=str(data["cause"]),
-                retry_at=float(data["retry_at"]), identity_pending=bool(data.get("identity_pending", False)),
-            )
-        except (KeyError, TypeError, ValueError):
-            return None
+        return cls(
+            since=float(whole["since"]), failures=whole["failures"], cause=whole["cause"],
+            retry_at=float(whole["retry_at"]), identity_pending=bool(whole.get("identity_pending", False)),
+        )
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -103,7 +107,7 @@ def delay(failures: int, retry_after: float | None = None, rand: random.Random |
     failure, capped at CAP, ±JITTER; never less than the IdP's ``retry_after`` (up to its cap)."""
     import random as _random  # only a failure pays for it: the cached answer imports this module
 
-    nominal = min(CAP, BASE * 2.0 ** max(0, failures - 1))
+    nominal = min(CAP, BASE * 2.0 ** min(MAX_DOUBLINGS, max(0, failures - 1)))  # the exponent capped: 2.0 ** 1024 overflows
     wait = nominal * (1.0 + JITTER * (2.0 * (rand or _random).random() - 1.0))
     if retry_after is not None:
         wait = max(wait, min(retry_after, RETRY_AFTER_CAP))
@@ -117,7 +121,7 @@ def record_failure(account: Account, exc: IdPError, *, identity_pending: bool = 
     with _index.transaction() as index:
         current = index.accounts.get(account.id, account)
         previous = Outage.from_json(current.outage)
-        failures = (previous.failures if previous is not None else 0) + 1
+        failures = min(MAX_FAILURES, (previous.failures if previous is not None else 0) + 1)
         outage = Outage(
             since=previous.since if previous is not None else at,
             failures=failures,

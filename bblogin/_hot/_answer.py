@@ -224,10 +224,32 @@ def effective_margin(margin: int, info: dict) -> int:
 MAX_WINDOW = 2100  # _outage.RETRY_AFTER_CAP + CAP: a later retry_at is a damaged record, not a window
 
 
+MAX_FAILURES = 100_000  # _outage counts failed attempts up to this (years of a failing IdP); more is damage
+_BELIEVABLE = (946_684_800.0, 4_102_444_800.0)  # 2000 to 2100: an outage time outside is a damaged record
+
+
+def _believable_time(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and _BELIEVABLE[0] <= value <= _BELIEVABLE[1]  # NaN, inf: False
+
+
+def whole_outage(outage: object) -> "dict | None":
+    """An account's recorded IdP outage (``_outage``) when it is whole — believable times, a
+    count, a cause — else None: a damaged record (an edited or corrupt accounts.json: NaN,
+    Infinity, 1e300, a string) is no record, never an exception."""
+    if not isinstance(outage, dict):
+        return None
+    failures = outage.get("failures")
+    if not (_believable_time(outage.get("since")) and _believable_time(outage.get("retry_at")) and isinstance(outage.get("cause"), str)):
+        return None
+    if not isinstance(failures, int) or isinstance(failures, bool) or not 1 <= failures <= MAX_FAILURES:
+        return None
+    return outage
+
+
 def in_backoff(outage: object, now: float) -> bool:
     """Whether an account's recorded IdP outage (``_outage``) says: do not try before a later time."""
-    retry_at = outage.get("retry_at") if isinstance(outage, dict) else None
-    return isinstance(retry_at, (int, float)) and not isinstance(retry_at, bool) and now < retry_at <= now + MAX_WINDOW
+    whole = whole_outage(outage)
+    return whole is not None and now < whole["retry_at"] <= now + MAX_WINDOW
 
 
 def _needed(profile: dict, account: dict, info: dict, floor: "int | None") -> "int | None":
@@ -238,7 +260,7 @@ def _needed(profile: dict, account: dict, info: dict, floor: "int | None") -> "i
         return floor
     outage = account.get("outage")
     waiting = in_backoff(outage, time.time())
-    if isinstance(outage, dict) and outage.get("identity_pending") and not waiting:
+    if isinstance(outage, dict) and outage.get("identity_pending") and (not waiting or whole_outage(outage) is None):
         return None
     margin = effective_margin(profile.get("refresh_margin", 60), info)
     return min(margin, OUTAGE_FLOOR) if waiting else margin
@@ -288,8 +310,8 @@ def outage_notice(profile: dict, account: dict, kind: str, expires_at: int) -> "
     """The one stderr line for a token served inside its refresh margin because the IdP is
     failing (``expires_at`` on this machine's clock); None when the token is not inside its
     margin or no outage is recorded. The full path prints the same line (``_session``)."""
-    outage = account.get("outage")
-    if not isinstance(outage, dict) or not isinstance(outage.get("since"), (int, float)):
+    outage = whole_outage(account.get("outage"))
+    if outage is None:
         return None
     info = (account.get("tokens") or {}).get(kind) or {}
     now = time.time()
