@@ -297,7 +297,7 @@ def _error_code(response: httpx.Response) -> str | None:
     except (ValueError, UnicodeDecodeError):
         return None
     error = body.get("error") if isinstance(body, dict) else None
-    return error if isinstance(error, str) and error.isascii() and len(error) <= 64 else None
+    return error if isinstance(error, str) and error.isascii() and error.isprintable() and len(error) <= 64 else None
 
 
 def _content_kind(response: httpx.Response) -> str:

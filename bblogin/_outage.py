@@ -6,14 +6,16 @@ Bitbucket identity call — the failure is recorded with the account, in its own
 accounts.json (``"outage"``, docs/architecture.md), so every process on the machine sees it, and
 the hot path's mirror carries it:
 
-    {"since": local time of the first failure, "failures": n, "cause": the error's message,
+    {"since": local time of the first failure, "failures": n, "cause": bblogin's message (``cause_of``),
      "retry_at": local time of the next attempt, "identity_pending": bool}
 
 Until ``retry_at`` no call contacts the IdP for this account: a token that still lives
 :data:`FLOOR` seconds (IdP time) is served with one line on stderr — by the hot path too — and a
 call without one fails at once with the recorded cause and the next try. The wait between attempts
 grows from :data:`BASE` to :data:`CAP` seconds, jittered, and is never shorter than the IdP's
-Retry-After. A success clears the record; ``bblogin refresh`` tries at once whatever it says.
+Retry-After. A success clears the record (``_session.store_tokens``); ``bblogin refresh`` tries at once whatever
+it says. An OAuth refusal other than a dead grant (``is_outage``) is no outage: no record, no
+window, the call ends with the IdP's error and its hint.
 
 ``identity_pending``: a Bitbucket refresh whose token answer was good but whose identity calls
 failed. The new tokens were kept (same grant, same account: the old refresh token is spent); the
@@ -26,7 +28,7 @@ import time
 from dataclasses import asdict, dataclass
 
 from bblogin import _index
-from bblogin._errors import IdPError
+from bblogin._errors import IdPError, OAuthError
 from bblogin._hot._answer import OUTAGE_FLOOR as FLOOR
 from bblogin._hot._answer import MAX_FAILURES, in_backoff, whole_outage
 
@@ -37,7 +39,7 @@ if TYPE_CHECKING:
 
     from bblogin._index import Account
 
-__all__ = ["BASE", "CAP", "EARLY_BUDGET", "EARLY_LOCK_WAIT", "KNOWN_OUTAGE_BUDGET", "FLOOR", "Outage", "clear", "of", "record_failure", "waiting"]
+__all__ = ["BASE", "CAP", "EARLY_BUDGET", "EARLY_LOCK_WAIT", "KNOWN_OUTAGE_BUDGET", "FLOOR", "Outage", "cause_of", "is_outage", "of", "record_failure", "waiting"]
 
 BASE = 15.0  # seconds before the first retry
 CAP = 300.0  # the longest wait between attempts
@@ -114,6 +116,27 @@ def delay(failures: int, retry_after: float | None = None, rand: random.Random |
     return wait
 
 
+TRANSIENT_OAUTH_ERRORS = frozenset({"temporarily_unavailable", "server_error"})  # RFC 6749 §4.1.2.1: the IdP's own "try later"
+
+
+def is_outage(exc: IdPError) -> bool:
+    """Whether a failed refresh is an outage — the network, TLS, a timeout, 429, 5xx, an answer
+    that is no OAuth reply (a captive portal's page), a Bitbucket identity call — rather than a
+    refusal: a well-formed OAuth error (invalid_client, unauthorized_client, invalid_scope, …, in
+    a 4xx answer; 429 and 5xx never get this far, ``_http``) is the IdP's decision, which no
+    backoff window will change: it ends the call with its own hint."""
+    return not isinstance(exc, OAuthError) or exc.error in TRANSIENT_OAUTH_ERRORS
+
+
+def cause_of(exc: IdPError) -> str:
+    """What the record keeps of a failure: bblogin's own message — hosts, statuses, error codes —
+    never text the IdP chose (an OAuth error_description): it is shown by status, doctor and the
+    TUI, and stored in accounts.json and the hot path's mirror (docs/security.md)."""
+    if isinstance(exc, OAuthError):
+        return f"the identity provider answered {exc.error}"
+    return exc.message
+
+
 def record_failure(account: Account, exc: IdPError, *, identity_pending: bool = False) -> Outage:
     """Note the failed attempt with the account (in accounts.json, under the index lock) and
     return the record: when the next attempt may be made."""
@@ -125,7 +148,7 @@ def record_failure(account: Account, exc: IdPError, *, identity_pending: bool = 
         outage = Outage(
             since=previous.since if previous is not None else at,
             failures=failures,
-            cause=exc.message,
+            cause=cause_of(exc),
             retry_at=at + delay(failures, exc.retry_after),
             identity_pending=identity_pending or (previous is not None and previous.identity_pending),
         )
@@ -133,13 +156,3 @@ def record_failure(account: Account, exc: IdPError, *, identity_pending: bool = 
             acct.outage = outage.to_json()
     return outage
 
-
-def clear(account: Account) -> None:
-    """A success: the IdP answers again."""
-    if account.outage is None:
-        return
-    with _index.transaction() as index:
-        current = index.accounts.get(account.id)
-        for acct in (account, current):
-            if acct is not None:
-                acct.outage = None
