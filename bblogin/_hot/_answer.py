@@ -192,10 +192,17 @@ def read_secret(account_id: str, kind: str, storage: str = "keyring", timeout: f
 _BOOTTIME = getattr(time, "CLOCK_BOOTTIME", None)
 
 
-def idp_offset(account: dict) -> int | None:
+STEP_DOUBT = 30  # seconds of doubt added to IdP time when the clock was stepped since the offset was measured
+
+
+def idp_offset(account: dict, stepped: bool = False) -> int | None:
     """Seconds to add to this machine's clock to get the IdP's, as last measured (``_clock``
     stores it in the index; 0 when never measured). None when this machine's clock has been
-    stepped since (its boot epoch moved): the offset no longer holds, measure again first."""
+    stepped since (its boot epoch moved): the offset no longer holds, measure again first —
+    unless ``stepped`` (the IdP cannot be asked: an outage fallback): then the latest IdP time
+    any reading allows — this machine's clock as it is, the old offset, the old one corrected by
+    the step (the boot clock never steps) — plus STEP_DOUBT, so a plainly valid token is still
+    served and a doubtful one is not."""
     clock = account.get("clock")
     if clock is None:
         return 0
@@ -203,8 +210,13 @@ def idp_offset(account: dict) -> int | None:
     if not isinstance(offset, int) or isinstance(offset, bool) or not -86400 <= offset <= 86400:  # _clock.CAP
         return None
     epoch = clock.get("epoch")
-    if isinstance(epoch, (int, float)) and _BOOTTIME is not None and abs(time.time() - time.clock_gettime(_BOOTTIME) - epoch) > 5.0:  # _clock.STEP_TOLERANCE
-        return None
+    if isinstance(epoch, (int, float)) and _BOOTTIME is not None:
+        moved = time.time() - time.clock_gettime(_BOOTTIME) - epoch  # the wall clock's step since the measurement
+        if abs(moved) > 5.0:  # _clock.STEP_TOLERANCE
+            if not stepped:
+                return None
+            readings = [0, offset] + ([offset - round(moved)] if abs(moved) <= 86400 else [])  # a step beyond a day: a boot clock not to trust
+            return max(readings) + STEP_DOUBT
     return offset
 
 
@@ -276,7 +288,7 @@ def cached_token(profile: dict, account: dict, kind: str, read: "Callable[[str, 
     on the local clock because kubectl and git compare it with the local clock."""
     info = (account.get("tokens") or {}).get(kind) or {}
     expires_at = info.get("expires_at")
-    offset = idp_offset(account)
+    offset = idp_offset(account, stepped=floor is not None or in_backoff(account.get("outage"), time.time()))  # serving through an outage
     needed = _needed(profile, account, info, floor)
     if offset is None or needed is None or not isinstance(expires_at, int) or expires_at <= time.time() + offset + needed:
         return None
