@@ -162,6 +162,45 @@ def test_a_refused_grant_is_not_an_outage(outage_cluster) -> None:
     assert outage() is None
 
 
+@pytest.mark.parametrize(("status", "error", "hint"), [
+    (401, "invalid_client", "check client_id and client_secret in the profile"),
+    (400, "unauthorized_client", "check the client's registration"),
+    (400, "invalid_scope", "check the profile's scopes"),
+])
+def test_an_oauth_refusal_is_not_an_outage(outage_idp, status: int, error: str, hint: str) -> None:
+    """M4: a well-formed OAuth error other than a dead grant is the IdP's decision, not its
+    failure: the call ends with the error's own hint, no window opens, nothing is recorded (and
+    never the IdP's error_description), the next call asks again."""
+    idp, _proxy = outage_idp(id_token_ttl=200)
+    login(idp)
+    make_expiring("dev", seconds_left=45, lifetime=200)
+    body = json.dumps({"error": error, "error_description": "Invalid client credentials \x1b[31m."})
+    idp.fail_next("/token", status, body, content_type="application/json", count=100)
+    for attempt in (1, 2):
+        done = bblogin("token", "--profile", "dev", "--no-login")
+        assert done.returncode == 5 and error in done.stderr and hint in done.stderr, done.stderr
+        assert NOTICE not in done.stderr and "next try" not in done.stderr and "tries again after" not in done.stderr
+        assert outage() is None and idp.count("/token", "refresh_token") == attempt  # no backoff window: asked again
+    assert "outage" not in bblogin("status").stdout
+
+
+@pytest.mark.parametrize(("status", "body", "ctype"), [
+    (200, "<html><body>captive portal</body></html>", "text/html"),
+    (400, json.dumps({"error": "temporarily_unavailable", "error_description": "\x1b[2J try later"}), "application/json"),
+])
+def test_an_answer_that_is_no_refusal_is_an_outage_and_keeps_no_idp_text(outage_idp, status: int, body: str, ctype: str) -> None:
+    """A captive portal's page and the IdP's own "try later" are outages; the record keeps
+    bblogin's words (hosts, statuses, codes), never the IdP's error_description (m2)."""
+    idp, _proxy = outage_idp(id_token_ttl=200)
+    login(idp)
+    make_expiring("dev", seconds_left=45, lifetime=200)
+    idp.fail_next("/token", status, body, content_type=ctype, count=100)
+    done = bblogin("token", "--profile", "dev", "--no-login")
+    assert done.returncode == 0 and NOTICE in done.stderr, done.stderr
+    recorded = outage()
+    assert recorded is not None and "try later" not in recorded["cause"] and "\x1b" not in recorded["cause"] and "portal" not in recorded["cause"]
+
+
 def test_the_hot_path_serves_during_the_window_and_agrees_with_the_full_path(outage_cluster, capsys) -> None:
     from bblogin import _cli
     from bblogin._hot import _answer
@@ -400,3 +439,21 @@ def test_the_early_budget_is_one_deadline_before_sending_and_the_answer_of_a_sen
     with _http.budget(1.0):
         answer = _http.request(client, "POST", f"{idp.issuer}/token", data={"grant_type": "refresh_token", "refresh_token": "x"})
     assert answer.status_code == 401  # the IdP's own answer (no client credentials), after 1.5 s > the budget
+
+
+def test_a_stepped_wall_clock_does_not_stop_serving_a_plainly_valid_token_through_an_outage(outage_idp) -> None:
+    """M3: after a wall-clock step (the measured offset no longer holds: the boot epoch moved)
+    with the IdP down, a token valid for most of an hour is served, judged conservatively (the
+    later IdP time of the two readings, plus STEP_DOUBT); one inside that doubt is not."""
+    from tests.test_clock_skew import run, skewed
+
+    idp, proxy = outage_idp(id_token_ttl=3600)
+    login(idp)
+    proxy.mode = "refuse"
+    for skew in (30, 30, -30):  # bblogin now runs on a clock stepped 30 s ahead (then behind) of the login's
+        done = run(skew, "token", "--profile", "dev", "--no-login")
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    hot = subprocess.run(launcher(), capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, env={**os.environ, **skewed(30)})
+    assert hot.returncode == 0 and json.loads(hot.stdout)["status"]["token"], hot.stderr
+    make_expiring("dev", seconds_left=25, lifetime=3600)  # 25 s: inside the doubt of a stepped clock
+    assert run(30, "token", "--profile", "dev", "--no-login").returncode == 5
