@@ -576,7 +576,7 @@ def _exchanged(profile: Profile, account: Account | None, store: SecretStore, ki
         with _http.budget(_outage.EARLY_BUDGET) if fallback is not None else contextlib.nullcontext():
             tokens, identity = exchange(profile, subject)
     except IdPError as exc:
-        if fallback is None or account is None:
+        if fallback is None or account is None or not _outage.is_outage(exc):
             raise
         _outage.record_failure(account, exc)
         return fallback
@@ -625,6 +625,8 @@ def _refreshed(profile: Profile, account: Account, store: SecretStore, kind: str
         sys.stderr.write(f"bblogin: cannot refresh early ({exc.message}): serving the cached {shown}, valid until {_clock_time(fallback.expires_at)}\n")
         return fallback
     except IdPError as exc:
+        if not _outage.is_outage(exc):
+            raise  # a refusal (invalid_client, …): its own hint, no backoff window, nothing served as if the IdP were down
         recorded = _outage.record_failure(account, exc)
         if fallback is not None:
             log.info("refreshing %s failed (%s); serving the cached token until the IdP answers", account.id, exc.message)
