@@ -277,6 +277,13 @@ class Bblogin(RuleBasedStateMachine):
             said = "without the {} scope it asks for" if scope in wanted else "with the {} scope it does not ask for"
             assert (scope in claims) == (scope in wanted), f"{what}: served a token obtained {said.format(scope)}"
 
+    def assert_the_active_account_is_served(self, name: str, token: str) -> None:
+        """The account `use` or the last login made active is the one served — never another
+        account's set that happens to serve the profile (its own set may be of an older shape)."""
+        active = _index.load().active_account(name)
+        sub = (unverified_claims(token) or {}).get("sub")
+        assert active is not None and sub == active.sub, f"kubectl --profile {name}: served {sub}, the active account is {active and active.sub}"
+
     def kubectl_code(self, name: str) -> int:
         return self.full(["kubectl", "--profile", name])[0]
 
@@ -527,6 +534,7 @@ class Bblogin(RuleBasedStateMachine):
                 self.assert_issued_for(token, profile["issuer"], profile["client_id"], f"kubectl --profile {name}")
                 if not profile.get("pipelines"):
                     self.assert_shaped_for(token, profile, f"kubectl --profile {name}")
+                    self.assert_the_active_account_is_served(name, token)
                 if profile.get("pipelines"):
                     step = f"{{repo-{self.step_repo}}}:{{step-{self.step_repo}}}"
                     assert unverified_claims(token)["sub"] == dex_subject(step, "bitbucket-pipelines"), f"step {step} got another step's exchanged token"
@@ -666,6 +674,11 @@ def test_model_profiles_sharing_an_idp_walk(keyring_secret_service, outage_idp, 
         lambda: state.login(0, "a", "alice", SCOPE_SETS[3]),  # without groups: its own tokens
         lambda: edit_scopes("b", SCOPE_SETS[3]),  # b now asks what a got: still needs its own login
         lambda: state.logout_of_profile("a"),
+        lambda: state.login(0, "a", "bob", SCOPE_SETS[3]),  # alice and bob in a
+        lambda: state.login(0, "a", "alice", SCOPE_SETS[3]),
+        lambda: edit_scopes("a", SCOPE_SETS[1]),
+        lambda: state.login(0, "a", "bob", SCOPE_SETS[1]),  # bob of the new shape; alice's set is of the old one
+        lambda: state.full(["use", "alice@example.com", "--profile", "a"]),  # alice, never bob's tokens
     )
     try:
         for step in steps:
