@@ -166,7 +166,7 @@ def effective_profile(use: Any, config: Config) -> Profile | None:
 
     args = argparse.Namespace(profile=use.profile, **{**dict.fromkeys(IDP_FLAGS), **dict(use.idp)})
     try:
-        return profile_from_args(args, config)
+        return profile_from_args(args, config, remember=False)  # looking at kubeconfigs writes nothing
     except BbloginError:
         return None
 
