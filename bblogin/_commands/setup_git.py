@@ -97,7 +97,7 @@ def _refuse_changing_for_one_repository(existing: _config.GitHost, host: _config
         f"config.toml binds {url} to profile {existing.profile} for every repository; --file {file} edits only that file's helper entries, "
         f"so it cannot change that for one repository ({', '.join(changes)}): nothing was changed",
         hint=(
-            f"bind this repository's own URL instead (the longest matching prefix wins): "
+            f"bind this repository's URL instead (the longest matching prefix wins; it holds for that URL wherever git sends its path, not for this clone alone): "
             f"bblogin setup git --file {file} --host {narrower} {flags}; or, to change {url} for every repository, run it without --file"
         ),
     )
