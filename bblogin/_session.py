@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from bblogin import _index, _outage
 from bblogin._config import Profile
-from bblogin._errors import IdentityUnchecked, IdPError, LockTimeout, LoginRequired, RefreshTokenDead
+from bblogin._errors import IdentityUnchecked, IdPError, LockTimeout, LoginRequired, ProxySettingError, RefreshTokenDead
 from bblogin._interactive import Gate, why_not
 from bblogin._lock import account_lock
 from bblogin._store import SecretStore
@@ -112,19 +112,23 @@ def _require_serves(account: Account, profile: Profile) -> None:
 
 def visible_account(index: Index, profile: Profile, query: str | None = None) -> Account | None:
     """The token set ``profile`` may use: its set of the account ``query`` names (id, email, user
-    name), else its active one — and only one it :func:`serves`. When the active one does not
-    (a login through ``--issuer``/``--scope`` flags made it active under this name), the profile's
-    only set it does serve; else None: the profile needs its own login.
+    name), else the set of its active account (the identity ``use`` or the last login chose) —
+    and only one it :func:`serves`. The active account's choice is never replaced by another
+    identity's set: when the active account has no set of the profile's current request shape
+    (its scopes changed since it logged in), the answer is None — that account logs in again.
+    Only a profile whose active account is none, or of another party (a login through
+    ``--issuer`` flags under this name), takes its one serving set, if it has one.
     ``_hot._answer._account`` makes the same choice."""
     if query:
         account = index.find(query, profile.name)
         _require_serves(account, profile)
         return account
     active = index.active_account(profile.name)
-    if active is not None and serves(active, profile):
-        return active
-    own = [a for a in index.for_profile(profile.name) if serves(a, profile)]
-    return own[0] if len(own) == 1 else None
+    pool = [a for a in index.for_profile(profile.name) if serves(a, profile)]
+    if active is not None and issued_for(active, profile):
+        pool = [a for a in pool if a.identity == active.identity]
+        return active if active in pool else (pool[0] if len(pool) == 1 else None)
+    return pool[0] if len(pool) == 1 else None
 
 
 def profile_for(account: Account, config: Config, member: str | None = None) -> Profile:
@@ -509,11 +513,12 @@ def get_credential(
                     raise RefreshTokenDead(
                         f"the login for {account.label} ({profile.name}) has ended: the identity provider refused the refresh token"
                         + _no_login_because(interactive, ended),
-                        hint=f"run `{login_command(profile)}`",
+                        hint=f"run `{login_command(profile)}`" + _superseded_by(_index.load(), account),
                     ) from exc
                 print(f"bblogin: the login for {account.label} has ended ({exc.message}); starting a new login.", file=sys.stderr)
         if not interactive or ended is not None:
-            who = f" for {account.label}" if account is not None else ""
+            named = account or index.active_account(profile.name)  # the active account, of an older request shape
+            who = f" for {named.label}" if named is not None else ""
             raise LoginRequired(
                 f"no valid {kind.replace('_', ' ')}{who} in profile {profile.name!r}" + _no_login_because(interactive, ended),
                 hint=f"run `{login_command(profile)}`",
@@ -571,7 +576,7 @@ def _exchanged(profile: Profile, account: Account | None, store: SecretStore, ki
         with _http.budget(_outage.EARLY_BUDGET) if fallback is not None else contextlib.nullcontext():
             tokens, identity = exchange(profile, subject)
     except IdPError as exc:
-        if fallback is None or account is None:
+        if fallback is None or account is None or not _outage.is_outage(exc):
             raise
         _outage.record_failure(account, exc)
         return fallback
@@ -609,7 +614,19 @@ def _refreshed(profile: Profile, account: Account, store: SecretStore, kind: str
                 return None
     except IdentityUnchecked:
         raise  # recorded by _refresh, the new tokens kept
+    except ProxySettingError as exc:
+        if fallback is None:
+            raise  # a login or a needed refresh: the clear configuration error (exit 3)
+        # Only early: this request could not be sent, the cached token is still good. Not an
+        # outage of the IdP (nothing recorded, no backoff): the next call tries again.
+        from bblogin._hot._answer import _clock_time
+
+        shown = kind.replace("_", " ").replace("id ", "ID ")
+        sys.stderr.write(f"bblogin: cannot refresh early ({exc.message}): serving the cached {shown}, valid until {_clock_time(fallback.expires_at)}\n")
+        return fallback
     except IdPError as exc:
+        if not _outage.is_outage(exc):
+            raise  # a refusal (invalid_client, …): its own hint, no backoff window, nothing served as if the IdP were down
         recorded = _outage.record_failure(account, exc)
         if fallback is not None:
             log.info("refreshing %s failed (%s); serving the cached token until the IdP answers", account.id, exc.message)
@@ -617,6 +634,23 @@ def _refreshed(profile: Profile, account: Account, store: SecretStore, kind: str
         exc.hint = f"{exc.hint}. bblogin tries again after {recorded.next_try()}; `bblogin refresh --profile {profile.name}` tries now".lstrip(". ")
         raise
     return _fresh(profile, account, store, kind, 0)
+
+
+def _superseded_by(index: Index, account: Account) -> str:
+    """Why a refresh token may have been refused: a later login of the same user through the same
+    client for another request shape (dex keeps one refresh token per user, client and connector,
+    and a new login deletes the previous one — docs/security.md). "" when there is none."""
+    ours = (account.tokens.get("refresh_token") or {}).get("issued_at") or 0
+    later = sorted({
+        p for a in index.accounts.values() if a.id != account.id and a.identity == account.identity
+        and isinstance(issued := (a.tokens.get("refresh_token") or {}).get("issued_at"), int) and issued >= ours for p in a.profiles
+    })
+    if not later:
+        return ""
+    return (
+        f"; profile {', '.join(later)} logged in as the same user, with other scopes, since: an IdP that keeps one refresh token "
+        "per user and client (dex) ended this one. Give the profiles the same scopes, or each its own client"
+    )
 
 
 def _issued(account: Account, profile: Profile, kind: str) -> Credential:

@@ -220,8 +220,12 @@ def _hit(clock: object, expires_in: float) -> tuple[str, int] | None:
     from bblogin._hot._answer import cached_token
     from bblogin._hot._mirror import token_digest
 
-    account = {"id": "a", "provider": "oidc", "issuer": "i", "client_id": "c", "tokens": {"id_token": {"expires_at": int(time.time() + expires_in), "sha256": token_digest("t")}}, "clock": clock}
-    return cached_token({"provider": "oidc", "issuer": "i", "client_id": "c", "refresh_margin": 60, "pipelines": False}, account, "id_token", read=lambda *_: "t")
+    account = {
+        "id": "a", "provider": "oidc", "issuer": "i", "client_id": "c", "profiles": ["p"], "shape": "s",
+        "tokens": {"id_token": {"expires_at": int(time.time() + expires_in), "sha256": token_digest("t")}}, "clock": clock,
+    }
+    profile = {"name": "p", "shape": "s", "provider": "oidc", "issuer": "i", "client_id": "c", "refresh_margin": 60, "pipelines": False}
+    return cached_token(profile, account, "id_token", read=lambda *_: "t")
 
 
 def test_the_shared_check_judges_in_idp_time_and_declines_on_doubt() -> None:

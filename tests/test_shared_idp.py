@@ -67,7 +67,7 @@ def test_logging_out_of_one_profile_leaves_a_profile_that_shares_its_tokens_work
     assert sorted(shared.profiles) == ["staging", "work"]
     assert "same tokens as     staging" in bblogin("status", "--profile", "work").stdout
     done = bblogin("logout", "--profile", "staging")
-    assert done.returncode == 0 and "work uses the same tokens and stay logged in" in done.stderr, done.stderr
+    assert done.returncode == 0 and "work uses the same tokens and stays logged in" in done.stderr, done.stderr
     assert "groups" in served_claims("work")
     gone = kubectl("staging")
     assert gone.returncode == 4 and "bblogin login --profile staging" in gone.stderr, gone.stderr
@@ -84,6 +84,8 @@ def test_the_tui_shows_a_shared_login_once_per_profile_and_logs_out_one_row(devi
     rows = {v["profile"]: v for v in CoreSource().accounts()}
     assert set(rows) == {"work", "staging"} and rows["work"]["id"] != rows["staging"]["id"] and rows["work"]["token_set"] == rows["staging"]["token_set"]
     assert rows["work"]["shared_with"] == ["staging"] and not rows["work"]["unused"]
+    listing = bblogin("accounts").stdout
+    assert "(same tokens as staging)" in listing and "(same tokens as work)" in listing
     CoreSource().logout(rows["staging"]["id"])
     assert [v["profile"] for v in CoreSource().accounts()] == ["work"]
     assert "groups" in served_claims("work")
@@ -239,3 +241,19 @@ def test_settling_a_version_1_index_keeps_what_it_cannot_place_and_serves_it_to_
     assert (a.shape, a.profiles) == ("S1", ["work", "staging"])
     assert (b.shape, b.profiles) == ("", ["gone"])  # kept for logout and the TUI, served to nobody
     assert index.active == {"work": "a", "staging": "a", "gone": "b"}  # slim and other-idp need their own login
+
+
+def test_a_refresh_token_dex_ended_for_another_shapes_login_says_why(devidp) -> None:
+    """dex (and the dev IdP) keep one refresh token per user, client and connector: slim's login
+    deletes work's. work is served its own tokens while they last, then asks for a login — and
+    says why, with what avoids it."""
+    from tests.test_session import make_expiring
+
+    login(devidp, "work", *scopes(*WITH_GROUPS))
+    login(devidp, "slim", *scopes(*WITHOUT_GROUPS))
+    assert "groups" in served_claims("work")  # still its own, valid tokens
+    make_expiring("work")
+    done = kubectl("work")
+    assert done.returncode == 4, done.stderr
+    assert "profile slim logged in as the same user, with other scopes, since" in done.stderr and "each its own client" in done.stderr
+    assert "groups" not in served_claims("slim")  # slim is untouched

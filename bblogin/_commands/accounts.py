@@ -26,5 +26,6 @@ def run(args: argparse.Namespace) -> int:
         for v in members:
             mark = "*" if v["active"] else " "
             plain = "  [plaintext]" if v["plaintext"] else ""
-            print(f"  {mark} {v['id']}  {v['email'] or v['username'] or v['sub']:32}  {v['state']}{plain}")
+            shared = f"  (same tokens as {', '.join(v['shared_with'])})" if v["shared_with"] else ""
+            print(f"  {mark} {v['id']}  {v['email'] or v['username'] or v['sub']:32}  {v['state']}{plain}{shared}")
     return 0

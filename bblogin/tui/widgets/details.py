@@ -73,6 +73,8 @@ def who(out: Lines, view: dict[str, Any], now: int) -> None:
         out.text.append_text(Text.assemble("  (", plain(view["name"]), ")"))
     out.text.append("\n")
     out.line("profile", view["profile"], ("  (active)", "italic") if view["active"] else "")
+    if view.get("shared_with"):  # profiles asking for exactly the same: one login, one set of tokens
+        out.line("shared", ", ".join(view["shared_with"]) + " (the same tokens)")
     out.line("state", view["state"])
     out.line("issuer", view["issuer"])
     out.line("client", view["client_id"])
