@@ -364,6 +364,17 @@ def test_moving_a_host_is_said_and_a_rerun_keeps_earlier_choices(wired) -> None:
     assert _config.load().git_hosts[0].profile == "other"
 
 
+def test_a_bitbucket_profile_never_gets_an_id_token_binding(wired) -> None:
+    config = pathlib.Path(_paths.config_file())
+    config.write_text(config.read_text() + '\n[profiles.cloud]\nprovider = "bitbucket-cloud"\nclient_id = "K"\n')
+    assert bblogin("setup", "git", "--host", "https://bitbucket.org", "--profile", "dev", "--token", "id_token").returncode == 0
+    moved = bblogin("setup", "git", "--host", "https://bitbucket.org", "--profile", "cloud")
+    assert moved.returncode == 0 and "so git gets the access token now" in moved.stderr and "id token (profile cloud)" not in moved.stderr
+    assert next(h for h in _config.load().git_hosts if h.url == "https://bitbucket.org").token == "access_token"
+    refused = bblogin("setup", "git", "--host", "https://bitbucket.org", "--profile", "cloud", "--token", "id_token")
+    assert refused.returncode == 2 and "Bitbucket issues no ID token" in refused.stderr
+
+
 def test_a_host_key_in_any_case_with_a_default_port_is_one_key(wired, tmp_path: pathlib.Path) -> None:
     _idp, server, _ = wired
     shouted = server.url.upper().replace("127.0.0.1", "LOCALHOST") + "/"

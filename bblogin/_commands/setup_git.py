@@ -11,6 +11,7 @@ and records ``[git."URL"]`` in bblogin's config.toml so the helper knows which p
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import re
 import shlex
@@ -96,7 +97,7 @@ def _refuse_changing_for_one_repository(existing: _config.GitHost, host: _config
         f"config.toml binds {url} to profile {existing.profile} for every repository; --file {file} edits only that file's helper entries, "
         f"so it cannot change that for one repository ({', '.join(changes)}): nothing was changed",
         hint=(
-            f"bind this repository's own URL instead (the longest matching prefix wins): "
+            f"bind this repository's URL instead (the longest matching prefix wins; it holds for that URL wherever git sends its path, not for this clone alone): "
             f"bblogin setup git --file {file} --host {narrower} {flags}; or, to change {url} for every repository, run it without --file"
         ),
     )
@@ -126,6 +127,12 @@ def run(args: argparse.Namespace) -> int:
         authtype=args.authtype or (existing.authtype if existing else "basic"),
         token=args.token or (existing.token if existing else "access_token"),
     )
+    no_id_token = profile.provider in _config.BITBUCKET_PROVIDERS  # Bitbucket issues no ID token
+    if no_id_token and args.token == "id_token":
+        raise UsageError(f"--token id_token: profile {profile.name} is {profile.provider}, and Bitbucket issues no ID token: git would get no answer", hint="leave --token out (git gets the access token)")
+    if no_id_token and host.token == "id_token":  # kept from the host's earlier profile
+        host = dataclasses.replace(host, token="access_token")
+        say(f"note: {url} answered with {existing.profile if existing else 'its earlier profile'}'s id token; {profile.name} is {profile.provider}, which has none, so git gets the access token now.")
     if args.file and existing is not None and existing.profile in config.profiles and existing != host:
         raise _refuse_changing_for_one_repository(existing, host, args.file, scope)
     lines = [f'[credential "{url}"]', "\thelper =", f"\thelper = {_ini_value(helper)}"] + (["\tuseHttpPath = true"] if has_path else [])
