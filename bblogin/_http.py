@@ -39,7 +39,7 @@ from typing import Any
 import httpx
 
 from bblogin import __version__
-from bblogin._errors import ConfigError, IdPResponseError, IdPUnreachable, TLSError
+from bblogin._errors import IdPResponseError, IdPUnreachable, TLSError
 
 log = logging.getLogger("bblogin.http")
 
@@ -161,7 +161,7 @@ def make_client(*, ca_file: str | None = None, timeout: float = 10.0, proxy: str
     transport = _Router(_trust.trust(ca_files), profile_proxy=proxy, git_proxy=git.proxy)
     return httpx.Client(
         transport=transport,
-        trust_env=False,  # proxies are chosen by _Router; no .netrc credentials are sent to an IdP
+        trust_env=False,  # proxies are chosen by _Router, not by httpx from the environment
         timeout=timeout,
         follow_redirects=False,
         headers={"User-Agent": f"bblogin/{__version__}", "Accept": "application/json"},
@@ -169,14 +169,27 @@ def make_client(*, ca_file: str | None = None, timeout: float = 10.0, proxy: str
     )
 
 
-def client_for_url(url: str, *, ca_file: str | None = None, proxy: str | None = None, timeout: float = 10.0) -> httpx.Client:
-    """A client for fetching ``url`` (a team's setup bundle, say) the way bblogin reaches an IdP:
-    the same trust store, the same proxy rules, no redirects. Usage: ``with client_for_url(u) as c:
-    request(c, "GET", u)``."""
+def client_for_url(url: str, *, ca_file: str | None = None, proxy: str | None = None, git_url: str | None = None, timeout: float = 10.0) -> httpx.Client:
+    """A client for fetching ``url`` (a team's setup bundle, a git host's ``info/refs``) the way
+    bblogin reaches an IdP: the same trust store, the same proxy rules (git's for ``git_url``), no
+    redirects. Usage: ``with client_for_url(u) as c: request(c, "GET", u)``."""
     from bblogin import _proxy
 
-    _proxy.choose(url, profile_proxy=proxy)  # a malformed proxy setting is a ConfigError now, not at the first request
-    return make_client(ca_file=ca_file, timeout=timeout, proxy=proxy)
+    git = _proxy.git_http(git_url) if git_url else _proxy.GitHTTP()
+    _proxy.choose(url, profile_proxy=proxy, git_proxy=git.proxy)  # a malformed proxy setting is a ConfigError now, not at the first request
+    return make_client(ca_file=ca_file, timeout=timeout, proxy=proxy, git_url=git_url)
+
+
+def reach(client: httpx.Client, url: str, *, params: dict[str, str] | None = None, headers: dict[str, str] | None = None, auth: tuple[str, str] | None = None) -> httpx.Response:
+    """One GET, never retried nor redirected, whose answer of any status (3xx included) proves the
+    way to ``url`` (doctor's checks); a transport failure raises as in :func:`request`, naming
+    the proxy or the refused certificate."""
+    host = httpx.URL(url).host or url
+    timeout = client.timeout.read or client.timeout.connect or 0.0
+    try:
+        return client.get(url, params=params, headers=headers, auth=auth)
+    except httpx.TransportError as exc:
+        raise _transport_error(exc, host, timeout, url) from None
 
 
 class _Router(httpx.BaseTransport):
@@ -192,32 +205,68 @@ class _Router(httpx.BaseTransport):
     def _transport(self, choice: Any) -> httpx.HTTPTransport:
         key = choice.url if choice is not None else None
         if key not in self._transports:
-            proxy = None
-            if choice is not None:
-                https_proxy = choice.parts.scheme == "https"
-                proxy = httpx.Proxy(choice.url, ssl_context=self.trust.context) if https_proxy else httpx.Proxy(choice.url)
+            from bblogin._errors import ProxySettingError
+
             try:
+                proxy = None
+                if choice is not None:
+                    https_proxy = choice.parts.scheme == "https"
+                    proxy = httpx.Proxy(choice.url, ssl_context=self.trust.context) if https_proxy else httpx.Proxy(choice.url)
                 self._transports[key] = httpx.HTTPTransport(verify=self.trust.context, proxy=proxy)
             except ImportError:
-                raise ConfigError(
+                raise ProxySettingError(
                     f"{choice.source} names the SOCKS proxy {choice.shown()}, and the socksio package is not installed",
                     hint="install it (pip install 'httpx[socks]', which bblogin's own install brings), or use an http:// proxy",
                 ) from None
+            except (ValueError, httpx.InvalidURL):
+                raise ProxySettingError(f"the proxy in {choice.source} is not a proxy URL", hint="use http://[USER:PASSWORD@]HOST:PORT; special characters in the password %-encoded") from None
         return self._transports[key]
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         from bblogin import _neterrors, _proxy
 
         choice = _proxy.choose(str(request.url), profile_proxy=self._profile_proxy, git_proxy=self._git_proxy)
-        request.extensions[_neterrors.ROUTE] = _neterrors.Route(choice, self.trust)
+        route = _neterrors.Route(choice, self.trust)
+        request.extensions[_neterrors.ROUTE] = route
+        request.extensions["trace"] = route.trace  # httpcore reports each step: which one failed names the party
         if choice is not None:
             log.debug("%s %s via the proxy %s (from %s)", request.method, request.url.host, choice.shown(), choice.source)
+            if choice.parts.scheme == "socks5":
+                _resolve_here(request, choice)
         return self._transport(choice).handle_request(request)
 
     def close(self) -> None:
         for transport in self._transports.values():
             transport.close()
         self._transports.clear()
+
+
+def _resolve_here(request: httpx.Request, choice: Any) -> None:
+    """socks5:// (not socks5h://) resolves the name on this machine, as curl does, and hands the
+    proxy an address (httpcore would send the name). The Host header and the TLS check (SNI and
+    the certificate's name) keep the name."""
+    import ipaddress
+    import socket
+
+    host = request.url.host
+    try:
+        ipaddress.ip_address(host)
+        return
+    except ValueError:
+        pass
+    try:
+        found = socket.getaddrinfo(host, request.url.port or (443 if request.url.scheme == "https" else 80), type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        from bblogin._neterrors import ProxyFailed
+
+        reason = getattr(exc, "strerror", None) or "not a host name"
+        raise ProxyFailed(
+            f"cannot resolve {host} on this machine: {reason} ({choice.source} names the socks5:// proxy {choice.address}, which is handed an address)",
+            hint=f"use socks5h://{choice.address} to let the proxy resolve names, or fix the issuer URL",
+            party=f"resolving {host}",
+        ) from None
+    request.extensions["sni_hostname"] = host
+    request.url = request.url.copy_with(host=str(found[0][4][0]))
 
 
 def clock_hooks() -> dict[str, list[Any]]:
@@ -360,7 +409,7 @@ def request(
                 attempt += 1
                 continue
         if 300 <= status < 400:
-            target = httpx.URL(response.headers.get("Location", "")).host or "elsewhere"
+            target = httpx.URL(url).join(response.headers.get("Location", "")).host or "elsewhere"  # a relative Location stays on this host
             raise IdPResponseError(
                 f"{what}: {host} answered HTTP {status}, a redirect to {target}; bblogin does not follow redirects from an identity provider's API",
                 hint="check the issuer URL in the profile (scheme, host and path exactly as the IdP announces them)",
@@ -391,7 +440,7 @@ def download(client: httpx.Client, url: str, *, limit: int, deadline: float, wha
         with client.stream("GET", url, headers={"Accept": "*/*", "Accept-Encoding": "identity"}) as response:
             log.debug("GET %s %s -> HTTP %s", host, httpx.URL(url).path, response.status_code)
             if 300 <= response.status_code < 400:
-                target = httpx.URL(response.headers.get("Location", "")).host or "elsewhere"
+                target = httpx.URL(url).join(response.headers.get("Location", "")).host or "elsewhere"  # a relative Location stays on this host
                 raise IdPResponseError(
                     f"{what}: {host} answered HTTP {response.status_code}, a redirect to {target}; bblogin does not follow redirects",
                     hint="give the URL the file is really at",

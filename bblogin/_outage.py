@@ -58,6 +58,7 @@ class Outage:
     cause: str
     retry_at: float
     identity_pending: bool = False
+    party: str | None = None  # who failed when it was not the IdP: "the proxy HOST:PORT" (the error's ``party``)
 
     @classmethod
     def from_json(cls, data: Any) -> Outage | None:
@@ -72,6 +73,7 @@ class Outage:
         return cls(
             since=float(whole["since"]), failures=whole["failures"], cause=whole["cause"],
             retry_at=float(whole["retry_at"]), identity_pending=bool(whole.get("identity_pending", False)),
+            party=whole["party"] if isinstance(whole.get("party"), str) and len(whole["party"]) <= 300 and whole["party"].isprintable() else None,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -88,7 +90,7 @@ class Outage:
         """For ``status``, the TUI and the error of a call without a valid token."""
         at = time.time() if at is None else at
         started = time.strftime("%H:%M:%S", time.localtime(self.since))
-        what = "the identity calls after a refresh fail" if self.identity_pending else "the identity provider is failing"
+        what = "the identity calls after a refresh fail" if self.identity_pending else f"{self.party or 'the identity provider'} is failing"
         when = f"next try at {self.next_try()} (in {max(0, round(self.retry_at - at))} s)" if self.waiting(at) else "the next use tries again"
         attempts = "1 failed attempt" if self.failures == 1 else f"{self.failures} failed attempts"
         return f"{what} since {started} ({attempts}: {self.cause}); {when}"
@@ -151,6 +153,7 @@ def record_failure(account: Account, exc: IdPError, *, identity_pending: bool = 
             cause=cause_of(exc),
             retry_at=at + delay(failures, exc.retry_after),
             identity_pending=identity_pending or (previous is not None and previous.identity_pending),
+            party=getattr(exc, "party", None),
         )
         for acct in (account, current):
             acct.outage = outage.to_json()

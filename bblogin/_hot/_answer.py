@@ -28,7 +28,9 @@ if TYPE_CHECKING:
 # --provider and --scope are not here: they change which profile the full path builds (and argparse
 # checks --provider's choices), so the hot path leaves them to it.
 PIPELINES_ENV = "BITBUCKET_STEP_OIDC_TOKEN"
-_KUBECTL_VALUE_FLAGS = ("--profile", "-p", "--account", "-a", "--issuer", "--client-id", "--client-secret", "--connector-id", "--ca-file")
+_KUBECTL_VALUE_FLAGS = ("--profile", "-p", "--account", "-a", "--issuer", "--client-id", "--client-secret", "--connector-id", "--ca-file", "--scope", "--provider")
+_REPEATABLE = ("--scope",)  # argparse's action="append": every value, in order
+_CHOICES = {"--provider": ("oidc", "bitbucket-cloud", "bitbucket-dc")}  # argparse's choices= (_config.PROVIDERS)
 _ALIASES = {"-p": "--profile", "-a": "--account"}
 MAX_PLAINTEXT_BYTES = 1 << 20
 MAX_PARTS = 64  # 64 KB of token: far beyond any IdP's, and a bound on what a bad header asks for
@@ -36,7 +38,8 @@ MAX_PARTS = 64  # 64 KB of token: far beyond any IdP's, and a bound on what a ba
 
 def _parse(argv: list[str], value_flags: tuple[str, ...], bool_flags: tuple[str, ...]) -> dict | None:
     """A strict subset of the argparse grammar, keyed by each flag's long name; None for anything
-    else, and argparse will judge it. Declined: a flag given twice under any of its names
+    else, and argparse will judge it. A repeatable flag (``_REPEATABLE``) gives the list of its
+    values. Declined: any other flag given twice under any of its names
     (argparse keeps the last, a hand-written parser easily the first), a separate value that
     starts with "-" (argparse may read it as a flag), ``-x=value``, abbreviations."""
     out: dict = {}
@@ -57,9 +60,14 @@ def _parse(argv: list[str], value_flags: tuple[str, ...], bool_flags: tuple[str,
         else:
             return None
         name = _ALIASES.get(name, name)
-        if name in out:
+        if value not in _CHOICES.get(name, (value,)):
             return None
-        out[name] = value
+        if name in _REPEATABLE:
+            out.setdefault(name, []).append(value)
+        elif name in out:
+            return None
+        else:
+            out[name] = value
         i += 1
     return out
 
@@ -102,11 +110,14 @@ def _account(profile_name: str, account_query: str | None, profile: dict) -> dic
         return None
     accounts = index.get("accounts") or {}
     pool = [a for a in accounts.values() if isinstance(a, dict) and profile_name in (a.get("profiles") or ())]
-    if not account_query:
-        account = accounts.get((index.get("active") or {}).get(profile_name))
-        if not _serves(account, profile_name, profile):  # made active by a login through flags, or not a member
-            own = [a for a in pool if _serves(a, profile_name, profile)]
-            account = own[0] if len(own) == 1 else None
+    if not account_query:  # the active account's own set of this shape, never another identity's
+        active = accounts.get((index.get("active") or {}).get(profile_name))
+        own = [a for a in pool if _serves(a, profile_name, profile)]
+        if isinstance(active, dict) and profile_name in (active.get("profiles") or ()) and _party(active) == _party(profile):
+            own = [a for a in own if a.get("identity") == active.get("identity")]
+        elif active is not None and not isinstance(active, dict):
+            return None
+        account = own[0] if len(own) == 1 else None
     else:  # as _index.Index.find: an id, else an email or user name ignoring case; ambiguous or an id prefix: decline
         hits = [a for a in pool if account_query in (a.get("identity"), a.get("id"))]
         if not hits:
@@ -331,16 +342,20 @@ def outage_notice(profile: dict, account: dict, kind: str, expires_at: int) -> "
         return None
     retry_at = outage.get("retry_at")
     retry = f"; next try at {_clock_time(retry_at)}" if in_backoff(outage, now) else ""
+    party = outage.get("party")
+    who = party if isinstance(party, str) and party.isprintable() else "the identity provider"  # a proxy that failed is named
     return (
-        f"bblogin: the identity provider is failing (since {_clock_time(outage['since'])}): serving the cached "
+        f"bblogin: {who} is failing (since {_clock_time(outage['since'])}): serving the cached "
         f"{kind.replace('_', ' ').replace('id ', 'ID ')}, valid until {_clock_time(expires_at)}{retry} (-v: why; `bblogin refresh`: try now)\n"
     )
 
 
-def adhoc_profile_name(issuer: str, client_id: str) -> str:
-    """The profile name for a self-contained ``kubectl --issuer … --client-id …`` entry: stable
-    in (issuer, client id) only, so changing scopes or flag order never orphans the cache."""
-    return "adhoc-" + _mirror._sha256()(f"{issuer}\n{client_id}".encode()).hexdigest()[:12]  # not hashlib: it loads OpenSSL
+def adhoc_profile_name(shape: str) -> str:
+    """The profile name for a ``kubectl --issuer … --client-id …`` entry (or flags that change a
+    profile's request): named by the request's whole shape (``_shape.shape_of``: provider, issuer,
+    client, scopes, connector, extra parameters), so two entries that ask for other tokens are two
+    profiles with their own token sets, and reordering scopes never orphans a login."""
+    return "adhoc-" + shape[:12]
 
 
 def kubectl(argv: list[str]) -> bytes | None:
@@ -357,18 +372,21 @@ def kubectl(argv: list[str]) -> bytes | None:
     issuer, client_id = opts.get("--issuer"), opts.get("--client-id")
     name: str | None
     profile: dict | None
+    scopes = opts.get("--scope")
+    if opts.get("--provider", "oidc") != "oidc" or (scopes is not None and not all(s and " " not in s for s in scopes)):
+        return None  # a Bitbucket provider, a scope config.toml could not hold: the full path says why
     if issuer or client_id:
         if not (issuer and client_id) or "--profile" in opts:
             return None
-        name = adhoc_profile_name(issuer, client_id)
         from bblogin._shape import DEFAULT_OIDC_SCOPES, shape_of
 
-        shape = shape_of("oidc", issuer, client_id, DEFAULT_OIDC_SCOPES, opts.get("--connector-id"))  # as _commands._common.profile_from_args builds it
+        shape = shape_of("oidc", issuer, client_id, scopes or DEFAULT_OIDC_SCOPES, opts.get("--connector-id"))  # as _commands._common.profile_from_args builds it
+        name = adhoc_profile_name(shape)
         profile = {"name": name, "shape": shape, "issuer": issuer, "client_id": client_id, "refresh_margin": 60, "use_access_token": False, "pipelines": False}
     else:
         name = opts.get("--profile") or config.get("default_profile")
         profile = (config.get("profiles") or {}).get(name) or (_adhoc_profile(name) if "--profile" in opts else None)
-        if not profile or "--connector-id" in opts:  # a connector other than the profile's is another request shape
+        if not profile or any(k in opts for k in ("--connector-id", "--scope", "--provider")):  # flags on a profile: the full path names their request's ad-hoc profile
             return None
     if profile.get("provider", "oidc") != "oidc":  # a Bitbucket token never goes to Kubernetes: the full path says why
         return None
