@@ -236,13 +236,14 @@ class Bblogin(RuleBasedStateMachine):
             return call(), 0
         proxy = self.proxies[self.idp_of(account.issuer)]  # type: ignore[index]
         window = _outage.waiting(account)
+        known = _outage.of(account) is not None and proxy.mode != "up"  # a known outage that goes on
         open_for = window.retry_at - time.time() if window is not None else 0.0
         before = proxy.connections
         result = call()
         made = proxy.connections - before
         if open_for > 1.0:  # (a window about to close may close during the call)
             assert made == 0, f"{made} connection(s) to {account.issuer} inside the backoff window of {account.id}"
-        assert made <= MAX_BURST, f"{made} connections to {account.issuer} in one call"
+        assert made <= (1 if known else MAX_BURST), f"{made} connections to {account.issuer} in one call (known outage: {known})"
         after = _index.load().accounts.get(account.id)
         if made and proxy.mode != "up" and after is not None and not after.refresh_dead:
             assert _outage.waiting(after) is not None, f"a failed attempt for {account.id} opened no backoff window"
@@ -491,12 +492,54 @@ class Bblogin(RuleBasedStateMachine):
     def idp_recovers(self, idp: int) -> None:
         self.proxies[idp].mode = "up"
 
+    @precondition(lambda self: self.people_profiles())
+    @rule(data=st.data(), refusal=st.sampled_from(((401, "invalid_client"), (400, "unauthorized_client"), (400, "invalid_scope"))))
+    def idp_refuses_the_client(self, data: st.DataObject, refusal: tuple[int, str]) -> None:
+        """The IdP refuses this client (a rotated secret, a changed registration) on one refresh:
+        not an outage — the call ends with the refusal, no window opens, the record is as before."""
+        name = data.draw(st.sampled_from(self.people_profiles()))
+        account = self.account_for(name)
+        if account is None or account.refresh_dead or self.idp_of(account.issuer) is None or self.proxies[self.idp_of(account.issuer)].mode != "up":  # type: ignore[index]
+            return
+        idp = self.idps[self.idp_of(account.issuer)]  # type: ignore[index]
+        make_expiring(name, seconds_left=45)
+        before = _index.load().accounts[account.id].outage
+        idp.fail_next("/token", refusal[0], json.dumps({"error": refusal[1], "error_description": "no \x1b[31m"}), count=1)
+        try:
+            with captured() as (_out, err):
+                code = _cli.run(["token", "--profile", name, "--no-login"])
+        finally:
+            idp.fail_next("/token", 200, "", count=0)
+        after = _index.load().accounts.get(account.id)
+        assert "Traceback" not in err.getvalue() and code in (0, 4, 5), err.getvalue()  # 0: served inside a window; 4: no refresh token
+        if code == 5:
+            assert refusal[1] in err.getvalue() and "the identity provider is failing" not in err.getvalue(), err.getvalue()
+        assert after is not None and after.outage == before, f"a refusal changed the outage record: {after.outage if after else None}"
+
+    @precondition(lambda self: self.accounts())
+    @rule(data=st.data(), damage=st.sampled_from(("nan", "inf", "huge", "string", "count")))
+    def outage_record_damaged(self, data: st.DataObject, damage: str) -> None:
+        """An edited or corrupt accounts.json: the outage field holds NaN, Infinity, 1e300, a
+        string or an absurd count — no record, never a crash (the invariants then call both paths)."""
+        target = data.draw(st.sampled_from(sorted(a.id for a in self.accounts())))
+        now = time.time()
+        value = {
+            "nan": {"since": float("nan"), "failures": 1, "cause": "x", "retry_at": now + 60},
+            "inf": {"since": now, "failures": float("inf"), "cause": "x", "retry_at": now + 60},
+            "huge": {"since": 1e300, "failures": 1, "cause": "x", "retry_at": 1e300},
+            "string": "soon",
+            "count": {"since": now, "failures": 10**300, "cause": "x", "retry_at": now - 1},
+        }[damage]
+        with _index.transaction() as index:
+            if target in index.accounts:
+                index.accounts[target].outage = value
+
     @rule()
     def backoff_windows_end(self) -> None:
         """Time passes beyond every backoff window (their ends are moved to now)."""
         with _index.transaction() as index:
             for account in index.accounts.values():
-                if account.outage:
+                if isinstance(account.outage, dict):  # (a damaged record may be anything)
                     account.outage["retry_at"] = time.time() - 1
 
     @precondition(lambda self: self.profiles)

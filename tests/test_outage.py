@@ -146,6 +146,10 @@ def test_after_true_expiry_with_the_idp_down_fail_at_once_and_no_browser(outage_
     assert again.returncode == 5 and "the identity provider is failing since" in again.stderr and "next try at" in again.stderr
     assert time.monotonic() - start < 5 and proxy.connections == attempts  # inside the window: not even tried
     assert idp.count("/device/code") == 1 and idp.count("/auth") == 0  # never a browser
+    end_the_window()  # the window ends, the IdP still answers 503
+    after = bblogin("token", "--profile", "dev", "--no-login")
+    assert after.returncode == 5 and "503" in after.stderr
+    assert proxy.connections == attempts + 1  # a known outage: one attempt (_outage.KNOWN_OUTAGE_BUDGET), no retries
     proxy.mode = "up"
     end_the_window()
     assert kubectl(kubectl_bin, config, "get", "--raw", "/version").returncode == 0
