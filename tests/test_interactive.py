@@ -127,8 +127,8 @@ def test_a_new_failure_is_taken_an_old_one_is_not() -> None:
     _loginresult.publish("acct", LoginFailed("the identity provider ended the sign-in: access_denied", hint="start again"))
     ended = _loginresult.ended_since("acct", seen)
     assert ended is not None and not ended.ok and ended.exit_code == EXIT_LOGIN_FAILED
-    error = ended.error()
-    assert (error.message, error.hint, error.exit_code) == ("the identity provider ended the sign-in: access_denied", "start again", EXIT_LOGIN_FAILED)
+    error = ended.error("run `bblogin login --profile dev`")  # the waiter's hint: the command to run, not the holder's "start again"
+    assert (error.message, error.hint, error.exit_code) == ("the identity provider ended the sign-in: access_denied", "run `bblogin login --profile dev`", EXIT_LOGIN_FAILED)
     later = _loginresult.generation("acct")  # a new invocation, after the failure
     assert _loginresult.ended_since("acct", later) is None
     assert _loginresult.ended_since("other-profile", None) is None  # another lock, another result
@@ -187,6 +187,43 @@ def test_a_file_owned_by_someone_else_is_no_result() -> None:
         pytest.skip("needs root to give the file another owner")  # covered when the suite runs as root (CI)
     os.chown(path, 12345, 12345)
     assert _loginresult.read("acct") is None
+
+
+def test_publish_never_writes_what_read_refuses() -> None:
+    """The longest message there can be, all of it non-ASCII: written and read back; a result
+    read refuses (a code no login ends in) is not written at all."""
+    from bblogin._errors import UsageError
+
+    message = "é" * 200 + "\u20ac" * 200 + "\U0001f512" * 300
+    _loginresult.publish("acct", LoginFailed(message))
+    ended = _loginresult.read("acct")
+    assert ended is not None and ended.message == message[: _loginresult.MAX_TEXT]
+    before = _loginresult.generation("acct")
+    _loginresult.publish("acct", UsageError("--listen 1234 does not match the callback URL"))
+    assert _loginresult.generation("acct") == before  # not a login's outcome: nothing published
+
+
+@pytest.mark.parametrize(
+    ("error", "own_timeout", "is_shared"),
+    [
+        ("denied", False, True),
+        ("timeout", False, True),  # the profile's login_timeout: the person did not finish
+        ("timeout", True, False),  # the holder's own --timeout 5: not the waiters' business
+        ("usage", False, False),  # --flow device at an IdP without one, --listen that does not match
+        ("config", False, False),
+        ("idp", False, True),
+        ("cancelled", False, True),
+    ],
+)
+def test_waiters_take_only_what_the_login_came_to(error: str, own_timeout: bool, is_shared: bool) -> None:
+    from bblogin._errors import Cancelled, ConfigError, IdPError, LoginTimeout, UsageError
+
+    errors = {"denied": LoginFailed("denied"), "timeout": LoginTimeout("no callback"), "usage": UsageError("--listen 1 does not match"),
+              "config": ConfigError("bad"), "idp": IdPError("the IdP answered 500"), "cancelled": Cancelled("cancelled")}
+    seen = _loginresult.generation("acct")
+    with pytest.raises(type(errors[error])), _loginresult.publishing("acct", own_timeout=own_timeout):
+        raise errors[error]
+    assert (_loginresult.ended_since("acct", seen) is not None) == is_shared
 
 
 # -- the storm: three kubectl, three git fetches ---------------------------------------------
@@ -442,3 +479,73 @@ def test_three_parallel_git_fetches_open_at_most_one_browser(git_wired, tmp_path
         said.add(tuple(line for line in _bblogin_lines(text) if "access_denied" in line))
     assert len(said) == 1 and next(iter(said)), said  # each fetch reports the one denial
     assert server.attempts == []
+
+
+# -- one lock for a login, whoever starts it ---------------------------------------------------
+LOGIN = [sys.executable, "-m", "bblogin", "login", "--flow", "loopback", "--profile"]
+
+
+@pytest.mark.parametrize("act", ["deny", "approve"])
+def test_bblogin_login_beside_a_token_call_whose_refresh_token_died_opens_one_tab(act: str, keyring_secret_service, devidp_factory, tmp_path: pathlib.Path) -> None:
+    """A returning user: the refresh token is dead, `bblogin token` starts a login, and the person
+    also types `bblogin login` in another terminal. One login, one tab; the second takes its
+    result — the denial, or the token set it made."""
+    from tests.test_session import login, make_expiring
+
+    idp = devidp_factory()
+    login(idp)
+    _profile(idp, 60)
+    idp.settings.auto_approve = act == "approve"
+    idp.revoke_refresh_tokens()
+    make_expiring("dev", seconds_left=-30)
+    env, record = _person(tmp_path, act, delay=4)
+    first = Terminal([*TOKEN, "dev"], env)
+    _until(lambda: _launches(record) == 1, "the first browser launch")
+    second = Terminal([*LOGIN, "dev"], env)
+    (code1, text1), (code2, text2) = first.wait(90), second.wait(90)
+    assert _launches(record) == 1, (text1, text2)
+    assert "waiting up to" in text2
+    if act == "deny":
+        assert (code1, code2) == (EXIT_LOGIN_FAILED, EXIT_LOGIN_FAILED), (text1, text2)
+        assert "access_denied" in text2 and "hint: run `bblogin login --profile dev` to try again" in text2
+    else:
+        assert (code1, code2) == (0, 0), (text1, text2)
+        assert "Logged in as" in text2 and "using it" in text2
+
+
+def test_two_profiles_asking_for_the_same_tokens_open_one_tab(keyring_secret_service, devidp_factory, tmp_path: pathlib.Path) -> None:
+    """work and staging ask one IdP for exactly the same (one request shape) and have no tokens:
+    one login serves both — the one that waited joins the token set it made."""
+    from bblogin import _index
+
+    idp = devidp_factory(auto_approve=True)
+    for name in ("work", "staging"):
+        _configedit.save_profile(Profile(name=name, issuer=idp.issuer, client_id="bblogin", connector_id="bitbucket-cloud", login_timeout=60))
+    env, record = _person(tmp_path, "approve", delay=3)
+    first = Terminal([*TOKEN, "work"], env)
+    _until(lambda: _launches(record) == 1, "the first browser launch")
+    second = Terminal([*TOKEN, "staging"], env)
+    results = [first.wait(90), second.wait(90)]
+    assert _launches(record) == 1, results
+    assert [code for code, _ in results] == [0, 0], results
+    sets = list(_index.load().accounts.values())
+    assert len(sets) == 1 and sorted(sets[0].profiles) == ["staging", "work"]
+
+
+def test_a_lock_timeout_names_the_profile(keyring_secret_service) -> None:
+    """Waiting too long behind another login says whose login it is, not a lock's hash."""
+    from bblogin._errors import LockTimeout
+    from bblogin._session import get_credential, login_key
+
+    profile = Profile(name="dev", issuer="https://idp.example", client_id="c", lock_timeout=1)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import sys,time; from bblogin._lock import account_lock\nwith account_lock({login_key(profile)!r}, 5):\n print('held', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(LockTimeout, match="the login for profile dev for more than 1 s"):
+            get_credential(profile, interactive=True)
+    finally:
+        holder.kill()
+        holder.wait()
