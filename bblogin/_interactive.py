@@ -11,7 +11,9 @@ Yes only when every test passes, in this order (the first that fails is the reas
    ``SSH_ASKPASS`` with ``SSH_ASKPASS_REQUIRE=force`` counts the same for everyone;
 4. standard error is a terminal (where the URL or the code appears), and so is standard input —
    except for git, whose helper always reads git's pipe: there the process must have a
-   controlling terminal (``/dev/tty``), as git's own prompts need;
+   controlling terminal (``/dev/tty``), as git's own prompts need. A login that needs a line
+   typed (the browser-less paste flow) reads it with :func:`typed_lines`: standard input when it
+   is a terminal, else the controlling terminal — as git's prompts read it;
 5. the process is in the foreground process group of its controlling terminal
    (``tcgetpgrp == getpgrp``): a background job (``kubectl … &``, an editor's file watcher, a
    tool under ``setsid``) never opens a tab the person did not ask for. (POSIX only: Windows
@@ -129,6 +131,26 @@ class Gate:
 
     def __repr__(self) -> str:
         return f"Gate({self.caller!r}, {self._decision!r})"
+
+
+def typed_lines():  # type: ignore[no-untyped-def]
+    """Where the person types a line a login needs (the paste flow's redirect address), as a
+    context manager: standard input when it is a terminal, else the controlling terminal, which
+    git's own prompts read too (git's helper has git's request pipe on stdin). Without either, a
+    LoginFailed before anything is shown: a login nobody can finish is not started."""
+    import contextlib
+
+    from bblogin._errors import LoginFailed
+
+    if _isatty(sys.stdin):
+        return contextlib.nullcontext(sys.stdin)
+    try:
+        return open("/dev/tty", encoding="utf-8", errors="replace")  # noqa: SIM115 (the caller's with closes it)
+    except OSError:
+        raise LoginFailed(
+            "this login needs the redirect address pasted into a terminal, and there is none here",
+            hint="run `bblogin login` on a terminal, or give this machine a browser (BROWSER) for flow = loopback",
+        ) from None
 
 
 def why_not(interactive: object) -> str:

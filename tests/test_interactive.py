@@ -549,3 +549,49 @@ def test_a_lock_timeout_names_the_profile(keyring_secret_service) -> None:
     finally:
         holder.kill()
         holder.wait()
+
+
+# -- a login that needs a typed line: the paste flow ---------------------------------------------
+@pytest.mark.parametrize("typed", ["the address", "ctrl-d"])
+def test_git_on_a_terminal_pastes_into_the_terminal_not_gits_pipe(typed: str, keyring_secret_service, bitbucket_dc, tmp_path: pathlib.Path) -> None:
+    """Bitbucket (no device flow), no browser: `flow = auto` is the paste flow. git's helper has
+    git's request pipe on stdin, so the address is read from the terminal, as git's own prompts
+    read it; Ctrl-D there is a clear LoginFailed (exit 8), never an internal error."""
+    import dataclasses
+    import re
+
+    from tests.test_bitbucket import browse, dc_profile
+    from tests.test_session import bblogin
+
+    fake = bitbucket_dc
+    _configedit.save_profile(dataclasses.replace(dc_profile(fake), flow="auto"), make_default=True)
+    done = bblogin("setup", "git", "--host", "https://git.example.com", "--profile", "dc")
+    assert done.returncode == 0, done.stderr
+    env = {k: v for k, v in clean_env().items() if k not in ("BROWSER", "DISPLAY", "WAYLAND_DISPLAY")}
+    request = "printf 'protocol=https\\nhost=git.example.com\\n\\n' | exec " + sys.executable + " -m bblogin git-credential get"
+    git = Terminal(["sh", "-c", request], env)
+    _until(lambda: "Redirect URL: " in git.output(), "the paste prompt")
+    if typed == "ctrl-d":
+        git.type(b"\x04")
+    else:
+        url = re.search(r"\n  (http\S+)", git.output().replace("\r", ""))
+        assert url is not None, git.output()
+        git.type(browse(fake, url.group(1)).encode() + b"\n")
+    code, text = git.wait(60)
+    assert "internal error" not in text and "Traceback" not in text, text
+    if typed == "ctrl-d":
+        assert code == EXIT_LOGIN_FAILED and "no redirect address was pasted" in text, text
+    else:
+        assert code == 0 and "password=" in text, text
+
+
+def test_a_paste_login_without_any_terminal_stops_before_showing_the_url(keyring_secret_service, bitbucket_dc) -> None:
+    import dataclasses
+
+    from tests.test_bitbucket import dc_profile
+
+    _configedit.save_profile(dataclasses.replace(dc_profile(bitbucket_dc), flow="auto"), make_default=True)
+    env = {k: v for k, v in clean_env().items() if k not in ("BROWSER", "DISPLAY", "WAYLAND_DISPLAY")}
+    done = subprocess.run([sys.executable, "-m", "bblogin", "login", "--profile", "dc"], capture_output=True, text=True, stdin=subprocess.DEVNULL, env=env, timeout=60, start_new_session=True)
+    assert done.returncode == EXIT_LOGIN_FAILED, done.stderr
+    assert "pasted into a terminal, and there is none here" in done.stderr and "Open this URL" not in done.stderr
