@@ -19,6 +19,10 @@ Yes only when every test passes, in this order (the first that fails is the reas
    tool under ``setsid``) never opens a tab the person did not ask for. (POSIX only: Windows
    consoles have no background jobs, and no ``/dev/tty``.)
 
+Who asks: kubectl, git, ``bblogin token``, aws, gcp and ``bblogin setup --from`` (its logins). One
+exception, on purpose: ``bblogin login`` and the TUI's login never ask — the person typed the
+command, which is the consent; they share the login lock and its result all the same.
+
 The callers evaluate it lazily (:class:`Gate`): a cached token never gets here, and the full
 path asks only when a login would be the next step. Stdlib only, a few system calls.
 """
