@@ -6,8 +6,10 @@ Yes only when every test passes, in this order (the first that fails is the reas
 1. nothing said no: ``--no-login``, ``BBLOGIN_NO_LOGIN=1``, kubectl's ``spec.interactive`` false
    (or no ``KUBERNETES_EXEC_INFO`` at all), a library that runs us non-interactively (google-auth);
 2. not a Bitbucket Pipelines step (``BITBUCKET_STEP_OIDC_TOKEN``/``BITBUCKET_BUILD_NUMBER``);
-3. git: ``GIT_TERMINAL_PROMPT`` is not ``0`` (git's "nobody may be asked"), and no
-   ``GIT_ASKPASS`` — git then asks through that program (an IDE's dialog), never the terminal;
+3. git: ``GIT_TERMINAL_PROMPT`` is not ``0`` (git's "nobody may be asked"), and no askpass
+   program in git's own order (prompt.c): ``GIT_ASKPASS``, ``core.askPass`` (git's config, ``-c``
+   included: ``git config`` answers as git would), ``SSH_ASKPASS`` — git then asks through that
+   program (an IDE's dialog, KDE's ksshaskpass), never the terminal, and so would we;
    ``SSH_ASKPASS`` with ``SSH_ASKPASS_REQUIRE=force`` counts the same for everyone;
 4. standard error is a terminal (where the URL or the code appears), and so is standard input —
    except for git, whose helper always reads git's pipe: there the process must have a
@@ -95,8 +97,9 @@ def decide(caller: str, *, no_login: bool = False, said_no: str = "", env: Mappi
     if caller == "git":
         if env.get("GIT_TERMINAL_PROMPT") == "0":
             return Decision(False, "git said nobody may be asked (GIT_TERMINAL_PROMPT=0)")
-        if env.get("GIT_ASKPASS"):
-            return Decision(False, "git asks through GIT_ASKPASS (an IDE or a GUI), not a terminal")
+        askpass = _git_askpass(env)
+        if askpass:
+            return Decision(False, f"git asks through {askpass} (an IDE or a GUI), not a terminal")
     if env.get("SSH_ASKPASS") and env.get("SSH_ASKPASS_REQUIRE") == "force":
         return Decision(False, "SSH_ASKPASS_REQUIRE=force: the person is asked through SSH_ASKPASS, not a terminal")
     if not _isatty(sys.stderr):
@@ -105,6 +108,22 @@ def decide(caller: str, *, no_login: bool = False, said_no: str = "", env: Mappi
         return Decision(False, "standard input is not a terminal")
     why = _controlling_terminal_foreground()
     return Decision(False, why) if why else YES
+
+
+def _git_askpass(env: Mapping[str, str]) -> str:
+    """Which askpass program git would ask through (its order: ``GIT_ASKPASS``, ``core.askPass``,
+    ``SSH_ASKPASS``; an empty value is none), named for the message; "" for none."""
+    if env.get("GIT_ASKPASS"):
+        return "GIT_ASKPASS"
+    import subprocess
+
+    try:  # git's answer for this repository, its config files and -c (GIT_CONFIG_PARAMETERS/COUNT)
+        found = subprocess.run(["git", "config", "--get", "core.askPass"], env=dict(env), capture_output=True, text=True, timeout=10, stdin=subprocess.DEVNULL).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        found = ""
+    if found:
+        return "core.askPass"
+    return "SSH_ASKPASS" if env.get("SSH_ASKPASS") else ""
 
 
 def _isatty(stream: object) -> bool:

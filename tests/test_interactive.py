@@ -94,6 +94,10 @@ def clean_env(**extra: str) -> dict[str, str]:
         ("cli", {}, False, True, False, "standard input is not a terminal"),
         ("git", {"GIT_ASKPASS": "/usr/bin/true"}, False, False, False, "GIT_ASKPASS"),
         ("git", {"GIT_TERMINAL_PROMPT": "0"}, False, False, False, "GIT_TERMINAL_PROMPT=0"),
+        ("git", {"GIT_CONFIG_PARAMETERS": "'core.askpass'='/opt/ide/askpass.sh'"}, False, True, False, "core.askPass"),  # git -c core.askPass=…
+        ("git", {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "core.askPass", "GIT_CONFIG_VALUE_0": "/opt/ide/askpass.sh"}, False, True, False, "core.askPass"),
+        ("git", {"GIT_CONFIG_PARAMETERS": "'core.askpass'=''"}, False, False, True, ""),  # empty: none, as for git
+        ("git", {"SSH_ASKPASS": "/usr/bin/ksshaskpass"}, False, True, False, "SSH_ASKPASS"),  # git asks through it: so would we
         ("cli", {"GIT_ASKPASS": "/usr/bin/true"}, False, False, True, ""),  # a person at a terminal (VS Code's sets it too)
         ("cli", {"SSH_ASKPASS": "/usr/bin/true", "SSH_ASKPASS_REQUIRE": "force"}, False, False, False, "SSH_ASKPASS"),
         ("cli", {"SSH_ASKPASS": "/usr/bin/true"}, False, False, True, ""),  # ssh uses it only without a terminal
@@ -595,3 +599,15 @@ def test_a_paste_login_without_any_terminal_stops_before_showing_the_url(keyring
     done = subprocess.run([sys.executable, "-m", "bblogin", "login", "--profile", "dc"], capture_output=True, text=True, stdin=subprocess.DEVNULL, env=env, timeout=60, start_new_session=True)
     assert done.returncode == EXIT_LOGIN_FAILED, done.stderr
     assert "pasted into a terminal, and there is none here" in done.stderr and "Open this URL" not in done.stderr
+
+
+def test_core_askpass_in_gits_config_file_is_an_ide_context(tmp_path: pathlib.Path) -> None:
+    """core.askPass in git's global config (an IDE's installer writes it): git asks through it,
+    so no login; the same config with an empty value is none, as for git."""
+    from bblogin._interactive import decide
+
+    config = tmp_path / "gitconfig"
+    config.write_text("[core]\n\taskPass = /opt/ide/askpass.sh\n")
+    env = clean_env(GIT_CONFIG_GLOBAL=str(config), GIT_CONFIG_NOSYSTEM="1")
+    assert decide("git", env=env).reason == "git asks through core.askPass (an IDE or a GUI), not a terminal"
+    assert "askPass" not in decide("cli", env=env).reason  # only git asks through it
