@@ -20,6 +20,10 @@ Yes only when every test passes, in this order (the first that fails is the reas
    (``tcgetpgrp == getpgrp``): a background job (``kubectl … &``, an editor's file watcher, a
    tool under ``setsid``) never opens a tab the person did not ask for. (POSIX only: Windows
    consoles have no background jobs, and no ``/dev/tty``.)
+6. in tmux (``TMUX``/``TMUX_PANE``), the pane's session has a client attached: a loop left
+   running in a detached session (``while :; do kubectl get pods; sleep 60; done``) is in the
+   foreground of its pane, yet nobody sees it. GNU screen has no such query that does not
+   depend on its version and socket directory: a detached screen window counts as a terminal.
 
 Who asks: kubectl, git, ``bblogin token``, aws, gcp and ``bblogin setup --from`` (its logins). One
 exception, on purpose: ``bblogin login`` and the TUI's login never ask — the person typed the
@@ -106,8 +110,23 @@ def decide(caller: str, *, no_login: bool = False, said_no: str = "", env: Mappi
         return Decision(False, "standard error is not a terminal")
     if caller != "git" and not _isatty(sys.stdin):
         return Decision(False, "standard input is not a terminal")
-    why = _controlling_terminal_foreground()
+    why = _controlling_terminal_foreground() or _detached_tmux(env)
     return Decision(False, why) if why else YES
+
+
+def _detached_tmux(env: Mapping[str, str]) -> str:
+    """Why not, when this runs in a tmux pane whose session no client is attached to; else ""
+    (also when tmux cannot be asked: then the terminal tests alone decide)."""
+    pane = env.get("TMUX_PANE")
+    if not (env.get("TMUX") and pane):
+        return ""
+    import subprocess
+
+    try:
+        attached = subprocess.run(["tmux", "display-message", "-p", "-t", pane, "#{session_attached}"], env=dict(env), capture_output=True, text=True, timeout=5, stdin=subprocess.DEVNULL).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return "the tmux session is detached: nobody sees this terminal" if attached == "0" else ""
 
 
 def _git_askpass(env: Mapping[str, str]) -> str:

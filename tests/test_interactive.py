@@ -79,7 +79,7 @@ def decision_on_terminal(caller: str, env: dict[str, str], *, background: bool =
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("BBLOGIN_NO_LOGIN", "GIT_ASKPASS", "SSH_ASKPASS", "SSH_ASKPASS_REQUIRE", "GIT_TERMINAL_PROMPT", "BITBUCKET_BUILD_NUMBER", "BITBUCKET_STEP_OIDC_TOKEN")}
+    env = {k: v for k, v in os.environ.items() if k not in ("BBLOGIN_NO_LOGIN", "GIT_ASKPASS", "SSH_ASKPASS", "SSH_ASKPASS_REQUIRE", "GIT_TERMINAL_PROMPT", "BITBUCKET_BUILD_NUMBER", "BITBUCKET_STEP_OIDC_TOKEN", "TMUX", "TMUX_PANE")}
     return {**env, **extra}
 
 
@@ -611,3 +611,29 @@ def test_core_askpass_in_gits_config_file_is_an_ide_context(tmp_path: pathlib.Pa
     env = clean_env(GIT_CONFIG_GLOBAL=str(config), GIT_CONFIG_NOSYSTEM="1")
     assert decide("git", env=env).reason == "git asks through core.askPass (an IDE or a GUI), not a terminal"
     assert "askPass" not in decide("cli", env=env).reason  # only git asks through it
+
+
+def test_a_detached_tmux_session_opens_no_login_an_attached_one_may(tmp_path: pathlib.Path) -> None:
+    """A loop left running in a detached tmux session is in its pane's foreground, yet nobody
+    sees it: no login. Attached (a client on a terminal), the same pane may log in."""
+    import shutil
+
+    if shutil.which("tmux") is None:
+        pytest.skip("tmux is not installed")  # the rule asks tmux only when TMUX is set, i.e. tmux runs
+    socket, out = tmp_path / "tmux.sock", tmp_path / "decision"
+    env = clean_env()
+    script = f"{sys.executable} -c {DECIDE!r} cli > {out}.tmp; mv {out}.tmp {out}; sleep 60"
+    tmux = ["tmux", "-S", str(socket), "-f", "/dev/null"]
+    try:
+        assert subprocess.run([*tmux, "new-session", "-d", "-s", "t", "-x", "80", "-y", "24", "sh", "-c", f"sleep 1; {script}"], env=env, timeout=30).returncode == 0
+        _until(out.exists, "the decision in the detached pane")
+        assert out.read_text().strip() == "DECISION False the tmux session is detached: nobody sees this terminal"
+        out.unlink()
+        client = Terminal([*tmux, "attach", "-t", "t"], {**env, "TERM": "xterm"})
+        subprocess.run([*tmux, "new-window", "-t", "t", "sh", "-c", f"sleep 1; {script}"], env=env, timeout=30)
+        _until(out.exists, "the decision in the attached pane")
+        assert out.read_text().strip() == "DECISION True"
+        client.proc.kill()
+        client.wait(10)
+    finally:
+        subprocess.run([*tmux, "kill-server"], env=env, timeout=30, capture_output=True)
