@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from bblogin import _index, _outage
 from bblogin._config import Profile
-from bblogin._errors import IdentityUnchecked, IdPError, LockTimeout, LoginRequired, RefreshTokenDead
+from bblogin._errors import IdentityUnchecked, IdPError, LockTimeout, LoginRequired, ProxySettingError, RefreshTokenDead
 from bblogin._interactive import Gate, why_not
 from bblogin._lock import account_lock
 from bblogin._store import SecretStore
@@ -112,19 +112,23 @@ def _require_serves(account: Account, profile: Profile) -> None:
 
 def visible_account(index: Index, profile: Profile, query: str | None = None) -> Account | None:
     """The token set ``profile`` may use: its set of the account ``query`` names (id, email, user
-    name), else its active one — and only one it :func:`serves`. When the active one does not
-    (a login through ``--issuer``/``--scope`` flags made it active under this name), the profile's
-    only set it does serve; else None: the profile needs its own login.
+    name), else the set of its active account (the identity ``use`` or the last login chose) —
+    and only one it :func:`serves`. The active account's choice is never replaced by another
+    identity's set: when the active account has no set of the profile's current request shape
+    (its scopes changed since it logged in), the answer is None — that account logs in again.
+    Only a profile whose active account is none, or of another party (a login through
+    ``--issuer`` flags under this name), takes its one serving set, if it has one.
     ``_hot._answer._account`` makes the same choice."""
     if query:
         account = index.find(query, profile.name)
         _require_serves(account, profile)
         return account
     active = index.active_account(profile.name)
-    if active is not None and serves(active, profile):
-        return active
-    own = [a for a in index.for_profile(profile.name) if serves(a, profile)]
-    return own[0] if len(own) == 1 else None
+    pool = [a for a in index.for_profile(profile.name) if serves(a, profile)]
+    if active is not None and issued_for(active, profile):
+        pool = [a for a in pool if a.identity == active.identity]
+        return active if active in pool else (pool[0] if len(pool) == 1 else None)
+    return pool[0] if len(pool) == 1 else None
 
 
 def profile_for(account: Account, config: Config, member: str | None = None) -> Profile:
@@ -526,7 +530,8 @@ def get_credential(
                     + _no_login_because(interactive, ended),
                     hint=f"run `{login_command(profile)}`" + _superseded_by(index, account),
                 ) from dead
-            who = f" for {account.label}" if account is not None else ""
+            named = account or index.active_account(profile.name)  # the active account, of an older request shape
+            who = f" for {named.label}" if named is not None else ""
             raise LoginRequired(
                 f"no valid {kind.replace('_', ' ')}{who} in profile {profile.name!r}" + _no_login_because(interactive, ended),
                 hint=f"run `{login_command(profile)}`",
@@ -631,7 +636,7 @@ def _exchanged(profile: Profile, account: Account | None, store: SecretStore, ki
         with _http.budget(_outage.EARLY_BUDGET) if fallback is not None else contextlib.nullcontext():
             tokens, identity = exchange(profile, subject)
     except IdPError as exc:
-        if fallback is None or account is None:
+        if fallback is None or account is None or not _outage.is_outage(exc):
             raise
         _outage.record_failure(account, exc)
         return fallback
@@ -669,7 +674,19 @@ def _refreshed(profile: Profile, account: Account, store: SecretStore, kind: str
                 return None
     except IdentityUnchecked:
         raise  # recorded by _refresh, the new tokens kept
+    except ProxySettingError as exc:
+        if fallback is None:
+            raise  # a login or a needed refresh: the clear configuration error (exit 3)
+        # Only early: this request could not be sent, the cached token is still good. Not an
+        # outage of the IdP (nothing recorded, no backoff): the next call tries again.
+        from bblogin._hot._answer import _clock_time
+
+        shown = kind.replace("_", " ").replace("id ", "ID ")
+        sys.stderr.write(f"bblogin: cannot refresh early ({exc.message}): serving the cached {shown}, valid until {_clock_time(fallback.expires_at)}\n")
+        return fallback
     except IdPError as exc:
+        if not _outage.is_outage(exc):
+            raise  # a refusal (invalid_client, …): its own hint, no backoff window, nothing served as if the IdP were down
         recorded = _outage.record_failure(account, exc)
         if fallback is not None:
             log.info("refreshing %s failed (%s); serving the cached token until the IdP answers", account.id, exc.message)

@@ -67,6 +67,7 @@ from bblogin._errors import LoginFailed
 from bblogin._hot import _answer as _fast
 from bblogin._claims import unverified_claims
 from bblogin._hot._answer import PIPELINES_ENV, adhoc_profile_name
+from bblogin._shape import DEFAULT_OIDC_SCOPES, shape_of
 from bblogin.devidp import DevIdP, dex_subject
 from tests.fixtures.devidp import sign_in
 from tests.fixtures.faults import FaultProxy
@@ -78,6 +79,7 @@ PROFILES = ("a", "b")
 SCOPE_SETS = (None, ("openid", "email", "groups", "offline_access"), ("offline_access", "groups", "email", "openid"), ("openid", "email", "offline_access"))
 USERS = ("alice", "bob")
 CLIENTS = ("bblogin", "bblogin-ci")
+ADHOC_SCOPES = ((), ("openid", "email", "offline_access"))  # a flags entry's --scope values: the defaults, or fewer
 GIT_HOSTS = ("https://git-one.example", "https://git-two.example")
 FAULTS = ("refuse", "reset", "503")  # "hang" costs the early budget per attempt: tests/test_outage.py has it
 MAX_BURST = 3  # one attempt, with the full retries (two) when no valid token can be served
@@ -275,6 +277,13 @@ class Bblogin(RuleBasedStateMachine):
             said = "without the {} scope it asks for" if scope in wanted else "with the {} scope it does not ask for"
             assert (scope in claims) == (scope in wanted), f"{what}: served a token obtained {said.format(scope)}"
 
+    def assert_the_active_account_is_served(self, name: str, token: str) -> None:
+        """The account `use` or the last login made active is the one served — never another
+        account's set that happens to serve the profile (its own set may be of an older shape)."""
+        active = _index.load().active_account(name)
+        sub = (unverified_claims(token) or {}).get("sub")
+        assert active is not None and sub == active.sub, f"kubectl --profile {name}: served {sub}, the active account is {active and active.sub}"
+
     def kubectl_code(self, name: str) -> int:
         return self.full(["kubectl", "--profile", name])[0]
 
@@ -404,10 +413,10 @@ class Bblogin(RuleBasedStateMachine):
             os.unlink(os.path.join(_paths.cache_dir(), which))
 
     @precondition(lambda self: self.people_profiles())
-    @rule(data=st.data(), idp=st.integers(0, 1), client=st.sampled_from(CLIENTS), adhoc=st.booleans())
-    def kubectl_with_flag_overrides(self, data: st.DataObject, idp: int, client: str, adhoc: bool) -> None:
+    @rule(data=st.data(), idp=st.integers(0, 1), client=st.sampled_from(CLIENTS), adhoc=st.booleans(), scopes=st.sampled_from(ADHOC_SCOPES))
+    def kubectl_with_flag_overrides(self, data: st.DataObject, idp: int, client: str, adhoc: bool, scopes: tuple[str, ...]) -> None:
         name = data.draw(st.sampled_from(self.people_profiles()))
-        argv = ["--issuer", self.idps[idp].issuer, "--client-id", client]
+        argv = ["--issuer", self.idps[idp].issuer, "--client-id", client, *(a for s in scopes for a in ("--scope", s))]
         if not adhoc:
             argv = ["--profile", name, *argv]
         hot = self.hot_kubectl(argv)
@@ -416,12 +425,13 @@ class Bblogin(RuleBasedStateMachine):
         if full[0] == 0:
             self.assert_issued_for(json.loads(full[1])["status"]["token"], self.idps[idp].issuer, client, f"kubectl {' '.join(argv)}")
 
-    @rule(idp=st.integers(0, 1), client=st.sampled_from(CLIENTS))
-    def kubectl_by_adhoc_name(self, idp: int, client: str) -> None:
-        """`--profile adhoc-…`, the name a flags-only entry's hint prints: the hot path (from the
+    @rule(idp=st.integers(0, 1), client=st.sampled_from(CLIENTS), scopes=st.sampled_from(ADHOC_SCOPES))
+    def kubectl_by_adhoc_name(self, idp: int, client: str, scopes: tuple[str, ...]) -> None:
+        """`--profile adhoc-…`, the name a flags-only entry's hint prints (one per request: two
+        entries at one IdP asking for other scopes are two profiles): the hot path (from the
         mirror of adhoc-profiles.json) declines or answers as the full path, for that IdP only."""
-        self.full(["kubectl", "--issuer", self.idps[idp].issuer, "--client-id", client])  # the entry's own call records the name
-        argv = ["--profile", adhoc_profile_name(self.idps[idp].issuer, client)]
+        self.full(["kubectl", "--issuer", self.idps[idp].issuer, "--client-id", client, *(a for s in scopes for a in ("--scope", s))])  # the entry's own call records the name
+        argv = ["--profile", adhoc_profile_name(shape_of("oidc", self.idps[idp].issuer, client, scopes or DEFAULT_OIDC_SCOPES))]
         hot = self.hot_kubectl(argv)
         full = self.full(["kubectl", *argv])
         self.assert_agree(hot, full, f"kubectl {' '.join(argv)}")
@@ -524,6 +534,7 @@ class Bblogin(RuleBasedStateMachine):
                 self.assert_issued_for(token, profile["issuer"], profile["client_id"], f"kubectl --profile {name}")
                 if not profile.get("pipelines"):
                     self.assert_shaped_for(token, profile, f"kubectl --profile {name}")
+                    self.assert_the_active_account_is_served(name, token)
                 if profile.get("pipelines"):
                     step = f"{{repo-{self.step_repo}}}:{{step-{self.step_repo}}}"
                     assert unverified_claims(token)["sub"] == dex_subject(step, "bitbucket-pipelines"), f"step {step} got another step's exchanged token"
@@ -663,6 +674,11 @@ def test_model_profiles_sharing_an_idp_walk(keyring_secret_service, outage_idp, 
         lambda: state.login(0, "a", "alice", SCOPE_SETS[3]),  # without groups: its own tokens
         lambda: edit_scopes("b", SCOPE_SETS[3]),  # b now asks what a got: still needs its own login
         lambda: state.logout_of_profile("a"),
+        lambda: state.login(0, "a", "bob", SCOPE_SETS[3]),  # alice and bob in a
+        lambda: state.login(0, "a", "alice", SCOPE_SETS[3]),
+        lambda: edit_scopes("a", SCOPE_SETS[1]),
+        lambda: state.login(0, "a", "bob", SCOPE_SETS[1]),  # bob of the new shape; alice's set is of the old one
+        lambda: state.full(["use", "alice@example.com", "--profile", "a"]),  # alice, never bob's tokens
     )
     try:
         for step in steps:
