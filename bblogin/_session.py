@@ -372,7 +372,7 @@ def refresh_account(profile: Profile, account: Account) -> None:
     LoginRequired when it cannot be refreshed (no usable refresh token)."""
     _require_issued_for(account, profile)
     store = SecretStore(account.storage)
-    with account_lock(account.id, profile.lock_timeout):
+    with account_lock(account.id, profile.lock_timeout, what=f"{account.label} (profile {profile.name})"):
         current = _index.load().accounts.get(account.id)
         if current is None or current.refresh_dead or not current.has("refresh_token"):
             raise LoginRequired(f"{account.label} cannot be refreshed: it has no usable refresh token", hint=f"run `{login_command(profile)}`")
@@ -511,7 +511,7 @@ def get_credential(
         ended = _loginresult.ended_since(key, seen)
         index = _index.load()
         account = index.accounts.get(account.id, account) if pinned and account is not None else visible_account(index, profile)
-        if account is not None:
+        if account is not None and not force_refresh:  # forced: never the token the refresh was to replace
             cached = _fresh(profile, account, store, kind, margin)
             if cached is not None:
                 return _served(profile, cached)
@@ -618,8 +618,7 @@ def login_now(profile: Profile, options: LoginOptions) -> Account:
                 raise ended.error(f"run `{login_command(profile)}` to try again")
             taken = _take(profile, ended)
             if taken is not None:
-                print(f"bblogin: the login another bblogin ran for this meanwhile signed in {taken.label}; using it.", file=sys.stderr)
-                return taken
+                return taken  # the waiting note said whose login this is; the command says who is logged in
         return _login_published(key, profile, options)
 
 
@@ -744,7 +743,7 @@ def logout(profile: Profile, account: Account, members: list[str] | None = None)
     the other tokens, and records the account) finishes first, so it cannot bring the account or
     its tokens back after they were removed."""
     _require_issued_for(account, profile)
-    with account_lock(account.id, profile.lock_timeout):
+    with account_lock(account.id, profile.lock_timeout, what=f"{account.label} (profile {profile.name})"):
         outcome = _leave(profile, account, members)
     from bblogin import _gcpfiles
 
