@@ -18,9 +18,10 @@ NOTE_AFTER = 1.0  # seconds of waiting before ``on_wait`` tells the person why n
 
 
 @contextlib.contextmanager
-def account_lock(account_key: str, timeout: float, *, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
-    """Hold the lock for ``account_key`` (an account id, or a profile key before the first login).
-    ``on_wait`` runs once when the lock is still taken after :data:`NOTE_AFTER` seconds."""
+def account_lock(account_key: str, timeout: float, *, on_wait: Callable[[], None] | None = None, what: str | None = None) -> Iterator[None]:
+    """Hold the lock for ``account_key`` (a token set's id, a login's ``_shape.login_key``…).
+    ``on_wait`` runs once when the lock is still taken after :data:`NOTE_AFTER` seconds; ``what``
+    names the lock for the person in a :class:`LockTimeout` ("the login for profile dev")."""
     import filelock
 
     timeout = max(0.0, timeout)  # filelock waits forever on a negative timeout: never that
@@ -36,7 +37,7 @@ def account_lock(account_key: str, timeout: float, *, on_wait: Callable[[], None
             on_wait()
             lock.acquire(timeout=timeout - first, poll_interval=0.05)
     except filelock.Timeout:
-        raise LockTimeout(f"another bblogin held the lock for {account_key} for more than {timeout:g} s") from None
+        raise LockTimeout(f"another bblogin held the lock for {what or account_key} for more than {timeout:.3g} s") from None
     try:
         yield
     finally:
