@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Callable, Iterator
 
 from bblogin import _files, _paths
@@ -15,12 +16,18 @@ from bblogin._errors import LockTimeout
 
 
 NOTE_AFTER = 1.0  # seconds of waiting before ``on_wait`` tells the person why nothing happens
+_held = threading.local()  # the keys this thread holds: taking one again is a no-op, never a wait on itself
 
 
 @contextlib.contextmanager
 def account_lock(account_key: str, timeout: float, *, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
     """Hold the lock for ``account_key`` (an account id, or a profile key before the first login).
-    ``on_wait`` runs once when the lock is still taken after :data:`NOTE_AFTER` seconds."""
+    ``on_wait`` runs once when the lock is still taken after :data:`NOTE_AFTER` seconds.
+    Re-entrant within a thread (a login under a set's lock stores into that set under it)."""
+    held: set[str] = _held.__dict__.setdefault("keys", set())
+    if account_key in held:
+        yield
+        return
     import filelock
 
     timeout = max(0.0, timeout)  # filelock waits forever on a negative timeout: never that
@@ -37,7 +44,9 @@ def account_lock(account_key: str, timeout: float, *, on_wait: Callable[[], None
             lock.acquire(timeout=timeout - first, poll_interval=0.05)
     except filelock.Timeout:
         raise LockTimeout(f"another bblogin held the lock for {account_key} for more than {timeout:g} s") from None
+    held.add(account_key)
     try:
         yield
     finally:
+        held.discard(account_key)
         lock.release()
