@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
 from collections.abc import Callable, Iterator
 
 from bblogin import _files, _paths
@@ -16,7 +15,7 @@ from bblogin._errors import LockTimeout
 
 
 NOTE_AFTER = 1.0  # seconds of waiting before ``on_wait`` tells the person why nothing happens
-_held = threading.local()  # the keys this thread holds: taking one again is a no-op, never a wait on itself
+_held: dict[int, set[str]] = {}  # thread id -> the keys it holds: taking one again is a no-op, never a wait on itself
 
 
 @contextlib.contextmanager
@@ -24,7 +23,9 @@ def account_lock(account_key: str, timeout: float, *, on_wait: Callable[[], None
     """Hold the lock for ``account_key`` (an account id, or a profile key before the first login).
     ``on_wait`` runs once when the lock is still taken after :data:`NOTE_AFTER` seconds.
     Re-entrant within a thread (a login under a set's lock stores into that set under it)."""
-    held: set[str] = _held.__dict__.setdefault("keys", set())
+    import threading  # not at import: a cached answer takes no lock
+
+    held = _held.setdefault(threading.get_ident(), set())
     if account_key in held:
         yield
         return
