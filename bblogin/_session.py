@@ -131,6 +131,32 @@ def visible_account(index: Index, profile: Profile, query: str | None = None) ->
     return pool[0] if len(pool) == 1 else None
 
 
+def _claim_migrated(index: Index, profile: Profile) -> Account | None:
+    """A flags-only kubeconfig entry's login from bblogin 0.x (accounts.json version 1), which
+    the migration could not place: 0.x remembered no ad-hoc profiles, so its ``adhoc-…`` owner
+    (named by issuer and client alone) was unknown and the set kept with shape "" (served to
+    nobody). The first call of an ad-hoc profile at that very issuer and client claims it — its
+    tokens were obtained there by such an entry — so the upgrade needs no new login
+    (docs/security.md, "Migration"). None when there is no such set, or more than one account."""
+    from bblogin._hot._answer import adhoc_profile_name
+
+    if not profile.name.startswith("adhoc-") or profile.pipelines:
+        return None
+    owner = adhoc_profile_name(profile.issuer, profile.client_id)  # the name 0.x gave such an entry
+    found = [a for a in index.accounts.values() if a.shape == "" and a.profiles == [owner] and issued_for(a, profile) and a.storage == profile.storage]
+    if len({a.identity for a in found}) != 1 or len(found) != 1:
+        return None
+    with account_lock(found[0].id, profile.lock_timeout), _index.transaction() as current:
+        claimed = current.accounts.get(found[0].id)
+        if claimed is None or claimed.shape != "" or claimed.profiles != [owner]:
+            return None
+        claimed.shape = profile.shape
+        claimed.profiles.append(profile.name)
+        if current.active_account(profile.name) is None:
+            current.active[profile.name] = claimed.id
+    return claimed
+
+
 def profile_for(account: Account, config: Config, member: str | None = None) -> Profile:
     """The profile to act for ``account`` with (refresh, revoke, read its tokens): ``member`` (else
     the first of its member profiles that it serves, else that still names its issuer, client and
@@ -509,7 +535,7 @@ def get_credential(
     if account is not None:
         _require_serves(account, profile)
     else:
-        account = visible_account(index, profile)
+        account = visible_account(index, profile) or _claim_migrated(index, profile)
     store = SecretStore(profile.storage)
     margin = profile.refresh_margin
     fallback = None

@@ -257,3 +257,27 @@ def test_a_refresh_token_dex_ended_for_another_shapes_login_says_why(devidp) -> 
     assert done.returncode == 4, done.stderr
     assert "profile slim logged in as the same user, with other scopes, since" in done.stderr and "each its own client" in done.stderr
     assert "groups" not in served_claims("slim")  # slim is untouched
+
+
+def test_a_version_1_login_of_a_flags_only_kubeconfig_entry_is_claimed_by_its_first_call(devidp) -> None:
+    """bblogin 0.x: a flags-only entry logged in as `adhoc-…` (issuer and client), and there was no
+    adhoc-profiles.json. Another command settles the index first (the owner is unknown then);
+    the entry's first call still finds its login — no new login — and the hot path serves next."""
+    args = ["--issuer", devidp.issuer, "--client-id", "bblogin", "--connector-id", "bitbucket-cloud"]
+    done = bblogin("login", *args, "--flow", "device", "--no-browser")
+    assert done.returncode == 0, done.stderr
+    (record,) = _index.load().accounts.values()
+    from bblogin._hot._answer import adhoc_profile_name
+
+    owner = adhoc_profile_name(devidp.issuer, "bblogin")  # the name 0.x gave the entry
+    identity = write_v1_index(owner, [owner])
+    os.remove(_paths.adhoc_profiles_file())  # 0.x had none
+    logins = grants(devidp)
+    assert bblogin("status").returncode == 0  # settles the index before the entry is seen
+    env = {**os.environ, "KUBERNETES_EXEC_INFO": EXEC_INFO}
+    for _ in ("full path claims it", "hot path serves it"):
+        k = subprocess.run([sys.executable, "-m", "bblogin", "kubectl", *args], capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL)
+        assert k.returncode == 0, k.stderr
+    assert grants(devidp) == logins, "the migration made a flags-only kubeconfig entry log in again"
+    (claimed,) = _index.load().accounts.values()
+    assert claimed.id == identity and claimed.shape
