@@ -126,21 +126,31 @@ def match_host(fields: dict[str, list[str]], hosts: list[dict]) -> dict | None:
     return found[0] if found else None
 
 
-def requested_user(fields: dict[str, list[str]], host: dict, provider: str | None) -> str | None:
-    """The user name git was given (``https://bob@host/…``, ``credential.username``) when it
-    names an account — None when git sent none, or the very user name the host's answers carry
-    anyway (its ``username``; ``x-token-auth`` on Bitbucket Cloud), which names nobody."""
-    user = (fields.get("username") or [""])[-1]
-    if not user or user == host.get("username") or (not host.get("username") and provider == "bitbucket-cloud" and user == "x-token-auth"):
-        return None
-    return user
+def requested_user(fields: dict[str, list[str]]) -> str | None:
+    """The user name git was given (``https://bob@host/…``, ``credential.username``); None when
+    it sent none. Whether it names an account is :func:`user_matches`'s to say, first: only a
+    name that names no login and is the one the host's answers carry anyway
+    (:func:`is_default_user`) is no choice of account (docs/git.md)."""
+    return (fields.get("username") or [""])[-1] or None
+
+
+def is_default_user(user: str, host: dict, provider: str | None) -> bool:
+    """Whether ``user`` is the user name this host's answers carry anyway: its ``username``, or
+    ``x-token-auth`` on Bitbucket Cloud when it has none."""
+    return user == host.get("username") or (not host.get("username") and provider == "bitbucket-cloud" and user == "x-token-auth")
+
+
+def _folded(name: str) -> bytes:
+    """``name`` with ASCII letters in lower case and nothing else changed: a Unicode look-alike
+    (KELVIN SIGN for K, fullwidth letters) never folds into another user's name."""
+    return name.encode("utf-8", "surrogatepass").lower()
 
 
 def user_matches(user: str, account: dict) -> bool:
     """Does git's user name name this account (a dict with ``_index.Account``'s fields): its user
-    name or email (ignoring case), or its account id."""
-    lowered = user.lower()
-    return user == account.get("identity") or lowered in ((account.get("username") or "").lower(), (account.get("email") or "").lower())
+    name or email (ignoring the case of ASCII letters only), or its account id."""
+    asked = _folded(user)
+    return user == account.get("identity") or asked in (_folded(account.get("username") or ""), _folded(account.get("email") or ""))
 
 
 def answer_fields(host: dict, profile: dict, account: dict, token: str, expires_at: int, request: dict[str, list[str]]) -> list[tuple[str, str]]:

@@ -110,6 +110,9 @@ class Account:
 class Index:
     accounts: dict[str, Account] = field(default_factory=dict)
     active: dict[str, str] = field(default_factory=dict)
+    # records bblogin cannot read (a field missing, edited by hand): kept as they are, under their
+    # own key (nothing serves them), so that `logout --all` can still delete their secrets
+    unreadable: dict[str, Any] = field(default_factory=dict)
 
     def get(self, account_id: str) -> Account:
         try:
@@ -186,7 +189,10 @@ class Index:
         return hits[0]
 
     def to_json(self) -> dict[str, Any]:
-        return {"version": VERSION, "active": self.active, "accounts": {k: asdict(v) for k, v in self.accounts.items()}}
+        data = {"version": VERSION, "active": self.active, "accounts": {k: asdict(v) for k, v in self.accounts.items()}}
+        if self.unreadable:
+            data["unreadable"] = self.unreadable
+        return data
 
 
 def _read() -> tuple[dict[str, Any], list[int] | None]:
@@ -207,7 +213,10 @@ def _parse(data: dict[str, Any]) -> Index:
     yet (:func:`settle` learns it from the profiles)."""
     v1 = data.get("version") == 1
     accounts = {}
-    for key, value in (data.get("accounts") or {}).items():
+    kept = data.get("unreadable")
+    unreadable = dict(kept) if isinstance(kept, dict) else {}
+    for key, raw in (data.get("accounts") or {}).items():
+        value = raw
         if isinstance(value, dict):
             if v1:
                 owner = value.get("profile")
@@ -216,8 +225,10 @@ def _parse(data: dict[str, Any]) -> Index:
                 account = Account.from_json(value)
                 if isinstance(account.profiles, list) and all(isinstance(p, str) for p in account.profiles):
                     accounts[key] = account
+                    continue
+        unreadable[key] = raw
     active = {k: v for k, v in (data.get("active") or {}).items() if isinstance(v, str)}
-    return Index(accounts=accounts, active=active)
+    return Index(accounts=accounts, active=active, unreadable=unreadable)
 
 
 def _unsettled(index: Index) -> bool:

@@ -131,6 +131,32 @@ def visible_account(index: Index, profile: Profile, query: str | None = None) ->
     return pool[0] if len(pool) == 1 else None
 
 
+def _claim_migrated(index: Index, profile: Profile) -> Account | None:
+    """A flags-only kubeconfig entry's login from bblogin 0.x (accounts.json version 1), which
+    the migration could not place: 0.x remembered no ad-hoc profiles, so its ``adhoc-…`` owner
+    (named by issuer and client alone) was unknown and the set kept with shape "" (served to
+    nobody). The first call of an ad-hoc profile at that very issuer and client claims it — its
+    tokens were obtained there by such an entry — so the upgrade needs no new login
+    (docs/security.md, "Migration"). None when there is no such set, or more than one account."""
+    from bblogin._hot._answer import adhoc_profile_name
+
+    if not profile.name.startswith("adhoc-") or profile.pipelines:
+        return None
+    owner = adhoc_profile_name(profile.issuer, profile.client_id)  # the name 0.x gave such an entry
+    found = [a for a in index.accounts.values() if a.shape == "" and a.profiles == [owner] and issued_for(a, profile) and a.storage == profile.storage]
+    if len({a.identity for a in found}) != 1 or len(found) != 1:
+        return None
+    with account_lock(found[0].id, profile.lock_timeout), _index.transaction() as current:
+        claimed = current.accounts.get(found[0].id)
+        if claimed is None or claimed.shape != "" or claimed.profiles != [owner]:
+            return None
+        claimed.shape = profile.shape
+        claimed.profiles.append(profile.name)
+        if current.active_account(profile.name) is None:
+            current.active[profile.name] = claimed.id
+    return claimed
+
+
 def profile_for(account: Account, config: Config, member: str | None = None) -> Profile:
     """The profile to act for ``account`` with (refresh, revoke, read its tokens): ``member`` (else
     the first of its member profiles that it serves, else that still names its issuer, client and
@@ -207,32 +233,75 @@ def store_tokens(profile: Profile, account: Account, tokens: TokenSet, store: Se
         index.accounts[account.id] = current
 
 
-def save_login(profile: Profile, tokens: TokenSet, identity: Identity, *, make_active: bool = True, subject: str | None = None) -> Account:
+def save_login(
+    profile: Profile, tokens: TokenSet, identity: Identity, *, make_active: bool = True, subject: str | None = None, own: bool | None = None
+) -> Account:
     """Record a completed login: the account (stable id from issuer, client id, sub), its token
     set for the profile's request shape, and the profile as a member of that set; for a CI
     exchange, the digest of the ``subject`` token it was exchanged for (the cached answer is for
     that step only).
 
     Profiles that ask for exactly the same (same shape and storage) share one set: this login's
-    tokens replace its earlier ones for every member — they are the same kind of token. The
-    profile leaves any other set of the same account (an older shape); a set no profile uses any
-    more is deleted with its secrets."""
+    tokens replace its earlier ones for every member — they are the same kind of token.
+
+    ``own``: the login is the profile's own request — what config.toml (or the remembered ad-hoc
+    profile) asks for under that name, or what ``bblogin login`` is about to write there (it
+    passes True). Only then does the account become the profile's active one (``make_active``)
+    and the profile leave its other sets of that account (older shapes; a set no profile uses any
+    more is deleted with its secrets, not revoked: docs/security.md). A login through flags that
+    change the request under the profile's name (``--scope``, ``--connector-id``) adds its own
+    set and takes nothing from the configured one. Default: decided from the configuration.
+
+    Under the token set's lock (re-entrant: a refresh's login holds it already), so two members
+    logging in at once, or a logout of the last member, never leave a set of mixed tokens or
+    delete a login that just arrived."""
     from bblogin._hot._mirror import token_digest
     from bblogin._index import Account
     from bblogin._shape import token_set_id
 
     identity_id = account_id(profile.issuer, profile.client_id, identity.sub)
     shape = profile.shape
+    if own is None:
+        own = _is_configured_request(profile)
 
     def same_set(candidate: Account) -> bool:
         return candidate.identity == identity_id and candidate.shape == shape and candidate.storage == profile.storage and issued_for(candidate, profile)
 
-    joined = next((a for a in _index.load().accounts.values() if same_set(a)), None)
-    set_id = joined.id if joined is not None else token_set_id(identity_id, shape, profile.storage)
+    def set_id_now() -> str:
+        joined = next((a for a in _index.load().accounts.values() if same_set(a)), None)
+        return joined.id if joined is not None else token_set_id(identity_id, shape, profile.storage)
+
+    set_id = set_id_now()
+    for _attempt in range(3):
+        with account_lock(set_id, profile.lock_timeout):
+            if set_id_now() != set_id:  # joined or removed while we waited: that set's lock, then
+                set_id = set_id_now()
+                continue
+            return _save_login_locked(profile, tokens, identity, set_id, identity_id, own=own, make_active=make_active, subject_digest=token_digest(subject) if subject is not None else None)
+    raise LockTimeout(f"the token set of {identity.email or identity.sub} kept changing while this login was stored", hint=f"run `{login_command(profile)}` again")
+
+
+def _is_configured_request(profile: Profile) -> bool:
+    """Whether ``profile`` asks for what its name asks for in config.toml or the ad-hoc
+    profiles (True for a name neither knows: a profile being created)."""
+    from bblogin import _adhoc, _config
+    from bblogin._errors import BbloginError
+
+    try:
+        configured = _config.load().profiles.get(profile.name) or _adhoc.load().get(profile.name)
+    except BbloginError:
+        return False  # unreadable config.toml: take nothing from the profile's sets
+    return configured is None or configured.shape == profile.shape
+
+
+def _save_login_locked(
+    profile: Profile, tokens: TokenSet, identity: Identity, set_id: str, identity_id: str, *, own: bool, make_active: bool, subject_digest: str | None
+) -> Account:
+    from bblogin._index import Account
+
     account = Account(
         id=set_id, provider=profile.provider, issuer=profile.issuer, client_id=profile.client_id, sub=identity.sub,
-        profiles=[profile.name], shape=shape, identity=identity_id, storage=profile.storage,
-        subject_sha256=token_digest(subject) if subject is not None else None,
+        profiles=[profile.name], shape=profile.shape, identity=identity_id, storage=profile.storage, subject_sha256=subject_digest,
     )
     account.set_identity(identity)
     account.record_tokens(tokens)
@@ -246,10 +315,10 @@ def save_login(profile: Profile, tokens: TokenSet, identity: Identity, *, make_a
         if earlier is not None:
             account.profiles = [*earlier.profiles, *([profile.name] if profile.name not in earlier.profiles else [])]
         index.accounts[set_id] = account
-        unused = _leave_other_sets(index, account, profile.name)
-        if make_active or index.active_account(profile.name) is None:
+        unused = _leave_other_sets(index, account, profile.name) if own else []
+        if (make_active and own) or index.active_account(profile.name) is None:
             index.active[profile.name] = set_id
-    _delete_secrets(unused)
+    _delete_secrets(unused, profile.lock_timeout)
     from bblogin import _gcpfiles
 
     _gcpfiles.reconcile()  # another account may be active now: its predecessor's token copies go
@@ -268,9 +337,12 @@ def _leave_other_sets(index: Index, account: Account, profile: str) -> list[Acco
     return unused
 
 
-def _delete_secrets(accounts: list[Account]) -> None:
+def _delete_secrets(accounts: list[Account], timeout: float) -> None:
+    """The secrets of token sets removed from the index, each under its lock (a refresh of it
+    in flight finishes first)."""
     for old in accounts:
-        SecretStore(old.storage).delete_account(old.id)
+        with account_lock(old.id, timeout):
+            SecretStore(old.storage).delete_account(old.id)
 
 
 def join(profile: Profile, account: Account) -> None:
@@ -279,16 +351,17 @@ def join(profile: Profile, account: Account) -> None:
     its active account when it has none."""
     if not (issued_for(account, profile) and account.shape == profile.shape):
         raise LoginRequired(f"profile {profile.name!r} asks for other tokens than the login of {account.label}", hint=f"run `{login_command(profile)}`")
-    with _index.transaction() as index:
-        current = index.accounts.get(account.id)
-        if current is None:
-            raise LoginRequired(f"the login of {account.label} is gone", hint=f"run `{login_command(profile)}`")
-        unused = _leave_other_sets(index, current, profile.name)
-        if profile.name not in current.profiles:
-            current.profiles.append(profile.name)
-        if index.active_account(profile.name) is None:
-            index.active[profile.name] = current.id
-    _delete_secrets(unused)
+    with account_lock(account.id, profile.lock_timeout):  # not while its last member logs out
+        with _index.transaction() as index:
+            current = index.accounts.get(account.id)
+            if current is None:
+                raise LoginRequired(f"the login of {account.label} is gone", hint=f"run `{login_command(profile)}`")
+            unused = _leave_other_sets(index, current, profile.name)
+            if profile.name not in current.profiles:
+                current.profiles.append(profile.name)
+            if index.active_account(profile.name) is None:
+                index.active[profile.name] = current.id
+        _delete_secrets(unused, profile.lock_timeout)
 
 
 def keep_rotated_refresh_token(account: Account, refresh_token: str, store: SecretStore) -> None:
@@ -476,7 +549,7 @@ def get_credential(
     if account is not None:
         _require_serves(account, profile)
     else:
-        account = visible_account(index, profile)
+        account = visible_account(index, profile) or _claim_migrated(index, profile)
     store = SecretStore(profile.storage)
     margin = profile.refresh_margin
     fallback = None
@@ -588,17 +661,27 @@ def _no_login_because(interactive: object, ended: Result | None) -> str:
     return f"; no login started: {why}" if why else ""
 
 
+<<<<<<< HEAD
 def _login_published(key: str, profile: Profile, options: LoginOptions) -> Account:
     """Run a login under ``key``'s lock (held by the caller), store it, publish how it ended."""
+=======
+def _login_published(lock_key: str, profile: Profile, options: LoginOptions, *, own: bool | None = None) -> Account:
+    """Run a login under ``lock_key``'s lock (held by the caller), store it, publish how it ended
+    (``own``: as :func:`save_login`'s)."""
+>>>>>>> model2
     from bblogin import _loginresult
     from bblogin._login import interactive_login
 
     own_timeout = options.timeout is not None and options.timeout != profile.login_timeout
     with _loginresult.publishing(key, own_timeout=own_timeout) as ending:
         tokens, identity = interactive_login(profile, options)
+<<<<<<< HEAD
         account = save_login(profile, tokens, identity)
         ending.token_set = account.id
     return account
+=======
+        return save_login(profile, tokens, identity, own=own)
+>>>>>>> model2
 
 
 def login_now(profile: Profile, options: LoginOptions) -> Account:
@@ -613,6 +696,7 @@ def login_now(profile: Profile, options: LoginOptions) -> Account:
     timeout = lock_wait(profile, True)
     with account_lock(key, timeout, on_wait=note_waiting(profile, timeout), what=f"the login for profile {profile.name}"):
         ended = _loginresult.ended_since(key, seen)
+<<<<<<< HEAD
         if ended is not None:
             if not ended.ok:
                 raise ended.error(f"run `{login_command(profile)}` to try again")
@@ -620,6 +704,11 @@ def login_now(profile: Profile, options: LoginOptions) -> Account:
             if taken is not None:
                 return taken  # the waiting note said whose login this is; the command says who is logged in
         return _login_published(key, profile, options)
+=======
+        if ended is not None and not ended.ok:
+            raise ended.error()
+        return _login_published(key, profile, options, own=True)  # what the person logs in is the profile from now on
+>>>>>>> model2
 
 
 def _exchanged(profile: Profile, account: Account | None, store: SecretStore, kind: str, *, force: bool) -> Credential:

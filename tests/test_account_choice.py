@@ -63,3 +63,25 @@ def test_an_account_query_is_refused_the_tokens_of_an_older_shape(devidp) -> Non
         )
         assert done.returncode == 4 and "bblogin login --profile work" in done.stderr, (hot, done.stdout[:80], done.stderr)
     assert len(_index.load().accounts) == 1
+
+
+def test_a_login_through_flags_that_change_a_profiles_request_takes_nothing_from_its_login(devidp) -> None:
+    """What `bblogin token --profile work --scope …` on a terminal reaches when the request under
+    work's name is not work's (``profile_from_args`` names it apart now; ``save_login`` is the
+    last guard): its own set, and work's configured login — refresh token and all — stays."""
+    from bblogin._login import LoginOptions
+    from bblogin._session import get_credential
+    from bblogin._store import SecretStore
+
+    login(devidp, "work", *scopes(*WITH_GROUPS))
+    (configured,) = _index.load().accounts.values()
+    refresh_token = SecretStore(configured.storage).get(configured.id, "refresh_token")
+    override = dataclasses.replace(_config.load().profiles["work"], scopes=WITHOUT_GROUPS)
+    cred = get_credential(override, interactive=True, login=LoginOptions(flow="device", open_browser=False))
+    assert "groups" not in (unverified_claims(cred.token) or {}) and cred.account.id != configured.id
+    index = _index.load()
+    assert configured.id in index.accounts and index.active["work"] == configured.id, "the override's login took work's place"
+    assert SecretStore(configured.storage).get(configured.id, "refresh_token") == refresh_token
+    assert "groups" in served_claims("work")
+    again = get_credential(override)  # the override is served its own tokens, no second login
+    assert again.account.id == cred.account.id

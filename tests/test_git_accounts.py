@@ -150,10 +150,38 @@ def test_a_user_name_of_another_profile_serving_the_host_picks_that_profile(alic
 def test_which_user_names_name_an_account() -> None:
     from bblogin import _gitcred
 
-    assert _gitcred.requested_user({"username": ["x-token-auth"]}, {}, "bitbucket-cloud") is None
-    assert _gitcred.requested_user({"username": ["ci-bot"]}, {"username": "ci-bot"}, "oidc") is None
-    assert _gitcred.requested_user({}, {}, "oidc") is None
-    assert _gitcred.requested_user({"username": ["bob"]}, {"username": "x-token-auth"}, "bitbucket-cloud") == "bob"
+    assert _gitcred.is_default_user("x-token-auth", {}, "bitbucket-cloud") and not _gitcred.is_default_user("x-token-auth", {}, "oidc")
+    assert _gitcred.is_default_user("ci-bot", {"username": "ci-bot"}, "oidc")
+    assert _gitcred.requested_user({}) is None and _gitcred.requested_user({"username": [""]}) is None
+    assert _gitcred.requested_user({"username": ["bob"]}) == "bob" and not _gitcred.is_default_user("bob", {"username": "x-token-auth"}, "bitbucket-cloud")
     assert _gitcred.user_matches("Bob@Example.com", {"email": "bob@example.com"}) and not _gitcred.user_matches("bo", {"username": "bob"})
+    assert not _gitcred.user_matches("\u212aate", {"username": "kate"}), "KELVIN SIGN folds to k: a look-alike named kate"
+    assert not _gitcred.user_matches("\uff4bate", {"username": "kate"}) and _gitcred.user_matches("KATE", {"username": "kate"})
     answer = _gitcred.answer_fields({"username": "x-token-auth"}, {}, {"provider": "bitbucket-cloud"}, "t", 1, {"username": ["bob"]})
     assert answer[0] == ("username", "bob")
+
+
+def test_a_login_named_like_the_hosts_configured_username_is_still_picked_by_it(alice_and_bob) -> None:
+    """`setup git --username bob` (Data Center: the real user name) while alice is active: git's
+    `username=bob` names bob's login, and bob's token answers — hot path and full path."""
+    _idp, server = alice_and_bob
+    done = bblogin("setup", "git", "--host", server.url, "--profile", "dev", "--username", "bob")
+    assert done.returncode == 0, done.stderr
+    host = server.url.split("//")[1]
+    for fast in (True, False):
+        answer = fields(helper("get", f"protocol=http\nhost={host}\nusername=bob\n\n", fast=fast).stdout)
+        assert answer["username"] == "bob" and token_user(answer["password"]) == "bob", f"git asked for bob and got another token (fast={fast})"
+    plain = fields(helper("get", f"protocol=http\nhost={host}\n\n").stdout)
+    assert plain["username"] == "bob" and token_user(plain["password"]) == "alice"  # no name from git: the active account
+
+
+def test_a_pin_to_another_profiles_login_says_which_profile(alice_and_bob) -> None:
+    idp, server = alice_and_bob
+    assert bblogin("logout", "bob@example.com").returncode == 0
+    login(idp, "team")  # bob, in profile team only
+    assert bblogin("setup", "git", "--host", server.url, "--profile", "dev", "--account", "bob@example.com").returncode == 0
+    host = server.url.split("//")[1]
+    for fast in (True, False):
+        done = helper("get", f"protocol=http\nhost={host}\n\n", fast=fast)
+        assert done.returncode == 3 and done.stdout == "" and "Traceback" not in done.stderr, done.stderr
+        assert "a login of profile team" in done.stderr and "--profile team --account bob@example.com" in done.stderr, done.stderr

@@ -234,7 +234,8 @@ def test_settling_a_version_1_index_keeps_what_it_cannot_place_and_serves_it_to_
         "accounts": {"a": {**record, "id": "a", "profile": "work"}, "b": {**record, "id": "b", "sub": "t", "profile": "gone"}, "bad": {"id": "bad", "profile": 3}},
     }
     index = _index._parse(data)
-    assert set(index.accounts) == {"a", "b"} and index.accounts["a"].identity  # a record without its fields is dropped
+    assert set(index.accounts) == {"a", "b"} and index.accounts["a"].identity
+    assert index.unreadable == {"bad": {"id": "bad", "profile": 3}}  # kept as it is (logout --all deletes its secrets)
     shapes = {"work": (party, "S1"), "staging": (party, "S1"), "slim": (party, "S2"), "other-idp": (("oidc", "https://elsewhere", "bblogin"), "S1")}
     _index.settle(index, shapes)
     a, b = index.accounts["a"], index.accounts["b"]
@@ -257,3 +258,52 @@ def test_a_refresh_token_dex_ended_for_another_shapes_login_says_why(devidp) -> 
     assert done.returncode == 4, done.stderr
     assert "profile slim logged in as the same user, with other scopes, since" in done.stderr and "each its own client" in done.stderr
     assert "groups" not in served_claims("slim")  # slim is untouched
+
+
+def test_a_version_1_login_of_a_flags_only_kubeconfig_entry_is_claimed_by_its_first_call(devidp) -> None:
+    """bblogin 0.x: a flags-only entry logged in as `adhoc-…` (issuer and client), and there was no
+    adhoc-profiles.json. Another command settles the index first (the owner is unknown then);
+    the entry's first call still finds its login — no new login — and the hot path serves next."""
+    args = ["--issuer", devidp.issuer, "--client-id", "bblogin", "--connector-id", "bitbucket-cloud"]
+    done = bblogin("login", *args, "--flow", "device", "--no-browser")
+    assert done.returncode == 0, done.stderr
+    (record,) = _index.load().accounts.values()
+    from bblogin._hot._answer import adhoc_profile_name
+
+    owner = adhoc_profile_name(devidp.issuer, "bblogin")  # the name 0.x gave the entry
+    identity = write_v1_index(owner, [owner])
+    os.remove(_paths.adhoc_profiles_file())  # 0.x had none
+    logins = grants(devidp)
+    assert bblogin("status").returncode == 0  # settles the index before the entry is seen
+    env = {**os.environ, "KUBERNETES_EXEC_INFO": EXEC_INFO}
+    for _ in ("full path claims it", "hot path serves it"):
+        k = subprocess.run([sys.executable, "-m", "bblogin", "kubectl", *args], capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL)
+        assert k.returncode == 0, k.stderr
+    assert grants(devidp) == logins, "the migration made a flags-only kubeconfig entry log in again"
+    (claimed,) = _index.load().accounts.values()
+    assert claimed.id == identity and claimed.shape
+
+
+def test_a_record_bblogin_cannot_read_is_kept_and_logout_all_deletes_its_secrets(devidp) -> None:
+    """A version 1 record missing a field (hand-edited): the migration keeps it aside, nothing
+    serves it, and `logout --all` deletes its keyring entries instead of orphaning them."""
+    from bblogin._store import SecretStore
+
+    with open(_paths.config_file(), "w", encoding="utf-8") as fh:
+        fh.write(V1_CONFIG.format(issuer=devidp.issuer))
+    login(devidp, "slim")
+    identity = write_v1_index("slim", ["slim"])
+    data = json.loads(open(_paths.accounts_file(), encoding="utf-8").read())
+    broken = {k: v for k, v in data["accounts"][identity].items() if k != "provider"} | {"id": "cccc000000000003", "sub": "noprov"}
+    data["accounts"][broken["id"]] = broken
+    store = SecretStore("keyring")
+    store.set(broken["id"], "refresh_token", "rt-broken")
+    with open(_paths.accounts_file(), "w", encoding="utf-8") as fh:
+        json.dump(data, fh)
+    assert "groups" not in served_claims("slim")  # migrated, the readable record still serves
+    kept = json.loads(open(_paths.accounts_file(), encoding="utf-8").read())
+    assert kept["version"] == 2 and kept["unreadable"] == {broken["id"]: broken}
+    done = bblogin("logout", "--all")
+    assert done.returncode == 0 and "could not read" in done.stderr, done.stderr
+    assert store.get(broken["id"], "refresh_token") is None, "logout --all left the unreadable record's secrets behind"
+    assert _index.load().unreadable == {} and _index.load().accounts == {}

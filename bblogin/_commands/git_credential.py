@@ -47,9 +47,9 @@ def _serving(config: Config, host: GitHost, fields: dict[str, list[str]]) -> tup
     more than one in a profile does. ``_hot._answer.git_credential_get`` makes the same choice or declines."""
     profile = config.profiles[host.profile]
     index = _index.load()
-    user = _gitcred.requested_user(fields, dataclasses.asdict(host), profile.provider)
+    user = _gitcred.requested_user(fields)
     if user is None:
-        return host, profile, (index.find(host.account, profile.name) if host.account else None), False
+        return _pinned(host, profile, index)
     by_url = {h.url: h for h in config.git_hosts}
     tried: list[str] = []
     for match in _gitcred.matching_hosts(fields, list(map(dataclasses.asdict, config.git_hosts))):
@@ -66,7 +66,26 @@ def _serving(config: Config, host: GitHost, fields: dict[str, list[str]]) -> tup
             )
         if hits:
             return entry, candidate, hits[0], True
+    if _gitcred.is_default_user(user, dataclasses.asdict(host), profile.provider):
+        return _pinned(host, profile, index)  # the name the host's answers carry anyway, and no login's: no choice
     raise LoginRequired(f"no login of {user!r} serves {host.url} (profile {', '.join(tried)}); answering nothing", hint=f"log in as {user}: bblogin login --profile {host.profile}")
+
+
+def _pinned(host: GitHost, profile: Profile, index: _index.Index) -> tuple[GitHost, Profile, Account | None, bool]:
+    """The host's pinned ``account`` (None: the profile's active one). A pin naming a login of
+    another profile only: say which, and how to fix the entry."""
+    if not host.account:
+        return host, profile, None, False
+    try:
+        return host, profile, index.find(host.account, profile.name), False
+    except AccountNotFound as exc:
+        elsewhere = sorted({p for a in index.accounts.values() if _gitcred.user_matches(host.account, dataclasses.asdict(a)) for p in a.profiles})
+        if not elsewhere:
+            raise
+        raise AccountNotFound(
+            f"{exc.message}: the git host {host.url} is pinned to {host.account}, a login of profile {', '.join(elsewhere)}",
+            hint=f"bblogin setup git --host {host.url} --profile {elsewhere[0]} --account {host.account} (or --account \"\" to drop the pin)",
+        ) from None
 
 
 def _get(config: Config, host: GitHost, fields: dict[str, list[str]]) -> int:

@@ -49,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
             say(f"Told git to forget {account.label}'s credentials for {', '.join(told)} (git credential reject: store, cache and keychain helpers drop them).")
         _say_who_is_active_now(before, account.id, leaving)
         _forget_adhoc(config, leaving)
-    if not targets:
+    cleaned = _forget_unreadable() if args.all else 0
+    if not targets and not cleaned:
         say("No accounts to log out.")
     return 0
 
@@ -63,6 +64,27 @@ def _forget_adhoc(config: Config, profiles: list[str]) -> None:
     for name in profiles:
         if name in config.adhoc and name not in config.profiles and not index.for_profile(name) and _adhoc.forget(name):
             say(f"Forgot ad-hoc profile {name} (no login left; its kubeconfig entry records it again when it runs).")
+
+
+def _forget_unreadable() -> int:
+    """Records accounts.json keeps but bblogin cannot read (``_index.Index.unreadable``): their
+    secrets and the records go, under each one's lock. Only ids bblogin could have written (hex
+    digits): any other key names no secret of ours. How many were deleted."""
+    from bblogin._lock import account_lock
+    from bblogin._store import SecretStore
+
+    done = 0
+    for key, raw in _index.load().unreadable.items():
+        if not (key.isascii() and key.isalnum()):
+            continue
+        done += 1
+        storage = raw.get("storage") if isinstance(raw, dict) else None
+        with account_lock(key, 10.0):
+            SecretStore(storage if storage in ("keyring", "plaintext") else "keyring").delete_account(key)
+            with _index.transaction() as index:
+                index.unreadable.pop(key, None)
+        say(f"Deleted the tokens of {key}, a record in accounts.json bblogin could not read.")
+    return done
 
 
 def _say_who_is_active_now(before: dict[str, str], gone: str, profiles: list[str]) -> None:

@@ -127,17 +127,16 @@ def _account(profile_name: str, account_query: str | None, profile: dict) -> dic
     return account if isinstance(account, dict) else None
 
 
-def _named_account(profile_name: str, profile: dict, user: str) -> dict | None:
-    """The one token set of ``profile_name`` that it may use and that git's user name names
-    (``_gitcred.user_matches``) — what ``_commands.git_credential._serving`` picks first; None
-    (decline) for none, several, or an index it cannot read."""
+def _named_sets(profile_name: str, profile: dict, user: str) -> list | None:
+    """The token sets of ``profile_name`` that it may use and that git's user name names
+    (``_gitcred.user_matches``) — what ``_commands.git_credential._serving`` looks for first;
+    None for an index it cannot read."""
     from bblogin._gitcred import user_matches
 
     index = _index()
     if index is None:
         return None
-    hits = [a for a in (index.get("accounts") or {}).values() if _serves(a, profile_name, profile) and user_matches(user, a)]
-    return hits[0] if len(hits) == 1 else None
+    return [a for a in (index.get("accounts") or {}).values() if _serves(a, profile_name, profile) and user_matches(user, a)]
 
 
 def _keyring_is_secret_service() -> bool:
@@ -418,11 +417,18 @@ def git_credential_get(request: bytes) -> bytes | None:
     profile = (config.get("profiles") or {}).get(host["profile"])
     if profile is None:
         return None
-    user = _gitcred.requested_user(fields, host, profile.get("provider"))
-    if user is None:
+    user = _gitcred.requested_user(fields)
+    named = _named_sets(host["profile"], profile, user) if user is not None else []
+    if named is None or len(named) > 1:
+        return None  # no index to read, or the name is ambiguous: the full helper says so
+    account = named[0] if named else None  # the host's profile's one login git's user name names
+    if account is None and user is not None:  # else the full helper decides, unless it is the host's own name and no one else's
+        if not _gitcred.is_default_user(user, host, profile.get("provider")):
+            return None
+        if any(h.get("profile") != host["profile"] for h in _gitcred.matching_hosts(fields, config.get("git_hosts") or [])):
+            return None  # another profile's entry serves this host: a login of that name may be there
+    if account is None:
         account = _account(host["profile"], host.get("account"), profile)
-    else:  # git was given a user name: the host's profile's one login it names, else the full helper decides
-        account = _named_account(host["profile"], profile, user)
     if account is None:
         return None
     kind = host.get("token") or "access_token"
