@@ -48,9 +48,18 @@ def private_secret_service(listen: str | None = None) -> Iterator[str]:
         yield address
     finally:
         for pid in reversed(pids):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
+            if _started_here(pid, root):  # a pid whose daemon died may have gone to another process since
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _started_here(pid: int, root: pathlib.Path) -> bool:
+    """Whether ``pid`` is still a daemon this function started: its environment has our HOME."""
+    try:
+        return f"HOME={root}".encode() in pathlib.Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
 
 
 def bblogin_env(bus: str, home: str, **extra: str) -> dict[str, str]:
