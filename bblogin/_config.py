@@ -253,8 +253,12 @@ class _Validator:
             raise self.fail(None, None, f'git."{url}" must be a table')
         values = self.typed(table, raw, _GIT_TYPES)
         problem = git_url_problem(url)
-        if problem:
-            raise self.fail(table, None, problem)
+        if problem:  # a key an earlier bblogin wrote (or a hand edit): this host fails, every other command works
+            import shlex  # only for such a key
+
+            line = _line_of(self.text, table, None)
+            said = (f"{self.path}{f':{line}' if line else ''}: git.\"{url}\" {problem}", f"remove it: bblogin setup git --remove --host {shlex.quote(url)}")
+            return GitHost(url=url, profile=str(values.get("profile", "")), problem=said)
         if "profile" not in values:
             raise self.fail(table, None, "missing required key 'profile'")
         if values.get("token", "access_token") not in ("access_token", "id_token"):
@@ -407,9 +411,23 @@ def load(path: str | None = None, *, cache: bool = True) -> Config:
     return parse(path, text, stamp, cache=cache)
 
 
+_SHOWABLE = re.compile(r"\s*(\[\[?[^\]\n]*\]\]?|[A-Za-z0-9_.-]+(\s*=)?)")
+
+
+def _masked(line: str) -> str:
+    """What a syntax error may show of a config line: a table header, or a bare key (and its
+    ``=``) with everything after it as ``…`` — a value may be a client secret, and a line that
+    starts with neither may be a pasted one, so it is not shown at all."""
+    m = _SHOWABLE.match(line)
+    if not m or len(line) >= 200:
+        return ""
+    rest = line[m.end() :]
+    return m.group(0) + (" …" if rest.strip() and not rest.lstrip().startswith("#") else "")
+
+
 def _syntax_error(path: str, text: str, exc: tomllib.TOMLDecodeError) -> ConfigError:
-    """``FILE:LINE:COLUMN: invalid TOML: what`` and the line itself, from tomllib's message
-    (Python 3.11–3.13 put the position only in the text: "… (at line 2, column 19)")."""
+    """``FILE:LINE:COLUMN: invalid TOML: what`` and the line itself with its value masked, from
+    tomllib's message (Python 3.11–3.13 put the position only in the text: "… (at line 2, column 19)")."""
     message = str(exc)
     m = re.search(r" \(at line (\d+), column (\d+)\)$", message)
     if m:
@@ -418,8 +436,10 @@ def _syntax_error(path: str, text: str, exc: tomllib.TOMLDecodeError) -> ConfigE
         lines = text.splitlines() or [""]
         line, column = len(lines), len(lines[-1]) + 1
     what = re.sub(r" \(at (line \d+, column \d+|end of document)\)$", "", message)
-    shown = (text.splitlines() or [""])[line - 1] if 0 < line <= len(text.splitlines() or [""]) else ""
-    pointer = f"\n    {shown}\n    {' ' * (column - 1)}^" if shown.strip() and len(shown) < 200 else ""
+    lines = text.splitlines() or [""]
+    shown = _masked(lines[line - 1]) if 0 < line <= len(lines) else ""
+    caret = min(column - 1, len(shown) - 1)
+    pointer = f"\n    {shown}\n    {' ' * caret}^" if shown.strip() else ""
     return ConfigError(f"{path}:{line}:{column}: invalid TOML: {what}{pointer}", hint=f"fix the syntax at line {line}, column {column}{DOCTOR_HINT}")
 
 

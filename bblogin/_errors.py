@@ -44,6 +44,21 @@ EXIT_CODES: tuple[tuple[int, str, str, str], ...] = (
 )
 
 
+def unprintable(char: str) -> bool:
+    """A control, format, surrogate, private-use, unassigned or line/paragraph separator character."""
+    import unicodedata
+
+    return unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")
+
+
+def printable(text: object, limit: int | None = None) -> str:
+    """``text`` with every :func:`unprintable` character escaped (``\\x1b``): a value from a
+    file, or text a proxy or a certificate supplied, is shown as it is, never as terminal
+    commands; cut to ``limit`` characters (ending in "…") when given."""
+    shown = "".join(c if not unprintable(c) else (f"\\x{ord(c):02x}" if ord(c) < 256 else f"\\u{ord(c):04x}") for c in str(text))
+    return shown if limit is None or len(shown) <= limit else shown[: limit - 1] + "…"
+
+
 class BbloginError(Exception):
     """Base of every bblogin error: a message, a hint for what to do next and an exit code."""
 
@@ -83,6 +98,12 @@ class ProfileNotFound(ConfigError):
 
 class AccountNotFound(ConfigError):
     default_hint = "list accounts with `bblogin accounts`"
+
+
+class ProxySettingError(ConfigError):
+    """A proxy setting this request needs is unusable: a variable in the environment (or git's
+    ``http.proxy``) that is not a proxy URL, or a SOCKS proxy without the socksio package. A
+    login fails with it (exit 3); a refresh that is only early serves the cached token instead."""
 
 
 class LoginRequired(BbloginError):

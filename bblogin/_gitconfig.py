@@ -20,7 +20,7 @@ import os
 import re
 import subprocess
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from bblogin._index import Account
 
 _DEFAULT_PORTS = {"https": 443, "http": 80}
-_BBLOGIN_HELPER = re.compile(r"(^bblogin$|git-credential-bblogin|_hot/_launcher\.py['\"]? git-credential|\bbblogin['\"]? git-credential)")
+_SETUP_SHAPE = re.compile(r"^!f\(\) \{ if \[ \$1 = store \]; then while read -r _; do :; done; else exec (.+) git-credential \$1; fi; \}; f$")
 
 
 @dataclass(frozen=True)
@@ -51,9 +51,17 @@ class HelperEntry:
 
 
 def is_bblogin_helper(value: str) -> bool:
-    """Is this helper value one that runs bblogin (what `setup git` writes, ``bblogin``, or the
-    git-credential-bblogin program)? Whether it *works* is doctor's run of it, not this."""
-    return bool(_BBLOGIN_HELPER.search(value.strip()))
+    """Is this helper value one that runs bblogin: what `setup git` writes (its shell function
+    exec'ing bblogin's launcher), ``bblogin`` (git runs git-credential-bblogin), or a command whose
+    program is git-credential-bblogin or ``bblogin git-credential``? Only the program counts — a
+    ``cache --socket …/git-credential-bblogin/sock`` is cache. Whether it *works* is doctor's run."""
+    value = value.strip()
+    shape = _SETUP_SHAPE.match(value)
+    if shape:
+        return bool(re.search(r"_hot/_launcher\.py'?$", shape.group(1)))
+    words = value[1:].split() if value.startswith("!") else value.split()
+    program = os.path.basename(words[0].strip("'\"")) if words else ""
+    return value == "bblogin" or program == "git-credential-bblogin" or (program == "bblogin" and words[1:2] == ["git-credential"])
 
 
 def _git(args: list[str], cwd: str | None, stdin: str | None = None) -> subprocess.CompletedProcess[str] | None:
@@ -76,6 +84,10 @@ def entries(cwd: str | None = None) -> list[HelperEntry]:
     if done.returncode not in (0, 1):  # 1: no such entries
         raise GitUnavailable(f"git cannot read its configuration here: {done.stderr.strip() or f'exit {done.returncode}'}")
     fields = done.stdout.split("\0")
+    base = cwd or os.getcwd()
+    if any(o.startswith("file:") and not os.path.isabs(o[5:]) for o in fields[1::3]):  # git names repository files from the top of the worktree
+        top = _git(["rev-parse", "--show-toplevel"], cwd)
+        base = top.stdout.strip() if top is not None and top.returncode == 0 and top.stdout.strip() else base
     out: list[HelperEntry] = []
     seen: dict[str, int] = {}
     lines: dict[str, list[int]] = {}
@@ -87,7 +99,7 @@ def entries(cwd: str | None = None) -> list[HelperEntry]:
         kind, _, path = origin.partition(":")
         line = None
         if kind == "file":
-            path = os.path.abspath(os.path.join(cwd or os.getcwd(), path))
+            path = os.path.abspath(os.path.join(base, path))
             if path not in lines:
                 lines[path] = _helper_lines(path)
             nth = seen.get(path, 0)
@@ -131,17 +143,62 @@ def _helper_lines(path: str) -> list[int]:
     return found
 
 
+_PCT = re.compile(r"%([0-9A-Fa-f]{2})")
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+
+def _pct_normal(path: str) -> str:
+    """A path's percent-escapes as git's url_normalize leaves them: an escaped unreserved character
+    decoded (``te%61m`` is ``team``), every other escape in upper case."""
+    return _PCT.sub(lambda m: chr(int(m.group(1), 16)) if chr(int(m.group(1), 16)) in _UNRESERVED else "%" + m.group(1).upper(), path)
+
+
 def _parts(url: str) -> tuple[str, str | None, str, int | None, str] | None:
-    """(scheme, user, host, port, path) the way git's urlmatch normalises a URL; None if no URL."""
+    """(scheme, user, host, port, path) the way git's urlmatch normalises a URL; None when git's
+    url_normalize would refuse it (no ``scheme://`` — a partial key, see _partial)."""
+    if not re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", url):
+        return None
     try:
         split = urlsplit(url)
         port = split.port
     except ValueError:
         return None
-    if not split.scheme or not split.hostname:
+    if not split.hostname:
         return None
     scheme = split.scheme.lower()
-    return scheme, split.username, split.hostname.lower(), port or _DEFAULT_PORTS.get(scheme), split.path.rstrip("/")
+    user = unquote(split.username) if split.username is not None else None
+    return scheme, user, split.hostname.lower(), port or _DEFAULT_PORTS.get(scheme), _pct_normal(split.path).rstrip("/")
+
+
+def _credential(url: str, partial: bool) -> dict[str, str]:
+    """The fields git's credential_from_url_1 (credential.c) takes from a URL: protocol, host (with
+    its port, as written), username (decoded) and path (decoded, no leading or trailing slash). With
+    ``partial`` (a ``credential.<key>`` git's urlmatch refused) any of them may be missing."""
+    proto_end = url.find("://")
+    rest = url[proto_end + 3 :] if proto_end >= 0 else url
+    slash = len(rest) - len(re.sub(r"^[^/?#]*", "", rest, count=1))
+    at, colon = rest.find("@"), rest.find(":")
+    out: dict[str, str] = {}
+    host_start = 0
+    if 0 <= at < slash:
+        out["username"] = unquote(rest[: colon if 0 <= colon < at else at])
+        host_start = at + 1
+    if proto_end > 0:
+        out["protocol"] = url[:proto_end]
+    if not partial or slash > host_start:
+        out["host"] = unquote(rest[host_start:slash])
+    path = rest[slash:].lstrip("/")
+    if path:
+        out["path"] = unquote(path).rstrip("/") or unquote(path)[:1]
+    return {k: v for k, v in out.items() if v or k == "host"}
+
+
+def _partial_matches(key: str, url: str, username: str | None) -> bool:
+    """git's match_partial_url: each field the key has equals the request's, exactly."""
+    want, have = _credential(key, partial=True), _credential(url, partial=False)
+    if username is not None:
+        have["username"] = username
+    return all(have.get(field) == value for field, value in want.items())
 
 
 def _host_matches(pattern: str, host: str) -> bool:
@@ -152,12 +209,16 @@ def _host_matches(pattern: str, host: str) -> bool:
 def url_matches(pattern: str | None, url: str, username: str | None = None) -> bool:
     """Does ``credential.<pattern>`` apply to a request for ``url`` (as ``username``)? As git's
     urlmatch: the same scheme; a user name only if the pattern has one; the host, ``*`` matching
-    one label; the port; the pattern's path a prefix of the URL's on a segment boundary."""
+    one label; the port; the pattern's path a prefix of the URL's on a segment boundary. A key git
+    cannot normalise as a URL (``host``, ``host:port``, ``user@host/path``) is matched as git's
+    credential.c does it: field by field, exactly, any scheme when it names none."""
     if pattern is None:
         return True
     want, asked = _parts(pattern), _parts(url)
-    if want is None or asked is None:
+    if asked is None:
         return False
+    if want is None:
+        return _partial_matches(pattern, url, username)
     if want[0] != asked[0] or (want[1] is not None and want[1] != username) or want[3] != asked[3] or not _host_matches(want[2], asked[2]):
         return False
     return not want[4] or asked[4] == want[4] or asked[4].startswith(want[4] + "/")
@@ -210,13 +271,23 @@ def findings(found: list[HelperEntry], host_url: str) -> list[Finding]:
     ``https://bob@host`` entry)."""
     targets: dict[tuple[str, str | None], None] = {(host_url, None): None}
     base = host_url.split("/", 3)  # scheme:, "", authority[, path]
+    prefix = _credential(host_url, partial=False)
     for entry in found:
-        parts = _parts(entry.url) if entry.url else None
-        if parts is None:
+        if not entry.url:
             continue
-        if _under(entry.url or "", host_url):  # a repository below the prefix: this host, that path
+        parts = _parts(entry.url)
+        if parts is None:  # a key with no scheme: git compares its fields exactly
+            want = _credential(entry.url, partial=True)
+            if any(want.get(f, prefix.get(f)) != prefix.get(f) for f in ("protocol", "host")):
+                continue
+            path, mine = want.get("path"), prefix.get("path")
+            if path is not None and path != mine and (mine is None or path.startswith(mine + "/")):
+                targets[(f"{base[0]}//{base[2]}/{quote(path)}", want.get("username"))] = None
+            elif path is None and "username" in want:
+                targets[(host_url, want["username"])] = None
+        elif _under(entry.url, host_url):  # a repository below the prefix: this host, that path
             targets[(f"{base[0]}//{base[2]}{parts[4]}", parts[1])] = None
-        elif parts[1] is not None and url_matches((entry.url or "").replace(f"{parts[1]}@", "", 1), host_url):
+        elif parts[1] is not None and url_matches(re.sub(r"://[^/@]*@", "://", entry.url, count=1), host_url):
             targets[(host_url, parts[1])] = None
     return [Finding(url, user, tuple(chain(found, url, user))) for url, user in targets]
 
@@ -257,18 +328,26 @@ def explain(position: str, entry: HelperEntry) -> str:
     return f"{entry.where}: helper = {shown(entry.value)} — {risk(entry.value)}; {when}"
 
 
-def reject(url: str, username: str | None) -> bool:
-    """``git credential reject`` for ``url`` (as ``username``): every helper git runs there —
-    store, cache, a keychain — forgets what it kept. False when git is not installed."""
-    request = f"url={url}\n" + (f"username={username}\n" if username else "") + "\n"
-    return _git(["credential", "reject"], None, stdin=request) is not None
+def reject(url: str, usernames: list[str]) -> bool:
+    """``git credential reject`` for ``url`` as each of ``usernames``: every helper git runs there
+    — store, cache, a keychain — forgets what it kept for that user name on that host, under any
+    path: store and cache erase the entries whose fields equal the request's (credential.c
+    credential_match), and with ``useHttpPath`` off for this one call git sends no path (it still
+    picks the helpers with the path, as for a request). False when git is not installed."""
+    for username in usernames:
+        request = f"url={url}\nusername={username}\n\n"
+        if _git(["-c", f"credential.{url}.useHttpPath=false", "credential", "reject"], None, stdin=request) is None:
+            return False
+    return True
 
 
 def reject_account(config: Config, account: Account, profiles: list[str] | None = None) -> list[str]:
     """After ``account`` logged out of ``profiles`` (default: every profile it served):
-    ``git credential reject`` for each git host those profiles serve with it, as the user name git
-    got for it, so no store, cache or keychain helper keeps serving its token. The hosts told; []
-    when git is not installed. (`bblogin logout` calls this per account.)"""
+    ``git credential reject`` for each git host those profiles serve with it, under every user name
+    git may have kept its token as — the one bblogin answers with when git sends none, and each
+    name git may have been given that picks this account (user name, email, account id) — so no
+    store, cache or keychain helper keeps serving it. The hosts told; [] when git is not installed.
+    (`bblogin logout` and the TUI's logout call this per account.)"""
     from dataclasses import asdict
 
     from bblogin import _gitcred
@@ -281,7 +360,9 @@ def reject_account(config: Config, account: Account, profiles: list[str] | None 
             continue
         if host.account and host.account not in (account.id, account.identity, account.username, account.email):
             continue
-        if not reject(host.url, _gitcred.username_for(asdict(host), asdict(profile), asdict(account))):
+        answered = _gitcred.username_for(asdict(host), asdict(profile), asdict(account))
+        names = dict.fromkeys(n for n in (answered, account.username, account.email, account.identity, account.id) if n)
+        if not reject(host.url, list(names)):
             return told
         told.append(host.url)
     return told

@@ -104,10 +104,20 @@ def matching_hosts(fields: dict[str, list[str]], hosts: list[dict]) -> list[dict
             continue
         if want[0] == "http" and want[1] not in ("127.0.0.1", "localhost", "[::1]"):
             continue
-        if want[3] and not (path == want[3] or path.startswith(want[3] + "/")):
+        prefix = _decoded(want[3])
+        if prefix and not (path == prefix or path.startswith(prefix + "/")):
             continue
-        found.append((len(want[3]), entry))
+        found.append((len(prefix), entry))
     return [entry for _length, entry in sorted(found, key=lambda item: -item[0])]
+
+
+def _decoded(path: str) -> str:
+    """A key's path as git sends paths to helpers: percent-decoded (credential_from_url)."""
+    if "%" not in path:
+        return path
+    from urllib.parse import unquote  # only for a key with an escape: not on every call
+
+    return unquote(path)
 
 
 def match_host(fields: dict[str, list[str]], hosts: list[dict]) -> dict | None:

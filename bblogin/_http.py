@@ -12,8 +12,13 @@ mapped onto the bblogin error tree.
   Retry-After, never waiting more than :data:`MAX_TOTAL_WAIT` seconds in all. Other 5xx answers,
   and 429/5xx once the retries are spent, are :class:`IdPResponseError` (carrying the answer's
   Retry-After, for ``_outage``).
-- Inside :func:`budget` (a refresh that is only early: a valid token can be served instead) every
-  request shares one short deadline and nothing is retried.
+- Inside :func:`budget` (a refresh that is only early: a valid token can be served instead)
+  nothing is retried, and one short deadline bounds everything *before* a token request is sent:
+  connecting, TLS, a proxy's CONNECT, sending, and whole GETs (discovery, JWKS: nothing is lost by
+  dropping them). Once a POST has gone out, the IdP may already have acted on it (rotated the
+  refresh token), so its answer is awaited — up to the client's own timeout, as one deadline — and
+  the budget is over for the rest of that refresh (issue #24, B1). The deadlines are total, not per
+  read: a watchdog shuts the connection down when one passes (a trickling answer cannot hold a call).
 - Response bodies never reach an error message or a log line: an IdP's error page may echo a code
   or a token back. Errors name the host, the status and the content type.
 """
@@ -25,6 +30,7 @@ import contextvars
 import email.utils
 import json
 import logging
+import os
 import ssl
 import time
 from collections.abc import Iterator
@@ -33,36 +39,112 @@ from typing import Any
 import httpx
 
 from bblogin import __version__
-from bblogin._errors import ConfigError, IdPResponseError, IdPUnreachable, TLSError
+from bblogin._errors import IdPResponseError, IdPUnreachable, TLSError
 
 log = logging.getLogger("bblogin.http")
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 MAX_TOTAL_WAIT = 10.0  # seconds of backoff per request, Retry-After included
 _FAILING_HINT = "the identity provider (or a proxy in front of it) is failing; try again later. The cached tokens are untouched"
-_budget: contextvars.ContextVar[list[float] | None] = contextvars.ContextVar("bblogin_http_budget", default=None)
+IDEMPOTENT = frozenset({"GET", "HEAD"})
+
+
+class _Budget:
+    """One :func:`budget`: its length, its deadline (set by the first request), and whether a
+    token request went out (then the budget is over: what the IdP answers must be read)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.deadline: float | None = None
+        self.sent = False
+
+    def left(self) -> float:
+        if self.deadline is None:
+            self.deadline = time.monotonic() + self.seconds
+        return self.deadline - time.monotonic()
+
+
+_budget: contextvars.ContextVar[_Budget | None] = contextvars.ContextVar("bblogin_http_budget", default=None)
 
 
 @contextlib.contextmanager
 def budget(seconds: float) -> Iterator[None]:
-    """Every request inside shares one deadline ``seconds`` after the first of them is sent (each
-    request's timeout is what is left of it; importing and reading the keyring before it do not
-    count) and is sent once, never retried: for a refresh whose caller has a valid token to fall
-    back on, one dead IdP must not cost it the full timeout or a retry loop."""
-    token = _budget.set([seconds])  # [seconds], then [seconds, deadline] once a request went out
+    """Requests inside are sent once, never retried, and share one deadline ``seconds`` after the
+    first of them starts (importing and reading the keyring before it do not count) for all they
+    do before a POST is sent — see the module's docstring: for a refresh whose caller has a valid
+    token to fall back on, one dead IdP must not cost it the full timeout or a retry loop, and a
+    slow one must never cost it the rotated refresh token."""
+    token = _budget.set(_Budget(seconds))
     try:
         yield
     finally:
         _budget.reset(token)
 
 
-def _deadline() -> float | None:
-    held = _budget.get()
-    if held is None:
-        return None
-    if len(held) == 1:
-        held.append(time.monotonic() + held[0])
-    return held[1]
+class _Abandoned(Exception):
+    """Raised from httpcore's trace hook: the deadline passed before the request was sent."""
+
+
+class _Watch:
+    """A total deadline for one request (httpx's timeouts bound each read and write, not the
+    whole): a timer thread shuts the request's sockets down when it passes — unless a POST has
+    gone out by then under ``budget``: its answer then gets ``full`` seconds more, as one deadline.
+    The trace hook (httpcore's ``trace`` extension) sees the connections and the moment the
+    request's headers start out; a request abandoned before that is never sent."""
+
+    def __init__(self, early: float, full: float, *, idempotent: bool, held: _Budget) -> None:
+        import threading
+
+        self._early = early
+        self.full = full
+        self.idempotent = idempotent
+        self.held = held
+        self.abandoned = False
+        self.sent = False
+        self._streams: list[Any] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(early, self._expire)
+        self._timer.daemon = True
+        self._new_timer = threading.Timer
+
+    def __enter__(self) -> _Watch:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._timer.cancel()
+
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        with self._lock:
+            if self.abandoned:
+                raise _Abandoned
+            if event.endswith((".connect_tcp.complete", ".start_tls.complete")) and info.get("return_value") is not None:
+                self._streams.append(info["return_value"])
+            elif event == "http11.send_request_headers.started" and getattr(info.get("request"), "method", b"") != b"CONNECT":
+                if not self.idempotent and not self.sent:  # from here on the IdP may act on it: wait for its answer
+                    self.sent = self.held.sent = True
+                    self._timer.cancel()
+                    self._timer = self._new_timer(self.full, self._expire)
+                    self._timer.daemon = True
+                    self._timer.start()
+
+    def error(self, what: str, host: str) -> IdPUnreachable:
+        limit = self.full if self.sent else self._early
+        return IdPUnreachable(f"{host} did not answer: timed out after {limit:g} s")  # as httpx's own timeout says it
+
+    def _expire(self) -> None:
+        import socket
+
+        with self._lock:
+            self.abandoned = True
+            for stream in self._streams:
+                try:  # a duplicate of the descriptor: shuts the connection down under TLS too, leaves the SSL object alone
+                    sock = stream.get_extra_info("socket")
+                    with socket.socket(fileno=os.dup(sock.fileno())) as dup:
+                        dup.shutdown(socket.SHUT_RDWR)
+                except (OSError, AttributeError, ValueError):
+                    pass
 
 
 def make_client(*, ca_file: str | None = None, timeout: float = 10.0, proxy: str | None = None, git_url: str | None = None) -> httpx.Client:
@@ -79,7 +161,7 @@ def make_client(*, ca_file: str | None = None, timeout: float = 10.0, proxy: str
     transport = _Router(_trust.trust(ca_files), profile_proxy=proxy, git_proxy=git.proxy)
     return httpx.Client(
         transport=transport,
-        trust_env=False,  # proxies are chosen by _Router; no .netrc credentials are sent to an IdP
+        trust_env=False,  # proxies are chosen by _Router, not by httpx from the environment
         timeout=timeout,
         follow_redirects=False,
         headers={"User-Agent": f"bblogin/{__version__}", "Accept": "application/json"},
@@ -87,14 +169,27 @@ def make_client(*, ca_file: str | None = None, timeout: float = 10.0, proxy: str
     )
 
 
-def client_for_url(url: str, *, ca_file: str | None = None, proxy: str | None = None, timeout: float = 10.0) -> httpx.Client:
-    """A client for fetching ``url`` (a team's setup bundle, say) the way bblogin reaches an IdP:
-    the same trust store, the same proxy rules, no redirects. Usage: ``with client_for_url(u) as c:
-    request(c, "GET", u)``."""
+def client_for_url(url: str, *, ca_file: str | None = None, proxy: str | None = None, git_url: str | None = None, timeout: float = 10.0) -> httpx.Client:
+    """A client for fetching ``url`` (a team's setup bundle, a git host's ``info/refs``) the way
+    bblogin reaches an IdP: the same trust store, the same proxy rules (git's for ``git_url``), no
+    redirects. Usage: ``with client_for_url(u) as c: request(c, "GET", u)``."""
     from bblogin import _proxy
 
-    _proxy.choose(url, profile_proxy=proxy)  # a malformed proxy setting is a ConfigError now, not at the first request
-    return make_client(ca_file=ca_file, timeout=timeout, proxy=proxy)
+    git = _proxy.git_http(git_url) if git_url else _proxy.GitHTTP()
+    _proxy.choose(url, profile_proxy=proxy, git_proxy=git.proxy)  # a malformed proxy setting is a ConfigError now, not at the first request
+    return make_client(ca_file=ca_file, timeout=timeout, proxy=proxy, git_url=git_url)
+
+
+def reach(client: httpx.Client, url: str, *, params: dict[str, str] | None = None, headers: dict[str, str] | None = None, auth: tuple[str, str] | None = None) -> httpx.Response:
+    """One GET, never retried nor redirected, whose answer of any status (3xx included) proves the
+    way to ``url`` (doctor's checks); a transport failure raises as in :func:`request`, naming
+    the proxy or the refused certificate."""
+    host = httpx.URL(url).host or url
+    timeout = client.timeout.read or client.timeout.connect or 0.0
+    try:
+        return client.get(url, params=params, headers=headers, auth=auth)
+    except httpx.TransportError as exc:
+        raise _transport_error(exc, host, timeout, url) from None
 
 
 class _Router(httpx.BaseTransport):
@@ -110,32 +205,68 @@ class _Router(httpx.BaseTransport):
     def _transport(self, choice: Any) -> httpx.HTTPTransport:
         key = choice.url if choice is not None else None
         if key not in self._transports:
-            proxy = None
-            if choice is not None:
-                https_proxy = choice.parts.scheme == "https"
-                proxy = httpx.Proxy(choice.url, ssl_context=self.trust.context) if https_proxy else httpx.Proxy(choice.url)
+            from bblogin._errors import ProxySettingError
+
             try:
+                proxy = None
+                if choice is not None:
+                    https_proxy = choice.parts.scheme == "https"
+                    proxy = httpx.Proxy(choice.url, ssl_context=self.trust.context) if https_proxy else httpx.Proxy(choice.url)
                 self._transports[key] = httpx.HTTPTransport(verify=self.trust.context, proxy=proxy)
             except ImportError:
-                raise ConfigError(
+                raise ProxySettingError(
                     f"{choice.source} names the SOCKS proxy {choice.shown()}, and the socksio package is not installed",
                     hint="install it (pip install 'httpx[socks]', which bblogin's own install brings), or use an http:// proxy",
                 ) from None
+            except (ValueError, httpx.InvalidURL):
+                raise ProxySettingError(f"the proxy in {choice.source} is not a proxy URL", hint="use http://[USER:PASSWORD@]HOST:PORT; special characters in the password %-encoded") from None
         return self._transports[key]
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         from bblogin import _neterrors, _proxy
 
         choice = _proxy.choose(str(request.url), profile_proxy=self._profile_proxy, git_proxy=self._git_proxy)
-        request.extensions[_neterrors.ROUTE] = _neterrors.Route(choice, self.trust)
+        route = _neterrors.Route(choice, self.trust)
+        request.extensions[_neterrors.ROUTE] = route
+        request.extensions["trace"] = route.trace  # httpcore reports each step: which one failed names the party
         if choice is not None:
             log.debug("%s %s via the proxy %s (from %s)", request.method, request.url.host, choice.shown(), choice.source)
+            if choice.parts.scheme == "socks5":
+                _resolve_here(request, choice)
         return self._transport(choice).handle_request(request)
 
     def close(self) -> None:
         for transport in self._transports.values():
             transport.close()
         self._transports.clear()
+
+
+def _resolve_here(request: httpx.Request, choice: Any) -> None:
+    """socks5:// (not socks5h://) resolves the name on this machine, as curl does, and hands the
+    proxy an address (httpcore would send the name). The Host header and the TLS check (SNI and
+    the certificate's name) keep the name."""
+    import ipaddress
+    import socket
+
+    host = request.url.host
+    try:
+        ipaddress.ip_address(host)
+        return
+    except ValueError:
+        pass
+    try:
+        found = socket.getaddrinfo(host, request.url.port or (443 if request.url.scheme == "https" else 80), type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        from bblogin._neterrors import ProxyFailed
+
+        reason = getattr(exc, "strerror", None) or "not a host name"
+        raise ProxyFailed(
+            f"cannot resolve {host} on this machine: {reason} ({choice.source} names the socks5:// proxy {choice.address}, which is handed an address)",
+            hint=f"use socks5h://{choice.address} to let the proxy resolve names, or fix the issuer URL",
+            party=f"resolving {host}",
+        ) from None
+    request.extensions["sni_hostname"] = host
+    request.url = request.url.copy_with(host=str(found[0][4][0]))
 
 
 def clock_hooks() -> dict[str, list[Any]]:
@@ -215,7 +346,7 @@ def _error_code(response: httpx.Response) -> str | None:
     except (ValueError, UnicodeDecodeError):
         return None
     error = body.get("error") if isinstance(body, dict) else None
-    return error if isinstance(error, str) and error.isascii() and len(error) <= 64 else None
+    return error if isinstance(error, str) and error.isascii() and error.isprintable() and len(error) <= 64 else None
 
 
 def _content_kind(response: httpx.Response) -> str:
@@ -237,19 +368,35 @@ def request(
     :class:`IdPUnreachable`/:class:`TLSError` for transport failures and
     :class:`IdPResponseError` for redirects, exhausted 429s and 5xx."""
     host = httpx.URL(url).host or url
-    timeout = client.timeout.read or client.timeout.connect or 0.0
-    deadline = _deadline()
-    if deadline is not None:
+    full = client.timeout.read or client.timeout.connect or 0.0
+    timeout = full
+    held = _budget.get()
+    early = None
+    if held is not None:
         retries = 0
-        timeout = round(min(timeout, deadline - time.monotonic()), 2)
-        if timeout <= 0:
-            raise IdPUnreachable(f"{what}: not sent to {host}: the time for an early refresh was spent")
+        if not held.sent:  # a token request of this refresh went out: the IdP is there, the budget is over
+            early = round(min(full, held.left()), 2)
+            if early <= 0:
+                raise IdPUnreachable(f"{what}: not sent to {host}: the time for an early refresh was spent")
+            timeout = early if method in IDEMPOTENT else full
     waited = 0.0
     attempt = 0
     while True:
+        watch = _Watch(early, full, idempotent=method in IDEMPOTENT, held=held) if early is not None and held is not None else None
         try:
-            response = client.request(method, url, data=data, headers=headers, auth=auth, timeout=timeout if deadline is not None else httpx.USE_CLIENT_DEFAULT)
+            if watch is None:
+                response = client.request(method, url, data=data, headers=headers, auth=auth)
+            else:
+                with watch:
+                    response = client.request(
+                        method, url, data=data, headers=headers, auth=auth, extensions={"trace": watch.trace},
+                        timeout=httpx.Timeout(timeout, connect=early, pool=early),
+                    )
+        except _Abandoned:
+            raise watch.error(what, host) from None  # type: ignore[union-attr]  # only a watch raises it
         except httpx.TransportError as exc:
+            if watch is not None and watch.abandoned:
+                raise watch.error(what, host) from None
             raise _transport_error(exc, host, timeout, url) from None
         log.debug("%s %s %s -> HTTP %s", method, host, httpx.URL(url).path, response.status_code)
         status = response.status_code
@@ -262,7 +409,7 @@ def request(
                 attempt += 1
                 continue
         if 300 <= status < 400:
-            target = httpx.URL(response.headers.get("Location", "")).host or "elsewhere"
+            target = httpx.URL(url).join(response.headers.get("Location", "")).host or "elsewhere"  # a relative Location stays on this host
             raise IdPResponseError(
                 f"{what}: {host} answered HTTP {status}, a redirect to {target}; bblogin does not follow redirects from an identity provider's API",
                 hint="check the issuer URL in the profile (scheme, host and path exactly as the IdP announces them)",
@@ -293,7 +440,7 @@ def download(client: httpx.Client, url: str, *, limit: int, deadline: float, wha
         with client.stream("GET", url, headers={"Accept": "*/*", "Accept-Encoding": "identity"}) as response:
             log.debug("GET %s %s -> HTTP %s", host, httpx.URL(url).path, response.status_code)
             if 300 <= response.status_code < 400:
-                target = httpx.URL(response.headers.get("Location", "")).host or "elsewhere"
+                target = httpx.URL(url).join(response.headers.get("Location", "")).host or "elsewhere"  # a relative Location stays on this host
                 raise IdPResponseError(
                     f"{what}: {host} answered HTTP {response.status_code}, a redirect to {target}; bblogin does not follow redirects",
                     hint="give the URL the file is really at",

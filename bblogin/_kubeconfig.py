@@ -24,6 +24,10 @@ Problem = tuple[str, str, str]  # (file, what is wrong, what to fix)
 BACKUP = ".bblogin-backup"  # the file as it was before the last bblogin edit
 ORIGINAL = ".bblogin-original"  # the file as it was before bblogin first changed it: never overwritten
 LOCK_TIMEOUT = 10.0  # seconds to wait for kubectl's (or another bblogin's) FILE.lock
+MAX_BYTES = 4 * 1024 * 1024  # kubeconfigs are kilobytes; a bigger file is not read (the TUI's bound too)
+MAX_DEPTH = 64  # a kubeconfig nests about six deep
+MAX_EXPANSION = 10  # aliases may make the document at most this many times its own size (go-yaml refuses alias bombs too)
+MAX_NODES = 100_000  # ... once it counts this many containers as expanded
 
 
 @dataclass
@@ -66,18 +70,65 @@ def kind(value: Any) -> str:
     return next((name for t, name in kinds if isinstance(value, t)), type(value).__name__)
 
 
+def hostile(doc: Any) -> str | None:
+    """What makes a parsed document too costly to look at, or None: nesting deeper than
+    ``MAX_DEPTH``, or aliases (shared or circular containers) that expand it more than
+    ``MAX_EXPANSION`` times once ``MAX_NODES`` containers are counted — an alias bomb, which
+    kubectl refuses as "excessive aliasing". One walk, stopped as soon as the bound is passed."""
+    seen: set[int] = set()
+    expanded = 0
+    stack = [(doc, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if not isinstance(value, (dict, list)):
+            continue
+        if depth > MAX_DEPTH:
+            return f"nests deeper than {MAX_DEPTH} levels"
+        expanded += 1
+        seen.add(id(value))
+        if expanded > MAX_NODES and expanded > MAX_EXPANSION * len(seen):
+            return "contains excessive aliasing (YAML anchors that expand it many times over, or refer to themselves)"
+        children = list(value.keys()) + list(value.values()) if isinstance(value, dict) else value
+        stack.extend((child, depth + 1) for child in children)
+    return None
+
+
+def _text(path: str) -> str:
+    """The file's text, at most ``MAX_BYTES`` (ValueError beyond)."""
+    with open(path, "rb") as fh:
+        data = fh.read(MAX_BYTES + 1)
+    if len(data) > MAX_BYTES:
+        raise ValueError(f"is over {MAX_BYTES // (1024 * 1024)} MiB, far beyond a kubeconfig: bblogin does not read it")
+    return data.decode("utf-8")
+
+
+def parse_yaml(text: str, yaml: Any) -> Any:
+    """``text`` loaded by ``yaml``; ValueError for what is too deep or costly to use."""
+    try:
+        doc = yaml.load(text)
+    except RecursionError:
+        raise ValueError(f"nests deeper than {MAX_DEPTH} levels") from None
+    problem = hostile(doc)
+    if problem is not None:
+        raise ValueError(problem)
+    return doc
+
+
 def load(path: str) -> tuple[Any, Problem | None]:
     """The parsed document (None for a missing or empty file), or the problem that stops kubectl reading it."""
     from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
     try:
-        with open(path, encoding="utf-8") as fh:
-            return YAML(typ="safe").load(fh), None
+        return parse_yaml(_text(path), YAML(typ="safe")), None
     except FileNotFoundError:
         return None, None
-    except (OSError, UnicodeDecodeError) as exc:
-        return None, (path, f"cannot be read ({getattr(exc, 'strerror', None) or type(exc).__name__})", "make it a readable UTF-8 file, or remove it from $KUBECONFIG")
+    except UnicodeDecodeError:
+        return None, (path, "cannot be read (not UTF-8)", "make it a readable UTF-8 file, or remove it from $KUBECONFIG")
+    except OSError as exc:
+        return None, (path, f"cannot be read ({exc.strerror or type(exc).__name__})", "make it a readable UTF-8 file, or remove it from $KUBECONFIG")
+    except ValueError as exc:
+        return None, (path, f"{exc}; kubectl cannot use it either", "fix or replace the file (`kubectl config view` shows what kubectl reads), or remove it from $KUBECONFIG")
     except YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) if isinstance(exc, MarkedYAMLError) else None
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -123,10 +174,10 @@ def merge(docs: list[tuple[str, Any]]) -> Kubeconfig:
             merged.users.setdefault(item["name"], (path, item.get("user")))
         for item in named("contexts"):
             body = item.get("context") if isinstance(item.get("context"), dict) else {}
-            merged.contexts.setdefault(item["name"], str(body.get("user") or ""))
+            merged.contexts.setdefault(item["name"], body["user"] if isinstance(body.get("user"), str) else "")
         merged.clusters += [item["name"] for item in named("clusters") if item["name"] not in merged.clusters]
-        if merged.current is None and doc.get("current-context"):
-            merged.current = str(doc["current-context"])
+        if merged.current is None and isinstance(doc.get("current-context"), str) and doc["current-context"]:
+            merged.current = doc["current-context"]
     return merged
 
 
@@ -248,10 +299,10 @@ class Editable:
         return [*written, self.path]
 
 
-def load_for_edit(shown: str, edits: tuple[str, ...] = ("users", "contexts"), other: str = ", or name another file with --kubeconfig") -> Editable:
-    """``shown`` for editing; a file kubectl cannot read, or whose ``edits`` lists are malformed, is
-    a ConfigError (nothing is changed; ``other`` ends its hint). A missing or empty file is an
-    empty kubeconfig."""
+def load_for_edit(shown: str, edits: tuple[str, ...] = ("users", "contexts"), other: str = ", or name another file with --kubeconfig", reads: tuple[str, ...] = ("clusters",)) -> Editable:
+    """``shown`` for editing; a file kubectl cannot read, or whose ``edits`` lists (or the
+    ``reads`` lists the edit looks up) are malformed, is a ConfigError (nothing is changed;
+    ``other`` ends its hint). A missing or empty file is an empty kubeconfig."""
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
@@ -261,21 +312,25 @@ def load_for_edit(shown: str, edits: tuple[str, ...] = ("users", "contexts"), ot
     yaml.preserve_quotes = True
     path = os.path.realpath(shown)  # write through a symlink (dotfile managers), never replace it
     try:
-        with open(path, encoding="utf-8") as fh:
-            original = fh.read()
+        original = _text(path)
     except FileNotFoundError:
         original = ""
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read {shown}: {getattr(exc, 'strerror', None) or type(exc).__name__}; nothing was changed") from None
+    except ValueError as exc:
+        raise ConfigError(f"{shown} {exc}; nothing was changed", hint=f"fix or move the file, then run this again{other}") from None
     try:
-        doc = yaml.load(original) if original.strip() else None
+        parse_yaml(original, YAML(typ="safe"))  # the round trip hides what kubectl sees (a circular alias): judge that
+        doc = parse_yaml(original, yaml) if original.strip() else None
     except YAMLError as exc:
         raise ConfigError(f"{shown} is not valid YAML ({type(exc).__name__}); nothing was changed", hint="fix or move the file, then run this again") from None
+    except ValueError as exc:
+        raise ConfigError(f"{shown} {exc}; kubectl cannot use it either, and nothing was changed", hint=f"fix or move the file, then run this again{other}") from None
     if doc is None:
         doc = yaml.load("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\npreferences: {}\n")
     if not isinstance(doc, dict):
         raise ConfigError(f"{shown} is not a kubeconfig (its top level is not a mapping); nothing was changed")
-    prefixes = tuple(p for key in edits for p in (f"`{key}:`", f"{key}["))
+    prefixes = tuple(p for key in (*edits, *reads) for p in (f"`{key}:`", f"{key}["))
     problems = [what for _path, what, _fix in shape_problems(path, doc) if what.startswith(prefixes)]
     if problems:
         raise ConfigError(f"{shown}: {problems[0]}; nothing was changed", hint=f"fix that entry (kubectl cannot read it either){other}")

@@ -91,14 +91,21 @@ def _loopback(profile: Profile, provider: Provider, options: LoginOptions, timeo
         if options.on_url is not None:
             options.on_url(url)
         if paste:
+            from bblogin._errors import LoginFailed
+            from bblogin._interactive import typed_lines
             from bblogin._providers._paste import parse_pasted_redirect
 
-            warning = getattr(provider, "paste_warning", None)
-            if warning:
-                _say(f"Note: {warning}\n")
-            _say(f"Open this URL in a browser on any machine and sign in:\n\n  {url}\n")
-            _say("The browser then fails to load a 127.0.0.1 page: copy that page's full address and paste it here.")
-            code = parse_pasted_redirect(input("Redirect URL: "), state, redirect_uri)
+            with typed_lines() as typed:
+                warning = getattr(provider, "paste_warning", None)
+                if warning:
+                    _say(f"Note: {warning}\n")
+                _say(f"Open this URL in a browser on any machine and sign in:\n\n  {url}\n")
+                _say("The browser then fails to load a 127.0.0.1 page: copy that page's full address and paste it here.")
+                print("Redirect URL: ", end="", file=sys.stderr, flush=True)
+                pasted = typed.readline()
+            if not pasted:
+                raise LoginFailed("no redirect address was pasted: the input ended", hint=f"run `bblogin login --profile {profile.name}` and paste the address the browser shows")
+            code = parse_pasted_redirect(pasted, state, redirect_uri)
         else:
             if not (options.open_browser and open_browser(url)):
                 _say(f"Open this URL in your browser to sign in:\n\n  {url}\n")

@@ -10,7 +10,19 @@ and exit code — instead of starting another login.
     waiter:  seen = generation(key)          before it waits for the lock
              with lock: ended = ended_since(key, seen)
                         ended and not ended.ok → raise ended.error()   (no second login)
-    holder:  with lock: with publishing(key, profile): interactive_login(…)
+    holder:  with lock: with publishing(key) as ending: … ending.token_set = save_login(…).id
+
+The key is the login's (``_shape.login_key``: the request shape and storage), whoever starts it, so
+a `bblogin login` typed while a kubectl's login runs takes that login's result too. A success
+names the token set it made: a waiter of another profile of the same shape joins it, as its own
+login would have.
+
+Only what the login itself came to is published (:func:`shared`): denied, cancelled, timed out
+at the profile's ``login_timeout``, the IdP refusing or failing, a token that failed
+verification, tokens that could not be stored. Never a failure of the holder's own options (a
+usage or config error, its own ``--timeout``): a waiter that had none of them goes on and logs
+in itself. The waiter keeps the holder's message and exit code, with its own hint: the command
+to run (``bblogin login --profile …``).
 
 A generation is a random id per login, so the comparison needs no clock and no counter: a new
 invocation that starts after a failure reads that failure's generation first, finds it
@@ -20,7 +32,8 @@ The file sits next to the lock (``locks/KEY.login``, 0600, written atomically un
 It never carries a token, and nothing here makes anyone serve one: a result at most makes a
 waiter fail, or look at the cache again. A file that is not a regular file owned by this user,
 readable by others, too big, or not what :func:`publish` writes (a symlink, a FIFO, garbage, an
-exit code bblogin does not use for a login) reads as "no result": the waiter goes on as if it
+exit code no shared failure has) — one check, :func:`_parse`, which :func:`publish` passes its own
+bytes through before it writes them reads as "no result": the waiter goes on as if it
 had been first. A holder that crashed (``kill -9``: the kernel drops the lock) publishes
 nothing; the next holder runs its own login, and waiters take that one's result.
 """
@@ -31,27 +44,32 @@ import contextlib
 import json
 import os
 import stat
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from bblogin import _files, _paths
 from bblogin._errors import (
-    EXIT_BROKEN_PIPE,
-    EXIT_CHECK_FAILED,
-    EXIT_CODES,
-    EXIT_ERROR,
     EXIT_OK,
     BbloginError,
     Cancelled,
+    IdPError,
     LoginEnded,
+    LoginFailed,
+    LoginTimeout,
     StorageError,
+    TokenVerificationError,
 )
 
-MAX_BYTES = 4096
 MAX_TEXT = 600
-# a login can end in any of these, but never in "internal error", "check failed" or a broken pipe
-FAILURE_CODES = frozenset(code for code, *_ in EXIT_CODES) - {EXIT_OK, EXIT_ERROR, EXIT_CHECK_FAILED, EXIT_BROKEN_PIPE}
+MAX_BYTES = 4096  # more than any document publish() writes: 600 printable characters of ≤ 4 bytes (UTF-8), plus ~150
+SHARED = (LoginFailed, LoginTimeout, IdPError, TokenVerificationError, StorageError, Cancelled)  # what a login itself can come to
+FAILURE_CODES = frozenset(cls.exit_code for cls in SHARED)
+
+
+def shared(error: BbloginError, *, own_timeout: bool = False) -> bool:
+    """Whether ``error`` is what the login came to, for everyone who waited for it (not a usage or
+    config error; not a timeout the holder chose itself: ``own_timeout``)."""
+    return isinstance(error, SHARED) and not (own_timeout and isinstance(error, LoginTimeout))
 
 
 @dataclass(frozen=True)
@@ -60,23 +78,15 @@ class Result:
     ok: bool
     exit_code: int
     message: str
-    hint: str
-    pid: int
-    ended_at: float
+    token_set: str  # the set a successful login made; "" for a failure
 
-    def error(self) -> LoginEnded:
-        """The waiter's error: the holder's message, hint and exit code."""
-        return LoginEnded(self.message, hint=self.hint, exit_code=self.exit_code)
+    def error(self, hint: str) -> LoginEnded:
+        """The waiter's error: the holder's message and exit code, with the waiter's ``hint``."""
+        return LoginEnded(self.message, hint=hint, exit_code=self.exit_code)
 
 
 def _path(key: str) -> str:
     return _paths.join(_paths.locks_dir(), f"{key}.login")
-
-
-def _text(value: object) -> str | None:
-    if not isinstance(value, str) or len(value) > MAX_TEXT or not all(ch.isprintable() for ch in value):
-        return None
-    return value
 
 
 def read(key: str) -> Result | None:
@@ -87,34 +97,35 @@ def read(key: str) -> Result | None:
         return None
     try:
         info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077 or info.st_size > MAX_BYTES:
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
             return None
         data = os.read(fd, MAX_BYTES + 1)
     except OSError:
         return None
     finally:
         os.close(fd)
+    return _parse(data)
+
+
+def _parse(data: bytes) -> Result | None:
+    if len(data) > MAX_BYTES:
+        return None
     try:
         doc = json.loads(data)
     except ValueError:
         return None
-    return _parse(doc)
-
-
-def _parse(doc: object) -> Result | None:
-    if not isinstance(doc, dict) or doc.get("v") != 1:
+    if not isinstance(doc, dict) or doc.get("v") != 2:
         return None
-    generation, ok, code, pid, ended_at = (doc.get(k) for k in ("generation", "ok", "exit_code", "pid", "ended_at"))
-    message, hint = _text(doc.get("message")), _text(doc.get("hint"))
+    generation, ok, code, message, token_set = (doc.get(k) for k in ("generation", "ok", "exit_code", "message", "token_set"))
     if not (isinstance(generation, str) and 16 <= len(generation) <= 64 and generation.isalnum()):
         return None
-    if not isinstance(ok, bool) or message is None or hint is None:
+    if not isinstance(ok, bool) or not isinstance(message, str) or len(message) > MAX_TEXT or not message.isprintable():
         return None
     if type(code) is not int or (ok and code != EXIT_OK) or (not ok and code not in FAILURE_CODES):
         return None
-    if type(pid) is not int or not isinstance(ended_at, int | float) or isinstance(ended_at, bool):
+    if not isinstance(token_set, str) or (ok and not (len(token_set) == 16 and token_set.isalnum())) or (not ok and token_set):
         return None
-    return Result(generation, ok, code, message, hint, pid, float(ended_at))
+    return Result(generation, ok, code, message, token_set)
 
 
 def generation(key: str) -> str | None:
@@ -129,38 +140,50 @@ def ended_since(key: str, seen: str | None) -> Result | None:
     return result if result is not None and result.generation != seen else None
 
 
-def publish(key: str, error: BbloginError | None) -> None:
-    """Record a login's end (``error`` None: success). Called under the lock. A state directory
-    that cannot take the file costs the waiters only their shortcut, never the login itself."""
+def publish(key: str, error: BbloginError | None, token_set: str = "") -> None:
+    """Record a login's end (``error`` None: success, which made ``token_set``). Called under the
+    lock. A state directory that cannot take the file costs the waiters only their shortcut,
+    never the login itself."""
     import secrets  # not at the top: random's import is a cost every full-path call would pay
 
     doc = {
-        "v": 1,
+        "v": 2,
         "generation": secrets.token_hex(16),
         "ok": error is None,
         "exit_code": EXIT_OK if error is None else error.exit_code,
         "message": "" if error is None else error.message[:MAX_TEXT],
-        "hint": "" if error is None else error.hint[:MAX_TEXT],
-        "pid": os.getpid(),
-        "ended_at": time.time(),
+        "token_set": token_set if error is None else "",
     }
-    if error is not None and (doc["exit_code"] not in FAILURE_CODES or _parse(doc) is None):
-        return  # nothing a waiter could read back (a bug's exit code, unprintable text): no shortcut
+    data = json.dumps(doc, ensure_ascii=False).encode()
+    if _parse(data) is None:
+        return  # what a waiter would refuse to read (unprintable text, a code no shared failure has): no shortcut
     try:
-        _files.atomic_write_bytes(_path(key), json.dumps(doc).encode())
+        _files.atomic_write_bytes(_path(key), data)
     except StorageError:
         pass
 
 
+class Ending:
+    """What :func:`publishing` yields: the login sets ``token_set`` once its tokens are stored."""
+
+    __slots__ = ("token_set",)
+
+    def __init__(self) -> None:
+        self.token_set = ""
+
+
 @contextlib.contextmanager
-def publishing(key: str) -> Iterator[None]:
-    """Run a login and publish how it ended; the login's own exception goes on unchanged."""
+def publishing(key: str, *, own_timeout: bool = False) -> Iterator[Ending]:
+    """Run a login and publish how it ended, when that is the login's own outcome (:func:`shared`;
+    ``own_timeout``: the holder set its own time limit); its exception goes on unchanged."""
+    ending = Ending()
     try:
-        yield
+        yield ending
     except BbloginError as exc:
-        publish(key, exc)
+        if shared(exc, own_timeout=own_timeout):
+            publish(key, exc)
         raise
     except KeyboardInterrupt:
         publish(key, Cancelled("the login was cancelled (Ctrl-C) where it ran"))
         raise
-    publish(key, None)
+    publish(key, None, ending.token_set)

@@ -6,14 +6,16 @@ Bitbucket identity call — the failure is recorded with the account, in its own
 accounts.json (``"outage"``, docs/architecture.md), so every process on the machine sees it, and
 the hot path's mirror carries it:
 
-    {"since": local time of the first failure, "failures": n, "cause": the error's message,
+    {"since": local time of the first failure, "failures": n, "cause": bblogin's message (``cause_of``),
      "retry_at": local time of the next attempt, "identity_pending": bool}
 
 Until ``retry_at`` no call contacts the IdP for this account: a token that still lives
 :data:`FLOOR` seconds (IdP time) is served with one line on stderr — by the hot path too — and a
 call without one fails at once with the recorded cause and the next try. The wait between attempts
 grows from :data:`BASE` to :data:`CAP` seconds, jittered, and is never shorter than the IdP's
-Retry-After. A success clears the record; ``bblogin refresh`` tries at once whatever it says.
+Retry-After. A success clears the record (``_session.store_tokens``); ``bblogin refresh`` tries at once whatever
+it says. An OAuth refusal other than a dead grant (``is_outage``) is no outage: no record, no
+window, the call ends with the IdP's error and its hint.
 
 ``identity_pending``: a Bitbucket refresh whose token answer was good but whose identity calls
 failed. The new tokens were kept (same grant, same account: the old refresh token is spent); the
@@ -26,9 +28,9 @@ import time
 from dataclasses import asdict, dataclass
 
 from bblogin import _index
-from bblogin._errors import IdPError
+from bblogin._errors import IdPError, OAuthError
 from bblogin._hot._answer import OUTAGE_FLOOR as FLOOR
-from bblogin._hot._answer import in_backoff
+from bblogin._hot._answer import MAX_FAILURES, in_backoff, whole_outage
 
 TYPE_CHECKING = False  # not `from typing import …` at run time: typing costs a cached call a fifth of a Python start-up
 if TYPE_CHECKING:
@@ -37,11 +39,12 @@ if TYPE_CHECKING:
 
     from bblogin._index import Account
 
-__all__ = ["BASE", "CAP", "EARLY_BUDGET", "EARLY_LOCK_WAIT", "KNOWN_OUTAGE_BUDGET", "FLOOR", "Outage", "clear", "of", "record_failure", "waiting"]
+__all__ = ["BASE", "CAP", "EARLY_BUDGET", "EARLY_LOCK_WAIT", "KNOWN_OUTAGE_BUDGET", "FLOOR", "Outage", "cause_of", "is_outage", "of", "record_failure", "waiting"]
 
 BASE = 15.0  # seconds before the first retry
 CAP = 300.0  # the longest wait between attempts
 RETRY_AFTER_CAP = 1800.0  # an IdP's Retry-After is honoured up to half an hour (_hot._answer.MAX_WINDOW: the sum)
+MAX_DOUBLINGS = 10  # BASE * 2 ** 10 is far past CAP already
 JITTER = 0.2  # each wait is its nominal length ± 20 %: a fleet of laptops does not retry in step
 EARLY_BUDGET = 1.0  # seconds for all requests of a refresh whose caller holds a valid token
 KNOWN_OUTAGE_BUDGET = 10.0  # one attempt (no retries) for a call without a valid token during an outage
@@ -55,18 +58,23 @@ class Outage:
     cause: str
     retry_at: float
     identity_pending: bool = False
+    party: str | None = None  # who failed when it was not the IdP: "the proxy HOST:PORT" (the error's ``party``)
 
     @classmethod
     def from_json(cls, data: Any) -> Outage | None:
-        if not isinstance(data, dict):
+        """The record in accounts.json; None when there is none or it is damaged (``whole_outage``)
+        — except that a damaged record which says the identity is still to be checked becomes a
+        record whose window is over: the identity is checked on this call, never skipped."""
+        whole = whole_outage(data)
+        if whole is None:
+            if isinstance(data, dict) and data.get("identity_pending") is True:
+                return cls(since=time.time(), failures=1, cause="a damaged outage record", retry_at=0.0, identity_pending=True)
             return None
-        try:
-            return cls(
-                since=float(data["since"]), failures=int(data["failures"]), cause=str(data["cause"]),
-                retry_at=float(data["retry_at"]), identity_pending=bool(data.get("identity_pending", False)),
-            )
-        except (KeyError, TypeError, ValueError):
-            return None
+        return cls(
+            since=float(whole["since"]), failures=whole["failures"], cause=whole["cause"],
+            retry_at=float(whole["retry_at"]), identity_pending=bool(whole.get("identity_pending", False)),
+            party=whole["party"] if isinstance(whole.get("party"), str) and len(whole["party"]) <= 300 and whole["party"].isprintable() else None,
+        )
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -82,7 +90,7 @@ class Outage:
         """For ``status``, the TUI and the error of a call without a valid token."""
         at = time.time() if at is None else at
         started = time.strftime("%H:%M:%S", time.localtime(self.since))
-        what = "the identity calls after a refresh fail" if self.identity_pending else "the identity provider is failing"
+        what = "the identity calls after a refresh fail" if self.identity_pending else f"{self.party or 'the identity provider'} is failing"
         when = f"next try at {self.next_try()} (in {max(0, round(self.retry_at - at))} s)" if self.waiting(at) else "the next use tries again"
         attempts = "1 failed attempt" if self.failures == 1 else f"{self.failures} failed attempts"
         return f"{what} since {started} ({attempts}: {self.cause}); {when}"
@@ -103,11 +111,32 @@ def delay(failures: int, retry_after: float | None = None, rand: random.Random |
     failure, capped at CAP, ±JITTER; never less than the IdP's ``retry_after`` (up to its cap)."""
     import random as _random  # only a failure pays for it: the cached answer imports this module
 
-    nominal = min(CAP, BASE * 2.0 ** max(0, failures - 1))
+    nominal = min(CAP, BASE * 2.0 ** min(MAX_DOUBLINGS, max(0, failures - 1)))  # the exponent capped: 2.0 ** 1024 overflows
     wait = nominal * (1.0 + JITTER * (2.0 * (rand or _random).random() - 1.0))
     if retry_after is not None:
         wait = max(wait, min(retry_after, RETRY_AFTER_CAP))
     return wait
+
+
+TRANSIENT_OAUTH_ERRORS = frozenset({"temporarily_unavailable", "server_error"})  # RFC 6749 §4.1.2.1: the IdP's own "try later"
+
+
+def is_outage(exc: IdPError) -> bool:
+    """Whether a failed refresh is an outage — the network, TLS, a timeout, 429, 5xx, an answer
+    that is no OAuth reply (a captive portal's page), a Bitbucket identity call — rather than a
+    refusal: a well-formed OAuth error (invalid_client, unauthorized_client, invalid_scope, …, in
+    a 4xx answer; 429 and 5xx never get this far, ``_http``) is the IdP's decision, which no
+    backoff window will change: it ends the call with its own hint."""
+    return not isinstance(exc, OAuthError) or exc.error in TRANSIENT_OAUTH_ERRORS
+
+
+def cause_of(exc: IdPError) -> str:
+    """What the record keeps of a failure: bblogin's own message — hosts, statuses, error codes —
+    never text the IdP chose (an OAuth error_description): it is shown by status, doctor and the
+    TUI, and stored in accounts.json and the hot path's mirror (docs/security.md)."""
+    if isinstance(exc, OAuthError):
+        return f"the identity provider answered {exc.error}"
+    return exc.message
 
 
 def record_failure(account: Account, exc: IdPError, *, identity_pending: bool = False) -> Outage:
@@ -117,25 +146,16 @@ def record_failure(account: Account, exc: IdPError, *, identity_pending: bool = 
     with _index.transaction() as index:
         current = index.accounts.get(account.id, account)
         previous = Outage.from_json(current.outage)
-        failures = (previous.failures if previous is not None else 0) + 1
+        failures = min(MAX_FAILURES, (previous.failures if previous is not None else 0) + 1)
         outage = Outage(
             since=previous.since if previous is not None else at,
             failures=failures,
-            cause=exc.message,
+            cause=cause_of(exc),
             retry_at=at + delay(failures, exc.retry_after),
             identity_pending=identity_pending or (previous is not None and previous.identity_pending),
+            party=getattr(exc, "party", None),
         )
         for acct in (account, current):
             acct.outage = outage.to_json()
     return outage
 
-
-def clear(account: Account) -> None:
-    """A success: the IdP answers again."""
-    if account.outage is None:
-        return
-    with _index.transaction() as index:
-        current = index.accounts.get(account.id)
-        for acct in (account, current):
-            if acct is not None:
-                acct.outage = None

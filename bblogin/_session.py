@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from bblogin import _index, _outage
 from bblogin._config import Profile
-from bblogin._errors import IdentityUnchecked, IdPError, LockTimeout, LoginRequired, RefreshTokenDead
+from bblogin._errors import IdentityUnchecked, IdPError, LockTimeout, LoginRequired, ProxySettingError, RefreshTokenDead
 from bblogin._interactive import Gate, why_not
 from bblogin._lock import account_lock
 from bblogin._store import SecretStore
@@ -445,7 +445,7 @@ def refresh_account(profile: Profile, account: Account) -> None:
     LoginRequired when it cannot be refreshed (no usable refresh token)."""
     _require_issued_for(account, profile)
     store = SecretStore(account.storage)
-    with account_lock(account.id, profile.lock_timeout):
+    with account_lock(account.id, profile.lock_timeout, what=f"{account.label} (profile {profile.name})"):
         current = _index.load().accounts.get(account.id)
         if current is None or current.refresh_dead or not current.has("refresh_token"):
             raise LoginRequired(f"{account.label} cannot be refreshed: it has no usable refresh token", hint=f"run `{login_command(profile)}`")
@@ -510,6 +510,14 @@ def note_waiting(profile: Profile, seconds: float) -> Callable[[], None]:
     return note
 
 
+def login_key(profile: Profile) -> str:
+    """The lock of a login for ``profile``: shared by every way into a login and by every profile
+    asking for exactly the same (``_shape.login_key``)."""
+    from bblogin._shape import login_key as key_of
+
+    return key_of(profile.shape, profile.storage)
+
+
 def get_credential(
     profile: Profile,
     *,
@@ -521,17 +529,23 @@ def get_credential(
 ) -> Credential:
     """A valid ``kind`` token for ``account`` (default: the profile's active account).
 
-    Refreshes when the cached token expires within the profile's margin. A dead refresh token
-    leads to a login only when ``interactive`` (a :class:`~bblogin._interactive.Gate`, asked only
-    then); otherwise :class:`LoginRequired` names the command to run and why no login started.
-    A login that another process ran under the same lock while this one waited is this call's
-    result too: its failure is raised here (:mod:`bblogin._loginresult`), never a second login.
+    Refreshes when the cached token expires within the profile's margin, under the token set's
+    lock. A dead refresh token leads to a login only when ``interactive`` (a
+    :class:`~bblogin._interactive.Gate`, asked only then); otherwise :class:`LoginRequired` names
+    the command to run and why no login started. A login runs under the login's lock
+    (:func:`login_key`: the one `bblogin login` and the TUI take too; always after the set's lock
+    is released, never while holding it). A login that another process ran under that lock while
+    this one waited is this call's result too: its failure is raised here, its success served
+    (``_loginresult``), never a second login.
     Network and IdP failures raise :class:`IdPError` and never start a login —
     unless the cached token still lives ``_outage.FLOOR`` seconds: then it is served (see the
     module's docstring). ``force_refresh`` refreshes now, whatever the backoff window says,
     and never falls back to the cached token.
     """
+    import time
+
     index = _index.load()
+    pinned = account is not None
     if account is not None:
         _require_serves(account, profile)
     else:
@@ -546,60 +560,97 @@ def get_credential(
         fallback = _fresh(profile, account, store, kind, margin, floor=_outage.FLOOR)
     from bblogin import _loginresult  # not for a cached answer
 
-    lock_key = account.id if account is not None else f"profile-{profile.name}"
-    seen = _loginresult.generation(lock_key)  # before waiting: a login that ends after this is ours to take
-    timeout = lock_wait(profile, interactive)
-    if fallback is not None:
-        timeout = min(timeout, _outage.EARLY_LOCK_WAIT)  # another process refreshing it: ours is still good
-    with contextlib.ExitStack() as held:
+    key = login_key(profile)
+    seen = _loginresult.generation(key)  # before any wait: a login that ends after this is ours to take
+    deadline = time.monotonic() + lock_wait(profile, interactive)
+    dead: RefreshTokenDead | None = None
+    if account is not None:
+        timeout = max(0.0, deadline - time.monotonic())
+        if fallback is not None:
+            timeout = min(timeout, _outage.EARLY_LOCK_WAIT)  # another process refreshing it: ours is still good
         try:
-            held.enter_context(account_lock(lock_key, timeout, on_wait=None if fallback is not None else note_waiting(profile, timeout)))
+            with account_lock(account.id, timeout, on_wait=None if fallback is not None else note_waiting(profile, timeout), what=f"{account.label} (profile {profile.name})"):
+                cached, account = _renewed(profile, account, store, kind, force_refresh)
         except LockTimeout:
             if fallback is None:
                 raise
             return _served(profile, fallback)
-        ended = _loginresult.ended_since(lock_key, seen)
+        except RefreshTokenDead as exc:
+            dead, cached = exc, None
+        if cached is not None:
+            return _served(profile, cached)
+    timeout = max(0.0, deadline - time.monotonic())
+    with account_lock(key, timeout, on_wait=note_waiting(profile, timeout), what=f"the login for profile {profile.name}"):
+        ended = _loginresult.ended_since(key, seen)
         index = _index.load()
-        if account is None:
-            account = visible_account(index, profile)
-        elif account.id in index.accounts:
-            fresh_after_wait = index.accounts[account.id]
-            refreshed_meanwhile = fresh_after_wait.updated_at != account.updated_at
-            account = fresh_after_wait
-            if force_refresh and refreshed_meanwhile:
-                force_refresh = False  # someone refreshed while we waited: their tokens are new
-        if account is not None and not force_refresh:
+        account = index.accounts.get(account.id, account) if pinned and account is not None else visible_account(index, profile)
+        if account is not None and not force_refresh:  # forced: never the token the refresh was to replace
             cached = _fresh(profile, account, store, kind, margin)
             if cached is not None:
                 return _served(profile, cached)
-        if ended is not None and not ended.ok:
-            raise ended.error()  # the login we waited for failed: the same failure, not another login
+        if ended is not None:
+            if not ended.ok:
+                raise ended.error(f"run `{login_command(profile)}`")  # the login we waited for failed: its failure, not another login
+            taken = None if pinned else _take(profile, ended)
+            if taken is not None:
+                return _issued(taken, profile, kind)
         if profile.pipelines:  # CI: a fresh exchange of the step's identity token, never a login
             return _served(profile, _exchanged(profile, account, store, kind, force=force_refresh))
-        if account is not None:
-            try:
-                cached = _refreshed(profile, account, store, kind, force=force_refresh)
-                if cached is not None:
-                    return _served(profile, cached)
-            except RefreshTokenDead as exc:
-                if not interactive or ended is not None:
-                    raise RefreshTokenDead(
-                        f"the login for {account.label} ({profile.name}) has ended: the identity provider refused the refresh token"
-                        + _no_login_because(interactive, ended),
-                        hint=f"run `{login_command(profile)}`" + _superseded_by(_index.load(), account),
-                    ) from exc
-                print(f"bblogin: the login for {account.label} has ended ({exc.message}); starting a new login.", file=sys.stderr)
         if not interactive or ended is not None:
+            if dead is not None and account is not None:
+                raise RefreshTokenDead(
+                    f"the login for {account.label} ({profile.name}) has ended: the identity provider refused the refresh token"
+                    + _no_login_because(interactive, ended),
+                    hint=f"run `{login_command(profile)}`" + _superseded_by(index, account),
+                ) from dead
             named = account or index.active_account(profile.name)  # the active account, of an older request shape
             who = f" for {named.label}" if named is not None else ""
             raise LoginRequired(
                 f"no valid {kind.replace('_', ' ')}{who} in profile {profile.name!r}" + _no_login_because(interactive, ended),
                 hint=f"run `{login_command(profile)}`",
             )
+        if dead is not None and account is not None:
+            print(f"bblogin: the login for {account.label} has ended ({dead.message}); starting a new login.", file=sys.stderr)
         from bblogin._login import LoginOptions
 
         store.check()  # before the browser: a sign-in whose tokens cannot be stored is wasted
-        return _issued(_login_published(lock_key, profile, login or LoginOptions()), profile, kind)
+        return _issued(_login_published(key, profile, login or LoginOptions()), profile, kind)
+
+
+def _renewed(profile: Profile, account: Account, store: SecretStore, kind: str, force_refresh: bool) -> tuple[Credential | None, Account]:
+    """Under the token set's lock: its ``kind`` token after another process refreshed it, or after
+    refreshing (or, in CI, exchanging) it now; None when only a login can help. Also the set as
+    the index has it now."""
+    index = _index.load()
+    if account.id in index.accounts:
+        fresh_after_wait = index.accounts[account.id]
+        refreshed_meanwhile = fresh_after_wait.updated_at != account.updated_at
+        account = fresh_after_wait
+        if force_refresh and refreshed_meanwhile:
+            force_refresh = False  # someone refreshed while we waited: their tokens are new
+    if not force_refresh:
+        cached = _fresh(profile, account, store, kind, profile.refresh_margin)
+        if cached is not None:
+            return cached, account
+    if profile.pipelines:
+        return _exchanged(profile, account, store, kind, force=force_refresh), account
+    return _refreshed(profile, account, store, kind, force=force_refresh), account
+
+
+def _take(profile: Profile, ended: Result) -> Account | None:
+    """The token set a login that another bblogin ran for this request shape made while this one
+    waited, with ``profile`` a member and that set active for it — what the profile's own login
+    would have made of it; None when it is gone or not one for this profile."""
+    made = _index.load().accounts.get(ended.token_set)
+    if made is None or made.storage != profile.storage or not (issued_for(made, profile) and made.shape == profile.shape):
+        return None
+    join(profile, made)
+    with _index.transaction() as index:
+        current = index.accounts.get(made.id)
+        if current is None:
+            return None
+        index.active[profile.name] = current.id
+    return current
 
 
 def _no_login_because(interactive: object, ended: Result | None) -> str:
@@ -610,31 +661,54 @@ def _no_login_because(interactive: object, ended: Result | None) -> str:
     return f"; no login started: {why}" if why else ""
 
 
+<<<<<<< HEAD
+def _login_published(key: str, profile: Profile, options: LoginOptions) -> Account:
+    """Run a login under ``key``'s lock (held by the caller), store it, publish how it ended."""
+=======
 def _login_published(lock_key: str, profile: Profile, options: LoginOptions, *, own: bool | None = None) -> Account:
     """Run a login under ``lock_key``'s lock (held by the caller), store it, publish how it ended
     (``own``: as :func:`save_login`'s)."""
+>>>>>>> model2
     from bblogin import _loginresult
     from bblogin._login import interactive_login
 
-    with _loginresult.publishing(lock_key):
+    own_timeout = options.timeout is not None and options.timeout != profile.login_timeout
+    with _loginresult.publishing(key, own_timeout=own_timeout) as ending:
         tokens, identity = interactive_login(profile, options)
+<<<<<<< HEAD
+        account = save_login(profile, tokens, identity)
+        ending.token_set = account.id
+    return account
+=======
         return save_login(profile, tokens, identity, own=own)
+>>>>>>> model2
 
 
 def login_now(profile: Profile, options: LoginOptions) -> Account:
     """A login the person asked for (``bblogin login``, the TUI), made active for its profile: one
-    per profile at a time, under the profile's lock. One that had to wait while another login for
-    the profile ran and failed fails the same way (the rule of :func:`get_credential`)."""
+    at a time under the login's lock (:func:`login_key`, the lock kubectl's and git's logins take).
+    One that had to wait while another login for that request ran takes its result: its failure,
+    or the token set it made (no second browser tab)."""
     from bblogin import _loginresult
 
-    key = f"profile-{profile.name}"
+    key = login_key(profile)
     seen = _loginresult.generation(key)
     timeout = lock_wait(profile, True)
-    with account_lock(key, timeout, on_wait=note_waiting(profile, timeout)):
+    with account_lock(key, timeout, on_wait=note_waiting(profile, timeout), what=f"the login for profile {profile.name}"):
         ended = _loginresult.ended_since(key, seen)
+<<<<<<< HEAD
+        if ended is not None:
+            if not ended.ok:
+                raise ended.error(f"run `{login_command(profile)}` to try again")
+            taken = _take(profile, ended)
+            if taken is not None:
+                return taken  # the waiting note said whose login this is; the command says who is logged in
+        return _login_published(key, profile, options)
+=======
         if ended is not None and not ended.ok:
             raise ended.error()
         return _login_published(key, profile, options, own=True)  # what the person logs in is the profile from now on
+>>>>>>> model2
 
 
 def _exchanged(profile: Profile, account: Account | None, store: SecretStore, kind: str, *, force: bool) -> Credential:
@@ -650,7 +724,7 @@ def _exchanged(profile: Profile, account: Account | None, store: SecretStore, ki
         with _http.budget(_outage.EARLY_BUDGET) if fallback is not None else contextlib.nullcontext():
             tokens, identity = exchange(profile, subject)
     except IdPError as exc:
-        if fallback is None or account is None:
+        if fallback is None or account is None or not _outage.is_outage(exc):
             raise
         _outage.record_failure(account, exc)
         return fallback
@@ -688,7 +762,19 @@ def _refreshed(profile: Profile, account: Account, store: SecretStore, kind: str
                 return None
     except IdentityUnchecked:
         raise  # recorded by _refresh, the new tokens kept
+    except ProxySettingError as exc:
+        if fallback is None:
+            raise  # a login or a needed refresh: the clear configuration error (exit 3)
+        # Only early: this request could not be sent, the cached token is still good. Not an
+        # outage of the IdP (nothing recorded, no backoff): the next call tries again.
+        from bblogin._hot._answer import _clock_time
+
+        shown = kind.replace("_", " ").replace("id ", "ID ")
+        sys.stderr.write(f"bblogin: cannot refresh early ({exc.message}): serving the cached {shown}, valid until {_clock_time(fallback.expires_at)}\n")
+        return fallback
     except IdPError as exc:
+        if not _outage.is_outage(exc):
+            raise  # a refusal (invalid_client, …): its own hint, no backoff window, nothing served as if the IdP were down
         recorded = _outage.record_failure(account, exc)
         if fallback is not None:
             log.info("refreshing %s failed (%s); serving the cached token until the IdP answers", account.id, exc.message)
@@ -746,7 +832,7 @@ def logout(profile: Profile, account: Account, members: list[str] | None = None)
     the other tokens, and records the account) finishes first, so it cannot bring the account or
     its tokens back after they were removed."""
     _require_issued_for(account, profile)
-    with account_lock(account.id, profile.lock_timeout):
+    with account_lock(account.id, profile.lock_timeout, what=f"{account.label} (profile {profile.name})"):
         outcome = _leave(profile, account, members)
     from bblogin import _gcpfiles
 

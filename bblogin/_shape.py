@@ -54,3 +54,11 @@ def shape_of(
 def token_set_id(identity: str, shape: str, storage: str) -> str:
     """The id of an identity's token set for one shape and storage: the key of its secrets."""
     return str(_sha256()(f"{identity}\n{shape}\n{storage}".encode()).hexdigest()[:16])
+
+
+def login_key(shape: str, storage: str) -> str:
+    """The lock (and published result, ``_loginresult``) of a login asking for ``shape`` into
+    ``storage``: one key whoever starts it — `bblogin login`, the TUI, kubectl, git, `token` — and
+    for every profile of that shape (identity is known only after the login, and the login's
+    tokens become that identity's one token set of this shape and storage)."""
+    return "login-" + str(_sha256()(f"login\n{shape}\n{storage}".encode()).hexdigest()[:16])

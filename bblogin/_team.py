@@ -15,13 +15,12 @@ import hashlib
 import os
 import re
 import tomllib
-import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
 from bblogin import __version__, _config, _kubeconfig
 from bblogin._config import Profile
-from bblogin._errors import ConfigError, UsageError
+from bblogin._errors import ConfigError, UsageError, printable, unprintable
 
 SCHEMA = 1
 MAX_BYTES = 256 * 1024  # a bundle for a large team is a few KiB; anything near this is not one
@@ -38,6 +37,7 @@ REFUSED_PROFILE_KEYS = {
     "client_secret": "a client secret in a published file reaches everyone who fetches it; give confidential clients' secrets out another way",
     "storage": "where tokens are stored is each user's own choice (plaintext only when they ask for it)",
     "ca_file": "a bundle carries no local paths; install the company CA in the OS trust store (bblogin uses it)",
+    "proxy": "a proxy URL may carry its password, and which proxy applies is each network's own (HTTPS_PROXY/NO_PROXY, or each user's profile)",
 }
 CLUSTER_KEYS = frozenset({"server", "certificate_authority_data", "certificate_authority", "profile", "use_access_token", "contexts"})
 CONTEXT_KEYS = frozenset({"name", "namespace"})
@@ -67,16 +67,6 @@ class Cluster:
         """The kubeconfig user entry that runs bblogin for this cluster's profile (``parse``
         refuses a bundle in which two different entries get one name)."""
         return f"bblogin-{self.profile}" + ("-access-token" if self.use_access_token else "")
-
-
-def printable(text: str) -> str:
-    """``text`` with every control, format and line/paragraph separator character escaped
-    (``\\x1b``): a value from a file is shown as it is, never as terminal commands."""
-    return "".join(c if not _unprintable(c) else (f"\\x{ord(c):02x}" if ord(c) < 256 else f"\\u{ord(c):04x}") for c in str(text))
-
-
-def _unprintable(char: str) -> bool:
-    return unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")
 
 
 def fingerprint(ca_data: Any) -> str:
@@ -239,9 +229,9 @@ class _Checker:
         items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
         for key, item in items:
             path = (*table, str(key)) if isinstance(value, dict) else table
-            if isinstance(key, str) and any(_unprintable(c) for c in key):
+            if isinstance(key, str) and any(unprintable(c) for c in key):
                 raise self.fail(table or None, key, "has a control character in its name: refused (it could rewrite what the plan shows)")
-            if isinstance(item, str) and any(_unprintable(c) for c in item):
+            if isinstance(item, str) and any(unprintable(c) for c in item):
                 raise self.fail(table or None, str(key) if isinstance(value, dict) else None, "holds a control character (an escape sequence, a newline…): refused, it could rewrite what the plan shows")
             self.printable(path, item)
 

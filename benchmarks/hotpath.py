@@ -58,6 +58,7 @@ sys.path.insert(0, str(ROOT))
 from bblogin._cli import launcher_command  # noqa: E402
 from bblogin._commands.setup_kubectl import exec_entry  # noqa: E402
 from bblogin._hot._answer import adhoc_profile_name  # noqa: E402
+from bblogin._shape import DEFAULT_OIDC_SCOPES, shape_of  # noqa: E402
 from tests.fixtures.git_http import GitServer  # noqa: E402
 from tests.fixtures.kube_apiserver import KubeAPIServer  # noqa: E402
 from tests.tools.fetch_kubectl import fetch  # noqa: E402
@@ -241,7 +242,7 @@ def main() -> int:
             "b": launcher_command("kubectl", "--profile", "bench"),
             "b'": [bblogin, "kubectl", "--profile", "bench"],
             "h": launcher_command("kubectl", *flags),
-            "j": launcher_command("kubectl", "--profile", adhoc_profile_name(idp.issuer, "bblogin")),
+            "j": launcher_command("kubectl", "--profile", adhoc_profile_name(shape_of("oidc", idp.issuer, "bblogin", DEFAULT_OIDC_SCOPES, "bitbucket-cloud"))),
             "c": [kubectl, "--kubeconfig", str(static_config), "get", "--raw", "/version"],
             "d": [kubectl, "--kubeconfig", str(exec_config), "get", "--raw", "/version"],
             "e": [kubectl, "--kubeconfig", str(floor_config), "get", "--raw", "/version"],

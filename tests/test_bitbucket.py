@@ -324,17 +324,30 @@ def test_data_center_user_name_from_whoami_body_when_a_proxy_strips_x_ausername(
         BitbucketDataCenter(dc_profile(fake)).identity(TokenSet(access_token="expired"))
 
 
+class Typed:
+    """What the person types at the paste prompt (``_interactive.typed_lines``): ``line()``."""
+
+    def __init__(self, line) -> None:  # type: ignore[no-untyped-def]
+        self.readline = line
+
+    def __enter__(self) -> Typed:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
 def test_data_center_paste_warns_of_the_ten_second_code_before_the_prompt(bitbucket_dc, monkeypatch, capsys) -> None:
     fake = bitbucket_dc
     profile = dc_profile(fake)
     urls: list[str] = []
     order: list[str] = []
 
-    def paste(prompt: str) -> str:
+    def paste() -> str:
         order.append(capsys.readouterr().err)
         return browse(fake, urls[0])
 
-    monkeypatch.setattr("builtins.input", paste)
+    monkeypatch.setattr("bblogin._interactive.typed_lines", lambda: Typed(paste))
     tokens, _ = interactive_login(profile, LoginOptions(flow="auto", open_browser=False, on_url=urls.append))
     assert tokens.access_token in fake.access_tokens
     before_prompt = order[0]
@@ -346,12 +359,12 @@ def test_data_center_code_pasted_too_late_is_refused(bitbucket_dc, monkeypatch) 
     fake.code_lifetime = 0.3
     urls: list[str] = []
 
-    def slow_paste(prompt: str) -> str:
+    def slow_paste() -> str:
         location = browse(fake, urls[0])
         time.sleep(0.6)
         return location
 
-    monkeypatch.setattr("builtins.input", slow_paste)
+    monkeypatch.setattr("bblogin._interactive.typed_lines", lambda: Typed(slow_paste))
     with pytest.raises(OAuthError) as info:
         interactive_login(dc_profile(fake), LoginOptions(flow="auto", open_browser=False, on_url=urls.append))
     assert info.value.error == "invalid_grant"

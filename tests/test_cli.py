@@ -77,7 +77,7 @@ def test_fast_path_parses_a_strict_subset(argv: list[str], expected: dict | None
     assert _fast._parse(argv, _fast._KUBECTL_VALUE_FLAGS, ("--use-access-token",)) == expected
 
 
-KUBECTL_DESTS = {"--profile": "profile", "--account": "account", "--issuer": "issuer", "--client-id": "client_id", "--client-secret": "client_secret", "--connector-id": "connector_id", "--ca-file": "ca_file", "--use-access-token": "use_access_token"}
+KUBECTL_DESTS = {"--profile": "profile", "--account": "account", "--issuer": "issuer", "--client-id": "client_id", "--client-secret": "client_secret", "--connector-id": "connector_id", "--ca-file": "ca_file", "--use-access-token": "use_access_token", "--scope": "scopes", "--provider": "provider"}
 FLAG_WORDS = [*_fast._KUBECTL_VALUE_FLAGS, "--use-access-token", "--provider", "--scope", "--prof", "--use-access", "-v", "--", "-h"]
 VALUE_WORDS = ["dev", "work", "", "-x", "-1", "a=b", "oidc", "bitbucket-cloud", "bogus", "--profile", "a b", "ünï"]
 
@@ -108,7 +108,6 @@ def test_fast_path_never_disagrees_with_the_full_parser(argv: list[str]) -> None
             args = _cli.build_parser().parse_args(["kubectl", *argv])
         except SystemExit:
             pytest.fail(f"the hot path accepts {argv!r}, argparse refuses it")
-    assert args.scopes is None and args.provider is None
     for flag, dest in KUBECTL_DESTS.items():
         assert hot.get(flag, False if flag == "--use-access-token" else None) == getattr(args, dest), (argv, flag)
 
@@ -120,6 +119,9 @@ def test_fast_path_flags_agree_with_the_parser() -> None:
     kubectl = sub.choices["kubectl"]  # type: ignore[index]
     known = {s for a in kubectl._actions for s in a.option_strings}
     assert set(_fast._KUBECTL_VALUE_FLAGS) | {"--use-access-token"} <= known
+    from bblogin import _config
+
+    assert _fast._CHOICES["--provider"] == _config.PROVIDERS  # the hot path's copy of argparse's choices
 
 
 @pytest.mark.parametrize("module", ["bblogin._cli", "bblogin._hot._answer", "bblogin"])
@@ -130,10 +132,14 @@ def test_hot_path_modules_import_nothing_heavy(module: str) -> None:
     assert done.stdout.strip() == ""
 
 
-def test_adhoc_profile_name_is_stable_in_issuer_and_client_only() -> None:
-    a = _fast.adhoc_profile_name("https://dex.example/dex", "kube")
-    assert a == _fast.adhoc_profile_name("https://dex.example/dex", "kube")
-    assert a != _fast.adhoc_profile_name("https://dex.example/dex", "kube2")
+def test_adhoc_profile_name_is_the_request_shape() -> None:
+    from bblogin._shape import shape_of
+
+    a = _fast.adhoc_profile_name(shape_of("oidc", "https://dex.example/dex", "kube", ["openid", "email"]))
+    assert a == _fast.adhoc_profile_name(shape_of("oidc", "https://dex.example/dex", "kube", ["email", "openid", "email"]))  # scopes are a set
+    assert a != _fast.adhoc_profile_name(shape_of("oidc", "https://dex.example/dex", "kube2", ["openid", "email"]))
+    assert a != _fast.adhoc_profile_name(shape_of("oidc", "https://dex.example/dex", "kube", ["openid", "email", "groups"]))
+    assert a != _fast.adhoc_profile_name(shape_of("oidc", "https://dex.example/dex", "kube", ["openid", "email"], "bitbucket-cloud"))
 
 
 @pytest.mark.parametrize("argv", [["kubectl", "--profile", "w"], ["kubectl", "--bogus"], ["git-credential", "get"], ["git-credential", "nope"], ["setup", "git", "--host", "h"], ["token", "--json", "--id-token"], ["kubectl", "--help"]])

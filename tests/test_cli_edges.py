@@ -67,3 +67,20 @@ def test_kubectl_without_a_usable_keyring_names_the_keyring_not_a_login(devidp) 
     done = run("kubectl", "--issuer", devidp.issuer, "--client-id", "bblogin", env={**NO_KEYRING, "KUBERNETES_EXEC_INFO": exec_info})
     assert done.returncode == _errors.EXIT_STORAGE, done.stderr
     assert "no OS keyring backend is available" in done.stderr and "login required" not in done.stderr
+
+
+def test_an_interactive_credential_request_checks_the_keyring_before_any_sign_in(devidp, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`kubectl`/`token` on a terminal with no usable keyring: the storage error comes before the
+    device or browser flow starts (`_session.get_credential`), so nobody signs in for nothing."""
+    from bblogin import _session
+    from bblogin._config import Profile
+    from bblogin._login import LoginOptions
+
+    import keyring.core
+    from keyring.backends import fail
+
+    monkeypatch.setattr(keyring.core, "_keyring_backend", fail.Keyring(), raising=False)  # in this process (an earlier test may have installed one)
+    profile = Profile(name="dev", issuer=devidp.issuer, client_id="bblogin", flow="device")
+    with pytest.raises(_errors.StorageError):
+        _session.get_credential(profile, interactive=True, login=LoginOptions(open_browser=False))
+    assert devidp.count("/device/code") == 0 and devidp.count("/token") == 0

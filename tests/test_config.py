@@ -63,9 +63,6 @@ profile = "cloud"
         ('[profiles.a]\nissuer = "https://x"\nclient_id = "c"\ncolour = "red"\n', 4, "colour: unknown key"),
         ('[profiles.a]\nclient_id = "c"\n', 1, "missing required key 'issuer'"),
         ('default_profile = 3\n', 1, "default_profile: must be a string"),
-        ('[profiles.a]\nissuer = "https://x"\nclient_id = "c"\n[git."http://h.example"]\nprofile = "a"\n', 4, "is plain http://, which is allowed only for 127.0.0.1/localhost"),
-        ('[profiles.a]\nissuer = "https://x"\nclient_id = "c"\n[git."https://bob@h.example"]\nprofile = "a"\n', 4, "has a user name (bob@)"),
-        ('[profiles.a]\nissuer = "https://x"\nclient_id = "c"\n[git."ftp://h.example"]\nprofile = "a"\n', 4, "has the scheme ftp://"),
         ('[profiles.a]\nissuer = "https://x"\nclient_id = "c"\nlisten_port = 70000\n', 4, "must be a port number"),
     ],
 )
@@ -78,13 +75,51 @@ def test_invalid_config_names_file_line_and_key(text: str, line: int, fragment: 
     assert info.value.exit_code == 3
 
 
+@pytest.mark.parametrize(
+    ("key", "fragment"),
+    [("http://h.example", "is plain http://, which is allowed only for 127.0.0.1/localhost"), ("https://bob@h.example", "has a user name (bob@)"), ("ftp://h.example", "has the scheme ftp://"), ("https://h.example/my team", "has a space")],
+)
+def test_a_bad_git_host_key_fails_that_host_only(key: str, fragment: str) -> None:
+    path = write(f'[profiles.a]\nissuer = "https://x"\nclient_id = "c"\n[git."{key}"]\nprofile = "a"\n[git."https://ok.example"]\nprofile = "a"\n')
+    config = _config.load()
+    bad, ok = config.git_hosts
+    assert ok.problem is None and bad.problem is not None
+    assert bad.problem[0].startswith(f"{path}:4: ") and fragment in bad.problem[0] and "--remove --host" in bad.problem[1]
+
+
 def test_syntax_error_names_file_line_and_column_and_shows_the_line() -> None:
     path = write('[profiles.a]\nissuer = "https://x"\nclient_id "c"\n')
     with pytest.raises(ConfigError) as info:
         _config.load()
     assert info.value.message.startswith(f"{path}:3:11: invalid TOML: Expected '='")
-    assert '\n    client_id "c"\n              ^' in info.value.message  # the line, and a caret under column 11
+    assert '\n    client_id …\n              ^' in info.value.message  # the key (its value masked), a caret under column 11
     assert "line 3, column 11" in info.value.hint
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        'client_secret = "s3cr3t-V@lue-1234',  # unterminated: Illegal character
+        'client_secret = "s3cr3t-V@lue-1234" x',  # Expected newline
+        'client_secret = "s3cr3t-V@lue-1234"\nclient_secret = "s3cr3t-V@lue-1234"',  # Cannot overwrite a value
+        '"s3cr3t-V@lue-1234"',  # a secret pasted on a line of its own
+    ],
+)
+def test_a_syntax_error_never_shows_a_secret(line: str) -> None:
+    """The helper prints config errors on every git call, and doctor --json goes into bug reports:
+    the line shown has its value masked."""
+    import json
+    import subprocess
+    import sys
+
+    write(f'[profiles.work]\nissuer = "https://idp.example.com"\nclient_id = "bblogin"\n{line}\n')
+    helper = pathlib.Path(sys.executable).parent / "git-credential-bblogin"
+    get = subprocess.run([str(helper), "get"], input="protocol=https\nhost=x.example.com\n\n", capture_output=True, text=True, timeout=60)
+    doctor = subprocess.run([sys.executable, "-m", "bblogin", "doctor", "--json"], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert get.returncode == 3 and "invalid TOML" in get.stderr
+    assert "invalid TOML" in json.dumps(json.loads(doctor.stdout))
+    for out in (get.stdout, get.stderr, doctor.stdout, doctor.stderr):
+        assert "s3cr3t" not in out
 
 
 def test_git_host_keys_are_normalised_and_old_spellings_keep_working() -> None:

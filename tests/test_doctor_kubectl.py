@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 from bblogin import _config, _configedit, _errors
-from bblogin._hot._answer import adhoc_profile_name
+from tests.test_adhoc import adhoc_name
 from tests.test_session import login
 
 BINDIR = str(pathlib.Path(sys.executable).parent)
@@ -66,7 +66,7 @@ def test_every_kubeconfig_file_every_entry_form_run_as_kubectl_runs_it(keyring_s
     assert "context prod" in result["kubectl:plugin"]["detail"] and "valid until" in result["kubectl:plugin"]["detail"]
     flags = result["kubectl:flags"]
     assert flags["status"] == "warn" and "exits 4" in flags["detail"]  # another request: not logged in through flags
-    assert flags["fix"] == f"run `bblogin login --profile {adhoc_profile_name(devidp.issuer, 'bblogin')}`"
+    assert flags["fix"] == f"run `bblogin login --profile {adhoc_name(devidp.issuer)}`"
     assert result["kubectl:moved"]["status"] == "fail" and "fork/exec /nonexistent/venv/bin/python3: no such file or directory" in result["kubectl:moved"]["detail"]
     assert result["kubectl:moved"]["fix"] == "bblogin setup kubectl --profile work --user moved"
     assert result["kubectl:gone-launcher"]["status"] == "fail" and "can't open file" in result["kubectl:gone-launcher"]["detail"]
@@ -101,3 +101,98 @@ def test_the_failing_config_check_does_not_send_you_to_doctor(bblogin_home: path
     result = checks(doctor(str(tmp_path / "none"), "--json"))
     assert result["config"]["status"] == "fail" and "must be a string" in result["config"]["detail"]
     assert result["config"]["fix"] == "fix the value in the file"
+
+
+BOMB = "".join(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9) if i else ', '.join('x' * 9)}]\n" for i in range(8))
+
+
+def test_hostile_kubeconfigs_are_failed_checks_found_cheaply(tmp_path: pathlib.Path) -> None:
+    """Alias bombs, circular aliases, nesting deeper than Python's stack, a huge file, `env:` that
+    is not a list: each a failed check naming the file (kubectl refuses them too), never an
+    internal error, and quick — as `setup kubectl --kubeconfig` refuses to edit them (exit 3)."""
+    import time
+
+    _configedit.save_profile(_config.Profile(name="work", issuer="https://dex.example.com/dex", client_id="bblogin"))
+    exec_ = "users:\n- name: u\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      interactiveMode: Never\n"
+    cases = {
+        "circular": (exec_ + "      command: &a [bblogin, *a]\n      args: [kubectl]\n", "kubeconfig"),
+        "env-int": (exec_ + "      command: bblogin\n      args: [kubectl, --profile, work]\n      env: 5\n", "kubectl:u"),
+        "deep": ("users: " + "[" * 20000 + "]" * 20000 + "\n", "kubeconfig"),
+        "bomb-context": (BOMB + "contexts:\n- name: c\n  context: {user: *a7}\ncurrent-context: *a7\n", "kubeconfig"),
+        "bomb-env": (BOMB + exec_ + "      command: bblogin\n      args: [kubectl, --profile, work]\n      env: [{name: X, value: *a7}]\n", "kubeconfig"),
+        "bomb-command": (BOMB + exec_ + "      command: *a7\n      args: [kubectl]\n", "kubeconfig"),
+        "huge": ("# a comment\n" * 500_000, "kubeconfig"),
+    }
+    for name, (text, check) in cases.items():
+        path = tmp_path / name
+        path.write_text(text)
+        started = time.monotonic()
+        done = doctor(str(path), "--json")
+        took = time.monotonic() - started
+        assert done.returncode == _errors.EXIT_CHECK_FAILED and "internal error" not in done.stderr, (name, done.stderr)
+        result = checks(done)
+        assert result[check]["status"] == "fail" and result[check]["fix"], (name, result)
+        assert str(path) in result[check]["detail"], (name, result[check])
+        assert took < 15, (name, took)
+        edit = subprocess.run([sys.executable, "-m", "bblogin", "setup", "kubectl", "--profile", "work", "--kubeconfig", str(path)], capture_output=True, text=True, timeout=60)
+        assert edit.returncode in (0, 3) and "internal error" not in edit.stderr, (name, edit.stderr)
+        if check == "kubeconfig":
+            assert edit.returncode == 3, (name, edit.stderr)
+
+
+def test_entries_kubectl_refuses_or_cannot_start_fail_with_kubectls_words(keyring_secret_service, devidp, tmp_path: pathlib.Path, kubectl_bin: pathlib.Path) -> None:
+    """What kubectl checks before it runs an exec entry (client-go's exec config validation), and
+    a command found only through the entry's own env PATH (Go resolves it with kubectl's PATH):
+    doctor fails each with the words the real kubectl prints, never `ok`."""
+    login(devidp, "work")
+    base = {"apiVersion": "client.authentication.k8s.io/v1", "command": "bblogin", "args": ["kubectl", "--profile", "work"], "interactiveMode": "Never"}
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+    (hidden / "bblogin-elsewhere").symlink_to(pathlib.Path(BINDIR) / "bblogin")
+    cases = {
+        "no-api": ({k: v for k, v in base.items() if k != "apiVersion"}, "apiVersion must be specified for no-api to use exec authentication plugin"),
+        "no-mode": ({k: v for k, v in base.items() if k != "interactiveMode"}, "interactiveMode must be specified for no-mode to use exec authentication plugin"),
+        "bad-mode": ({**base, "interactiveMode": "Sometimes"}, 'invalid interactiveMode for bad-mode: "Sometimes"'),
+        "env-path": ({**base, "command": "bblogin-elsewhere", "env": [{"name": "PATH", "value": str(hidden)}]}, "exec: executable bblogin-elsewhere not found"),
+    }
+    for name, (exec_, words) in cases.items():
+        path = kubeconfig(tmp_path / name, [{"name": name, "user": {"exec": exec_}}], [("c", name)])
+        real = subprocess.run([str(kubectl_bin), "--kubeconfig", path, "--context", "c", "get", "--raw", "/version"], capture_output=True, text=True, timeout=60, env={**os.environ, "PATH": f"{BINDIR}{os.pathsep}{os.environ['PATH']}"})
+        assert real.returncode != 0 and words in real.stderr, (name, real.stderr)
+        result = checks(doctor(path, "--json"))[f"kubectl:{name}"]
+        assert result["status"] == "fail" and words in result["detail"] and result["fix"], (name, result)
+    beta = {**{k: v for k, v in base.items() if k != "interactiveMode"}, "apiVersion": "client.authentication.k8s.io/v1beta1"}  # v1beta1 defaults to IfAvailable
+    assert checks(doctor(kubeconfig(tmp_path / "beta", [{"name": "beta", "user": {"exec": beta}}], [("c", "beta")]), "--json"))["kubectl:beta"]["status"] == "ok"
+    always = checks(doctor(kubeconfig(tmp_path / "always", [{"name": "always", "user": {"exec": {**base, "interactiveMode": "Always"}}}], [("c", "always")]), "--json"))["kubectl:always"]
+    assert always["status"] == "warn" and "without a terminal" in always["detail"] and always["fix"] == "set interactiveMode: IfAvailable"
+
+
+def test_an_entry_no_context_uses_is_not_run(tmp_path: pathlib.Path) -> None:
+    """kubectl never starts a user entry no context names: doctor checks it but does not run it."""
+    _configedit.save_profile(_config.Profile(name="work", issuer="https://dex.example.com/dex", client_id="bblogin"))
+    ran = tmp_path / "ran"
+    script = tmp_path / "bblogin-marker"
+    script.write_text(f"#!/bin/sh\ntouch {ran}\nexit 4\n")
+    script.chmod(0o755)
+    path = kubeconfig(tmp_path / "kc", [user("unused", str(script), "kubectl", "--profile", "work")])
+    result = checks(doctor(path, "--json"))["kubectl:unused"]
+    assert result["status"] == "warn" and "no context uses user unused" in result["detail"]
+    assert not ran.exists()
+    path = kubeconfig(tmp_path / "kc2", [user("used", str(script), "kubectl", "--profile", "work")], [("c", "used")])
+    assert checks(doctor(path, "--json"))["kubectl:used"]["status"] == "warn" and ran.exists()  # used: run (exit 4)
+
+
+def test_doctor_never_shows_a_client_secret_from_a_kubeconfig(tmp_path: pathlib.Path) -> None:
+    _configedit.save_profile(_config.Profile(name="work", issuer="https://dex.example.com/dex", client_id="bblogin"))
+    path = kubeconfig(
+        tmp_path / "secret",
+        [
+            user("bad-args", "kubectl-bblogin", "--issuer", "https://dex.example.com/dex", "--client-id", "bblogin", "--client-secret", "SUPERSECRET-123", "--bogus"),
+            user("token-cmd", "bblogin", "token", "--issuer", "https://dex.example.com/dex", "--client-id", "bblogin", "--client-secret=SUPERSECRET-456"),
+        ],
+        [("a", "bad-args"), ("b", "token-cmd")],
+    )
+    for extra in ((), ("--json",)):
+        done = doctor(path, *extra)
+        assert "SUPERSECRET" not in done.stdout + done.stderr, done.stdout
+        assert "--client-secret" in done.stdout  # the checks are still there, the value masked

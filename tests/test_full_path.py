@@ -10,6 +10,7 @@ import pathlib
 import subprocess
 import sys
 
+from bblogin import _config, _paths
 from tests.test_hot import EXEC_INFO
 from tests.test_session import login
 
@@ -21,7 +22,7 @@ ALLOWED = {
     "bblogin", "bblogin._adhoc", "bblogin._cli", "bblogin._clock", "bblogin._commands", "bblogin._commands._common", "bblogin._commands.kubectl",
     "bblogin._commands.git_credential", "bblogin._gitcred", "bblogin._config", "bblogin._configedit", "bblogin._errors", "bblogin._files",
     "bblogin._helperargs", "bblogin._interactive", "bblogin._hot", "bblogin._hot._answer", "bblogin._hot._chunks", "bblogin._hot._dbus", "bblogin._hot._mirror", "bblogin._index",
-    "bblogin._kubectl", "bblogin._lock", "bblogin._mirrors", "bblogin._outage", "bblogin._paths", "bblogin._session", "bblogin._shape", "bblogin._store", "bblogin._store._keyring",
+    "bblogin._kubectl", "bblogin._lock", "bblogin._mirrors", "bblogin._outage", "bblogin._paths", "bblogin._proxy", "bblogin._session", "bblogin._shape", "bblogin._store", "bblogin._store._keyring",
     "bblogin._store._plaintext", "bblogin._store._secrets", "bblogin._timefmt", "bblogin._tokens",
     "dataclasses", "inspect", "ast", "_ast", "dis", "opcode", "_opcode", "token", "tokenize", "linecache", "copy", "importlib", "importlib._bootstrap",
     "importlib._bootstrap_external", "importlib.machinery", "math", "json", "json.decoder", "json.encoder", "json.scanner", "_json",
@@ -29,6 +30,7 @@ ALLOWED = {
     "_collections", "collections.abc", "contextlib", "itertools", "keyword", "operator", "_operator", "reprlib", "types", "warnings", "weakref",
     "_weakrefset", "__future__", "_socket", "_sha256", "_sha2", "pwd", "io", "select", "_posixsubprocess",
 }  # fmt: skip
+PROXY_NEVER = ("subprocess", "ipaddress", "urllib", "urllib.parse", "signal", "selectors")  # what routing a request needs, not validating a key
 NEVER = ("argparse", "keyring", "secretstorage", "jeepney", "cryptography", "urllib.request", "http.client", "tomllib", "typing", "tomlkit", "httpx", "logging", "threading", "email.utils", "statistics")
 
 
@@ -59,15 +61,27 @@ def test_the_full_paths_cached_answers_import_only_their_allow_list(keyring_secr
         assert code == 0 and answer in out, name
         assert not [m for m in modules if m.split(".")[0] in NEVER or m in NEVER], (name, sorted(modules))
         assert modules <= ALLOWED, (name, sorted(modules - ALLOWED))
+    # A profile with a proxy: config loading validates the key (bblogin._proxy, string checks
+    # only), and nothing else comes in: no subprocess/threading/ipaddress/urllib.parse.
+    config = pathlib.Path(_paths.config_file())
+    config.write_text(config.read_text().replace('[profiles.dev]\n', '[profiles.dev]\nproxy = "http://corp:S3CRET@proxy.corp.example:3128"\n', 1))
+    assert _config.load(cache=False).profiles["dev"].proxy
+    for name, (argv, stdin, answer) in cases.items():
+        _full_path_imports(argv, stdin)  # the first call after the edit parses config.toml anew (tomllib)
+        code, out, modules = _full_path_imports(argv, stdin)
+        assert code == 0 and answer in out, name
+        assert not [m for m in modules if m.split(".")[0] in NEVER or m in NEVER or m in PROXY_NEVER], (name, "with proxy", sorted(modules))
+        assert modules <= ALLOWED, (name, "with proxy", sorted(modules - ALLOWED))
 
 
 QUICK = [
     ["kubectl"], ["kubectl", "--profile", "w"], ["kubectl", "-p", "w", "-a", "bob@example.com"], ["kubectl", "--profile=w", "--use-access-token"],
     ["kubectl", "--issuer", "https://dex.example.com/dex", "--client-id", "c", "--connector-id", "bitbucket-cloud", "--client-secret", "s", "--ca-file", "ca.pem"],
     ["kubectl", "--profile", "w", "--account="], ["git-credential", "get"], ["git-credential", "store"],
+    ["kubectl", "--scope", "groups", "--scope=email"], ["kubectl", "--provider", "oidc"],
 ]  # fmt: skip
 NOT_QUICK = [
-    ["kubectl", "--scope", "groups"], ["kubectl", "--provider", "oidc"], ["kubectl", "-v"], ["kubectl", "--prof", "w"], ["kubectl", "--profile", "a", "-p", "b"],
+    ["kubectl", "--provider", "bogus"], ["kubectl", "-v"], ["kubectl", "--prof", "w"], ["kubectl", "--profile", "a", "-p", "b"],
     ["kubectl", "-pw"], ["kubectl", "--profile", "-x"], ["kubectl", "--help"], ["kubectl", "--version"], ["kubectl", "extra"], ["git-credential", "erase"],
     ["git-credential", "get", "x"], ["git-credential"], ["status"], [],
 ]  # fmt: skip

@@ -79,7 +79,7 @@ def decision_on_terminal(caller: str, env: dict[str, str], *, background: bool =
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("BBLOGIN_NO_LOGIN", "GIT_ASKPASS", "SSH_ASKPASS", "SSH_ASKPASS_REQUIRE", "GIT_TERMINAL_PROMPT", "BITBUCKET_BUILD_NUMBER", "BITBUCKET_STEP_OIDC_TOKEN")}
+    env = {k: v for k, v in os.environ.items() if k not in ("BBLOGIN_NO_LOGIN", "GIT_ASKPASS", "SSH_ASKPASS", "SSH_ASKPASS_REQUIRE", "GIT_TERMINAL_PROMPT", "BITBUCKET_BUILD_NUMBER", "BITBUCKET_STEP_OIDC_TOKEN", "TMUX", "TMUX_PANE")}
     return {**env, **extra}
 
 
@@ -94,6 +94,10 @@ def clean_env(**extra: str) -> dict[str, str]:
         ("cli", {}, False, True, False, "standard input is not a terminal"),
         ("git", {"GIT_ASKPASS": "/usr/bin/true"}, False, False, False, "GIT_ASKPASS"),
         ("git", {"GIT_TERMINAL_PROMPT": "0"}, False, False, False, "GIT_TERMINAL_PROMPT=0"),
+        ("git", {"GIT_CONFIG_PARAMETERS": "'core.askpass'='/opt/ide/askpass.sh'"}, False, True, False, "core.askPass"),  # git -c core.askPass=…
+        ("git", {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "core.askPass", "GIT_CONFIG_VALUE_0": "/opt/ide/askpass.sh"}, False, True, False, "core.askPass"),
+        ("git", {"GIT_CONFIG_PARAMETERS": "'core.askpass'=''"}, False, False, True, ""),  # empty: none, as for git
+        ("git", {"SSH_ASKPASS": "/usr/bin/ksshaskpass"}, False, True, False, "SSH_ASKPASS"),  # git asks through it: so would we
         ("cli", {"GIT_ASKPASS": "/usr/bin/true"}, False, False, True, ""),  # a person at a terminal (VS Code's sets it too)
         ("cli", {"SSH_ASKPASS": "/usr/bin/true", "SSH_ASKPASS_REQUIRE": "force"}, False, False, False, "SSH_ASKPASS"),
         ("cli", {"SSH_ASKPASS": "/usr/bin/true"}, False, False, True, ""),  # ssh uses it only without a terminal
@@ -127,8 +131,8 @@ def test_a_new_failure_is_taken_an_old_one_is_not() -> None:
     _loginresult.publish("acct", LoginFailed("the identity provider ended the sign-in: access_denied", hint="start again"))
     ended = _loginresult.ended_since("acct", seen)
     assert ended is not None and not ended.ok and ended.exit_code == EXIT_LOGIN_FAILED
-    error = ended.error()
-    assert (error.message, error.hint, error.exit_code) == ("the identity provider ended the sign-in: access_denied", "start again", EXIT_LOGIN_FAILED)
+    error = ended.error("run `bblogin login --profile dev`")  # the waiter's hint: the command to run, not the holder's "start again"
+    assert (error.message, error.hint, error.exit_code) == ("the identity provider ended the sign-in: access_denied", "run `bblogin login --profile dev`", EXIT_LOGIN_FAILED)
     later = _loginresult.generation("acct")  # a new invocation, after the failure
     assert _loginresult.ended_since("acct", later) is None
     assert _loginresult.ended_since("other-profile", None) is None  # another lock, another result
@@ -187,6 +191,43 @@ def test_a_file_owned_by_someone_else_is_no_result() -> None:
         pytest.skip("needs root to give the file another owner")  # covered when the suite runs as root (CI)
     os.chown(path, 12345, 12345)
     assert _loginresult.read("acct") is None
+
+
+def test_publish_never_writes_what_read_refuses() -> None:
+    """The longest message there can be, all of it non-ASCII: written and read back; a result
+    read refuses (a code no login ends in) is not written at all."""
+    from bblogin._errors import UsageError
+
+    message = "é" * 200 + "\u20ac" * 200 + "\U0001f512" * 300
+    _loginresult.publish("acct", LoginFailed(message))
+    ended = _loginresult.read("acct")
+    assert ended is not None and ended.message == message[: _loginresult.MAX_TEXT]
+    before = _loginresult.generation("acct")
+    _loginresult.publish("acct", UsageError("--listen 1234 does not match the callback URL"))
+    assert _loginresult.generation("acct") == before  # not a login's outcome: nothing published
+
+
+@pytest.mark.parametrize(
+    ("error", "own_timeout", "is_shared"),
+    [
+        ("denied", False, True),
+        ("timeout", False, True),  # the profile's login_timeout: the person did not finish
+        ("timeout", True, False),  # the holder's own --timeout 5: not the waiters' business
+        ("usage", False, False),  # --flow device at an IdP without one, --listen that does not match
+        ("config", False, False),
+        ("idp", False, True),
+        ("cancelled", False, True),
+    ],
+)
+def test_waiters_take_only_what_the_login_came_to(error: str, own_timeout: bool, is_shared: bool) -> None:
+    from bblogin._errors import Cancelled, ConfigError, IdPError, LoginTimeout, UsageError
+
+    errors = {"denied": LoginFailed("denied"), "timeout": LoginTimeout("no callback"), "usage": UsageError("--listen 1 does not match"),
+              "config": ConfigError("bad"), "idp": IdPError("the IdP answered 500"), "cancelled": Cancelled("cancelled")}
+    seen = _loginresult.generation("acct")
+    with pytest.raises(type(errors[error])), _loginresult.publishing("acct", own_timeout=own_timeout):
+        raise errors[error]
+    assert (_loginresult.ended_since("acct", seen) is not None) == is_shared
 
 
 # -- the storm: three kubectl, three git fetches ---------------------------------------------
@@ -442,3 +483,157 @@ def test_three_parallel_git_fetches_open_at_most_one_browser(git_wired, tmp_path
         said.add(tuple(line for line in _bblogin_lines(text) if "access_denied" in line))
     assert len(said) == 1 and next(iter(said)), said  # each fetch reports the one denial
     assert server.attempts == []
+
+
+# -- one lock for a login, whoever starts it ---------------------------------------------------
+LOGIN = [sys.executable, "-m", "bblogin", "login", "--flow", "loopback", "--profile"]
+
+
+@pytest.mark.parametrize("act", ["deny", "approve"])
+def test_bblogin_login_beside_a_token_call_whose_refresh_token_died_opens_one_tab(act: str, keyring_secret_service, devidp_factory, tmp_path: pathlib.Path) -> None:
+    """A returning user: the refresh token is dead, `bblogin token` starts a login, and the person
+    also types `bblogin login` in another terminal. One login, one tab; the second takes its
+    result — the denial, or the token set it made."""
+    from tests.test_session import login, make_expiring
+
+    idp = devidp_factory()
+    login(idp)
+    _profile(idp, 60)
+    idp.settings.auto_approve = act == "approve"
+    idp.revoke_refresh_tokens()
+    make_expiring("dev", seconds_left=-30)
+    env, record = _person(tmp_path, act, delay=4)
+    first = Terminal([*TOKEN, "dev"], env)
+    _until(lambda: _launches(record) == 1, "the first browser launch")
+    second = Terminal([*LOGIN, "dev"], env)
+    (code1, text1), (code2, text2) = first.wait(90), second.wait(90)
+    assert _launches(record) == 1, (text1, text2)
+    assert "waiting up to" in text2
+    if act == "deny":
+        assert (code1, code2) == (EXIT_LOGIN_FAILED, EXIT_LOGIN_FAILED), (text1, text2)
+        assert "access_denied" in text2 and "hint: run `bblogin login --profile dev` to try again" in text2
+    else:
+        assert (code1, code2) == (0, 0), (text1, text2)
+        assert "Logged in as" in text2, text2
+
+
+def test_two_profiles_asking_for_the_same_tokens_open_one_tab(keyring_secret_service, devidp_factory, tmp_path: pathlib.Path) -> None:
+    """work and staging ask one IdP for exactly the same (one request shape) and have no tokens:
+    one login serves both — the one that waited joins the token set it made."""
+    from bblogin import _index
+
+    idp = devidp_factory(auto_approve=True)
+    for name in ("work", "staging"):
+        _configedit.save_profile(Profile(name=name, issuer=idp.issuer, client_id="bblogin", connector_id="bitbucket-cloud", login_timeout=60))
+    env, record = _person(tmp_path, "approve", delay=3)
+    first = Terminal([*TOKEN, "work"], env)
+    _until(lambda: _launches(record) == 1, "the first browser launch")
+    second = Terminal([*TOKEN, "staging"], env)
+    results = [first.wait(90), second.wait(90)]
+    assert _launches(record) == 1, results
+    assert [code for code, _ in results] == [0, 0], results
+    sets = list(_index.load().accounts.values())
+    assert len(sets) == 1 and sorted(sets[0].profiles) == ["staging", "work"]
+
+
+def test_a_lock_timeout_names_the_profile(keyring_secret_service) -> None:
+    """Waiting too long behind another login says whose login it is, not a lock's hash."""
+    from bblogin._errors import LockTimeout
+    from bblogin._session import get_credential, login_key
+
+    profile = Profile(name="dev", issuer="https://idp.example", client_id="c", lock_timeout=1)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import sys,time; from bblogin._lock import account_lock\nwith account_lock({login_key(profile)!r}, 5):\n print('held', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(LockTimeout, match="the login for profile dev for more than 1 s"):
+            get_credential(profile, interactive=True)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+# -- a login that needs a typed line: the paste flow ---------------------------------------------
+@pytest.mark.parametrize("typed", ["the address", "ctrl-d"])
+def test_git_on_a_terminal_pastes_into_the_terminal_not_gits_pipe(typed: str, keyring_secret_service, bitbucket_dc, tmp_path: pathlib.Path) -> None:
+    """Bitbucket (no device flow), no browser: `flow = auto` is the paste flow. git's helper has
+    git's request pipe on stdin, so the address is read from the terminal, as git's own prompts
+    read it; Ctrl-D there is a clear LoginFailed (exit 8), never an internal error."""
+    import dataclasses
+    import re
+
+    from tests.test_bitbucket import browse, dc_profile
+    from tests.test_session import bblogin
+
+    fake = bitbucket_dc
+    _configedit.save_profile(dataclasses.replace(dc_profile(fake), flow="auto"), make_default=True)
+    done = bblogin("setup", "git", "--host", "https://git.example.com", "--profile", "dc")
+    assert done.returncode == 0, done.stderr
+    env = {k: v for k, v in clean_env().items() if k not in ("BROWSER", "DISPLAY", "WAYLAND_DISPLAY")}
+    request = "printf 'protocol=https\\nhost=git.example.com\\n\\n' | exec " + sys.executable + " -m bblogin git-credential get"
+    git = Terminal(["sh", "-c", request], env)
+    _until(lambda: "Redirect URL: " in git.output(), "the paste prompt")
+    if typed == "ctrl-d":
+        git.type(b"\x04")
+    else:
+        url = re.search(r"\n  (http\S+)", git.output().replace("\r", ""))
+        assert url is not None, git.output()
+        git.type(browse(fake, url.group(1)).encode() + b"\n")
+    code, text = git.wait(60)
+    assert "internal error" not in text and "Traceback" not in text, text
+    if typed == "ctrl-d":
+        assert code == EXIT_LOGIN_FAILED and "no redirect address was pasted" in text, text
+    else:
+        assert code == 0 and "password=" in text, text
+
+
+def test_a_paste_login_without_any_terminal_stops_before_showing_the_url(keyring_secret_service, bitbucket_dc) -> None:
+    import dataclasses
+
+    from tests.test_bitbucket import dc_profile
+
+    _configedit.save_profile(dataclasses.replace(dc_profile(bitbucket_dc), flow="auto"), make_default=True)
+    env = {k: v for k, v in clean_env().items() if k not in ("BROWSER", "DISPLAY", "WAYLAND_DISPLAY")}
+    done = subprocess.run([sys.executable, "-m", "bblogin", "login", "--profile", "dc"], capture_output=True, text=True, stdin=subprocess.DEVNULL, env=env, timeout=60, start_new_session=True)
+    assert done.returncode == EXIT_LOGIN_FAILED, done.stderr
+    assert "pasted into a terminal, and there is none here" in done.stderr and "Open this URL" not in done.stderr
+
+
+def test_core_askpass_in_gits_config_file_is_an_ide_context(tmp_path: pathlib.Path) -> None:
+    """core.askPass in git's global config (an IDE's installer writes it): git asks through it,
+    so no login; the same config with an empty value is none, as for git."""
+    from bblogin._interactive import decide
+
+    config = tmp_path / "gitconfig"
+    config.write_text("[core]\n\taskPass = /opt/ide/askpass.sh\n")
+    env = clean_env(GIT_CONFIG_GLOBAL=str(config), GIT_CONFIG_NOSYSTEM="1")
+    assert decide("git", env=env).reason == "git asks through core.askPass (an IDE or a GUI), not a terminal"
+    assert "askPass" not in decide("cli", env=env).reason  # only git asks through it
+
+
+def test_a_detached_tmux_session_opens_no_login_an_attached_one_may(tmp_path: pathlib.Path) -> None:
+    """A loop left running in a detached tmux session is in its pane's foreground, yet nobody
+    sees it: no login. Attached (a client on a terminal), the same pane may log in."""
+    import shutil
+
+    if shutil.which("tmux") is None:
+        pytest.skip("tmux is not installed")  # the rule asks tmux only when TMUX is set, i.e. tmux runs
+    socket, out = tmp_path / "tmux.sock", tmp_path / "decision"
+    env = clean_env()
+    script = f"{sys.executable} -c {DECIDE!r} cli > {out}.tmp; mv {out}.tmp {out}; sleep 60"
+    tmux = ["tmux", "-S", str(socket), "-f", "/dev/null"]
+    try:
+        assert subprocess.run([*tmux, "new-session", "-d", "-s", "t", "-x", "80", "-y", "24", "sh", "-c", f"sleep 1; {script}"], env=env, timeout=30).returncode == 0
+        _until(out.exists, "the decision in the detached pane")
+        assert out.read_text().strip() == "DECISION False the tmux session is detached: nobody sees this terminal"
+        out.unlink()
+        client = Terminal([*tmux, "attach", "-t", "t"], {**env, "TERM": "xterm"})
+        subprocess.run([*tmux, "new-window", "-t", "t", "sh", "-c", f"sleep 1; {script}"], env=env, timeout=30)
+        _until(out.exists, "the decision in the attached pane")
+        assert out.read_text().strip() == "DECISION True"
+        client.proc.kill()
+        client.wait(10)
+    finally:
+        subprocess.run([*tmux, "kill-server"], env=env, timeout=30, capture_output=True)

@@ -67,6 +67,7 @@ from bblogin._errors import LoginFailed
 from bblogin._hot import _answer as _fast
 from bblogin._claims import unverified_claims
 from bblogin._hot._answer import PIPELINES_ENV, adhoc_profile_name
+from bblogin._shape import DEFAULT_OIDC_SCOPES, shape_of
 from bblogin.devidp import DevIdP, dex_subject
 from tests.fixtures.devidp import sign_in
 from tests.fixtures.faults import FaultProxy
@@ -78,6 +79,7 @@ PROFILES = ("a", "b")
 SCOPE_SETS = (None, ("openid", "email", "groups", "offline_access"), ("offline_access", "groups", "email", "openid"), ("openid", "email", "offline_access"))
 USERS = ("alice", "bob")
 CLIENTS = ("bblogin", "bblogin-ci")
+ADHOC_SCOPES = ((), ("openid", "email", "offline_access"))  # a flags entry's --scope values: the defaults, or fewer
 GIT_HOSTS = ("https://git-one.example", "https://git-two.example")
 FAULTS = ("refuse", "reset", "503")  # "hang" costs the early budget per attempt: tests/test_outage.py has it
 MAX_BURST = 3  # one attempt, with the full retries (two) when no valid token can be served
@@ -234,13 +236,14 @@ class Bblogin(RuleBasedStateMachine):
             return call(), 0
         proxy = self.proxies[self.idp_of(account.issuer)]  # type: ignore[index]
         window = _outage.waiting(account)
+        known = _outage.of(account) is not None and proxy.mode != "up"  # a known outage that goes on
         open_for = window.retry_at - time.time() if window is not None else 0.0
         before = proxy.connections
         result = call()
         made = proxy.connections - before
         if open_for > 1.0:  # (a window about to close may close during the call)
             assert made == 0, f"{made} connection(s) to {account.issuer} inside the backoff window of {account.id}"
-        assert made <= MAX_BURST, f"{made} connections to {account.issuer} in one call"
+        assert made <= (1 if known else MAX_BURST), f"{made} connections to {account.issuer} in one call (known outage: {known})"
         after = _index.load().accounts.get(account.id)
         if made and proxy.mode != "up" and after is not None and not after.refresh_dead:
             assert _outage.waiting(after) is not None, f"a failed attempt for {account.id} opened no backoff window"
@@ -411,10 +414,10 @@ class Bblogin(RuleBasedStateMachine):
             os.unlink(os.path.join(_paths.cache_dir(), which))
 
     @precondition(lambda self: self.people_profiles())
-    @rule(data=st.data(), idp=st.integers(0, 1), client=st.sampled_from(CLIENTS), adhoc=st.booleans())
-    def kubectl_with_flag_overrides(self, data: st.DataObject, idp: int, client: str, adhoc: bool) -> None:
+    @rule(data=st.data(), idp=st.integers(0, 1), client=st.sampled_from(CLIENTS), adhoc=st.booleans(), scopes=st.sampled_from(ADHOC_SCOPES))
+    def kubectl_with_flag_overrides(self, data: st.DataObject, idp: int, client: str, adhoc: bool, scopes: tuple[str, ...]) -> None:
         name = data.draw(st.sampled_from(self.people_profiles()))
-        argv = ["--issuer", self.idps[idp].issuer, "--client-id", client]
+        argv = ["--issuer", self.idps[idp].issuer, "--client-id", client, *(a for s in scopes for a in ("--scope", s))]
         if not adhoc:
             argv = ["--profile", name, *argv]
         hot = self.hot_kubectl(argv)
@@ -423,12 +426,13 @@ class Bblogin(RuleBasedStateMachine):
         if full[0] == 0:
             self.assert_issued_for(json.loads(full[1])["status"]["token"], self.idps[idp].issuer, client, f"kubectl {' '.join(argv)}")
 
-    @rule(idp=st.integers(0, 1), client=st.sampled_from(CLIENTS))
-    def kubectl_by_adhoc_name(self, idp: int, client: str) -> None:
-        """`--profile adhoc-…`, the name a flags-only entry's hint prints: the hot path (from the
+    @rule(idp=st.integers(0, 1), client=st.sampled_from(CLIENTS), scopes=st.sampled_from(ADHOC_SCOPES))
+    def kubectl_by_adhoc_name(self, idp: int, client: str, scopes: tuple[str, ...]) -> None:
+        """`--profile adhoc-…`, the name a flags-only entry's hint prints (one per request: two
+        entries at one IdP asking for other scopes are two profiles): the hot path (from the
         mirror of adhoc-profiles.json) declines or answers as the full path, for that IdP only."""
-        self.full(["kubectl", "--issuer", self.idps[idp].issuer, "--client-id", client])  # the entry's own call records the name
-        argv = ["--profile", adhoc_profile_name(self.idps[idp].issuer, client)]
+        self.full(["kubectl", "--issuer", self.idps[idp].issuer, "--client-id", client, *(a for s in scopes for a in ("--scope", s))])  # the entry's own call records the name
+        argv = ["--profile", adhoc_profile_name(shape_of("oidc", self.idps[idp].issuer, client, scopes or DEFAULT_OIDC_SCOPES))]
         hot = self.hot_kubectl(argv)
         full = self.full(["kubectl", *argv])
         self.assert_agree(hot, full, f"kubectl {' '.join(argv)}")
@@ -488,12 +492,54 @@ class Bblogin(RuleBasedStateMachine):
     def idp_recovers(self, idp: int) -> None:
         self.proxies[idp].mode = "up"
 
+    @precondition(lambda self: self.people_profiles())
+    @rule(data=st.data(), refusal=st.sampled_from(((401, "invalid_client"), (400, "unauthorized_client"), (400, "invalid_scope"))))
+    def idp_refuses_the_client(self, data: st.DataObject, refusal: tuple[int, str]) -> None:
+        """The IdP refuses this client (a rotated secret, a changed registration) on one refresh:
+        not an outage — the call ends with the refusal, no window opens, the record is as before."""
+        name = data.draw(st.sampled_from(self.people_profiles()))
+        account = self.account_for(name)
+        if account is None or account.refresh_dead or self.idp_of(account.issuer) is None or self.proxies[self.idp_of(account.issuer)].mode != "up":  # type: ignore[index]
+            return
+        idp = self.idps[self.idp_of(account.issuer)]  # type: ignore[index]
+        make_expiring(name, seconds_left=45)
+        before = _index.load().accounts[account.id].outage
+        idp.fail_next("/token", refusal[0], json.dumps({"error": refusal[1], "error_description": "no \x1b[31m"}), count=1)
+        try:
+            with captured() as (_out, err):
+                code = _cli.run(["token", "--profile", name, "--no-login"])
+        finally:
+            idp.fail_next("/token", 200, "", count=0)
+        after = _index.load().accounts.get(account.id)
+        assert "Traceback" not in err.getvalue() and code in (0, 4, 5), err.getvalue()  # 0: served inside a window; 4: no refresh token
+        if code == 5:
+            assert refusal[1] in err.getvalue() and "the identity provider is failing" not in err.getvalue(), err.getvalue()
+        assert after is not None and after.outage == before, f"a refusal changed the outage record: {after.outage if after else None}"
+
+    @precondition(lambda self: self.accounts())
+    @rule(data=st.data(), damage=st.sampled_from(("nan", "inf", "huge", "string", "count")))
+    def outage_record_damaged(self, data: st.DataObject, damage: str) -> None:
+        """An edited or corrupt accounts.json: the outage field holds NaN, Infinity, 1e300, a
+        string or an absurd count — no record, never a crash (the invariants then call both paths)."""
+        target = data.draw(st.sampled_from(sorted(a.id for a in self.accounts())))
+        now = time.time()
+        value = {
+            "nan": {"since": float("nan"), "failures": 1, "cause": "x", "retry_at": now + 60},
+            "inf": {"since": now, "failures": float("inf"), "cause": "x", "retry_at": now + 60},
+            "huge": {"since": 1e300, "failures": 1, "cause": "x", "retry_at": 1e300},
+            "string": "soon",
+            "count": {"since": now, "failures": 10**300, "cause": "x", "retry_at": now - 1},
+        }[damage]
+        with _index.transaction() as index:
+            if target in index.accounts:
+                index.accounts[target].outage = value
+
     @rule()
     def backoff_windows_end(self) -> None:
         """Time passes beyond every backoff window (their ends are moved to now)."""
         with _index.transaction() as index:
             for account in index.accounts.values():
-                if account.outage:
+                if isinstance(account.outage, dict):  # (a damaged record may be anything)
                     account.outage["retry_at"] = time.time() - 1
 
     @precondition(lambda self: self.profiles)

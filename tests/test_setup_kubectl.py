@@ -132,10 +132,15 @@ def test_print_shows_only_the_entry_it_would_write(tmp_path: pathlib.Path) -> No
 
 
 def test_users_that_kubectl_cannot_read_are_an_error_and_nothing_changes(tmp_path: pathlib.Path) -> None:
-    for text, said in (("users:\n- just-a-string\n", "users[0] is a string"), ("users:\n  me:\n    token: t\n", "`users:` is a mapping, not a list")):
+    cases = (
+        ("users:\n- just-a-string\n", "users[0] is a string", ()),
+        ("users:\n  me:\n    token: t\n", "`users:` is a mapping, not a list", ()),
+        ("clusters:\n  a:\n    server: https://127.0.0.1:9\n", "`clusters:` is a mapping, not a list", ("--context", "c", "--cluster", "a")),
+    )
+    for text, said, extra in cases:
         path = tmp_path / "config"
         path.write_text(text)
-        done = setup("--profile", "work", "--kubeconfig", str(path))
+        done = setup("--profile", "work", "--kubeconfig", str(path), *extra)
         assert done.returncode == 3 and said in done.stderr and "nothing was changed" in done.stderr, done.stderr
         assert "internal error" not in done.stderr and path.read_text() == text
         assert not (tmp_path / "config.bblogin-backup").exists()

@@ -30,8 +30,14 @@ def load_config(*, compile: bool = True) -> Config:
 IDP_FLAGS = ("issuer", "client_id", "client_secret", "provider", "connector_id", "scopes", "ca_file")
 
 
-def profile_from_args(args: argparse.Namespace, config: Config) -> Profile:
-    """The profile named by --profile, updated by any IdP flags; or an ad-hoc one from the flags."""
+def profile_from_args(args: argparse.Namespace, config: Config, *, saving: bool = False, remember: bool = True) -> Profile:
+    """The profile named by --profile, updated by any IdP flags; or an ad-hoc one from the flags.
+
+    An ad-hoc profile (``_adhoc``) is named by its request's shape, and so is a named profile
+    whose flags change what it asks for (``--profile work --scope groups``) unless ``saving``
+    (``login`` writes the flags into config.toml's profile): its hint then logs in exactly that
+    request, and config.toml's ``work`` keeps its own. ``remember``: record an ad-hoc profile,
+    so ``--profile adhoc-…`` names it everywhere (doctor, which writes nothing, passes False)."""
     given = {k: getattr(args, k, None) for k in IDP_FLAGS}
     flags: dict[str, Any] = {k: (tuple(v) if k == "scopes" else v) for k, v in given.items() if v}
     storage = "plaintext" if getattr(args, "insecure_storage", False) else None
@@ -45,21 +51,27 @@ def profile_from_args(args: argparse.Namespace, config: Config) -> Profile:
         if not (flags.get("issuer") or flags.get("provider") == "bitbucket-cloud") or not flags.get("client_id"):
             raise UsageError("a new profile needs --issuer URL and --client-id ID", hint="or name an existing profile with --profile")
         issuer = flags.get("issuer") or _config.BITBUCKET_CLOUD_URL
-        base = Profile(name=name or adhoc_profile_name(issuer, flags["client_id"]), issuer=issuer, client_id=flags["client_id"])
+        base = Profile(name=name or "adhoc", issuer=issuer, client_id=flags["client_id"])
         if flags.get("provider") and "scopes" not in flags:
             base = dataclasses.replace(base, provider=flags["provider"], scopes=_config.default_scopes(flags["provider"]))
-    if storage:
-        flags["storage"] = storage
     party = ("provider", "issuer", "client_id")  # _session.issued_for's
     if any(flags.get(k, getattr(base, k)) != getattr(base, k) for k in party):
         flags.setdefault("client_secret", None)  # the base profile's secret belongs to its own client at its own IdP
     profile = dataclasses.replace(base, **flags)
     if not _config.is_allowed_issuer(profile.issuer):
         raise UsageError(f"--issuer {profile.issuer}: must be https:// (http:// only for 127.0.0.1/localhost)")
+    if name and not saving and not adhoc and profile.shape != base.shape:
+        if base.pipelines or base.exchange_connector_id:
+            raise UsageError(f"these flags change what CI profile {name} asks for", hint=f"write a profile of its own for that request in config.toml, or drop the flags: {name} is used as it is")
+        adhoc = True  # another request than the named profile's: the ad-hoc profile of that request
+    if adhoc:
+        profile = Profile(name=adhoc_profile_name(profile.shape), **{k: getattr(profile, k) for k in _adhoc.FIELDS})
+    if storage:
+        profile = dataclasses.replace(profile, storage=storage)
     problem = _configedit.profile_problem(profile)
     if problem:
         raise UsageError(f"the flags make a profile config.toml cannot hold ({problem})", hint="fix that flag (one --scope per scope name); nothing was changed")
-    if adhoc:
+    if adhoc and remember:
         _adhoc.remember(profile)  # so `--profile adhoc-…` (the name hints print) works everywhere
     return profile
 

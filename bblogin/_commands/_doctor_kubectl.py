@@ -56,20 +56,67 @@ def _parse(flags: list[str]) -> tuple[argparse.Namespace | None, str]:
         return None, said.getvalue().strip().splitlines()[-1] if said.getvalue().strip() else "arguments bblogin kubectl does not take"
 
 
-def _resolve(command: str, kubeconfig: str, env: dict[str, str]) -> str | None:
-    """Where kubectl finds ``command``: absolute as is, a relative path from the kubeconfig's
-    directory, a bare name on PATH; None when there is nothing executable there."""
+SECRET_FLAGS = ("--client-secret",)
+API_VERSIONS = ("client.authentication.k8s.io/v1", "client.authentication.k8s.io/v1beta1")
+INTERACTIVE_MODES = ("Never", "IfAvailable", "Always")
+
+
+def _secrets(args: list[str]) -> list[str]:
+    """The values of ``args``' secret flags (``--client-secret S``, ``--client-secret=S``)."""
+    found = [a.partition("=")[2] for a in args if a.partition("=")[0] in SECRET_FLAGS and "=" in a]
+    found += [args[i + 1] for i, a in enumerate(args[:-1]) if a in SECRET_FLAGS]
+    return [v for v in found if v]
+
+
+def _masked(check: Check, args: list[str]) -> Check:
+    """``check`` with every secret flag's value from ``args`` masked, in detail and fix alike."""
+    for value in _secrets(args):
+        check.detail, check.fix = check.detail.replace(value, "***"), check.fix.replace(value, "***")
+    return check
+
+
+def _resolve(command: str, kubeconfig: str) -> str:
+    """Where kubectl looks for ``command``: absolute as is, a relative path from the kubeconfig's
+    directory; a bare name as is (found on kubectl's own PATH — this process's — never the
+    entry's ``env`` PATH: Go resolves it before it sets the child's environment)."""
     if os.sep in command or (os.altsep and os.altsep in command):
-        path = command if os.path.isabs(command) else os.path.join(os.path.dirname(os.path.abspath(kubeconfig)), command)
-        return path if os.path.isfile(path) and os.access(path, os.X_OK) else None
-    return shutil.which(command, path=env.get("PATH"))
+        return command if os.path.isabs(command) else os.path.join(os.path.dirname(os.path.abspath(kubeconfig)), command)
+    return command
+
+
+def _found(where: str) -> str | None:
+    if os.sep in where:
+        return where if os.path.isfile(where) and os.access(where, os.X_OK) else None
+    return shutil.which(where)
+
+
+def _env_problem(exec_: dict[str, Any]) -> str | None:
+    env = exec_.get("env")
+    if env is None:
+        return None
+    if not isinstance(env, list) or not all(isinstance(i, dict) and isinstance(i.get("name"), str) and isinstance(i.get("value", ""), str) for i in env):
+        return "exec.env must be a list of {name: …, value: …} entries with string values"
+    return None
+
+
+def _exec_problem(name: str, exec_: dict[str, Any]) -> str | None:
+    """What client-go refuses in the exec stanza before it starts anything, in kubectl's words."""
+    api, mode = exec_.get("apiVersion"), exec_.get("interactiveMode")
+    if not api:
+        return f"apiVersion must be specified for {name} to use exec authentication plugin"
+    if not mode and api != "client.authentication.k8s.io/v1beta1":
+        return f"interactiveMode must be specified for {name} to use exec authentication plugin"
+    if mode and mode not in INTERACTIVE_MODES:
+        return f'invalid interactiveMode for {name}: "{mode}"'
+    if api not in API_VERSIONS:
+        return f'exec plugin: invalid apiVersion "{api}"'
+    return None
 
 
 def _entry_env(exec_: dict[str, Any]) -> dict[str, str]:
     env = dict(os.environ)
     for item in exec_.get("env") or []:
-        if isinstance(item, dict) and isinstance(item.get("name"), str):
-            env[item["name"]] = str(item.get("value", ""))
+        env[item["name"]] = item.get("value", "")
     return env
 
 
@@ -106,26 +153,36 @@ def _profile_of(ns: argparse.Namespace, config: Config) -> tuple[str | None, Che
 
     shown = f"--profile {ns.profile}" if ns.profile else (f"--issuer {ns.issuer} --client-id {ns.client_id}" if ns.issuer or ns.client_id else "the default profile")
     try:
-        return profile_from_args(ns, config).name, None, shown
+        return profile_from_args(ns, config, remember=False).name, None, shown  # doctor writes nothing
     except BbloginError as exc:
         return None, Check("", "fail", f"runs bblogin kubectl with {shown}: {exc.message}", exc.hint or SETUP_FIX), shown
 
 
 def check_user(name: str, source: str, body: Any, config: Config, used_by: list[str]) -> tuple[Check, str | None] | None:
-    """The check of one user entry and the profile it runs bblogin for; None when it does not run bblogin."""
-    label = f"kubectl:{name}"
+    """The check of one user entry and the profile it runs bblogin for (secret flags' values
+    masked); None when it does not run bblogin."""
     exec_ = body.get("exec") if isinstance(body, dict) else None
     if not isinstance(exec_, dict):
         return None  # a token, a client certificate, `exec: null`: not ours
+    args = exec_.get("args") or []
+    found = _check_user(name, source, exec_, config, used_by)
+    return None if found is None else (_masked(found[0], [a for a in args if isinstance(a, str)] if isinstance(args, list) else []), found[1])
+
+
+def _check_user(name: str, source: str, exec_: dict[str, Any], config: Config, used_by: list[str]) -> tuple[Check, str | None] | None:
+    label = f"kubectl:{name}"
     command, args = exec_.get("command"), exec_.get("args") or []
     if not isinstance(command, str) or not isinstance(args, list) or not all(isinstance(a, str) for a in args):
-        mentions = "bblogin" in json.dumps([command, args], default=str)
-        if not mentions:
+        strings = [command, *(args if isinstance(args, list) else [])]
+        if not any(isinstance(v, str) and "bblogin" in v for v in strings):
             return None
         return Check(label, "fail", f"{source}: user {name}: exec.command must be a string and exec.args a list of strings", f"fix the entry, or rewrite it: {SETUP_FIX}"), None
     argv = _kubeconfig.bblogin_argv(command, args)
     if argv is None:
         return None
+    refused = _exec_problem(name, exec_) or _env_problem(exec_)
+    if refused is not None:
+        return Check(label, "fail", f"{source}: user {name}: kubectl refuses the entry ({refused})", f"fix the entry's exec (apiVersion: {API_VERSIONS[0]}, interactiveMode: IfAvailable or Never), or rewrite it: {SETUP_FIX}"), None
     if argv[:1] != ["kubectl"]:
         return Check(label, "fail", f"{source}: user {name}: runs `bblogin {' '.join(argv)}`, not the kubectl credential plugin (`bblogin kubectl`)", f"rewrite the entry: {SETUP_FIX}"), None
     flags = argv[1:]
@@ -142,21 +199,23 @@ def check_user(name: str, source: str, body: Any, config: Config, used_by: list[
 def _wiring(label: str, name: str, source: str, exec_: dict[str, Any], ns: argparse.Namespace, shown: str, profile: str, used_by: list[str]) -> Check:
     """Whether kubectl can start the entry, and what it answers when it does."""
     command, args = exec_["command"], exec_.get("args") or []
-    env = _entry_env(exec_)
-    where = _resolve(command, source, env)
+    where = _resolve(command, source)
+    found = _found(where)
     rewrite = f"bblogin setup kubectl --profile {ns.profile}" + (f" --user {name}" if name != f"bblogin-{ns.profile}" else "") if ns.profile else "reinstall bblogin where the entry says, or fix exec.command"
-    if where is None:
-        kubectl_says = f"fork/exec {command}: no such file or directory" if os.sep in command else f'exec: executable {command} not found in $PATH'
-        return Check(label, "fail", f"{source}: user {name}: its command {command} does not exist, so kubectl cannot start it ({kubectl_says}): a moved or removed install", rewrite)
+    if found is None:
+        kubectl_says = f"fork/exec {where}: no such file or directory" if os.sep in where else f"getting credentials: exec: executable {command} not found"
+        return Check(label, "fail", f"{source}: user {name}: its command {command} does not exist where kubectl looks (its own PATH, not the entry's env), so kubectl cannot start it ({kubectl_says}): a moved or removed install", rewrite)
     launcher = next((a for a in args if a.endswith(".py")), None)
     if launcher is not None and not os.path.isfile(launcher):
         return Check(label, "fail", f"{source}: user {name}: bblogin's launcher {launcher} is gone (a moved or upgraded install): kubectl gets exit 2, \"can't open file\"", rewrite)
-    code, stderr, credential = _run(where, args, exec_, env)
-    contexts = f"context {', '.join(used_by)}" if used_by else "no context uses it"
+    if not used_by:  # kubectl never starts it: neither does doctor
+        return Check(label, "warn", f"runs bblogin for {profile} ({shown}), but no context uses user {name}: kubectl never runs it (doctor did not either)", f"kubectl config set-context NAME --cluster CLUSTER --user {name}")
+    code, stderr, credential = _run(found, args, exec_, _entry_env(exec_))
+    contexts = f"context {', '.join(used_by)}"
     if code == 0 and credential is not None and isinstance((credential.get("status") or {}).get("token"), str):
         until = (credential.get("status") or {}).get("expirationTimestamp") or "no expiry"
-        if not used_by:
-            return Check(label, "warn", f"runs bblogin for {profile} ({shown}) and answers, but no context uses user {name}: kubectl never runs it", f"kubectl config set-context NAME --cluster CLUSTER --user {name}")
+        if exec_.get("interactiveMode") == "Always":
+            return Check(label, "warn", f"{contexts}: bblogin kubectl for {profile} answers, but with interactiveMode: Always kubectl refuses to run it without a terminal (scripts, CI, editors)", "set interactiveMode: IfAvailable")
         return Check(label, "ok", f"{contexts}: bblogin kubectl for {profile} answers with a token valid until {until}")
     message, hint = _said(stderr)
     if code == EXIT_LOGIN_REQUIRED:

@@ -35,7 +35,7 @@ def checks(config: Config) -> list[Check]:
 
 def _route(profile: Profile) -> Check:
     from bblogin import _proxy
-    from bblogin._http import make_client, request
+    from bblogin._http import make_client, reach
 
     name = f"network:{profile.name}"
     git_url = profile.issuer if profile.provider in BITBUCKET_PROVIDERS else None
@@ -44,10 +44,9 @@ def _route(profile: Profile) -> Check:
         choice = _proxy.choose(profile.issuer, profile_proxy=profile.proxy, git_proxy=git.proxy)
         with make_client(ca_file=profile.ca_file, proxy=profile.proxy, git_url=git_url, timeout=5) as http:
             way = f"via the proxy {choice.shown()} (from {choice.source})" if choice else _direct_reason(profile)
+            response = reach(http, profile.issuer)  # any answer, a redirect too (a Bitbucket root): the way and TLS work
             if not profile.issuer.startswith("https://"):
-                request(http, "GET", profile.issuer, what=f"reaching {profile.issuer}")
                 return Check(name, "ok", f"{profile.issuer}: {way}; plain http on loopback, no TLS")
-            response = request(http, "GET", profile.issuer, what=f"reaching {profile.issuer}")
             return Check(name, "ok", f"{urllib.parse.urlsplit(profile.issuer).netloc} {way}: TLS handshake ok{_tls_summary(response)}")
     except BbloginError as exc:
         return Check(name, "fail", exc.message, exc.hint)
@@ -62,7 +61,7 @@ def _direct_reason(profile: Profile) -> str:
         return "direct (loopback is never proxied)"
     if profile.proxy is not None:
         return "direct (the profile's proxy = \"direct\")"
-    if _proxy.bypassed(host, parts.port or _proxy.default_port(parts.scheme), _proxy.no_proxy_of(os.environ)):
+    if _proxy.bypassed(host, _proxy.no_proxy_of(os.environ)):
         return "direct (NO_PROXY names it)"
     return "direct (no proxy set)"
 

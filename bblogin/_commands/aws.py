@@ -37,17 +37,18 @@ def require_role(args: argparse.Namespace) -> None:
         raise UsageError("--role-arn ARN is required", hint="bblogin aws --role-arn arn:aws:iam::ACCOUNT:role/NAME; or `bblogin aws trust-policy --account-id ID` for the role's trust policy")
 
 
-def _web_identity_token(args: argparse.Namespace) -> tuple[str, bool]:
-    """The token, and whether it is a CI token bblogin cannot renew (it expires with the step)."""
+def _web_identity_token(args: argparse.Namespace) -> tuple[str, bool, str | None]:
+    """The token; whether it is a CI token bblogin cannot renew (it expires with the step); and
+    the profile's ``proxy`` (its requests, STS's included, go through it), None for a CI token."""
     if args.from_env:
-        return subject_token(args.from_env), True
+        return subject_token(args.from_env), True, None
     if os.environ.get(PIPELINES_ENV):
-        return subject_token(PIPELINES_ENV), True
+        return subject_token(PIPELINES_ENV), True, None
     from bblogin._session import get_credential
 
     config = load_config()
     profile = config.profile(args.profile)
-    return get_credential(profile, kind="id_token", account=account_from_args(args, profile), interactive=Gate("aws", no_login=args.no_login)).token, False
+    return get_credential(profile, kind="id_token", account=account_from_args(args, profile), interactive=Gate("aws", no_login=args.no_login)).token, False, profile.proxy
 
 
 def _session_name(args: argparse.Namespace, claims: dict) -> str:
@@ -116,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     endpoint = args.sts_endpoint or default_endpoint()
     if not is_allowed_issuer(endpoint):
         raise UsageError("--sts-endpoint must be https:// (http:// only on 127.0.0.1)")
-    token, from_ci = _web_identity_token(args)
+    token, from_ci, proxy = _web_identity_token(args)
     claims = unverified_claims(token) or {}
     session_name = _session_name(args, claims)
     key = cache_key(args.role_arn, session_name, claims, endpoint, duration)
@@ -140,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
     warning = drift(claims, duration, args.from_env or PIPELINES_ENV) if from_ci else None
     if warning:
         say(warning)
-    with make_client() as http:
+    with make_client(proxy=proxy) as http:
         try:
             creds = assume_role(http, endpoint, role_arn=args.role_arn, session_name=session_name, token=token, duration=duration)
         except STSError as exc:

@@ -70,14 +70,14 @@ def _keyring() -> Check:
 
 
 def _idp(profile: Profile) -> list[Check]:
-    from bblogin._http import make_client, request
+    from bblogin._http import make_client, reach, request
 
     name = f"idp:{profile.name}"
     try:
         git_url = profile.issuer if profile.provider != "oidc" else None  # Bitbucket: git's proxy and CA apply
         with make_client(ca_file=profile.ca_file, proxy=profile.proxy, git_url=git_url, timeout=5) as http:
             if profile.provider != "oidc":
-                response = request(http, "GET", profile.issuer, what=f"reaching {profile.issuer}")
+                response = reach(http, profile.issuer)  # a Bitbucket root answers 302 (to /dashboard): it answers
                 checks = [Check(name, "ok", f"{profile.issuer} answers (HTTP {response.status_code})")]
             else:
                 from bblogin._oidc._discovery import discover
@@ -238,33 +238,44 @@ def _run_helper(entry: HelperEntry, url: str, username: str | None) -> tuple[str
     return "fail", f"the helper at {entry.where} runs, but no answer comes for {url}: {why}"
 
 
-def _probe(host: GitHost, profile: Profile, account: Account, kind: str) -> int | str:
+def _probe(host: GitHost, profile: Profile, account: Account, kind: str) -> int | BbloginError:
     """HTTP status of git's first request (``info/refs?service=git-upload-pack``) to ``host``
-    with the account's ``kind`` token, sent as the helper would hand it to git; a string when the
-    host cannot be reached. Raises LoginRequired when there is no such token without a login."""
+    with the account's ``kind`` token, sent as the helper would hand it to git, the way git goes
+    there: git's ``http.proxy``/``http.sslCAInfo`` for the host and the environment's proxies —
+    and the profile's ``proxy`` and ``ca_file`` when the host is the profile's issuer (a Bitbucket
+    profile, where the IdP is the git host). The error naming the proxy or the certificate when
+    the host cannot be reached. Raises LoginRequired when there is no such token without a login."""
     from dataclasses import asdict
 
-    import httpx
-
     from bblogin import _gitcred
-    from bblogin._http import make_client
+    from bblogin._http import client_for_url, reach
     from bblogin._session import get_credential
 
     cred = get_credential(profile, kind=kind, account=account, interactive=False)
     request = {"capability[]": ["authtype"]} if host.authtype == "bearer" else {}
     fields = dict(_gitcred.answer_fields(asdict(host), asdict(profile), asdict(cred.account), cred.token, cred.expires_at, request))
     auth = {"Authorization": f"Bearer {fields['credential']}"} if "credential" in fields else None
+    url = f"{host.url}/info/refs"
+    issuers = _origin(profile.issuer) == _origin(host.url)
     try:
-        with make_client(timeout=5) as http:  # never follows a redirect: the token stays with this host
-            response = http.get(
-                f"{host.url}/info/refs",
+        with client_for_url(url, ca_file=profile.ca_file if issuers else None, proxy=profile.proxy if issuers else None, git_url=host.url, timeout=5) as http:
+            response = reach(  # never follows a redirect: the token stays with this host
+                http,
+                url,
                 params={"service": "git-upload-pack"},
                 headers={**(auth or {}), "Git-Protocol": "version=2", "Accept": "*/*"},
                 auth=None if auth else (fields["username"], fields["password"]),
             )
-    except httpx.HTTPError as exc:
-        return f"cannot reach it ({type(exc).__name__})"
+    except BbloginError as exc:
+        return exc
     return response.status_code
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port or {"https": 443, "http": 80}.get(parts.scheme.lower())
 
 
 def _git_auth(config: Config) -> list[Check]:
@@ -293,8 +304,8 @@ def _git_auth(config: Config) -> list[Check]:
         except BbloginError as exc:
             checks.append(Check(name, "warn", f"no {said} to check {host.url} with: {exc.message}", exc.hint))
             continue
-        if isinstance(status, str):
-            checks.append(Check(name, "warn", f"{host.url}: {status}"))
+        if isinstance(status, BbloginError):
+            checks.append(Check(name, "warn", f"{host.url}: cannot reach it: {status.message}", status.hint))
         elif status in (401, 403):  # only the configured kind is ever sent: the other may carry more (an ID token's email, groups)
             fix = f"bblogin setup git --host {host.url} --profile {profile.name} --token {other}  (if the server takes {other.replace('_', ' ')}s; else check that {account.label} may use it)"
             checks.append(Check(name, "fail", f"{host.url} refuses the {said} bblogin sends for {account.label} (HTTP {status})", fix))

@@ -11,7 +11,7 @@ from bblogin._store import SecretStore
 
 
 def run(args: argparse.Namespace) -> int:
-    profile = profile_from_args(args, load_config())
+    profile = profile_from_args(args, load_config(), saving=True)
     options = LoginOptions(flow=args.flow, open_browser=not args.no_browser, listen_port=args.listen, timeout=args.timeout)
     store = SecretStore(profile.storage)
     store.check()  # before the browser: a sign-in whose tokens cannot be stored is wasted

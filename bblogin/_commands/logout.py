@@ -12,6 +12,7 @@ import argparse
 
 from bblogin import _gitconfig, _index
 from bblogin._commands._common import load_config, say
+from bblogin._config import Config
 from bblogin._errors import AccountNotFound, UsageError
 from bblogin._index import Account
 from bblogin._session import logout, profile_for
@@ -47,10 +48,22 @@ def run(args: argparse.Namespace) -> int:
         if told:
             say(f"Told git to forget {account.label}'s credentials for {', '.join(told)} (git credential reject: store, cache and keychain helpers drop them).")
         _say_who_is_active_now(before, account.id, leaving)
+        _forget_adhoc(config, leaving)
     cleaned = _forget_unreadable() if args.all else 0
     if not targets and not cleaned:
         say("No accounts to log out.")
     return 0
+
+
+def _forget_adhoc(config: Config, profiles: list[str]) -> None:
+    """An ad-hoc profile (``_adhoc``) whose last login left is forgotten: `bblogin profiles` and
+    completion stop offering it; its kubeconfig entry's next call records it again."""
+    from bblogin import _adhoc
+
+    index = _index.load()
+    for name in profiles:
+        if name in config.adhoc and name not in config.profiles and not index.for_profile(name) and _adhoc.forget(name):
+            say(f"Forgot ad-hoc profile {name} (no login left; its kubeconfig entry records it again when it runs).")
 
 
 def _forget_unreadable() -> int:

@@ -11,6 +11,7 @@ and records ``[git."URL"]`` in bblogin's config.toml so the helper knows which p
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import re
 import shlex
@@ -96,15 +97,17 @@ def _refuse_changing_for_one_repository(existing: _config.GitHost, host: _config
         f"config.toml binds {url} to profile {existing.profile} for every repository; --file {file} edits only that file's helper entries, "
         f"so it cannot change that for one repository ({', '.join(changes)}): nothing was changed",
         hint=(
-            f"bind this repository's own URL instead (the longest matching prefix wins): "
+            f"bind this repository's URL instead (the longest matching prefix wins; it holds for that URL wherever git sends its path, not for this clone alone): "
             f"bblogin setup git --file {file} --host {narrower} {flags}; or, to change {url} for every repository, run it without --file"
         ),
     )
 
 
 def run(args: argparse.Namespace) -> int:
-    url = _url(args.host)
     scope = ["--file", args.file] if args.file else ["--global"]
+    if args.remove and _config.git_url_problem(args.host) and any(h.url == args.host and h.problem for h in load_config().git_hosts):
+        return _remove(args.host, scope, args.file)  # a bad key already in config.toml: --remove takes it as written
+    url = _url(args.host)
     if args.remove:
         return _remove(url, scope, args.file)
     if not args.profile:
@@ -124,6 +127,12 @@ def run(args: argparse.Namespace) -> int:
         authtype=args.authtype or (existing.authtype if existing else "basic"),
         token=args.token or (existing.token if existing else "access_token"),
     )
+    no_id_token = profile.provider in _config.BITBUCKET_PROVIDERS  # Bitbucket issues no ID token
+    if no_id_token and args.token == "id_token":
+        raise UsageError(f"--token id_token: profile {profile.name} is {profile.provider}, and Bitbucket issues no ID token: git would get no answer", hint="leave --token out (git gets the access token)")
+    if no_id_token and host.token == "id_token":  # kept from the host's earlier profile
+        host = dataclasses.replace(host, token="access_token")
+        say(f"note: {url} answered with {existing.profile if existing else 'its earlier profile'}'s id token; {profile.name} is {profile.provider}, which has none, so git gets the access token now.")
     if args.file and existing is not None and existing.profile in config.profiles and existing != host:
         raise _refuse_changing_for_one_repository(existing, host, args.file, scope)
     lines = [f'[credential "{url}"]', "\thelper =", f"\thelper = {_ini_value(helper)}"] + (["\tuseHttpPath = true"] if has_path else [])
@@ -152,6 +161,8 @@ def run(args: argparse.Namespace) -> int:
     if args.file:
         say(f"git: config.toml binds {url} to {profile.name} for every repository whose git config asks bblogin for it; {where} does.")
     say(f"git: the empty `helper =` in {where} switches off the helpers configured before it for {url}; helpers configured after it (a repository's config, a later line, an include) still run.")
+    for value in switched_off(url, scope):
+        say(f"note: in {where}, [credential \"{url}\"] helper = {_gitconfig.shown(value)} comes before bblogin's empty `helper =`, which switches it off for {url} (your line stays; remove it if you no longer want it).")
     _warn_about_other_helpers(url, _repository_of(args.file))
     return 0
 
@@ -172,56 +183,143 @@ def _warn_about_other_helpers(url: str, cwd: str | None) -> None:
             say(f"warning: for {where}, {_gitconfig.explain(position, entry)}")
 
 
+def _values(scope: list[str], key: str) -> list[str]:
+    """Every value of ``key``, in order; a value with an escaped newline stays one value."""
+    return _git_config(scope, "--null", "--get-all", key, check=False).stdout.split("\0")[:-1]
+
+
+def _ours(values: list[str]) -> list[int]:
+    """The positions of bblogin's lines among a key's values: each bblogin helper and the empty
+    ``helper =`` right before it (setup writes them as a pair)."""
+    out: list[int] = []
+    for i, value in enumerate(values):
+        if _gitconfig.is_bblogin_helper(value):
+            out += ([i - 1] if i and values[i - 1] == "" and i - 1 not in out else []) + [i]
+    return out
+
+
+_RECORD = "git-setup.json"  # what setup wrote that the user may also have written: useHttpPath
+
+
+def _record_key(scope: list[str], url: str) -> str:
+    return ("global" if scope == ["--global"] else os.path.abspath(scope[1])) + " " + url
+
+
+def _record(change: dict[str, object]) -> dict[str, object]:
+    """Merge ``change`` into setup's record (None removes a key); the record."""
+    import json
+
+    from bblogin import _files, _paths
+
+    path = os.path.join(_paths.state_dir(), _RECORD)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            record = json.load(fh)
+        record = record if isinstance(record, dict) else {}
+    except (OSError, ValueError):
+        record = {}
+    if change:
+        record.update(change)
+        record = {k: v for k, v in record.items() if v is not None}
+        _files.atomic_write_json(path, record)
+    return record
+
+
 def write_helper(url: str, scope: list[str]) -> bool:
-    """Write ``[credential "URL"]``'s empty ``helper =``, bblogin's helper and, for a prefix with a
-    path, ``useHttpPath`` into the git config ``scope`` (``--global`` or ``--file PATH``).
+    """Write ``[credential "URL"]``'s empty ``helper =`` and bblogin's helper (after the user's own
+    lines, which stay) and, for a prefix with a path, ``useHttpPath`` into the git config ``scope``
+    (``--global`` or ``--file PATH``). An older bblogin helper is replaced where it stands.
     ``url`` is normalised. True when something changed."""
     helper = helper_value()
     key = f"credential.{url}.helper"
-    current = _git_config(scope, "--get-all", key, check=False).stdout.splitlines()
-    if current != ["", helper]:
-        _git_config(scope, "--unset-all", key)
+    values = _values(scope, key)
+    ours = _ours(values)
+    changed = False
+    if ours and values[ours[0]] == "":  # bblogin's pair is there: bring its helper up to date in place
+        for old in dict.fromkeys(values[i] for i in ours if values[i] and values[i] != helper):
+            _git_config(scope, "--replace-all", "--fixed-value", key, helper, old)
+            changed = True
+    else:
+        for old in dict.fromkeys(values[i] for i in ours):  # a bblogin helper without its reset: setup's pair replaces it
+            _git_config(scope, "--unset-all", "--fixed-value", key, old)
         _git_config(scope, "--add", key, "")
         _git_config(scope, "--add", key, helper)
-    if "/" in url.split("://", 1)[1] and _git_config(scope, "--get", f"credential.{url}.useHttpPath", check=False).stdout.strip() != "true":
-        _git_config(scope, f"credential.{url}.useHttpPath", "true")
-        return True
-    return current != ["", helper]
+        changed = True
+    if "/" in url.split("://", 1)[1]:
+        before = _git_config(scope, "--get", f"credential.{url}.useHttpPath", check=False)
+        if before.stdout.strip() != "true":
+            _git_config(scope, f"credential.{url}.useHttpPath", "true")
+            _record({_record_key(scope, url): {"useHttpPath": before.stdout.strip() if before.returncode == 0 else ""}})
+            changed = True
+    return changed
+
+
+def switched_off(url: str, scope: list[str]) -> list[str]:
+    """The user's own helper values under ``[credential "URL"]`` that bblogin's reset switches off."""
+    values = _values(scope, f"credential.{url}.helper")
+    ours = _ours(values)
+    before = values[: ours[0]] if ours else []
+    last_reset = max((i for i, v in enumerate(before) if v == ""), default=-1)
+    return [v for v in before[last_reset + 1 :] if v]
 
 
 def remove_helper(url: str, scope: list[str]) -> list[str]:
-    """Remove from the git config ``scope`` what ``write_helper`` writes for ``url`` — bblogin's
-    helper, the empty ``helper =`` before it, ``useHttpPath`` for a prefix with a path, the section
-    once nothing else is left — under every spelling of the URL. Other helpers stay. The
-    ``credential.<section>`` names edited."""
+    """Remove from the git config ``scope`` exactly what ``write_helper`` writes for ``url`` —
+    bblogin's helper and the empty ``helper =`` before it, ``useHttpPath`` when setup set it (back
+    to what it was), the section once nothing else is left — under every spelling of the URL. The
+    user's own lines stay where they are. The ``credential.<section>`` names edited."""
     names = _git_config(scope, "--name-only", "--list", check=False).stdout.splitlines()
     sections = {n[len("credential.") : n.rfind(".")] for n in names if n.startswith("credential.") and n.count(".") >= 2}
     edited = []
     for section in sorted(s for s in sections if _config.normalize_git_url(s) == url):
         key = f"credential.{section}.helper"
-        values = _git_config(scope, "--get-all", key, check=False).stdout.splitlines()
-        keep = [v for i, v in enumerate(values) if not _gitconfig.is_bblogin_helper(v) and not (v == "" and i + 1 < len(values) and _gitconfig.is_bblogin_helper(values[i + 1]))]
-        if keep != values:
-            _git_config(scope, "--unset-all", key)
-            for value in keep:
-                _git_config(scope, "--add", key, value)
-            if "/" in url.split("://", 1)[1]:
-                _git_config(scope, "--unset-all", f"credential.{section}.useHttpPath")
+        values = _values(scope, key)
+        ours = _ours(values)
+        if ours:
+            for value in dict.fromkeys(values[i] for i in ours if values[i]):
+                _git_config(scope, "--unset-all", "--fixed-value", key, value)
+            if any(values[i] == "" for i in ours):
+                if values.count("") == sum(values[i] == "" for i in ours):
+                    _git_config(scope, "--unset-all", "--fixed-value", key, "")
+                else:  # the user has resets of their own too: git cannot unset one by position, so rewrite the key
+                    keep = [v for i, v in enumerate(values) if i not in ours]
+                    _git_config(scope, "--unset-all", key)
+                    for value in keep:
+                        _git_config(scope, "--add", key, value)
             edited.append(section)
+        recorded = _record({}).get(_record_key(scope, section))
+        if isinstance(recorded, dict) and "useHttpPath" in recorded:
+            prior = recorded["useHttpPath"]
+            _git_config(scope, *(["--unset-all", f"credential.{section}.useHttpPath"] if not prior else [f"credential.{section}.useHttpPath", str(prior)]))
+            _record({_record_key(scope, section): None})
+            edited += [] if section in edited else [section]
         rest = [n for n in _git_config(scope, "--name-only", "--list", check=False).stdout.splitlines() if n.startswith(f"credential.{section}.")]
         if not rest:
             _git_config(scope, "--remove-section", f"credential.{section}", check=False)
     return edited
 
 
+def _still_asking(url: str) -> str | None:
+    """Where git's configuration seen from here (global, system, this directory's repository)
+    still has a bblogin helper under ``[credential "URL"]`` (any spelling): the first such line."""
+    try:
+        found = _gitconfig.entries()
+    except _gitconfig.GitUnavailable:
+        return None
+    return next((e.where for e in found if e.is_bblogin and e.url and not _config.git_url_problem(e.url) and _config.normalize_git_url(e.url) == url), None)
+
+
 def _remove(url: str, scope: list[str], file: str | None) -> int:
     """Undo `setup git` for ``url``: its ``[git."URL"]`` in config.toml and ``remove_helper``."""
     config = _config.load()
     edited = remove_helper(url, scope)  # git's config first: if git fails, config.toml still names the host
-    removed = _configedit.remove_git_host(url) if any(h.url == url for h in config.git_hosts) else []
     where = file or "your global git config"
+    still = _still_asking(url) if file and any(h.url == url for h in config.git_hosts) else None
+    removed = _configedit.remove_git_host(url) if not still and any(h.url == url for h in config.git_hosts) else []
+    if still:
+        say(f"git: kept [git.\"{url}\"] in config.toml: {still} still asks bblogin for {url} (`setup git --remove --host {url}` there removes both).")
     if not removed and not edited:
-        say(f"git: nothing to remove for {url}: config.toml has no such host and {where} no bblogin helper for it.")
+        say(f"git: nothing to remove for {url}: {where} has no bblogin helper for it" + ("." if still else " and config.toml no such host."))
         return 0
     say(
         f"git: removed {url}: "

@@ -623,11 +623,18 @@ def _apply(result: Plan, state: State, record: Record) -> None:
 
 def _logins(bundle: _team.Bundle) -> None:
     """One login per distinct request (profiles asking for the same tokens share one), skipping
-    those already logged in. A login that cannot run here is said, not fatal: doctor follows."""
+    those already logged in. A login that cannot run here is said, not fatal: doctor follows.
+    Only where a person can finish it (``_interactive``'s one rule, as for kubectl and git):
+    `--yes` is also the script form (a devcontainer's postCreateCommand, provisioning, cron),
+    and there no browser opens and no device code goes into a log; the commands to run later
+    are said instead."""
     from bblogin import _index
     from bblogin._commands import login
     from bblogin._index import Account
+    from bblogin._interactive import Gate
     from bblogin._session import join, visible_account
+
+    gate = Gate("cli")
 
     config = load_config(compile=False)
     done: dict[tuple[str, str], Account] = {}  # (shape, storage) -> the token set its login made
@@ -643,6 +650,10 @@ def _logins(bundle: _team.Bundle) -> None:
         if shared is not None:  # it asks for exactly what an earlier profile's login got
             join(profile, shared)
             say(f"Profile {name} uses the login of {shared.label}: it asks for exactly the same.")
+            continue
+        if not gate:
+            say(f"Profile {name}: not logged in; no login started: {gate.decision.reason}")
+            say(f"  later: bblogin login --profile {name}")
             continue
         say(f"Logging in for profile {name} at {profile.issuer}…")
         try:

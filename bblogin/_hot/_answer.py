@@ -28,7 +28,9 @@ if TYPE_CHECKING:
 # --provider and --scope are not here: they change which profile the full path builds (and argparse
 # checks --provider's choices), so the hot path leaves them to it.
 PIPELINES_ENV = "BITBUCKET_STEP_OIDC_TOKEN"
-_KUBECTL_VALUE_FLAGS = ("--profile", "-p", "--account", "-a", "--issuer", "--client-id", "--client-secret", "--connector-id", "--ca-file")
+_KUBECTL_VALUE_FLAGS = ("--profile", "-p", "--account", "-a", "--issuer", "--client-id", "--client-secret", "--connector-id", "--ca-file", "--scope", "--provider")
+_REPEATABLE = ("--scope",)  # argparse's action="append": every value, in order
+_CHOICES = {"--provider": ("oidc", "bitbucket-cloud", "bitbucket-dc")}  # argparse's choices= (_config.PROVIDERS)
 _ALIASES = {"-p": "--profile", "-a": "--account"}
 MAX_PLAINTEXT_BYTES = 1 << 20
 MAX_PARTS = 64  # 64 KB of token: far beyond any IdP's, and a bound on what a bad header asks for
@@ -36,7 +38,8 @@ MAX_PARTS = 64  # 64 KB of token: far beyond any IdP's, and a bound on what a ba
 
 def _parse(argv: list[str], value_flags: tuple[str, ...], bool_flags: tuple[str, ...]) -> dict | None:
     """A strict subset of the argparse grammar, keyed by each flag's long name; None for anything
-    else, and argparse will judge it. Declined: a flag given twice under any of its names
+    else, and argparse will judge it. A repeatable flag (``_REPEATABLE``) gives the list of its
+    values. Declined: any other flag given twice under any of its names
     (argparse keeps the last, a hand-written parser easily the first), a separate value that
     starts with "-" (argparse may read it as a flag), ``-x=value``, abbreviations."""
     out: dict = {}
@@ -57,9 +60,14 @@ def _parse(argv: list[str], value_flags: tuple[str, ...], bool_flags: tuple[str,
         else:
             return None
         name = _ALIASES.get(name, name)
-        if name in out:
+        if value not in _CHOICES.get(name, (value,)):
             return None
-        out[name] = value
+        if name in _REPEATABLE:
+            out.setdefault(name, []).append(value)
+        elif name in out:
+            return None
+        else:
+            out[name] = value
         i += 1
     return out
 
@@ -194,10 +202,17 @@ def read_secret(account_id: str, kind: str, storage: str = "keyring", timeout: f
 _BOOTTIME = getattr(time, "CLOCK_BOOTTIME", None)
 
 
-def idp_offset(account: dict) -> int | None:
+STEP_DOUBT = 30  # seconds of doubt added to IdP time when the clock was stepped since the offset was measured
+
+
+def idp_offset(account: dict, stepped: bool = False) -> int | None:
     """Seconds to add to this machine's clock to get the IdP's, as last measured (``_clock``
     stores it in the index; 0 when never measured). None when this machine's clock has been
-    stepped since (its boot epoch moved): the offset no longer holds, measure again first."""
+    stepped since (its boot epoch moved): the offset no longer holds, measure again first —
+    unless ``stepped`` (the IdP cannot be asked: an outage fallback): then the latest IdP time
+    any reading allows — this machine's clock as it is, the old offset, the old one corrected by
+    the step (the boot clock never steps) — plus STEP_DOUBT, so a plainly valid token is still
+    served and a doubtful one is not."""
     clock = account.get("clock")
     if clock is None:
         return 0
@@ -205,8 +220,13 @@ def idp_offset(account: dict) -> int | None:
     if not isinstance(offset, int) or isinstance(offset, bool) or not -86400 <= offset <= 86400:  # _clock.CAP
         return None
     epoch = clock.get("epoch")
-    if isinstance(epoch, (int, float)) and _BOOTTIME is not None and abs(time.time() - time.clock_gettime(_BOOTTIME) - epoch) > 5.0:  # _clock.STEP_TOLERANCE
-        return None
+    if isinstance(epoch, (int, float)) and _BOOTTIME is not None:
+        moved = time.time() - time.clock_gettime(_BOOTTIME) - epoch  # the wall clock's step since the measurement
+        if abs(moved) > 5.0:  # _clock.STEP_TOLERANCE
+            if not stepped:
+                return None
+            readings = [0, offset] + ([offset - round(moved)] if abs(moved) <= 86400 else [])  # a step beyond a day: a boot clock not to trust
+            return max(readings) + STEP_DOUBT
     return offset
 
 
@@ -226,10 +246,32 @@ def effective_margin(margin: int, info: dict) -> int:
 MAX_WINDOW = 2100  # _outage.RETRY_AFTER_CAP + CAP: a later retry_at is a damaged record, not a window
 
 
+MAX_FAILURES = 100_000  # _outage counts failed attempts up to this (years of a failing IdP); more is damage
+_BELIEVABLE = (946_684_800.0, 4_102_444_800.0)  # 2000 to 2100: an outage time outside is a damaged record
+
+
+def _believable_time(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and _BELIEVABLE[0] <= value <= _BELIEVABLE[1]  # NaN, inf: False
+
+
+def whole_outage(outage: object) -> "dict | None":
+    """An account's recorded IdP outage (``_outage``) when it is whole — believable times, a
+    count, a cause — else None: a damaged record (an edited or corrupt accounts.json: NaN,
+    Infinity, 1e300, a string) is no record, never an exception."""
+    if not isinstance(outage, dict):
+        return None
+    failures = outage.get("failures")
+    if not (_believable_time(outage.get("since")) and _believable_time(outage.get("retry_at")) and isinstance(outage.get("cause"), str)):
+        return None
+    if not isinstance(failures, int) or isinstance(failures, bool) or not 1 <= failures <= MAX_FAILURES:
+        return None
+    return outage
+
+
 def in_backoff(outage: object, now: float) -> bool:
     """Whether an account's recorded IdP outage (``_outage``) says: do not try before a later time."""
-    retry_at = outage.get("retry_at") if isinstance(outage, dict) else None
-    return isinstance(retry_at, (int, float)) and not isinstance(retry_at, bool) and now < retry_at <= now + MAX_WINDOW
+    whole = whole_outage(outage)
+    return whole is not None and now < whole["retry_at"] <= now + MAX_WINDOW
 
 
 def _needed(profile: dict, account: dict, info: dict, floor: "int | None") -> "int | None":
@@ -240,7 +282,7 @@ def _needed(profile: dict, account: dict, info: dict, floor: "int | None") -> "i
         return floor
     outage = account.get("outage")
     waiting = in_backoff(outage, time.time())
-    if isinstance(outage, dict) and outage.get("identity_pending") and not waiting:
+    if isinstance(outage, dict) and outage.get("identity_pending") and (not waiting or whole_outage(outage) is None):
         return None
     margin = effective_margin(profile.get("refresh_margin", 60), info)
     return min(margin, OUTAGE_FLOOR) if waiting else margin
@@ -256,7 +298,7 @@ def cached_token(profile: dict, account: dict, kind: str, read: "Callable[[str, 
     on the local clock because kubectl and git compare it with the local clock."""
     info = (account.get("tokens") or {}).get(kind) or {}
     expires_at = info.get("expires_at")
-    offset = idp_offset(account)
+    offset = idp_offset(account, stepped=floor is not None or in_backoff(account.get("outage"), time.time()))  # serving through an outage
     needed = _needed(profile, account, info, floor)
     if offset is None or needed is None or not isinstance(expires_at, int) or expires_at <= time.time() + offset + needed:
         return None
@@ -290,8 +332,8 @@ def outage_notice(profile: dict, account: dict, kind: str, expires_at: int) -> "
     """The one stderr line for a token served inside its refresh margin because the IdP is
     failing (``expires_at`` on this machine's clock); None when the token is not inside its
     margin or no outage is recorded. The full path prints the same line (``_session``)."""
-    outage = account.get("outage")
-    if not isinstance(outage, dict) or not isinstance(outage.get("since"), (int, float)):
+    outage = whole_outage(account.get("outage"))
+    if outage is None:
         return None
     info = (account.get("tokens") or {}).get(kind) or {}
     now = time.time()
@@ -299,16 +341,20 @@ def outage_notice(profile: dict, account: dict, kind: str, expires_at: int) -> "
         return None
     retry_at = outage.get("retry_at")
     retry = f"; next try at {_clock_time(retry_at)}" if in_backoff(outage, now) else ""
+    party = outage.get("party")
+    who = party if isinstance(party, str) and party.isprintable() else "the identity provider"  # a proxy that failed is named
     return (
-        f"bblogin: the identity provider is failing (since {_clock_time(outage['since'])}): serving the cached "
+        f"bblogin: {who} is failing (since {_clock_time(outage['since'])}): serving the cached "
         f"{kind.replace('_', ' ').replace('id ', 'ID ')}, valid until {_clock_time(expires_at)}{retry} (-v: why; `bblogin refresh`: try now)\n"
     )
 
 
-def adhoc_profile_name(issuer: str, client_id: str) -> str:
-    """The profile name for a self-contained ``kubectl --issuer … --client-id …`` entry: stable
-    in (issuer, client id) only, so changing scopes or flag order never orphans the cache."""
-    return "adhoc-" + _mirror._sha256()(f"{issuer}\n{client_id}".encode()).hexdigest()[:12]  # not hashlib: it loads OpenSSL
+def adhoc_profile_name(shape: str) -> str:
+    """The profile name for a ``kubectl --issuer … --client-id …`` entry (or flags that change a
+    profile's request): named by the request's whole shape (``_shape.shape_of``: provider, issuer,
+    client, scopes, connector, extra parameters), so two entries that ask for other tokens are two
+    profiles with their own token sets, and reordering scopes never orphans a login."""
+    return "adhoc-" + shape[:12]
 
 
 def kubectl(argv: list[str]) -> bytes | None:
@@ -325,18 +371,21 @@ def kubectl(argv: list[str]) -> bytes | None:
     issuer, client_id = opts.get("--issuer"), opts.get("--client-id")
     name: str | None
     profile: dict | None
+    scopes = opts.get("--scope")
+    if opts.get("--provider", "oidc") != "oidc" or (scopes is not None and not all(s and " " not in s for s in scopes)):
+        return None  # a Bitbucket provider, a scope config.toml could not hold: the full path says why
     if issuer or client_id:
         if not (issuer and client_id) or "--profile" in opts:
             return None
-        name = adhoc_profile_name(issuer, client_id)
         from bblogin._shape import DEFAULT_OIDC_SCOPES, shape_of
 
-        shape = shape_of("oidc", issuer, client_id, DEFAULT_OIDC_SCOPES, opts.get("--connector-id"))  # as _commands._common.profile_from_args builds it
+        shape = shape_of("oidc", issuer, client_id, scopes or DEFAULT_OIDC_SCOPES, opts.get("--connector-id"))  # as _commands._common.profile_from_args builds it
+        name = adhoc_profile_name(shape)
         profile = {"name": name, "shape": shape, "issuer": issuer, "client_id": client_id, "refresh_margin": 60, "use_access_token": False, "pipelines": False}
     else:
         name = opts.get("--profile") or config.get("default_profile")
         profile = (config.get("profiles") or {}).get(name) or (_adhoc_profile(name) if "--profile" in opts else None)
-        if not profile or "--connector-id" in opts:  # a connector other than the profile's is another request shape
+        if not profile or any(k in opts for k in ("--connector-id", "--scope", "--provider")):  # flags on a profile: the full path names their request's ad-hoc profile
             return None
     if profile.get("provider", "oidc") != "oidc":  # a Bitbucket token never goes to Kubernetes: the full path says why
         return None

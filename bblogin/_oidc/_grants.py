@@ -109,6 +109,13 @@ class _Client(OAuth2Client):  # type: ignore[misc]
         return body
 
 
+REFUSAL_HINTS = {  # RFC 6749 §5.2 refusals: what the user can change
+    "invalid_client": "check client_id and client_secret in the profile",
+    "unauthorized_client": "the identity provider does not allow this client this grant: check the client's registration there (grant types, refresh tokens)",
+    "invalid_scope": "check the profile's scopes: the identity provider no longer grants one of them to this client",
+}
+
+
 def oauth_error(status: int, body: dict[str, Any], what: str, secrets: list[str] | None = None) -> OAuthError | IdPResponseError:
     """The error an answer carries (non-200, or ``error`` in a 200). Any of the ``secrets`` we sent
     that the IdP's description echoes back is masked: the description ends up on the user's terminal."""
@@ -119,7 +126,7 @@ def oauth_error(status: int, body: dict[str, Any], what: str, secrets: list[str]
     description = " ".join(description.split()) if isinstance(description, str) else ""
     for secret in secrets or []:
         description = description.replace(secret, "[redacted]")
-    hint = "check client_id and client_secret in the profile" if error == "invalid_client" else None
+    hint = REFUSAL_HINTS.get(error)
     return OAuthError(error, description[:300], hint=hint)
 
 

@@ -42,7 +42,7 @@ METADATA_MEMO = 300.0
 
 _clients: dict[tuple[str | None, str | None], httpx.Client] = {}
 _metadata: dict[tuple[str, str | None], tuple[float, ProviderMetadata]] = {}
-_jwks: dict[str, JWKSCache] = {}
+_jwks: dict[tuple[str, str | None, str | None], JWKSCache] = {}  # (uri, ca_file, proxy): a profile's keys come through its own client
 
 
 def _client_for(ca_file: str | None, proxy: str | None = None) -> httpx.Client:
@@ -83,9 +83,10 @@ class OIDCProvider:
     @property
     def jwks(self) -> JWKSCache:
         uri = self.metadata.jwks_uri
-        if uri not in _jwks:
-            _jwks[uri] = JWKSCache(uri, http=self.http)
-        return _jwks[uri]
+        key = (uri, self.profile.ca_file, self.profile.proxy)
+        if key not in _jwks:
+            _jwks[key] = JWKSCache(uri, http=self.http)
+        return _jwks[key]
 
     @property
     def client(self) -> _grants.ClientAuth:

@@ -128,11 +128,14 @@ class CoreSource:
         refresh_account(profile, account)
 
     def logout(self, account_id: str) -> None:
+        from bblogin import _gitconfig
         from bblogin._session import logout
 
         profile, account = self._profile_for(account_id)
         member = split_row_key(account_id)[0]
-        logout(profile, account, [member] if member is not None else None)
+        leaving = [member] if member is not None else None
+        logout(profile, account, leaving)
+        _gitconfig.reject_account(self._config(), account, leaving)  # as `bblogin logout`: no git helper keeps its token
 
     def login(self, profile: str, on_prompt: Callable[[Any], None], on_url: Callable[[str], None]) -> str:
         from bblogin._login import LoginOptions
@@ -163,7 +166,7 @@ def effective_profile(use: Any, config: Config) -> Profile | None:
 
     args = argparse.Namespace(profile=use.profile, **{**dict.fromkeys(IDP_FLAGS), **dict(use.idp)})
     try:
-        return profile_from_args(args, config)
+        return profile_from_args(args, config, remember=False)  # looking at kubeconfigs writes nothing
     except BbloginError:
         return None
 

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bblogin._kubeconfig import bblogin_argv as _bblogin_argv
+from bblogin._kubeconfig import MAX_BYTES as MAX_KUBECONFIG_BYTES
 from bblogin._kubeconfig import files as kubeconfig_paths
-
-MAX_KUBECONFIG_BYTES = 4 * 1024 * 1024  # kubeconfigs are kilobytes; a bigger file is not one
+from bblogin._kubeconfig import parse_yaml
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ def _load(path: str) -> Any:
         data = fh.read(MAX_KUBECONFIG_BYTES + 1)
     if len(data) > MAX_KUBECONFIG_BYTES:
         raise ValueError("larger than 4 MiB")
-    doc = YAML(typ="safe").load(data) or {}
+    doc = parse_yaml(data.decode("utf-8"), YAML(typ="safe")) or {}  # ValueError for an alias bomb, too deep, not UTF-8
     _parsed[path] = (key, doc)
     return doc
 
