@@ -19,15 +19,10 @@ _held: dict[int, set[str]] = {}  # thread id -> the keys it holds: taking one ag
 
 
 @contextlib.contextmanager
-<<<<<<< HEAD
 def account_lock(account_key: str, timeout: float, *, on_wait: Callable[[], None] | None = None, what: str | None = None) -> Iterator[None]:
     """Hold the lock for ``account_key`` (a token set's id, a login's ``_shape.login_key``…).
     ``on_wait`` runs once when the lock is still taken after :data:`NOTE_AFTER` seconds; ``what``
-    names the lock for the person in a :class:`LockTimeout` ("the login for profile dev")."""
-=======
-def account_lock(account_key: str, timeout: float, *, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
-    """Hold the lock for ``account_key`` (an account id, or a profile key before the first login).
-    ``on_wait`` runs once when the lock is still taken after :data:`NOTE_AFTER` seconds.
+    names the lock for the person in a :class:`LockTimeout` ("the login for profile dev").
     Re-entrant within a thread (a login under a set's lock stores into that set under it)."""
     import threading  # not at import: a cached answer takes no lock
 
@@ -35,7 +30,6 @@ def account_lock(account_key: str, timeout: float, *, on_wait: Callable[[], None
     if account_key in held:
         yield
         return
->>>>>>> model2
     import filelock
 
     timeout = max(0.0, timeout)  # filelock waits forever on a negative timeout: never that
@@ -51,12 +45,8 @@ def account_lock(account_key: str, timeout: float, *, on_wait: Callable[[], None
             on_wait()
             lock.acquire(timeout=timeout - first, poll_interval=0.05)
     except filelock.Timeout:
-<<<<<<< HEAD
         raise LockTimeout(f"another bblogin held the lock for {what or account_key} for more than {timeout:.3g} s") from None
-=======
-        raise LockTimeout(f"another bblogin held the lock for {account_key} for more than {timeout:g} s") from None
     held.add(account_key)
->>>>>>> model2
     try:
         yield
     finally:

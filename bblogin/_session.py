@@ -138,11 +138,11 @@ def _claim_migrated(index: Index, profile: Profile) -> Account | None:
     nobody). The first call of an ad-hoc profile at that very issuer and client claims it — its
     tokens were obtained there by such an entry — so the upgrade needs no new login
     (docs/security.md, "Migration"). None when there is no such set, or more than one account."""
-    from bblogin._hot._answer import adhoc_profile_name
+    from bblogin._adhoc import legacy_name
 
     if not profile.name.startswith("adhoc-") or profile.pipelines:
         return None
-    owner = adhoc_profile_name(profile.issuer, profile.client_id)  # the name 0.x gave such an entry
+    owner = legacy_name(profile.issuer, profile.client_id)  # the name 0.x gave such an entry
     found = [a for a in index.accounts.values() if a.shape == "" and a.profiles == [owner] and issued_for(a, profile) and a.storage == profile.storage]
     if len({a.identity for a in found}) != 1 or len(found) != 1:
         return None
@@ -661,27 +661,18 @@ def _no_login_because(interactive: object, ended: Result | None) -> str:
     return f"; no login started: {why}" if why else ""
 
 
-<<<<<<< HEAD
-def _login_published(key: str, profile: Profile, options: LoginOptions) -> Account:
-    """Run a login under ``key``'s lock (held by the caller), store it, publish how it ended."""
-=======
-def _login_published(lock_key: str, profile: Profile, options: LoginOptions, *, own: bool | None = None) -> Account:
-    """Run a login under ``lock_key``'s lock (held by the caller), store it, publish how it ended
+def _login_published(key: str, profile: Profile, options: LoginOptions, *, own: bool | None = None) -> Account:
+    """Run a login under ``key``'s lock (held by the caller), store it, publish how it ended
     (``own``: as :func:`save_login`'s)."""
->>>>>>> model2
     from bblogin import _loginresult
     from bblogin._login import interactive_login
 
     own_timeout = options.timeout is not None and options.timeout != profile.login_timeout
     with _loginresult.publishing(key, own_timeout=own_timeout) as ending:
         tokens, identity = interactive_login(profile, options)
-<<<<<<< HEAD
-        account = save_login(profile, tokens, identity)
+        account = save_login(profile, tokens, identity, own=own)
         ending.token_set = account.id
     return account
-=======
-        return save_login(profile, tokens, identity, own=own)
->>>>>>> model2
 
 
 def login_now(profile: Profile, options: LoginOptions) -> Account:
@@ -696,19 +687,13 @@ def login_now(profile: Profile, options: LoginOptions) -> Account:
     timeout = lock_wait(profile, True)
     with account_lock(key, timeout, on_wait=note_waiting(profile, timeout), what=f"the login for profile {profile.name}"):
         ended = _loginresult.ended_since(key, seen)
-<<<<<<< HEAD
         if ended is not None:
             if not ended.ok:
                 raise ended.error(f"run `{login_command(profile)}` to try again")
             taken = _take(profile, ended)
             if taken is not None:
                 return taken  # the waiting note said whose login this is; the command says who is logged in
-        return _login_published(key, profile, options)
-=======
-        if ended is not None and not ended.ok:
-            raise ended.error()
         return _login_published(key, profile, options, own=True)  # what the person logs in is the profile from now on
->>>>>>> model2
 
 
 def _exchanged(profile: Profile, account: Account | None, store: SecretStore, kind: str, *, force: bool) -> Credential:

@@ -268,9 +268,9 @@ def test_a_version_1_login_of_a_flags_only_kubeconfig_entry_is_claimed_by_its_fi
     done = bblogin("login", *args, "--flow", "device", "--no-browser")
     assert done.returncode == 0, done.stderr
     (record,) = _index.load().accounts.values()
-    from bblogin._hot._answer import adhoc_profile_name
+    from bblogin._adhoc import legacy_name
 
-    owner = adhoc_profile_name(devidp.issuer, "bblogin")  # the name 0.x gave the entry
+    owner = legacy_name(devidp.issuer, "bblogin")  # the name 0.x gave the entry
     identity = write_v1_index(owner, [owner])
     os.remove(_paths.adhoc_profiles_file())  # 0.x had none
     logins = grants(devidp)
