@@ -138,11 +138,11 @@ def _claim_migrated(index: Index, profile: Profile) -> Account | None:
     nobody). The first call of an ad-hoc profile at that very issuer and client claims it — its
     tokens were obtained there by such an entry — so the upgrade needs no new login
     (docs/security.md, "Migration"). None when there is no such set, or more than one account."""
-    from bblogin._hot._answer import adhoc_profile_name
+    from bblogin._adhoc import legacy_name
 
     if not profile.name.startswith("adhoc-") or profile.pipelines:
         return None
-    owner = adhoc_profile_name(profile.issuer, profile.client_id)  # the name 0.x gave such an entry
+    owner = legacy_name(profile.issuer, profile.client_id)  # the name 0.x gave such an entry
     found = [a for a in index.accounts.values() if a.shape == "" and a.profiles == [owner] and issued_for(a, profile) and a.storage == profile.storage]
     if len({a.identity for a in found}) != 1 or len(found) != 1:
         return None

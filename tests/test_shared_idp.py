@@ -268,9 +268,9 @@ def test_a_version_1_login_of_a_flags_only_kubeconfig_entry_is_claimed_by_its_fi
     done = bblogin("login", *args, "--flow", "device", "--no-browser")
     assert done.returncode == 0, done.stderr
     (record,) = _index.load().accounts.values()
-    from bblogin._hot._answer import adhoc_profile_name
+    from bblogin._adhoc import legacy_name
 
-    owner = adhoc_profile_name(devidp.issuer, "bblogin")  # the name 0.x gave the entry
+    owner = legacy_name(devidp.issuer, "bblogin")  # the name 0.x gave the entry
     identity = write_v1_index(owner, [owner])
     os.remove(_paths.adhoc_profiles_file())  # 0.x had none
     logins = grants(devidp)
@@ -307,3 +307,18 @@ def test_a_record_bblogin_cannot_read_is_kept_and_logout_all_deletes_its_secrets
     assert done.returncode == 0 and "could not read" in done.stderr, done.stderr
     assert store.get(broken["id"], "refresh_token") is None, "logout --all left the unreadable record's secrets behind"
     assert _index.load().unreadable == {} and _index.load().accounts == {}
+
+
+def test_a_version_1_record_that_named_no_profile_is_listed_and_can_be_logged_out(devidp) -> None:
+    with open(_paths.config_file(), "w", encoding="utf-8") as fh:
+        fh.write(V1_CONFIG.format(issuer=devidp.issuer))
+    login(devidp, "slim")
+    identity = write_v1_index("slim", [])
+    data = json.loads(open(_paths.accounts_file(), encoding="utf-8").read())
+    data["accounts"][identity].pop("profile")
+    with open(_paths.accounts_file(), "w", encoding="utf-8") as fh:
+        json.dump(data, fh)
+    listing = bblogin("accounts")
+    assert "used by no profile" in listing.stdout and f"bblogin logout {identity}" in listing.stdout, listing.stdout
+    assert json.loads(bblogin("accounts", "--json").stdout)["used_by_no_profile"][0]["token_set"] == identity
+    assert bblogin("logout", identity).returncode == 0 and _index.load().accounts == {}
