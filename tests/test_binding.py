@@ -10,12 +10,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 
 import pytest
 
-from bblogin import _config, _configedit, _index
+from bblogin import _adhoc, _config, _configedit, _index
 from tests.test_session import bblogin, login, make_expiring, set_margin
 
 pytestmark = pytest.mark.usefixtures("keyring_secret_service")
@@ -51,7 +52,10 @@ def test_issuer_flags_on_kubectl_never_send_the_accounts_tokens_elsewhere(two_id
     monkeypatch.setenv("KUBERNETES_EXEC_INFO", EXEC_INFO)
     done = bblogin("kubectl", "--profile", "dev", "--issuer", other.issuer, "--client-id", "bblogin")
     assert done.returncode == 4 and done.stdout == "", done.stderr
-    assert "bblogin login --profile dev" in done.stderr
+    # the flags ask another IdP: an ad-hoc profile of that request (#22 §2), whose hint logs in there
+    hint = re.search(r"run `bblogin login --profile (adhoc-[0-9a-f]{12})`", done.stderr)
+    assert hint, done.stderr
+    assert _adhoc.load()[hint.group(1)].issuer == other.issuer
     assert home.count("/token", "refresh_token") == 0
     assert_account_untouched(home, other)
 
