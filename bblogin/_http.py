@@ -228,7 +228,8 @@ class _Router(httpx.BaseTransport):
         choice = _proxy.choose(str(request.url), profile_proxy=self._profile_proxy, git_proxy=self._git_proxy)
         route = _neterrors.Route(choice, self.trust)
         request.extensions[_neterrors.ROUTE] = route
-        request.extensions["trace"] = route.trace  # httpcore reports each step: which one failed names the party
+        watch = request.extensions.get("trace")  # request()'s _Watch, under an early budget: both hear every step
+        request.extensions["trace"] = route.trace if watch is None else _both(route.trace, watch)  # httpcore reports each step: which one failed names the party
         if choice is not None:
             log.debug("%s %s via the proxy %s (from %s)", request.method, request.url.host, choice.shown(), choice.source)
             if choice.parts.scheme == "socks5":
@@ -239,6 +240,16 @@ class _Router(httpx.BaseTransport):
         for transport in self._transports.values():
             transport.close()
         self._transports.clear()
+
+
+def _both(first: Any, second: Any) -> Any:
+    """One httpcore trace hook that calls two, in order."""
+
+    def trace(event: str, info: dict[str, Any]) -> None:
+        first(event, info)
+        second(event, info)
+
+    return trace
 
 
 def _resolve_here(request: httpx.Request, choice: Any) -> None:
