@@ -13,7 +13,6 @@ import dataclasses
 import json
 import os
 import pathlib
-import shutil
 import socket
 import ssl
 import subprocess
@@ -68,7 +67,6 @@ def test_the_environment_is_read_as_curl_reads_it(env: dict[str, str], url: str,
     assert (choice.source if choice else None) == source
 
 
-@pytest.mark.skipif(not shutil.which("curl"), reason="curl is not installed")
 @pytest.mark.parametrize(("env", "url", "source"), CURL_788)
 def test_the_table_above_is_what_the_installed_curl_does(env: dict[str, str], url: str, source: str | None) -> None:
     done = subprocess.run(["curl", "-sv", "--max-time", "3", url], capture_output=True, text=True, timeout=30, env={"PATH": os.environ["PATH"], **env})

@@ -60,6 +60,7 @@ PROVIDES = {
     "libfaketime": "/usr/lib/*/faketime/libfaketimeMT.so.1",  # LD_PRELOAD (tests/test_clock_skew.py)
     "tinyproxy": "tinyproxy",  # the authenticating HTTP proxy (tests/fixtures/corpnet.py)
     "microsocks": "microsocks",  # the SOCKS5 proxy (tests/fixtures/corpnet.py)
+    "tmux": "tmux",  # a detached session for the login rule (tests/test_interactive.py)
     "curl": "curl",  # getting-started.md's blocks wait for the dev IdP with it (tests/test_docs.py)
     "man-db": "man",  # `man -w bblogin` after getting-started.md's install block (tests/test_docs.py)
 }
