@@ -16,7 +16,7 @@ import random
 import re
 import time
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from bblogin._record import record
 
 import httpx
 
@@ -50,7 +50,7 @@ class STSError(BbloginError):
         self.code = code  # STS's error code (InvalidIdentityToken, Throttling, …)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class AWSCredentials:
     access_key_id: str
     secret_access_key: str

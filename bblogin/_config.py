@@ -19,10 +19,10 @@ to import): it reads the mirror ``_mirrors`` compiles from exactly the bytes :fu
 
 from __future__ import annotations
 
-import dataclasses
+from bblogin import _record
 import os
 import re
-from dataclasses import dataclass, field
+from bblogin._record import field, record
 
 from bblogin import _mirrors, _paths
 from bblogin._errors import ConfigError, ProfileNotFound
@@ -39,7 +39,7 @@ STORAGES = ("keyring", "plaintext")
 BITBUCKET_CLOUD_URL = "https://bitbucket.org"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Profile:
     """One named way to log in: an IdP, a client, and how to run the flow."""
 
@@ -77,7 +77,7 @@ class Profile:
         return f"Profile(name={self.name!r}, provider={self.provider!r}, issuer={self.issuer!r}, client_id={self.client_id!r}, client_secret={secret})"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class GitHost:
     """A git remote prefix (``https://host[:port][/path]``) served from a profile's account."""
 
@@ -90,7 +90,7 @@ class GitHost:
     problem: tuple[str, str] | None = field(default=None, compare=False)  # (message, hint): why bblogin cannot serve it (a deleted profile, a duplicate key); git gets this, never a token
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Config:
     path: str
     default_profile: str | None = None
@@ -287,7 +287,7 @@ class _Validator:
             host = entries[-1][1]
             if len({e[1] for e in entries}) > 1:
                 named = ", ".join(f'git."{key}" (line {_line_of(self.text, ("git", key), None) or "?"}, profile {h.profile})' for key, h in entries)
-                host = dataclasses.replace(
+                host = _record.replace(
                     host,
                     problem=(f"{self.path}: {len(entries)} entries are the same git host {url}: {named}", f"keep one: bblogin setup git --host {url} --profile NAME rewrites them as one"),
                 )

@@ -5,7 +5,7 @@ from the file as written (``_mirrors``). Parsing and validation are ``_config``'
 
 from __future__ import annotations
 
-from dataclasses import asdict, fields
+from bblogin._record import asdict, fields
 
 from bblogin import _files, _lock, _mirrors, _paths
 from bblogin._config import GitHost, Profile, _Validator, default_scopes, load, normalize_git_url, parse

@@ -21,7 +21,7 @@ import os
 import re
 import stat
 from collections.abc import Mapping
-from dataclasses import dataclass
+from bblogin._record import record
 from typing import Any
 
 from bblogin._errors import StorageError, UsageError
@@ -42,7 +42,7 @@ WORKLOAD_AUDIENCE = re.compile(r"//iam\.googleapis\.com/projects/\d+/locations/g
 SERVICE_ACCOUNT = re.compile(r"[a-z0-9][a-z0-9.-]*@[a-z0-9][a-z0-9.-]*\.iam\.gserviceaccount\.com|[a-z0-9][a-z0-9.-]*@[a-z0-9.-]+\.gserviceaccount\.com")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class LibraryRequest:
     """What the client library asked for, from the environment it runs bblogin in."""
 

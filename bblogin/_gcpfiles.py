@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from bblogin._record import record
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +26,7 @@ RECORD = "gcp-output-files.json"
 LOCK_SECONDS = 10.0
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class OutputFile:
     path: str
     profile: str | None  # None: a Pipelines step token (no account, nothing to log out)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from bblogin._record import FIELDS, asdict, field, record
 
 from bblogin import _files, _lock, _mirrors, _paths
 from bblogin._clock import Clock, Sample
@@ -36,7 +36,7 @@ INDEX_LOCK_TIMEOUT = 10.0
 DEFAULT_ACCESS_TOKEN_LIFETIME = 3600
 
 
-@dataclass
+@record
 class Account:
     """One account's token set: what one request shape obtained, and the profiles it serves."""
 
@@ -102,11 +102,11 @@ class Account:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Account:
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        known = {k: v for k, v in data.items() if k in getattr(cls, FIELDS)}
         return cls(**known)
 
 
-@dataclass
+@record
 class Index:
     accounts: dict[str, Account] = field(default_factory=dict)
     active: dict[str, str] = field(default_factory=dict)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from bblogin._record import record
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from bblogin._tokens import Identity, TokenSet
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class LoginOptions:
     flow: str | None = None  # None: the profile's flow
     open_browser: bool = True

@@ -45,7 +45,7 @@ import json
 import os
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass
+from bblogin._record import record
 
 from bblogin import _files, _paths
 from bblogin._errors import (
@@ -72,7 +72,7 @@ def shared(error: BbloginError, *, own_timeout: bool = False) -> bool:
     return isinstance(error, SHARED) and not (own_timeout and isinstance(error, LoginTimeout))
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Result:
     generation: str
     ok: bool

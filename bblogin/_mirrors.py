@@ -17,10 +17,10 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator
-from dataclasses import asdict
 
 from bblogin import _lock, _paths
 from bblogin._hot import _mirror
+from bblogin._record import asdict
 from bblogin._errors import LockTimeout, StorageError
 
 TYPE_CHECKING = False  # not `from typing import …` at run time: typing costs a cached call a fifth of a Python start-up

@@ -27,7 +27,7 @@ import contextlib
 import socket
 import ssl
 import urllib.parse
-from dataclasses import dataclass, field
+from bblogin._record import field, record
 from typing import Any
 
 import httpx
@@ -56,7 +56,7 @@ class ProxyFailed(IdPUnreachable):
         self.party = party
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Route:
     proxy: ProxyChoice | None
     trust: Trust

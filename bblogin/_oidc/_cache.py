@@ -23,7 +23,7 @@ import logging
 import os
 import re
 import time
-from dataclasses import dataclass
+from bblogin._record import record
 from typing import Any
 
 import httpx
@@ -37,7 +37,7 @@ log = logging.getLogger("bblogin.oidc")
 MAX_STALE = 7 * 86400
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Freshness:
     ttl: int | None  # seconds the answer is fresh; None: no-store
     stale_ok: bool  # may stand in when the IdP is down

@@ -17,7 +17,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from bblogin._record import record
 from typing import TextIO
 
 import httpx
@@ -30,7 +30,7 @@ from bblogin._tokens import TokenSet
 SLOW_DOWN_STEP = 5
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class DevicePrompt:
     """What the person needs: the code to type, where to type it, and until when (Unix time)."""
 

@@ -9,7 +9,7 @@ speak for another. Every endpoint must be https (plain http only on loopback).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from bblogin._record import record
 from typing import Any
 
 import httpx
@@ -21,7 +21,7 @@ from bblogin._oidc import _cache
 DISCOVERY_TTL = 3600
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ProviderMetadata:
     """The parts of a discovery document bblogin uses. Defaults are the specs' defaults."""
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from bblogin._record import record
 from typing import Any
 
 import httpx
@@ -30,7 +30,7 @@ _FAMILY = {"RS": "RSA", "PS": "RSA", "ES": "EC"}
 _CURVE = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class _Key:
     jwk: jwt.PyJWK
     kid: str | None
