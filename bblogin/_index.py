@@ -17,7 +17,6 @@ record per account, holding one ``profile``) are migrated when read (:func:`migr
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Callable, Iterator
 from bblogin._record import FIELDS, asdict, field, record
 
@@ -197,12 +196,21 @@ class Index:
 
 def _read() -> tuple[dict[str, Any], list[int] | None]:
     """accounts.json as parsed, and the fingerprint of the very file it was parsed from (None
-    when there is nothing to mirror: no file, unreadable, or changed during the read)."""
+    when there is nothing to mirror: no file, unreadable, or changed during the read). When the
+    hot path's mirror is tagged with that fingerprint it holds ``json.loads`` of exactly these
+    bytes (marshal keeps JSON's values as they were), and is used instead of parsing them again."""
     try:
         raw, stamp = _mirrors.read_stamped(_paths.accounts_file())
-        data = json.loads(raw)
-    except (OSError, ValueError):
+    except OSError:
         return {}, None
+    data = _mirrors.parsed_index(stamp)  # what parsing exactly these bytes gave, when the mirror has it
+    if data is None:
+        import json  # not at the top: a cached answer reads the mirror (json brings re and enum)
+
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            return {}, None
     if not isinstance(data, dict) or data.get("version") not in (1, VERSION):
         return {}, None
     return data, stamp
@@ -319,6 +327,8 @@ def transaction() -> Iterator[Index]:
                 )
             settle(index, shapes)
         yield index
-        data = index.to_json()
-        written = _files.atomic_write_json(_paths.accounts_file(), data)
-        _mirrors.write_index(data, _mirrors.stamp_of(written))
+        import json
+
+        raw = _files.json_bytes(index.to_json())
+        written = _files.atomic_write_bytes(_paths.accounts_file(), raw)
+        _mirrors.write_index(json.loads(raw), _mirrors.stamp_of(written))  # as a read parses it: key order, lists

@@ -74,6 +74,15 @@ def index_is_current(stamp: list[int] | None) -> bool:
     return stamp is not None and mirror is not None and mirror.get("source") == stamp
 
 
+def parsed_index(stamp: list[int] | None) -> dict[str, Any] | None:
+    """The index as parsed from the file ``stamp`` names, from its mirror; None when the mirror
+    describes other bytes (or there is no stamp: the file changed while it was read)."""
+    mirror = _mirror.read(_mirror.accounts_path())
+    if stamp is None or mirror is None or mirror.get("source") != stamp or not isinstance(mirror.get("index"), dict):
+        return None
+    return mirror["index"]  # type: ignore[no-any-return]
+
+
 def write_index(data: dict[str, Any], stamp: list[int] | None) -> None:
     """Mirror ``data`` — the index exactly as parsed from (or written to) the file ``stamp`` names.
     The caller holds the index lock."""
