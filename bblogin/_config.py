@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from bblogin import _record
 import os
-import re
 from bblogin._record import field, record
 
 from bblogin import _mirrors, _paths
@@ -148,6 +147,8 @@ _GIT_TYPES: dict[str, type] = {"profile": str, "account": str, "username": str, 
 
 def _line_of(text: str, table: tuple[str, ...] | None, key: str | None) -> int | None:
     """Best-effort line number of ``key`` inside ``[table]`` (or of the table header)."""
+    import re  # not at the top: only an error message looks for a line (re brings enum)
+
     lines = text.splitlines()
     start = 0
     if table is not None:
@@ -296,7 +297,7 @@ class _Validator:
 
 
 BITBUCKET_PROVIDERS = ("bitbucket-cloud", "bitbucket-dc")
-_LOOPBACK_REDIRECT = re.compile(r"^http://(127\.0\.0\.1|localhost):(\d{1,5})(/[^?#\s]*)$")
+_LOOPBACK_REDIRECT = r"^http://(127\.0\.0\.1|localhost):(\d{1,5})(/[^?#\s]*)$"  # compiled (and re imported) only for a profile with a redirect_uri
 
 
 def redirect_problem(redirect_uri: str | None, listen_port: int | None) -> str | None:
@@ -307,7 +308,9 @@ def redirect_problem(redirect_uri: str | None, listen_port: int | None) -> str |
     must listen on exactly that URL's port."""
     if redirect_uri is None:
         return None
-    m = _LOOPBACK_REDIRECT.match(redirect_uri)
+    import re
+
+    m = re.match(_LOOPBACK_REDIRECT, redirect_uri)
     if not m or not 0 < int(m.group(2)) <= 65535:
         return "must be the callback URL registered with the IdP, http://127.0.0.1:PORT/PATH (or localhost) with a fixed port, e.g. http://127.0.0.1:8400/callback"
     port = int(m.group(2))
@@ -324,7 +327,9 @@ def registered_redirect(profile: Profile) -> tuple[int, str] | None:
     has no other kind, http://127.0.0.1:``listen_port``/callback for a fixed port. None when any
     loopback port will do (dex and other IdPs that follow RFC 8252 §7.3)."""
     if profile.redirect_uri is not None:
-        m = _LOOPBACK_REDIRECT.match(profile.redirect_uri)
+        import re
+
+        m = re.match(_LOOPBACK_REDIRECT, profile.redirect_uri)
         if m:
             return int(m.group(2)), profile.redirect_uri
     if profile.provider in BITBUCKET_PROVIDERS and profile.listen_port:
@@ -343,7 +348,20 @@ def is_allowed_issuer(url: str) -> bool:
     """https, or plain http only on loopback (the dev IdP, tests)."""
     if url.startswith("https://") and len(url) > len("https://"):
         return True
-    return bool(re.match(r"^http://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?(/|$)", url))
+    # ^http://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?(/|$) by string checks: every profile's issuer
+    # is checked on every call, and re (with enum) costs a cached answer a third of a Python start-up
+    host = next((h for h in ("127.0.0.1", "localhost", "[::1]") if url.startswith("http://" + h)), None)
+    if host is None:
+        return False
+    rest = url[len("http://" + host) :]
+    if rest[:1] == ":":
+        end = 1
+        while end < len(rest) and rest[end].isdecimal():  # \d: Unicode category Nd, as str.isdecimal
+            end += 1
+        if end == 1:
+            return False
+        rest = rest[end:]
+    return rest in ("", "\n") or rest.startswith("/")  # `$` matches before a final newline too
 
 
 def normalize_git_url(url: str) -> str:
@@ -411,14 +429,16 @@ def load(path: str | None = None, *, cache: bool = True) -> Config:
     return parse(path, text, stamp, cache=cache)
 
 
-_SHOWABLE = re.compile(r"\s*(\[\[?[^\]\n]*\]\]?|[A-Za-z0-9_.-]+(\s*=)?)")
+_SHOWABLE = r"\s*(\[\[?[^\]\n]*\]\]?|[A-Za-z0-9_.-]+(\s*=)?)"
 
 
 def _masked(line: str) -> str:
     """What a syntax error may show of a config line: a table header, or a bare key (and its
     ``=``) with everything after it as ``…`` — a value may be a client secret, and a line that
     starts with neither may be a pasted one, so it is not shown at all."""
-    m = _SHOWABLE.match(line)
+    import re  # only a syntax error shows a line
+
+    m = re.match(_SHOWABLE, line)
     if not m or len(line) >= 200:
         return ""
     rest = line[m.end() :]
@@ -428,6 +448,8 @@ def _masked(line: str) -> str:
 def _syntax_error(path: str, text: str, exc: tomllib.TOMLDecodeError) -> ConfigError:
     """``FILE:LINE:COLUMN: invalid TOML: what`` and the line itself with its value masked, from
     tomllib's message (Python 3.11–3.13 put the position only in the text: "… (at line 2, column 19)")."""
+    import re
+
     message = str(exc)
     m = re.search(r" \(at line (\d+), column (\d+)\)$", message)
     if m:
