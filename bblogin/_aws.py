@@ -16,12 +16,12 @@ import random
 import re
 import time
 import xml.etree.ElementTree as ET
-from bblogin._record import record
 
 import httpx
 
 from bblogin import _http
 from bblogin._errors import BbloginError, IdPError, IdPResponseError, IdPUnreachable, LoginFailed, TLSError, UsageError
+from bblogin._record import record
 
 log = logging.getLogger("bblogin.aws")
 

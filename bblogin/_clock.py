@@ -31,10 +31,11 @@ Stdlib only. The hot path (``_hot._answer``) reads the stored result from the in
 
 from __future__ import annotations
 
-from bblogin import _record
 import math
 import time
 from _thread import allocate_lock  # threading.Lock itself, without importing threading
+
+from bblogin import _record
 from bblogin._record import field, record
 
 TYPE_CHECKING = False  # not `from typing import …` at run time: typing costs a cached call a fifth of a Python start-up

@@ -19,12 +19,11 @@ to import): it reads the mirror ``_mirrors`` compiles from exactly the bytes :fu
 
 from __future__ import annotations
 
-from bblogin import _record
 import os
-from bblogin._record import field, record
 
-from bblogin import _mirrors, _paths
+from bblogin import _mirrors, _paths, _record
 from bblogin._errors import ConfigError, ProfileNotFound
+from bblogin._record import field, record
 from bblogin._shape import DEFAULT_OIDC_SCOPES
 
 TYPE_CHECKING = False  # not `from typing import …` at run time: typing costs a cached call a fifth of a Python start-up

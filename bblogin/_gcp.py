@@ -21,11 +21,11 @@ import os
 import re
 import stat
 from collections.abc import Mapping
-from bblogin._record import record
 from typing import Any
 
 from bblogin._errors import StorageError, UsageError
 from bblogin._files import atomic_write_bytes
+from bblogin._record import record
 
 VERSION = 1
 ID_TOKEN = "urn:ietf:params:oauth:token-type:id_token"

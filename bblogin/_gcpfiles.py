@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import os
 import time
-from bblogin._record import record
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from bblogin import _files, _paths
+from bblogin._record import record
 
 if TYPE_CHECKING:
     from bblogin._index import Index

@@ -19,8 +19,9 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from bblogin._record import record
 from urllib.parse import quote, unquote, urlsplit
+
+from bblogin._record import record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

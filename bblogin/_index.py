@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from bblogin._record import FIELDS, asdict, field, record
 
 from bblogin import _files, _lock, _mirrors, _paths
 from bblogin._clock import Clock, Sample
 from bblogin._errors import AccountNotFound, StorageError
 from bblogin._hot._mirror import token_digest
+from bblogin._record import FIELDS, asdict, field, record
 from bblogin._tokens import Identity, TokenSet, account_id, now
 
 TYPE_CHECKING = False  # not `from typing import …` at run time: typing costs a cached call a fifth of a Python start-up

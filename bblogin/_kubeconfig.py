@@ -17,8 +17,9 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
-from bblogin._record import field, record
 from typing import Any
+
+from bblogin._record import field, record
 
 Problem = tuple[str, str, str]  # (file, what is wrong, what to fix)
 BACKUP = ".bblogin-backup"  # the file as it was before the last bblogin edit

@@ -11,8 +11,9 @@ from __future__ import annotations
 import secrets
 import sys
 from collections.abc import Callable
-from bblogin._record import record
 from typing import TYPE_CHECKING, Any
+
+from bblogin._record import record
 
 if TYPE_CHECKING:
     from bblogin._config import Profile

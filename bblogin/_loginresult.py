@@ -45,7 +45,6 @@ import json
 import os
 import stat
 from collections.abc import Iterator
-from bblogin._record import record
 
 from bblogin import _files, _paths
 from bblogin._errors import (
@@ -59,6 +58,7 @@ from bblogin._errors import (
     StorageError,
     TokenVerificationError,
 )
+from bblogin._record import record
 
 MAX_TEXT = 600
 MAX_BYTES = 4096  # more than any document publish() writes: 600 printable characters of ≤ 4 bytes (UTF-8), plus ~150

@@ -20,8 +20,8 @@ from collections.abc import Iterator
 
 from bblogin import _lock, _paths
 from bblogin._hot import _mirror
-from bblogin._record import asdict
 from bblogin._errors import LockTimeout, StorageError
+from bblogin._record import asdict
 
 TYPE_CHECKING = False  # not `from typing import …` at run time: typing costs a cached call a fifth of a Python start-up
 if TYPE_CHECKING:

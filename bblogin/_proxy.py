@@ -28,9 +28,9 @@ path, so this module imports only ``os`` and ``_record`` (bblogin's records) at 
 from __future__ import annotations
 
 import os
-from bblogin._record import record
 
 from bblogin._errors import ProxySettingError
+from bblogin._record import record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

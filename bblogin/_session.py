@@ -25,15 +25,14 @@ builds a profile for an account.
 from __future__ import annotations
 
 import contextlib
-from bblogin import _record
 import sys
-from bblogin._record import record
 
-from bblogin import _index, _outage
+from bblogin import _index, _outage, _record
 from bblogin._config import Profile
 from bblogin._errors import IdentityUnchecked, IdPError, LockTimeout, LoginRequired, ProxySettingError, RefreshTokenDead
 from bblogin._interactive import Gate, why_not
 from bblogin._lock import account_lock
+from bblogin._record import record
 from bblogin._store import SecretStore
 from bblogin._tokens import TOKEN_KINDS, Identity, TokenSet, account_id
 

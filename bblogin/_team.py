@@ -15,12 +15,12 @@ import hashlib
 import os
 import re
 import tomllib
-from bblogin._record import field, record
 from typing import Any
 
 from bblogin import __version__, _config, _kubeconfig
 from bblogin._config import Profile
 from bblogin._errors import ConfigError, UsageError, printable, unprintable
+from bblogin._record import field, record
 
 SCHEMA = 1
 MAX_BYTES = 256 * 1024  # a bundle for a large team is a few KiB; anything near this is not one

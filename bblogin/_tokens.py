@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+
 from bblogin._record import field, record
 
 TYPE_CHECKING = False  # not `from typing import …` at run time: typing costs a cached call a fifth of a Python start-up

@@ -17,9 +17,9 @@ import os
 import re
 import ssl
 import sys
-from bblogin._record import record
 
 from bblogin._errors import TLSError
+from bblogin._record import record
 
 _CA_FILE_CANDIDATES = (  # where Linux distributions keep the system bundle (truststore looks there too)
     "/etc/ssl/certs/ca-certificates.crt",

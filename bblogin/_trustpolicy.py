@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import json
 import re
-from bblogin._record import record
 from typing import Any
 
 from bblogin._errors import UsageError
+from bblogin._record import record
 
 BITBUCKET_ISSUER = "https://api.bitbucket.org/2.0/workspaces/{workspace}/pipelines-config/identity/oidc"
 _UUID = re.compile(r"\{?([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\}?")

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from bblogin import _record
 import sys
 
-from bblogin import _adhoc, _config, _configedit, _index, _mirrors
+from bblogin import _adhoc, _config, _configedit, _index, _mirrors, _record
 from bblogin._config import Config, Profile
 from bblogin._errors import UsageError
 from bblogin._hot._answer import adhoc_profile_name

@@ -18,10 +18,10 @@ import argparse
 import json
 import subprocess
 import sys
-from bblogin._record import asdict, record
 
 from bblogin._config import DOCTOR_HINT, Config, GitHost, Profile
 from bblogin._errors import EXIT_CHECK_FAILED, EXIT_OK, BbloginError
+from bblogin._record import asdict, record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

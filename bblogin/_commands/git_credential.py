@@ -13,10 +13,9 @@ the answer carries that user name unchanged; no such account: no answer, the rea
 
 from __future__ import annotations
 
-from bblogin import _record
 import sys
 
-from bblogin import _gitcred, _index
+from bblogin import _gitcred, _index, _record
 from bblogin._commands._common import load_config
 from bblogin._config import Config, GitHost, Profile
 from bblogin._errors import AccountNotFound, ConfigError, LoginRequired, UsageError

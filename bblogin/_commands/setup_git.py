@@ -11,13 +11,12 @@ and records ``[git."URL"]`` in bblogin's config.toml so the helper knows which p
 from __future__ import annotations
 
 import argparse
-from bblogin import _record
 import os
 import re
 import shlex
 import subprocess
 
-from bblogin import _config, _configedit, _gitconfig
+from bblogin import _config, _configedit, _gitconfig, _record
 from bblogin._cli import launcher_command
 from bblogin._commands._common import load_config, say
 from bblogin._errors import ConfigError, UsageError

@@ -21,19 +21,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-from bblogin import _record
 import functools
 import hashlib
 import os
 import shlex
 import sys
 from collections.abc import Callable
-from bblogin._record import field, record
 from typing import Any
 
-from bblogin import _config, _configedit, _files, _kubeconfig, _paths, _team
+from bblogin import _config, _configedit, _files, _kubeconfig, _paths, _record, _team
 from bblogin._commands._common import load_config, say
 from bblogin._errors import EXIT_OK, BbloginError, ConfigError, UsageError
+from bblogin._record import field, record
 
 ADD, UPDATE, SAME, CONFLICT, SKIP = "add", "update", "same", "conflict", "left out"
 REMOVE, KEPT, IN_USE, GONE = "remove", "kept", "in use", "gone"  # for what the bundle added before and names no more

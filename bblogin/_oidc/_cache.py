@@ -23,7 +23,6 @@ import logging
 import os
 import re
 import time
-from bblogin._record import record
 from typing import Any
 
 import httpx
@@ -31,6 +30,7 @@ import httpx
 from bblogin import _files, _http, _paths
 from bblogin._clock import parse_date
 from bblogin._errors import IdPError, IdPResponseError, StorageError
+from bblogin._record import record
 
 log = logging.getLogger("bblogin.oidc")
 

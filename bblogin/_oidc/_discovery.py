@@ -9,7 +9,6 @@ speak for another. Every endpoint must be https (plain http only on loopback).
 
 from __future__ import annotations
 
-from bblogin._record import record
 from typing import Any
 
 import httpx
@@ -17,6 +16,7 @@ import httpx
 from bblogin._config import is_allowed_issuer
 from bblogin._errors import IdPResponseError, TokenVerificationError
 from bblogin._oidc import _cache
+from bblogin._record import record
 
 DISCOVERY_TTL = 3600
 

@@ -25,7 +25,6 @@ import base64
 import time
 import urllib.parse
 from collections.abc import Callable
-from bblogin._record import record
 from typing import Any
 
 import httpx
@@ -35,6 +34,7 @@ from authlib.oauth2.client import OAuth2Client  # type: ignore[import-untyped]
 from bblogin import _http
 from bblogin._config import is_allowed_issuer
 from bblogin._errors import IdPResponseError, OAuthError, RefreshTokenDead
+from bblogin._record import record
 from bblogin._tokens import TokenSet
 
 DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"

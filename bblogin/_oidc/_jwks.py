@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from bblogin._record import record
 from typing import Any
 
 import httpx
@@ -21,6 +20,7 @@ import jwt
 
 from bblogin._errors import TokenVerificationError
 from bblogin._oidc import _cache
+from bblogin._record import record
 
 log = logging.getLogger("bblogin.oidc")
 

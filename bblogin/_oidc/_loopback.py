@@ -32,12 +32,12 @@ import socket
 import socketserver
 import threading
 import urllib.parse
-from bblogin._record import record
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
 from bblogin._errors import Cancelled, LoginFailed, LoginTimeout, UsageError
 from bblogin._oidc import _pages
+from bblogin._record import record
 
 DEFAULT_TIMEOUT = 180.0
 CONNECTION_TIMEOUT = 10.0

@@ -20,13 +20,13 @@ are kept per process; the documents themselves are cached on disk per Cache-Cont
 
 from __future__ import annotations
 
-from bblogin import _record
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from bblogin import _record
 from bblogin._config import Profile
 from bblogin._errors import LoginFailed, TokenVerificationError
 from bblogin._oidc import _grants

@@ -5,9 +5,9 @@ workspaces). Tests change accounts or revoke dex's access between requests."""
 
 from __future__ import annotations
 
-from bblogin import _record
 import secrets
 
+from bblogin import _record
 from bblogin.devidp import _pages
 from bblogin.devidp._settings import Settings
 from bblogin.devidp._users import USERS, BitbucketUser

@@ -5,8 +5,8 @@ approval screen, exactly through the same handlers a real browser reaches (but u
 from __future__ import annotations
 
 from collections.abc import Callable
-from bblogin._record import record
 
+from bblogin._record import record
 from bblogin.devidp._bitbucket import AUTHORIZE_PATH
 from bblogin.devidp._web import (
     HTMLError,

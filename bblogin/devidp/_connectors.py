@@ -5,10 +5,10 @@ connector can do is the protocols it implements: another connector is one more c
 
 from __future__ import annotations
 
-from bblogin import _record
-from bblogin._record import record
 from typing import Any, Protocol, runtime_checkable
 
+from bblogin import _record
+from bblogin._record import record
 from bblogin.devidp._bitbucket import CONSUMER_KEY, FakeBitbucket
 from bblogin.devidp._pipelines import PipelinesIssuer
 from bblogin.devidp._store import Identity

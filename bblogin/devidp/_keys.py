@@ -13,13 +13,13 @@ import hashlib
 import json
 import secrets
 import time
-from bblogin._record import field, record
 from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from bblogin._record import field, record
 from bblogin.devidp._ids import raw_url_b64encode
 
 ROTATION_PERIOD = 6 * 3600

@@ -4,8 +4,8 @@ storage, and the upstream doubles (Bitbucket, Pipelines). No HTTP here."""
 from __future__ import annotations
 
 import threading
-from bblogin._record import record
 
+from bblogin._record import record
 from bblogin.devidp._bitbucket import FakeBitbucket
 from bblogin.devidp._connectors import Connector
 from bblogin.devidp._keys import Keyring

@@ -4,9 +4,9 @@ and dex's exact errors. Callers hold the IdP lock."""
 
 from __future__ import annotations
 
-from bblogin import _record
 import time
 
+from bblogin import _record
 from bblogin.devidp import _gojson, _tokens
 from bblogin.devidp._connectors import ConnectorError, RefreshConnector
 from bblogin.devidp._ids import marshal, new_id, unmarshal

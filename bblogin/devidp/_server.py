@@ -18,13 +18,13 @@ deprecated /device/token, password logins and storage garbage collection are lef
 
 from __future__ import annotations
 
-from bblogin import _record
 import ssl
 import sys
 import threading
 from collections.abc import Callable
 from typing import Any, Self
 
+from bblogin import _record
 from bblogin.devidp import (
     _authflow,
     _browser,

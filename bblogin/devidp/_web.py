@@ -14,11 +14,11 @@ import time
 import traceback
 import urllib.parse
 from collections.abc import Callable
-from bblogin._record import field, record
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from bblogin._record import field, record
 from bblogin.devidp import _gojson, _pages
 
 _HEX = "0123456789abcdefABCDEF"

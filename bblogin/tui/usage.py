@@ -20,13 +20,13 @@ import io
 import os
 import stat
 from collections.abc import Iterable
-from bblogin._record import field, record
 from typing import Any
 
 from bblogin._kubeconfig import bblogin_argv as _bblogin_argv
 from bblogin._kubeconfig import MAX_BYTES as MAX_KUBECONFIG_BYTES
 from bblogin._kubeconfig import files as kubeconfig_paths
 from bblogin._kubeconfig import parse_yaml
+from bblogin._record import field, record
 
 
 @record(frozen=True)
