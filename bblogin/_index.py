@@ -204,7 +204,7 @@ def _read() -> tuple[dict[str, Any], list[int] | None]:
     except OSError:
         return {}, None
     data = _mirrors.parsed_index(stamp)  # what parsing exactly these bytes gave, when the mirror has it
-    if data is None:
+    if data is None or not _well_formed(data):
         import json  # not at the top: a cached answer reads the mirror (json brings re and enum)
 
         try:
@@ -214,6 +214,36 @@ def _read() -> tuple[dict[str, Any], list[int] | None]:
     if not isinstance(data, dict) or data.get("version") not in (1, VERSION):
         return {}, None
     return data, stamp
+
+
+def _json_types(annotation: str) -> tuple[type, ...]:
+    """The JSON types a field annotated ``annotation`` holds (annotations are strings here):
+    ``dict[str, int | None] | None`` → (dict, NoneType)."""
+    names = {"str": str, "int": int, "bool": bool, "list": list, "dict": dict, "None": type(None)}
+    out, depth, start = [], 0, 0
+    for at, char in enumerate(annotation + "|"):
+        depth += {"[": 1, "]": -1}.get(char, 0)
+        if char == "|" and depth == 0:
+            out.append(names.get(annotation[start:at].split("[")[0].strip(), object))
+            start = at + 1
+    return tuple(out)
+
+
+_ACCOUNT_TYPES = {name: _json_types(annotation) for name, annotation in Account.__annotations__.items()}
+
+
+def _well_formed(data: dict[str, Any]) -> bool:
+    """Whether a mirror's parse has the shape this version writes — every account a record whose
+    fields hold their types. A mirror that does not (damaged, edited) is not trusted: the bytes are
+    parsed instead, so a cached answer is always what parsing the file would give."""
+    accounts, active, unreadable = data.get("accounts"), data.get("active"), data.get("unreadable", {})
+    return (
+        data.get("version") == VERSION
+        and isinstance(accounts, dict)
+        and isinstance(active, dict)
+        and isinstance(unreadable, dict)
+        and all(isinstance(a, dict) and all(isinstance(v, _ACCOUNT_TYPES.get(k, object)) for k, v in a.items()) for a in accounts.values())
+    )
 
 
 def _parse(data: dict[str, Any]) -> Index:
