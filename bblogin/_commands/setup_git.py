@@ -17,10 +17,10 @@ import shlex
 import subprocess
 
 from bblogin import _config, _configedit, _gitconfig
-from bblogin._record import replace
 from bblogin._cli import launcher_command
 from bblogin._commands._common import load_config, say
 from bblogin._errors import ConfigError, UsageError
+from bblogin._record import replace
 
 
 def helper_value() -> str:
