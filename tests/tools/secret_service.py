@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 
 PASSWORD = "bblogin-test-keyring"
@@ -20,9 +21,11 @@ class SecretServiceUnavailableForTests(RuntimeError):
 
 
 @contextlib.contextmanager
-def private_secret_service(listen: str | None = None) -> Iterator[str]:
+def private_secret_service(listen: str | None = None, log: pathlib.Path | None = None) -> Iterator[str]:
     """Yields the D-Bus address; the caller exports it as DBUS_SESSION_BUS_ADDRESS. ``listen``: the
-    address dbus-daemon listens on (default: its session config's)."""
+    address dbus-daemon listens on (default: its session config's). ``log``: where
+    gnome-keyring-daemon's own messages go (it runs in the foreground so that they can: a daemonized
+    one sends them to syslog, which a CI machine may not have); default: nowhere."""
     for tool in ("dbus-daemon", "gnome-keyring-daemon"):
         if shutil.which(tool) is None:
             raise SecretServiceUnavailableForTests(f"{tool} is not installed: run scripts/test --setup (it installs gnome-keyring and dbus-daemon)")
@@ -30,6 +33,7 @@ def private_secret_service(listen: str | None = None) -> Iterator[str]:
     env = {**os.environ, "HOME": str(root), "XDG_DATA_HOME": str(root / "data"), "XDG_RUNTIME_DIR": str(root / "run"), "XDG_CONFIG_HOME": str(root / "config")}
     (root / "run").mkdir(mode=0o700)
     pids: list[int] = []
+    daemon: subprocess.Popen[bytes] | None = None
     try:
         bus = subprocess.run(
             ["dbus-daemon", "--session", "--fork", "--print-address=1", "--print-pid=1", "--nosyslog", *([f"--address={listen}"] if listen else [])],
@@ -38,20 +42,42 @@ def private_secret_service(listen: str | None = None) -> Iterator[str]:
         address, pid = bus.stdout.split()[:2]
         pids.append(int(pid))
         env["DBUS_SESSION_BUS_ADDRESS"] = address
-        daemon = subprocess.run(
-            ["gnome-keyring-daemon", "--unlock", "--components=secrets", "--daemonize"],
-            input=PASSWORD, capture_output=True, text=True, env=env, timeout=20,
-        )
-        pids += [int(line.split("=", 1)[1]) for line in daemon.stdout.splitlines() if line.startswith("GNOME_KEYRING_PID=")]
-        if daemon.returncode != 0:
-            raise SecretServiceUnavailableForTests(f"gnome-keyring-daemon failed: {daemon.stderr.strip()}")
+        with open(log or os.devnull, "ab") as messages:
+            daemon = subprocess.Popen(
+                ["gnome-keyring-daemon", "--unlock", "--components=secrets", "--foreground"],
+                stdin=subprocess.PIPE, stdout=messages, stderr=messages, env=env, start_new_session=True,
+            )
+        pids.append(daemon.pid)
+        assert daemon.stdin is not None
+        daemon.stdin.write(PASSWORD.encode())
+        daemon.stdin.close()
+        _wait_for_owner(address, daemon, log)
         yield address
     finally:
         for pid in reversed(pids):
             if _started_here(pid, root):  # a pid whose daemon died may have gone to another process since
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGTERM)
+        if daemon is not None:
+            daemon.wait(timeout=10)  # our child: reaped here, not left a zombie
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _wait_for_owner(address: str, daemon: subprocess.Popen[bytes], log: pathlib.Path | None) -> None:
+    """Until ``daemon`` owns org.freedesktop.secrets. Asked with NameHasOwner, which never starts a
+    service: any call to the name itself would make D-Bus start a second, locked daemon."""
+    from jeepney import DBusAddress, new_method_call
+    from jeepney.io.blocking import open_dbus_connection
+    from jeepney.wrappers import unwrap_msg
+
+    bus = DBusAddress("/org/freedesktop/DBus", bus_name="org.freedesktop.DBus", interface="org.freedesktop.DBus")
+    deadline = time.monotonic() + 20
+    with open_dbus_connection(bus=address) as conn:
+        while not unwrap_msg(conn.send_and_get_reply(new_method_call(bus, "NameHasOwner", "s", ("org.freedesktop.secrets",))))[0]:
+            if daemon.poll() is not None or time.monotonic() > deadline:
+                said = log.read_text(errors="replace").strip() if log else ""
+                raise SecretServiceUnavailableForTests(f"gnome-keyring-daemon did not start (exit {daemon.poll()}): {said or 'no message'}")
+            time.sleep(0.02)
 
 
 def _started_here(pid: int, root: pathlib.Path) -> bool:
