@@ -68,3 +68,44 @@ def test_the_full_path_reads_what_keyring_would(keyring_secret_service, tmp_path
     assert ours == theirs, case
     assert read_directly is direct and imported_keyring is not direct, case
     assert ours == ("the-stored-token" if (variable or configured) != NULL else None), case
+
+
+# Records, per D-Bus connection, the first message each sends to the Secret Service, around one
+# store, read through keyring, and delete (keyring opens a connection for every call).
+FIRST_MESSAGES = (
+    "import json, sys\n"
+    "import jeepney.io.blocking as blocking\n"
+    "first = {}\n"
+    "send = blocking.DBusConnection.send_message\n"
+    "def recording(self, message, serial=None):\n"
+    "    f = message.header.fields\n"
+    "    if f.get(jeepney.HeaderFields.destination) == 'org.freedesktop.secrets':\n"
+    "        first.setdefault(id(self), [str(f.get(jeepney.HeaderFields.path)), f.get(jeepney.HeaderFields.member), list(message.body)])\n"
+    "    return send(self, message, serial)\n"
+    "import jeepney\n"
+    "blocking.DBusConnection.send_message = recording\n"
+    "{setup}\n"
+    "kr.set_password('bblogin', 'acct1/access_token', 'stored')\n"
+    "assert kr.get_password('bblogin', 'acct1/access_token') == 'stored'\n"
+    "kr.delete_password('bblogin', 'acct1/access_token')\n"
+    "print(json.dumps(list(first.values())))\n"
+)
+GREETING = ["/org/freedesktop/secrets", "Get", ["org.freedesktop.Secret.Service", "Collections"]]
+
+
+def test_every_keyring_connection_asks_for_the_services_collections_before_anything_else(keyring_secret_service) -> None:
+    """gnome-keyring 42 aborts on a collection's or item's property Get from a caller it has not
+    registered yet (``_keyring.greet_first``), and secretstorage's first message on a connection is
+    the collection's Label: through bblogin's backend, every connection first gets the service's
+    Collections answered. The second run shows what keyring alone sends first, so this test would
+    fail with the greeting removed."""
+
+    def first_messages(setup: str) -> list[list[object]]:
+        done = subprocess.run([sys.executable, "-c", FIRST_MESSAGES.replace("{setup}", setup)], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    ours = first_messages("from bblogin._store import _keyring\nkr = _keyring.backend()")
+    assert len(ours) >= 3 and all(m == GREETING for m in ours), ours
+    theirs = first_messages("import keyring\nkr = keyring.get_keyring()")
+    assert theirs and all(m[1] == "Get" and m[2] == ["org.freedesktop.Secret.Collection", "Label"] for m in theirs), theirs

@@ -133,7 +133,7 @@ def backend() -> Any:
     ``keyring.set_keyring``, so the next call, and keyring's own API, use the same."""
     installed = _installed()
     if installed is not None:
-        return _usable(installed)
+        return _usable(_greeting(installed))
     import keyring.core
 
     kr = keyring.core.load_env() or keyring.core.load_config()
@@ -143,7 +143,50 @@ def backend() -> Any:
         except Exception:  # noqa: BLE001  # not usable (no daemon, a missing module): keyring's own choice
             kr = keyring.core.get_keyring()
     keyring.core.set_keyring(kr)
-    return _usable(kr)
+    return _usable(_greeting(kr))
+
+
+def _greeting(kr: Any) -> Any:
+    """``kr``, with secretstorage's connections made to greet first when it uses them."""
+    chain = getattr(kr, "backends", None) or [kr]
+    if any(type(b).__module__ == "keyring.backends.SecretService" for b in chain):
+        greet_first()
+    return kr
+
+
+def greet_first() -> None:
+    """Make every connection secretstorage opens ask the Secret Service for its Collections first,
+    and wait for the answer, before anything else.
+
+    gnome-keyring-daemon 42 registers a caller in an idle callback that its message filter
+    schedules, and GLib may dispatch the caller's first message before it. A property of a
+    collection or an item needs the registered caller; without it the daemon aborts
+    (``gkd_secret_service_get_pkcs11_session: assertion 'client' failed``, then GLib's
+    ``invoke_get_property_in_idle_cb``) and the bus starts a new daemon with the login keyring
+    locked. secretstorage's first message is exactly such a Get (the collection's Label), on a new
+    connection for every keyring call. The service's Collections needs no registered caller, and
+    once it is answered the callback scheduled before it has run: the order the hot path's
+    SecretReader keeps (``_hot/_dbus.py``). keyring offers no hook on the connection it opens, so
+    ``secretstorage.dbus_init`` is wrapped, once per process. An error answer (no service) is an
+    answer too: keyring's own call then says what is wrong."""
+    import secretstorage
+
+    if getattr(secretstorage.dbus_init, "greets_first", False):
+        return
+    from jeepney import DBusAddress, Properties
+    from secretstorage.defines import SS_PATH
+    from secretstorage.util import BUS_NAME, SERVICE_IFACE
+
+    opened = secretstorage.dbus_init
+    collections = Properties(DBusAddress(SS_PATH, BUS_NAME, SERVICE_IFACE)).get("Collections")
+
+    def dbus_init() -> Any:
+        connection = opened()
+        connection.send_and_get_reply(collections)
+        return connection
+
+    dbus_init.greets_first = True  # type: ignore[attr-defined]
+    secretstorage.dbus_init = dbus_init
 
 
 def _usable(kr: Any) -> Any:
