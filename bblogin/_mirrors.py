@@ -69,25 +69,24 @@ def opportunistic(lock_key: str) -> Iterator[bool]:
 
 
 # -- the account index ---------------------------------------------------------------------------
-def index_is_current(stamp: list[int] | None) -> bool:
+def parsed_index(stamp: list[int] | None, digest: str) -> dict[str, Any] | None:
+    """The index as parsed from the bytes ``digest`` (``_mirror.bytes_digest``) names, read from the
+    file ``stamp`` names, from its mirror; None when the mirror describes other bytes (or there is
+    no stamp: the file changed while it was read). Both tag it: a same-size rewrite inside one
+    mtime tick (FAT, HFS+ and some network mounts keep 1-2 s) keeps the fingerprint, never the
+    digest; a mirror without a digest (an older bblogin's, which held the index in another key
+    order) is not used, and the next read rebuilds it."""
     mirror = _mirror.read(_mirror.accounts_path())
-    return stamp is not None and mirror is not None and mirror.get("source") == stamp
-
-
-def parsed_index(stamp: list[int] | None) -> dict[str, Any] | None:
-    """The index as parsed from the file ``stamp`` names, from its mirror; None when the mirror
-    describes other bytes (or there is no stamp: the file changed while it was read)."""
-    mirror = _mirror.read(_mirror.accounts_path())
-    if stamp is None or mirror is None or mirror.get("source") != stamp or not isinstance(mirror.get("index"), dict):
+    if stamp is None or mirror is None or mirror.get("source") != stamp or mirror.get("sha256") != digest or not isinstance(mirror.get("index"), dict):
         return None
     return mirror["index"]  # type: ignore[no-any-return]
 
 
-def write_index(data: dict[str, Any], stamp: list[int] | None) -> None:
-    """Mirror ``data`` — the index exactly as parsed from (or written to) the file ``stamp`` names.
-    The caller holds the index lock."""
+def write_index(data: dict[str, Any], stamp: list[int] | None, digest: str) -> None:
+    """Mirror ``data`` — the index exactly as parsed from (or written to) the bytes ``digest``
+    names, in the file ``stamp`` names. The caller holds the index lock."""
     if stamp is not None:
-        _mirror.write(_mirror.accounts_path(), {"source": stamp, "index": data})
+        _mirror.write(_mirror.accounts_path(), {"source": stamp, "sha256": digest, "index": data})
 
 
 # -- config.toml ---------------------------------------------------------------------------------

@@ -88,4 +88,9 @@ def fingerprint(source: "str | int | object") -> list[int] | None:
 def token_digest(token: str) -> str:
     """SHA-256 of a token, hex: the index records which token was verified; the hot path checks
     that the keyring still holds exactly that one."""
-    return str(_sha256()(token.encode()).hexdigest())
+    return bytes_digest(token.encode())
+
+
+def bytes_digest(data: bytes) -> str:
+    """SHA-256 of ``data``, hex."""
+    return str(_sha256()(data).hexdigest())
