@@ -23,7 +23,7 @@ ad-hoc profile's last login forgets its record (:func:`forget`).
 
 config.toml wins: a profile of the same name there is the profile. The hot path answers an
 entry's flags from the flags themselves, and ``--profile adhoc-…`` from the marshal mirror of
-this file (``cache/adhoc.marshal``, tagged with the fingerprint of the bytes it was built from,
+this file (``cache/adhoc.marshal``, tagged with the stamp of the bytes it was built from,
 like the config mirror): every full-path read or write of the file brings it up to date.
 """
 
@@ -150,8 +150,9 @@ def _editing() -> "Iterator[dict[str, object]]":
         yield records
         if records != before:
             data_out = {"version": VERSION, "profiles": records}
-            written = _files.atomic_write_json(path(), data_out)
-            _mirrors.write_adhoc(_profiles(data_out), _mirrors.stamp_of(written))
+            raw = _files.json_bytes(data_out)
+            written = _files.atomic_write_bytes(path(), raw)
+            _mirrors.write_adhoc(_profiles(data_out), _mirrors.stamp_of(written, raw))
 
 
 def remember(profile: Profile) -> None:

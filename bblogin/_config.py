@@ -94,8 +94,8 @@ class Config:
     default_profile: str | None = None
     profiles: dict[str, Profile] = field(default_factory=dict)
     git_hosts: tuple[GitHost, ...] = ()
-    stamp: list[int] | None = field(default=None, compare=False)  # fingerprint of the bytes parsed (_mirrors)
-    absent: bool = False  # there is no config.toml: the hot path's mirror says so (fingerprint None)
+    stamp: list | None = field(default=None, compare=False)  # stamp of the bytes parsed (_hot._mirror.stamp_of)
+    absent: bool = False  # there is no config.toml: the hot path's mirror says so (stamp None)
     adhoc: dict[str, Profile] = field(default_factory=dict, compare=False)  # ad-hoc profiles by name (_adhoc), for --profile NAME
 
     def profile(self, name: str | None) -> Profile:
@@ -464,7 +464,7 @@ def _syntax_error(path: str, text: str, exc: tomllib.TOMLDecodeError) -> ConfigE
     return ConfigError(f"{path}:{line}:{column}: invalid TOML: {what}{pointer}", hint=f"fix the syntax at line {line}, column {column}{DOCTOR_HINT}")
 
 
-def parse(path: str, text: str, stamp: list[int] | None = None, *, cache: bool = True) -> Config:
+def parse(path: str, text: str, stamp: list | None = None, *, cache: bool = True) -> Config:
     """Validate config.toml's ``text`` (read from ``path``, or about to be written there)."""
     raw = _mirrors.parsed_toml(text)
     if raw is None:

@@ -194,26 +194,28 @@ class Index:
         return data
 
 
-def _read() -> tuple[dict[str, Any], list[int] | None]:
-    """accounts.json as parsed, and the fingerprint of the very file it was parsed from (None
-    when there is nothing to mirror: no file, unreadable, or changed during the read). When the
-    hot path's mirror is tagged with that fingerprint it holds ``json.loads`` of exactly these
-    bytes (marshal keeps JSON's values as they were), and is used instead of parsing them again."""
+def _read() -> tuple[dict[str, Any], list | None, bool]:
+    """accounts.json as parsed; the stamp of the very bytes it was parsed from (None when there
+    is nothing to mirror: no file, unreadable, or changed during the read); and whether the parse
+    came from the hot path's mirror. When the mirror is tagged with that stamp it holds
+    ``json.loads`` of exactly these bytes (marshal keeps JSON's values as they were), and is used
+    instead of parsing them again."""
     try:
         raw, stamp = _mirrors.read_stamped(_paths.accounts_file())
     except OSError:
-        return {}, None
+        return {}, None, False
     data = _mirrors.parsed_index(stamp)  # what parsing exactly these bytes gave, when the mirror has it
-    if data is None or not _well_formed(data):
+    mirrored = data is not None and _well_formed(data)
+    if not mirrored:
         import json  # not at the top: a cached answer reads the mirror (json brings re and enum)
 
         try:
             data = json.loads(raw)
         except ValueError:
-            return {}, None
+            return {}, None, False
     if not isinstance(data, dict) or data.get("version") not in (1, VERSION):
-        return {}, None
-    return data, stamp
+        return {}, None, False
+    return data, stamp, mirrored
 
 
 def _json_types(annotation: str) -> tuple[type, ...]:
@@ -319,7 +321,7 @@ def load() -> Index:
     bblogin, or a write whose mirror was lost), rebuild it from a read made under the index lock
     — if the lock is free; its holder mirrors what it writes. A version 1 index is settled
     (:func:`settle`) and written back once, under the lock."""
-    data, stamp = _read()
+    data, stamp, mirrored = _read()
     index = _parse(data)
     if _unsettled(index):
         from bblogin._errors import BbloginError
@@ -332,11 +334,11 @@ def load() -> Index:
         if shapes is not None:
             settle(index, shapes)
         return index
-    if stamp is not None and not _mirrors.index_is_current(stamp):
+    if stamp is not None and not mirrored and _well_formed(data):  # (a file whose own parse is not well formed is parsed on every read: a mirror of it would never be used)
         with _mirrors.opportunistic(_mirrors.INDEX_LOCK) as held:
             if held:
-                data, stamp = _read()
-                if not _mirrors.index_is_current(stamp):
+                data, stamp, mirrored = _read()
+                if stamp is not None and not mirrored and _well_formed(data):
                     with contextlib.suppress(StorageError):
                         _mirrors.write_index(data, stamp)
     return index
@@ -361,4 +363,4 @@ def transaction() -> Iterator[Index]:
 
         raw = _files.json_bytes(index.to_json())
         written = _files.atomic_write_bytes(_paths.accounts_file(), raw)
-        _mirrors.write_index(json.loads(raw), _mirrors.stamp_of(written))  # as a read parses it: key order, lists
+        _mirrors.write_index(json.loads(raw), _mirrors.stamp_of(written, raw))  # as a read parses it: key order, lists

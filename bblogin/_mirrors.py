@@ -2,11 +2,12 @@
 mirrors that the hot path reads (``_hot._mirror`` holds their format and the reader).
 
 A mirror describes exactly the bytes it was built from. The source is read through one open file
-and tagged with *that file's* fingerprint (``fstat`` before the read, checked again after it) —
-never with a later ``stat`` of the path, which may already name a newer file. The hot path
-compares the tag with the path's current fingerprint and declines on any difference, so a mirror
-can be stale (the next slow-path call rebuilds it) but never describes other bytes than its tag
-says. Mirrors are written only under their source's lock (the index lock; ``CONFIG_LOCK`` for
+and tagged with *that file's* stamp (``_mirror.stamp_of``: its fingerprint, ``fstat`` before the
+read and checked again after it, and the SHA-256 of the bytes read) — never with a later ``stat``
+of the path, which may already name a newer file. The hot path compares the tag with the path's
+current stamp and declines on any difference, so a mirror can be stale (the next slow-path call
+rebuilds it) but never describes other bytes than its tag says; the digest holds that where a
+same-size rewrite keeps the fingerprint (a filesystem that stores mtime to 1-2 s). Mirrors are written only under their source's lock (the index lock; ``CONFIG_LOCK`` for
 config.toml, which ``_config``'s editors hold too), so a slow process never replaces a newer
 mirror with an older one.
 """
@@ -14,7 +15,6 @@ mirror with an older one.
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 from collections.abc import Iterator
 
@@ -35,20 +35,8 @@ INDEX_LOCK = "index"
 EDIT_LOCK_TIMEOUT = 10.0
 
 
-def read_stamped(path: str) -> tuple[bytes, list[int] | None]:
-    """The bytes at ``path`` and the fingerprint of the file they came from; the fingerprint is
-    None when the file changed while it was read (then no mirror may be built from them).
-    Raises OSError (FileNotFoundError when there is no file)."""
-    with open(path, "rb") as fh:
-        before = _mirror.fingerprint(fh.fileno())
-        data = fh.read()
-        after = _mirror.fingerprint(fh.fileno())
-    return data, before if before == after else None
-
-
-def stamp_of(written: os.stat_result) -> list[int] | None:
-    """The fingerprint of a file just written (``_files.atomic_write_bytes`` returns its stat)."""
-    return _mirror.fingerprint(written)
+read_stamped = _mirror.read_stamped
+stamp_of = _mirror.stamp_of
 
 
 @contextlib.contextmanager
@@ -69,13 +57,8 @@ def opportunistic(lock_key: str) -> Iterator[bool]:
 
 
 # -- the account index ---------------------------------------------------------------------------
-def index_is_current(stamp: list[int] | None) -> bool:
-    mirror = _mirror.read(_mirror.accounts_path())
-    return stamp is not None and mirror is not None and mirror.get("source") == stamp
-
-
-def parsed_index(stamp: list[int] | None) -> dict[str, Any] | None:
-    """The index as parsed from the file ``stamp`` names, from its mirror; None when the mirror
+def parsed_index(stamp: list | None) -> dict[str, Any] | None:
+    """The index as parsed from the bytes ``stamp`` names, from its mirror; None when the mirror
     describes other bytes (or there is no stamp: the file changed while it was read)."""
     mirror = _mirror.read(_mirror.accounts_path())
     if stamp is None or mirror is None or mirror.get("source") != stamp or not isinstance(mirror.get("index"), dict):
@@ -83,9 +66,9 @@ def parsed_index(stamp: list[int] | None) -> dict[str, Any] | None:
     return mirror["index"]  # type: ignore[no-any-return]
 
 
-def write_index(data: dict[str, Any], stamp: list[int] | None) -> None:
-    """Mirror ``data`` — the index exactly as parsed from (or written to) the file ``stamp`` names.
-    The caller holds the index lock."""
+def write_index(data: dict[str, Any], stamp: list | None) -> None:
+    """Mirror ``data`` — the index exactly as parsed from (or written to) the bytes ``stamp``
+    names. The caller holds the index lock."""
     if stamp is not None:
         _mirror.write(_mirror.accounts_path(), {"source": stamp, "index": data})
 
@@ -120,7 +103,7 @@ def config_snapshot(config: Config) -> dict[str, Any]:
     return {
         "version": COMPILED_VERSION,
         "source": config.path,
-        "fingerprint": None if config.absent else config.stamp,  # what _mirror.fingerprint says of a missing file
+        "fingerprint": None if config.absent else config.stamp,  # what _mirror.stamp says of a missing file
         "default_profile": config.default_profile or (next(iter(config.profiles)) if len(config.profiles) == 1 else None),
         "profiles": {name: profile_snapshot(p) for name, p in config.profiles.items()},
         "git_hosts": [asdict(h) for h in config.git_hosts],

@@ -59,7 +59,9 @@ def field(*, default: Any = MISSING, default_factory: Callable[[], Any] | Any = 
 def _own_fields(cls: type) -> list[Field]:
     out = []
     for name, annotation in cls.__dict__.get("__annotations__", {}).items():
-        if isinstance(annotation, str) and annotation.replace("typing.", "").startswith("ClassVar"):
+        if not isinstance(annotation, str):  # read as written, never evaluated (no typing at run time)
+            raise TypeError(f"{cls.__name__}.{name}: a record's annotations must be strings: put `from __future__ import annotations` at the top of its module")
+        if annotation.partition("[")[0].rpartition(".")[2].strip() == "ClassVar":  # ClassVar[…], typing.ClassVar[…], t.ClassVar[…]
             continue
         value = cls.__dict__.get(name, MISSING)
         spec = value if isinstance(value, Field) else Field(default=value)
@@ -82,6 +84,8 @@ def _build(cls: type, frozen: bool) -> type:
     for spec in _own_fields(cls):
         table[spec.name] = spec
     specs = tuple(table.values())
+    if not specs:  # e.g. annotations that are not in the class's __dict__ (Python 3.14 without the future import)
+        raise TypeError(f"{cls.__name__} declares no fields: a record needs annotated fields, with `from __future__ import annotations` at the top of its module")
     seen_default = False
     for spec in specs:
         has_default = spec.default is not MISSING or spec.default_factory is not MISSING

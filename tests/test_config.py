@@ -169,7 +169,7 @@ def test_save_profile_keeps_comments_and_compiles_snapshot() -> None:
     config = _config.load()
     assert config.default_profile == "new" and config.profiles["new"].scopes == ("openid", "email")
     snapshot = _hotcache.read(_hotcache.config_path())
-    assert snapshot["fingerprint"] == _hotcache.fingerprint(_paths.config_file())
+    assert snapshot["fingerprint"] == _hotcache.stamp(_paths.config_file())
     assert snapshot["profiles"]["new"]["issuer"] == "https://dex.example/dex"
     assert "client_secret" not in snapshot["profiles"]["new"]
     assert os.stat(_paths.config_file()).st_mode & 0o777 == 0o600

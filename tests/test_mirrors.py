@@ -44,6 +44,13 @@ def _once_after(monkeypatch: pytest.MonkeyPatch, module: Any, name: str, when: A
     monkeypatch.setattr(module, name, wrapper)
 
 
+def _counting_json_loads(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    parsed: list[object] = []
+    real = json.loads
+    monkeypatch.setattr(json, "loads", lambda raw, *a, **k: parsed.append(raw) or real(raw, *a, **k))
+    return parsed
+
+
 def test_index_mirror_never_pairs_old_content_with_the_new_files_fingerprint(monkeypatch: pytest.MonkeyPatch) -> None:
     alice, bob = _account("1", "alice@example.com"), _account("2", "bob@example.com")
     with _index.transaction() as index:
@@ -85,21 +92,19 @@ def test_mirrors_are_tagged_with_the_file_written() -> None:
     with _index.transaction() as index:
         index.accounts[alice.id] = alice
     mirror = _hotcache.read(_hotcache.accounts_path())
-    assert mirror["source"] == _hotcache.fingerprint(_paths.accounts_file())
+    assert mirror["source"] == _hotcache.stamp(_paths.accounts_file())
     parsed = json.loads(pathlib.Path(_paths.accounts_file()).read_text())
     assert mirror["index"] == parsed and list(mirror["index"]["accounts"][alice.id]) == list(parsed["accounts"][alice.id])  # as a read parses it, in its order
     _configedit.save_profile(_config.Profile(name="p", issuer="https://idp.example", client_id="c"))
     snapshot = _hotcache.read(_hotcache.config_path())
-    assert snapshot["fingerprint"] == _hotcache.fingerprint(_paths.config_file()) == _config.load().stamp
+    assert snapshot["fingerprint"] == _hotcache.stamp(_paths.config_file()) == _config.load().stamp
 
 
 def test_a_load_takes_the_index_from_its_mirror_until_the_file_differs(monkeypatch: pytest.MonkeyPatch) -> None:
     alice = _account("1", "alice@example.com")
     with _index.transaction() as index:
         index.accounts[alice.id] = alice
-    parsed: list[object] = []
-    real = json.loads
-    monkeypatch.setattr(json, "loads", lambda raw, *a, **k: parsed.append(raw) or real(raw, *a, **k))
+    parsed = _counting_json_loads(monkeypatch)
     assert _index.load().get(alice.id).email == "alice@example.com" and parsed == []  # the mirror is tagged with these bytes
     path = pathlib.Path(_paths.accounts_file())
     path.write_text(path.read_text().replace("alice@example.com", "alice@corp.example"))  # edited by hand
@@ -108,10 +113,62 @@ def test_a_load_takes_the_index_from_its_mirror_until_the_file_differs(monkeypat
     assert _index.load().get(alice.id).email == "alice@corp.example" and len(parsed) == seen
 
 
+def test_a_same_size_rewrite_within_one_mtime_tick_is_read_not_taken_from_the_mirror(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a filesystem that keeps mtime to 1-2 s (FAT, HFS+, some network mounts), a rewrite in
+    place of the same size within one tick keeps (mtime, size, inode): the mirror is also tagged
+    with the bytes' SHA-256, so the file's new content wins."""
+    alice = _account("1", "alice@example.com")
+    with _index.transaction() as index:
+        index.accounts[alice.id] = alice
+    path = pathlib.Path(_paths.accounts_file())
+    before = os.stat(path)
+    with open(path, "r+b") as fh:  # in place: the same inode, the same size
+        fh.write(path.read_bytes().replace(b"alice@example.com", b"alice@corpxample"))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # the coarse clock did not tick
+    assert _hotcache.stamp(str(path))[:3] == _hotcache.read(_hotcache.accounts_path())["source"][:3]  # the fingerprint alone would match
+    assert _fast._index() is None  # the hot path declines: the full path reads the bytes
+    parsed = _counting_json_loads(monkeypatch)
+    assert _index.load().get(alice.id).email == "alice@corpxample" and parsed
+    seen = len(parsed)
+    assert _index.load().get(alice.id).email == "alice@corpxample" and len(parsed) == seen  # mirrored again
+
+
+def test_an_index_mirror_from_an_older_bblogin_is_not_taken_for_the_parse_and_is_rebuilt(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The previous version mirrored the index in its insertion order, not the file's, with no
+    digest: such a mirror, though its fingerprint matches, is not used as the parse (the order of
+    accounts decides e.g. which set a profile falls back to after a logout) and the next read
+    rebuilds it."""
+    alice, bob = _account("1", "alice@example.com"), _account("2", "bob@example.com")
+    with _index.transaction() as index:
+        index.accounts.update({bob.id: bob, alice.id: alice})
+    mirror = _hotcache.read(_hotcache.accounts_path())
+    old = {"source": mirror["source"][:3], "index": {**mirror["index"], "accounts": dict(reversed(list(mirror["index"]["accounts"].items())))}}  # its tag: the fingerprint alone
+    _hotcache.write(_hotcache.accounts_path(), old)
+    parsed = _counting_json_loads(monkeypatch)
+    assert list(_index.load().accounts) == list(json.loads(pathlib.Path(_paths.accounts_file()).read_bytes())["accounts"]) and parsed
+    seen = len(parsed)
+    assert _hotcache.read(_hotcache.accounts_path())["source"] == _hotcache.stamp(_paths.accounts_file())
+    _index.load()
+    assert len(parsed) == seen  # rebuilt: the next read takes the mirror
+
+
+def test_a_mirror_of_the_wrong_shape_is_rebuilt_by_the_next_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    alice = _account("1", "alice@example.com")
+    with _index.transaction() as index:
+        index.accounts[alice.id] = alice
+    mirror = _hotcache.read(_hotcache.accounts_path())
+    mirror["index"]["accounts"][alice.id]["email"] = 42  # the right tag, a damaged parse
+    _hotcache.write(_hotcache.accounts_path(), mirror)
+    parsed = _counting_json_loads(monkeypatch)
+    assert _index.load().get(alice.id).email == "alice@example.com" and parsed
+    seen = len(parsed)
+    assert _index.load().get(alice.id).email == "alice@example.com" and len(parsed) == seen
+
+
 def test_a_file_changing_while_it_is_read_is_not_mirrored(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
     source = tmp_path / "f"
     source.write_bytes(b"one")
-    assert _mirrors.read_stamped(str(source)) == (b"one", _hotcache.fingerprint(str(source)))
+    assert _mirrors.read_stamped(str(source)) == (b"one", _hotcache.stamp(str(source)))
 
     class EditedWhileRead(io.FileIO):
         def read(self, size: int = -1) -> bytes:  # an editor appends in place mid-read
@@ -120,7 +177,7 @@ def test_a_file_changing_while_it_is_read_is_not_mirrored(tmp_path: pathlib.Path
                 writer.write(b" and two")
             return data
 
-    monkeypatch.setattr(_mirrors, "open", lambda path, _mode: EditedWhileRead(path), raising=False)
+    monkeypatch.setattr(_hotcache, "open", lambda path, _mode: EditedWhileRead(path), raising=False)
     assert _mirrors.read_stamped(str(source)) == (b"one", None)  # read, but never the basis of a mirror
 
 

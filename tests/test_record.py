@@ -105,3 +105,15 @@ def test_own_methods_post_init_and_pickling_are_kept() -> None:
         record(type("Bad", (), {"__annotations__": {"a": "int", "b": "int"}, "a": 1}))
     with pytest.raises(TypeError):
         _record.asdict(Kept)
+
+
+def test_a_record_without_string_annotations_is_refused_not_made_empty() -> None:
+    """Records read their annotations as strings; a class without them (a module that lacks the
+    future import: on Python 3.14 its annotations are not in the class __dict__) would otherwise
+    quietly become a record of no fields."""
+    with pytest.raises(TypeError, match="no fields"):
+        record(type("Empty", (), {}))
+    with pytest.raises(TypeError, match="must be strings"):
+        record(type("Evaluated", (), {"__annotations__": {"a": int}}))
+    kept = record(type("WithClassVar", (), {"__annotations__": {"a": "int", "b": "ClassVar[int]", "c": "typing.ClassVar[int]", "d": "t.ClassVar[str]"}, "b": 1, "c": 2, "d": "x"}))
+    assert [f.name for f in _record.fields(kept)] == ["a"]

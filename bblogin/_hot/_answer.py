@@ -75,7 +75,7 @@ def _parse(argv: list[str], value_flags: tuple[str, ...], bool_flags: tuple[str,
 def _config() -> dict | None:
     snapshot = _mirror.read(_mirror.config_path())
     source = _paths.config_file()
-    if snapshot is None or snapshot.get("source") != source or snapshot.get("fingerprint") != _mirror.fingerprint(source):
+    if snapshot is None or snapshot.get("source") != source or snapshot.get("fingerprint") != _mirror.stamp(source):
         return None
     return snapshot
 
@@ -97,7 +97,7 @@ def _index() -> dict | None:
     """The account index as its current mirror holds it; None when the mirror is stale, damaged
     or of an older index version (the full path settles and mirrors it first)."""
     mirror = _mirror.read(_mirror.accounts_path())
-    if mirror is None or mirror.get("source") != _mirror.fingerprint(_paths.accounts_file()):
+    if mirror is None or mirror.get("source") != _mirror.stamp(_paths.accounts_file()):
         return None
     index = mirror.get("index") or {}
     return index if isinstance(index, dict) and index.get("version") == 2 else None  # _index.VERSION
@@ -318,7 +318,7 @@ def _adhoc_profile(name: str) -> dict | None:
     """The ad-hoc profile ``--profile NAME`` names when config.toml has none of that name (as
     ``_config.Config.profile``): from the mirror of adhoc-profiles.json, when it describes the file."""
     mirror = _mirror.read(_mirror.adhoc_path())
-    if mirror is None or mirror.get("source") != _mirror.fingerprint(_paths.adhoc_profiles_file()):
+    if mirror is None or mirror.get("source") != _mirror.stamp(_paths.adhoc_profiles_file()):
         return None
     profile = (mirror.get("profiles") or {}).get(name)
     return profile if isinstance(profile, dict) else None

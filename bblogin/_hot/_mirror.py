@@ -3,8 +3,8 @@
 `import json` pulls in `re`, `enum` and `functools` — about half a Python start-up, which kubectl
 would pay on every call. The full path therefore writes two small marshal mirrors next to the
 human-readable files: ``cache/config.marshal`` (the compiled config.toml) and
-``cache/accounts.marshal`` (the account index), each tagged with the fingerprint of exactly the
-bytes it was built from (``bblogin._mirrors`` writes them, under the index lock). They hold no
+``cache/accounts.marshal`` (the account index), each tagged with the stamp of exactly the
+bytes it was built from (``stamp``; ``bblogin._mirrors`` writes them, under the index lock). They hold no
 secrets and live in private 0700 directories.
 
 A mirror is ``MAGIC + SHA-256(payload) + payload``. ``read`` trusts nothing: it reads at most
@@ -75,17 +75,45 @@ def read(path: str) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def fingerprint(source: "str | int | object") -> list[int] | None:
-    """(mtime_ns, size, inode) of a path, an open file descriptor or a stat result: how a mirror
-    knows its source file has not changed since (``_mirrors`` tags it from the file it read)."""
+def read_stamped(path: str) -> tuple[bytes, list | None]:
+    """The bytes at ``path`` and the stamp of the file they came from (``stamp_of``); the stamp is
+    None when the file changed while it was read (then no mirror may be built from them).
+    Raises OSError (FileNotFoundError when there is no file)."""
+    with open(path, "rb") as fh:
+        before = _paths.stat(fh.fileno())
+        data = fh.read()
+        after = _paths.stat(fh.fileno())
+    return data, stamp_of(before, data) if _fingerprint(before) == _fingerprint(after) else None
+
+
+def stamp(path: str) -> list | None:
+    """The stamp of the file at ``path`` now: None when there is none (what a mirror of a missing
+    config.toml says), ``[]`` — which tags no mirror — when it cannot be read or changed while read."""
     try:
-        st = source if hasattr(source, "st_ino") else _paths.stat(source)  # type: ignore[arg-type]
-    except OSError:
+        return read_stamped(path)[1] or []
+    except FileNotFoundError:
         return None
-    return [st.st_mtime_ns, st.st_size, st.st_ino]
+    except OSError:
+        return []
+
+
+def stamp_of(st: object, data: bytes) -> list:
+    """What tags a mirror: the file's (mtime_ns, size, inode) from ``st`` (a stat result) and the
+    SHA-256 of ``data``, its bytes. The digest because a same-size rewrite within one mtime tick
+    keeps the rest on filesystems that store mtime to 1-2 s (FAT, HFS+, some network mounts)."""
+    return [*_fingerprint(st), bytes_digest(data)]
+
+
+def _fingerprint(st: object) -> list[int]:
+    return [st.st_mtime_ns, st.st_size, st.st_ino]  # type: ignore[attr-defined]
 
 
 def token_digest(token: str) -> str:
     """SHA-256 of a token, hex: the index records which token was verified; the hot path checks
     that the keyring still holds exactly that one."""
-    return str(_sha256()(token.encode()).hexdigest())
+    return bytes_digest(token.encode())
+
+
+def bytes_digest(data: bytes) -> str:
+    """SHA-256 of ``data``, hex."""
+    return str(_sha256()(data).hexdigest())
