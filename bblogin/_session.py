@@ -569,8 +569,11 @@ def get_credential(
         if fallback is not None:
             timeout = min(timeout, _outage.EARLY_LOCK_WAIT)  # another process refreshing it: ours is still good
         try:
-            with account_lock(account.id, timeout, on_wait=None if fallback is not None else note_waiting(profile, timeout), what=f"{account.label} (profile {profile.name})"):
-                cached, account = _renewed(profile, account, store, kind, force_refresh)
+            if fallback is not None and _in_background(profile, account):
+                cached, account = _renewed_in_background(profile, account, store, kind, fallback)
+            else:
+                with account_lock(account.id, timeout, on_wait=None if fallback is not None else note_waiting(profile, timeout), what=f"{account.label} (profile {profile.name})"):
+                    cached, account = _renewed(profile, account, store, kind, force_refresh)
         except LockTimeout:
             if fallback is None:
                 raise
@@ -635,6 +638,53 @@ def _renewed(profile: Profile, account: Account, store: SecretStore, kind: str, 
     if profile.pipelines:
         return _exchanged(profile, account, store, kind, force=force_refresh), account
     return _refreshed(profile, account, store, kind, force=force_refresh), account
+
+
+def _in_background(profile: Profile, account: Account) -> bool:
+    """Whether an early refresh of ``account`` goes to a detached child (``_background``): not in
+    CI (the exchange stays in-process), not inside a backoff window (nothing is sent: the
+    in-process path serves the fallback at once), and not while this thread holds the token
+    set's lock already (the child could not take it)."""
+    from bblogin._lock import holds
+
+    return not profile.pipelines and _outage.waiting(account) is None and not holds(account.id)
+
+
+def _renewed_in_background(profile: Profile, account: Account, store: SecretStore, kind: str, fallback: Credential) -> tuple[Credential | None, Account]:
+    """As :func:`_renewed`, for a caller that holds ``fallback`` (valid beyond the floor): the
+    refresh runs in a detached child (``_background``), which this caller waits for at most
+    ``_background.WAIT`` seconds. In time: what the child's refresh makes of the token set (its
+    errors raised here, its stderr relayed). Too late: ``fallback``, with one line on stderr; the
+    child stores what the IdP sends, or records the outage, by itself."""
+    from bblogin import _background, _errors
+
+    try:
+        with account_lock(account.id, _outage.EARLY_LOCK_WAIT, what=f"{account.label} (profile {profile.name})"):
+            pass  # free: the child takes it (it re-checks under it: two callers racing make one attempt)
+        answer = _background.start(profile, account, kind).outcome()
+    except LockTimeout:
+        answer = None  # another process is refreshing it: no child, the cached token
+    if answer is None:
+        from bblogin._hot._answer import _clock_time
+
+        shown = kind.replace("_", " ").replace("id ", "ID ")
+        sys.stderr.write(
+            f"bblogin: a refresh is under way (the identity provider has not answered yet): serving the cached {shown}, "
+            f"valid until {_clock_time(fallback.expires_at)} (-v: why)\n"
+        )
+        log.info("the refresh of %s did not end within %g s; it goes on in a background process", account.id, _background.WAIT)
+        return fallback, account
+    sys.stderr.write(str(answer.get("stderr") or ""))
+    account = _index.load().accounts.get(account.id, account)
+    if answer.get("outcome") == "error":
+        error = answer.get("error") or {}
+        cls = getattr(_errors, str(error.get("type")), None)
+        if not (isinstance(cls, type) and issubclass(cls, _errors.BbloginError)) or cls is _errors.OAuthError or cls is _errors.LoginEnded:
+            cls = _errors.IdPError
+        raise cls(str(error.get("message")), hint=error.get("hint"))
+    if answer.get("outcome") != "served":
+        return None, account
+    return _fresh(profile, account, store, kind, 0), account
 
 
 def _take(profile: Profile, ended: Result) -> Account | None:

@@ -27,6 +27,7 @@ pytestmark = pytest.mark.usefixtures("keyring_secret_service")
 
 FAULTS = ("refuse", "reset", "hang", "503")
 NOTICE = "the identity provider is failing"
+UNDERWAY = "a refresh is under way (the identity provider has not answered yet)"
 
 
 @pytest.fixture
@@ -47,6 +48,15 @@ def outage() -> dict | None:
     return _index.load().active_account("dev").outage
 
 
+def wait_for(what, seconds: float):  # type: ignore[no-untyped-def]
+    """``what()`` once it is truthy (a background refresh finished), within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not (found := what()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert found, f"nothing after {seconds} s"
+    return found
+
+
 def end_the_window() -> None:
     """The backoff window passes (without waiting 15 s): its end is moved to now."""
     with _index.transaction() as index:
@@ -65,12 +75,13 @@ def test_inside_the_margin_kubectl_is_served_through_an_outage_with_one_attempt(
         done = kubectl(kubectl_bin, config, "get", "--raw", "/version")
         took.append(time.monotonic() - start)
         assert done.returncode == 0, done.stderr
-        assert done.stderr.count(NOTICE) == 1 and "Traceback" not in done.stderr, done.stderr
+        assert done.stderr.count(NOTICE) + done.stderr.count(UNDERWAY) == 1 and "Traceback" not in done.stderr, done.stderr
+    # a hanging IdP: the first call's refresh goes on in a detached child, which awaits the sent POST's answer
+    # (the full 10 s: it may carry a rotated refresh token) and then records the outage
+    assert max(took) < 2.5, took
+    recorded = wait_for(outage, 15)
     assert proxy.connections <= 1, proxy.by_mode  # one attempt, then the backoff window (refused: the kernel answers)
-    # the first call makes the attempt: its request went out, so a hanging IdP's answer is awaited (the full
-    # 10 s: it may carry a rotated refresh token); every later call is inside the window and fast
-    assert took[0] < (13 if fault == "hang" else 3) and max(took[1:]) < 2, took
-    recorded = outage()
+    assert NOTICE in kubectl(kubectl_bin, config, "get", "--raw", "/version").stderr
     assert recorded is not None and recorded["failures"] == 1 and recorded["retry_at"] > time.time() + 5
     status = bblogin("status")
     assert "served from the cache while the identity provider is failing" in status.stdout and "outage" in status.stdout
@@ -120,11 +131,12 @@ def test_parallel_callers_make_one_attempt_per_window(outage_cluster, fault: str
     for done, _took in results:
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout)["status"]["token"]
-    assert proxy.connections <= 1, proxy.by_mode
     took = sorted(took for _d, took in results)
-    # one caller makes the attempt (a hanging IdP: the full timeout for its answer); the others wait
-    # _outage.EARLY_LOCK_WAIT (0.25 s) for its lock and serve the cache, never the holder's whole attempt
-    assert took[-2] < (3 if fault == "hang" else 4) and took[-1] < 13, took
+    # one caller's child makes the attempt (a hanging IdP: it awaits the answer, the caller does not); the
+    # others wait _outage.EARLY_LOCK_WAIT (0.25 s) for its lock and serve the cache, never the attempt
+    assert took[-1] < 4, took  # 8 parallel Python start-ups on a shared 2-core machine
+    wait_for(outage, 15)
+    assert proxy.connections <= 1, proxy.by_mode
 
 
 def launcher() -> list[str]:
@@ -406,18 +418,40 @@ def launcher_ci() -> list[str]:
     return _cli.launcher_command("kubectl", "--profile", "ci")
 
 
+def background_children() -> list[int]:
+    """The detached children (``_background``) still running on this machine."""
+    found = []
+    for pid in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"from bblogin._background import main" in f.read():
+                    found.append(int(pid))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
 def test_a_slow_idp_keeps_the_rotated_refresh_token(outage_cluster) -> None:
-    """B1: an IdP that is up but answers a refresh after more than the early budget has rotated
-    the refresh token already; its answer is awaited and stored, never dropped as an outage."""
+    """B1: an IdP that is up but answers a refresh after more than the caller's wait has rotated
+    the refresh token already. The caller serves its cached token at once; the detached child
+    awaits the answer and stores it; the next call serves the new token without asking the IdP."""
     idp, proxy, _config = outage_cluster
-    proxy.mode, proxy.hold = "slow", 1.5
+    proxy.mode, proxy.hold = "slow", 4.0
+    start = time.monotonic()
     done = bblogin("token", "--profile", "dev", "--no-login")
-    assert done.returncode == 0 and NOTICE not in done.stderr, done.stderr
+    assert time.monotonic() - start < 3.5  # the bblogin CLI's own start-up included; never the IdP's 4 s
+    assert done.returncode == 0 and UNDERWAY in done.stderr and NOTICE not in done.stderr, done.stderr
+    cached = done.stdout.strip()
+    wait_for(lambda: not background_children(), 20)  # the child ends by itself
     assert idp.count("/token", "refresh_token") == 1 and outage() is None
     proxy.mode = "up"
-    make_expiring("dev", seconds_left=45, lifetime=200)
     again = bblogin("token", "--profile", "dev", "--no-login")
-    assert again.returncode == 0 and "refused" not in again.stderr, again.stderr  # the rotated token was kept
+    assert again.returncode == 0 and again.stderr == "", again.stderr
+    assert again.stdout.strip() != cached  # the child's refreshed token, stored
+    assert idp.count("/token", "refresh_token") == 1  # served from the store: no second request
+    make_expiring("dev", seconds_left=45, lifetime=200)
+    third = bblogin("token", "--profile", "dev", "--no-login")
+    assert third.returncode == 0 and "refused" not in third.stderr, third.stderr  # the rotated refresh token was kept
     assert idp.count("/token", "refresh_token") == 2
 
 

@@ -1,0 +1,131 @@
+"""An early refresh in a detached child: kubectl and git never wait for a hanging IdP.
+
+A refresh that is only early (the caller holds a token that lives ``_outage.FLOOR`` more seconds)
+runs in a child process started here. The caller waits :data:`WAIT` seconds for the child's
+outcome on a pipe: in time, it serves exactly what the in-process refresh would have served (the
+new token, re-read from the store; the child's stderr lines and -v log relayed); too late, it
+serves its still-valid cached token with one line on stderr and exits, while the child carries
+on under the token set's lock — a rotated refresh token is stored the moment it arrives and a
+failure opens the backoff window, exactly as in-process (``_session._renewed``) — and ends by
+itself: the normal timeout plus the lock wait, and never later than :data:`LIFETIME`.
+
+What the child is given, on its stdin (never argv or the environment): the profile (its client
+secret, when it has one, stays in a pipe between two processes of the same user), the token
+set's id, the token kind and the verbosity. Tokens it reads from the store itself. Its stdin,
+stdout and stderr are pipes of its own — never kubectl's or git's, which wait for EOF on the
+stdout they gave bblogin — and it runs in a session (Windows: a process group) of its own, so a
+Ctrl-C in the terminal does not cut it off mid-refresh (docs/architecture.md, "A refresh that is
+only early").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from bblogin._config import Profile
+    from bblogin._index import Account
+
+__all__ = ["LIFETIME", "WAIT", "main", "start"]
+
+WAIT = 1.2  # seconds the caller waits for the child's outcome (its start-up included) before serving the cache
+LIFETIME = 120.0  # seconds after which a child ends whatever it is doing (the lock dies with it; a rotated token is stored on arrival)
+
+
+class Child:
+    """A started child: :meth:`outcome` waits for it at most :data:`WAIT` seconds."""
+
+    def __init__(self, process: subprocess.Popen[bytes], request: bytes) -> None:
+        self.process = process
+        self.request = request
+
+    def outcome(self) -> dict[str, Any] | None:
+        """The child's outcome, or None when it is still at work after :data:`WAIT` seconds
+        (it carries on alone; the caller does not wait for its exit)."""
+        try:
+            out, _err = self.process.communicate(self.request, timeout=WAIT)
+        except subprocess.TimeoutExpired:
+            return None
+        try:
+            answer = json.loads(out.decode("utf-8"))
+        except ValueError:
+            answer = None
+        # No answer (the child was killed, or failed before it could say): what it did is in the
+        # store; the caller serves its cached token as for a child still at work.
+        return answer if isinstance(answer, dict) else None
+
+
+def start(profile: Profile, account: Account, kind: str) -> Child:
+    """Start the child that refreshes ``account`` for ``profile`` (its ``kind`` token)."""
+    from dataclasses import asdict
+
+    verbosity = 0
+    if "logging" in sys.modules:  # -v configured it (``_log.configure``)
+        import logging
+
+        verbosity = (2 if logging.getLogger().level <= logging.DEBUG else 1) if logging.getLogger("bblogin").level == logging.DEBUG else 0
+    request = json.dumps({"profile": asdict(profile), "account": account.id, "kind": kind, "verbosity": verbosity}).encode("utf-8")
+    parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = f"import sys; sys.path.insert(0, {parent!r}); from bblogin._background import main; main()"
+    detached: dict[str, Any] = (
+        {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.DETACHED_PROCESS} if sys.platform == "win32" else {"start_new_session": True}
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, close_fds=True, **detached
+    )
+    return Child(process, request)
+
+
+def main() -> None:
+    """The child: refresh under the token set's lock, answer on stdout, end."""
+    import io
+    import threading
+
+    bound = threading.Timer(LIFETIME, os._exit, (75,))  # a bound on everything below, whatever hangs
+    bound.daemon = True
+    bound.start()
+    request = json.loads(sys.stdin.buffer.read().decode("utf-8"))
+    captured = io.StringIO()
+    sys.stderr = captured  # what an in-process refresh would print goes to the caller, who relays it when it still waits
+    if request.get("verbosity"):
+        from bblogin import _log
+
+        _log.configure(int(request["verbosity"]))
+    answer = run(request)
+    answer["stderr"] = captured.getvalue()
+    try:
+        sys.stdout.write(json.dumps(answer))
+        sys.stdout.flush()
+    except (BrokenPipeError, OSError):
+        pass  # the caller served its cached token and left: the outcome is in the store
+    os._exit(0)  # no clean-up left to do
+
+
+def run(request: dict[str, Any]) -> dict[str, Any]:
+    from bblogin import _index, _session
+    from bblogin._config import Profile
+    from bblogin._errors import BbloginError
+    from bblogin._lock import account_lock
+    from bblogin._outage import EARLY_LOCK_WAIT
+    from bblogin._store import SecretStore
+
+    fields = dict(request["profile"])
+    fields["scopes"] = tuple(fields.get("scopes") or ())
+    profile = Profile(**fields)
+    kind = str(request["kind"])
+    account = _index.load().accounts.get(str(request["account"]))
+    if account is None:
+        return {"outcome": "none"}
+    store = SecretStore(profile.storage)
+    try:
+        with account_lock(account.id, EARLY_LOCK_WAIT, what=f"{account.label} (profile {profile.name})"):
+            cached, _account = _session._renewed(profile, account, store, kind, False)
+    except BbloginError as exc:
+        return {"outcome": "error", "error": {"type": type(exc).__name__, "message": exc.message, "hint": exc.hint}}
+    return {"outcome": "served" if cached is not None else "none"}
