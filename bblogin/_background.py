@@ -112,7 +112,7 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     from bblogin._config import Profile
     from bblogin._errors import BbloginError
     from bblogin._lock import account_lock
-    from bblogin._outage import EARLY_LOCK_WAIT
+    from bblogin._outage import EARLY_LOCK_WAIT, clear_in_flight
     from bblogin._store import SecretStore
 
     fields = dict(request["profile"])
@@ -125,7 +125,11 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     store = SecretStore(profile.storage)
     try:
         with account_lock(account.id, EARLY_LOCK_WAIT, what=f"{account.label} (profile {profile.name})"):
-            cached, _account = _session._renewed(profile, account, store, kind, False)
+            clear_in_flight(account.id)  # this refresh's own provisional window, or one of a refresh that is over
+            try:
+                cached, _account = _session._renewed(profile, account, store, kind, False)
+            finally:
+                clear_in_flight(account.id)  # written by our caller meanwhile: a failure replaced it already, what is left was no outage
     except BbloginError as exc:
         return {"outcome": "error", "error": {"type": type(exc).__name__, "message": exc.message, "hint": exc.hint}}
     return {"outcome": "served" if cached is not None else "none"}

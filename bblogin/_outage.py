@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
     from bblogin._index import Account
 
-__all__ = ["BASE", "CAP", "EARLY_BUDGET", "EARLY_LOCK_WAIT", "KNOWN_OUTAGE_BUDGET", "FLOOR", "Outage", "cause_of", "is_outage", "of", "record_failure", "waiting"]
+__all__ = ["BASE", "CAP", "EARLY_BUDGET", "EARLY_LOCK_WAIT", "IN_FLIGHT", "KNOWN_OUTAGE_BUDGET", "FLOOR", "Outage", "cause_of", "clear_in_flight", "is_outage", "of", "record_failure", "record_in_flight", "waiting"]
 
 BASE = 15.0  # seconds before the first retry
 CAP = 300.0  # the longest wait between attempts
@@ -59,6 +59,7 @@ class Outage:
     retry_at: float
     identity_pending: bool = False
     party: str | None = None  # who failed when it was not the IdP: "the proxy HOST:PORT" (the error's ``party``)
+    in_flight: bool = False  # provisional (``record_in_flight``): a detached refresh has not answered yet; counted as its failure
 
     @classmethod
     def from_json(cls, data: Any) -> Outage | None:
@@ -74,6 +75,7 @@ class Outage:
             since=float(whole["since"]), failures=whole["failures"], cause=whole["cause"],
             retry_at=float(whole["retry_at"]), identity_pending=bool(whole.get("identity_pending", False)),
             party=whole["party"] if isinstance(whole.get("party"), str) and len(whole["party"]) <= 300 and whole["party"].isprintable() else None,
+            in_flight=whole.get("in_flight") is True,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -146,7 +148,8 @@ def record_failure(account: Account, exc: IdPError, *, identity_pending: bool = 
     with _index.transaction() as index:
         current = index.accounts.get(account.id, account)
         previous = Outage.from_json(current.outage)
-        failures = min(MAX_FAILURES, (previous.failures if previous is not None else 0) + 1)
+        counted = previous.failures - 1 if previous is not None and previous.in_flight else previous.failures if previous is not None else 0
+        failures = min(MAX_FAILURES, counted + 1)
         outage = Outage(
             since=previous.since if previous is not None else at,
             failures=failures,
@@ -159,3 +162,44 @@ def record_failure(account: Account, exc: IdPError, *, identity_pending: bool = 
             acct.outage = outage.to_json()
     return outage
 
+
+IN_FLIGHT = 15.0  # seconds of the provisional window: a detached refresh's bound (the 1 s budget, the 10 s answer, the lock wait)
+
+
+def record_in_flight(account: Account, waited: float) -> None:
+    """The caller that stopped waiting for its detached refresh (``_background``) after
+    ``waited`` seconds: a provisional window of :data:`IN_FLIGHT` seconds, so that until the
+    refresh ends every call — the hot path's too — serves the still-valid token at once and
+    none starts a second attempt. The refresh's own outcome replaces it (``record_failure``
+    counts it as that attempt's failure; a success, a refusal or a dead grant clear it); a
+    refresh killed midway leaves it to expire. Nothing is written when the refresh has ended
+    already (the account changed since ``account`` was read)."""
+    at = time.time()
+    with _index.transaction() as index:
+        current = index.accounts.get(account.id)
+        if current is None or current.updated_at != account.updated_at or current.outage != account.outage or current.tokens != account.tokens:
+            return
+        previous = Outage.from_json(current.outage)
+        current.outage = Outage(
+            since=previous.since if previous is not None else at,
+            failures=min(MAX_FAILURES, (previous.failures if previous is not None else 0) + 1),
+            cause=f"no answer within {waited:g} s (a refresh is under way)",
+            retry_at=at + IN_FLIGHT,
+            identity_pending=previous is not None and previous.identity_pending,
+            in_flight=True,
+        ).to_json()
+
+
+def clear_in_flight(account_id: str) -> None:
+    """Under the token set's lock, in a detached refresh (``_background``): a provisional window
+    is no window — the refresh it stood for has the lock now, or ended without recording
+    anything (a refusal, nothing to refresh). It goes; an identity still to be checked stays so,
+    its window over."""
+    with _index.transaction() as index:
+        current = index.accounts.get(account_id)
+        outage = Outage.from_json(current.outage) if current is not None else None
+        if current is None or outage is None or not outage.in_flight:
+            return
+        current.outage = None if not outage.identity_pending else Outage(
+            since=outage.since, failures=max(1, outage.failures - 1), cause=outage.cause, retry_at=0.0, identity_pending=True,
+        ).to_json()

@@ -662,6 +662,8 @@ def _renewed_in_background(profile: Profile, account: Account, store: SecretStor
         with account_lock(account.id, _outage.EARLY_LOCK_WAIT, what=f"{account.label} (profile {profile.name})"):
             pass  # free: the child takes it (it re-checks under it: two callers racing make one attempt)
         answer = _background.start(profile, account, kind).outcome()
+        if answer is None:
+            _outage.record_in_flight(account, _background.WAIT)  # until it ends, the next calls (the hot path's too) serve at once
     except LockTimeout:
         answer = None  # another process is refreshing it: no child, the cached token
     if answer is None:
