@@ -7,7 +7,11 @@ accounts.json (``"outage"``, docs/architecture.md), so every process on the mach
 the hot path's mirror carries it:
 
     {"since": local time of the first failure, "failures": n, "cause": bblogin's message (``cause_of``),
-     "retry_at": local time of the next attempt, "identity_pending": bool}
+     "retry_at": local time of the next attempt, "identity_pending": bool, "in_flight": bool}
+
+``in_flight``: a provisional record (``record_in_flight``) for an early refresh still under way
+in its detached child (``_background``): the caller stopped waiting for it; the child's outcome
+replaces it.
 
 Until ``retry_at`` no call contacts the IdP for this account: a token that still lives
 :data:`FLOOR` seconds (IdP time) is served with one line on stderr — by the hot path too — and a

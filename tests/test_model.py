@@ -70,6 +70,7 @@ from bblogin._hot._answer import PIPELINES_ENV, adhoc_profile_name
 from bblogin._shape import DEFAULT_OIDC_SCOPES, shape_of
 from bblogin.devidp import DevIdP, dex_subject
 from tests.fixtures.devidp import sign_in
+from tests.fixtures.background_refresh import settle_background_refreshes
 from tests.fixtures.faults import FaultProxy
 from tests.test_session import make_expiring
 
@@ -81,7 +82,7 @@ USERS = ("alice", "bob")
 CLIENTS = ("bblogin", "bblogin-ci")
 ADHOC_SCOPES = ((), ("openid", "email", "offline_access"))  # a flags entry's --scope values: the defaults, or fewer
 GIT_HOSTS = ("https://git-one.example", "https://git-two.example")
-FAULTS = ("refuse", "reset", "503")  # "hang" costs the early budget per attempt: tests/test_outage.py has it
+FAULTS = ("refuse", "reset", "503")  # a hang costs a needed refresh the full timeout: the rule idp_hangs_during_an_early_refresh has it
 MAX_BURST = 3  # one attempt, with the full retries (two) when no valid token can be served
 EXEC_INFO = '{"apiVersion":"client.authentication.k8s.io/v1","spec":{"interactive":false}}'
 SETTINGS = settings(
@@ -187,6 +188,7 @@ class Bblogin(RuleBasedStateMachine):
     def full(self, argv: list[str], stdin: bytes = b"", allowed: tuple[int, ...] | None = None) -> tuple[int, bytes]:
         with captured(stdin) as (out, err):
             code = _cli.run(argv)
+        settle_background_refreshes()  # an early refresh the call left to its detached child is part of the call
         self.last_err = err.getvalue()
         assert "Traceback" not in err.getvalue() and "internal error" not in err.getvalue(), err.getvalue()
         if allowed is None:
@@ -487,6 +489,43 @@ class Bblogin(RuleBasedStateMachine):
     def idp_fails(self, idp: int, fault: str) -> None:
         """The IdP (or its load balancer) goes down: connections refused, reset, or 503."""
         self.proxies[idp].mode = fault
+
+    @precondition(lambda self: self.people_profiles())
+    @rule(data=st.data())
+    def idp_hangs_during_an_early_refresh(self, data: st.DataObject) -> None:
+        """The IdP takes the refresh request and never answers while the caller's token is inside
+        its margin: kubectl is served the cached token at once (the refresh goes on in a detached
+        child, which awaits the answer and records the outage), with one attempt."""
+        name = data.draw(st.sampled_from(self.people_profiles()))
+        make_expiring(name, seconds_left=45)
+        account = self.account_for(name)
+        if account is None or self.idp_of(account.issuer) is None:
+            return
+        proxy = self.proxies[self.idp_of(account.issuer)]  # type: ignore[index]
+        mode, proxy.mode = proxy.mode, "hang"
+        try:
+            before, start = proxy.connections, time.monotonic()
+            with captured() as (out, err):
+                code = _cli.run(["kubectl", "--profile", name])
+            took = time.monotonic() - start
+            settle_background_refreshes()
+            made = proxy.connections - before
+        finally:
+            proxy.mode = mode
+        assert "Traceback" not in err.getvalue(), err.getvalue()
+        self.last_err = err.getvalue()
+        self.assert_valid_is_served(account, "id_token", code, f"kubectl --profile {name} with the IdP hanging")
+        if code == 0:
+            self.assert_not_expired(rfc3339_seconds(json.loads(output(out))["status"]["expirationTimestamp"]), f"kubectl --profile {name}")
+        window = _outage.waiting(account)
+        if window is not None and window.retry_at - time.time() > 1.0:
+            assert made == 0, f"{made} connection(s) inside the backoff window of {account.id}"
+        assert made <= 1, f"{made} connections for one early refresh against a hanging IdP"
+        if code == 0 and account.has("refresh_token") and not account.refresh_dead and mode != "refuse":
+            assert took < 3.0, f"kubectl waited {took:.1f} s for a hanging IdP although its token was valid"
+        after = _index.load().accounts.get(account.id)
+        if made and after is not None and not after.refresh_dead:
+            assert _outage.waiting(after) is not None and not after.outage.get("in_flight"), f"the hung attempt for {account.id} opened no backoff window: {after.outage}"
 
     @rule(idp=st.integers(0, 1))
     def idp_recovers(self, idp: int) -> None:
