@@ -30,7 +30,6 @@ like the config mirror): every full-path read or write of the file brings it up 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sys
 
@@ -108,6 +107,8 @@ def _parse(data: bytes) -> object:
     """The file's JSON; None when it is too big, not JSON, or nested deeper than Python parses."""
     if len(data) > MAX_BYTES:
         return None
+    import json  # only when the file exists: a cached answer without ad-hoc profiles reads no JSON
+
     try:
         return json.loads(data)
     except (ValueError, RecursionError):

@@ -16,12 +16,12 @@ import random
 import re
 import time
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
 
 import httpx
 
 from bblogin import _http
 from bblogin._errors import BbloginError, IdPError, IdPResponseError, IdPUnreachable, LoginFailed, TLSError, UsageError
+from bblogin._record import record
 
 log = logging.getLogger("bblogin.aws")
 
@@ -50,7 +50,7 @@ class STSError(BbloginError):
         self.code = code  # STS's error code (InvalidIdentityToken, Throttling, …)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class AWSCredentials:
     access_key_id: str
     secret_access_key: str

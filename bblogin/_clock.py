@@ -31,11 +31,12 @@ Stdlib only. The hot path (``_hot._answer``) reads the stored result from the in
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from _thread import allocate_lock  # threading.Lock itself, without importing threading
-from dataclasses import dataclass, field
+
+from bblogin import _record
+from bblogin._record import field, record
 
 TYPE_CHECKING = False  # not `from typing import …` at run time: typing costs a cached call a fifth of a Python start-up
 if TYPE_CHECKING:
@@ -64,7 +65,7 @@ def same_epoch(a: float | None, b: float | None) -> bool:
     return a is not None and b is not None and abs(a - b) <= STEP_TOLERANCE
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Sample:
     """The offset lies in ``[lo, hi]`` seconds."""
 
@@ -129,7 +130,7 @@ def describe(offset: int) -> str:
 
 
 # -- what this process saw ------------------------------------------------------------------------
-@dataclass
+@record
 class _Exchange:
     url: str
     sent: float
@@ -205,11 +206,11 @@ def stamped(tokens: TokenSet, url: str) -> TokenSet:
         expires_at += math.floor(exchange.date - exchange.received)
     elif expires_at is not None:
         expires_at += estimate(observed(url)) or 0
-    return dataclasses.replace(tokens, access_expires_at=expires_at, clock=(sample,) if sample is not None else ())
+    return _record.replace(tokens, access_expires_at=expires_at, clock=(sample,) if sample is not None else ())
 
 
 # -- what the index keeps per account ---------------------------------------------------------------
-@dataclass
+@record
 class Clock:
     """The offset last measured for an account's IdP, as stored in ``accounts.json``."""
 

@@ -19,13 +19,11 @@ to import): it reads the mirror ``_mirrors`` compiles from exactly the bytes :fu
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import re
-from dataclasses import dataclass, field
 
-from bblogin import _mirrors, _paths
+from bblogin import _mirrors, _paths, _record
 from bblogin._errors import ConfigError, ProfileNotFound
+from bblogin._record import field, record
 from bblogin._shape import DEFAULT_OIDC_SCOPES
 
 TYPE_CHECKING = False  # not `from typing import …` at run time: typing costs a cached call a fifth of a Python start-up
@@ -39,7 +37,7 @@ STORAGES = ("keyring", "plaintext")
 BITBUCKET_CLOUD_URL = "https://bitbucket.org"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Profile:
     """One named way to log in: an IdP, a client, and how to run the flow."""
 
@@ -77,7 +75,7 @@ class Profile:
         return f"Profile(name={self.name!r}, provider={self.provider!r}, issuer={self.issuer!r}, client_id={self.client_id!r}, client_secret={secret})"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class GitHost:
     """A git remote prefix (``https://host[:port][/path]``) served from a profile's account."""
 
@@ -90,7 +88,7 @@ class GitHost:
     problem: tuple[str, str] | None = field(default=None, compare=False)  # (message, hint): why bblogin cannot serve it (a deleted profile, a duplicate key); git gets this, never a token
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Config:
     path: str
     default_profile: str | None = None
@@ -148,6 +146,8 @@ _GIT_TYPES: dict[str, type] = {"profile": str, "account": str, "username": str, 
 
 def _line_of(text: str, table: tuple[str, ...] | None, key: str | None) -> int | None:
     """Best-effort line number of ``key`` inside ``[table]`` (or of the table header)."""
+    import re  # not at the top: only an error message looks for a line (re brings enum)
+
     lines = text.splitlines()
     start = 0
     if table is not None:
@@ -287,7 +287,7 @@ class _Validator:
             host = entries[-1][1]
             if len({e[1] for e in entries}) > 1:
                 named = ", ".join(f'git."{key}" (line {_line_of(self.text, ("git", key), None) or "?"}, profile {h.profile})' for key, h in entries)
-                host = dataclasses.replace(
+                host = _record.replace(
                     host,
                     problem=(f"{self.path}: {len(entries)} entries are the same git host {url}: {named}", f"keep one: bblogin setup git --host {url} --profile NAME rewrites them as one"),
                 )
@@ -296,7 +296,7 @@ class _Validator:
 
 
 BITBUCKET_PROVIDERS = ("bitbucket-cloud", "bitbucket-dc")
-_LOOPBACK_REDIRECT = re.compile(r"^http://(127\.0\.0\.1|localhost):(\d{1,5})(/[^?#\s]*)$")
+_LOOPBACK_REDIRECT = r"^http://(127\.0\.0\.1|localhost):(\d{1,5})(/[^?#\s]*)$"  # compiled (and re imported) only for a profile with a redirect_uri
 
 
 def redirect_problem(redirect_uri: str | None, listen_port: int | None) -> str | None:
@@ -307,7 +307,9 @@ def redirect_problem(redirect_uri: str | None, listen_port: int | None) -> str |
     must listen on exactly that URL's port."""
     if redirect_uri is None:
         return None
-    m = _LOOPBACK_REDIRECT.match(redirect_uri)
+    import re
+
+    m = re.match(_LOOPBACK_REDIRECT, redirect_uri)
     if not m or not 0 < int(m.group(2)) <= 65535:
         return "must be the callback URL registered with the IdP, http://127.0.0.1:PORT/PATH (or localhost) with a fixed port, e.g. http://127.0.0.1:8400/callback"
     port = int(m.group(2))
@@ -324,7 +326,9 @@ def registered_redirect(profile: Profile) -> tuple[int, str] | None:
     has no other kind, http://127.0.0.1:``listen_port``/callback for a fixed port. None when any
     loopback port will do (dex and other IdPs that follow RFC 8252 §7.3)."""
     if profile.redirect_uri is not None:
-        m = _LOOPBACK_REDIRECT.match(profile.redirect_uri)
+        import re
+
+        m = re.match(_LOOPBACK_REDIRECT, profile.redirect_uri)
         if m:
             return int(m.group(2)), profile.redirect_uri
     if profile.provider in BITBUCKET_PROVIDERS and profile.listen_port:
@@ -343,7 +347,20 @@ def is_allowed_issuer(url: str) -> bool:
     """https, or plain http only on loopback (the dev IdP, tests)."""
     if url.startswith("https://") and len(url) > len("https://"):
         return True
-    return bool(re.match(r"^http://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?(/|$)", url))
+    # ^http://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?(/|$) by string checks: every profile's issuer
+    # is checked on every call, and re (with enum) costs a cached answer a third of a Python start-up
+    host = next((h for h in ("127.0.0.1", "localhost", "[::1]") if url.startswith("http://" + h)), None)
+    if host is None:
+        return False
+    rest = url[len("http://" + host) :]
+    if rest[:1] == ":":
+        end = 1
+        while end < len(rest) and rest[end].isdecimal():  # \d: Unicode category Nd, as str.isdecimal
+            end += 1
+        if end == 1:
+            return False
+        rest = rest[end:]
+    return rest in ("", "\n") or rest.startswith("/")  # `$` matches before a final newline too
 
 
 def normalize_git_url(url: str) -> str:
@@ -411,14 +428,16 @@ def load(path: str | None = None, *, cache: bool = True) -> Config:
     return parse(path, text, stamp, cache=cache)
 
 
-_SHOWABLE = re.compile(r"\s*(\[\[?[^\]\n]*\]\]?|[A-Za-z0-9_.-]+(\s*=)?)")
+_SHOWABLE = r"\s*(\[\[?[^\]\n]*\]\]?|[A-Za-z0-9_.-]+(\s*=)?)"
 
 
 def _masked(line: str) -> str:
     """What a syntax error may show of a config line: a table header, or a bare key (and its
     ``=``) with everything after it as ``…`` — a value may be a client secret, and a line that
     starts with neither may be a pasted one, so it is not shown at all."""
-    m = _SHOWABLE.match(line)
+    import re  # only a syntax error shows a line
+
+    m = re.match(_SHOWABLE, line)
     if not m or len(line) >= 200:
         return ""
     rest = line[m.end() :]
@@ -428,6 +447,8 @@ def _masked(line: str) -> str:
 def _syntax_error(path: str, text: str, exc: tomllib.TOMLDecodeError) -> ConfigError:
     """``FILE:LINE:COLUMN: invalid TOML: what`` and the line itself with its value masked, from
     tomllib's message (Python 3.11–3.13 put the position only in the text: "… (at line 2, column 19)")."""
+    import re
+
     message = str(exc)
     m = re.search(r" \(at line (\d+), column (\d+)\)$", message)
     if m:

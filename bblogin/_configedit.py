@@ -5,11 +5,10 @@ from the file as written (``_mirrors``). Parsing and validation are ``_config``'
 
 from __future__ import annotations
 
-from dataclasses import asdict, fields
-
 from bblogin import _files, _lock, _mirrors, _paths
 from bblogin._config import GitHost, Profile, _Validator, default_scopes, load, normalize_git_url, parse
 from bblogin._errors import ConfigError
+from bblogin._record import asdict, fields
 
 TYPE_CHECKING = False  # not `from typing import …` at run time: typing costs a cached call a fifth of a Python start-up
 if TYPE_CHECKING:

@@ -6,7 +6,6 @@ its mirrors through here.)
 
 from __future__ import annotations
 
-import json
 import os
 
 TYPE_CHECKING = False  # typing itself costs the hot path a fifth of a start-up
@@ -66,12 +65,21 @@ def atomic_write_bytes(path: str, data: bytes, *, own_dir: bool = True) -> os.st
     return written
 
 
+def json_bytes(obj: Any) -> bytes:
+    """``obj`` as bblogin writes its JSON files."""
+    import json  # not at the top: a cached answer reads no JSON (json brings re and enum)
+
+    return json.dumps(obj, indent=1, sort_keys=True).encode() + b"\n"
+
+
 def atomic_write_json(path: str, obj: Any) -> os.stat_result:
-    return atomic_write_bytes(path, json.dumps(obj, indent=1, sort_keys=True).encode() + b"\n")
+    return atomic_write_bytes(path, json_bytes(obj))
 
 
 def read_json(path: str) -> Any | None:
     """The parsed JSON at ``path``; None when it is missing or unreadable as JSON."""
+    import json
+
     try:
         with open(path, "rb") as fh:
             return json.loads(fh.read())

@@ -21,11 +21,11 @@ import os
 import re
 import stat
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from bblogin._errors import StorageError, UsageError
 from bblogin._files import atomic_write_bytes
+from bblogin._record import record
 
 VERSION = 1
 ID_TOKEN = "urn:ietf:params:oauth:token-type:id_token"
@@ -42,7 +42,7 @@ WORKLOAD_AUDIENCE = re.compile(r"//iam\.googleapis\.com/projects/\d+/locations/g
 SERVICE_ACCOUNT = re.compile(r"[a-z0-9][a-z0-9.-]*@[a-z0-9][a-z0-9.-]*\.iam\.gserviceaccount\.com|[a-z0-9][a-z0-9.-]*@[a-z0-9.-]+\.gserviceaccount\.com")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class LibraryRequest:
     """What the client library asked for, from the environment it runs bblogin in."""
 

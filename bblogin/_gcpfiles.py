@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from bblogin import _files, _paths
+from bblogin._record import record
 
 if TYPE_CHECKING:
     from bblogin._index import Index
@@ -26,7 +26,7 @@ RECORD = "gcp-output-files.json"
 LOCK_SECONDS = 10.0
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class OutputFile:
     path: str
     profile: str | None  # None: a Pipelines step token (no account, nothing to log out)

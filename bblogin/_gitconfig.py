@@ -19,8 +19,9 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from dataclasses import dataclass
 from urllib.parse import quote, unquote, urlsplit
+
+from bblogin._record import record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ _DEFAULT_PORTS = {"https": 443, "http": 80}
 _SETUP_SHAPE = re.compile(r"^!f\(\) \{ if \[ \$1 = store \]; then while read -r _; do :; done; else exec (.+) git-credential \$1; fi; \}; f$")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class HelperEntry:
     """One ``helper`` line of git's configuration."""
 
@@ -241,7 +242,7 @@ def _under(pattern: str, url: str) -> bool:
     return bool(want and base and want[0] == base[0] and want[3] == base[3] and _host_matches(want[2], base[2]) and want[4].startswith(base[4] + "/"))
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Finding:
     url: str  # the request URL this is about (the host prefix, or a repository below it)
     username: str | None
@@ -348,7 +349,7 @@ def reject_account(config: Config, account: Account, profiles: list[str] | None 
     name git may have been given that picks this account (user name, email, account id) — so no
     store, cache or keychain helper keeps serving it. The hosts told; [] when git is not installed.
     (`bblogin logout` and the TUI's logout call this per account.)"""
-    from dataclasses import asdict
+    from bblogin._record import asdict
 
     from bblogin import _gitcred
 

@@ -17,14 +17,13 @@ record per account, holding one ``profile``) are migrated when read (:func:`migr
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
 
 from bblogin import _files, _lock, _mirrors, _paths
 from bblogin._clock import Clock, Sample
 from bblogin._errors import AccountNotFound, StorageError
 from bblogin._hot._mirror import token_digest
+from bblogin._record import FIELDS, asdict, field, record
 from bblogin._tokens import Identity, TokenSet, account_id, now
 
 TYPE_CHECKING = False  # not `from typing import …` at run time: typing costs a cached call a fifth of a Python start-up
@@ -36,7 +35,7 @@ INDEX_LOCK_TIMEOUT = 10.0
 DEFAULT_ACCESS_TOKEN_LIFETIME = 3600
 
 
-@dataclass
+@record
 class Account:
     """One account's token set: what one request shape obtained, and the profiles it serves."""
 
@@ -102,11 +101,11 @@ class Account:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Account:
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        known = {k: v for k, v in data.items() if k in getattr(cls, FIELDS)}
         return cls(**known)
 
 
-@dataclass
+@record
 class Index:
     accounts: dict[str, Account] = field(default_factory=dict)
     active: dict[str, str] = field(default_factory=dict)
@@ -197,15 +196,54 @@ class Index:
 
 def _read() -> tuple[dict[str, Any], list[int] | None]:
     """accounts.json as parsed, and the fingerprint of the very file it was parsed from (None
-    when there is nothing to mirror: no file, unreadable, or changed during the read)."""
+    when there is nothing to mirror: no file, unreadable, or changed during the read). When the
+    hot path's mirror is tagged with that fingerprint it holds ``json.loads`` of exactly these
+    bytes (marshal keeps JSON's values as they were), and is used instead of parsing them again."""
     try:
         raw, stamp = _mirrors.read_stamped(_paths.accounts_file())
-        data = json.loads(raw)
-    except (OSError, ValueError):
+    except OSError:
         return {}, None
+    data = _mirrors.parsed_index(stamp)  # what parsing exactly these bytes gave, when the mirror has it
+    if data is None or not _well_formed(data):
+        import json  # not at the top: a cached answer reads the mirror (json brings re and enum)
+
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            return {}, None
     if not isinstance(data, dict) or data.get("version") not in (1, VERSION):
         return {}, None
     return data, stamp
+
+
+def _json_types(annotation: str) -> tuple[type, ...]:
+    """The JSON types a field annotated ``annotation`` holds (annotations are strings here):
+    ``dict[str, int | None] | None`` → (dict, NoneType)."""
+    names = {"str": str, "int": int, "bool": bool, "list": list, "dict": dict, "None": type(None)}
+    out, depth, start = [], 0, 0
+    for at, char in enumerate(annotation + "|"):
+        depth += {"[": 1, "]": -1}.get(char, 0)
+        if char == "|" and depth == 0:
+            out.append(names.get(annotation[start:at].split("[")[0].strip(), object))
+            start = at + 1
+    return tuple(out)
+
+
+_ACCOUNT_TYPES = {name: _json_types(annotation) for name, annotation in Account.__annotations__.items()}
+
+
+def _well_formed(data: dict[str, Any]) -> bool:
+    """Whether a mirror's parse has the shape this version writes — every account a record whose
+    fields hold their types. A mirror that does not (damaged, edited) is not trusted: the bytes are
+    parsed instead, so a cached answer is always what parsing the file would give."""
+    accounts, active, unreadable = data.get("accounts"), data.get("active"), data.get("unreadable", {})
+    return (
+        data.get("version") == VERSION
+        and isinstance(accounts, dict)
+        and isinstance(active, dict)
+        and isinstance(unreadable, dict)
+        and all(isinstance(a, dict) and all(isinstance(v, _ACCOUNT_TYPES.get(k, object)) for k, v in a.items()) for a in accounts.values())
+    )
 
 
 def _parse(data: dict[str, Any]) -> Index:
@@ -319,6 +357,8 @@ def transaction() -> Iterator[Index]:
                 )
             settle(index, shapes)
         yield index
-        data = index.to_json()
-        written = _files.atomic_write_json(_paths.accounts_file(), data)
-        _mirrors.write_index(data, _mirrors.stamp_of(written))
+        import json
+
+        raw = _files.json_bytes(index.to_json())
+        written = _files.atomic_write_bytes(_paths.accounts_file(), raw)
+        _mirrors.write_index(json.loads(raw), _mirrors.stamp_of(written))  # as a read parses it: key order, lists

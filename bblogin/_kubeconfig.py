@@ -17,8 +17,9 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
+
+from bblogin._record import field, record
 
 Problem = tuple[str, str, str]  # (file, what is wrong, what to fix)
 BACKUP = ".bblogin-backup"  # the file as it was before the last bblogin edit
@@ -30,7 +31,7 @@ MAX_EXPANSION = 10  # aliases may make the document at most this many times its 
 MAX_NODES = 100_000  # ... once it counts this many containers as expanded
 
 
-@dataclass
+@record
 class Kubeconfig:
     files: list[str] = field(default_factory=list)
     users: dict[str, tuple[str, Any]] = field(default_factory=dict)  # name -> (file, its `user:`)
@@ -246,7 +247,7 @@ def edit_lock(path: str, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
                 os.unlink(lock)
 
 
-@dataclass
+@record
 class Editable:
     """One kubeconfig file, round-tripped with ruamel.yaml (comments, order and quoting kept)."""
 

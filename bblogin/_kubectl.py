@@ -30,10 +30,23 @@ def exec_info_api_version(value: str | None) -> str | None:
     return next((v for v in (V1BETA1, V1) if rest.startswith(f'"{v}"')), None)
 
 
+# KUBERNETES_EXEC_INFO byte for byte as kubectl writes it (Go's encoding/json; no cluster info), and
+# what parsing it says: a cached call through kubectl then needs no `json` (`re` and `enum` with it).
+# Any other text is parsed; tests/test_kubectl.py checks each entry against the parser.
+KUBECTL_EXEC_INFO = {
+    f'{{"kind":"ExecCredential","apiVersion":"{version}","spec":{{"interactive":{"true" if interactive else "false"}}}}}': (version, interactive)
+    for version in (V1, V1BETA1)
+    for interactive in (False, True)
+}
+
+
 def parse_exec_info(value: str | None) -> tuple[str, bool]:
     """(apiVersion to answer in, whether a person may be asked) from KUBERNETES_EXEC_INFO."""
     if not value:
         return V1BETA1, False
+    known = KUBECTL_EXEC_INFO.get(value)
+    if known is not None:
+        return known
     import json
 
     from bblogin._errors import UsageError  # not at the top: the hot path has no use for the error tree

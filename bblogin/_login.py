@@ -11,8 +11,9 @@ from __future__ import annotations
 import secrets
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from bblogin._record import record
 
 if TYPE_CHECKING:
     from bblogin._config import Profile
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from bblogin._tokens import Identity, TokenSet
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class LoginOptions:
     flow: str | None = None  # None: the profile's flow
     open_browser: bool = True

@@ -45,7 +45,6 @@ import json
 import os
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from bblogin import _files, _paths
 from bblogin._errors import (
@@ -59,6 +58,7 @@ from bblogin._errors import (
     StorageError,
     TokenVerificationError,
 )
+from bblogin._record import record
 
 MAX_TEXT = 600
 MAX_BYTES = 4096  # more than any document publish() writes: 600 printable characters of ≤ 4 bytes (UTF-8), plus ~150
@@ -72,7 +72,7 @@ def shared(error: BbloginError, *, own_timeout: bool = False) -> bool:
     return isinstance(error, SHARED) and not (own_timeout and isinstance(error, LoginTimeout))
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Result:
     generation: str
     ok: bool

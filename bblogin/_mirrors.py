@@ -17,11 +17,11 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator
-from dataclasses import asdict
 
 from bblogin import _lock, _paths
 from bblogin._hot import _mirror
 from bblogin._errors import LockTimeout, StorageError
+from bblogin._record import asdict
 
 TYPE_CHECKING = False  # not `from typing import …` at run time: typing costs a cached call a fifth of a Python start-up
 if TYPE_CHECKING:
@@ -72,6 +72,15 @@ def opportunistic(lock_key: str) -> Iterator[bool]:
 def index_is_current(stamp: list[int] | None) -> bool:
     mirror = _mirror.read(_mirror.accounts_path())
     return stamp is not None and mirror is not None and mirror.get("source") == stamp
+
+
+def parsed_index(stamp: list[int] | None) -> dict[str, Any] | None:
+    """The index as parsed from the file ``stamp`` names, from its mirror; None when the mirror
+    describes other bytes (or there is no stamp: the file changed while it was read)."""
+    mirror = _mirror.read(_mirror.accounts_path())
+    if stamp is None or mirror is None or mirror.get("source") != stamp or not isinstance(mirror.get("index"), dict):
+        return None
+    return mirror["index"]  # type: ignore[no-any-return]
 
 
 def write_index(data: dict[str, Any], stamp: list[int] | None) -> None:

@@ -27,7 +27,6 @@ import contextlib
 import socket
 import ssl
 import urllib.parse
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -35,6 +34,7 @@ import httpx
 from bblogin._errors import BbloginError, IdPResponseError, IdPUnreachable, TLSError, printable
 from bblogin._http import _causes
 from bblogin._proxy import PROFILE, ProxyChoice
+from bblogin._record import field, record
 from bblogin._trust import Certificate, Trust, describe, unverified_context
 
 ROUTE = "bblogin_route"  # the request extension that carries the Route
@@ -56,7 +56,7 @@ class ProxyFailed(IdPUnreachable):
         self.party = party
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Route:
     proxy: ProxyChoice | None
     trust: Trust

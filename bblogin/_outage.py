@@ -29,12 +29,12 @@ identity is checked on the first call after ``retry_at`` (the hot path declines 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
 
 from bblogin import _index
 from bblogin._errors import IdPError, OAuthError
 from bblogin._hot._answer import OUTAGE_FLOOR as FLOOR
 from bblogin._hot._answer import MAX_FAILURES, in_backoff, whole_outage
+from bblogin._record import asdict, record
 
 TYPE_CHECKING = False  # not `from typing import …` at run time: typing costs a cached call a fifth of a Python start-up
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ KNOWN_OUTAGE_BUDGET = 10.0  # one attempt (no retries) for a call without a vali
 EARLY_LOCK_WAIT = 0.25  # seconds such a caller waits for another process's refresh before serving
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Outage:
     since: float
     failures: int

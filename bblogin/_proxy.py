@@ -21,16 +21,16 @@ A proxy URL may carry ``user:password@``; :meth:`ProxyChoice.shown` is what logs
 doctor print: the scheme, host and port, the user name at most, never the password.
 
 Config loading validates a profile's ``proxy`` with :func:`normalise` on every call of the full
-path, so this module imports only ``os`` and ``dataclasses`` at the top: ``urllib.parse``,
+path, so this module imports only ``os`` and ``_record`` (bblogin's records) at the top: ``urllib.parse``,
 ``ipaddress`` and ``subprocess`` are imported where a request is actually routed.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 from bblogin._errors import ProxySettingError
+from bblogin._record import record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ GIT_TIMEOUT = 5.0
 PROFILE = "the profile's proxy"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ProxyChoice:
     """A proxy to use: its URL (credentials included: never print it) and where it was set."""
 
@@ -171,7 +171,7 @@ def no_proxy_of(environ: Mapping[str, str]) -> str:
     return environ.get("no_proxy", "").strip() or environ.get("NO_PROXY", "").strip()
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class GitHTTP:
     """What git's configuration says for one URL: ``http.proxy`` and ``http.sslCAInfo``."""
 

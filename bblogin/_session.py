@@ -25,15 +25,14 @@ builds a profile for an account.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import sys
-from dataclasses import dataclass
 
-from bblogin import _index, _outage
+from bblogin import _index, _outage, _record
 from bblogin._config import Profile
 from bblogin._errors import IdentityUnchecked, IdPError, LockTimeout, LoginRequired, ProxySettingError, RefreshTokenDead
 from bblogin._interactive import Gate, why_not
 from bblogin._lock import account_lock
+from bblogin._record import record
 from bblogin._store import SecretStore
 from bblogin._tokens import TOKEN_KINDS, Identity, TokenSet, account_id
 
@@ -63,7 +62,7 @@ NON_INTERACTIVE_LOCK_TIMEOUT = 30  # seconds a caller that may not log in waits 
 LOGIN_WAIT_MARGIN = 30  # seconds past a login's own timeout that a waiter allows it (the code exchange, storing)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Credential:
     account: Account
     kind: str
@@ -167,7 +166,7 @@ def profile_for(account: Account, config: Config, member: str | None = None) -> 
     configured = [p for p in (config.profiles.get(n) or config.adhoc.get(n) for n in names) if p is not None and issued_for(account, p)]
     chosen = next((p for p in configured if serves(account, p)), configured[0] if configured else None)
     if chosen is not None:
-        return dataclasses.replace(chosen, storage=account.storage)
+        return _record.replace(chosen, storage=account.storage)
     name = names[0] if names else account.identity
     return Profile(name=name, issuer=account.issuer, client_id=account.client_id, provider=account.provider, storage=account.storage)
 
@@ -185,7 +184,7 @@ def _fresh(profile: Profile, account: Account, store: SecretStore, kind: str, ma
     the fallback during an outage) — the same test the hot path makes
     (``_hot._answer.cached_token``: during a backoff window it serves down to ``_outage.FLOOR``),
     reading through the keyring library."""
-    from dataclasses import asdict
+    from bblogin._record import asdict
 
     from bblogin._hot._answer import cached_token
 
@@ -196,7 +195,7 @@ def _fresh(profile: Profile, account: Account, store: SecretStore, kind: str, ma
 def _served(profile: Profile, cred: Credential) -> Credential:
     """``cred``, after the line the hot path prints when it serves a token inside its margin
     because the IdP is failing (``_hot._answer.outage_notice``; -v adds the cause)."""
-    from dataclasses import asdict
+    from bblogin._record import asdict
 
     from bblogin._hot._answer import outage_notice
 
@@ -419,7 +418,7 @@ def _refresh(profile: Profile, account: Account, store: SecretStore, *, strict: 
         _mark_dead(account)
         raise
     if tokens.refresh_token in kept:
-        tokens = dataclasses.replace(tokens, refresh_token=None)  # stored already: not twice
+        tokens = _record.replace(tokens, refresh_token=None)  # stored already: not twice
     try:
         identity = provider.identity(tokens)
     except IdPError as exc:

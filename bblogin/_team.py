@@ -15,12 +15,12 @@ import hashlib
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
 from typing import Any
 
 from bblogin import __version__, _config, _kubeconfig
 from bblogin._config import Profile
 from bblogin._errors import ConfigError, UsageError, printable, unprintable
+from bblogin._record import field, record
 
 SCHEMA = 1
 MAX_BYTES = 256 * 1024  # a bundle for a large team is a few KiB; anything near this is not one
@@ -47,13 +47,13 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,252}$")  # kubeconfig names 
 _PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----\s+[A-Za-z0-9+/=\s]+-----END CERTIFICATE-----")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Context:
     name: str
     namespace: str | None = None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Cluster:
     name: str
     server: str
@@ -76,7 +76,7 @@ def fingerprint(ca_data: Any) -> str:
     return "sha256:" + hashlib.sha256(str(ca_data).encode()).hexdigest()[:16]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Bundle:
     source: str
     name: str | None = None

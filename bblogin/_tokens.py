@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+
+from bblogin._record import field, record
 
 TYPE_CHECKING = False  # not `from typing import …` at run time: typing costs a cached call a fifth of a Python start-up
 if TYPE_CHECKING:
@@ -12,7 +13,7 @@ if TYPE_CHECKING:
 TOKEN_KINDS = ("id_token", "access_token", "refresh_token")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class TokenSet:
     """Tokens from one token-endpoint answer. ``*_expires_at`` are Unix seconds on the IdP's clock
     (None = unknown); ``clock`` is what that answer told about the IdP's clock (``_clock``)."""
@@ -37,7 +38,7 @@ class TokenSet:
         return f"TokenSet(kinds={sorted(self.values())}, access_expires_at={self.access_expires_at}, id_expires_at={self.id_expires_at})"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Identity:
     """Who logged in. ``sub`` is stable per (issuer, client): dex's sub, a Bitbucket uuid or DC user id."""
 

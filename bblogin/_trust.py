@@ -17,9 +17,9 @@ import os
 import re
 import ssl
 import sys
-from dataclasses import dataclass
 
 from bblogin._errors import TLSError
+from bblogin._record import record
 
 _CA_FILE_CANDIDATES = (  # where Linux distributions keep the system bundle (truststore looks there too)
     "/etc/ssl/certs/ca-certificates.crt",
@@ -31,7 +31,7 @@ _CA_FILE_CANDIDATES = (  # where Linux distributions keep the system bundle (tru
 _HASHED = re.compile(r"^[0-9a-fA-F]{8}\.[0-9]$")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Trust:
     """An SSL context and the words for what it trusts (doctor, TLS errors)."""
 
@@ -92,7 +92,7 @@ def trust(ca_files: tuple[str, ...] = ()) -> Trust:
     return Trust(context, store, tuple(ca_files))
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Certificate:
     subject: str
     issuer: str

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from bblogin._errors import UsageError
+from bblogin._record import record
 
 BITBUCKET_ISSUER = "https://api.bitbucket.org/2.0/workspaces/{workspace}/pipelines-config/identity/oidc"
 _UUID = re.compile(r"\{?([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\}?")
@@ -34,7 +34,7 @@ def _uuid(value: str, flag: str) -> str:
     return match.group(1).lower()  # as Bitbucket writes them in its tokens: the conditions compare case-sensitively
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class StepIdentity:
     """What a trust condition pins: the workspace's issuer and audience, one repository, and
     optionally one deployment environment. UUIDs are kept without braces, in lower case."""

@@ -7,7 +7,7 @@ when asked for), the real Secret Service.
 
 from __future__ import annotations
 
-import dataclasses
+from bblogin import _record
 import json
 import os
 import subprocess
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.usefixtures("keyring_secret_service")
 
 
 def edit_scopes(name: str, wanted: tuple[str, ...]) -> None:
-    _configedit.save_profile(dataclasses.replace(_config.load().profiles[name], scopes=wanted))
+    _configedit.save_profile(_record.replace(_config.load().profiles[name], scopes=wanted))
 
 
 def test_use_of_an_account_whose_login_is_of_an_older_shape_never_serves_another_account(devidp) -> None:
@@ -76,7 +76,7 @@ def test_a_login_through_flags_that_change_a_profiles_request_takes_nothing_from
     login(devidp, "work", *scopes(*WITH_GROUPS))
     (configured,) = _index.load().accounts.values()
     refresh_token = SecretStore(configured.storage).get(configured.id, "refresh_token")
-    override = dataclasses.replace(_config.load().profiles["work"], scopes=WITHOUT_GROUPS)
+    override = _record.replace(_config.load().profiles["work"], scopes=WITHOUT_GROUPS)
     cred = get_credential(override, interactive=True, login=LoginOptions(flow="device", open_browser=False))
     assert "groups" not in (unverified_claims(cred.token) or {}) and cred.account.id != configured.id
     index = _index.load()

@@ -7,7 +7,7 @@ for the account, nothing may be sent with the wrong client, and the real account
 
 from __future__ import annotations
 
-import dataclasses
+from bblogin import _record
 import json
 import os
 import re
@@ -63,7 +63,7 @@ def test_issuer_flags_on_kubectl_never_send_the_accounts_tokens_elsewhere(two_id
 def test_an_edited_issuer_in_config_toml_hides_the_account(two_idps) -> None:
     home, other = two_idps
     original = _config.load().profiles["dev"]
-    _configedit.save_profile(dataclasses.replace(original, issuer=other.issuer))
+    _configedit.save_profile(_record.replace(original, issuer=other.issuer))
     done = bblogin("token", "--profile", "dev", "--no-login")
     assert done.returncode == 4 and done.stdout == "", done.stderr
     assert other.requests == [] and home.count("/token", "refresh_token") == 0
@@ -76,7 +76,7 @@ def test_an_edited_issuer_in_config_toml_hides_the_account(two_idps) -> None:
 def test_an_edited_client_id_never_redeems_the_refresh_token_as_another_client(two_idps) -> None:
     home, other = two_idps
     original = _config.load().profiles["dev"]
-    _configedit.save_profile(dataclasses.replace(original, client_id="bblogin-ci", client_secret="bblogin-ci-secret"))
+    _configedit.save_profile(_record.replace(original, client_id="bblogin-ci", client_secret="bblogin-ci-secret"))
     done = bblogin("token", "--profile", "dev", "--no-login")
     assert done.returncode == 4, done.stderr
     assert home.count("/token", "refresh_token") == 0, "the refresh token went to the token endpoint as another client"
@@ -89,7 +89,7 @@ def test_tui_refresh_and_logout_go_to_the_issuing_idp_only(two_idps) -> None:
 
     home, other = two_idps
     original = _config.load().profiles["dev"]
-    _configedit.save_profile(dataclasses.replace(original, issuer=other.issuer))
+    _configedit.save_profile(_record.replace(original, issuer=other.issuer))
     account = only_account()
     CoreSource().refresh(account.id)  # refreshed where it was issued, whatever the profile says now
     assert home.count("/token", "refresh_token") == 1 and not only_account().refresh_dead
@@ -104,7 +104,7 @@ def test_the_hot_path_declines_an_account_issued_elsewhere(two_idps, monkeypatch
     monkeypatch.setenv("KUBERNETES_EXEC_INFO", EXEC_INFO)
     set_margin("dev", 0)  # valid: the hot path would answer for the real profile
     original = _config.load().profiles["dev"]
-    _configedit.save_profile(dataclasses.replace(original, issuer=other.issuer))
+    _configedit.save_profile(_record.replace(original, issuer=other.issuer))
     done = bblogin("kubectl", "--profile", "dev")
     assert done.returncode == 4 and done.stdout == ""
     status = json.loads(bblogin("status", "--json").stdout)["accounts"]
@@ -117,12 +117,12 @@ def test_profile_for_never_lends_another_clients_secret_or_settings() -> None:
 
     account = _index.Account(id="x", profiles=["dev"], provider="oidc", issuer="https://idp.example", client_id="bblogin", sub="s", storage="plaintext")
     same = _config.Profile(name="dev", issuer="https://idp.example", client_id="bblogin", client_secret="ours", ca_file="/ca.pem")
-    elsewhere = dataclasses.replace(same, issuer="https://other.example", client_secret="theirs")
-    assert profile_for(account, _config.Config(path="c", profiles={"dev": same})) == dataclasses.replace(same, storage="plaintext")
+    elsewhere = _record.replace(same, issuer="https://other.example", client_secret="theirs")
+    assert profile_for(account, _config.Config(path="c", profiles={"dev": same})) == _record.replace(same, storage="plaintext")
     for config in (_config.Config(path="c", profiles={"dev": elsewhere}), _config.Config(path="c")):
         fallback = profile_for(account, config)
         assert issued_for(account, fallback) and fallback.client_secret is None and fallback.ca_file is None and fallback.storage == "plaintext"
-    assert not issued_for(account, dataclasses.replace(same, provider="bitbucket-dc"))
+    assert not issued_for(account, _record.replace(same, provider="bitbucket-dc"))
 
 
 def test_flags_naming_another_idp_or_client_never_carry_the_profiles_client_secret() -> None:
@@ -154,7 +154,7 @@ def test_a_login_through_override_flags_leaves_the_profiles_own_account_in_use(t
     home, other = two_idps
     set_margin("dev", 0)
     dev = _config.load().profiles["dev"]
-    elsewhere = dataclasses.replace(dev, issuer=other.issuer, client_secret=None)
+    elsewhere = _record.replace(dev, issuer=other.issuer, client_secret=None)
     cred = get_credential(elsewhere, interactive=True, login=LoginOptions(flow="device", open_browser=False))
     assert cred.account.issuer == other.issuer
     monkeypatch.setenv("KUBERNETES_EXEC_INFO", EXEC_INFO)

@@ -8,7 +8,7 @@ its fake is a real 127.0.0.1 server and bblogin runs as a subprocess too.
 
 from __future__ import annotations
 
-import dataclasses
+from bblogin import _record
 import json
 import os
 import subprocess
@@ -126,7 +126,7 @@ def test_cloud_api_is_only_api_bitbucket_org(bitbucket_cloud) -> None:
 def test_cloud_profile_must_be_bitbucket_org(bitbucket_cloud) -> None:
     from bblogin._providers._bitbucket import BitbucketCloud
 
-    profile = dataclasses.replace(cloud_profile(bitbucket_cloud), issuer="https://bitbucket.example.com")
+    profile = _record.replace(cloud_profile(bitbucket_cloud), issuer="https://bitbucket.example.com")
     with pytest.raises(ConfigError, match="lives at https://bitbucket.org") as info:
         BitbucketCloud(profile)
     assert "bitbucket-dc" in (info.value.hint or "")
@@ -273,7 +273,7 @@ def test_data_center_refresh_without_the_registered_callback_or_secret_sends_not
     if profile_now == "gone":
         profile = profile_for(account, _config.Config(path="nowhere.toml"))
     else:
-        _configedit.save_profile(dataclasses.replace(_config.load().profile("dc"), redirect_uri=None))
+        _configedit.save_profile(_record.replace(_config.load().profile("dc"), redirect_uri=None))
         profile = profile_for(account, _config.load())
     before = len(fake.token_requests)
     with pytest.raises(ConfigError) as info:
@@ -384,7 +384,7 @@ def test_config_refuses_a_listen_port_that_is_not_the_registered_callbacks(tmp_p
 
 def test_login_needs_the_registered_callback(bitbucket_dc) -> None:
     fake = bitbucket_dc
-    profile = dataclasses.replace(dc_profile(fake), redirect_uri=None)
+    profile = _record.replace(dc_profile(fake), redirect_uri=None)
     with pytest.raises(UsageError, match="callback URL registered") as info:
         interactive_login(profile, LoginOptions(flow="loopback", open_browser=False))
     assert "redirect_uri" in (info.value.hint or "")
@@ -406,7 +406,7 @@ def test_a_fixed_listen_port_is_the_bitbucket_callback_but_only_a_preference_for
     assert _config.registered_redirect(bitbucket) == (8400, "http://127.0.0.1:8400/callback")
     oidc = _config.Profile(name="dev", issuer="https://dex.example.com", client_id="bblogin", listen_port=8400)
     assert _config.registered_redirect(oidc) is None  # --listen may still pick another port for dex
-    registered = dataclasses.replace(oidc, redirect_uri="http://localhost:8500/cb")
+    registered = _record.replace(oidc, redirect_uri="http://localhost:8500/cb")
     assert _config.registered_redirect(registered) == (8500, "http://localhost:8500/cb")
 
 

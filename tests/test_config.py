@@ -4,6 +4,8 @@ import os
 import pathlib
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bblogin import _config, _configedit, _mirrors, _paths
 from bblogin._hot import _mirror as _hotcache
@@ -236,3 +238,12 @@ def test_config_toml_parsed_before_is_read_from_its_cache_and_any_edit_misses() 
     with pytest.raises(ConfigError, match="refresh_margin"):
         _config.load()
     assert not cache.exists()
+
+
+@given(st.lists(st.sampled_from(["http://", "https://", "127.0.0.1", "localhost", "[::1]", ":", "0", "9", "\u0663", "/", "\n", "x", "?", " "]), max_size=8).map("".join))
+def test_is_allowed_issuer_says_what_its_regular_expression_said(url: str) -> None:
+    import re
+
+    for candidate in (url, "http://" + url):
+        said = candidate.startswith("https://") and len(candidate) > len("https://") or bool(re.match(r"^http://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?(/|$)", candidate))
+        assert _config.is_allowed_issuer(candidate) == said, candidate

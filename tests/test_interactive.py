@@ -561,14 +561,14 @@ def test_git_on_a_terminal_pastes_into_the_terminal_not_gits_pipe(typed: str, ke
     """Bitbucket (no device flow), no browser: `flow = auto` is the paste flow. git's helper has
     git's request pipe on stdin, so the address is read from the terminal, as git's own prompts
     read it; Ctrl-D there is a clear LoginFailed (exit 8), never an internal error."""
-    import dataclasses
+    from bblogin import _record
     import re
 
     from tests.test_bitbucket import browse, dc_profile
     from tests.test_session import bblogin
 
     fake = bitbucket_dc
-    _configedit.save_profile(dataclasses.replace(dc_profile(fake), flow="auto"), make_default=True)
+    _configedit.save_profile(_record.replace(dc_profile(fake), flow="auto"), make_default=True)
     done = bblogin("setup", "git", "--host", "https://git.example.com", "--profile", "dc")
     assert done.returncode == 0, done.stderr
     env = {k: v for k, v in clean_env().items() if k not in ("BROWSER", "DISPLAY", "WAYLAND_DISPLAY")}
@@ -590,11 +590,11 @@ def test_git_on_a_terminal_pastes_into_the_terminal_not_gits_pipe(typed: str, ke
 
 
 def test_a_paste_login_without_any_terminal_stops_before_showing_the_url(keyring_secret_service, bitbucket_dc) -> None:
-    import dataclasses
+    from bblogin import _record
 
     from tests.test_bitbucket import dc_profile
 
-    _configedit.save_profile(dataclasses.replace(dc_profile(bitbucket_dc), flow="auto"), make_default=True)
+    _configedit.save_profile(_record.replace(dc_profile(bitbucket_dc), flow="auto"), make_default=True)
     env = {k: v for k, v in clean_env().items() if k not in ("BROWSER", "DISPLAY", "WAYLAND_DISPLAY")}
     done = subprocess.run([sys.executable, "-m", "bblogin", "login", "--profile", "dc"], capture_output=True, text=True, stdin=subprocess.DEVNULL, env=env, timeout=60, start_new_session=True)
     assert done.returncode == EXIT_LOGIN_FAILED, done.stderr

@@ -123,3 +123,12 @@ def test_kubectl_bblogin_plugin_entry_point(kubectl_bin, tmp_path) -> None:
     assert "kubectl-bblogin" in listed.stdout
     done = subprocess.run([str(kubectl_bin), "bblogin", "status", "--json"], capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode == 0 and json.loads(done.stdout) == {"accounts": [], "gcp_output_files": []}
+
+
+def test_kubectls_own_exec_info_is_read_without_json_and_as_json_reads_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    for text, (version, interactive) in _kubectl.KUBECTL_EXEC_INFO.items():
+        info = json.loads(text)
+        assert (info["kind"], info["apiVersion"], info["spec"]) == ("ExecCredential", version, {"interactive": interactive})
+    monkeypatch.setitem(sys.modules, "json", None)  # an `import json` now fails
+    for text, expected in _kubectl.KUBECTL_EXEC_INFO.items():
+        assert _kubectl.parse_exec_info(text) == expected

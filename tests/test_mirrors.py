@@ -86,10 +86,26 @@ def test_mirrors_are_tagged_with_the_file_written() -> None:
         index.accounts[alice.id] = alice
     mirror = _hotcache.read(_hotcache.accounts_path())
     assert mirror["source"] == _hotcache.fingerprint(_paths.accounts_file())
-    assert mirror["index"] == json.loads(pathlib.Path(_paths.accounts_file()).read_text())
+    parsed = json.loads(pathlib.Path(_paths.accounts_file()).read_text())
+    assert mirror["index"] == parsed and list(mirror["index"]["accounts"][alice.id]) == list(parsed["accounts"][alice.id])  # as a read parses it, in its order
     _configedit.save_profile(_config.Profile(name="p", issuer="https://idp.example", client_id="c"))
     snapshot = _hotcache.read(_hotcache.config_path())
     assert snapshot["fingerprint"] == _hotcache.fingerprint(_paths.config_file()) == _config.load().stamp
+
+
+def test_a_load_takes_the_index_from_its_mirror_until_the_file_differs(monkeypatch: pytest.MonkeyPatch) -> None:
+    alice = _account("1", "alice@example.com")
+    with _index.transaction() as index:
+        index.accounts[alice.id] = alice
+    parsed: list[object] = []
+    real = json.loads
+    monkeypatch.setattr(json, "loads", lambda raw, *a, **k: parsed.append(raw) or real(raw, *a, **k))
+    assert _index.load().get(alice.id).email == "alice@example.com" and parsed == []  # the mirror is tagged with these bytes
+    path = pathlib.Path(_paths.accounts_file())
+    path.write_text(path.read_text().replace("alice@example.com", "alice@corp.example"))  # edited by hand
+    assert _index.load().get(alice.id).email == "alice@corp.example" and parsed  # parsed, and mirrored again
+    seen = len(parsed)
+    assert _index.load().get(alice.id).email == "alice@corp.example" and len(parsed) == seen
 
 
 def test_a_file_changing_while_it_is_read_is_not_mirrored(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:

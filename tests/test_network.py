@@ -9,7 +9,7 @@ Secret Service.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
+from bblogin import _record
 import json
 import os
 import pathlib
@@ -510,9 +510,9 @@ def test_doctors_git_probe_uses_the_profiles_ca_file_and_proxy(corp_ca: CorpCA, 
     assert isinstance(_probe(monkeypatch, profile, base), int)
     assert proxy.connects() == [f"bitbucket.corp.internal:{idp.port}"]
     dead = free_port()
-    failed = _probe(monkeypatch, dataclasses.replace(profile, proxy=f"http://corp:{PROXY_PASSWORD}@127.0.0.1:{dead}"), base)
+    failed = _probe(monkeypatch, _record.replace(profile, proxy=f"http://corp:{PROXY_PASSWORD}@127.0.0.1:{dead}"), base)
     assert isinstance(failed, ProxyFailed) and failed.message.startswith(f"cannot connect to the proxy 127.0.0.1:{dead} (from the profile's proxy)")
-    untrusted = _probe(monkeypatch, dataclasses.replace(profile, ca_file=None), base)
+    untrusted = _probe(monkeypatch, _record.replace(profile, ca_file=None), base)
     assert isinstance(untrusted, TLSError) and f"issued by CN={CA_NAME},O=Corp" in untrusted.message
 
 

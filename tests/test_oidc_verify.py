@@ -152,12 +152,12 @@ def test_multiple_audiences_with_our_azp(idp: MiniIdP, verify) -> None:
 
 
 def test_algs_are_intersected_with_what_the_idp_advertises(idp: MiniIdP, verify, metadata: ProviderMetadata) -> None:
-    import dataclasses
+    from bblogin import _record
 
-    only_rs256 = dataclasses.replace(metadata, id_token_signing_alg_values_supported=("RS256",))
+    only_rs256 = _record.replace(metadata, id_token_signing_alg_values_supported=("RS256",))
     with pytest.raises(TokenVerificationError, match="signed with 'ES256'; bblogin accepts RS256"):
         verify(idp.id_token("ec", iat=NOW, exp=NOW + 600), metadata=only_rs256)
-    hs_only = dataclasses.replace(metadata, id_token_signing_alg_values_supported=("HS256", "none"))
+    hs_only = _record.replace(metadata, id_token_signing_alg_values_supported=("HS256", "none"))
     with pytest.raises(TokenVerificationError, match="none of the algorithms this IdP advertises"):
         verify(idp.id_token(iat=NOW, exp=NOW + 600), metadata=hs_only)
 

@@ -14,7 +14,7 @@ import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from dataclasses import asdict
+from bblogin._record import asdict
 
 import pytest
 

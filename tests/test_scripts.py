@@ -44,6 +44,16 @@ def test_readme_test_command_is_the_script_ci_runs() -> None:
     assert not (ROOT / ".ci" / "apt-packages").exists()
 
 
+def test_the_readme_says_how_scripts_test_runs_pytest() -> None:
+    """scripts/test runs the suite on pytest-xdist workers (CI's 15-minute budget on 2 cores), and
+    the README quotes that command as it is, with the default worker count."""
+    run = re.search(r'^exec "\$venv/bin/python" (-m pytest .*) "\$@"$', SCRIPT.read_text(), re.M)
+    assert run, "scripts/test no longer ends in exec python -m pytest ... \"$@\""
+    command = re.sub(r'"\$\{BBLOGIN_TEST_WORKERS:-(\d+)\}"', r"\1", run.group(1))
+    assert re.search(r"-n \d+ --dist loadfile", command), command
+    assert f"`python {command}`" in (ROOT / "README.md").read_text().replace("\n", " ")
+
+
 # What the tests and benchmarks run (a program on PATH, or a file), by the package in
 # scripts/apt-packages that brings it: on a fresh machine (CI) only scripts/test can have put them there.
 PROVIDES = {

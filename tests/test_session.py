@@ -47,10 +47,10 @@ def assert_no_secret_in(*texts: str) -> None:
 
 
 def set_margin(profile: str, margin: int) -> None:
-    import dataclasses
+    from bblogin import _record
 
     config = _config.load()
-    _configedit.save_profile(dataclasses.replace(config.profiles[profile], refresh_margin=margin))
+    _configedit.save_profile(_record.replace(config.profiles[profile], refresh_margin=margin))
 
 
 def make_expiring(profile: str, seconds_left: int = 30, lifetime: int = 3600) -> None:

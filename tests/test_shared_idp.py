@@ -110,13 +110,13 @@ def test_use_and_logout_of_an_account_name_a_profile_or_all_of_them(devidp) -> N
 
 
 def test_a_profile_whose_scopes_change_is_not_served_the_old_tokens(devidp, monkeypatch: pytest.MonkeyPatch) -> None:
-    import dataclasses
+    from bblogin import _record
 
     from bblogin import _config, _configedit
 
     login(devidp, "work", *scopes(*WITHOUT_GROUPS))
     config = _config.load()
-    _configedit.save_profile(dataclasses.replace(config.profiles["work"], scopes=WITH_GROUPS))
+    _configedit.save_profile(_record.replace(config.profiles["work"], scopes=WITH_GROUPS))
     for hot in (True, False):
         done = kubectl("work", hot=hot)
         assert done.returncode == 4 and "bblogin login --profile work" in done.stderr, done.stderr

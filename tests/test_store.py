@@ -17,7 +17,8 @@ from bblogin._hot._answer import read_secret
 LONG = secrets.token_urlsafe(2400)  # ~3.2 KB: a Bitbucket Cloud rotating refresh token is > 2.5 KB
 
 
-@pytest.mark.parametrize("value", ["short-token", LONG, "x" * _chunks.CHUNK_SIZE, "x" * (_chunks.CHUNK_SIZE + 1)])
+# Named ids: a random value in a test id differs between pytest-xdist workers, which must collect the same tests.
+@pytest.mark.parametrize("value", ["short-token", LONG, "x" * _chunks.CHUNK_SIZE, "x" * (_chunks.CHUNK_SIZE + 1)], ids=["short", "long-random", "one-chunk", "one-chunk-and-a-byte"])
 def test_secret_service_round_trip_and_fast_read(keyring_secret_service, value: str) -> None:
     store = SecretStore("keyring")
     store.set("acct1", "refresh_token", value)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 
-from bblogin import _adhoc, _config, _configedit, _index, _mirrors
+from bblogin import _adhoc, _config, _configedit, _index, _mirrors, _record
 from bblogin._config import Config, Profile
 from bblogin._errors import UsageError
 from bblogin._hot._answer import adhoc_profile_name
@@ -23,7 +22,7 @@ def load_config(*, compile: bool = True) -> Config:
     The ad-hoc profiles kubeconfig flags described (``_adhoc``) come along, so ``--profile
     adhoc-…`` names one."""
     config = _mirrors.load_config() if compile else _config.load(cache=False)
-    return dataclasses.replace(config, adhoc=_adhoc.load(mirror=compile))
+    return _record.replace(config, adhoc=_adhoc.load(mirror=compile))
 
 
 # the flags that describe or override a profile's identity provider (tui.usage reads them from kubeconfigs too)
@@ -44,7 +43,7 @@ def profile_from_args(args: argparse.Namespace, config: Config, *, saving: bool 
     name = getattr(args, "profile", None)
     if not flags:
         profile = config.profile(name)
-        return dataclasses.replace(profile, storage=storage) if storage else profile
+        return _record.replace(profile, storage=storage) if storage else profile
     base = (config.profiles.get(name) or config.adhoc.get(name)) if name else None
     adhoc = base is None and not name
     if base is None:
@@ -53,11 +52,11 @@ def profile_from_args(args: argparse.Namespace, config: Config, *, saving: bool 
         issuer = flags.get("issuer") or _config.BITBUCKET_CLOUD_URL
         base = Profile(name=name or "adhoc", issuer=issuer, client_id=flags["client_id"])
         if flags.get("provider") and "scopes" not in flags:
-            base = dataclasses.replace(base, provider=flags["provider"], scopes=_config.default_scopes(flags["provider"]))
+            base = _record.replace(base, provider=flags["provider"], scopes=_config.default_scopes(flags["provider"]))
     party = ("provider", "issuer", "client_id")  # _session.issued_for's
     if any(flags.get(k, getattr(base, k)) != getattr(base, k) for k in party):
         flags.setdefault("client_secret", None)  # the base profile's secret belongs to its own client at its own IdP
-    profile = dataclasses.replace(base, **flags)
+    profile = _record.replace(base, **flags)
     if not _config.is_allowed_issuer(profile.issuer):
         raise UsageError(f"--issuer {profile.issuer}: must be https:// (http:// only for 127.0.0.1/localhost)")
     if name and not saving and not adhoc and profile.shape != base.shape:
@@ -67,7 +66,7 @@ def profile_from_args(args: argparse.Namespace, config: Config, *, saving: bool 
     if adhoc:
         profile = Profile(name=adhoc_profile_name(profile.shape), **{k: getattr(profile, k) for k in _adhoc.FIELDS})
     if storage:
-        profile = dataclasses.replace(profile, storage=storage)
+        profile = _record.replace(profile, storage=storage)
     problem = _configedit.profile_problem(profile)
     if problem:
         raise UsageError(f"the flags make a profile config.toml cannot hold ({problem})", hint="fix that flag (one --scope per scope name); nothing was changed")

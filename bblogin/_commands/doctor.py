@@ -18,10 +18,10 @@ import argparse
 import json
 import subprocess
 import sys
-from dataclasses import asdict, dataclass
 
 from bblogin._config import DOCTOR_HINT, Config, GitHost, Profile
 from bblogin._errors import EXIT_CHECK_FAILED, EXIT_OK, BbloginError
+from bblogin._record import asdict, record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 CLOCK_FIX = "set this machine's clock right: enable NTP (`timedatectl set-ntp true`; WSL: `sudo hwclock -s`; macOS: System Settings → Date & Time)"
 
 
-@dataclass
+@record
 class Check:
     name: str
     status: str  # ok | warn | fail
@@ -245,7 +245,7 @@ def _probe(host: GitHost, profile: Profile, account: Account, kind: str) -> int 
     and the profile's ``proxy`` and ``ca_file`` when the host is the profile's issuer (a Bitbucket
     profile, where the IdP is the git host). The error naming the proxy or the certificate when
     the host cannot be reached. Raises LoginRequired when there is no such token without a login."""
-    from dataclasses import asdict
+    from bblogin._record import asdict
 
     from bblogin import _gitcred
     from bblogin._http import client_for_url, reach

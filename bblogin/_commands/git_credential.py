@@ -13,10 +13,9 @@ the answer carries that user name unchanged; no such account: no answer, the rea
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 
-from bblogin import _gitcred, _index
+from bblogin import _gitcred, _index, _record
 from bblogin._commands._common import load_config
 from bblogin._config import Config, GitHost, Profile
 from bblogin._errors import AccountNotFound, ConfigError, LoginRequired, UsageError
@@ -34,7 +33,7 @@ def _request() -> dict[str, list[str]] | None:
 
 
 def _host(config: Config, fields: dict[str, list[str]]) -> GitHost | None:
-    match = _gitcred.match_host(fields, [dataclasses.asdict(h) for h in config.git_hosts])
+    match = _gitcred.match_host(fields, [_record.asdict(h) for h in config.git_hosts])
     return next((h for h in config.git_hosts if h.url == match["url"]), None) if match else None
 
 
@@ -52,13 +51,13 @@ def _serving(config: Config, host: GitHost, fields: dict[str, list[str]]) -> tup
         return _pinned(host, profile, index)
     by_url = {h.url: h for h in config.git_hosts}
     tried: list[str] = []
-    for match in _gitcred.matching_hosts(fields, list(map(dataclasses.asdict, config.git_hosts))):
+    for match in _gitcred.matching_hosts(fields, list(map(_record.asdict, config.git_hosts))):
         entry = by_url[match["url"]]
         candidate = config.profiles.get(entry.profile)
         if candidate is None or candidate.name in tried:
             continue
         tried.append(candidate.name)
-        hits = [a for a in index.for_profile(candidate.name) if serves(a, candidate) and _gitcred.user_matches(user, dataclasses.asdict(a))]
+        hits = [a for a in index.for_profile(candidate.name) if serves(a, candidate) and _gitcred.user_matches(user, _record.asdict(a))]
         if len({a.identity for a in hits}) > 1:
             raise AccountNotFound(
                 f"git's user name {user!r} matches {len(hits)} accounts of profile {candidate.name}; answering nothing for {host.url}",
@@ -66,7 +65,7 @@ def _serving(config: Config, host: GitHost, fields: dict[str, list[str]]) -> tup
             )
         if hits:
             return entry, candidate, hits[0], True
-    if _gitcred.is_default_user(user, dataclasses.asdict(host), profile.provider):
+    if _gitcred.is_default_user(user, _record.asdict(host), profile.provider):
         return _pinned(host, profile, index)  # the name the host's answers carry anyway, and no login's: no choice
     raise LoginRequired(f"no login of {user!r} serves {host.url} (profile {', '.join(tried)}); answering nothing", hint=f"log in as {user}: bblogin login --profile {host.profile}")
 
@@ -79,7 +78,7 @@ def _pinned(host: GitHost, profile: Profile, index: _index.Index) -> tuple[GitHo
     try:
         return host, profile, index.find(host.account, profile.name), False
     except AccountNotFound as exc:
-        elsewhere = sorted({p for a in index.accounts.values() if _gitcred.user_matches(host.account, dataclasses.asdict(a)) for p in a.profiles})
+        elsewhere = sorted({p for a in index.accounts.values() if _gitcred.user_matches(host.account, _record.asdict(a)) for p in a.profiles})
         if not elsewhere:
             raise
         raise AccountNotFound(
@@ -97,7 +96,7 @@ def _get(config: Config, host: GitHost, fields: dict[str, list[str]]) -> int:
     except LoginRequired as exc:
         raise LoginRequired(f"no credential for {host.url}: {exc.message}", hint=exc.hint) from None
     sys.stdout.buffer.write(
-        _gitcred.format_response(_gitcred.answer_fields(dataclasses.asdict(host), dataclasses.asdict(profile), dataclasses.asdict(cred.account), cred.token, cred.expires_at, fields))
+        _gitcred.format_response(_gitcred.answer_fields(_record.asdict(host), _record.asdict(profile), _record.asdict(cred.account), cred.token, cred.expires_at, fields))
     )
     return 0
 

@@ -11,13 +11,12 @@ and records ``[git."URL"]`` in bblogin's config.toml so the helper knows which p
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import re
 import shlex
 import subprocess
 
-from bblogin import _config, _configedit, _gitconfig
+from bblogin import _config, _configedit, _gitconfig, _record
 from bblogin._cli import launcher_command
 from bblogin._commands._common import load_config, say
 from bblogin._errors import ConfigError, UsageError
@@ -131,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
     if no_id_token and args.token == "id_token":
         raise UsageError(f"--token id_token: profile {profile.name} is {profile.provider}, and Bitbucket issues no ID token: git would get no answer", hint="leave --token out (git gets the access token)")
     if no_id_token and host.token == "id_token":  # kept from the host's earlier profile
-        host = dataclasses.replace(host, token="access_token")
+        host = _record.replace(host, token="access_token")
         say(f"note: {url} answered with {existing.profile if existing else 'its earlier profile'}'s id token; {profile.name} is {profile.provider}, which has none, so git gets the access token now.")
     if args.file and existing is not None and existing.profile in config.profiles and existing != host:
         raise _refuse_changing_for_one_repository(existing, host, args.file, scope)

@@ -21,19 +21,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import dataclasses
 import functools
 import hashlib
 import os
 import shlex
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-from bblogin import _config, _configedit, _files, _kubeconfig, _paths, _team
+from bblogin import _config, _configedit, _files, _kubeconfig, _paths, _record, _team
 from bblogin._commands._common import load_config, say
 from bblogin._errors import EXIT_OK, BbloginError, ConfigError, UsageError
+from bblogin._record import field, record
 
 ADD, UPDATE, SAME, CONFLICT, SKIP = "add", "update", "same", "conflict", "left out"
 REMOVE, KEPT, IN_USE, GONE = "remove", "kept", "in use", "gone"  # for what the bundle added before and names no more
@@ -47,7 +46,7 @@ def _key(where: str, kind: str, name: str) -> str:
     return f"{where}|{kind}|{name}"
 
 
-@dataclass
+@record
 class Change:
     """One entry the bundle asks for (or asked for before): what is there, what it will be."""
 
@@ -66,7 +65,7 @@ class Change:
 
 
 # -- the record -------------------------------------------------------------------------------
-@dataclass
+@record
 class Record:
     """What earlier runs of this bundle wrote, per entry: the value written. ``pending``: what a
     run is writing right now (saved before its first write), so that a run cut short still leaves
@@ -173,10 +172,10 @@ def _git_write(url: str, value: dict[str, Any] | None) -> Callable[[], object] |
 
 def _host_table(host: _config.GitHost) -> dict[str, Any]:
     defaults = _config.GitHost(url="", profile="")
-    return {k: v for k, v in dataclasses.asdict(host).items() if k not in ("url", "problem") and v is not None and (k == "profile" or v != getattr(defaults, k))}
+    return {k: v for k, v in _record.asdict(host).items() if k not in ("url", "problem") and v is not None and (k == "profile" or v != getattr(defaults, k))}
 
 
-@dataclass
+@record
 class State:
     """config.toml, the kubeconfig (the file written: $KUBECONFIG's first; and the others, read
     only, for what kubectl merges) and git's global config, as they are now."""
@@ -275,22 +274,22 @@ def _diff(old: Any, new: Any) -> str:
 
 def _decide(want: Change, state: State, record: Record, merged: _kubeconfig.Kubeconfig) -> Change:
     current, elsewhere = state.current(want.where, want.kind, want.name, merged)
-    change = dataclasses.replace(want, before=current)
+    change = _record.replace(want, before=current)
     if current is None:
         return change
     if current == want.desired:
-        return dataclasses.replace(change, action=SAME)
+        return _record.replace(change, action=SAME)
     if elsewhere:
-        return dataclasses.replace(change, action=CONFLICT, desired=None, detail=f"{elsewhere} has it, and kubectl uses that one; kept as it is")
+        return _record.replace(change, action=CONFLICT, desired=None, detail=f"{elsewhere} has it, and kubectl uses that one; kept as it is")
     if record.ours(want.key, current):
-        return dataclasses.replace(change, action=UPDATE, detail=_diff(current, want.desired) or want.detail)
+        return _record.replace(change, action=UPDATE, detail=_diff(current, want.desired) or want.detail)
     if want.kind == "default_profile":
-        return dataclasses.replace(change, action=CONFLICT, desired=None, detail=f"is {current!r}; kept (bblogin's default profile is yours to choose)")
-    return dataclasses.replace(change, action=CONFLICT, desired=None, detail=f"exists and differs ({_diff(current, want.desired) or 'another value'}); kept as it is")
+        return _record.replace(change, action=CONFLICT, desired=None, detail=f"is {current!r}; kept (bblogin's default profile is yours to choose)")
+    return _record.replace(change, action=CONFLICT, desired=None, detail=f"exists and differs ({_diff(current, want.desired) or 'another value'}); kept as it is")
 
 
 # -- the plan -----------------------------------------------------------------------------------
-@dataclass
+@record
 class Plan:
     changes: list[Change]
     after: _config.Config  # config.toml as it will be
@@ -320,14 +319,14 @@ def plan(bundle: _team.Bundle, record: Record, state: State, undo: bool = False)
         change = _decide(want, state, record, merged)
         stop = next((blocked[k] for k in change.needs if k in blocked), None)
         if stop is not None and change.action in (ADD, UPDATE):  # never point at what the user keeps as theirs
-            change = dataclasses.replace(change, action=SKIP, desired=None, detail=f"it would use {stop.kind} {stop.name}, which is " + ("left out too" if stop.action == SKIP else "kept as it is"))
+            change = _record.replace(change, action=SKIP, desired=None, detail=f"it would use {stop.kind} {stop.name}, which is " + ("left out too" if stop.action == SKIP else "kept as it is"))
         if change.action in (CONFLICT, SKIP):
             blocked[change.key] = change
         changes.append(change)
     for helper in [c for c in changes if c.kind == "credential helper" and c.action == CONFLICT]:
         host = next(c for c in changes if c.key == _key("config.toml", "git host", helper.name))
         if host.action in (ADD, UPDATE):  # git would not ask bblogin: a host entry nothing uses
-            changes[changes.index(host)] = dataclasses.replace(host, action=SKIP, desired=None, detail="git's helper for it is kept as it is: git would not ask bblogin")
+            changes[changes.index(host)] = _record.replace(host, action=SKIP, desired=None, detail="git's helper for it is kept as it is: git would not ask bblogin")
     named = {c.key for c in changes}
     why = "not added by this bundle any more" if undo else "no longer in the bundle"
     for key, value in {**record.entries, **record.pending}.items():
@@ -355,7 +354,7 @@ def plan(bundle: _team.Bundle, record: Record, state: State, undo: bool = False)
             git_after = {**state.git, **{c.name: c.desired for c in changes if c.where == "git" and c.action in _WRITES}}
             return Plan(changes=changes, after=after, kube_after=_kubeconfig.merge([(kube.path, kube.doc), *state.others]), kube_doc=kube, git_after=git_after)
         for c in kept:
-            changes[changes.index(c)] = dataclasses.replace(c, action=IN_USE, detail=f"{why}; kept: {pointers[c.key]} still uses it (it stays recorded: undo removes it once nothing does)")
+            changes[changes.index(c)] = _record.replace(c, action=IN_USE, detail=f"{why}; kept: {pointers[c.key]} still uses it (it stays recorded: undo removes it once nothing does)")
 
 
 def _pointers(config_doc: Any, kube_doc: _kubeconfig.Editable, others: list[tuple[str, Any]]) -> dict[str, str]:
@@ -422,7 +421,7 @@ def _simulate(changes: list[Change], state: State) -> tuple[Any, _kubeconfig.Edi
     except FileNotFoundError:
         doc = tomlkit.document()
     _config_mutation(changes)(doc, tomlkit)
-    kube = dataclasses.replace(state.kube, doc=copy.deepcopy(state.kube.doc))
+    kube = _record.replace(state.kube, doc=copy.deepcopy(state.kube.doc))
     _kube_mutation(changes, kube)
     return doc, kube
 

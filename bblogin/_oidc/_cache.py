@@ -23,7 +23,6 @@ import logging
 import os
 import re
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -31,13 +30,14 @@ import httpx
 from bblogin import _files, _http, _paths
 from bblogin._clock import parse_date
 from bblogin._errors import IdPError, IdPResponseError, StorageError
+from bblogin._record import record
 
 log = logging.getLogger("bblogin.oidc")
 
 MAX_STALE = 7 * 86400
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Freshness:
     ttl: int | None  # seconds the answer is fresh; None: no-store
     stale_ok: bool  # may stand in when the IdP is down

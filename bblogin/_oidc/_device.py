@@ -17,7 +17,6 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TextIO
 
 import httpx
@@ -25,12 +24,13 @@ import httpx
 from bblogin._errors import Cancelled, LoginFailed, LoginTimeout, OAuthError
 from bblogin._oidc import _grants
 from bblogin._oidc._discovery import ProviderMetadata
+from bblogin._record import record
 from bblogin._tokens import TokenSet
 
 SLOW_DOWN_STEP = 5
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class DevicePrompt:
     """What the person needs: the code to type, where to type it, and until when (Unix time)."""
 

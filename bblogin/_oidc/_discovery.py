@@ -9,7 +9,6 @@ speak for another. Every endpoint must be https (plain http only on loopback).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -17,11 +16,12 @@ import httpx
 from bblogin._config import is_allowed_issuer
 from bblogin._errors import IdPResponseError, TokenVerificationError
 from bblogin._oidc import _cache
+from bblogin._record import record
 
 DISCOVERY_TTL = 3600
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ProviderMetadata:
     """The parts of a discovery document bblogin uses. Defaults are the specs' defaults."""
 

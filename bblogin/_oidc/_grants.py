@@ -25,7 +25,6 @@ import base64
 import time
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -35,6 +34,7 @@ from authlib.oauth2.client import OAuth2Client  # type: ignore[import-untyped]
 from bblogin import _http
 from bblogin._config import is_allowed_issuer
 from bblogin._errors import IdPResponseError, OAuthError, RefreshTokenDead
+from bblogin._record import record
 from bblogin._tokens import TokenSet
 
 DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
@@ -49,7 +49,7 @@ RESERVED_AUTH_PARAMS = frozenset(
 DEX_DEAD_REFRESH = ("Refresh token is invalid or has already been claimed by another client.", "Refresh token expired.")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ClientAuth:
     """How this client authenticates at the token endpoint."""
 
@@ -241,7 +241,7 @@ def refresh(
     return parse_token_response(body, received_at=int(time.time()))
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class DeviceAuthorization:
     """RFC 8628 §3.2: what to show the person, and the device code to poll with (kept out of repr)."""
 
@@ -289,7 +289,7 @@ def poll_device_token(http: httpx.Client, token_endpoint: str, client: ClientAut
     return parse_token_response(body, received_at=int(time.time()))
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ExchangedToken:
     """An RFC 8693 answer: the issued token and its type (``…:id_token`` or ``…:access_token``)."""
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -21,6 +20,7 @@ import jwt
 
 from bblogin._errors import TokenVerificationError
 from bblogin._oidc import _cache
+from bblogin._record import record
 
 log = logging.getLogger("bblogin.oidc")
 
@@ -30,7 +30,7 @@ _FAMILY = {"RS": "RSA", "PS": "RSA", "ES": "EC"}
 _CURVE = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class _Key:
     jwk: jwt.PyJWK
     kid: str | None

@@ -32,24 +32,24 @@ import socket
 import socketserver
 import threading
 import urllib.parse
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
 from bblogin._errors import Cancelled, LoginFailed, LoginTimeout, UsageError
 from bblogin._oidc import _pages
+from bblogin._record import record
 
 DEFAULT_TIMEOUT = 180.0
 CONNECTION_TIMEOUT = 10.0
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class _Reply:
     status: int
     body: bytes
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class _Outcome:
     code: str | None = None
     error: str | None = None  # the IdP's error code (with its description), or a protocol problem

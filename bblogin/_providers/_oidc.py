@@ -20,13 +20,13 @@ are kept per process; the documents themselves are cached on disk per Cache-Cont
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from bblogin import _record
 from bblogin._config import Profile
 from bblogin._errors import LoginFailed, TokenVerificationError
 from bblogin._oidc import _grants
@@ -180,7 +180,7 @@ class OIDCProvider:
                 raise
             raise TokenVerificationError(exc.message, hint=far.note()) from None  # a time claim failed on a clock days off: say so
         self._verified[tokens.id_token] = claims
-        return dataclasses.replace(tokens, id_expires_at=int(claims["exp"]))
+        return _record.replace(tokens, id_expires_at=int(claims["exp"]))
 
     def _idp_now(self) -> int:
         """The IdP's time to judge a fresh token by: by the samples stored with this issuer's

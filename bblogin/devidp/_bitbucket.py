@@ -5,9 +5,9 @@ workspaces). Tests change accounts or revoke dex's access between requests."""
 
 from __future__ import annotations
 
-import dataclasses
 import secrets
 
+from bblogin import _record
 from bblogin.devidp import _pages
 from bblogin.devidp._settings import Settings
 from bblogin.devidp._users import USERS, BitbucketUser
@@ -29,7 +29,7 @@ class FakeBitbucket:
     # -- test controls -----------------------------------------------------------------------
     def update_user(self, username: str, **changes: object) -> None:
         """Change an account (email, workspaces…); dex sees it at the next login or refresh."""
-        self.users[username] = dataclasses.replace(self.users[username], **changes)  # type: ignore[arg-type]
+        self.users[username] = _record.replace(self.users[username], **changes)  # type: ignore[arg-type]
 
     def revoke_access(self, username: str) -> None:
         """The person revoked dex's access in Bitbucket: dex's next refresh for them fails."""

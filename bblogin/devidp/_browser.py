@@ -5,8 +5,8 @@ approval screen, exactly through the same handlers a real browser reaches (but u
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
+from bblogin._record import record
 from bblogin.devidp._bitbucket import AUTHORIZE_PATH
 from bblogin.devidp._web import (
     HTMLError,
@@ -21,7 +21,7 @@ from bblogin.devidp._web import (
 _MAX_STEPS = 12
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Outcome:
     status: int
     message: str  # what the last page said

@@ -5,10 +5,10 @@ connector can do is the protocols it implements: another connector is one more c
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from bblogin import _record
+from bblogin._record import record
 from bblogin.devidp._bitbucket import CONSUMER_KEY, FakeBitbucket
 from bblogin.devidp._pipelines import PipelinesIssuer
 from bblogin.devidp._store import Identity
@@ -103,11 +103,11 @@ class BitbucketCloudConnector:
                 if not groups:
                     raise ConnectorError(f"bitbucket: user {user.username!r} is not in any of the required teams")
         if previous is not None:  # Refresh keeps UserID and EmailVerified
-            return dataclasses.replace(previous, username=user.username, email=user.email or "", groups=groups)
+            return _record.replace(previous, username=user.username, email=user.email or "", groups=groups)
         return Identity(user_id=user.uuid, username=user.username, email=user.email or "", email_verified=True, groups=groups)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class OIDCConfig:
     """The subset of dex's oidc connector configuration that token exchange reads. An empty
     issuer or client_id means the Pipelines double's ``acme`` workspace issuer and audience."""

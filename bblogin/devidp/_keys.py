@@ -13,13 +13,13 @@ import hashlib
 import json
 import secrets
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from bblogin._record import field, record
 from bblogin.devidp._ids import raw_url_b64encode
 
 ROTATION_PERIOD = 6 * 3600
@@ -35,7 +35,7 @@ def half_hash(value: str) -> str:
     return raw_url_b64encode(digest[: len(digest) // 2])
 
 
-@dataclass
+@record
 class SigningKey:
     kid: str
     private: rsa.RSAPrivateKey = field(repr=False)
@@ -71,7 +71,7 @@ class SigningKey:
             return None
 
 
-@dataclass
+@record
 class _Retired:
     key: SigningKey
     expires_at: float

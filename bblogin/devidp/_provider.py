@@ -4,8 +4,8 @@ storage, and the upstream doubles (Bitbucket, Pipelines). No HTTP here."""
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 
+from bblogin._record import record
 from bblogin.devidp._bitbucket import FakeBitbucket
 from bblogin.devidp._connectors import Connector
 from bblogin.devidp._keys import Keyring
@@ -14,7 +14,7 @@ from bblogin.devidp._settings import Settings
 from bblogin.devidp._store import Store
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Client:
     """A dex static client. No secret: a public client (``public: true``)."""
 

@@ -4,9 +4,9 @@ and dex's exact errors. Callers hold the IdP lock."""
 
 from __future__ import annotations
 
-import dataclasses
 import time
 
+from bblogin import _record
 from bblogin.devidp import _gojson, _tokens
 from bblogin.devidp._connectors import ConnectorError, RefreshConnector
 from bblogin.devidp._ids import marshal, new_id, unmarshal
@@ -78,7 +78,7 @@ def refresh_grant(p: Provider, request: Request, client: Client) -> Reply:
             except ConnectorError:
                 raise _internal() from None  # the update is abandoned: the presented token still works
         record.obsolete_token, record.token, record.last_used = record.token, new_id(), now
-        record.claims = dataclasses.replace(identity, user_id=record.claims.user_id)
+        record.claims = _record.replace(identity, user_id=record.claims.user_id)
         session = p.store.offline_sessions.get((record.claims.user_id, record.connector_id))
         if session is not None and connector_data:
             session.connector_data = connector_data  # the session keeps the upstream grant from now on

@@ -18,13 +18,13 @@ deprecated /device/token, password logins and storage garbage collection are lef
 
 from __future__ import annotations
 
-import dataclasses
 import ssl
 import sys
 import threading
 from collections.abc import Callable
 from typing import Any, Self
 
+from bblogin import _record
 from bblogin.devidp import (
     _authflow,
     _browser,
@@ -155,7 +155,7 @@ class DevIdP:
                 name = "Bitbucket Cloud" if cid == "bitbucket-cloud" else f"Bitbucket Cloud ({cid})"
                 connectors[cid] = BitbucketCloudConnector(cid, name, bitbucket, self._teams)
         config = self._pipelines_config or OIDCConfig(scopes=("openid",), user_name_key="sub")
-        config = dataclasses.replace(config, issuer=config.issuer or pipelines.issuer("acme"), client_id=config.client_id or pipelines.audience("acme"))
+        config = _record.replace(config, issuer=config.issuer or pipelines.issuer("acme"), client_id=config.client_id or pipelines.audience("acme"))
         connectors[PIPELINES_CONNECTOR] = OIDCConnector(PIPELINES_CONNECTOR, "Bitbucket Pipelines", config, pipelines)
         self._provider = Provider(self.settings, self._clients, connectors, list(self._connector_ids), bitbucket, pipelines, self._key_file)
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="bblogin-devidp", daemon=True)

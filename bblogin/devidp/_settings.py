@@ -3,10 +3,10 @@ default_user). Mutable on purpose: tests change them between requests."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from bblogin._record import record
 
 
-@dataclass
+@record
 class Settings:
     issuer: str  # set once the port is known
     auto_approve: bool  # the fake Bitbucket logs default_user in and no approval screen is shown

@@ -4,10 +4,10 @@ Callers hold the IdP lock."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from bblogin._record import field, record
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Identity:
     """dex's storage.Claims (what a connector says about the user)."""
 
@@ -19,13 +19,13 @@ class Identity:
     groups: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PKCE:
     challenge: str = ""
     method: str = "plain"
 
 
-@dataclass
+@record
 class AuthRequest:
     id: str
     client_id: str
@@ -43,7 +43,7 @@ class AuthRequest:
     connector_data: str = ""
 
 
-@dataclass
+@record
 class AuthCode:
     id: str
     client_id: str
@@ -57,7 +57,7 @@ class AuthCode:
     pkce: PKCE
 
 
-@dataclass
+@record
 class RefreshToken:
     id: str
     token: str
@@ -72,7 +72,7 @@ class RefreshToken:
     connector_data: str = ""  # the login's upstream grant, until the first refresh moves it to the session
 
 
-@dataclass
+@record
 class OfflineSession:
     """Per user and connector: the one refresh token of each client, and the upstream grant."""
 
@@ -80,7 +80,7 @@ class OfflineSession:
     connector_data: str = ""
 
 
-@dataclass
+@record
 class DeviceRequest:
     user_code: str
     device_code: str
@@ -90,7 +90,7 @@ class DeviceRequest:
     expiry: float
 
 
-@dataclass
+@record
 class DeviceToken:
     expiry: float
     last_request: float
@@ -99,7 +99,7 @@ class DeviceToken:
     token: bytes | None = None  # the token response, once the person approved
 
 
-@dataclass
+@record
 class Store:
     auth_requests: dict[str, AuthRequest] = field(default_factory=dict)
     auth_codes: dict[str, AuthCode] = field(default_factory=dict)

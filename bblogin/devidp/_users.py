@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from bblogin._record import record
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class BitbucketUser:
     uuid: str  # Bitbucket's account uuid, braces included: dex's UserID for bitbucket-cloud
     username: str

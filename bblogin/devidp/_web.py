@@ -14,11 +14,11 @@ import time
 import traceback
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from bblogin._record import field, record
 from bblogin.devidp import _gojson, _pages
 
 _HEX = "0123456789abcdefABCDEF"
@@ -61,7 +61,7 @@ def with_params(uri: str, params: list[tuple[str, str]], *, replace: bool) -> st
     return urllib.parse.urlunsplit(parts._replace(query=go_encode(query + params)))
 
 
-@dataclass
+@record
 class Request:
     method: str
     path: str  # the URL path as sent (still percent-encoded)
@@ -96,7 +96,7 @@ def internal_request(method: str, target: str, body: list[tuple[str, str]] | Non
     return Request(method, url.path, parse_go_query(url.query), body or [], Message())
 
 
-@dataclass
+@record
 class Reply:
     status: int
     body: bytes = b""
@@ -156,7 +156,7 @@ def error_reply(exc: Exception) -> Reply:
     raise exc
 
 
-@dataclass
+@record
 class _Fault:
     reply: Reply | None  # None: answer normally, after the delay
     remaining: int

