@@ -63,7 +63,7 @@ class Child:
 
 def start(profile: Profile, account: Account, kind: str) -> Child:
     """Start the child that refreshes ``account`` for ``profile`` (its ``kind`` token)."""
-    from dataclasses import asdict
+    from bblogin._record import asdict
 
     verbosity = 0
     if "logging" in sys.modules:  # -v configured it (``_log.configure``)
