@@ -150,7 +150,8 @@ def test_installed_wheel_serves_kubectl_from_the_cache_through_its_launcher(
     for _ in range(2):  # a burst of load from the suite's other workers: the fastest of more rounds (a slower wheel stays slower)
         if best["wheel"] < 1.5 * best["checkout"]:
             break
-        best = {name: min(old, new) for (name, old), new in zip(best.items(), fastest(commands, 20).values(), strict=True)}
+        more = fastest(commands, 20)
+        best = {name: min(best[name], more[name]) for name in best}
     wheel_time, checkout_time = best["wheel"], best["checkout"]
     print(f"cached kubectl call, fastest runs: wheel {wheel_time * 1000:.1f} ms, checkout {checkout_time * 1000:.1f} ms, ratio {wheel_time / checkout_time:.2f}")
     assert wheel_time < 1.5 * checkout_time

@@ -45,8 +45,8 @@ def test_readme_test_command_is_the_script_ci_runs() -> None:
 
 
 def test_the_readme_says_how_scripts_test_runs_pytest() -> None:
-    """scripts/test runs the suite on pytest-xdist workers (CI's 15-minute budget on 2 cores), and
-    the README quotes that command as it is, with the default worker count."""
+    """scripts/test runs the suite through pytest-xdist's options (workers on request, none by
+    default), and the README quotes that command as it is, with the default worker count."""
     run = re.search(r'^exec "\$venv/bin/python" (-m pytest .*) "\$@"$', SCRIPT.read_text(), re.M)
     assert run, "scripts/test no longer ends in exec python -m pytest ... \"$@\""
     command = re.sub(r'"\$\{BBLOGIN_TEST_WORKERS:-(\d+)\}"', r"\1", run.group(1))

@@ -16,10 +16,11 @@ import re
 import shlex
 import subprocess
 
-from bblogin import _config, _configedit, _gitconfig, _record
+from bblogin import _config, _configedit, _gitconfig
 from bblogin._cli import launcher_command
 from bblogin._commands._common import load_config, say
 from bblogin._errors import ConfigError, UsageError
+from bblogin._record import replace
 
 
 def helper_value() -> str:
@@ -130,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
     if no_id_token and args.token == "id_token":
         raise UsageError(f"--token id_token: profile {profile.name} is {profile.provider}, and Bitbucket issues no ID token: git would get no answer", hint="leave --token out (git gets the access token)")
     if no_id_token and host.token == "id_token":  # kept from the host's earlier profile
-        host = _record.replace(host, token="access_token")
+        host = replace(host, token="access_token")
         say(f"note: {url} answered with {existing.profile if existing else 'its earlier profile'}'s id token; {profile.name} is {profile.provider}, which has none, so git gets the access token now.")
     if args.file and existing is not None and existing.profile in config.profiles and existing != host:
         raise _refuse_changing_for_one_repository(existing, host, args.file, scope)
