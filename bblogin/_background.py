@@ -30,9 +30,10 @@ if TYPE_CHECKING:
     from typing import Any
 
     from bblogin._config import Profile
+    from bblogin._errors import BbloginError
     from bblogin._index import Account
 
-__all__ = ["LIFETIME", "WAIT", "main", "start"]
+__all__ = ["LIFETIME", "WAIT", "error_fields", "main", "rebuilt", "start"]
 
 WAIT = 1.2  # seconds the caller waits for the child's outcome (its start-up included) before serving the cache
 LIFETIME = 120.0  # seconds after which a child ends whatever it is doing (the lock dies with it; a rotated token is stored on arrival)
@@ -47,7 +48,8 @@ class Child:
 
     def outcome(self) -> dict[str, Any] | None:
         """The child's outcome, or None when it is still at work after :data:`WAIT` seconds
-        (it carries on alone; the caller does not wait for its exit)."""
+        (it carries on alone; the caller does not wait for its exit). A child that ended without
+        an answer (it could not start, or was killed) is a ``crash``, never one still at work."""
         try:
             out, _err = self.process.communicate(self.request, timeout=WAIT)
         except subprocess.TimeoutExpired:
@@ -56,9 +58,34 @@ class Child:
             answer = json.loads(out.decode("utf-8"))
         except ValueError:
             answer = None
-        # No answer (the child was killed, or failed before it could say): what it did is in the
-        # store; the caller serves its cached token as for a child still at work.
-        return answer if isinstance(answer, dict) else None
+        if isinstance(answer, dict) and isinstance(answer.get("outcome"), str):
+            return answer
+        return {"outcome": "crash", "type": f"no answer, exit status {self.process.returncode}"}
+
+
+def error_fields(exc: BaseException) -> dict[str, Any]:
+    """What rebuilds ``exc`` (a ``BbloginError``) in the caller: its class, its exit code and
+    every plain attribute (message, hint, an OAuth error's code, ``retry_after``, ``party``)."""
+    plain = {k: v for k, v in vars(exc).items() if v is None or isinstance(v, (str, int, float, bool))}
+    return {"type": type(exc).__name__, "exit_code": getattr(exc, "exit_code", 1), "fields": plain}
+
+
+def rebuilt(error: dict[str, Any]) -> BbloginError:
+    """The child's error (``error_fields``) as the exception the in-process refresh would have
+    raised: the same class (``BbloginError`` when it names none), text, hint and exit code."""
+    from bblogin import _errors
+
+    cls = getattr(_errors, str(error.get("type")), None)
+    if not (isinstance(cls, type) and issubclass(cls, _errors.BbloginError)):
+        cls = _errors.BbloginError
+    fields = error.get("fields") if isinstance(error.get("fields"), dict) else {}
+    exc = cls.__new__(cls)
+    Exception.__init__(exc, str(fields.get("message", "")))
+    exc.__dict__.update(fields)
+    exc.message, exc.hint = str(fields.get("message", "")), fields.get("hint")
+    if isinstance(error.get("exit_code"), int) and error["exit_code"] != cls.exit_code:
+        exc.exit_code = error["exit_code"]
+    return exc
 
 
 def start(profile: Profile, account: Account, kind: str) -> Child:
@@ -70,14 +97,18 @@ def start(profile: Profile, account: Account, kind: str) -> Child:
         import logging
 
         verbosity = (2 if logging.getLogger().level <= logging.DEBUG else 1) if logging.getLogger("bblogin").level == logging.DEBUG else 0
+    from bblogin import _paths
+
     request = json.dumps({"profile": asdict(profile), "account": account.id, "kind": kind, "verbosity": verbosity}).encode("utf-8")
     parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    code = f"import sys; sys.path.insert(0, {parent!r}); from bblogin._background import main; main()"
+    # appended, never ahead of the standard library: the child runs the caller's code, not a module that shadows one
+    code = f"import sys; sys.path.append({parent!r}); from bblogin._background import main; main()"
     detached: dict[str, Any] = (
         {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.DETACHED_PROCESS} if sys.platform == "win32" else {"start_new_session": True}
     )
     process = subprocess.Popen(
-        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, close_fds=True, **detached
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, close_fds=True,
+        cwd=_paths.state_dir(), **detached,  # not the caller's cwd: a repository git ran in stays free to unmount or delete
     )
     return Child(process, request)
 
@@ -90,14 +121,20 @@ def main() -> None:
     bound = threading.Timer(LIFETIME, os._exit, (75,))  # a bound on everything below, whatever hangs
     bound.daemon = True
     bound.start()
-    request = json.loads(sys.stdin.buffer.read().decode("utf-8"))
+    try:
+        request = json.loads(sys.stdin.buffer.read().decode("utf-8"))
+    except ValueError:
+        os._exit(65)  # the caller died while writing: nothing was asked, nothing sent
     captured = io.StringIO()
     sys.stderr = captured  # what an in-process refresh would print goes to the caller, who relays it when it still waits
     if request.get("verbosity"):
         from bblogin import _log
 
         _log.configure(int(request["verbosity"]))
-    answer = run(request)
+    try:
+        answer = run(request)
+    except BaseException as exc:  # a bug, an unwrapped keyring error: said, so the caller never takes it for a refresh at work
+        answer = {"outcome": "crash", "type": type(exc).__name__}
     answer["stderr"] = captured.getvalue()
     try:
         sys.stdout.write(json.dumps(answer))
@@ -131,5 +168,5 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
             finally:
                 clear_in_flight(account.id)  # written by our caller meanwhile: a failure replaced it already, what is left was no outage
     except BbloginError as exc:
-        return {"outcome": "error", "error": {"type": type(exc).__name__, "message": exc.message, "hint": exc.hint}}
+        return {"outcome": "error", "error": error_fields(exc)}
     return {"outcome": "served" if cached is not None else "none"}

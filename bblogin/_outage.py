@@ -63,7 +63,7 @@ class Outage:
     retry_at: float
     identity_pending: bool = False
     party: str | None = None  # who failed when it was not the IdP: "the proxy HOST:PORT" (the error's ``party``)
-    in_flight: bool = False  # provisional (``record_in_flight``): a detached refresh has not answered yet; counted as its failure
+    in_flight: bool = False  # provisional (``record_in_flight``): a detached refresh has not answered yet; ``failures`` are the earlier ones (maybe 0)
 
     @classmethod
     def from_json(cls, data: Any) -> Outage | None:
@@ -96,6 +96,10 @@ class Outage:
         """For ``status``, the TUI and the error of a call without a valid token."""
         at = time.time() if at is None else at
         started = time.strftime("%H:%M:%S", time.localtime(self.since))
+        if self.in_flight:  # no failure: a refresh that has not answered yet
+            earlier = f"; before it, {self.failures} failed attempt{'s' if self.failures != 1 else ''} since {started}: {self.cause}" if self.failures else ""
+            until = f"the cached token is served until it ends, at the latest {self.next_try()}" if self.waiting(at) else "the next use tries again"
+            return f"a refresh is under way in the background (the identity provider has not answered it yet){earlier}; {until}"
         what = "the identity calls after a refresh fail" if self.identity_pending else f"{self.party or 'the identity provider'} is failing"
         when = f"next try at {self.next_try()} (in {max(0, round(self.retry_at - at))} s)" if self.waiting(at) else "the next use tries again"
         attempts = "1 failed attempt" if self.failures == 1 else f"{self.failures} failed attempts"
@@ -152,8 +156,7 @@ def record_failure(account: Account, exc: IdPError, *, identity_pending: bool = 
     with _index.transaction() as index:
         current = index.accounts.get(account.id, account)
         previous = Outage.from_json(current.outage)
-        counted = previous.failures - 1 if previous is not None and previous.in_flight else previous.failures if previous is not None else 0
-        failures = min(MAX_FAILURES, counted + 1)
+        failures = min(MAX_FAILURES, (previous.failures if previous is not None else 0) + 1)  # a provisional window counts no failure
         outage = Outage(
             since=previous.since if previous is not None else at,
             failures=failures,
@@ -173,9 +176,10 @@ IN_FLIGHT = 15.0  # seconds of the provisional window: a detached refresh's boun
 def record_in_flight(account: Account, waited: float) -> None:
     """The caller that stopped waiting for its detached refresh (``_background``) after
     ``waited`` seconds: a provisional window of :data:`IN_FLIGHT` seconds, so that until the
-    refresh ends every call — the hot path's too — serves the still-valid token at once and
-    none starts a second attempt. The refresh's own outcome replaces it (``record_failure``
-    counts it as that attempt's failure; a success, a refusal or a dead grant clear it); a
+    refresh ends every call — the hot path's too — serves the still-valid token at once (its
+    line says a refresh is under way, not that the IdP fails) and none starts a second attempt.
+    It counts no failure: the earlier ones, if any, stay as they were. The refresh's own outcome
+    replaces it (``record_failure`` adds its failure; a success, a refusal or a dead grant clear it); a
     refresh killed midway leaves it to expire. Nothing is written when the refresh has ended
     already (the account changed since ``account`` was read)."""
     at = time.time()
@@ -186,8 +190,8 @@ def record_in_flight(account: Account, waited: float) -> None:
         previous = Outage.from_json(current.outage)
         current.outage = Outage(
             since=previous.since if previous is not None else at,
-            failures=min(MAX_FAILURES, (previous.failures if previous is not None else 0) + 1),
-            cause=f"no answer within {waited:g} s (a refresh is under way)",
+            failures=previous.failures if previous is not None else 0,  # nothing failed yet: the refresh is still at work
+            cause=f"no answer within {waited:g} s" if previous is None else previous.cause,
             retry_at=at + IN_FLIGHT,
             identity_pending=previous is not None and previous.identity_pending,
             in_flight=True,
@@ -205,5 +209,5 @@ def clear_in_flight(account_id: str) -> None:
         if current is None or outage is None or not outage.in_flight:
             return
         current.outage = None if not outage.identity_pending else Outage(
-            since=outage.since, failures=max(1, outage.failures - 1), cause=outage.cause, retry_at=0.0, identity_pending=True,
+            since=outage.since, failures=max(1, outage.failures), cause=outage.cause, retry_at=0.0, identity_pending=True,
         ).to_json()

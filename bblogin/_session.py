@@ -204,7 +204,7 @@ def _served(profile: Profile, cred: Credential) -> Credential:
         sys.stderr.write(notice)
         outage = _outage.of(cred.account)
         if outage is not None:
-            log.info("the last attempt failed: %s", outage.cause)
+            log.info("%s", outage.describe())
     return cred
 
 
@@ -568,8 +568,9 @@ def get_credential(
         if fallback is not None:
             timeout = min(timeout, _outage.EARLY_LOCK_WAIT)  # another process refreshing it: ours is still good
         try:
-            if fallback is not None and _in_background(profile, account):
-                cached, account = _renewed_in_background(profile, account, store, kind, fallback)
+            early = _renewed_in_background(profile, account, store, kind, fallback) if fallback is not None and _in_background(profile, account) else None
+            if early is not None:
+                cached, account = early
             else:
                 with account_lock(account.id, timeout, on_wait=None if fallback is not None else note_waiting(profile, timeout), what=f"{account.label} (profile {profile.name})"):
                     cached, account = _renewed(profile, account, store, kind, force_refresh)
@@ -642,47 +643,45 @@ def _renewed(profile: Profile, account: Account, store: SecretStore, kind: str, 
 def _in_background(profile: Profile, account: Account) -> bool:
     """Whether an early refresh of ``account`` goes to a detached child (``_background``): not in
     CI (the exchange stays in-process), not inside a backoff window (nothing is sent: the
-    in-process path serves the fallback at once), and not while this thread holds the token
-    set's lock already (the child could not take it)."""
+    in-process path serves the fallback at once), not from a frozen build (its executable runs
+    no ``-c``: docs/platforms.md), and not while this thread holds the token set's lock already
+    (the child could not take it)."""
     from bblogin._lock import holds
 
-    return not profile.pipelines and _outage.waiting(account) is None and not holds(account.id)
+    return not profile.pipelines and not getattr(sys, "frozen", False) and _outage.waiting(account) is None and not holds(account.id)
 
 
-def _renewed_in_background(profile: Profile, account: Account, store: SecretStore, kind: str, fallback: Credential) -> tuple[Credential | None, Account]:
+def _renewed_in_background(profile: Profile, account: Account, store: SecretStore, kind: str, fallback: Credential) -> tuple[Credential | None, Account] | None:
     """As :func:`_renewed`, for a caller that holds ``fallback`` (valid beyond the floor): the
     refresh runs in a detached child (``_background``), which this caller waits for at most
     ``_background.WAIT`` seconds. In time: what the child's refresh makes of the token set (its
-    errors raised here, its stderr relayed). Too late: ``fallback``, with one line on stderr; the
-    child stores what the IdP sends, or records the outage, by itself."""
-    from bblogin import _background, _errors
+    errors raised here as in-process, its stderr relayed). Too late: ``fallback``, as the index
+    has the set now (a provisional window: ``_served`` prints its one line); the child stores
+    what the IdP sends, or records the outage, by itself. None: the child ended without doing
+    its work (it could not start, or crashed): the caller refreshes in-process instead."""
+    from bblogin import _background
 
     try:
         with account_lock(account.id, _outage.EARLY_LOCK_WAIT, what=f"{account.label} (profile {profile.name})"):
             pass  # free: the child takes it (it re-checks under it: two callers racing make one attempt)
-        answer = _background.start(profile, account, kind).outcome()
+        try:
+            answer = _background.start(profile, account, kind).outcome()
+        except OSError as exc:  # no interpreter to start
+            answer = {"outcome": "crash", "type": f"{type(exc).__name__} starting it"}
         if answer is None:
             _outage.record_in_flight(account, _background.WAIT)  # until it ends, the next calls (the hot path's too) serve at once
+            log.info("the refresh of %s did not end within %g s; it goes on in a background process", account.id, _background.WAIT)
     except LockTimeout:
         answer = None  # another process is refreshing it: no child, the cached token
-    if answer is None:
-        from bblogin._hot._answer import _clock_time
-
-        shown = kind.replace("_", " ").replace("id ", "ID ")
-        sys.stderr.write(
-            f"bblogin: a refresh is under way (the identity provider has not answered yet): serving the cached {shown}, "
-            f"valid until {_clock_time(fallback.expires_at)} (-v: why)\n"
-        )
-        log.info("the refresh of %s did not end within %g s; it goes on in a background process", account.id, _background.WAIT)
-        return fallback, account
-    sys.stderr.write(str(answer.get("stderr") or ""))
+    if answer is not None and answer.get("outcome") == "crash":
+        log.info("the background refresh of %s ended without an answer (%s); refreshing in this process", account.id, answer.get("type"))
+        return None
     account = _index.load().accounts.get(account.id, account)
+    if answer is None:
+        return _fresh(profile, account, store, kind, profile.refresh_margin) or _record.replace(fallback, account=account), account
+    sys.stderr.write(str(answer.get("stderr") or ""))
     if answer.get("outcome") == "error":
-        error = answer.get("error") or {}
-        cls = getattr(_errors, str(error.get("type")), None)
-        if not (isinstance(cls, type) and issubclass(cls, _errors.BbloginError)) or cls is _errors.OAuthError or cls is _errors.LoginEnded:
-            cls = _errors.IdPError
-        raise cls(str(error.get("message")), hint=error.get("hint"))
+        raise _background.rebuilt(answer.get("error") or {})
     if answer.get("outcome") != "served":
         return None, account
     return _fresh(profile, account, store, kind, 0), account
