@@ -490,3 +490,85 @@ def test_a_stepped_wall_clock_does_not_stop_serving_a_plainly_valid_token_throug
     assert hot.returncode == 0 and json.loads(hot.stdout)["status"]["token"], hot.stderr
     make_expiring("dev", seconds_left=25, lifetime=3600)  # 25 s: inside the doubt of a stepped clock
     assert run(30, "token", "--profile", "dev", "--no-login").returncode == 5
+
+
+@pytest.mark.parametrize("executable", ["/bin/false", "/nonexistent/python"])
+def test_a_background_refresh_that_cannot_run_is_no_refresh_under_way(outage_cluster, monkeypatch, capsys, executable: str) -> None:
+    """Review of #24, 2: a child that ends without an answer (it could not start, or crashed) is
+    not taken for one still at work — no provisional window, no under-way line: the call
+    refreshes in-process, as it did before the child existed."""
+    from bblogin import _cli
+
+    idp, _proxy, _config = outage_cluster
+    monkeypatch.setattr("sys.executable", executable)
+    assert _cli.run(["token", "--profile", "dev", "--no-login"]) == 0
+    err = capsys.readouterr().err
+    assert UNDERWAY not in err and NOTICE not in err, err
+    assert outage() is None and idp.count("/token", "refresh_token") == 1  # refreshed here, once
+
+
+def test_after_a_window_ends_an_early_call_against_a_hanging_idp_prints_one_line(outage_cluster, capsys) -> None:
+    """Review of #24, 3 and 4: the call after a backoff window ended, against an IdP that still
+    hangs, prints one line — that a refresh is under way, not that the IdP fails as well — and the
+    hot path and the full path print the same line while it is under way; status says so too."""
+    from bblogin import _cli
+    from bblogin._hot import _answer
+
+    _idp, proxy, _config = outage_cluster
+    proxy.mode = "hang"
+    assert bblogin("token", "--profile", "dev", "--no-login").returncode == 0
+    wait_for(settled, 15)
+    wait_for(lambda: not background_children(), 20)
+    end_the_window()
+    done = bblogin("token", "--profile", "dev", "--no-login")
+    assert done.returncode == 0 and done.stderr.count("\n") == 1 and UNDERWAY in done.stderr, done.stderr
+    recorded = outage()
+    assert recorded["in_flight"] and recorded["failures"] == 1  # the earlier failure, none for the refresh at work
+    assert "a refresh is under way in the background" in bblogin("status").stdout
+    os.environ["KUBERNETES_EXEC_INFO"] = '{"apiVersion":"client.authentication.k8s.io/v1","spec":{"interactive":false}}'
+    try:
+        capsys.readouterr()
+        hot = _answer.kubectl(["--profile", "dev"])
+        hot_err = capsys.readouterr().err
+        assert hot is not None and hot_err.count("\n") == 1 and UNDERWAY in hot_err, hot_err
+        assert _cli.run(["kubectl", "--profile", "dev"]) == 0
+        full = capsys.readouterr()
+        assert full.out.encode() == hot and full.err == hot_err
+    finally:
+        del os.environ["KUBERNETES_EXEC_INFO"]
+    wait_for(lambda: not background_children(), 20)
+    assert outage()["failures"] == 2 and not outage().get("in_flight")  # the hung refresh's own failure replaced it
+
+
+def test_a_refused_grant_through_the_background_child_ends_as_in_process(outage_idp, monkeypatch, capsys) -> None:
+    """Review of #24, 6: a refresh token refused inside the margin, answered by the detached
+    child in time, ends the call exactly as the in-process refresh does: exit 4, the same text."""
+    from bblogin import _background, _cli, _session
+
+    idp, _proxy = outage_idp(id_token_ttl=200)
+    monkeypatch.setattr(_background, "WAIT", 30.0)  # the child's answer arrives in time on a loaded machine too
+    ended = []
+    for in_child in (False, True):
+        login(idp)
+        make_expiring("dev", seconds_left=45, lifetime=200)
+        idp.revoke_refresh_tokens()
+        capsys.readouterr()
+        with monkeypatch.context() as patched:
+            if not in_child:
+                patched.setattr(_session, "_in_background", lambda _profile, _account: False)
+            ended.append((_cli.run(["token", "--profile", "dev", "--no-login"]), capsys.readouterr().err))
+    assert ended[0] == ended[1] and ended[0][0] == 4 and "refused the refresh token" in ended[0][1], ended
+
+
+def test_the_childs_errors_are_rebuilt_with_their_class_fields_and_exit_code() -> None:
+    from bblogin import _background, _errors
+
+    refused = _background.rebuilt(json.loads(json.dumps(_background.error_fields(_errors.OAuthError("invalid_client", "no", hint="check it")))))
+    assert type(refused) is _errors.OAuthError and refused.error == "invalid_client" and refused.hint == "check it" and refused.exit_code == 5
+    assert str(refused) == "the identity provider answered invalid_client: no"
+    waited = _background.rebuilt(_background.error_fields(_errors.LoginEnded("the login failed", hint="again", exit_code=9)))
+    assert type(waited) is _errors.LoginEnded and waited.exit_code == 9 and waited.render() == "bblogin: the login failed\n  hint: again"
+    slow = _errors.IdPResponseError("HTTP 503")
+    slow.retry_after = 120.0
+    assert _background.rebuilt(_background.error_fields(slow)).retry_after == 120.0
+    assert _background.rebuilt({"type": "NoSuchError", "exit_code": 6, "fields": {"message": "x"}}).exit_code == 6
