@@ -203,8 +203,8 @@ def _served(profile: Profile, cred: Credential) -> Credential:
     if notice is not None:
         sys.stderr.write(notice)
         outage = _outage.of(cred.account)
-        if outage is not None:
-            log.info("%s", outage.describe())
+        if outage is not None and not outage.in_flight:  # in flight: nothing failed yet
+            log.info("the last attempt failed: %s", outage.cause)
     return cred
 
 
