@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from bblogin._errors import BbloginError
     from bblogin._index import Account
 
-__all__ = ["LIFETIME", "WAIT", "error_fields", "main", "rebuilt", "start"]
+__all__ = ["KNOWN_FIELDS", "LIFETIME", "WAIT", "error_fields", "main", "rebuilt", "start"]
 
 WAIT = 1.2  # seconds the caller waits for the child's outcome (its start-up included) before serving the cache
 LIFETIME = 120.0  # seconds after which a child ends whatever it is doing (the lock dies with it; a rotated token is stored on arrival)
@@ -70,21 +70,36 @@ def error_fields(exc: BaseException) -> dict[str, Any]:
     return {"type": type(exc).__name__, "exit_code": getattr(exc, "exit_code", 1), "fields": plain}
 
 
+# What the caller takes of a child's error (``error_fields``), each only of these types: the
+# child is bblogin's own code on a private pipe, but its output is still parsed, never trusted.
+KNOWN_FIELDS: dict[str, tuple[type, ...]] = {
+    "message": (str,), "hint": (str, type(None)), "error": (str,), "description": (str,),
+    "retry_after": (int, float, type(None)), "party": (str, type(None)),
+}
+
+
 def rebuilt(error: dict[str, Any]) -> BbloginError:
     """The child's error (``error_fields``) as the exception the in-process refresh would have
-    raised: the same class (``BbloginError`` when it names none), text, hint and exit code."""
+    raised: the same class (``BbloginError`` when it names none), text, hint and exit code. Only
+    :data:`KNOWN_FIELDS` of their types are taken, and an exit code only when it is a documented
+    one of an error (``_errors.EXIT_CODES``, not 0); anything else in the answer is ignored."""
     from bblogin import _errors
 
     cls = getattr(_errors, str(error.get("type")), None)
     if not (isinstance(cls, type) and issubclass(cls, _errors.BbloginError)):
         cls = _errors.BbloginError
-    fields = error.get("fields") if isinstance(error.get("fields"), dict) else {}
+    given = error.get("fields") if isinstance(error.get("fields"), dict) else {}
+    fields = {k: given[k] for k, types in KNOWN_FIELDS.items() if k in given and isinstance(given[k], types) and not isinstance(given[k], bool)}
+    if isinstance(fields.get("retry_after"), (int, float)) and not 0 <= fields["retry_after"] < float("inf"):
+        del fields["retry_after"]  # JSON's NaN and Infinity parse too
     exc = cls.__new__(cls)
-    Exception.__init__(exc, str(fields.get("message", "")))
+    message = fields.pop("message", "")
+    Exception.__init__(exc, message)
     exc.__dict__.update(fields)
-    exc.message, exc.hint = str(fields.get("message", "")), fields.get("hint")
-    if isinstance(error.get("exit_code"), int) and error["exit_code"] != cls.exit_code:
-        exc.exit_code = error["exit_code"]
+    exc.message, exc.hint = message, fields.get("hint", cls.default_hint)
+    code = error.get("exit_code")
+    if type(code) is int and code != cls.exit_code and code != _errors.EXIT_OK and code in {known for known, *_rest in _errors.EXIT_CODES}:
+        exc.exit_code = code
     return exc
 
 

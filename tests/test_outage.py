@@ -572,3 +572,20 @@ def test_the_childs_errors_are_rebuilt_with_their_class_fields_and_exit_code() -
     slow.retry_after = 120.0
     assert _background.rebuilt(_background.error_fields(slow)).retry_after == 120.0
     assert _background.rebuilt({"type": "NoSuchError", "exit_code": 6, "fields": {"message": "x"}}).exit_code == 6
+
+
+@pytest.mark.parametrize("hostile", [
+    {"exit_code": 0, "fields": {"message": "m", "exit_code": 0, "render": "x", "__class__": "y", "hint": 5}},
+    {"exit_code": 999, "fields": {"message": "m", "hint": ["a"], "retry_after": "soon", "party": {"x": 1}}},
+    {"exit_code": True, "fields": {"message": "m", "retry_after": float("nan"), "error": 3}},
+    {"exit_code": "4", "fields": {"message": "m", "retry_after": float("inf"), "description": None}},
+])
+def test_a_childs_hostile_answer_sets_only_known_plain_fields_and_a_documented_exit_code(hostile: dict) -> None:
+    """Review of outage4, 3: what the child's answer says is parsed, never trusted — only the
+    known attributes of their types, an exit code only when it is a documented one (and not 0)."""
+    from bblogin import _background, _errors
+
+    exc = _background.rebuilt(json.loads(json.dumps({"type": "IdPResponseError", **hostile})))
+    assert type(exc) is _errors.IdPResponseError and exc.message == "m" and exc.exit_code == _errors.EXIT_IDP
+    assert exc.hint == "" and exc.render() == "bblogin: m" and exc.retry_after is None and getattr(exc, "party", None) is None
+    assert set(vars(exc)) <= {"message", "hint", "description"} and getattr(exc, "description", None) is None, vars(exc)
