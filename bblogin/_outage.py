@@ -11,7 +11,8 @@ the hot path's mirror carries it:
 
 ``in_flight``: a provisional record (``record_in_flight``) for an early refresh still under way
 in its detached child (``_background``): the caller stopped waiting for it; the child's outcome
-replaces it.
+replaces it. Only a call with a still-valid token honours it: one without, finding it under the
+token set's lock, knows no child is at work (a child at work holds that lock) and refreshes.
 
 Until ``retry_at`` no call contacts the IdP for this account: a token that still lives
 :data:`FLOOR` seconds (IdP time) is served with one line on stderr — by the hot path too — and a

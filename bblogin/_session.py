@@ -778,7 +778,12 @@ def _refreshed(profile: Profile, account: Account, store: SecretStore, kind: str
 
     fallback = None if force else _fresh(profile, account, store, kind, profile.refresh_margin, floor=_outage.FLOOR)
     outage = _outage.of(account)
-    if outage is not None and outage.waiting() and not force:
+    # A provisional window (``in_flight``) seen under this lock stands for no refresh at work: a
+    # child at work holds the lock until it has replaced the record. Its child was killed, or has
+    # not taken the lock yet (then it finds the set refreshed). A caller with a valid token may
+    # still serve it at once; one without has nothing to wait for and refreshes.
+    stale = outage is not None and outage.in_flight and fallback is None
+    if outage is not None and outage.waiting() and not force and not stale:
         if fallback is not None:
             return fallback
         raise IdPError(

@@ -238,12 +238,13 @@ class Bblogin(RuleBasedStateMachine):
             return call(), 0
         proxy = self.proxies[self.idp_of(account.issuer)]  # type: ignore[index]
         window = _outage.waiting(account)
+        provisional = window is not None and window.in_flight  # no detached refresh is at work between steps: a call that needs a new token refreshes past it
         known = _outage.of(account) is not None and proxy.mode != "up"  # a known outage that goes on
         open_for = window.retry_at - time.time() if window is not None else 0.0
         before = proxy.connections
         result = call()
         made = proxy.connections - before
-        if open_for > 1.0:  # (a window about to close may close during the call)
+        if open_for > 1.0 and not provisional:  # (a window about to close may close during the call)
             assert made == 0, f"{made} connection(s) to {account.issuer} inside the backoff window of {account.id}"
         assert made <= (1 if known else MAX_BURST), f"{made} connections to {account.issuer} in one call (known outage: {known})"
         after = _index.load().accounts.get(account.id)
@@ -527,6 +528,43 @@ class Bblogin(RuleBasedStateMachine):
         if made and after is not None and not after.refresh_dead:
             assert _outage.waiting(after) is not None and not after.outage.get("in_flight"), f"the hung attempt for {account.id} opened no backoff window: {after.outage}"
 
+    @precondition(lambda self: self.people_profiles())
+    @rule(data=st.data(), expired=st.booleans())
+    def background_refresh_killed_midway(self, data: st.DataObject, expired: bool) -> None:
+        """A detached refresh was killed (kill -9, OOM, its LIFETIME) after its caller recorded the
+        provisional window and before it replaced it: the ``in_flight`` record is left, with no
+        refresh at work. A valid token is served as before (the invariants); an expired one makes
+        one attempt — and with the IdP up it is refreshed — instead of failing until the record ends."""
+        self.provisional_window_left(data.draw(st.sampled_from(self.people_profiles())), expired)
+
+    def provisional_window_left(self, name: str, expired: bool) -> None:
+        account = self.account_for(name)
+        if account is None:
+            return
+        now = time.time()
+        with _index.transaction() as index:
+            current = index.accounts.get(account.id)
+            if current is None:
+                return
+            earlier = _outage.of(current)
+            failures = earlier.failures if earlier is not None and not earlier.in_flight else 0
+            current.outage = {"since": now - 5, "failures": failures, "cause": "no answer within 1.2 s", "retry_at": now + _outage.IN_FLIGHT, "in_flight": True}
+        if not expired:
+            return
+        make_expiring(name, seconds_left=-30)
+        account = self.account_for(name)
+        if account is None:
+            return
+        at = self.idp_of(account.issuer)
+        if at is None:
+            return
+        refreshes = self.idps[at].count("/token", "refresh_token")
+        (code, _out), _made = self.contacted(account, lambda: self.full(["kubectl", "--profile", name]))
+        after = _index.load().accounts.get(account.id)
+        if self.proxies[at].mode == "up" and after is not None and not after.refresh_dead and after.has("refresh_token"):
+            assert code == 0, f"kubectl --profile {name}: an expired token was not refreshed past a provisional window no refresh holds (exit {code}): {self.last_err}"
+            assert self.idps[at].count("/token", "refresh_token") == refreshes + 1, "not one refresh past a provisional window"
+
     @rule(idp=st.integers(0, 1))
     def idp_recovers(self, idp: int) -> None:
         self.proxies[idp].mode = "up"
@@ -719,6 +757,7 @@ def test_model_outage_walk(keyring_secret_service, outage_idp, monkeypatch: pyte
         lambda: make_expiring("a", seconds_left=-30),
         lambda: state.idp_recovers(0),
         state.backoff_windows_end,  # back: the next call refreshes once
+        lambda: state.provisional_window_left("a", True),  # a killed detached refresh's record: the expired token is refreshed
         lambda: state.idp_fails(0, fault),
         lambda: make_expiring("a", seconds_left=45),
     )

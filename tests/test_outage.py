@@ -589,3 +589,20 @@ def test_a_childs_hostile_answer_sets_only_known_plain_fields_and_a_documented_e
     assert type(exc) is _errors.IdPResponseError and exc.message == "m" and exc.exit_code == _errors.EXIT_IDP
     assert exc.hint == "" and exc.render() == "bblogin: m" and exc.retry_after is None and getattr(exc, "party", None) is None
     assert set(vars(exc)) <= {"message", "hint", "description"} and getattr(exc, "description", None) is None, vars(exc)
+
+
+@pytest.mark.parametrize("failures", [0, 1])
+def test_an_expired_token_is_refreshed_past_a_provisional_window_no_refresh_holds(outage_idp, failures: int) -> None:
+    """Review of outage4, 4: an ``in_flight`` record left by a child that was killed before it
+    replaced it (or written before the child took the lock) stands for no refresh at work: the
+    caller with an expired token takes the lock and refreshes — one attempt, success — instead of
+    failing with "a refresh is under way" until the provisional window ends."""
+    idp, _proxy = outage_idp(id_token_ttl=200)
+    login(idp)
+    make_expiring("dev", seconds_left=-5, lifetime=200)
+    at = time.time()
+    with _index.transaction() as index:
+        index.active_account("dev").outage = {"since": at - 30, "failures": failures, "cause": "no answer within 1.2 s", "retry_at": at + 15, "in_flight": True}
+    done = bblogin("token", "--profile", "dev", "--no-login")
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert idp.count("/token", "refresh_token") == 1 and outage() is None
