@@ -658,7 +658,8 @@ def _renewed_in_background(profile: Profile, account: Account, store: SecretStor
     errors raised here as in-process, its stderr relayed). Too late: ``fallback``, as the index
     has the set now (a provisional window: ``_served`` prints its one line); the child stores
     what the IdP sends, or records the outage, by itself. None: the child ended without doing
-    its work (it could not start, or crashed): the caller refreshes in-process instead."""
+    its work (it could not start, or crashed) before its token request could go out: the caller
+    refreshes in-process instead — never after (:func:`_answer_lost`)."""
     from bblogin import _background
 
     try:
@@ -674,7 +675,9 @@ def _renewed_in_background(profile: Profile, account: Account, store: SecretStor
     except LockTimeout:
         answer = None  # another process is refreshing it: no child, the cached token
     if answer is not None and answer.get("outcome") == "crash":
-        log.info("the background refresh of %s ended without an answer (%s); refreshing in this process", account.id, answer.get("type"))
+        if answer.get("sent"):
+            return _answer_lost(profile, account, store, kind, str(answer.get("type")))
+        log.info("the background refresh of %s ended without an answer (%s) before sending anything; refreshing in this process", account.id, answer.get("type"))
         return None
     account = _index.load().accounts.get(account.id, account)
     if answer is None:
@@ -685,6 +688,34 @@ def _renewed_in_background(profile: Profile, account: Account, store: SecretStor
     if answer.get("outcome") != "served":
         return None, account
     return _fresh(profile, account, store, kind, 0), account
+
+
+def _answer_lost(profile: Profile, account: Account, store: SecretStore, kind: str, why: str) -> tuple[Credential, Account]:
+    """The detached child ended without an answer (killed, or crashed: ``why``) after its token
+    request may have gone out (``_background.SENT``): the IdP may have acted on it and rotated
+    the refresh token, so this caller never sends the old one again. What the child stored
+    before it ended is served; else the loss is recorded as a failed attempt (its backoff window:
+    no call sends the refresh token before it ends) and the cached token is served while it lives
+    ``_outage.FLOOR`` more seconds; else :class:`RefreshAnswerLost` (exit 5)."""
+    from bblogin._errors import RefreshAnswerLost
+
+    account = _index.load().accounts.get(account.id, account)
+    cached = _fresh(profile, account, store, kind, profile.refresh_margin)
+    if cached is not None:
+        return cached, account
+    log.info("the background refresh of %s ended after sending its token request, without the answer (%s); it is not sent again", account.id, why)
+    lost = RefreshAnswerLost(
+        f"the background refresh of {account.label} ({profile.name}) ended after sending its token request, without the answer",
+        hint=f"`bblogin refresh --profile {profile.name}` tries now; if it keeps happening, rerun with -v and report it",
+    )
+    recorded = _outage.waiting(account)
+    if recorded is None or recorded.in_flight:  # (the child may have recorded its own failure before it ended)
+        recorded = _outage.record_failure(account, lost)
+    fallback = _fresh(profile, account, store, kind, profile.refresh_margin, floor=_outage.FLOOR)
+    if fallback is not None:
+        return fallback, account
+    lost.hint = f"bblogin tries again after {recorded.next_try()}; {lost.hint}"
+    raise lost
 
 
 def _take(profile: Profile, ended: Result) -> Account | None:

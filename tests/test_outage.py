@@ -606,3 +606,50 @@ def test_an_expired_token_is_refreshed_past_a_provisional_window_no_refresh_hold
     done = bblogin("token", "--profile", "dev", "--no-login")
     assert done.returncode == 0 and done.stderr == "", done.stderr
     assert idp.count("/token", "refresh_token") == 1 and outage() is None
+
+
+@pytest.mark.parametrize("seconds_left", [45, 13])
+def test_a_background_refresh_killed_after_its_post_is_never_sent_again(outage_cluster, monkeypatch, capsys, seconds_left: int) -> None:
+    """Review of outage4, 1 and 2: the detached child is killed (kill -9: what an OOM killer, or
+    a crash between the answer and the store, leaves the caller) after its refresh POST reached
+    the IdP, which may have rotated the refresh token. The caller — still waiting for it — never
+    sends the old refresh token a second time: it serves its cached token with one line and
+    opens a backoff window (45 s left), or, when that token no longer lives the floor (13 s left,
+    killed once under 10 s), fails with exit 5 saying what happened. One /token hit either way."""
+    import signal
+    import threading
+
+    from bblogin import _background, _cli, _outage
+
+    idp, proxy, _config = outage_cluster
+    monkeypatch.setattr(_background, "WAIT", 30.0)  # the caller still waits when its child dies
+    proxy.mode, proxy.hold = "slow", 20.0  # the IdP acts on the POST at once; its answer is held back
+    make_expiring("dev", seconds_left=seconds_left, lifetime=200)
+    below_floor = time.time() + seconds_left - _outage.FLOOR + 1
+    killed: list[int] = []
+
+    def kill_after_the_post() -> None:
+        deadline = time.monotonic() + 20
+        while idp.count("/token", "refresh_token") < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if seconds_left < 45:
+            time.sleep(max(0.0, below_floor - time.time()))
+        for pid in background_children():
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+
+    killer = threading.Thread(target=kill_after_the_post, daemon=True)
+    killer.start()
+    code = _cli.run(["token", "--profile", "dev", "--no-login"])
+    killer.join(30)
+    err = capsys.readouterr().err
+    assert killed, "no background refresh to kill"
+    assert idp.count("/token", "refresh_token") == 1, err  # never again with the (maybe rotated) refresh token
+    recorded = settled()
+    assert recorded is not None and recorded["failures"] == 1 and "ended after sending its token request" in recorded["cause"]
+    if seconds_left == 45:
+        assert code == 0 and err.count("\n") == 1 and "bblogin: the background refresh is failing" in err, err
+        again = bblogin("token", "--profile", "dev", "--no-login")  # inside the window: served, nothing sent
+        assert again.returncode == 0 and idp.count("/token", "refresh_token") == 1, again.stderr
+    else:
+        assert code == 5 and "ended after sending its token request, without the answer" in err and "tries again after" in err, err
