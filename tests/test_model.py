@@ -70,7 +70,7 @@ from bblogin._hot._answer import PIPELINES_ENV, adhoc_profile_name
 from bblogin._shape import DEFAULT_OIDC_SCOPES, shape_of
 from bblogin.devidp import DevIdP, dex_subject
 from tests.fixtures.devidp import sign_in
-from tests.fixtures.background_refresh import settle_background_refreshes
+from tests.fixtures.background_refresh import killed_after_the_post, settle_background_refreshes
 from tests.fixtures.faults import FaultProxy
 from tests.test_session import make_expiring
 
@@ -529,6 +529,45 @@ class Bblogin(RuleBasedStateMachine):
             assert _outage.waiting(after) is not None and not after.outage.get("in_flight"), f"the hung attempt for {account.id} opened no backoff window: {after.outage}"
 
     @precondition(lambda self: self.people_profiles())
+    @rule(data=st.data())
+    def background_refresh_killed_after_its_post(self, data: st.DataObject) -> None:
+        """The IdP takes an early refresh's POST (it may rotate the refresh token) and the
+        detached child is killed before the answer arrives, while kubectl still waits for it: the
+        cached token is served, the old refresh token is never sent a second time, and the loss
+        opens a backoff window (the invariants' next calls then send nothing)."""
+        self.answer_lost_after_the_post(data.draw(st.sampled_from(self.people_profiles())))
+
+    def answer_lost_after_the_post(self, name: str) -> bool:
+        """The rule for profile ``name``; whether a detached refresh was killed."""
+        from bblogin import _background
+
+        make_expiring(name, seconds_left=45)
+        account = self.account_for(name)
+        at = self.idp_of(account.issuer) if account is not None else None
+        if account is None or at is None or self.proxies[at].mode != "up":
+            return False
+        idp, proxy = self.idps[at], self.proxies[at]
+        posts = idp.count("/token", "refresh_token")
+        wait, hold = _background.WAIT, proxy.hold
+        _background.WAIT, proxy.mode, proxy.hold = 30.0, "slow", 20.0  # the caller still waits when its child dies; the answer is held back
+        try:
+            with killed_after_the_post(lambda: idp.count("/token", "refresh_token")) as killed, captured() as (out, err):
+                code = _cli.run(["kubectl", "--profile", name])
+            settle_background_refreshes()
+        finally:
+            _background.WAIT, proxy.mode, proxy.hold = wait, "up", hold
+        self.last_err = err.getvalue()
+        assert "Traceback" not in self.last_err, self.last_err
+        self.assert_valid_is_served(account, "id_token", code, f"kubectl --profile {name} with its background refresh killed")
+        if code == 0:
+            self.assert_not_expired(rfc3339_seconds(json.loads(output(out))["status"]["expirationTimestamp"]), f"kubectl --profile {name}")
+        assert idp.count("/token", "refresh_token") <= posts + 1, f"the refresh token of {account.id} was sent again after its background refresh died"
+        after = _index.load().accounts.get(account.id)
+        if killed and after is not None and not after.refresh_dead:
+            assert _outage.waiting(after) is not None and not after.outage.get("in_flight"), f"the lost answer for {account.id} opened no backoff window: {after.outage}"
+        return bool(killed)
+
+    @precondition(lambda self: self.people_profiles())
     @rule(data=st.data(), expired=st.booleans())
     def background_refresh_killed_midway(self, data: st.DataObject, expired: bool) -> None:
         """A detached refresh was killed (kill -9, OOM, its LIFETIME) after its caller recorded the
@@ -758,6 +797,8 @@ def test_model_outage_walk(keyring_secret_service, outage_idp, monkeypatch: pyte
         lambda: state.idp_recovers(0),
         state.backoff_windows_end,  # back: the next call refreshes once
         lambda: state.provisional_window_left("a", True),  # a killed detached refresh's record: the expired token is refreshed
+        lambda: state.answer_lost_after_the_post("a") or pytest.fail("no background refresh was killed"),  # its POST sent, the answer lost: never sent again
+        state.backoff_windows_end,
         lambda: state.idp_fails(0, fault),
         lambda: make_expiring("a", seconds_left=45),
     )

@@ -20,7 +20,7 @@ import pytest
 
 from bblogin import _index
 from bblogin._hot._answer import cached_token
-from tests.fixtures.background_refresh import background_children
+from tests.fixtures.background_refresh import background_children, killed_after_the_post
 from tests.test_kubectl import exec_user, kubectl
 from tests.test_session import bblogin, login, make_expiring
 
@@ -616,32 +616,15 @@ def test_a_background_refresh_killed_after_its_post_is_never_sent_again(outage_c
     sends the old refresh token a second time: it serves its cached token with one line and
     opens a backoff window (45 s left), or, when that token no longer lives the floor (13 s left,
     killed once under 10 s), fails with exit 5 saying what happened. One /token hit either way."""
-    import signal
-    import threading
-
     from bblogin import _background, _cli, _outage
 
     idp, proxy, _config = outage_cluster
     monkeypatch.setattr(_background, "WAIT", 30.0)  # the caller still waits when its child dies
     proxy.mode, proxy.hold = "slow", 20.0  # the IdP acts on the POST at once; its answer is held back
     make_expiring("dev", seconds_left=seconds_left, lifetime=200)
-    below_floor = time.time() + seconds_left - _outage.FLOOR + 1
-    killed: list[int] = []
-
-    def kill_after_the_post() -> None:
-        deadline = time.monotonic() + 20
-        while idp.count("/token", "refresh_token") < 1 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        if seconds_left < 45:
-            time.sleep(max(0.0, below_floor - time.time()))
-        for pid in background_children():
-            os.kill(pid, signal.SIGKILL)
-            killed.append(pid)
-
-    killer = threading.Thread(target=kill_after_the_post, daemon=True)
-    killer.start()
-    code = _cli.run(["token", "--profile", "dev", "--no-login"])
-    killer.join(30)
+    below_floor = time.time() + seconds_left - _outage.FLOOR + 1 if seconds_left < 45 else None
+    with killed_after_the_post(lambda: idp.count("/token", "refresh_token"), below_floor) as killed:
+        code = _cli.run(["token", "--profile", "dev", "--no-login"])
     err = capsys.readouterr().err
     assert killed, "no background refresh to kill"
     assert idp.count("/token", "refresh_token") == 1, err  # never again with the (maybe rotated) refresh token
