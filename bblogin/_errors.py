@@ -33,7 +33,7 @@ EXIT_CODES: tuple[tuple[int, str, str, str], ...] = (
     (EXIT_USAGE, "usage", "bad command line; `bblogin tui` (or plain `bblogin`) without a terminal", "see `--help`; in scripts use `status`, `accounts`, `use`"),
     (EXIT_CONFIG, "config", "configuration error: config.toml invalid (the message names file, line and key), or an unknown profile or account; `setup kubectl`: a kubeconfig it cannot edit or a `--cluster` it does not have", "fix the file, or name a profile (`bblogin profiles`) or account (`bblogin accounts`) that exists"),
     (EXIT_LOGIN_REQUIRED, "login required", "no valid tokens and this call may not start a login (not interactive, or the refresh token was refused)", "run the `bblogin login --profile …` the message names"),
-    (EXIT_IDP, "identity provider", "the identity provider is unreachable, slow or failing (5xx, HTML, truncated JSON), refused the request, or TLS failed, and no cached token lives 10 s more (one that does is served); during the backoff window after a failure such calls fail at once, naming the next try; cached tokens are untouched", "retry after the time the message names, or `bblogin refresh` now; see troubleshooting.md"),
+    (EXIT_IDP, "identity provider", "the identity provider is unreachable, slow or failing (5xx, HTML, truncated JSON), refused the request, or TLS failed, or a background refresh ended after sending its request without the answer, and no cached token lives 10 s more (one that does is served); during the backoff window after a failure such calls fail at once, naming the next try; cached tokens are untouched", "retry after the time the message names, or `bblogin refresh` now; see troubleshooting.md"),
     (EXIT_STORAGE, "storage", "the keyring is missing, locked or not answering, or the state directory is not writable (disk full)", "unlock or start a keyring, free space"),
     (EXIT_VERIFICATION, "verification", "a token failed verification; nothing was stored", "check the issuer and client id; report it to the IdP's operators"),
     (EXIT_LOGIN_FAILED, "login failed", "the login did not complete: denied, a wrong state (also a loopback login that timed out after refusing a callback with a foreign or missing state), an expired device code, STS refused the role; also every process that waited for that login (they share its result, exit code and message)", "start again in a fresh browser tab; check access rules"),
@@ -135,6 +135,14 @@ class IdPResponseError(IdPError):
 class IdentityUnchecked(IdPError):
     """A refresh succeeded, but asking the provider who the new tokens belong to failed (a
     Bitbucket user API down): the tokens are kept and the identity is checked later."""
+
+
+class RefreshAnswerLost(IdPError):
+    """An early refresh's detached child (``_background``) ended — killed, or crashed — after its
+    token request may have gone out, without the answer: the IdP may have rotated the refresh
+    token, so the old one is not sent again before the backoff window this opens ends."""
+
+    party = "the background refresh"  # named in the line that serves the cached token: what failed is bblogin's child, maybe not the IdP
 
 
 class TLSError(IdPUnreachable):

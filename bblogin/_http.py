@@ -33,7 +33,7 @@ import logging
 import os
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -79,6 +79,22 @@ def budget(seconds: float) -> Iterator[None]:
         yield
     finally:
         _budget.reset(token)
+
+
+_before_sending: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar("bblogin_http_before_sending", default=None)
+
+
+@contextlib.contextmanager
+def before_sending(note: Callable[[], None]) -> Iterator[None]:
+    """``note()`` runs before each request inside that is not idempotent (a token request: from
+    then on the IdP may act on it, and rotate the refresh token) is handed to the connection: a
+    detached refresh (``_background``) tells its caller that its answer, if lost, is not to be
+    had by sending the old refresh token again."""
+    token = _before_sending.set(note)
+    try:
+        yield
+    finally:
+        _before_sending.reset(token)
 
 
 class _Abandoned(Exception):
@@ -393,6 +409,9 @@ def request(
     waited = 0.0
     attempt = 0
     while True:
+        note = _before_sending.get() if method not in IDEMPOTENT else None
+        if note is not None:
+            note()
         watch = _Watch(early, full, idempotent=method in IDEMPOTENT, held=held) if early is not None and held is not None else None
         try:
             if watch is None:

@@ -18,6 +18,13 @@ NOTE_AFTER = 1.0  # seconds of waiting before ``on_wait`` tells the person why n
 _held: dict[int, set[str]] = {}  # thread id -> the keys it holds: taking one again is a no-op, never a wait on itself
 
 
+def holds(account_key: str) -> bool:
+    """Whether this thread holds the lock for ``account_key`` (``account_lock`` is re-entrant)."""
+    import threading
+
+    return account_key in _held.get(threading.get_ident(), ())
+
+
 @contextlib.contextmanager
 def account_lock(account_key: str, timeout: float, *, on_wait: Callable[[], None] | None = None, what: str | None = None) -> Iterator[None]:
     """Hold the lock for ``account_key`` (a token set's id, a login's ``_shape.login_key``…).

@@ -7,7 +7,12 @@ accounts.json (``"outage"``, docs/architecture.md), so every process on the mach
 the hot path's mirror carries it:
 
     {"since": local time of the first failure, "failures": n, "cause": bblogin's message (``cause_of``),
-     "retry_at": local time of the next attempt, "identity_pending": bool}
+     "retry_at": local time of the next attempt, "identity_pending": bool, "in_flight": bool}
+
+``in_flight``: a provisional record (``record_in_flight``) for an early refresh still under way
+in its detached child (``_background``): the caller stopped waiting for it; the child's outcome
+replaces it. Only a call with a still-valid token honours it: one without, finding it under the
+token set's lock, knows no child is at work (a child at work holds that lock) and refreshes.
 
 Until ``retry_at`` no call contacts the IdP for this account: a token that still lives
 :data:`FLOOR` seconds (IdP time) is served with one line on stderr — by the hot path too — and a
@@ -39,7 +44,7 @@ if TYPE_CHECKING:
 
     from bblogin._index import Account
 
-__all__ = ["BASE", "CAP", "EARLY_BUDGET", "EARLY_LOCK_WAIT", "KNOWN_OUTAGE_BUDGET", "FLOOR", "Outage", "cause_of", "is_outage", "of", "record_failure", "waiting"]
+__all__ = ["BASE", "CAP", "EARLY_BUDGET", "EARLY_LOCK_WAIT", "IN_FLIGHT", "KNOWN_OUTAGE_BUDGET", "FLOOR", "Outage", "cause_of", "clear_in_flight", "is_outage", "of", "record_failure", "record_in_flight", "waiting"]
 
 BASE = 15.0  # seconds before the first retry
 CAP = 300.0  # the longest wait between attempts
@@ -59,6 +64,7 @@ class Outage:
     retry_at: float
     identity_pending: bool = False
     party: str | None = None  # who failed when it was not the IdP: "the proxy HOST:PORT" (the error's ``party``)
+    in_flight: bool = False  # provisional (``record_in_flight``): a detached refresh has not answered yet; ``failures`` are the earlier ones (maybe 0)
 
     @classmethod
     def from_json(cls, data: Any) -> Outage | None:
@@ -74,6 +80,7 @@ class Outage:
             since=float(whole["since"]), failures=whole["failures"], cause=whole["cause"],
             retry_at=float(whole["retry_at"]), identity_pending=bool(whole.get("identity_pending", False)),
             party=whole["party"] if isinstance(whole.get("party"), str) and len(whole["party"]) <= 300 and whole["party"].isprintable() else None,
+            in_flight=whole.get("in_flight") is True,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -90,6 +97,10 @@ class Outage:
         """For ``status``, the TUI and the error of a call without a valid token."""
         at = time.time() if at is None else at
         started = time.strftime("%H:%M:%S", time.localtime(self.since))
+        if self.in_flight:  # no failure: a refresh that has not answered yet
+            earlier = f"; before it, {self.failures} failed attempt{'s' if self.failures != 1 else ''} since {started}: {self.cause}" if self.failures else ""
+            until = f"the cached token is served until it ends, at the latest {self.next_try()}" if self.waiting(at) else "the next use tries again"
+            return f"a refresh is under way in the background (the identity provider has not answered it yet){earlier}; {until}"
         what = "the identity calls after a refresh fail" if self.identity_pending else f"{self.party or 'the identity provider'} is failing"
         when = f"next try at {self.next_try()} (in {max(0, round(self.retry_at - at))} s)" if self.waiting(at) else "the next use tries again"
         attempts = "1 failed attempt" if self.failures == 1 else f"{self.failures} failed attempts"
@@ -146,7 +157,7 @@ def record_failure(account: Account, exc: IdPError, *, identity_pending: bool = 
     with _index.transaction() as index:
         current = index.accounts.get(account.id, account)
         previous = Outage.from_json(current.outage)
-        failures = min(MAX_FAILURES, (previous.failures if previous is not None else 0) + 1)
+        failures = min(MAX_FAILURES, (previous.failures if previous is not None else 0) + 1)  # a provisional window counts no failure
         outage = Outage(
             since=previous.since if previous is not None else at,
             failures=failures,
@@ -159,3 +170,45 @@ def record_failure(account: Account, exc: IdPError, *, identity_pending: bool = 
             acct.outage = outage.to_json()
     return outage
 
+
+IN_FLIGHT = 15.0  # seconds of the provisional window: a detached refresh's bound (the 1 s budget, the 10 s answer, the lock wait)
+
+
+def record_in_flight(account: Account, waited: float) -> None:
+    """The caller that stopped waiting for its detached refresh (``_background``) after
+    ``waited`` seconds: a provisional window of :data:`IN_FLIGHT` seconds, so that until the
+    refresh ends every call — the hot path's too — serves the still-valid token at once (its
+    line says a refresh is under way, not that the IdP fails) and none starts a second attempt.
+    It counts no failure: the earlier ones, if any, stay as they were. The refresh's own outcome
+    replaces it (``record_failure`` adds its failure; a success, a refusal or a dead grant clear it); a
+    refresh killed midway leaves it to expire. Nothing is written when the refresh has ended
+    already (the account changed since ``account`` was read)."""
+    at = time.time()
+    with _index.transaction() as index:
+        current = index.accounts.get(account.id)
+        if current is None or current.updated_at != account.updated_at or current.outage != account.outage or current.tokens != account.tokens:
+            return
+        previous = Outage.from_json(current.outage)
+        current.outage = Outage(
+            since=previous.since if previous is not None else at,
+            failures=previous.failures if previous is not None else 0,  # nothing failed yet: the refresh is still at work
+            cause=f"no answer within {waited:g} s" if previous is None else previous.cause,
+            retry_at=at + IN_FLIGHT,
+            identity_pending=previous is not None and previous.identity_pending,
+            in_flight=True,
+        ).to_json()
+
+
+def clear_in_flight(account_id: str) -> None:
+    """Under the token set's lock, in a detached refresh (``_background``): a provisional window
+    is no window — the refresh it stood for has the lock now, or ended without recording
+    anything (a refusal, nothing to refresh). It goes; an identity still to be checked stays so,
+    its window over."""
+    with _index.transaction() as index:
+        current = index.accounts.get(account_id)
+        outage = Outage.from_json(current.outage) if current is not None else None
+        if current is None or outage is None or not outage.in_flight:
+            return
+        current.outage = None if not outage.identity_pending else Outage(
+            since=outage.since, failures=max(1, outage.failures), cause=outage.cause, retry_at=0.0, identity_pending=True,
+        ).to_json()

@@ -203,7 +203,7 @@ def _served(profile: Profile, cred: Credential) -> Credential:
     if notice is not None:
         sys.stderr.write(notice)
         outage = _outage.of(cred.account)
-        if outage is not None:
+        if outage is not None and not outage.in_flight:  # in flight: nothing failed yet
             log.info("the last attempt failed: %s", outage.cause)
     return cred
 
@@ -568,8 +568,12 @@ def get_credential(
         if fallback is not None:
             timeout = min(timeout, _outage.EARLY_LOCK_WAIT)  # another process refreshing it: ours is still good
         try:
-            with account_lock(account.id, timeout, on_wait=None if fallback is not None else note_waiting(profile, timeout), what=f"{account.label} (profile {profile.name})"):
-                cached, account = _renewed(profile, account, store, kind, force_refresh)
+            early = _renewed_in_background(profile, account, store, kind, fallback) if fallback is not None and _in_background(profile, account) else None
+            if early is not None:
+                cached, account = early
+            else:
+                with account_lock(account.id, timeout, on_wait=None if fallback is not None else note_waiting(profile, timeout), what=f"{account.label} (profile {profile.name})"):
+                    cached, account = _renewed(profile, account, store, kind, force_refresh)
         except LockTimeout:
             if fallback is None:
                 raise
@@ -634,6 +638,84 @@ def _renewed(profile: Profile, account: Account, store: SecretStore, kind: str, 
     if profile.pipelines:
         return _exchanged(profile, account, store, kind, force=force_refresh), account
     return _refreshed(profile, account, store, kind, force=force_refresh), account
+
+
+def _in_background(profile: Profile, account: Account) -> bool:
+    """Whether an early refresh of ``account`` goes to a detached child (``_background``): not in
+    CI (the exchange stays in-process), not inside a backoff window (nothing is sent: the
+    in-process path serves the fallback at once), not from a frozen build (its executable runs
+    no ``-c``: docs/platforms.md), and not while this thread holds the token set's lock already
+    (the child could not take it)."""
+    from bblogin._lock import holds
+
+    return not profile.pipelines and not getattr(sys, "frozen", False) and _outage.waiting(account) is None and not holds(account.id)
+
+
+def _renewed_in_background(profile: Profile, account: Account, store: SecretStore, kind: str, fallback: Credential) -> tuple[Credential | None, Account] | None:
+    """As :func:`_renewed`, for a caller that holds ``fallback`` (valid beyond the floor): the
+    refresh runs in a detached child (``_background``), which this caller waits for at most
+    ``_background.WAIT`` seconds. In time: what the child's refresh makes of the token set (its
+    errors raised here as in-process, its stderr relayed). Too late: ``fallback``, as the index
+    has the set now (a provisional window: ``_served`` prints its one line); the child stores
+    what the IdP sends, or records the outage, by itself. None: the child ended without doing
+    its work (it could not start, or crashed) before its token request could go out: the caller
+    refreshes in-process instead — never after (:func:`_answer_lost`)."""
+    from bblogin import _background
+
+    try:
+        with account_lock(account.id, _outage.EARLY_LOCK_WAIT, what=f"{account.label} (profile {profile.name})"):
+            pass  # free: the child takes it (it re-checks under it: two callers racing make one attempt)
+        try:
+            answer = _background.start(profile, account, kind).outcome()
+        except OSError as exc:  # no interpreter to start
+            answer = {"outcome": "crash", "type": f"{type(exc).__name__} starting it"}
+        if answer is None:
+            _outage.record_in_flight(account, _background.WAIT)  # until it ends, the next calls (the hot path's too) serve at once
+            log.info("the refresh of %s did not end within %g s; it goes on in a background process", account.id, _background.WAIT)
+    except LockTimeout:
+        answer = None  # another process is refreshing it: no child, the cached token
+    if answer is not None and answer.get("outcome") == "crash":
+        if answer.get("sent"):
+            return _answer_lost(profile, account, store, kind, str(answer.get("type")))
+        log.info("the background refresh of %s ended without an answer (%s) before sending anything; refreshing in this process", account.id, answer.get("type"))
+        return None
+    account = _index.load().accounts.get(account.id, account)
+    if answer is None:
+        return _fresh(profile, account, store, kind, profile.refresh_margin) or _record.replace(fallback, account=account), account
+    sys.stderr.write(str(answer.get("stderr") or ""))
+    if answer.get("outcome") == "error":
+        raise _background.rebuilt(answer.get("error") or {})
+    if answer.get("outcome") != "served":
+        return None, account
+    return _fresh(profile, account, store, kind, 0), account
+
+
+def _answer_lost(profile: Profile, account: Account, store: SecretStore, kind: str, why: str) -> tuple[Credential, Account]:
+    """The detached child ended without an answer (killed, or crashed: ``why``) after its token
+    request may have gone out (``_background.SENT``): the IdP may have acted on it and rotated
+    the refresh token, so this caller never sends the old one again. What the child stored
+    before it ended is served; else the loss is recorded as a failed attempt (its backoff window:
+    no call sends the refresh token before it ends) and the cached token is served while it lives
+    ``_outage.FLOOR`` more seconds; else :class:`RefreshAnswerLost` (exit 5)."""
+    from bblogin._errors import RefreshAnswerLost
+
+    account = _index.load().accounts.get(account.id, account)
+    cached = _fresh(profile, account, store, kind, profile.refresh_margin)
+    if cached is not None:
+        return cached, account
+    log.info("the background refresh of %s ended after sending its token request, without the answer (%s); it is not sent again", account.id, why)
+    lost = RefreshAnswerLost(
+        f"the background refresh of {account.label} ({profile.name}) ended after sending its token request, without the answer",
+        hint=f"`bblogin refresh --profile {profile.name}` tries now; if it keeps happening, rerun with -v and report it",
+    )
+    recorded = _outage.waiting(account)
+    if recorded is None or recorded.in_flight:  # (the child may have recorded its own failure before it ended)
+        recorded = _outage.record_failure(account, lost)
+    fallback = _fresh(profile, account, store, kind, profile.refresh_margin, floor=_outage.FLOOR)
+    if fallback is not None:
+        return fallback, account
+    lost.hint = f"bblogin tries again after {recorded.next_try()}; {lost.hint}"
+    raise lost
 
 
 def _take(profile: Profile, ended: Result) -> Account | None:
@@ -727,7 +809,12 @@ def _refreshed(profile: Profile, account: Account, store: SecretStore, kind: str
 
     fallback = None if force else _fresh(profile, account, store, kind, profile.refresh_margin, floor=_outage.FLOOR)
     outage = _outage.of(account)
-    if outage is not None and outage.waiting() and not force:
+    # A provisional window (``in_flight``) seen under this lock stands for no refresh at work: a
+    # child at work holds the lock until it has replaced the record. Its child was killed, or has
+    # not taken the lock yet (then it finds the set refreshed). A caller with a valid token may
+    # still serve it at once; one without has nothing to wait for and refreshes.
+    stale = outage is not None and outage.in_flight and fallback is None
+    if outage is not None and outage.waiting() and not force and not stale:
         if fallback is not None:
             return fallback
         raise IdPError(

@@ -70,6 +70,7 @@ from bblogin._hot._answer import PIPELINES_ENV, adhoc_profile_name
 from bblogin._shape import DEFAULT_OIDC_SCOPES, shape_of
 from bblogin.devidp import DevIdP, dex_subject
 from tests.fixtures.devidp import sign_in
+from tests.fixtures.background_refresh import killed_after_the_post, settle_background_refreshes
 from tests.fixtures.faults import FaultProxy
 from tests.test_session import make_expiring
 
@@ -81,7 +82,7 @@ USERS = ("alice", "bob")
 CLIENTS = ("bblogin", "bblogin-ci")
 ADHOC_SCOPES = ((), ("openid", "email", "offline_access"))  # a flags entry's --scope values: the defaults, or fewer
 GIT_HOSTS = ("https://git-one.example", "https://git-two.example")
-FAULTS = ("refuse", "reset", "503")  # "hang" costs the early budget per attempt: tests/test_outage.py has it
+FAULTS = ("refuse", "reset", "503")  # a hang costs a needed refresh the full timeout: the rule idp_hangs_during_an_early_refresh has it
 MAX_BURST = 3  # one attempt, with the full retries (two) when no valid token can be served
 EXEC_INFO = '{"apiVersion":"client.authentication.k8s.io/v1","spec":{"interactive":false}}'
 SETTINGS = settings(
@@ -187,6 +188,7 @@ class Bblogin(RuleBasedStateMachine):
     def full(self, argv: list[str], stdin: bytes = b"", allowed: tuple[int, ...] | None = None) -> tuple[int, bytes]:
         with captured(stdin) as (out, err):
             code = _cli.run(argv)
+        settle_background_refreshes()  # an early refresh the call left to its detached child is part of the call
         self.last_err = err.getvalue()
         assert "Traceback" not in err.getvalue() and "internal error" not in err.getvalue(), err.getvalue()
         if allowed is None:
@@ -236,12 +238,13 @@ class Bblogin(RuleBasedStateMachine):
             return call(), 0
         proxy = self.proxies[self.idp_of(account.issuer)]  # type: ignore[index]
         window = _outage.waiting(account)
+        provisional = window is not None and window.in_flight  # no detached refresh is at work between steps: a call that needs a new token refreshes past it
         known = _outage.of(account) is not None and proxy.mode != "up"  # a known outage that goes on
         open_for = window.retry_at - time.time() if window is not None else 0.0
         before = proxy.connections
         result = call()
         made = proxy.connections - before
-        if open_for > 1.0:  # (a window about to close may close during the call)
+        if open_for > 1.0 and not provisional:  # (a window about to close may close during the call)
             assert made == 0, f"{made} connection(s) to {account.issuer} inside the backoff window of {account.id}"
         assert made <= (1 if known else MAX_BURST), f"{made} connections to {account.issuer} in one call (known outage: {known})"
         after = _index.load().accounts.get(account.id)
@@ -488,6 +491,119 @@ class Bblogin(RuleBasedStateMachine):
         """The IdP (or its load balancer) goes down: connections refused, reset, or 503."""
         self.proxies[idp].mode = fault
 
+    @precondition(lambda self: self.people_profiles())
+    @rule(data=st.data())
+    def idp_hangs_during_an_early_refresh(self, data: st.DataObject) -> None:
+        """The IdP takes the refresh request and never answers while the caller's token is inside
+        its margin: kubectl is served the cached token at once (the refresh goes on in a detached
+        child, which awaits the answer and records the outage), with one attempt."""
+        name = data.draw(st.sampled_from(self.people_profiles()))
+        make_expiring(name, seconds_left=45)
+        account = self.account_for(name)
+        if account is None or self.idp_of(account.issuer) is None:
+            return
+        proxy = self.proxies[self.idp_of(account.issuer)]  # type: ignore[index]
+        mode, proxy.mode = proxy.mode, "hang"
+        try:
+            before, start = proxy.connections, time.monotonic()
+            with captured() as (out, err):
+                code = _cli.run(["kubectl", "--profile", name])
+            took = time.monotonic() - start
+            settle_background_refreshes()
+            made = proxy.connections - before
+        finally:
+            proxy.mode = mode
+        assert "Traceback" not in err.getvalue(), err.getvalue()
+        self.last_err = err.getvalue()
+        self.assert_valid_is_served(account, "id_token", code, f"kubectl --profile {name} with the IdP hanging")
+        if code == 0:
+            self.assert_not_expired(rfc3339_seconds(json.loads(output(out))["status"]["expirationTimestamp"]), f"kubectl --profile {name}")
+        window = _outage.waiting(account)
+        if window is not None and window.retry_at - time.time() > 1.0:
+            assert made == 0, f"{made} connection(s) inside the backoff window of {account.id}"
+        assert made <= 1, f"{made} connections for one early refresh against a hanging IdP"
+        if code == 0 and account.has("refresh_token") and not account.refresh_dead and mode != "refuse":
+            assert took < 3.0, f"kubectl waited {took:.1f} s for a hanging IdP although its token was valid"
+        after = _index.load().accounts.get(account.id)
+        if made and after is not None and not after.refresh_dead:
+            assert _outage.waiting(after) is not None and not after.outage.get("in_flight"), f"the hung attempt for {account.id} opened no backoff window: {after.outage}"
+
+    @precondition(lambda self: self.people_profiles())
+    @rule(data=st.data())
+    def background_refresh_killed_after_its_post(self, data: st.DataObject) -> None:
+        """The IdP takes an early refresh's POST (it may rotate the refresh token) and the
+        detached child is killed before the answer arrives, while kubectl still waits for it: the
+        cached token is served, the old refresh token is never sent a second time, and the loss
+        opens a backoff window (the invariants' next calls then send nothing)."""
+        self.answer_lost_after_the_post(data.draw(st.sampled_from(self.people_profiles())))
+
+    def answer_lost_after_the_post(self, name: str) -> bool:
+        """The rule for profile ``name``; whether a detached refresh was killed."""
+        from bblogin import _background
+
+        make_expiring(name, seconds_left=45)
+        account = self.account_for(name)
+        at = self.idp_of(account.issuer) if account is not None else None
+        if account is None or at is None or self.proxies[at].mode != "up":
+            return False
+        idp, proxy = self.idps[at], self.proxies[at]
+        posts = idp.count("/token", "refresh_token")
+        wait, hold = _background.WAIT, proxy.hold
+        _background.WAIT, proxy.mode, proxy.hold = 30.0, "slow", 20.0  # the caller still waits when its child dies; the answer is held back
+        try:
+            with killed_after_the_post(lambda: idp.count("/token", "refresh_token")) as killed, captured() as (out, err):
+                code = _cli.run(["kubectl", "--profile", name])
+            settle_background_refreshes()
+        finally:
+            _background.WAIT, proxy.mode, proxy.hold = wait, "up", hold
+        self.last_err = err.getvalue()
+        assert "Traceback" not in self.last_err, self.last_err
+        self.assert_valid_is_served(account, "id_token", code, f"kubectl --profile {name} with its background refresh killed")
+        if code == 0:
+            self.assert_not_expired(rfc3339_seconds(json.loads(output(out))["status"]["expirationTimestamp"]), f"kubectl --profile {name}")
+        assert idp.count("/token", "refresh_token") <= posts + 1, f"the refresh token of {account.id} was sent again after its background refresh died"
+        after = _index.load().accounts.get(account.id)
+        if killed and after is not None and not after.refresh_dead:
+            assert _outage.waiting(after) is not None and not after.outage.get("in_flight"), f"the lost answer for {account.id} opened no backoff window: {after.outage}"
+        return bool(killed)
+
+    @precondition(lambda self: self.people_profiles())
+    @rule(data=st.data(), expired=st.booleans())
+    def background_refresh_killed_midway(self, data: st.DataObject, expired: bool) -> None:
+        """A detached refresh was killed (kill -9, OOM, its LIFETIME) after its caller recorded the
+        provisional window and before it replaced it: the ``in_flight`` record is left, with no
+        refresh at work. A valid token is served as before (the invariants); an expired one makes
+        one attempt — and with the IdP up it is refreshed — instead of failing until the record ends."""
+        self.provisional_window_left(data.draw(st.sampled_from(self.people_profiles())), expired)
+
+    def provisional_window_left(self, name: str, expired: bool) -> None:
+        account = self.account_for(name)
+        if account is None:
+            return
+        now = time.time()
+        with _index.transaction() as index:
+            current = index.accounts.get(account.id)
+            if current is None:
+                return
+            earlier = _outage.of(current)
+            failures = earlier.failures if earlier is not None and not earlier.in_flight else 0
+            current.outage = {"since": now - 5, "failures": failures, "cause": "no answer within 1.2 s", "retry_at": now + _outage.IN_FLIGHT, "in_flight": True}
+        if not expired:
+            return
+        make_expiring(name, seconds_left=-30)
+        account = self.account_for(name)
+        if account is None:
+            return
+        at = self.idp_of(account.issuer)
+        if at is None:
+            return
+        refreshes = self.idps[at].count("/token", "refresh_token")
+        (code, _out), _made = self.contacted(account, lambda: self.full(["kubectl", "--profile", name]))
+        after = _index.load().accounts.get(account.id)
+        if self.proxies[at].mode == "up" and after is not None and not after.refresh_dead and after.has("refresh_token"):
+            assert code == 0, f"kubectl --profile {name}: an expired token was not refreshed past a provisional window no refresh holds (exit {code}): {self.last_err}"
+            assert self.idps[at].count("/token", "refresh_token") == refreshes + 1, "not one refresh past a provisional window"
+
     @rule(idp=st.integers(0, 1))
     def idp_recovers(self, idp: int) -> None:
         self.proxies[idp].mode = "up"
@@ -680,6 +796,9 @@ def test_model_outage_walk(keyring_secret_service, outage_idp, monkeypatch: pyte
         lambda: make_expiring("a", seconds_left=-30),
         lambda: state.idp_recovers(0),
         state.backoff_windows_end,  # back: the next call refreshes once
+        lambda: state.provisional_window_left("a", True),  # a killed detached refresh's record: the expired token is refreshed
+        lambda: state.answer_lost_after_the_post("a") or pytest.fail("no background refresh was killed"),  # its POST sent, the answer lost: never sent again
+        state.backoff_windows_end,
         lambda: state.idp_fails(0, fault),
         lambda: make_expiring("a", seconds_left=45),
     )

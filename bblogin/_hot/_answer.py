@@ -263,7 +263,7 @@ def whole_outage(outage: object) -> "dict | None":
     failures = outage.get("failures")
     if not (_believable_time(outage.get("since")) and _believable_time(outage.get("retry_at")) and isinstance(outage.get("cause"), str)):
         return None
-    if not isinstance(failures, int) or isinstance(failures, bool) or not 1 <= failures <= MAX_FAILURES:
+    if not isinstance(failures, int) or isinstance(failures, bool) or not (0 if outage.get("in_flight") is True else 1) <= failures <= MAX_FAILURES:
         return None
     return outage
 
@@ -330,7 +330,7 @@ def _clock_time(ts: float) -> str:
 
 def outage_notice(profile: dict, account: dict, kind: str, expires_at: int) -> "str | None":
     """The one stderr line for a token served inside its refresh margin because the IdP is
-    failing (``expires_at`` on this machine's clock); None when the token is not inside its
+    failing, or because a detached refresh (``_background``) has not answered yet (``expires_at`` on this machine's clock); None when the token is not inside its
     margin or no outage is recorded. The full path prints the same line (``_session``)."""
     outage = whole_outage(account.get("outage"))
     if outage is None:
@@ -339,13 +339,19 @@ def outage_notice(profile: dict, account: dict, kind: str, expires_at: int) -> "
     now = time.time()
     if expires_at > now + effective_margin(profile.get("refresh_margin", 60), info):
         return None
+    shown = kind.replace('_', ' ').replace('id ', 'ID ')
     retry_at = outage.get("retry_at")
+    if outage.get("in_flight") is True and in_backoff(outage, now):  # no failure (yet): a detached refresh still at work
+        return (
+            f"bblogin: a refresh is under way (the identity provider has not answered yet): serving the cached {shown}, "
+            f"valid until {_clock_time(expires_at)} (`bblogin status`: how it ended)\n"
+        )
     retry = f"; next try at {_clock_time(retry_at)}" if in_backoff(outage, now) else ""
     party = outage.get("party")
     who = party if isinstance(party, str) and party.isprintable() else "the identity provider"  # a proxy that failed is named
     return (
         f"bblogin: {who} is failing (since {_clock_time(outage['since'])}): serving the cached "
-        f"{kind.replace('_', ' ').replace('id ', 'ID ')}, valid until {_clock_time(expires_at)}{retry} (-v: why; `bblogin refresh`: try now)\n"
+        f"{shown}, valid until {_clock_time(expires_at)}{retry} (-v: why; `bblogin refresh`: try now)\n"
     )
 
 
