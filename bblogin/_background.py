@@ -33,9 +33,8 @@ if TYPE_CHECKING:
     from bblogin._errors import BbloginError
     from bblogin._index import Account
 
-__all__ = ["KNOWN_FIELDS", "LIFETIME", "SENT", "WAIT", "error_fields", "main", "rebuilt", "start"]
+__all__ = ["KNOWN_FIELDS", "LIFETIME", "WAIT", "error_fields", "main", "rebuilt", "start"]
 
-SENT = "sent"  # the line the child writes (and flushes) before its token request goes out: a lost answer is not asked for again
 WAIT = 1.2  # seconds the caller waits for the child's outcome (its start-up included) before serving the cache
 LIFETIME = 120.0  # seconds after which a child ends whatever it is doing (the lock dies with it; a rotated token is stored on arrival)
 
@@ -50,20 +49,17 @@ class Child:
     def outcome(self) -> dict[str, Any] | None:
         """The child's outcome, or None when it is still at work after :data:`WAIT` seconds
         (it carries on alone; the caller does not wait for its exit). A child that ended without
-        an answer (it could not start, or was killed) is a ``crash``, never one still at work;
-        ``sent`` says whether its token request may have gone out (its :data:`SENT` line)."""
+        an answer (it could not start, or was killed) is a ``crash``, never one still at work."""
         try:
             out, _err = self.process.communicate(self.request, timeout=WAIT)
         except subprocess.TimeoutExpired:
             return None
-        lines = out.decode("utf-8", "replace").splitlines()
         try:
-            answer = json.loads(lines[-1]) if lines else None
+            answer = json.loads(out.decode("utf-8", "replace"))
         except ValueError:
             answer = None
         if not (isinstance(answer, dict) and isinstance(answer.get("outcome"), str)):
             answer = {"outcome": "crash", "type": f"no answer, exit status {self.process.returncode}"}
-        answer["sent"] = SENT in lines
         return answer
 
 
@@ -163,23 +159,12 @@ def main() -> None:
     os._exit(0)  # no clean-up left to do
 
 
-def _said_sent() -> None:
-    """Tell the caller, before a token request goes out, that it may have (``_http.before_sending``):
-    should the child die before it answers, the caller knows the IdP may have rotated the refresh
-    token, and never sends the old one again (``_session._renewed_in_background``)."""
-    try:
-        sys.stdout.write(f"{SENT}\n")
-        sys.stdout.flush()
-    except (BrokenPipeError, OSError):
-        pass  # the caller left: it served its cached token and sends nothing itself
-
-
 def run(request: dict[str, Any]) -> dict[str, Any]:
     from bblogin import _http, _index, _session
     from bblogin._config import Profile
-    from bblogin._errors import BbloginError
+    from bblogin._errors import BbloginError, StorageError
     from bblogin._lock import account_lock
-    from bblogin._outage import EARLY_LOCK_WAIT, clear_in_flight
+    from bblogin._outage import EARLY_LOCK_WAIT, record_sent, settle_in_flight
     from bblogin._store import SecretStore
 
     fields = dict(request["profile"])
@@ -192,12 +177,19 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     store = SecretStore(profile.storage)
     try:
         with account_lock(account.id, EARLY_LOCK_WAIT, what=f"{account.label} (profile {profile.name})"):
-            clear_in_flight(account.id)  # this refresh's own provisional window, or one of a refresh that is over
+            settle_in_flight(account)  # this refresh's own provisional window, or what an earlier child left (a lost answer: its window)
+            answered = False
             try:
-                with _http.before_sending(_said_sent):
+                with _http.before_sending(lambda: record_sent(account.id)):
                     cached, _account = _session._renewed(profile, account, store, kind, False)
-            finally:
-                clear_in_flight(account.id)  # written by our caller meanwhile: a failure replaced it already, what is left was no outage
+                answered = True
+            except StorageError:
+                raise  # the answer could not be stored (its rotated refresh token with it): lost
+            except BbloginError:
+                answered = True  # the IdP's answer or failure (recorded as in-process), a refusal, a token that failed its checks
+                raise
+            finally:  # any other end after the request went out (a store that failed, a bug) lost its answer: a window
+                settle_in_flight(account, answered=answered)
     except BbloginError as exc:
         return {"outcome": "error", "error": error_fields(exc)}
     return {"outcome": "served" if cached is not None else "none"}

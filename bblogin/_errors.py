@@ -137,14 +137,6 @@ class IdentityUnchecked(IdPError):
     Bitbucket user API down): the tokens are kept and the identity is checked later."""
 
 
-class RefreshAnswerLost(IdPError):
-    """An early refresh's detached child (``_background``) ended — killed, or crashed — after its
-    token request may have gone out, without the answer: the IdP may have rotated the refresh
-    token, so the old one is not sent again before the backoff window this opens ends."""
-
-    party = "the background refresh"  # named in the line that serves the cached token: what failed is bblogin's child, maybe not the IdP
-
-
 class TLSError(IdPUnreachable):
     default_hint = "if the IdP uses a private CA, pass --ca-file PEM (or set ca_file in the profile)"
 

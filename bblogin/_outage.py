@@ -7,12 +7,17 @@ accounts.json (``"outage"``, docs/architecture.md), so every process on the mach
 the hot path's mirror carries it:
 
     {"since": local time of the first failure, "failures": n, "cause": bblogin's message (``cause_of``),
-     "retry_at": local time of the next attempt, "identity_pending": bool, "in_flight": bool}
+     "retry_at": local time of the next attempt, "identity_pending": bool, "in_flight": bool, "sent": bool}
 
-``in_flight``: a provisional record (``record_in_flight``) for an early refresh still under way
-in its detached child (``_background``): the caller stopped waiting for it; the child's outcome
-replaces it. Only a call with a still-valid token honours it: one without, finding it under the
-token set's lock, knows no child is at work (a child at work holds that lock) and refreshes.
+``in_flight``: a provisional record for an early refresh still under way in its detached child
+(``_background``): written by the caller that stopped waiting for it (``record_in_flight``), and
+by the child itself, under the token set's lock, right before each token request goes out
+(``record_sent``: ``sent``). The child's outcome replaces it. Only a call with a still-valid token
+honours one without ``sent``: a call without, finding it under the token set's lock, knows no child
+is at work (a child at work holds that lock) and refreshes. One with ``sent`` found under the lock
+(``settle_in_flight``) is an answer lost — the child was killed, or crashed, after the IdP may
+have rotated the refresh token — and becomes a failed attempt: its backoff window, then the
+stored refresh token; never the old one again at once, whoever finds it.
 
 Until ``retry_at`` no call contacts the IdP for this account: a token that still lives
 :data:`FLOOR` seconds (IdP time) is served with one line on stderr — by the hot path too — and a
@@ -44,7 +49,7 @@ if TYPE_CHECKING:
 
     from bblogin._index import Account
 
-__all__ = ["BASE", "CAP", "EARLY_BUDGET", "EARLY_LOCK_WAIT", "IN_FLIGHT", "KNOWN_OUTAGE_BUDGET", "FLOOR", "Outage", "cause_of", "clear_in_flight", "is_outage", "of", "record_failure", "record_in_flight", "waiting"]
+__all__ = ["BASE", "CAP", "EARLY_BUDGET", "EARLY_LOCK_WAIT", "IN_FLIGHT", "KNOWN_OUTAGE_BUDGET", "FLOOR", "Outage", "cause_of", "is_outage", "of", "record_failure", "record_in_flight", "record_sent", "settle_in_flight", "waiting"]
 
 BASE = 15.0  # seconds before the first retry
 CAP = 300.0  # the longest wait between attempts
@@ -65,6 +70,7 @@ class Outage:
     identity_pending: bool = False
     party: str | None = None  # who failed when it was not the IdP: "the proxy HOST:PORT" (the error's ``party``)
     in_flight: bool = False  # provisional (``record_in_flight``): a detached refresh has not answered yet; ``failures`` are the earlier ones (maybe 0)
+    sent: bool = False  # with ``in_flight``: that refresh's token request went out (``record_sent``)
 
     @classmethod
     def from_json(cls, data: Any) -> Outage | None:
@@ -81,6 +87,7 @@ class Outage:
             retry_at=float(whole["retry_at"]), identity_pending=bool(whole.get("identity_pending", False)),
             party=whole["party"] if isinstance(whole.get("party"), str) and len(whole["party"]) <= 300 and whole["party"].isprintable() else None,
             in_flight=whole.get("in_flight") is True,
+            sent=whole.get("in_flight") is True and whole.get("sent") is True,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -181,7 +188,7 @@ def record_in_flight(account: Account, waited: float) -> None:
     line says a refresh is under way, not that the IdP fails) and none starts a second attempt.
     It counts no failure: the earlier ones, if any, stay as they were. The refresh's own outcome
     replaces it (``record_failure`` adds its failure; a success, a refusal or a dead grant clear it); a
-    refresh killed midway leaves it to expire. Nothing is written when the refresh has ended
+    refresh killed before its request went out leaves it to expire (after: ``record_sent``). Nothing is written when the refresh has ended
     already (the account changed since ``account`` was read)."""
     at = time.time()
     with _index.transaction() as index:
@@ -199,16 +206,59 @@ def record_in_flight(account: Account, waited: float) -> None:
         ).to_json()
 
 
-def clear_in_flight(account_id: str) -> None:
-    """Under the token set's lock, in a detached refresh (``_background``): a provisional window
-    is no window — the refresh it stood for has the lock now, or ended without recording
-    anything (a refusal, nothing to refresh). It goes; an identity still to be checked stays so,
-    its window over."""
+ANSWER_LOST = "it ended after its token request went out, without the answer"  # the cause of a lost answer's failure
+ANSWER_LOST_BY = "the background refresh"  # its party: what failed is bblogin's child, maybe not the IdP
+
+
+def record_sent(account_id: str) -> None:
+    """In a detached refresh (``_background``), under the token set's lock, right before a token
+    request goes out (``_http.before_sending``): from now on the IdP may act on it and rotate the
+    refresh token. Should the child die before its outcome replaces this record, whoever finds
+    it under the lock next (``settle_in_flight``) knows the answer was lost, and never sends the
+    old refresh token again before a backoff window ends. Earlier failures stay as they were."""
+    at = time.time()
     with _index.transaction() as index:
         current = index.accounts.get(account_id)
+        if current is None:
+            return
+        previous = Outage.from_json(current.outage)
+        current.outage = Outage(
+            since=previous.since if previous is not None else at,
+            failures=previous.failures if previous is not None else 0,
+            cause=previous.cause if previous is not None else "a token request went out",
+            retry_at=at + IN_FLIGHT,
+            identity_pending=previous is not None and previous.identity_pending,
+            party=previous.party if previous is not None else None,
+            in_flight=True,
+            sent=True,
+        ).to_json()
+
+
+def settle_in_flight(account: Account, *, answered: bool = False) -> Outage | None:
+    """Under the token set's lock, where no detached refresh can be at work (a child at work holds
+    that lock): a provisional window left in the record is none. Without ``sent`` (or once the
+    refresh that wrote it has its answer: ``answered``) it goes — an identity still to be checked
+    stays so, its window over. With ``sent`` and no answer, the refresh's answer was lost: it
+    becomes a failed attempt (cause :data:`ANSWER_LOST`, party :data:`ANSWER_LOST_BY`) whose
+    backoff window no call sends the refresh token before; that record is returned. ``account``
+    takes the record as it is now."""
+    lost = None
+    with _index.transaction() as index:
+        current = index.accounts.get(account.id)
         outage = Outage.from_json(current.outage) if current is not None else None
         if current is None or outage is None or not outage.in_flight:
-            return
-        current.outage = None if not outage.identity_pending else Outage(
-            since=outage.since, failures=max(1, outage.failures), cause=outage.cause, retry_at=0.0, identity_pending=True,
-        ).to_json()
+            return None
+        if outage.sent and not answered:
+            at = time.time()
+            failures = min(MAX_FAILURES, outage.failures + 1)
+            lost = Outage(
+                since=outage.since if outage.failures else at, failures=failures, cause=ANSWER_LOST, retry_at=at + delay(failures),
+                identity_pending=outage.identity_pending, party=ANSWER_LOST_BY,
+            )
+            current.outage = lost.to_json()
+        else:
+            current.outage = None if not outage.identity_pending else Outage(
+                since=outage.since, failures=max(1, outage.failures), cause=outage.cause, retry_at=0.0, identity_pending=True,
+            ).to_json()
+        account.outage = current.outage
+    return lost

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from bblogin._index import Account, Index
     from bblogin._login import LoginOptions
     from bblogin._loginresult import Result
+    from bblogin._outage import Outage
 
 class _Log:
     """``logging.getLogger("bblogin")``, imported when something is logged: a cached answer logs
@@ -631,6 +632,9 @@ def _renewed(profile: Profile, account: Account, store: SecretStore, kind: str, 
         account = fresh_after_wait
         if force_refresh and refreshed_meanwhile:
             force_refresh = False  # someone refreshed while we waited: their tokens are new
+    outage = _outage.of(account)
+    if outage is not None and outage.in_flight and outage.sent:
+        _settled(account)  # a detached refresh died after its request went out: its lost answer's window, before any token is judged
     if not force_refresh:
         cached = _fresh(profile, account, store, kind, profile.refresh_margin)
         if cached is not None:
@@ -638,6 +642,15 @@ def _renewed(profile: Profile, account: Account, store: SecretStore, kind: str, 
     if profile.pipelines:
         return _exchanged(profile, account, store, kind, force=force_refresh), account
     return _refreshed(profile, account, store, kind, force=force_refresh), account
+
+
+def _settled(account: Account) -> Outage | None:
+    """Under the token set's lock: its provisional window is none (``_outage.settle_in_flight``);
+    the record of a lost answer when the detached refresh's request had gone out."""
+    lost = _outage.settle_in_flight(account)
+    if lost is not None:
+        log.info("the background refresh of %s ended after its token request went out, without the answer; it is not sent again before %s", account.id, lost.next_try())
+    return lost
 
 
 def _in_background(profile: Profile, account: Account) -> bool:
@@ -658,8 +671,9 @@ def _renewed_in_background(profile: Profile, account: Account, store: SecretStor
     errors raised here as in-process, its stderr relayed). Too late: ``fallback``, as the index
     has the set now (a provisional window: ``_served`` prints its one line); the child stores
     what the IdP sends, or records the outage, by itself. None: the child ended without doing
-    its work (it could not start, or crashed) before its token request could go out: the caller
-    refreshes in-process instead — never after (:func:`_answer_lost`)."""
+    its work (it could not start, crashed, or was killed): the caller goes on in-process under the
+    lock — a refresh, or, when the child's token request went out (``_outage.record_sent``), the
+    backoff window of its lost answer (``_refreshed``): the old refresh token is not sent again."""
     from bblogin import _background
 
     try:
@@ -675,9 +689,7 @@ def _renewed_in_background(profile: Profile, account: Account, store: SecretStor
     except LockTimeout:
         answer = None  # another process is refreshing it: no child, the cached token
     if answer is not None and answer.get("outcome") == "crash":
-        if answer.get("sent"):
-            return _answer_lost(profile, account, store, kind, str(answer.get("type")))
-        log.info("the background refresh of %s ended without an answer (%s) before sending anything; refreshing in this process", account.id, answer.get("type"))
+        log.info("the background refresh of %s ended without an answer (%s); going on in this process", account.id, answer.get("type"))
         return None
     account = _index.load().accounts.get(account.id, account)
     if answer is None:
@@ -688,34 +700,6 @@ def _renewed_in_background(profile: Profile, account: Account, store: SecretStor
     if answer.get("outcome") != "served":
         return None, account
     return _fresh(profile, account, store, kind, 0), account
-
-
-def _answer_lost(profile: Profile, account: Account, store: SecretStore, kind: str, why: str) -> tuple[Credential, Account]:
-    """The detached child ended without an answer (killed, or crashed: ``why``) after its token
-    request may have gone out (``_background.SENT``): the IdP may have acted on it and rotated
-    the refresh token, so this caller never sends the old one again. What the child stored
-    before it ended is served; else the loss is recorded as a failed attempt (its backoff window:
-    no call sends the refresh token before it ends) and the cached token is served while it lives
-    ``_outage.FLOOR`` more seconds; else :class:`RefreshAnswerLost` (exit 5)."""
-    from bblogin._errors import RefreshAnswerLost
-
-    account = _index.load().accounts.get(account.id, account)
-    cached = _fresh(profile, account, store, kind, profile.refresh_margin)
-    if cached is not None:
-        return cached, account
-    log.info("the background refresh of %s ended after sending its token request, without the answer (%s); it is not sent again", account.id, why)
-    lost = RefreshAnswerLost(
-        f"the background refresh of {account.label} ({profile.name}) ended after sending its token request, without the answer",
-        hint=f"`bblogin refresh --profile {profile.name}` tries now; if it keeps happening, rerun with -v and report it",
-    )
-    recorded = _outage.waiting(account)
-    if recorded is None or recorded.in_flight:  # (the child may have recorded its own failure before it ended)
-        recorded = _outage.record_failure(account, lost)
-    fallback = _fresh(profile, account, store, kind, profile.refresh_margin, floor=_outage.FLOOR)
-    if fallback is not None:
-        return fallback, account
-    lost.hint = f"bblogin tries again after {recorded.next_try()}; {lost.hint}"
-    raise lost
 
 
 def _take(profile: Profile, ended: Result) -> Account | None:
@@ -812,9 +796,11 @@ def _refreshed(profile: Profile, account: Account, store: SecretStore, kind: str
     # A provisional window (``in_flight``) seen under this lock stands for no refresh at work: a
     # child at work holds the lock until it has replaced the record. Its child was killed, or has
     # not taken the lock yet (then it finds the set refreshed). A caller with a valid token may
-    # still serve it at once; one without has nothing to wait for and refreshes.
-    stale = outage is not None and outage.in_flight and fallback is None
-    if outage is not None and outage.waiting() and not force and not stale:
+    # still serve it at once; one without has nothing to wait for and refreshes (a child's token
+    # request that went out, ``sent``, was settled already: ``_renewed``).
+    if outage is not None and outage.in_flight and (fallback is None or not outage.waiting()):
+        outage = _settled(account) or _outage.of(account)
+    if outage is not None and outage.waiting() and not force:
         if fallback is not None:
             return fallback
         raise IdPError(

@@ -608,31 +608,126 @@ def test_an_expired_token_is_refreshed_past_a_provisional_window_no_refresh_hold
     assert idp.count("/token", "refresh_token") == 1 and outage() is None
 
 
-@pytest.mark.parametrize("seconds_left", [45, 13])
-def test_a_background_refresh_killed_after_its_post_is_never_sent_again(outage_cluster, monkeypatch, capsys, seconds_left: int) -> None:
-    """Review of outage4, 1 and 2: the detached child is killed (kill -9: what an OOM killer, or
-    a crash between the answer and the store, leaves the caller) after its refresh POST reached
-    the IdP, which may have rotated the refresh token. The caller — still waiting for it — never
-    sends the old refresh token a second time: it serves its cached token with one line and
-    opens a backoff window (45 s left), or, when that token no longer lives the floor (13 s left,
-    killed once under 10 s), fails with exit 5 saying what happened. One /token hit either way."""
+LOST = "the background refresh is failing"  # the line of a lost answer's window (``_outage.ANSWER_LOST_BY``)
+
+
+def assert_the_lost_answer_holds(idp, code: int, err: str, valid: bool) -> None:
+    """After a detached refresh lost the answer to its POST: the refresh token went to the IdP
+    once, never again; the loss is one failed attempt with its backoff window; a token that lives
+    the floor is served with the one line naming the background refresh, else exit 5 with the
+    cause and the next try; inside the window nothing more is sent — by the hot path or the full
+    path, with a valid token or an expired one."""
+    from bblogin import _outage
+
+    assert idp.count("/token", "refresh_token") == 1, err  # never again with the (maybe rotated) refresh token
+    recorded = settled()
+    assert recorded is not None and recorded["failures"] == 1 and recorded["cause"] == _outage.ANSWER_LOST and recorded["party"] == _outage.ANSWER_LOST_BY, recorded
+    assert recorded["retry_at"] - time.time() > _outage.BASE * (1 - _outage.JITTER) - 5, recorded  # a whole window, not the provisional one
+    assert "Traceback" not in err, err
+    if valid:
+        assert code == 0 and err.count("\n") == 1 and f"bblogin: {LOST}" in err, err
+    else:
+        assert code == 5 and _outage.ANSWER_LOST in err and "next try at" in err, err
+    make_expiring("dev", seconds_left=45, lifetime=200)
+    served = bblogin("token", "--profile", "dev", "--no-login")  # inside the window: served, nothing sent
+    assert served.returncode == 0 and LOST in served.stderr, served.stderr
+    make_expiring("dev", seconds_left=-5, lifetime=200)
+    failed = bblogin("token", "--profile", "dev", "--no-login")
+    assert failed.returncode == 5 and _outage.ANSWER_LOST in failed.stderr, failed.stderr
+    assert idp.count("/token", "refresh_token") == 1 and settled() is not None
+
+
+@pytest.mark.parametrize("valid", [True, False], ids=["valid", "below-the-floor"])
+@pytest.mark.parametrize("caller", ["waits", "left"])
+def test_a_background_refresh_killed_after_its_post_is_not_sent_again_before_a_window(outage_cluster, monkeypatch, capsys, caller: str, valid: bool) -> None:
+    """Review of outage4, 1 and 2, and of outage5, 1: the detached child is killed (kill -9: an
+    OOM killer, a crash between the answer and the store) after its refresh POST reached the IdP,
+    which rotated the refresh token. Its mark (``sent``, written before the POST) is settled into
+    a failed attempt by whoever takes the lock next — the caller still waiting for it, or, once
+    that caller has left with its cached token, the next call, whose token is still valid or
+    expired. Nobody sends the old refresh token before the window ends; after it, the stored
+    (spent) one is sent once and dex ends the login (``reuseInterval`` 0) — exit 4, no browser."""
     from bblogin import _background, _cli, _outage
 
     idp, proxy, _config = outage_cluster
-    monkeypatch.setattr(_background, "WAIT", 30.0)  # the caller still waits when its child dies
     proxy.mode, proxy.hold = "slow", 20.0  # the IdP acts on the POST at once; its answer is held back
-    make_expiring("dev", seconds_left=seconds_left, lifetime=200)
-    below_floor = time.time() + seconds_left - _outage.FLOOR + 1 if seconds_left < 45 else None
-    with killed_after_the_post(lambda: idp.count("/token", "refresh_token"), below_floor) as killed:
+    if caller == "waits":
+        monkeypatch.setattr(_background, "WAIT", 30.0)  # the caller still waits when its child dies
+        make_expiring("dev", seconds_left=45 if valid else 13, lifetime=200)
+        below_floor = None if valid else time.time() + 13 - _outage.FLOOR + 1
+        with killed_after_the_post(lambda: idp.count("/token", "refresh_token"), below_floor) as killed:
+            code = _cli.run(["token", "--profile", "dev", "--no-login"])
+        err = capsys.readouterr().err
+    else:
+        with killed_after_the_post(lambda: idp.count("/token", "refresh_token"), time.time() + _background.WAIT + 1.0) as killed:
+            left = _cli.run(["token", "--profile", "dev", "--no-login"])  # 1.2 s, then the cached token; the kill comes after
+            assert left == 0 and UNDERWAY in capsys.readouterr().err
+            wait_for(lambda: killed, 10)
+        assert outage()["in_flight"] and outage()["sent"], outage()  # the mark the killed child left
+        if valid:
+            end_the_window()  # its provisional window over: the hot path declines, the full path starts a child, which settles it
+        else:
+            make_expiring("dev", seconds_left=-5, lifetime=200)
+        done = bblogin("token", "--profile", "dev", "--no-login")
+        code, err = done.returncode, done.stderr
+    assert killed, "no background refresh to kill"
+    assert_the_lost_answer_holds(idp, code, err, valid)
+    proxy.mode = "up"
+    end_the_window()
+    after = bblogin("token", "--profile", "dev", "--no-login")  # the stored refresh token, once: dex rotated it for the lost answer
+    assert after.returncode == 4 and "refused the refresh token" in after.stderr, after.stderr
+    assert idp.count("/token", "refresh_token") == 2
+
+
+CRASH_AFTER_THE_POST = """#!{python}
+# An interpreter for the detached refresh whose code raises once a token POST has its answer:
+# the crash between the answer and the store that a Python exception makes.
+import sys
+
+import httpx
+
+send = httpx.Client.send
+
+
+def crashing(self, request, **kwargs):
+    response = send(self, request, **kwargs)
+    if request.method == "POST":
+        raise RuntimeError("a bug after the answer")
+    return response
+
+
+httpx.Client.send = crashing
+sys.argv = sys.argv[1:]
+exec(compile(sys.argv[1], "<child>", "exec"))
+"""
+
+
+@pytest.mark.parametrize("caller", ["waits", "left"])
+def test_a_background_refresh_that_crashes_after_its_post_opens_a_window(outage_cluster, monkeypatch, capsys, tmp_path, caller: str) -> None:
+    """Review of outage5, 1 and 6: the detached child raises (a bug, not a kill) after its POST
+    has its answer, before storing it. Its own ``finally`` settles its mark into a failed attempt,
+    so the caller still waiting for it, and every call after a caller that left, serve the valid
+    token inside that window and send nothing — never one rotation per call."""
+    import sys
+
+    from bblogin import _background, _cli
+
+    idp, proxy, _config = outage_cluster
+    wrapper = tmp_path / "python-crashing-after-the-post"
+    wrapper.write_text(CRASH_AFTER_THE_POST.format(python=sys.executable))
+    wrapper.chmod(0o755)
+    if caller == "waits":
+        monkeypatch.setattr(_background, "WAIT", 30.0)
+    else:
+        proxy.mode, proxy.hold = "slow", 3.0  # the answer comes after the caller left
+    with monkeypatch.context() as patched:
+        patched.setattr("sys.executable", str(wrapper))  # the child's interpreter; bblogin() below runs the real one
         code = _cli.run(["token", "--profile", "dev", "--no-login"])
     err = capsys.readouterr().err
-    assert killed, "no background refresh to kill"
-    assert idp.count("/token", "refresh_token") == 1, err  # never again with the (maybe rotated) refresh token
-    recorded = settled()
-    assert recorded is not None and recorded["failures"] == 1 and "ended after sending its token request" in recorded["cause"]
-    if seconds_left == 45:
-        assert code == 0 and err.count("\n") == 1 and "bblogin: the background refresh is failing" in err, err
-        again = bblogin("token", "--profile", "dev", "--no-login")  # inside the window: served, nothing sent
-        assert again.returncode == 0 and idp.count("/token", "refresh_token") == 1, again.stderr
-    else:
-        assert code == 5 and "ended after sending its token request, without the answer" in err and "tries again after" in err, err
+    if caller == "left":
+        assert code == 0 and UNDERWAY in err, err
+        wait_for(settled, 15)
+        done = bblogin("token", "--profile", "dev", "--no-login")
+        code, err = done.returncode, done.stderr
+    assert_the_lost_answer_holds(idp, code, err, valid=True)
+
