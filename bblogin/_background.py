@@ -33,9 +33,10 @@ if TYPE_CHECKING:
     from bblogin._errors import BbloginError
     from bblogin._index import Account
 
-__all__ = ["KNOWN_FIELDS", "LIFETIME", "WAIT", "error_fields", "main", "rebuilt", "start"]
+__all__ = ["KNOWN_FIELDS", "LIFETIME", "WAIT", "error_fields", "main", "printable", "rebuilt", "start"]
 
 WAIT = 1.2  # seconds the caller waits for the child's outcome (its start-up included) before serving the cache
+WRONG_CODE = 70  # the child's exit status when the bblogin it imports is not its caller's (EX_SOFTWARE)
 LIFETIME = 120.0  # seconds after which a child ends whatever it is doing (the lock dies with it; a rotated token is stored on arrival)
 
 
@@ -78,6 +79,11 @@ KNOWN_FIELDS: dict[str, tuple[type, ...]] = {
 }
 
 
+def printable(text: str) -> str:
+    """``text`` from the child with nothing that drives a terminal: each line printable."""
+    return "\n".join("".join(c if c.isprintable() else "?" for c in line) for line in text.split("\n"))
+
+
 def rebuilt(error: dict[str, Any]) -> BbloginError:
     """The child's error (``error_fields``) as the exception the in-process refresh would have
     raised: the same class (``BbloginError`` when it names none), text, hint and exit code. Only
@@ -92,6 +98,11 @@ def rebuilt(error: dict[str, Any]) -> BbloginError:
     fields = {k: given[k] for k, types in KNOWN_FIELDS.items() if k in given and isinstance(given[k], types) and not isinstance(given[k], bool)}
     if isinstance(fields.get("retry_after"), (int, float)) and not 0 <= fields["retry_after"] < float("inf"):
         del fields["retry_after"]  # JSON's NaN and Infinity parse too
+    for name, value in fields.items():
+        if isinstance(value, str):
+            fields[name] = printable(value)
+    if issubclass(cls, _errors.OAuthError):
+        fields = {"error": "", "description": "", **fields}  # what its own __init__ always sets
     exc = cls.__new__(cls)
     message = fields.pop("message", "")
     Exception.__init__(exc, message)
@@ -116,8 +127,14 @@ def start(profile: Profile, account: Account, kind: str) -> Child:
 
     request = json.dumps({"profile": asdict(profile), "account": account.id, "kind": kind, "verbosity": verbosity}).encode("utf-8")
     parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    # appended, never ahead of the standard library: the child runs the caller's code, not a module that shadows one
-    code = f"import sys; sys.path.append({parent!r}); from bblogin._background import main; main()"
+    # Appended, never ahead of the standard library: the child runs the caller's code, not a module
+    # that shadows one. Another bblogin found first (an older install in site-packages) is not the
+    # caller's code either: the child ends at once without an answer (the caller refreshes itself).
+    code = (
+        f"import os, sys; sys.path.append({parent!r}); import bblogin; "
+        f"os.path.dirname(os.path.dirname(os.path.abspath(bblogin.__file__))) == {parent!r} or os._exit({WRONG_CODE}); "
+        "from bblogin._background import main; main()"
+    )
     detached: dict[str, Any] = (
         {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.DETACHED_PROCESS} if sys.platform == "win32" else {"start_new_session": True}
     )

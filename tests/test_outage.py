@@ -731,3 +731,23 @@ def test_a_background_refresh_that_crashes_after_its_post_opens_a_window(outage_
         code, err = done.returncode, done.stderr
     assert_the_lost_answer_holds(idp, code, err, valid=True)
 
+
+def test_a_background_refresh_never_runs_another_bblogin_found_first(outage_cluster, monkeypatch, capsys, tmp_path) -> None:
+    """Review of outage5, 5: the child appends its caller's package directory to ``sys.path``
+    (never ahead of the standard library), so another bblogin on the path — an older install,
+    a checkout on PYTHONPATH — would be found first. The child checks where the bblogin it
+    imported lives and, when it is not its caller's, ends without running any of it: the caller
+    refreshes in-process, once, and the other bblogin's code never runs."""
+    idp, _proxy, _config = outage_cluster
+    other = tmp_path / "elsewhere" / "bblogin"
+    other.mkdir(parents=True)
+    ran = tmp_path / "the other bblogin ran"
+    (other / "__init__.py").write_text("")
+    (other / "_background.py").write_text(f"def main():\n    open({str(ran)!r}, 'w').close()\n")
+    monkeypatch.setenv("PYTHONPATH", str(other.parent))
+    from bblogin import _cli
+
+    assert _cli.run(["token", "--profile", "dev", "--no-login"]) == 0
+    err = capsys.readouterr().err
+    assert UNDERWAY not in err and NOTICE not in err and LOST not in err, err
+    assert not ran.exists() and outage() is None and idp.count("/token", "refresh_token") == 1
