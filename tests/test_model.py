@@ -230,15 +230,20 @@ class Bblogin(RuleBasedStateMachine):
         except Exception:  # noqa: BLE001  # a profile the config no longer has: no account to judge
             return None
 
-    def contacted(self, account: _index.Account | None, call: Any) -> tuple[Any, int]:
-        """``call()`` and how many connections it opened to ``account``'s IdP; asserts the
-        outage rules: none while its backoff window is open, at most one burst otherwise, and
-        a failed attempt opens a window."""
+    def contacted(self, account: _index.Account | None, call: Any, kind: str = "id_token") -> tuple[Any, int]:
+        """``call()`` (which wants ``account``'s ``kind`` token) and how many connections it
+        opened to ``account``'s IdP; asserts the outage rules: none while its backoff window is
+        open, at most one burst otherwise, and a failed attempt opens a window."""
         if account is None or self.idp_of(account.issuer) is None:
             return call(), 0
         proxy = self.proxies[self.idp_of(account.issuer)]  # type: ignore[index]
         window = _outage.waiting(account)
-        provisional = window is not None and window.in_flight  # no detached refresh is at work between steps: a call that needs a new token refreshes past it
+        expires_at = account.expires_at(kind)
+        needed = expires_at is None or expires_at - account.idp_now() < _outage.FLOOR + 2  # a new token, or one about to be (IdP time)
+        # No detached refresh is at work between steps: a provisional window without ``sent`` lets
+        # a call that needs a new token refresh past it; one with ``sent`` is a lost answer, whose
+        # window holds for every call.
+        provisional = window is not None and window.in_flight and not window.sent and needed
         known = _outage.of(account) is not None and proxy.mode != "up"  # a known outage that goes on
         open_for = window.retry_at - time.time() if window is not None else 0.0
         before = proxy.connections
@@ -529,15 +534,17 @@ class Bblogin(RuleBasedStateMachine):
             assert _outage.waiting(after) is not None and not after.outage.get("in_flight"), f"the hung attempt for {account.id} opened no backoff window: {after.outage}"
 
     @precondition(lambda self: self.people_profiles())
-    @rule(data=st.data())
-    def background_refresh_killed_after_its_post(self, data: st.DataObject) -> None:
+    @rule(data=st.data(), caller_left=st.booleans())
+    def background_refresh_killed_after_its_post(self, data: st.DataObject, caller_left: bool) -> None:
         """The IdP takes an early refresh's POST (it may rotate the refresh token) and the
-        detached child is killed before the answer arrives, while kubectl still waits for it: the
-        cached token is served, the old refresh token is never sent a second time, and the loss
-        opens a backoff window (the invariants' next calls then send nothing)."""
-        self.answer_lost_after_the_post(data.draw(st.sampled_from(self.people_profiles())))
+        detached child is killed before the answer arrives — while kubectl still waits for it, or
+        after kubectl left with its cached token: the cached token is served, the old refresh
+        token is not sent a second time, and the loss opens a backoff window — at once for the
+        waiting caller; for one that left, when the next call under the lock finds the child's
+        mark (``sent``: until then the invariants' calls send nothing either)."""
+        self.answer_lost_after_the_post(data.draw(st.sampled_from(self.people_profiles())), caller_left)
 
-    def answer_lost_after_the_post(self, name: str) -> bool:
+    def answer_lost_after_the_post(self, name: str, caller_left: bool = False) -> bool:
         """The rule for profile ``name``; whether a detached refresh was killed."""
         from bblogin import _background
 
@@ -549,10 +556,14 @@ class Bblogin(RuleBasedStateMachine):
         idp, proxy = self.idps[at], self.proxies[at]
         posts = idp.count("/token", "refresh_token")
         wait, hold = _background.WAIT, proxy.hold
-        _background.WAIT, proxy.mode, proxy.hold = 30.0, "slow", 20.0  # the caller still waits when its child dies; the answer is held back
+        _background.WAIT, proxy.mode, proxy.hold = wait if caller_left else 30.0, "slow", 20.0  # the answer held back; the caller waits, or leaves after WAIT
         try:
-            with killed_after_the_post(lambda: idp.count("/token", "refresh_token")) as killed, captured() as (out, err):
+            after_it_left = time.time() + wait + 1.0 if caller_left else None  # killed once the caller has served its cached token and left
+            with killed_after_the_post(lambda: idp.count("/token", "refresh_token"), after_it_left) as killed, captured() as (out, err):
                 code = _cli.run(["kubectl", "--profile", name])
+                deadline = time.monotonic() + 15
+                while caller_left and not killed and time.monotonic() < deadline:  # the caller left; its child's POST is still to reach the IdP
+                    time.sleep(0.05)
             settle_background_refreshes()
         finally:
             _background.WAIT, proxy.mode, proxy.hold = wait, "up", hold
@@ -564,8 +575,22 @@ class Bblogin(RuleBasedStateMachine):
         assert idp.count("/token", "refresh_token") <= posts + 1, f"the refresh token of {account.id} was sent again after its background refresh died"
         after = _index.load().accounts.get(account.id)
         if killed and after is not None and not after.refresh_dead:
-            assert _outage.waiting(after) is not None and not after.outage.get("in_flight"), f"the lost answer for {account.id} opened no backoff window: {after.outage}"
+            window = _outage.waiting(after)
+            if caller_left:
+                assert window is not None and window.in_flight and window.sent, f"the killed child of {account.id} left no mark of its sent request: {after.outage}"
+            else:
+                assert window is not None and window.cause == _outage.ANSWER_LOST, f"the lost answer for {account.id} opened no backoff window: {after.outage}"
         return bool(killed)
+
+    def lost_answer_settled(self, name: str, refreshes: int) -> None:
+        """After the next call found a killed child's mark: a backoff window of the lost answer,
+        and still ``refreshes`` refresh requests at the IdP — none sent again."""
+        account = self.account_for(name)
+        assert account is not None
+        window = _outage.waiting(account)
+        assert window is not None and not window.in_flight and window.cause == _outage.ANSWER_LOST, f"the mark of {account.id} was not settled: {account.outage}"
+        at = self.idp_of(account.issuer)
+        assert at is not None and self.idps[at].count("/token", "refresh_token") == refreshes, "the refresh token was sent again after its answer was lost"
 
     @precondition(lambda self: self.people_profiles())
     @rule(data=st.data(), expired=st.booleans())
@@ -702,7 +727,7 @@ class Bblogin(RuleBasedStateMachine):
             hot = self.hot_git(request)
             gone = url in self.git_hosts and self.git_hosts[url] not in self.profiles
             account = self.account_for(self.git_hosts[url]) if url in self.git_hosts and not gone else None
-            full, _made = self.contacted(account, lambda request=request, gone=gone: self.full(["git-credential", "get"], request, allowed=(3,) if gone else None))
+            full, _made = self.contacted(account, lambda request=request, gone=gone: self.full(["git-credential", "get"], request, allowed=(3,) if gone else None), "access_token")
             self.assert_agree(hot, full, f"git-credential get {url}")
             self.assert_valid_is_served(account, "access_token", full[0], f"git-credential get {url}")
             if url not in self.git_hosts:
@@ -787,6 +812,7 @@ def test_model_outage_walk(keyring_secret_service, outage_idp, monkeypatch: pyte
     machine(keyring_secret_service, outage_idp, monkeypatch)
     state = Bblogin()
     checks = (state.hot_path_declines_or_answers_as_the_full_path, state.idps_received_only_their_own_tokens)
+    refreshes: list[int] = []
     steps = (
         lambda: state.first_login(0, "alice", GIT_HOSTS[0]),
         lambda: state.idp_fails(0, fault),
@@ -798,6 +824,12 @@ def test_model_outage_walk(keyring_secret_service, outage_idp, monkeypatch: pyte
         state.backoff_windows_end,  # back: the next call refreshes once
         lambda: state.provisional_window_left("a", True),  # a killed detached refresh's record: the expired token is refreshed
         lambda: state.answer_lost_after_the_post("a") or pytest.fail("no background refresh was killed"),  # its POST sent, the answer lost: never sent again
+        state.backoff_windows_end,  # the stored refresh token, spent by the lost answer: the login has ended
+        lambda: state.login(0, "a", "alice"),
+        lambda: state.answer_lost_after_the_post("a", caller_left=True) or pytest.fail("no background refresh was killed"),  # its mark is left
+        lambda: refreshes.append(state.idps[0].count("/token", "refresh_token")),
+        state.backoff_windows_end,  # the provisional window over: the next call settles the mark into the lost answer's window
+        lambda: state.lost_answer_settled("a", refreshes[-1]),
         state.backoff_windows_end,
         lambda: state.idp_fails(0, fault),
         lambda: make_expiring("a", seconds_left=45),
