@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from bblogin._errors import BbloginError
     from bblogin._index import Account
 
-__all__ = ["KNOWN_FIELDS", "LIFETIME", "WAIT", "error_fields", "main", "printable", "rebuilt", "start"]
+__all__ = ["KNOWN_FIELDS", "LIFETIME", "WAIT", "error_fields", "main", "printable_lines", "rebuilt", "start"]
 
 WAIT = 1.2  # seconds the caller waits for the child's outcome (its start-up included) before serving the cache
 WRONG_CODE = 70  # the child's exit status when the bblogin it imports is not its caller's (EX_SOFTWARE)
@@ -79,9 +79,11 @@ KNOWN_FIELDS: dict[str, tuple[type, ...]] = {
 }
 
 
-def printable(text: str) -> str:
-    """``text`` from the child with nothing that drives a terminal: each line printable."""
-    return "\n".join("".join(c if c.isprintable() else "?" for c in line) for line in text.split("\n"))
+def printable_lines(text: str) -> str:
+    """``text`` from the child with nothing that drives a terminal (``_errors.printable``, line by line)."""
+    from bblogin._errors import printable
+
+    return "\n".join(printable(line) for line in text.split("\n"))
 
 
 def rebuilt(error: dict[str, Any]) -> BbloginError:
@@ -100,7 +102,7 @@ def rebuilt(error: dict[str, Any]) -> BbloginError:
         del fields["retry_after"]  # JSON's NaN and Infinity parse too
     for name, value in fields.items():
         if isinstance(value, str):
-            fields[name] = printable(value)
+            fields[name] = printable_lines(value)
     if issubclass(cls, _errors.OAuthError):
         fields = {"error": "", "description": "", **fields}  # what its own __init__ always sets
     exc = cls.__new__(cls)
@@ -130,9 +132,10 @@ def start(profile: Profile, account: Account, kind: str) -> Child:
     # Appended, never ahead of the standard library: the child runs the caller's code, not a module
     # that shadows one. Another bblogin found first (an older install in site-packages) is not the
     # caller's code either: the child ends at once without an answer (the caller refreshes itself).
+    # (find_spec locates a top-level package without running any of it.)
     code = (
-        f"import os, sys; sys.path.append({parent!r}); import bblogin; "
-        f"os.path.dirname(os.path.dirname(os.path.abspath(bblogin.__file__))) == {parent!r} or os._exit({WRONG_CODE}); "
+        f"import importlib.util, os, sys; sys.path.append({parent!r}); spec = importlib.util.find_spec('bblogin'); "
+        f"spec is not None and spec.origin is not None and os.path.dirname(os.path.dirname(os.path.abspath(spec.origin))) == {parent!r} or os._exit({WRONG_CODE}); "
         "from bblogin._background import main; main()"
     )
     detached: dict[str, Any] = (

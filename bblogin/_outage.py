@@ -16,8 +16,9 @@ by the child itself, under the token set's lock, right before each token request
 honours one without ``sent``: a call without, finding it under the token set's lock, knows no child
 is at work (a child at work holds that lock) and refreshes. One with ``sent`` found under the lock
 (``settle_in_flight``) is an answer lost — the child was killed, or crashed, after the IdP may
-have rotated the refresh token — and becomes a failed attempt: its backoff window, then the
-stored refresh token; never the old one again at once, whoever finds it.
+have rotated the refresh token — and becomes a failed attempt: its backoff window (counted from
+when the request went out), then the stored refresh token; never the old one again at once,
+whoever finds it.
 
 Until ``retry_at`` no call contacts the IdP for this account: a token that still lives
 :data:`FLOOR` seconds (IdP time) is served with one line on stderr — by the hot path too — and a
@@ -106,6 +107,8 @@ class Outage:
         started = time.strftime("%H:%M:%S", time.localtime(self.since))
         if self.in_flight:  # no failure: a refresh that has not answered yet
             earlier = f"; before it, {self.failures} failed attempt{'s' if self.failures != 1 else ''} since {started}: {self.cause}" if self.failures else ""
+            if self.sent and not self.waiting(at):  # its child is gone: one at work replaces the record within its 10 s timeout
+                return f"a background refresh ended after its token request went out, without the answer{earlier}; the next use counts it as a failed attempt, and sends the refresh token again after its backoff window"
             until = f"the cached token is served until it ends, at the latest {self.next_try()}" if self.waiting(at) else "the next use tries again"
             return f"a refresh is under way in the background (the identity provider has not answered it yet){earlier}; {until}"
         what = "the identity calls after a refresh fail" if self.identity_pending else f"{self.party or 'the identity provider'} is failing"
@@ -240,8 +243,9 @@ def settle_in_flight(account: Account, *, answered: bool = False) -> Outage | No
     refresh that wrote it has its answer: ``answered``) it goes — an identity still to be checked
     stays so, its window over. With ``sent`` and no answer, the refresh's answer was lost: it
     becomes a failed attempt (cause :data:`ANSWER_LOST`, party :data:`ANSWER_LOST_BY`) whose
-    backoff window no call sends the refresh token before; that record is returned. ``account``
-    takes the record as it is now."""
+    backoff window, counted from when the request went out (the mark's ``retry_at`` is that time
+    plus :data:`IN_FLIGHT`), no call sends the refresh token before; that record is returned.
+    ``account`` takes the record as it is now."""
     lost = None
     with _index.transaction() as index:
         current = index.accounts.get(account.id)
@@ -249,10 +253,10 @@ def settle_in_flight(account: Account, *, answered: bool = False) -> Outage | No
         if current is None or outage is None or not outage.in_flight:
             return None
         if outage.sent and not answered:
-            at = time.time()
+            sent_at = outage.retry_at - IN_FLIGHT  # (``record_sent``) the window runs from the attempt, as any failure's does: a mark found an hour later holds no call back
             failures = min(MAX_FAILURES, outage.failures + 1)
             lost = Outage(
-                since=outage.since if outage.failures else at, failures=failures, cause=ANSWER_LOST, retry_at=at + delay(failures),
+                since=outage.since if outage.failures else sent_at, failures=failures, cause=ANSWER_LOST, retry_at=sent_at + delay(failures),
                 identity_pending=outage.identity_pending, party=ANSWER_LOST_BY,
             )
             current.outage = lost.to_json()

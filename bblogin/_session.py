@@ -694,7 +694,7 @@ def _renewed_in_background(profile: Profile, account: Account, store: SecretStor
     account = _index.load().accounts.get(account.id, account)
     if answer is None:
         return _fresh(profile, account, store, kind, profile.refresh_margin) or _record.replace(fallback, account=account), account
-    sys.stderr.write(_background.printable(str(answer.get("stderr") or "")))
+    sys.stderr.write(_background.printable_lines(str(answer.get("stderr") or "")))
     if answer.get("outcome") == "error":
         raise _background.rebuilt(answer.get("error") or {})
     if answer.get("outcome") != "served":

@@ -828,7 +828,7 @@ def test_model_outage_walk(keyring_secret_service, outage_idp, monkeypatch: pyte
         lambda: state.login(0, "a", "alice"),
         lambda: state.answer_lost_after_the_post("a", caller_left=True) or pytest.fail("no background refresh was killed"),  # its mark is left
         lambda: refreshes.append(state.idps[0].count("/token", "refresh_token")),
-        state.backoff_windows_end,  # the provisional window over: the next call settles the mark into the lost answer's window
+        lambda: make_expiring("a", seconds_left=-30),  # a call that needs a new token takes the lock: it settles the mark into the lost answer's window
         lambda: state.lost_answer_settled("a", refreshes[-1]),
         state.backoff_windows_end,
         lambda: state.idp_fails(0, fault),

@@ -205,6 +205,7 @@ def test_an_oauth_refusal_is_not_an_outage(outage_idp, status: int, error: str, 
         assert done.returncode == 5 and error in done.stderr and hint in done.stderr, done.stderr
         assert NOTICE not in done.stderr and "next try" not in done.stderr and "tries again after" not in done.stderr
         assert outage() is None and idp.count("/token", "refresh_token") == attempt  # no backoff window: asked again
+        assert "\x1b" not in done.stderr and "\\x1b[31m" in done.stderr, done.stderr  # the IdP's text shown, never obeyed
     assert "outage" not in bblogin("status").stdout
 
 
@@ -540,9 +541,15 @@ def test_after_a_window_ends_an_early_call_against_a_hanging_idp_prints_one_line
     assert outage()["failures"] == 2 and not outage().get("in_flight")  # the hung refresh's own failure replaced it
 
 
-def test_a_refused_grant_through_the_background_child_ends_as_in_process(outage_idp, monkeypatch, capsys) -> None:
-    """Review of #24, 6: a refresh token refused inside the margin, answered by the detached
-    child in time, ends the call exactly as the in-process refresh does: exit 4, the same text."""
+@pytest.mark.parametrize(("refusal", "code", "said"), [
+    ("dead grant", 4, "refused the refresh token"),
+    ("invalid_client with terminal commands", 5, "invalid_client: Invalid client \\x1b]0;pwned\\x07 \\x1b[31mred."),
+])
+def test_a_refusal_through_the_background_child_ends_as_in_process(outage_idp, monkeypatch, capsys, refusal: str, code: int, said: str) -> None:
+    """Review of #24, 6, and of outage6, 3: a refusal inside the margin — a dead refresh token,
+    or a client refused with a description that would drive the terminal — answered by the
+    detached child in time, ends the call exactly as the in-process refresh does: the same exit
+    code, the same text, the IdP's control characters shown escaped on both paths."""
     from bblogin import _background, _cli, _session
 
     idp, _proxy = outage_idp(id_token_ttl=200)
@@ -551,17 +558,20 @@ def test_a_refused_grant_through_the_background_child_ends_as_in_process(outage_
     for in_child in (False, True):
         login(idp)
         make_expiring("dev", seconds_left=45, lifetime=200)
-        idp.revoke_refresh_tokens()
+        if refusal == "dead grant":
+            idp.revoke_refresh_tokens()
+        else:
+            idp.fail_next("/token", 401, json.dumps({"error": "invalid_client", "error_description": "Invalid client \x1b]0;pwned\x07 \x1b[31mred."}))
         capsys.readouterr()
         with monkeypatch.context() as patched:
             if not in_child:
                 patched.setattr(_session, "_in_background", lambda _profile, _account: False)
             ended.append((_cli.run(["token", "--profile", "dev", "--no-login"]), capsys.readouterr().err))
-    assert ended[0] == ended[1] and ended[0][0] == 4 and "refused the refresh token" in ended[0][1], ended
+    assert ended[0] == ended[1] and ended[0][0] == code and said in ended[0][1] and "\x1b" not in ended[0][1], ended
 
 
 def test_the_childs_errors_are_rebuilt_with_their_class_fields_and_exit_code() -> None:
-    from bblogin import _background, _errors
+    from bblogin import _background, _errors, _outage
 
     refused = _background.rebuilt(json.loads(json.dumps(_background.error_fields(_errors.OAuthError("invalid_client", "no", hint="check it")))))
     assert type(refused) is _errors.OAuthError and refused.error == "invalid_client" and refused.hint == "check it" and refused.exit_code == 5
@@ -572,6 +582,8 @@ def test_the_childs_errors_are_rebuilt_with_their_class_fields_and_exit_code() -
     slow.retry_after = 120.0
     assert _background.rebuilt(_background.error_fields(slow)).retry_after == 120.0
     assert _background.rebuilt({"type": "NoSuchError", "exit_code": 6, "fields": {"message": "x"}}).exit_code == 6
+    bare = _background.rebuilt({"type": "OAuthError", "fields": {"message": "m\x1b[2J", "error": 3}})  # what its __init__ sets, never missing
+    assert (bare.error, bare.description, bare.message, bare.render()) == ("", "", "m\\x1b[2J", "bblogin: m\\x1b[2J") and not _outage.is_outage(bare)
 
 
 @pytest.mark.parametrize("hostile", [
@@ -622,7 +634,7 @@ def assert_the_lost_answer_holds(idp, code: int, err: str, valid: bool) -> None:
     assert idp.count("/token", "refresh_token") == 1, err  # never again with the (maybe rotated) refresh token
     recorded = settled()
     assert recorded is not None and recorded["failures"] == 1 and recorded["cause"] == _outage.ANSWER_LOST and recorded["party"] == _outage.ANSWER_LOST_BY, recorded
-    assert recorded["retry_at"] - time.time() > _outage.BASE * (1 - _outage.JITTER) - 5, recorded  # a whole window, not the provisional one
+    assert recorded["retry_at"] > time.time(), recorded  # its window (counted from the POST) still open
     assert "Traceback" not in err, err
     if valid:
         assert code == 0 and err.count("\n") == 1 and f"bblogin: {LOST}" in err, err
@@ -637,21 +649,22 @@ def assert_the_lost_answer_holds(idp, code: int, err: str, valid: bool) -> None:
     assert idp.count("/token", "refresh_token") == 1 and settled() is not None
 
 
-@pytest.mark.parametrize("valid", [True, False], ids=["valid", "below-the-floor"])
-@pytest.mark.parametrize("caller", ["waits", "left"])
-def test_a_background_refresh_killed_after_its_post_is_not_sent_again_before_a_window(outage_cluster, monkeypatch, capsys, caller: str, valid: bool) -> None:
+@pytest.mark.parametrize("caller", ["waits-valid", "waits-below-the-floor", "left"])
+def test_a_background_refresh_killed_after_its_post_is_not_sent_again_before_a_window(outage_cluster, monkeypatch, capsys, caller: str) -> None:
     """Review of outage4, 1 and 2, and of outage5, 1: the detached child is killed (kill -9: an
     OOM killer, a crash between the answer and the store) after its refresh POST reached the IdP,
     which rotated the refresh token. Its mark (``sent``, written before the POST) is settled into
-    a failed attempt by whoever takes the lock next — the caller still waiting for it, or, once
-    that caller has left with its cached token, the next call, whose token is still valid or
-    expired. Nobody sends the old refresh token before the window ends; after it, the stored
-    (spent) one is sent once and dex ends the login (``reuseInterval`` 0) — exit 4, no browser."""
+    a failed attempt by whoever takes the lock next: the caller still waiting for it (its token
+    valid, or fallen below the floor meanwhile), or, once that caller has left with its cached
+    token, the next call that needs a new token (a valid one is served meanwhile, nothing sent).
+    Nobody sends the old refresh token before the window ends; after it, the stored (spent) one
+    is sent once and dex ends the login (``reuseInterval`` 0) — exit 4, no browser."""
     from bblogin import _background, _cli, _outage
 
     idp, proxy, _config = outage_cluster
     proxy.mode, proxy.hold = "slow", 20.0  # the IdP acts on the POST at once; its answer is held back
-    if caller == "waits":
+    if caller != "left":
+        valid = caller == "waits-valid"
         monkeypatch.setattr(_background, "WAIT", 30.0)  # the caller still waits when its child dies
         make_expiring("dev", seconds_left=45 if valid else 13, lifetime=200)
         below_floor = None if valid else time.time() + 13 - _outage.FLOOR + 1
@@ -659,16 +672,17 @@ def test_a_background_refresh_killed_after_its_post_is_not_sent_again_before_a_w
             code = _cli.run(["token", "--profile", "dev", "--no-login"])
         err = capsys.readouterr().err
     else:
+        valid = False
         with killed_after_the_post(lambda: idp.count("/token", "refresh_token"), time.time() + _background.WAIT + 1.0) as killed:
             left = _cli.run(["token", "--profile", "dev", "--no-login"])  # 1.2 s, then the cached token; the kill comes after
             assert left == 0 and UNDERWAY in capsys.readouterr().err
             wait_for(lambda: killed, 10)
         assert outage()["in_flight"] and outage()["sent"], outage()  # the mark the killed child left
-        if valid:
-            end_the_window()  # its provisional window over: the hot path declines, the full path starts a child, which settles it
-        else:
-            make_expiring("dev", seconds_left=-5, lifetime=200)
-        done = bblogin("token", "--profile", "dev", "--no-login")
+        served = bblogin("token", "--profile", "dev", "--no-login")  # a valid token: served at once, nothing sent, the mark kept
+        assert served.returncode == 0 and UNDERWAY in served.stderr and idp.count("/token", "refresh_token") == 1, served.stderr
+        assert "a refresh is under way in the background" in bblogin("status").stdout
+        make_expiring("dev", seconds_left=-5, lifetime=200)
+        done = bblogin("token", "--profile", "dev", "--no-login")  # needs a new token: takes the lock, settles the mark
         code, err = done.returncode, done.stderr
     assert killed, "no background refresh to kill"
     assert_the_lost_answer_holds(idp, code, err, valid)
@@ -679,58 +693,101 @@ def test_a_background_refresh_killed_after_its_post_is_not_sent_again_before_a_w
     assert idp.count("/token", "refresh_token") == 2
 
 
-CRASH_AFTER_THE_POST = """#!{python}
-# An interpreter for the detached refresh whose code raises once a token POST has its answer:
-# the crash between the answer and the store that a Python exception makes.
-import sys
+def test_a_mark_found_after_its_window_holds_no_call_back(outage_idp) -> None:
+    """Review of outage6, 5: a lost answer's window runs from when the request went out, as any
+    failure's does. A mark found an hour later (the laptop slept; the child was killed) is
+    counted as the failed attempt it was, and the call that finds it — its token long expired,
+    the IdP up — refreshes at once instead of failing for another window. ``status`` says
+    what the next use will do with such a mark."""
+    from bblogin import _outage
 
-import httpx
+    idp, _proxy = outage_idp(id_token_ttl=200)
+    login(idp)
+    _outage.record_sent(_index.load().active_account("dev").id)
+    with _index.transaction() as index:
+        for key in ("since", "retry_at"):
+            index.active_account("dev").outage[key] -= 3600
+    assert "ended after its token request went out, without the answer; the next use counts it" in bblogin("status").stdout
+    make_expiring("dev", seconds_left=-5, lifetime=200)
+    done = bblogin("token", "--profile", "dev", "--no-login")
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert idp.count("/token", "refresh_token") == 1 and outage() is None
 
-send = httpx.Client.send
+
+def child_interpreter(tmp_path, name: str, patch: str) -> str:  # type: ignore[no-untyped-def]
+    """An interpreter for the detached refresh that runs ``patch`` (Python) before the child's
+    ``-c`` code: a child whose refresh fails in a chosen way. Its path, for ``sys.executable``."""
+    import sys
+    import textwrap
+
+    wrapper = tmp_path / name
+    wrapper.write_text(f"#!{sys.executable}\nimport sys\n{textwrap.dedent(patch)}\nsys.argv = sys.argv[1:]\nexec(compile(sys.argv[1], '<child>', 'exec'))\n")
+    wrapper.chmod(0o755)
+    return str(wrapper)
 
 
-def crashing(self, request, **kwargs):
-    response = send(self, request, **kwargs)
-    if request.method == "POST":
-        raise RuntimeError("a bug after the answer")
-    return response
+CRASH_AFTER_THE_POST = """
+    import httpx
+
+    send = httpx.Client.send
 
 
-httpx.Client.send = crashing
-sys.argv = sys.argv[1:]
-exec(compile(sys.argv[1], "<child>", "exec"))
+    def crashing(self, request, **kwargs):  # the crash between the answer and the store that a Python exception makes
+        response = send(self, request, **kwargs)
+        if request.method == "POST":
+            raise RuntimeError("a bug after the answer")
+        return response
+
+
+    httpx.Client.send = crashing
+"""
+
+STORE_FAILS_AFTER_THE_POST = """
+    from bblogin import _errors, _store
+
+    set_secret = _store.SecretStore.set
+
+
+    def failing(self, account, kind, value):  # the keyring failing between the answer and its store
+        if kind == "refresh_token":
+            raise _errors.KeyringUnavailable("the keyring is locked")
+        return set_secret(self, account, kind, value)
+
+
+    _store.SecretStore.set = failing
 """
 
 
+@pytest.mark.parametrize("failure", ["crash", "store"])
 @pytest.mark.parametrize("caller", ["waits", "left"])
-def test_a_background_refresh_that_crashes_after_its_post_opens_a_window(outage_cluster, monkeypatch, capsys, tmp_path, caller: str) -> None:
-    """Review of outage5, 1 and 6: the detached child raises (a bug, not a kill) after its POST
-    has its answer, before storing it. Its own ``finally`` settles its mark into a failed attempt,
-    so the caller still waiting for it, and every call after a caller that left, serve the valid
-    token inside that window and send nothing — never one rotation per call."""
-    import sys
-
+def test_a_background_refresh_that_fails_after_its_post_opens_a_window(outage_cluster, monkeypatch, capsys, tmp_path, caller: str, failure: str) -> None:
+    """Review of outage5, 1 and 6, and of outage6, 4: the detached child raises after its POST
+    has its answer, before storing it — a bug (a Python exception), or the keyring failing the
+    rotated refresh token's write (a StorageError: the answer is lost, not had). Its own
+    ``finally`` settles its mark into a failed attempt, so the caller still waiting for it, and
+    every call after a caller that left, serve the valid token inside that window and send
+    nothing — never one rotation per call."""
     from bblogin import _background, _cli
 
     idp, proxy, _config = outage_cluster
-    wrapper = tmp_path / "python-crashing-after-the-post"
-    wrapper.write_text(CRASH_AFTER_THE_POST.format(python=sys.executable))
-    wrapper.chmod(0o755)
+    patch = CRASH_AFTER_THE_POST if failure == "crash" else STORE_FAILS_AFTER_THE_POST
     if caller == "waits":
         monkeypatch.setattr(_background, "WAIT", 30.0)
     else:
         proxy.mode, proxy.hold = "slow", 3.0  # the answer comes after the caller left
     with monkeypatch.context() as patched:
-        patched.setattr("sys.executable", str(wrapper))  # the child's interpreter; bblogin() below runs the real one
+        patched.setattr("sys.executable", child_interpreter(tmp_path, f"python-{failure}", patch))  # bblogin() below runs the real one
         code = _cli.run(["token", "--profile", "dev", "--no-login"])
     err = capsys.readouterr().err
     if caller == "left":
         assert code == 0 and UNDERWAY in err, err
-        wait_for(settled, 15)
+        wait_for(settled, 15)  # settled by the child itself: no call has taken the lock since
         done = bblogin("token", "--profile", "dev", "--no-login")
         code, err = done.returncode, done.stderr
+    elif failure == "store":
+        assert code == 6 and "the keyring is locked" in err, err  # the child's error, as in-process: the token could not be stored
+        code, err = 0, bblogin("token", "--profile", "dev", "--no-login").stderr
     assert_the_lost_answer_holds(idp, code, err, valid=True)
-
 
 def test_a_background_refresh_never_runs_another_bblogin_found_first(outage_cluster, monkeypatch, capsys, tmp_path) -> None:
     """Review of outage5, 5: the child appends its caller's package directory to ``sys.path``
@@ -742,7 +799,7 @@ def test_a_background_refresh_never_runs_another_bblogin_found_first(outage_clus
     other = tmp_path / "elsewhere" / "bblogin"
     other.mkdir(parents=True)
     ran = tmp_path / "the other bblogin ran"
-    (other / "__init__.py").write_text("")
+    (other / "__init__.py").write_text(f"open({str(ran)!r}, 'w').close()\n")  # importing it runs this
     (other / "_background.py").write_text(f"def main():\n    open({str(ran)!r}, 'w').close()\n")
     monkeypatch.setenv("PYTHONPATH", str(other.parent))
     from bblogin import _cli
@@ -751,3 +808,24 @@ def test_a_background_refresh_never_runs_another_bblogin_found_first(outage_clus
     err = capsys.readouterr().err
     assert UNDERWAY not in err and NOTICE not in err and LOST not in err, err
     assert not ran.exists() and outage() is None and idp.count("/token", "refresh_token") == 1
+
+
+def test_a_refresh_still_at_work_past_its_provisional_window_is_no_failure(outage_cluster) -> None:
+    """Review of outage6, 6: a detached refresh that holds the lock past its mark's 15 s (the
+    POST answered, then Bitbucket's user API slow) has failed at nothing: a call that finds the
+    lock held and serves its cached token says a refresh is under way, never that the IdP fails."""
+    from bblogin import _outage
+    from bblogin._hot import _answer
+    from bblogin._lock import account_lock
+    from bblogin._record import asdict as record_asdict
+
+    account = _index.load().active_account("dev")
+    _outage.record_sent(account.id)
+    with _index.transaction() as index:
+        index.active_account("dev").outage["retry_at"] = time.time() - 1  # its 15 s over, the child still at work
+    account = _index.load().active_account("dev")
+    notice = _answer.outage_notice({"refresh_margin": 60}, record_asdict(account), "id_token", account.tokens["id_token"]["expires_at"])
+    assert notice is not None and UNDERWAY in notice, notice
+    with account_lock(account.id, 5):  # the child at work, as far as the call can tell
+        done = bblogin("token", "--profile", "dev", "--no-login")
+    assert done.returncode == 0 and done.stderr.count("\n") == 1 and UNDERWAY in done.stderr, done.stderr

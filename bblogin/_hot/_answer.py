@@ -341,7 +341,7 @@ def outage_notice(profile: dict, account: dict, kind: str, expires_at: int) -> "
         return None
     shown = kind.replace('_', ' ').replace('id ', 'ID ')
     retry_at = outage.get("retry_at")
-    if outage.get("in_flight") is True and in_backoff(outage, now):  # no failure (yet): a detached refresh still at work
+    if outage.get("in_flight") is True:  # no failure (yet): a detached refresh still at work (past its window: it still holds the lock — a dead one's mark is settled by the next call)
         return (
             f"bblogin: a refresh is under way (the identity provider has not answered yet): serving the cached {shown}, "
             f"valid until {_clock_time(expires_at)} (`bblogin status`: how it ended)\n"

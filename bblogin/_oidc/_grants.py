@@ -33,7 +33,7 @@ from authlib.oauth2.client import OAuth2Client  # type: ignore[import-untyped]
 
 from bblogin import _http
 from bblogin._config import is_allowed_issuer
-from bblogin._errors import IdPResponseError, OAuthError, RefreshTokenDead
+from bblogin._errors import IdPResponseError, OAuthError, RefreshTokenDead, printable
 from bblogin._record import record
 from bblogin._tokens import TokenSet
 
@@ -127,7 +127,7 @@ def oauth_error(status: int, body: dict[str, Any], what: str, secrets: list[str]
     for secret in secrets or []:
         description = description.replace(secret, "[redacted]")
     hint = REFUSAL_HINTS.get(error)
-    return OAuthError(error, description[:300], hint=hint)
+    return OAuthError(error, printable(description, 300), hint=hint)  # nothing that drives the terminal
 
 
 def post_form(http: httpx.Client, url: str, client: ClientAuth, form: dict[str, str], what: str, *, credentials_in_form: bool = False) -> dict[str, Any]:
