@@ -29,7 +29,6 @@ like the config mirror): every full-path read or write of the file brings it up 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 
@@ -37,6 +36,7 @@ from bblogin import _config, _files, _lock, _mirrors, _paths
 from bblogin._config import Profile
 from bblogin._hot._answer import adhoc_profile_name
 from bblogin._hot._mirror import _sha256
+from bblogin._lazy import contextmanager
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -129,7 +129,7 @@ def load(*, mirror: bool = True) -> dict[str, Profile]:
     return profiles
 
 
-@contextlib.contextmanager
+@contextmanager
 def _editing() -> "Iterator[dict[str, object]]":
     """The file's records, to change in place, under the file's lock; written back (and
     mirrored) when changed. A damaged file is kept aside first, with one line saying so."""

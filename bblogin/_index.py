@@ -16,18 +16,17 @@ record per account, holding one ``profile``) are migrated when read (:func:`migr
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
-
 from bblogin import _files, _lock, _mirrors, _paths
 from bblogin._clock import Clock, Sample
 from bblogin._errors import AccountNotFound, StorageError
 from bblogin._hot._mirror import token_digest
+from bblogin._lazy import contextmanager
 from bblogin._record import FIELDS, asdict, field, record
 from bblogin._tokens import Identity, TokenSet, account_id, now
 
 TYPE_CHECKING = False  # not `from typing import …` at run time: typing costs a cached call a fifth of a Python start-up
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
     from typing import Any
 
 VERSION = 2  # 2: token sets with member profiles and a request shape (1: one profile per account)
@@ -261,8 +260,11 @@ def _parse(data: dict[str, Any]) -> Index:
             if v1:
                 owner = value.get("profile")
                 value = {**value, "profiles": [owner] if isinstance(owner, str) else [], "shape": None}
-            with contextlib.suppress(TypeError):
+            try:
                 account = Account.from_json(value)
+            except TypeError:
+                pass
+            else:
                 if isinstance(account.profiles, list) and all(isinstance(p, str) for p in account.profiles):
                     accounts[key] = account
                     continue
@@ -326,10 +328,12 @@ def load() -> Index:
     if _unsettled(index):
         from bblogin._errors import BbloginError
 
-        with contextlib.suppress(BbloginError):  # a busy lock, a read-only state dir: settle in memory now, write later
+        try:
             with transaction() as settled:
                 pass
             return settled
+        except BbloginError:
+            pass  # a busy lock, a read-only state dir: settle in memory now, write later
         shapes = _known_shapes()
         if shapes is not None:
             settle(index, shapes)
@@ -339,12 +343,14 @@ def load() -> Index:
             if held:
                 data, stamp, mirrored = _read()
                 if stamp is not None and not mirrored and _well_formed(data):
-                    with contextlib.suppress(StorageError):
+                    try:
                         _mirrors.write_index(data, stamp)
+                    except StorageError:
+                        pass
     return index
 
 
-@contextlib.contextmanager
+@contextmanager
 def transaction() -> Iterator[Index]:
     """Read the index under the index lock, let the caller change it, write it back atomically
     and mirror exactly what was written (still under the lock)."""

@@ -6,12 +6,15 @@ dies, so `kill -9` in the middle of a refresh never leaves a lock that blocks fo
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Callable, Iterator
 
 from bblogin import _files, _paths
 from bblogin._errors import LockTimeout
+from bblogin._lazy import contextmanager
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
 
 
 NOTE_AFTER = 1.0  # seconds of waiting before ``on_wait`` tells the person why nothing happens
@@ -25,7 +28,7 @@ def holds(account_key: str) -> bool:
     return account_key in _held.get(threading.get_ident(), ())
 
 
-@contextlib.contextmanager
+@contextmanager
 def account_lock(account_key: str, timeout: float, *, on_wait: Callable[[], None] | None = None, what: str | None = None) -> Iterator[None]:
     """Hold the lock for ``account_key`` (a token set's id, a login's ``_shape.login_key``…).
     ``on_wait`` runs once when the lock is still taken after :data:`NOTE_AFTER` seconds; ``what``

@@ -14,17 +14,17 @@ mirror with an older one.
 
 from __future__ import annotations
 
-import contextlib
 import sys
-from collections.abc import Iterator
 
 from bblogin import _lock, _paths
 from bblogin._hot import _mirror
 from bblogin._errors import LockTimeout, StorageError
+from bblogin._lazy import contextmanager
 from bblogin._record import asdict
 
 TYPE_CHECKING = False  # not `from typing import …` at run time: typing costs a cached call a fifth of a Python start-up
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from typing import Any
 
     from bblogin._config import Config, Profile
@@ -39,7 +39,7 @@ read_stamped = _mirror.read_stamped
 stamp_of = _mirror.stamp_of
 
 
-@contextlib.contextmanager
+@contextmanager
 def opportunistic(lock_key: str) -> Iterator[bool]:
     """Hold the lock if it is free right now (True), else go on without it (False): a busy lock
     means its holder is writing the source, and the mirror with it. Never waits, so a read never
@@ -94,8 +94,10 @@ def parsed_toml(text: str) -> dict[str, Any] | None:
 def remember_toml(text: str, parsed: dict[str, Any]) -> None:
     """Cache ``parsed`` (tomllib's result for ``text``) for ``parsed_toml``; quietly nothing when
     it holds a value marshal cannot keep (a date) or the cache cannot be written."""
-    with contextlib.suppress(ValueError, StorageError, OSError):
+    try:
         _mirror.write(parsed_toml_path(), {"sha256": _mirror.token_digest(text), "python": sys.version, "toml": parsed})
+    except (ValueError, StorageError, OSError):
+        pass
 
 
 def config_snapshot(config: Config) -> dict[str, Any]:
@@ -133,8 +135,10 @@ def write_adhoc(profiles: dict[str, Profile], stamp: list[int] | None) -> None:
     current = _mirror.read(_mirror.adhoc_path())
     if stamp is None or (current is not None and current.get("version") == COMPILED_VERSION and current.get("source") == stamp):
         return
-    with contextlib.suppress(StorageError, OSError):
+    try:
         _mirror.write(_mirror.adhoc_path(), {"version": COMPILED_VERSION, "source": stamp, "profiles": {name: profile_snapshot(p) for name, p in profiles.items()}})
+    except (StorageError, OSError):
+        pass
 
 
 def config_is_current(config: Config) -> bool:
@@ -175,6 +179,8 @@ def load_config(path: str | None = None) -> Config:
         if held:
             config = _config.load(config.path)
             if not config_is_current(config):
-                with contextlib.suppress(StorageError):  # a read-only cache dir: the hot path declines
+                try:
                     compile_config(config)
+                except StorageError:
+                    pass  # a read-only cache dir: the hot path declines
     return config

@@ -24,7 +24,6 @@ builds a profile for an account.
 
 from __future__ import annotations
 
-import contextlib
 import sys
 
 from bblogin import _index, _outage, _record
@@ -765,6 +764,8 @@ def _exchanged(profile: Profile, account: Account | None, store: SecretStore, ki
     """CI: the ``kind`` token of a fresh exchange of this step's identity token. When this step's
     exchanged token still lives ``_outage.FLOOR`` seconds and the IdP fails, that token is served
     (the early budget, no retries) and the failure recorded, as for a refresh."""
+    import contextlib
+
     from bblogin import _http
     from bblogin._exchange import exchange, subject_token
 
@@ -789,6 +790,8 @@ def _refreshed(profile: Profile, account: Account, store: SecretStore, kind: str
     token that lives ``_outage.FLOOR`` more seconds the attempt gets ``_outage.EARLY_BUDGET``
     seconds and no retries, and its failure serves that token; during a known outage even a
     call without one makes a single attempt. Every failure is recorded; the IdP's answer ends it."""
+    import contextlib
+
     from bblogin import _http
 
     fallback = None if force else _fresh(profile, account, store, kind, profile.refresh_margin, floor=_outage.FLOOR)

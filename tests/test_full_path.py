@@ -18,20 +18,22 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 # dataclasses: the config and index are bblogin._record's records). No json: accounts.json as parsed
 # comes from its mirror (``_mirrors.parsed_index``), kubectl's KUBERNETES_EXEC_INFO from a table; no re:
 # string checks. No tomllib: config.toml as parsed before comes from its cache (``_mirrors.parsed_toml``).
+# No contextlib (nor the collections and functools it imports): the context managers are made at
+# first use (``_lazy.contextmanager``), and a cached answer enters none.
 ALLOWED = {
     "bblogin", "bblogin._adhoc", "bblogin._cli", "bblogin._clock", "bblogin._commands", "bblogin._commands._common", "bblogin._commands.kubectl",
     "bblogin._commands.git_credential", "bblogin._gitcred", "bblogin._config", "bblogin._configedit", "bblogin._errors", "bblogin._files",
     "bblogin._helperargs", "bblogin._interactive", "bblogin._hot", "bblogin._hot._answer", "bblogin._hot._chunks", "bblogin._hot._dbus", "bblogin._hot._mirror", "bblogin._index",
     "bblogin._kubectl", "bblogin._lock", "bblogin._mirrors", "bblogin._outage", "bblogin._paths", "bblogin._proxy", "bblogin._session", "bblogin._shape", "bblogin._store", "bblogin._store._keyring",
     "bblogin._store._plaintext", "bblogin._store._secrets", "bblogin._timefmt", "bblogin._tokens",
-    "bblogin._record", "importlib", "importlib._bootstrap", "importlib._bootstrap_external", "importlib.machinery", "math", "copyreg", "functools", "_functools", "collections",
-    "_collections", "collections.abc", "contextlib", "itertools", "keyword", "operator", "_operator", "reprlib", "types", "warnings", "weakref",
+    "bblogin._record", "bblogin._lazy", "importlib", "importlib._bootstrap", "importlib._bootstrap_external", "importlib.machinery", "math", "copyreg",
+    "types", "warnings", "weakref",
     "_weakrefset", "__future__", "_socket", "_sha256", "_sha2", "pwd", "io", "select", "_posixsubprocess",
 }  # fmt: skip
 PROXY_NEVER = ("subprocess", "ipaddress", "urllib", "urllib.parse", "signal", "selectors")  # what routing a request needs, not validating a key
 # KUBERNETES_EXEC_INFO byte for byte as kubectl sends it: read without json (_kubectl.KUBECTL_EXEC_INFO)
 EXEC_INFO = '{"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1","spec":{"interactive":false}}'
-NEVER = ("dataclasses", "inspect", "ast", "dis", "tokenize", "json", "re", "enum", "argparse", "keyring", "secretstorage", "jeepney", "cryptography", "urllib.request", "http.client", "tomllib", "typing", "tomlkit", "httpx", "logging", "threading", "email.utils", "statistics")
+NEVER = ("dataclasses", "inspect", "ast", "dis", "tokenize", "json", "re", "enum", "argparse", "keyring", "secretstorage", "jeepney", "cryptography", "urllib.request", "http.client", "tomllib", "typing", "tomlkit", "httpx", "logging", "threading", "email.utils", "statistics", "contextlib", "collections", "functools")
 
 
 def _full_path_imports(argv: list[str], stdin: bytes = b"") -> tuple[int, bytes, set[str]]:
