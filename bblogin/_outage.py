@@ -107,8 +107,11 @@ class Outage:
         started = time.strftime("%H:%M:%S", time.localtime(self.since))
         if self.in_flight:  # no failure: a refresh that has not answered yet
             earlier = f"; before it, {self.failures} failed attempt{'s' if self.failures != 1 else ''} since {started}: {self.cause}" if self.failures else ""
-            if self.sent and not self.waiting(at):  # its child is gone: one at work replaces the record within its 10 s timeout
-                return f"a background refresh ended after its token request went out, without the answer{earlier}; the next use counts it as a failed attempt, and sends the refresh token again after its backoff window"
+            if self.sent and not self.waiting(at):  # its child is gone, or still awaiting Bitbucket's identity calls
+                return (
+                    f"a background refresh sent its token request at {time.strftime('%H:%M:%S', time.localtime(self.retry_at - IN_FLIGHT))} and has not recorded its answer{earlier}; "
+                    "if it has ended, the next use that needs a new token counts it as a failed attempt, whose backoff window runs from that request"
+                )
             until = f"the cached token is served until it ends, at the latest {self.next_try()}" if self.waiting(at) else "the next use tries again"
             return f"a refresh is under way in the background (the identity provider has not answered it yet){earlier}; {until}"
         what = "the identity calls after a refresh fail" if self.identity_pending else f"{self.party or 'the identity provider'} is failing"
@@ -199,6 +202,8 @@ def record_in_flight(account: Account, waited: float) -> None:
         if current is None or current.updated_at != account.updated_at or current.outage != account.outage or current.tokens != account.tokens:
             return
         previous = Outage.from_json(current.outage)
+        if previous is not None and previous.sent:
+            return  # a dead child's mark (its refresh token went out): only a lock holder settles it (``settle_in_flight``)
         current.outage = Outage(
             since=previous.since if previous is not None else at,
             failures=previous.failures if previous is not None else 0,  # nothing failed yet: the refresh is still at work
@@ -253,10 +258,11 @@ def settle_in_flight(account: Account, *, answered: bool = False) -> Outage | No
         if current is None or outage is None or not outage.in_flight:
             return None
         if outage.sent and not answered:
-            sent_at = outage.retry_at - IN_FLIGHT  # (``record_sent``) the window runs from the attempt, as any failure's does: a mark found an hour later holds no call back
+            at = time.time()
+            sent_at = min(at, outage.retry_at - IN_FLIGHT)  # (``record_sent``) the window runs from the attempt: a mark found an hour later holds no call back; never from the future (a clock stepped back, an edit)
             failures = min(MAX_FAILURES, outage.failures + 1)
             lost = Outage(
-                since=outage.since if outage.failures else sent_at, failures=failures, cause=ANSWER_LOST, retry_at=sent_at + delay(failures),
+                since=min(outage.since, at) if outage.failures else sent_at, failures=failures, cause=ANSWER_LOST, retry_at=sent_at + delay(failures),
                 identity_pending=outage.identity_pending, party=ANSWER_LOST_BY,
             )
             current.outage = lost.to_json()

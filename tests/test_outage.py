@@ -707,7 +707,7 @@ def test_a_mark_found_after_its_window_holds_no_call_back(outage_idp) -> None:
     with _index.transaction() as index:
         for key in ("since", "retry_at"):
             index.active_account("dev").outage[key] -= 3600
-    assert "ended after its token request went out, without the answer; the next use counts it" in bblogin("status").stdout
+    assert "has not recorded its answer; if it has ended, the next use that needs a new token counts it" in bblogin("status").stdout
     make_expiring("dev", seconds_left=-5, lifetime=200)
     done = bblogin("token", "--profile", "dev", "--no-login")
     assert done.returncode == 0 and done.stderr == "", done.stderr
@@ -829,3 +829,28 @@ def test_a_refresh_still_at_work_past_its_provisional_window_is_no_failure(outag
     with account_lock(account.id, 5):  # the child at work, as far as the call can tell
         done = bblogin("token", "--profile", "dev", "--no-login")
     assert done.returncode == 0 and done.stderr.count("\n") == 1 and UNDERWAY in done.stderr, done.stderr
+
+
+def test_a_dead_childs_mark_is_kept_by_a_caller_and_never_dated_in_the_future(outage_idp) -> None:
+    """Review of outage7, 1 and 2: a caller that stops waiting for a child slow to start never
+    replaces a dead child's ``sent`` mark with a provisional window of its own (the new child
+    would take it for no request and send the maybe-rotated refresh token at once); and a mark
+    dated in the future — the clock stepped back, an edit — opens a window of the usual length
+    from now at the latest, with a ``since`` that is not in the future."""
+    from bblogin import _outage
+
+    idp, _proxy = outage_idp(id_token_ttl=200)
+    login(idp)
+    account = _index.load().active_account("dev")
+    _outage.record_sent(account.id)
+    with _index.transaction() as index:
+        index.active_account("dev").outage["retry_at"] = time.time() - 1  # its provisional window over
+    marked = _index.load().active_account("dev")
+    _outage.record_in_flight(marked, 1.2)  # the caller of the next child, which has not taken the lock yet
+    assert _index.load().active_account("dev").outage == marked.outage
+    with _index.transaction() as index:
+        for key in ("since", "retry_at"):
+            index.active_account("dev").outage[key] += 1200  # the clock stepped back by 20 minutes since the mark
+    at = time.time()
+    lost = _outage.settle_in_flight(_index.load().active_account("dev"))
+    assert lost is not None and lost.since <= time.time() and lost.retry_at <= at + _outage.BASE * (1 + _outage.JITTER) + 1, lost  # one failure's window, from now
