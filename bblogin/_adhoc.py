@@ -123,9 +123,12 @@ def load(*, mirror: bool = True) -> dict[str, Profile]:
         data, stamp = _mirrors.read_stamped(path())
     except OSError:
         return {}
-    profiles = _profiles(_parse(data))
+    parsed = _mirrors.parsed_adhoc(stamp)  # these very bytes, parsed before: no json on a cached answer
+    if parsed is None:
+        parsed = _parse(data)
+    profiles = _profiles(parsed)
     if mirror:
-        _mirrors.write_adhoc(profiles, stamp)
+        _mirrors.write_adhoc(profiles, stamp, parsed)
     return profiles
 
 
@@ -152,7 +155,17 @@ def _editing() -> "Iterator[dict[str, object]]":
             data_out = {"version": VERSION, "profiles": records}
             raw = _files.json_bytes(data_out)
             written = _files.atomic_write_bytes(path(), raw)
-            _mirrors.write_adhoc(_profiles(data_out), _mirrors.stamp_of(written, raw))
+            import json
+
+            parsed = json.loads(raw)  # as a read parses it
+            _mirrors.write_adhoc(_profiles(parsed), _mirrors.stamp_of(written, raw), parsed)
+
+
+def recorded(adhoc: dict[str, Profile], profile: Profile) -> bool:
+    """Whether ``adhoc`` (the profiles :func:`load` just read) records ``profile`` as it is: then
+    :func:`remember` would change nothing, and a cached answer takes no lock and writes no file."""
+    known = adhoc.get(profile.name)
+    return known is not None and _record(known) == _record(profile)
 
 
 def remember(profile: Profile) -> None:

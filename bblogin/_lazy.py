@@ -4,7 +4,7 @@
 imports ``collections`` and ``functools`` (measured, one run, interleaved: ``python -S -c
 "import contextlib"`` 13.5 ms against 8.8 ms for ``pass``), and the modules a cached answer
 imports (``_lock``, ``_index``, ``_mirrors``, ``_adhoc``) define their context managers at
-import. :func:`contextmanager` is ``contextlib.contextmanager`` itself, applied the first time
+import, though one whose mirrors are current enters none. :func:`contextmanager` is ``contextlib.contextmanager`` itself, applied the first time
 the context manager is entered: nothing of its semantics is written here (docs/architecture.md).
 """
 

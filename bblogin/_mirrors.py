@@ -128,17 +128,28 @@ def profile_snapshot(p: Profile) -> dict[str, Any]:
 
 
 # -- adhoc-profiles.json ---------------------------------------------------------------------------
-def write_adhoc(profiles: dict[str, Profile], stamp: list[int] | None) -> None:
+def write_adhoc(profiles: dict[str, Profile], stamp: list[int] | None, parsed: object) -> None:
     """Mirror the ad-hoc profiles parsed from (or just written to) the file ``stamp`` names, so
-    the hot path answers ``--profile adhoc-…`` as the full path does. Nothing when the file
-    changed while it was read; quietly nothing when the cache cannot be written."""
+    the hot path answers ``--profile adhoc-…`` as the full path does, and the file's JSON as
+    ``parsed`` from those bytes, so the full path reads it without json (:func:`parsed_adhoc`).
+    Nothing when the file changed while it was read; quietly nothing when the cache cannot be
+    written."""
     current = _mirror.read(_mirror.adhoc_path())
-    if stamp is None or (current is not None and current.get("version") == COMPILED_VERSION and current.get("source") == stamp):
+    if stamp is None or (current is not None and current.get("version") == COMPILED_VERSION and current.get("source") == stamp and "parsed" in current):
         return
     try:
-        _mirror.write(_mirror.adhoc_path(), {"version": COMPILED_VERSION, "source": stamp, "profiles": {name: profile_snapshot(p) for name, p in profiles.items()}})
+        _mirror.write(_mirror.adhoc_path(), {"version": COMPILED_VERSION, "source": stamp, "profiles": {name: profile_snapshot(p) for name, p in profiles.items()}, "parsed": parsed})
     except (StorageError, OSError):
         pass
+
+
+def parsed_adhoc(stamp: list[int] | None) -> object:
+    """adhoc-profiles.json as parsed from the bytes ``stamp`` names, from its mirror; None when
+    the mirror describes other bytes, holds no parse, or there is no stamp."""
+    mirror = _mirror.read(_mirror.adhoc_path())
+    if stamp is None or mirror is None or mirror.get("version") != COMPILED_VERSION or mirror.get("source") != stamp:
+        return None
+    return mirror.get("parsed")
 
 
 def config_is_current(config: Config) -> bool:

@@ -48,12 +48,20 @@ if TYPE_CHECKING:
 
 class _Log:
     """``logging.getLogger("bblogin")``, imported when something is logged: a cached answer logs
-    nothing, and importing logging costs more than a tenth of that answer."""
+    nothing, and importing logging costs more than a tenth of that answer. Debug and info lines
+    before logging was ever imported go nowhere, as they would through it: ``-v`` configures
+    logging (``_log.configure``) before anything is logged, and unconfigured logging drops them."""
 
     def __getattr__(self, name: str) -> Any:
+        if name in ("debug", "info") and "logging" not in sys.modules:
+            return _dropped
         import logging
 
         return getattr(logging.getLogger("bblogin"), name)
+
+
+def _dropped(*_args: object, **_kwargs: object) -> None:
+    """A debug or info line with logging not configured (``_Log``)."""
 
 
 log = _Log()

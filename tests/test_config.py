@@ -247,3 +247,22 @@ def test_is_allowed_issuer_says_what_its_regular_expression_said(url: str) -> No
     for candidate in (url, "http://" + url):
         said = candidate.startswith("https://") and len(candidate) > len("https://") or bool(re.match(r"^http://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?(/|$)", candidate))
         assert _config.is_allowed_issuer(candidate) == said, candidate
+
+
+@given(st.lists(st.sampled_from(["http://", "https://", "127.0.0.1", "localhost", ":", "0", "8", "4", "\u0668", "/", "\n", "x", "?", "#", " ", "\u2003", "."]), max_size=9).map("".join))
+def test_a_loopback_redirect_uri_is_read_as_its_regular_expression_read_it(url: str) -> None:
+    """``_config._loopback_port`` is string code (a cached Bitbucket answer compiles no regular
+    expression): the port the expression it replaced found, with ASCII digits and no trailing
+    newline (where that expression took "\u0668400" for 8400, or a newline after the path)."""
+    import re
+
+    for candidate in (url, "http://127.0.0.1:" + url, "http://localhost:" + url):
+        m = re.fullmatch(r"http://(127\.0\.0\.1|localhost):([0-9]{1,5})(/[^?#\s]*)", candidate)
+        assert _config._loopback_port(candidate) == (int(m.group(2)) if m else None), candidate
+
+
+def test_a_redirect_uri_and_listen_port_must_agree() -> None:
+    assert _config.redirect_problem("http://127.0.0.1:8400/callback", None) is None and _config.redirect_problem("http://127.0.0.1:8400/callback", 8400) is None
+    assert "listen_port 8401 does not match" in (_config.redirect_problem("http://127.0.0.1:8400/callback", 8401) or "")
+    for bad in ("http://127.0.0.1:0/cb", "http://127.0.0.1:8400", "https://127.0.0.1:8400/cb", "http://127.0.0.2:8400/cb", "http://localhost.evil:8400/cb", "http://127.0.0.1:8400/cb\n"):
+        assert "must be the callback URL registered with the IdP" in (_config.redirect_problem(bad, None) or ""), bad

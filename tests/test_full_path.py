@@ -10,8 +10,10 @@ import pathlib
 import subprocess
 import sys
 
-from bblogin import _config, _paths
-from tests.test_session import login
+import time
+
+from bblogin import _config, _index, _paths
+from tests.test_session import login, make_expiring
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # Beyond what `python -c pass` has loaded: bblogin's modules on the way (no argparse: _cli._quick_args; no
@@ -19,7 +21,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 # comes from its mirror (``_mirrors.parsed_index``), kubectl's KUBERNETES_EXEC_INFO from a table; no re:
 # string checks. No tomllib: config.toml as parsed before comes from its cache (``_mirrors.parsed_toml``).
 # No contextlib (nor the collections and functools it imports): the context managers are made at
-# first use (``_lazy.contextmanager``), and a cached answer enters none.
+# first use (``_lazy.contextmanager``), and a cached answer whose mirrors are current enters none.
 ALLOWED = {
     "bblogin", "bblogin._adhoc", "bblogin._cli", "bblogin._clock", "bblogin._commands", "bblogin._commands._common", "bblogin._commands.kubectl",
     "bblogin._commands.git_credential", "bblogin._gitcred", "bblogin._config", "bblogin._configedit", "bblogin._errors", "bblogin._files",
@@ -61,6 +63,22 @@ def test_the_full_paths_cached_answers_import_only_their_allow_list(keyring_secr
     for name, (argv, stdin, answer) in cases.items():
         code, out, modules = _full_path_imports(argv, stdin)
         assert code == 0 and answer in out, name
+        assert not [m for m in modules if m.split(".")[0] in NEVER or m in NEVER], (name, sorted(modules))
+        assert modules <= ALLOWED, (name, sorted(modules - ALLOWED))
+    # Review of outage7, 4: a kubeconfig entry of flags alone (no json for adhoc-profiles.json, no
+    # lock to remember what is recorded already), and a token served inside a backoff window
+    # (its -v line goes nowhere without -v: no logging).
+    flags = ["--issuer", devidp.issuer, "--client-id", "bblogin", "--connector-id", "bitbucket-cloud"]
+    done = subprocess.run([sys.executable, "-m", "bblogin", "login", *flags, "--flow", "device", "--no-browser"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    _full_path_imports(["kubectl", *flags])  # the first call remembers the ad-hoc profile
+    make_expiring("dev", seconds_left=45)
+    at = time.time()
+    with _index.transaction() as index:
+        index.active_account("dev").outage = {"since": at - 30, "failures": 1, "cause": "x did not answer", "retry_at": at + 60}
+    for name, argv in {"kubectl, flags only": ["kubectl", *flags], "kubectl, inside a backoff window": ["kubectl", "--profile", "dev"]}.items():
+        code, out, modules = _full_path_imports(argv)
+        assert code == 0 and b'"token":' in out, name
         assert not [m for m in modules if m.split(".")[0] in NEVER or m in NEVER], (name, sorted(modules))
         assert modules <= ALLOWED, (name, sorted(modules - ALLOWED))
     # A profile with a proxy: config loading validates the key (bblogin._proxy, string checks
@@ -105,3 +123,20 @@ def test_the_helper_commands_usual_command_lines_get_argparses_namespace_without
             assert vars(quick) == {k: v for k, v in vars(args).items() if k != "_parser"}, (argv, prog)
     for argv in NOT_QUICK:
         assert _cli._quick_args(argv, None) is None, argv
+
+
+def test_a_bitbucket_profiles_cached_config_read_compiles_no_regular_expression(tmp_path: pathlib.Path) -> None:
+    """Review of outage7, 4: every parse of a Bitbucket profile checks its redirect_uri; with
+    config.toml's parse cached (``_mirrors.parsed_toml``), that check is string code — no re,
+    no enum (tests/test_config.py: it says what the regular expression said)."""
+    config = pathlib.Path(_paths.config_file())
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(
+        '[profiles.dc]\nprovider = "bitbucket-dc"\nissuer = "https://bitbucket.example.com"\nclient_id = "c"\n'
+        'client_secret = "s"\nredirect_uri = "http://127.0.0.1:8400/callback"\n'
+    )
+    probe = "import sys; sys.path.insert(0, sys.argv[1]); from bblogin import _mirrors; _mirrors.load_config(); print(sorted(m for m in ('re', 'enum', 'tomllib') if m in sys.modules))"
+    for _ in range(2):  # the first read parses config.toml (tomllib) and caches the parse
+        done = subprocess.run([sys.executable, "-c", probe, str(ROOT)], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]", done.stdout

@@ -70,7 +70,7 @@ def profile_from_args(args: argparse.Namespace, config: Config, *, saving: bool 
     problem = _configedit.profile_problem(profile)
     if problem:
         raise UsageError(f"the flags make a profile config.toml cannot hold ({problem})", hint="fix that flag (one --scope per scope name); nothing was changed")
-    if adhoc and remember:
+    if adhoc and remember and not _adhoc.recorded(config.adhoc, profile):
         _adhoc.remember(profile)  # so `--profile adhoc-…` (the name hints print) works everywhere
     return profile
 
