@@ -172,7 +172,7 @@ def record_failure(account: Account, exc: IdPError, *, identity_pending: bool = 
         previous = Outage.from_json(current.outage)
         failures = min(MAX_FAILURES, (previous.failures if previous is not None else 0) + 1)  # a provisional window counts no failure
         outage = Outage(
-            since=previous.since if previous is not None else at,
+            since=min(previous.since, at) if previous is not None else at,  # (a clock stepped back: never a first failure still to come)
             failures=failures,
             cause=cause_of(exc),
             retry_at=at + delay(failures, exc.retry_after),
@@ -205,11 +205,12 @@ def record_in_flight(account: Account, waited: float) -> None:
         if previous is not None and previous.sent:
             return  # a dead child's mark (its refresh token went out): only a lock holder settles it (``settle_in_flight``)
         current.outage = Outage(
-            since=previous.since if previous is not None else at,
+            since=min(previous.since, at) if previous is not None else at,  # (a clock stepped back: never a first failure still to come)
             failures=previous.failures if previous is not None else 0,  # nothing failed yet: the refresh is still at work
             cause=f"no answer within {waited:g} s" if previous is None else previous.cause,
             retry_at=at + IN_FLIGHT,
             identity_pending=previous is not None and previous.identity_pending,
+            party=previous.party if previous is not None else None,
             in_flight=True,
         ).to_json()
 
@@ -231,7 +232,7 @@ def record_sent(account_id: str) -> None:
             return
         previous = Outage.from_json(current.outage)
         current.outage = Outage(
-            since=previous.since if previous is not None else at,
+            since=min(previous.since, at) if previous is not None else at,  # (a clock stepped back: never a first failure still to come)
             failures=previous.failures if previous is not None else 0,
             cause=previous.cause if previous is not None else "a token request went out",
             retry_at=at + IN_FLIGHT,
@@ -266,9 +267,11 @@ def settle_in_flight(account: Account, *, answered: bool = False) -> Outage | No
                 identity_pending=outage.identity_pending, party=ANSWER_LOST_BY,
             )
             current.outage = lost.to_json()
+        elif outage.identity_pending:
+            current.outage = Outage(since=outage.since, failures=max(1, outage.failures), cause=outage.cause, retry_at=0.0, identity_pending=True).to_json()
+        elif outage.failures:  # the failures before it stay counted, their window over: the next one doubles the wait
+            current.outage = Outage(since=outage.since, failures=outage.failures, cause=outage.cause, retry_at=time.time(), party=outage.party).to_json()
         else:
-            current.outage = None if not outage.identity_pending else Outage(
-                since=outage.since, failures=max(1, outage.failures), cause=outage.cause, retry_at=0.0, identity_pending=True,
-            ).to_json()
+            current.outage = None
         account.outage = current.outage
     return lost

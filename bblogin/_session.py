@@ -680,12 +680,17 @@ def _renewed_in_background(profile: Profile, account: Account, store: SecretStor
     what the IdP sends, or records the outage, by itself. None: the child ended without doing
     its work (it could not start, crashed, or was killed): the caller goes on in-process under the
     lock — a refresh, or, when the child's token request went out (``_outage.record_sent``), the
-    backoff window of its lost answer (``_refreshed``): the old refresh token is not sent again."""
+    backoff window of its lost answer (``_refreshed``): the old refresh token is not sent again.
+    None too, with no child started, when a dead child's mark settled here opens that window."""
     from bblogin import _background
 
     try:
         with account_lock(account.id, _outage.EARLY_LOCK_WAIT, what=f"{account.label} (profile {profile.name})"):
-            pass  # free: the child takes it (it re-checks under it: two callers racing make one attempt)
+            # free: the child takes it (it re-checks under it: two callers racing make one attempt);
+            # a dead child's mark found meanwhile is settled here, and its window wants no child
+            mark = _outage.of(account)
+            if mark is not None and mark.sent and _settled(account) is not None and _outage.waiting(account) is not None:
+                return None
         try:
             answer = _background.start(profile, account, kind).outcome()
         except OSError as exc:  # no interpreter to start

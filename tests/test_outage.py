@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -854,3 +855,47 @@ def test_a_dead_childs_mark_is_kept_by_a_caller_and_never_dated_in_the_future(ou
     at = time.time()
     lost = _outage.settle_in_flight(_index.load().active_account("dev"))
     assert lost is not None and lost.since <= time.time() and lost.retry_at <= at + _outage.BASE * (1 + _outage.JITTER) + 1, lost  # one failure's window, from now
+
+
+def test_a_clock_stepped_back_holds_no_call_back_and_settling_keeps_the_count(outage_idp) -> None:
+    """Review of outage8, 2 and 3: a failure recorded before this machine's clock stepped back
+    (a resume, NTP) further than the outage is old — its first failure now in the future — is no
+    window: the call with an expired token refreshes at once, the IdP being up. And a provisional
+    window settled under the lock keeps the failures before it (their window over), so the next
+    failure doubles the wait instead of starting again at 15 s."""
+    from bblogin import _outage
+
+    idp, _proxy = outage_idp(id_token_ttl=200)
+    login(idp)
+    make_expiring("dev", seconds_left=-5, lifetime=200)
+    at = time.time()
+    with _index.transaction() as index:
+        index.active_account("dev").outage = {"since": at + 1195, "failures": 1, "cause": "x did not answer", "retry_at": at + 1210}
+    done = bblogin("token", "--profile", "dev", "--no-login")
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert idp.count("/token", "refresh_token") == 1 and outage() is None
+    with _index.transaction() as index:
+        index.active_account("dev").outage = {"since": at - 100, "failures": 3, "cause": "x did not answer", "retry_at": at - 1, "party": "the proxy p:1"}
+    _outage.record_in_flight(_index.load().active_account("dev"), 1.2)
+    assert outage()["in_flight"] and outage()["failures"] == 3 and outage()["party"] == "the proxy p:1", outage()
+    assert _outage.settle_in_flight(_index.load().active_account("dev")) is None
+    kept = _outage.of(_index.load().active_account("dev"))
+    assert kept is not None and not kept.in_flight and not kept.waiting() and (kept.failures, kept.party) == (3, "the proxy p:1"), kept
+
+
+def test_the_ad_hoc_profiles_parse_is_kept_apart_from_the_hot_paths_secret_free_mirror(outage_idp) -> None:
+    """Review of outage8, 1: the full path reads adhoc-profiles.json as parsed before (no json on
+    a cached call), client secret included — from a file of its own, so adhoc.marshal, which the
+    hot path reads, still holds no secret (docs/security.md)."""
+    from bblogin import _adhoc, _mirrors
+    from bblogin._hot import _mirror
+
+    idp, _proxy = outage_idp(id_token_ttl=200)
+    flags = ["--issuer", idp.issuer, "--client-id", "bblogin", "--connector-id", "bitbucket-cloud", "--client-secret", "s3cr3t-value"]
+    done = bblogin("kubectl", *flags)  # no login yet: the call remembers the ad-hoc profile and fails
+    assert "s3cr3t-value" not in done.stderr
+    assert bblogin("profiles").returncode == 0 and _adhoc.load()  # a read brings both files up to date
+    hot = pathlib.Path(_mirror.adhoc_path()).read_bytes()
+    kept = pathlib.Path(_mirrors.parsed_adhoc_path())
+    assert b"s3cr3t-value" not in hot and b"s3cr3t-value" in kept.read_bytes() and kept.stat().st_mode & 0o777 == 0o600
+    assert [p.client_secret for p in _adhoc.load().values()] == ["s3cr3t-value"]

@@ -269,9 +269,11 @@ def whole_outage(outage: object) -> "dict | None":
 
 
 def in_backoff(outage: object, now: float) -> bool:
-    """Whether an account's recorded IdP outage (``_outage``) says: do not try before a later time."""
+    """Whether an account's recorded IdP outage (``_outage``) says: do not try before a later time.
+    Not when its first failure is still to come: this machine's clock stepped back (a resume, NTP)
+    further than the outage is old, and its window would hold calls back by the step."""
     whole = whole_outage(outage)
-    return whole is not None and now < whole["retry_at"] <= now + MAX_WINDOW
+    return whole is not None and now < whole["retry_at"] <= now + MAX_WINDOW and whole["since"] <= now
 
 
 def _needed(profile: dict, account: dict, info: dict, floor: "int | None") -> "int | None":
