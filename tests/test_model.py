@@ -288,8 +288,15 @@ class Bblogin(RuleBasedStateMachine):
 
     def assert_the_active_account_is_served(self, name: str, token: str) -> None:
         """The account `use` or the last login made active is the one served — never another
-        account's set that happens to serve the profile (its own set may be of an older shape)."""
+        account's set that happens to serve the profile (its own set may be of an older shape).
+        Unless that account is of another party than the profile's now (config.toml's issuer was
+        edited since, or `use` chose a login made at another IdP): then the profile's one serving
+        set is served (``_session.visible_account``), and the invariants above judge it."""
+        from bblogin._session import issued_for
+
         active = _index.load().active_account(name)
+        if active is not None and not issued_for(active, _config.load().profile(name)):
+            return
         sub = (unverified_claims(token) or {}).get("sub")
         assert active is not None and sub == active.sub, f"kubectl --profile {name}: served {sub}, the active account is {active and active.sub}"
 
@@ -414,7 +421,7 @@ class Bblogin(RuleBasedStateMachine):
         os.environ[PIPELINES_ENV] = self.step_tokens[repo]
         self.step_repo = repo
 
-    @rule(which=st.sampled_from(("config.marshal", "accounts.marshal", "adhoc.marshal", "config-toml.marshal")))
+    @rule(which=st.sampled_from(("config.marshal", "accounts.marshal", "adhoc.marshal", "config-toml.marshal", "adhoc-json.marshal")))
     def cache_cleaned(self, which: str) -> None:
         """Something empties ~/.cache (a cleaner, a full disk's victim): the next full-path call
         rebuilds the mirror, under the lock, from exactly the file it reads."""
