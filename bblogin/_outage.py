@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 
     from bblogin._index import Account
 
-__all__ = ["BASE", "CAP", "EARLY_BUDGET", "EARLY_LOCK_WAIT", "IN_FLIGHT", "KNOWN_OUTAGE_BUDGET", "FLOOR", "Outage", "cause_of", "is_outage", "of", "record_failure", "record_in_flight", "record_sent", "settle_in_flight", "waiting"]
+__all__ = ["BASE", "CAP", "EARLY_BUDGET", "EARLY_LOCK_WAIT", "IN_FLIGHT", "KNOWN_OUTAGE_BUDGET", "FLOOR", "Outage", "cause_of", "failure_after", "is_outage", "of", "record_failure", "record_in_flight", "record_sent", "settle_in_flight", "waiting"]
 
 BASE = 15.0  # seconds before the first retry
 CAP = 300.0  # the longest wait between attempts
@@ -166,22 +166,27 @@ def cause_of(exc: IdPError) -> str:
 def record_failure(account: Account, exc: IdPError, *, identity_pending: bool = False) -> Outage:
     """Note the failed attempt with the account (in accounts.json, under the index lock) and
     return the record: when the next attempt may be made."""
-    at = time.time()
     with _index.transaction() as index:
         current = index.accounts.get(account.id, account)
-        previous = Outage.from_json(current.outage)
-        failures = min(MAX_FAILURES, (previous.failures if previous is not None else 0) + 1)  # a provisional window counts no failure
-        outage = Outage(
-            since=min(previous.since, at) if previous is not None else at,  # (a clock stepped back: never a first failure still to come)
-            failures=failures,
-            cause=cause_of(exc),
-            retry_at=at + delay(failures, exc.retry_after),
-            identity_pending=identity_pending or (previous is not None and previous.identity_pending),
-            party=getattr(exc, "party", None),
-        )
+        outage = failure_after(Outage.from_json(current.outage), exc, identity_pending=identity_pending)
         for acct in (account, current):
             acct.outage = outage.to_json()
     return outage
+
+
+def failure_after(previous: Outage | None, exc: IdPError, *, identity_pending: bool = False) -> Outage:
+    """The record of a failed attempt now, after ``previous`` (``record_failure``, and
+    ``_session.store_tokens`` in the very transaction that keeps tokens whose identity is unchecked)."""
+    at = time.time()
+    failures = min(MAX_FAILURES, (previous.failures if previous is not None else 0) + 1)  # a provisional window counts no failure
+    return Outage(
+        since=min(previous.since, at) if previous is not None else at,  # (a clock stepped back: never a first failure still to come)
+        failures=failures,
+        cause=cause_of(exc),
+        retry_at=at + delay(failures, exc.retry_after),
+        identity_pending=identity_pending or (previous is not None and previous.identity_pending),
+        party=getattr(exc, "party", None),
+    )
 
 
 IN_FLIGHT = 15.0  # seconds of the provisional window: a detached refresh's bound (the 1 s budget, the 10 s answer, the lock wait)

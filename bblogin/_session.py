@@ -224,20 +224,28 @@ def _write_secrets(account_id: str, tokens: TokenSet, store: SecretStore) -> Non
             store.set(account_id, kind, values[kind])
 
 
-def store_tokens(profile: Profile, account: Account, tokens: TokenSet, store: SecretStore, identity: Identity | None = None) -> None:
+def store_tokens(profile: Profile, account: Account, tokens: TokenSet, store: SecretStore, identity: Identity | None = None, *, unchecked: IdPError | None = None) -> Outage | None:
     """After a refresh: write what changed (tokens the IdP did not re-issue stay as they are) and,
     with ``identity``, who the refreshed tokens speak for now (groups change) — the IdP answered,
-    so any recorded outage is over. Without it the identity is still to be checked
-    (``_outage``: ``identity_pending``)."""
+    so any recorded outage is over. With ``unchecked`` instead (the identity call's failure), the
+    identity is still to be checked: that failure is recorded (``_outage``: ``identity_pending``)
+    in the same transaction as the tokens, so no kill between the two keeps tokens unchecked
+    with nothing saying so; its record is returned."""
     _write_secrets(account.id, tokens, store)
+    pending = None
     with _index.transaction() as index:
         current = index.accounts.get(account.id, account)
+        if unchecked is not None:
+            pending = _outage.failure_after(_outage.of(current), unchecked, identity_pending=True)
         for acct in {id(account): account, id(current): current}.values():
             acct.record_tokens(tokens)
             if identity is not None:
                 acct.set_identity(identity)
                 acct.outage = None
+            elif pending is not None:
+                acct.outage = pending.to_json()
         index.accounts[account.id] = current
+    return pending
 
 
 def save_login(
@@ -434,8 +442,8 @@ def _refresh(profile: Profile, account: Account, store: SecretStore, *, strict: 
         # tokens come from this account's own grant, whose old refresh token is spent now. Keep
         # them, and check who they speak for once the backoff window is over — never a second
         # rotation per call just because the user API is down.
-        store_tokens(profile, account, tokens, store)
-        outage = _outage.record_failure(account, exc, identity_pending=True)
+        outage = store_tokens(profile, account, tokens, store, unchecked=exc)
+        assert outage is not None
         if strict:
             raise IdentityUnchecked(f"the tokens were refreshed and kept, but asking who they belong to failed: {exc.message}", hint=exc.hint) from exc
         log.info("kept the refreshed tokens of %s; who they belong to is checked after %s: %s", account.id, outage.next_try(), exc.message)

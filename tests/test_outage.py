@@ -899,3 +899,30 @@ def test_the_ad_hoc_profiles_parse_is_kept_apart_from_the_hot_paths_secret_free_
     kept = pathlib.Path(_mirrors.parsed_adhoc_path())
     assert b"s3cr3t-value" not in hot and b"s3cr3t-value" in kept.read_bytes() and kept.stat().st_mode & 0o777 == 0o600
     assert [p.client_secret for p in _adhoc.load().values()] == ["s3cr3t-value"]
+
+
+def test_kept_unchecked_tokens_and_their_pending_check_are_one_write(bitbucket_dc, monkeypatch) -> None:
+    """Review of outage6 (noted there): the tokens of a refresh whose identity calls failed and
+    the record that their identity is still to be checked are written in one transaction, so a
+    process that dies right after storing them (here: no further accounts.json write succeeds)
+    never leaves new tokens unchecked with nothing saying so."""
+    from bblogin import _cli, _outage
+    from tests.test_bitbucket import dc_profile, login_in_process
+
+    fake = bitbucket_dc
+    login_in_process(fake, dc_profile(fake))
+    make_expiring("dc", seconds_left=-5)  # in-process: the refresh the call cannot do without
+    fake.fail["/bitbucket/plugins/servlet/applinks/whoami"] = 503
+    before = _index.load().active_account("dc").tokens["access_token"]["sha256"]
+
+    def dies(*_args, **_kwargs):  # type: ignore[no-untyped-def]
+        raise SystemExit(137)  # the process ends here, as a kill would
+
+    monkeypatch.setattr(_outage, "record_failure", dies)
+    try:
+        _cli.run(["token", "--profile", "dc", "--access-token", "--no-login"])
+    except SystemExit:
+        pass
+    account = _index.load().active_account("dc")
+    assert account.tokens["access_token"]["sha256"] != before  # the refreshed tokens, kept
+    assert account.outage is not None and account.outage["identity_pending"], account.outage
