@@ -209,15 +209,24 @@ def record_in_flight(account: Account, waited: float) -> None:
         previous = Outage.from_json(current.outage)
         if previous is not None and previous.sent:
             return  # a dead child's mark (its refresh token went out): only a lock holder settles it (``settle_in_flight``)
-        current.outage = Outage(
-            since=min(previous.since, at) if previous is not None else at,  # (a clock stepped back: never a first failure still to come)
-            failures=previous.failures if previous is not None else 0,  # nothing failed yet: the refresh is still at work
-            cause=f"no answer within {waited:g} s" if previous is None else previous.cause,
-            retry_at=at + IN_FLIGHT,
-            identity_pending=previous is not None and previous.identity_pending,
-            party=previous.party if previous is not None else None,
-            in_flight=True,
-        ).to_json()
+        current.outage = _provisional(previous, at, f"no answer within {waited:g} s", sent=False).to_json()
+
+
+def _provisional(previous: Outage | None, at: float, cause: str, *, sent: bool) -> Outage:
+    """A provisional window of :data:`IN_FLIGHT` seconds from ``at`` over ``previous``: it counts
+    no failure (nothing failed yet: the refresh is still at work), and the earlier failures, their
+    cause, party and any identity still to be checked stay as they were; ``cause`` when there
+    were none."""
+    return Outage(
+        since=min(previous.since, at) if previous is not None else at,  # (a clock stepped back: never a first failure still to come)
+        failures=previous.failures if previous is not None else 0,
+        cause=previous.cause if previous is not None else cause,
+        retry_at=at + IN_FLIGHT,
+        identity_pending=previous is not None and previous.identity_pending,
+        party=previous.party if previous is not None else None,
+        in_flight=True,
+        sent=sent,
+    )
 
 
 ANSWER_LOST = "it ended after its token request went out, without the answer"  # the cause of a lost answer's failure
@@ -235,17 +244,7 @@ def record_sent(account_id: str) -> None:
         current = index.accounts.get(account_id)
         if current is None:
             return
-        previous = Outage.from_json(current.outage)
-        current.outage = Outage(
-            since=min(previous.since, at) if previous is not None else at,  # (a clock stepped back: never a first failure still to come)
-            failures=previous.failures if previous is not None else 0,
-            cause=previous.cause if previous is not None else "a token request went out",
-            retry_at=at + IN_FLIGHT,
-            identity_pending=previous is not None and previous.identity_pending,
-            party=previous.party if previous is not None else None,
-            in_flight=True,
-            sent=True,
-        ).to_json()
+        current.outage = _provisional(Outage.from_json(current.outage), at, "a token request went out", sent=True).to_json()
 
 
 def settle_in_flight(account: Account, *, answered: bool = False) -> Outage | None:
