@@ -126,9 +126,11 @@ def load(*, mirror: bool = True) -> dict[str, Profile]:
     parsed = _mirrors.parsed_adhoc(stamp)  # these very bytes, parsed before: no json on a cached answer
     if parsed is None:
         parsed = _parse(data)
+        if mirror and parsed is not None:
+            _mirrors.keep_adhoc_parse(stamp, parsed)
     profiles = _profiles(parsed)
     if mirror:
-        _mirrors.write_adhoc(profiles, stamp, parsed)
+        _mirrors.write_adhoc(profiles, stamp)
     return profiles
 
 
@@ -158,7 +160,9 @@ def _editing() -> "Iterator[dict[str, object]]":
             import json
 
             parsed = json.loads(raw)  # as a read parses it
-            _mirrors.write_adhoc(_profiles(parsed), _mirrors.stamp_of(written, raw), parsed)
+            stamp = _mirrors.stamp_of(written, raw)
+            _mirrors.keep_adhoc_parse(stamp, parsed)
+            _mirrors.write_adhoc(_profiles(parsed), stamp)
 
 
 def recorded(adhoc: dict[str, Profile], profile: Profile) -> bool:

@@ -128,23 +128,12 @@ def profile_snapshot(p: Profile) -> dict[str, Any]:
 
 
 # -- adhoc-profiles.json ---------------------------------------------------------------------------
-def write_adhoc(profiles: dict[str, Profile], stamp: list[int] | None, parsed: object) -> None:
+def write_adhoc(profiles: dict[str, Profile], stamp: list[int] | None) -> None:
     """Mirror the ad-hoc profiles parsed from (or just written to) the file ``stamp`` names, so
-    the hot path answers ``--profile adhoc-…`` as the full path does (no secrets), and keep the
-    file's JSON as ``parsed`` from those bytes in a file of its own — client secrets included, as
-    config-toml.marshal keeps config.toml's — so the full path reads it without json
-    (:func:`parsed_adhoc`). Nothing when the file changed while it was read; quietly nothing when
-    the cache cannot be written."""
-    if stamp is None:
-        return
-    kept = _mirror.read(parsed_adhoc_path())
-    if kept is None or kept.get("source") != stamp:
-        try:
-            _mirror.write(parsed_adhoc_path(), {"source": stamp, "parsed": parsed})
-        except (ValueError, StorageError, OSError):
-            pass
+    the hot path answers ``--profile adhoc-…`` as the full path does (no secrets). Nothing when
+    the file changed while it was read; quietly nothing when the cache cannot be written."""
     current = _mirror.read(_mirror.adhoc_path())
-    if current is not None and current.get("version") == COMPILED_VERSION and current.get("source") == stamp:
+    if stamp is None or (current is not None and current.get("version") == COMPILED_VERSION and current.get("source") == stamp):
         return
     try:
         _mirror.write(_mirror.adhoc_path(), {"version": COMPILED_VERSION, "source": stamp, "profiles": {name: profile_snapshot(p) for name, p in profiles.items()}})
@@ -156,8 +145,21 @@ def parsed_adhoc_path() -> str:
     return _paths.join(_paths.cache_dir(), "adhoc-json.marshal")
 
 
+def keep_adhoc_parse(stamp: list[int] | None, parsed: object) -> None:
+    """Keep adhoc-profiles.json as json ``parsed`` the bytes ``stamp`` names, in a file of its own
+    — client secrets included, as config-toml.marshal keeps config.toml's — so the full path
+    reads it without json (:func:`parsed_adhoc`). Nothing when the file changed while it was
+    read; quietly nothing when the cache cannot be written."""
+    if stamp is None:
+        return
+    try:
+        _mirror.write(parsed_adhoc_path(), {"source": stamp, "parsed": parsed})
+    except (ValueError, StorageError, OSError):
+        pass
+
+
 def parsed_adhoc(stamp: list[int] | None) -> object:
-    """adhoc-profiles.json as json parsed the bytes ``stamp`` names (``write_adhoc``); None when
+    """adhoc-profiles.json as json parsed the bytes ``stamp`` names (``keep_adhoc_parse``); None when
     what is kept describes other bytes, or there is no stamp (the file changed while it was read)."""
     kept = _mirror.read(parsed_adhoc_path())
     if stamp is None or kept is None or kept.get("source") != stamp:
