@@ -647,9 +647,7 @@ def _renewed(profile: Profile, account: Account, store: SecretStore, kind: str, 
         account = fresh_after_wait
         if force_refresh and refreshed_meanwhile:
             force_refresh = False  # someone refreshed while we waited: their tokens are new
-    outage = _outage.of(account)
-    if outage is not None and outage.in_flight and outage.sent:
-        _settled(account)  # a detached refresh died after its request went out: its lost answer's window, before any token is judged
+    _lost_answer(account)  # before any token is judged
     if not force_refresh:
         cached = _fresh(profile, account, store, kind, profile.refresh_margin)
         if cached is not None:
@@ -666,6 +664,14 @@ def _settled(account: Account) -> Outage | None:
     if lost is not None:
         log.info("the background refresh of %s ended after its token request went out, without the answer; it is not sent again before %s", account.id, lost.next_try())
     return lost
+
+
+def _lost_answer(account: Account) -> Outage | None:
+    """Under the token set's lock: the record of the lost answer, when ``account``'s record is a
+    dead detached refresh's ``sent`` mark (its request went out, its answer never came), settled
+    now into that failed attempt and its window; else None, nothing changed."""
+    mark = _outage.of(account)
+    return _settled(account) if mark is not None and mark.sent else None
 
 
 def _in_background(profile: Profile, account: Account) -> bool:
@@ -696,8 +702,8 @@ def _renewed_in_background(profile: Profile, account: Account, store: SecretStor
         with account_lock(account.id, _outage.EARLY_LOCK_WAIT, what=f"{account.label} (profile {profile.name})"):
             # free: the child takes it (it re-checks under it: two callers racing make one attempt);
             # a dead child's mark found meanwhile is settled here, and its window wants no child
-            mark = _outage.of(account)
-            if mark is not None and mark.sent and _settled(account) is not None and _outage.waiting(account) is not None:
+            lost = _lost_answer(account)
+            if lost is not None and lost.waiting():
                 return None
         try:
             answer = _background.start(profile, account, kind).outcome()
